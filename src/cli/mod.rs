@@ -1,0 +1,201 @@
+//! The command line: global flags, dispatch, and the one place errors turn
+//! into messages and exit codes.
+
+mod config;
+mod db;
+mod monitor;
+mod region;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sqlx::PgPool;
+
+use crate::config::{Flags, Settings};
+use crate::error::{exit_code, input_error, EXIT_OK};
+use crate::output::{Format, Printer};
+
+/// Control plane for geo-distributed uptime and latency monitoring on Docker Swarm.
+#[derive(Debug, Parser)]
+#[command(name = "geoctl", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Global options")]
+struct GlobalArgs {
+    /// Config file [default: $GEOCTL_CONFIG, ./geoctl.yaml, then ~/.config/geoctl/geoctl.yaml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// PostgreSQL URL [env: DATABASE_URL, DATABASE_URL_FILE]
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Region used when geo distribution is off [env: DEFAULT_REGION]
+    #[arg(long, global = true, value_name = "CODE")]
+    default_region: Option<String>,
+    /// Output format
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Never colour the output (also: NO_COLOR=1)
+    #[arg(long, global = true)]
+    no_color: bool,
+    /// More logs on stderr (-v info, -vv debug); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the effective configuration
+    Config(config::Args),
+    /// Database migrations
+    Db(db::Args),
+    /// Monitoring regions
+    Region(region::Args),
+    /// Monitors and the regions they run in
+    Monitor(monitor::Args),
+}
+
+/// What every command gets: the configuration, the printer, and whether a
+/// person is there to answer prompts.
+pub struct Context {
+    pub settings: Settings,
+    pub printer: Printer,
+    pub interactive: bool,
+}
+
+impl Context {
+    pub async fn pool(&self) -> anyhow::Result<PgPool> {
+        Ok(crate::store::connect(
+            self.settings.database_url.as_ref().map(|s| &s.value),
+            &self.settings.tuning,
+        )
+        .await?)
+    }
+
+    /// Asks before destroying something. `--yes` skips the question; with no
+    /// terminal to ask on, the command refuses instead of guessing.
+    pub fn confirm(&self, question: &str, yes: bool) -> anyhow::Result<()> {
+        if yes {
+            return Ok(());
+        }
+        if !self.interactive {
+            return Err(input_error(format!("{question} — not on a terminal, so pass --yes to confirm")));
+        }
+        let confirmed = dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .context("reading the confirmation")?;
+        if confirmed {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("cancelled; nothing was changed"))
+        }
+    }
+}
+
+/// Parses the command line, runs the command, prints any error, and
+/// returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    init_logging(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return crate::error::EXIT_FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => EXIT_OK,
+        // The reader went away (`geoctl … | head`): not an error worth a word.
+        Err(err) if is_broken_pipe(&err) => EXIT_OK,
+        Err(err) => {
+            eprintln!("error: {}", render_error(&err));
+            exit_code(&err)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `outer: inner: innermost`, without repeating a cause that the outer
+/// message already contains.
+fn render_error(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,sqlx=warn",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = &cli.global;
+    let flags = Flags {
+        config: g.config.clone(),
+        database_url: g.database_url.clone(),
+        default_region: g.default_region.clone(),
+    };
+    let env: crate::config::Env = std::env::vars().collect();
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let settings = Settings::resolve(&flags, &env, &cwd, dirs::config_dir().as_deref())?;
+    let ctx = Context {
+        settings,
+        printer: Printer::new(g.output, g.no_color),
+        interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+    };
+    match cli.command {
+        Command::Config(args) => config::run(&ctx, args),
+        Command::Db(args) => db::run(&ctx, args).await,
+        Command::Region(args) => region::run(&ctx, args).await,
+        Command::Monitor(args) => monitor::run(&ctx, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,505 @@
+//! `geoctl monitor …`: create, list, show, update, delete, pause, resume, and
+//! the regions a monitor runs in.
+
+use std::time::Duration;
+
+use comfy_table::Table;
+use serde_json::{Map, Value};
+
+use super::region::report_change;
+use super::Context;
+use crate::duration::{self, BareUnit};
+use crate::monitor::{
+    DownRule, Header, Monitor, MonitorError, MonitorPatch, MonitorStore, MonitorType, NewMonitor, Placement,
+    RegionOverrides, StatusRanges,
+};
+use crate::monitor::RegionEdit;
+use crate::output::{or_dash, Printer};
+use crate::store::Change;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Create a monitor (in every active region unless --regions says otherwise)
+    Create {
+        /// Unique name
+        #[arg(long)]
+        name: String,
+        /// http, tcp, ping or dns (the stored names http_request, port_check, ping_host are accepted too)
+        #[arg(long = "type", value_parser = parse_type)]
+        kind: MonitorType,
+        /// URL (http), HOST:PORT (tcp), host (ping) or domain name (dns)
+        #[arg(long)]
+        target: String,
+        /// How often to check: 30s, 5m, 1h (10s to 1d without --force)
+        #[arg(long, value_parser = parse_interval, default_value = "1m", allow_hyphen_values = true)]
+        every: Duration,
+        /// Per-check timeout, at most the interval and 2m
+        #[arg(long, value_parser = parse_interval, default_value = "10s", allow_hyphen_values = true)]
+        timeout: Duration,
+        /// Regions to run in, comma-separated [default: every active region]
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        regions: Option<Vec<String>>,
+        /// When the monitor is down across regions: all, majority, any, at-least:N
+        #[arg(long, default_value = "majority", value_parser = parse_rule)]
+        down_when: DownRule,
+        #[command(flatten)]
+        checks: CheckOptions,
+        /// Create it paused
+        #[arg(long)]
+        paused: bool,
+        /// Allow intervals under 10s or over 1d
+        #[arg(long)]
+        force: bool,
+        /// Validate and show the monitor without creating it
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List monitors
+    List,
+    /// Show one monitor (by id or name)
+    Show { monitor: String },
+    /// Change a monitor
+    Update {
+        monitor: String,
+        /// New name
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, value_parser = parse_interval, allow_hyphen_values = true)]
+        every: Option<Duration>,
+        #[arg(long, value_parser = parse_interval, allow_hyphen_values = true)]
+        timeout: Option<Duration>,
+        #[arg(long, value_parser = parse_rule)]
+        down_when: Option<DownRule>,
+        #[command(flatten)]
+        checks: CheckOptions,
+        /// Remove the keyword check
+        #[arg(long, conflicts_with = "keyword")]
+        no_keyword: bool,
+        /// Allow intervals under 10s or over 1d
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete a monitor with its results
+    Delete {
+        monitor: String,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop checking a monitor in every region
+    Pause {
+        monitor: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Start checking a paused monitor again
+    Resume {
+        monitor: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The regions a monitor runs in, and per-region overrides
+    #[command(subcommand)]
+    Regions(RegionsCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RegionsCommand {
+    /// Replace the monitor's regions (MONITOR CODES), or set one region's overrides (MONITOR --region R …)
+    Set {
+        monitor: String,
+        /// Region codes, comma- or space-separated
+        #[arg(value_delimiter = ',', required_unless_present = "region", conflicts_with = "region")]
+        codes: Vec<String>,
+        /// The region whose overrides to set
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        overrides: OverrideOptions,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Add regions to a monitor
+    Add {
+        monitor: String,
+        #[arg(value_delimiter = ',', required = true)]
+        codes: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove regions from a monitor (it keeps at least one)
+    Remove {
+        monitor: String,
+        #[arg(value_delimiter = ',', required = true)]
+        codes: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Type-specific check settings.
+#[derive(Debug, clap::Args)]
+struct CheckOptions {
+    /// HTTP method (http)
+    #[arg(long, value_parser = parse_method)]
+    method: Option<String>,
+    /// Accepted status codes, e.g. 200-299,301 (http)
+    #[arg(long, value_parser = parse_status)]
+    expect_status: Option<StatusRanges>,
+    /// Text the body must contain (http)
+    #[arg(long)]
+    keyword: Option<String>,
+    /// The keyword must be absent instead (http)
+    #[arg(long, requires = "keyword")]
+    keyword_absent: bool,
+    /// Request header 'Name: value', repeatable; replaces all headers on update (http)
+    #[arg(long = "header", value_parser = parse_header)]
+    headers: Vec<Header>,
+    /// Record type to query: A, AAAA, CNAME, MX, NS, TXT, SOA, CAA, SRV (dns)
+    #[arg(long, value_parser = parse_record_type)]
+    record_type: Option<String>,
+    /// An answer the query must return, repeatable (dns)
+    #[arg(long = "expect-answer")]
+    expect_answers: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct OverrideOptions {
+    /// Reset this region's overrides before applying the others
+    #[arg(long, requires = "region")]
+    clear: bool,
+    /// Per-region timeout
+    #[arg(long, value_parser = parse_interval, requires = "region")]
+    timeout: Option<Duration>,
+    /// Per-region interval
+    #[arg(long, value_parser = parse_interval, requires = "region")]
+    every: Option<Duration>,
+    /// Per-region cron schedule, e.g. '*/5 * * * *'
+    #[arg(long, requires = "region")]
+    schedule: Option<String>,
+    /// Per-region latency warning threshold, e.g. 300ms
+    #[arg(long, value_parser = parse_latency, requires = "region")]
+    latency_warning: Option<i32>,
+    /// Per-region latency critical threshold, e.g. 800ms
+    #[arg(long, value_parser = parse_latency, requires = "region")]
+    latency_critical: Option<i32>,
+    /// Per-region request header 'Name: value', repeatable (replaces the region's headers)
+    #[arg(long = "header", value_parser = parse_header, requires = "region")]
+    headers: Vec<Header>,
+    /// Higher runs first
+    #[arg(long, requires = "region", allow_negative_numbers = true)]
+    priority: Option<i32>,
+    /// Free text for operators
+    #[arg(long, requires = "region")]
+    notes: Option<String>,
+    /// Stop (false) or resume (true) checks in this region only
+    #[arg(long, requires = "region")]
+    enabled: Option<bool>,
+    /// Allow intervals under 10s or over 1d
+    #[arg(long)]
+    force: bool,
+}
+
+fn parse_type(text: &str) -> Result<MonitorType, String> {
+    text.parse().map_err(|e: MonitorError| e.to_string())
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    duration::parse(text, BareUnit::Rejected)
+}
+
+fn parse_latency(text: &str) -> Result<i32, String> {
+    let d = duration::parse(text, BareUnit::Milliseconds)?;
+    if d.is_zero() || d > Duration::from_secs(600) {
+        return Err("use a latency above 0 and at most 10m".into());
+    }
+    Ok(d.as_millis() as i32)
+}
+
+fn parse_rule(text: &str) -> Result<DownRule, String> {
+    text.parse().map_err(|e: MonitorError| e.to_string())
+}
+
+fn parse_status(text: &str) -> Result<StatusRanges, String> {
+    text.parse().map_err(|e: MonitorError| e.to_string())
+}
+
+fn parse_header(text: &str) -> Result<Header, String> {
+    text.parse().map_err(|e: MonitorError| e.to_string())
+}
+
+fn parse_method(text: &str) -> Result<String, String> {
+    let upper = text.to_ascii_uppercase();
+    match upper.as_str() {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => Ok(upper),
+        _ => Err(format!("unsupported method `{text}`; use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")),
+    }
+}
+
+fn parse_record_type(text: &str) -> Result<String, String> {
+    let upper = text.to_ascii_uppercase();
+    match upper.as_str() {
+        "A" | "AAAA" | "CNAME" | "MX" | "NS" | "TXT" | "SOA" | "CAA" | "SRV" | "PTR" => Ok(upper),
+        _ => Err(format!("unsupported record type `{text}`; use A, AAAA, CNAME, MX, NS, TXT, SOA, CAA, SRV or PTR")),
+    }
+}
+
+impl CheckOptions {
+    /// The config keys these options set, after checking each applies to `kind`.
+    fn into_config(self, kind: MonitorType, name: &str) -> Result<Map<String, Value>, MonitorError> {
+        let not_for = |option: &'static str, applies: MonitorType| MonitorError::OptionNotForType {
+            option,
+            applies: applies.short(),
+            name: name.to_string(),
+            kind: kind.short(),
+        };
+        let mut config = Map::new();
+        let http_options = [
+            ("--method", self.method.is_some()),
+            ("--expect-status", self.expect_status.is_some()),
+            ("--keyword", self.keyword.is_some()),
+            ("--header", !self.headers.is_empty()),
+        ];
+        let dns_options = [("--record-type", self.record_type.is_some()), ("--expect-answer", !self.expect_answers.is_empty())];
+        if kind != MonitorType::Http {
+            if let Some((option, _)) = http_options.iter().find(|(_, set)| *set) {
+                return Err(not_for(option, MonitorType::Http));
+            }
+        }
+        if kind != MonitorType::Dns {
+            if let Some((option, _)) = dns_options.iter().find(|(_, set)| *set) {
+                return Err(not_for(option, MonitorType::Dns));
+            }
+        }
+        if let Some(method) = self.method {
+            config.insert("method".into(), method.into());
+        }
+        if let Some(status) = self.expect_status {
+            config.insert("expected_status".into(), status.to_string().into());
+        }
+        if let Some(keyword) = self.keyword {
+            config.insert("keyword".into(), keyword.into());
+            config.insert("keyword_absent".into(), self.keyword_absent.into());
+        }
+        if !self.headers.is_empty() {
+            config.insert("headers".into(), serde_json::to_value(self.headers).expect("headers serialise"));
+        }
+        if let Some(record_type) = self.record_type {
+            config.insert("record_type".into(), record_type.into());
+        }
+        if !self.expect_answers.is_empty() {
+            config.insert("expected_answers".into(), self.expect_answers.into());
+        }
+        Ok(config)
+    }
+}
+
+pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let pool = ctx.pool().await?;
+    let placement = Placement {
+        geo_distribution: ctx.settings.enable_geo_distribution.value,
+        default_region: ctx.settings.default_region.as_ref().map(|s| s.value.clone()),
+    };
+    let store = MonitorStore::new(&pool, placement);
+    let p = &ctx.printer;
+    let (monitor, change, dry_run) = match args.command {
+        Command::List => {
+            let monitors: Vec<Monitor> = store.list().await?.into_iter().map(masked).collect();
+            return p.print(&monitors, |p| vec![list_table(p, &monitors)]);
+        }
+        Command::Show { monitor } => {
+            let monitor = masked(store.get(&monitor).await?);
+            return p.print(&monitor, |p| detail_tables(p, &monitor));
+        }
+        Command::Create { name, kind, target, every, timeout, regions, down_when, checks, paused, force, dry_run } => {
+            let config = checks.into_config(kind, &name)?;
+            let new = NewMonitor {
+                name,
+                kind,
+                target,
+                interval: every,
+                timeout,
+                down_rule: down_when,
+                config,
+                regions,
+                enabled: !paused,
+                force,
+            };
+            (store.create(new, dry_run).await?, Change::Created, dry_run)
+        }
+        Command::Update { monitor, name, target, every, timeout, down_when, checks, no_keyword, force, dry_run } => {
+            let current = store.get(&monitor).await?;
+            let kind = current.kind().ok_or_else(|| MonitorError::UnsupportedStoredType {
+                name: current.name.clone(),
+                stored: current.stored_type.clone(),
+            })?;
+            let mut config = checks.into_config(kind, &current.name)?;
+            if no_keyword {
+                config.insert("keyword".into(), Value::Null);
+                config.insert("keyword_absent".into(), Value::Null);
+            }
+            let patch = MonitorPatch { name, target, interval: every, timeout, down_rule: down_when, config, force };
+            let nothing = patch.name.is_none()
+                && patch.target.is_none()
+                && patch.interval.is_none()
+                && patch.timeout.is_none()
+                && patch.down_rule.is_none()
+                && patch.config.is_empty();
+            if nothing {
+                return Err(crate::error::input_error(
+                    "nothing to update; pass a field to change, e.g. --every 5m (see `geoctl monitor update --help`)",
+                ));
+            }
+            let (m, c) = store.update(&current.id.to_string(), patch, dry_run).await?;
+            (m, c, dry_run)
+        }
+        Command::Delete { monitor, yes, dry_run } => {
+            let found = store.get(&monitor).await?;
+            if !dry_run {
+                ctx.confirm(&format!("Delete monitor `{}` and all its results?", found.name), yes)?;
+            }
+            (store.delete(&found.id.to_string(), dry_run).await?, Change::Deleted, dry_run)
+        }
+        Command::Pause { monitor, dry_run } => {
+            let (m, c) = store.set_enabled(&monitor, false, dry_run).await?;
+            (m, c, dry_run)
+        }
+        Command::Resume { monitor, dry_run } => {
+            let (m, c) = store.set_enabled(&monitor, true, dry_run).await?;
+            (m, c, dry_run)
+        }
+        Command::Regions(command) => {
+            let (m, c, dry_run) = match command {
+                RegionsCommand::Set { monitor, codes, region: Some(region), overrides, dry_run } => {
+                    let _ = codes;
+                    let o = overrides;
+                    let overrides = RegionOverrides {
+                        clear: o.clear,
+                        enabled: o.enabled,
+                        timeout: o.timeout,
+                        interval: o.every,
+                        schedule: o.schedule,
+                        latency_warning_ms: o.latency_warning,
+                        latency_critical_ms: o.latency_critical,
+                        headers: (!o.headers.is_empty()).then_some(o.headers),
+                        priority: o.priority,
+                        notes: o.notes,
+                        force: o.force,
+                    };
+                    let (m, c) = store.set_overrides(&monitor, &region, overrides, dry_run).await?;
+                    (m, c, dry_run)
+                }
+                RegionsCommand::Set { monitor, codes, region: None, dry_run, .. } => {
+                    let (m, c) = store.edit_regions(&monitor, RegionEdit::Set, &codes, dry_run).await?;
+                    (m, c, dry_run)
+                }
+                RegionsCommand::Add { monitor, codes, dry_run } => {
+                    let (m, c) = store.edit_regions(&monitor, RegionEdit::Add, &codes, dry_run).await?;
+                    (m, c, dry_run)
+                }
+                RegionsCommand::Remove { monitor, codes, dry_run } => {
+                    let (m, c) = store.edit_regions(&monitor, RegionEdit::Remove, &codes, dry_run).await?;
+                    (m, c, dry_run)
+                }
+            };
+            (m, c, dry_run)
+        }
+    };
+    report_change("monitor", &monitor.name, change, dry_run);
+    let monitor = masked(monitor);
+    p.print(&monitor, |p| detail_tables(p, &monitor))
+}
+
+/// Header values that carry credentials are shown masked.
+fn masked(mut monitor: Monitor) -> Monitor {
+    fn mask_headers(headers: &mut Value) {
+        if let Some(list) = headers.as_array_mut() {
+            for header in list {
+                let name = header.get("name").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+                let sensitive = ["authorization", "cookie", "token", "secret", "key", "password", "auth"]
+                    .iter()
+                    .any(|s| name.contains(s));
+                if sensitive {
+                    header["value"] = Value::String("****".into());
+                }
+            }
+        }
+    }
+    if let Some(headers) = monitor.config.get_mut("headers") {
+        mask_headers(headers);
+    }
+    for region in &mut monitor.regions {
+        if let Some(headers) = region.headers.as_mut() {
+            mask_headers(headers);
+        }
+    }
+    monitor
+}
+
+fn short_type(m: &Monitor) -> String {
+    m.kind().map_or_else(|| m.stored_type.clone(), |k| k.short().to_string())
+}
+
+fn list_table(p: &Printer, monitors: &[Monitor]) -> Table {
+    let mut table = p.table(["ID", "NAME", "TYPE", "TARGET", "EVERY", "REGIONS", "STATUS"]);
+    for m in monitors {
+        let regions = m.region_codes();
+        table.add_row(vec![
+            m.id.to_string()[..8].to_string().into(),
+            m.name.clone().into(),
+            short_type(m).into(),
+            m.target.clone().into(),
+            duration::format(Duration::from_secs(m.interval_seconds.max(0) as u64)).into(),
+            (if regions.is_empty() { "-".into() } else { regions.join(",") }).into(),
+            p.status_cell(if m.enabled { "active" } else { "paused" }),
+        ]);
+    }
+    table
+}
+
+fn detail_tables(p: &Printer, m: &Monitor) -> Vec<Table> {
+    let mut fields = p.table(["FIELD", "VALUE"]);
+    let secs = |s: i32| duration::format(Duration::from_secs(s.max(0) as u64));
+    let rows: Vec<(&str, String)> = vec![
+        ("id", m.id.to_string()),
+        ("name", m.name.clone()),
+        ("type", format!("{} ({})", short_type(m), m.stored_type)),
+        ("target", m.target.clone()),
+        ("every", secs(m.interval_seconds)),
+        ("timeout", or_dash(m.timeout_ms.map(|ms| duration::format(Duration::from_millis(ms.max(0) as u64))))),
+        ("down when", m.down_rule.clone()),
+        ("status", if m.enabled { "active".into() } else { "paused".into() }),
+        ("config", if m.config.as_object().is_some_and(|o| o.is_empty()) { "-".into() } else { m.config.to_string() }),
+    ];
+    for (k, v) in rows {
+        fields.add_row([k.to_string(), v]);
+    }
+    let mut regions = p.table(["REGION", "ENABLED", "EVERY", "TIMEOUT", "SCHEDULE", "WARN", "CRIT", "PRIORITY", "NOTES"]);
+    for r in &m.regions {
+        let ms = |v: Option<i32>| or_dash(v.map(|v| format!("{v}ms")));
+        regions.add_row(vec![
+            r.region.clone().into(),
+            p.status_cell(if r.enabled { "yes" } else { "no" }),
+            or_dash(r.interval_seconds.map(secs)).into(),
+            ms(r.timeout_ms).into(),
+            or_dash(r.schedule.as_ref()).into(),
+            ms(r.latency_warning_ms).into(),
+            ms(r.latency_critical_ms).into(),
+            r.priority.to_string().into(),
+            or_dash(r.notes.as_ref()).into(),
+        ]);
+    }
+    vec![fields, regions]
+}

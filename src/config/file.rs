@@ -1,0 +1,92 @@
+//! The config file (`geoctl.yaml`). `examples/geoctl.yaml` documents every key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub database_url_file: Option<PathBuf>,
+    pub default_region: Option<String>,
+    pub enable_geo_distribution: Option<bool>,
+    pub database: Option<DatabaseSection>,
+    pub redis: Option<RedisSection>,
+    #[serde(default)]
+    pub regions: BTreeMap<String, RegionSection>,
+    pub aws: Option<AwsSection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub connection_limit: Option<u32>,
+    #[serde(default, deserialize_with = "text")]
+    pub pool_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSection {
+    #[serde(default, deserialize_with = "text")]
+    pub connection_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub command_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSection {
+    pub redis_url: Option<String>,
+    pub redis_url_file: Option<PathBuf>,
+    pub redis_password: Option<String>,
+    pub redis_password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    pub region: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub access_key_id: Option<String>,
+    pub access_key_id_file: Option<PathBuf>,
+    pub secret_access_key: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
+/// Durations may be written as `10s` or as a bare number; keep the text and
+/// let the resolver apply the key's unit.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Number(u64),
+        Text(String),
+    }
+    Ok(Option::<Text>::deserialize(d)?.map(|t| match t {
+        Text::Number(n) => n.to_string(),
+        Text::Text(s) => s,
+    }))
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::FileUnreadable { path: path.into(), source })?;
+        Self::parse(&text).map_err(|message| ConfigError::FileInvalid { path: path.into(), message })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+    }
+}

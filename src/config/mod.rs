@@ -1,0 +1,531 @@
+//! geoctl's configuration: one resolver for every layer.
+//!
+//! Precedence, highest first: command-line flag > environment variable >
+//! config file > built-in default. Every secret can also come from
+//! `<NAME>_FILE` (environment) or `<key>_file` (config file): a file holding
+//! the value, as Docker and Kubernetes mount secrets. Each resolved value
+//! remembers where it came from, so `geoctl config show` can say.
+
+mod file;
+mod secret;
+
+pub use file::FileConfig;
+pub use secret::{mask, scrub, Secret};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::duration::{self, BareUnit};
+
+/// The file name looked for in the working directory and the user's config directory.
+pub const FILE_NAME: &str = "geoctl.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} not found; pass an existing file to --config or GEOCTL_CONFIG")]
+    FileMissing { path: PathBuf },
+    #[error("cannot read config file {path}: {source}")]
+    FileUnreadable { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is invalid: {message}")]
+    FileInvalid { path: PathBuf, message: String },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+    #[error("both {a} and {b} are set; they are exclusive, keep one")]
+    Exclusive { a: String, b: String },
+    #[error("{origin} names file {path}, which cannot be read: {source}")]
+    SecretFileUnreadable { origin: String, path: PathBuf, source: std::io::Error },
+    #[error("{origin} names file {path}, which is empty")]
+    SecretFileEmpty { origin: String, path: PathBuf },
+}
+
+impl ConfigError {
+    /// Every configuration error is the operator's to fix.
+    pub fn is_input(&self) -> bool {
+        true
+    }
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flag(&'static str),
+    Env(String),
+    File(PathBuf),
+    Default,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A resolved value and its origin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+/// Values given on the command line; they beat every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub default_region: Option<String>,
+}
+
+/// The process environment, captured once so resolution is a pure function.
+pub type Env = BTreeMap<String, String>;
+
+/// Connection pool and timeout tuning, named after the seed's variables.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub db_connection_limit: Sourced<u32>,
+    pub db_pool_timeout: Sourced<Duration>,
+    pub db_idle_timeout: Sourced<Duration>,
+    pub redis_connection_timeout: Sourced<Duration>,
+    pub redis_command_timeout: Sourced<Duration>,
+}
+
+/// One region's endpoints as this machine reaches them.
+#[derive(Debug, Clone, Default)]
+pub struct RegionEndpoints {
+    pub redis_url: Option<Sourced<Secret>>,
+    pub redis_password: Option<Sourced<Secret>>,
+}
+
+/// S3 (backups) and Route 53 (GeoDNS) settings.
+#[derive(Debug, Clone, Default)]
+pub struct Aws {
+    pub region: Option<Sourced<String>>,
+    pub s3_endpoint: Option<Sourced<String>>,
+    pub s3_bucket: Option<Sourced<String>>,
+    pub access_key_id: Option<Sourced<Secret>>,
+    pub secret_access_key: Option<Sourced<Secret>>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_file: Option<PathBuf>,
+    pub database_url: Option<Sourced<Secret>>,
+    pub default_region: Option<Sourced<String>>,
+    pub enable_geo_distribution: Sourced<bool>,
+    pub tuning: Tuning,
+    pub regions: BTreeMap<String, RegionEndpoints>,
+    pub aws: Aws,
+}
+
+/// One line of `config show`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShownValue {
+    pub key: String,
+    pub value: Option<String>,
+    pub source: String,
+    pub secret: bool,
+}
+
+impl Settings {
+    /// Resolves every layer. `cwd` and `user_config_dir` locate the implicit
+    /// config files; they are parameters so tests need not touch the real ones.
+    pub fn resolve(
+        flags: &Flags,
+        env: &Env,
+        cwd: &Path,
+        user_config_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let config_file = locate_file(flags, env, cwd, user_config_dir)?;
+        let file = match &config_file {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let layers = Layers { env, path: config_file.as_deref() };
+
+        let database_url = layers.secret(
+            flags.database_url.as_ref().map(|v| ("--database-url", v.as_str())),
+            "DATABASE_URL",
+            "database_url",
+            file.database_url.as_deref(),
+            file.database_url_file.as_deref(),
+        )?;
+        let default_region = layers.plain(
+            flags.default_region.as_ref().map(|v| ("--default-region", v.as_str())),
+            "DEFAULT_REGION",
+            file.default_region.as_deref(),
+            None,
+            parse_region_code,
+        )?;
+        let enable_geo_distribution = layers
+            .plain(
+                None,
+                "ENABLE_GEO_DISTRIBUTION",
+                file.enable_geo_distribution.map(|b| b.to_string()).as_deref(),
+                Some("true"),
+                parse_bool,
+            )?
+            .expect("has a default");
+
+        let db = file.database.clone().unwrap_or_default();
+        let redis = file.redis.clone().unwrap_or_default();
+        let tuning = Tuning {
+            db_connection_limit: layers.required(
+                "DB_CONNECTION_LIMIT",
+                db.connection_limit.map(|n| n.to_string()),
+                "10",
+                parse_connection_limit,
+            )?,
+            db_pool_timeout: layers.required(
+                "DB_POOL_TIMEOUT",
+                db.pool_timeout,
+                "10s",
+                |s| parse_duration(s, BareUnit::Seconds),
+            )?,
+            db_idle_timeout: layers.required(
+                "DB_IDLE_TIMEOUT",
+                db.idle_timeout,
+                "5m",
+                |s| parse_duration(s, BareUnit::Seconds),
+            )?,
+            redis_connection_timeout: layers.required(
+                "REDIS_CONNECTION_TIMEOUT",
+                redis.connection_timeout,
+                "10s",
+                |s| parse_duration(s, BareUnit::Milliseconds),
+            )?,
+            redis_command_timeout: layers.required(
+                "REDIS_COMMAND_TIMEOUT",
+                redis.command_timeout,
+                "5s",
+                |s| parse_duration(s, BareUnit::Milliseconds),
+            )?,
+        };
+
+        let mut regions = BTreeMap::new();
+        for code in region_codes(env, &file) {
+            let from_file = file.regions.get(&code).cloned().unwrap_or_default();
+            let suffix = env_suffix(&code);
+            let endpoints = RegionEndpoints {
+                redis_url: layers.secret(
+                    None,
+                    &format!("REDIS_URL_{suffix}"),
+                    &format!("regions.{code}.redis_url"),
+                    from_file.redis_url.as_deref(),
+                    from_file.redis_url_file.as_deref(),
+                )?,
+                redis_password: layers.secret(
+                    None,
+                    &format!("REDIS_PASSWORD_{suffix}"),
+                    &format!("regions.{code}.redis_password"),
+                    from_file.redis_password.as_deref(),
+                    from_file.redis_password_file.as_deref(),
+                )?,
+            };
+            regions.insert(code, endpoints);
+        }
+
+        let aws_file = file.aws.clone().unwrap_or_default();
+        let aws = Aws {
+            region: layers.plain(None, "AWS_REGION", aws_file.region.as_deref(), None, ok_string)?,
+            s3_endpoint: layers.plain(
+                None,
+                "S3_ENDPOINT",
+                aws_file.s3_endpoint.as_deref(),
+                None,
+                parse_http_url,
+            )?,
+            s3_bucket: layers.plain(
+                None,
+                "S3_MONITOR_BUCKET_NAME",
+                aws_file.s3_bucket.as_deref(),
+                None,
+                ok_string,
+            )?,
+            access_key_id: layers.secret(
+                None,
+                "AWS_ACCESS_KEY_ID",
+                "aws.access_key_id",
+                aws_file.access_key_id.as_deref(),
+                aws_file.access_key_id_file.as_deref(),
+            )?,
+            secret_access_key: layers.secret(
+                None,
+                "AWS_SECRET_ACCESS_KEY",
+                "aws.secret_access_key",
+                aws_file.secret_access_key.as_deref(),
+                aws_file.secret_access_key_file.as_deref(),
+            )?,
+        };
+
+        Ok(Settings {
+            config_file,
+            database_url,
+            default_region,
+            enable_geo_distribution,
+            tuning,
+            regions,
+            aws,
+        })
+    }
+
+    /// Every value as `config show` prints it: secrets masked.
+    pub fn shown(&self) -> Vec<ShownValue> {
+        fn plain<T: ToString>(key: &str, v: &Option<Sourced<T>>) -> ShownValue {
+            ShownValue {
+                key: key.into(),
+                value: v.as_ref().map(|s| s.value.to_string()),
+                source: v.as_ref().map_or("unset".into(), |s| s.source.to_string()),
+                secret: false,
+            }
+        }
+        fn secret(key: &str, v: &Option<Sourced<Secret>>) -> ShownValue {
+            ShownValue {
+                key: key.into(),
+                value: v.as_ref().map(|s| s.value.masked()),
+                source: v.as_ref().map_or("unset".into(), |s| s.source.to_string()),
+                secret: true,
+            }
+        }
+        fn duration(key: &str, v: &Sourced<Duration>) -> ShownValue {
+            plain(key, &Some(Sourced { value: duration::format(v.value), source: v.source.clone() }))
+        }
+        let t = &self.tuning;
+        let mut rows = vec![
+            ShownValue {
+                key: "config_file".into(),
+                value: self.config_file.as_ref().map(|p| p.display().to_string()),
+                source: if self.config_file.is_some() { "found".into() } else { "none found".into() },
+                secret: false,
+            },
+            secret("database_url", &self.database_url),
+            plain("default_region", &self.default_region),
+            plain("enable_geo_distribution", &Some(self.enable_geo_distribution.clone())),
+            plain("database.connection_limit", &Some(t.db_connection_limit.clone())),
+            duration("database.pool_timeout", &t.db_pool_timeout),
+            duration("database.idle_timeout", &t.db_idle_timeout),
+            duration("redis.connection_timeout", &t.redis_connection_timeout),
+            duration("redis.command_timeout", &t.redis_command_timeout),
+        ];
+        for (code, endpoints) in &self.regions {
+            rows.push(secret(&format!("regions.{code}.redis_url"), &endpoints.redis_url));
+            rows.push(secret(&format!("regions.{code}.redis_password"), &endpoints.redis_password));
+        }
+        rows.extend([
+            plain("aws.region", &self.aws.region),
+            plain("aws.s3_endpoint", &self.aws.s3_endpoint),
+            plain("aws.s3_bucket", &self.aws.s3_bucket),
+            secret("aws.access_key_id", &self.aws.access_key_id),
+            secret("aws.secret_access_key", &self.aws.secret_access_key),
+        ]);
+        rows
+    }
+}
+
+/// `--config` > `GEOCTL_CONFIG` > `./geoctl.yaml` > `<user config dir>/geoctl/geoctl.yaml`.
+/// A file named explicitly must exist; the implicit ones are optional.
+fn locate_file(
+    flags: &Flags,
+    env: &Env,
+    cwd: &Path,
+    user_config_dir: Option<&Path>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let named = flags
+        .config
+        .clone()
+        .or_else(|| env.get("GEOCTL_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+    if let Some(path) = named {
+        let path = if path.is_absolute() { path } else { cwd.join(path) };
+        return if path.is_file() { Ok(Some(path)) } else { Err(ConfigError::FileMissing { path }) };
+    }
+    let implicit = [Some(cwd.join(FILE_NAME)), user_config_dir.map(|d| d.join("geoctl").join(FILE_NAME))];
+    Ok(implicit.into_iter().flatten().find(|p| p.is_file()))
+}
+
+/// The environment and the file, consulted in that order.
+struct Layers<'a> {
+    env: &'a Env,
+    path: Option<&'a Path>,
+}
+
+impl Layers<'_> {
+    fn file_source(&self) -> Source {
+        Source::File(self.path.map(Path::to_path_buf).unwrap_or_default())
+    }
+
+    fn file_origin(&self, key: &str) -> String {
+        format!("{} key `{key}`", self.path.map(|p| p.display().to_string()).unwrap_or_default())
+    }
+
+    /// A non-secret value: flag, env, file, default.
+    fn plain<T>(
+        &self,
+        flag: Option<(&'static str, &str)>,
+        env_name: &str,
+        from_file: Option<&str>,
+        default: Option<&str>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<Sourced<T>>, ConfigError> {
+        let candidate = if let Some((name, value)) = flag {
+            Some((value.to_string(), Source::Flag(name), format!("flag {name}")))
+        } else if let Some(value) = self.env.get(env_name) {
+            Some((value.clone(), Source::Env(env_name.into()), format!("env {env_name}")))
+        } else if let Some(value) = from_file {
+            Some((value.to_string(), self.file_source(), self.file_origin(&env_name.to_lowercase())))
+        } else {
+            default.map(|value| (value.to_string(), Source::Default, "default".to_string()))
+        };
+        candidate
+            .map(|(text, source, origin)| {
+                parse(text.trim())
+                    .map(|value| Sourced { value, source })
+                    .map_err(|message| ConfigError::Invalid { origin, message })
+            })
+            .transpose()
+    }
+
+    /// A tuning value that always has one.
+    fn required<T>(
+        &self,
+        env_name: &str,
+        from_file: Option<String>,
+        default: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Sourced<T>, ConfigError> {
+        Ok(self
+            .plain(None, env_name, from_file.as_deref(), Some(default), parse)?
+            .expect("has a default"))
+    }
+
+    /// A secret: flag, `NAME`, `NAME_FILE`, file `key`, file `key_file`.
+    fn secret(
+        &self,
+        flag: Option<(&'static str, &str)>,
+        env_name: &str,
+        file_key: &str,
+        from_file: Option<&str>,
+        from_file_path: Option<&Path>,
+    ) -> Result<Option<Sourced<Secret>>, ConfigError> {
+        if let Some((name, value)) = flag {
+            return Ok(Some(Sourced { value: Secret::new(value), source: Source::Flag(name) }));
+        }
+        let env_file_name = format!("{env_name}_FILE");
+        match (self.env.get(env_name), self.env.get(&env_file_name)) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Exclusive { a: env_name.into(), b: env_file_name })
+            }
+            (Some(value), None) => {
+                return Ok(Some(Sourced {
+                    value: Secret::new(value.clone()),
+                    source: Source::Env(env_name.into()),
+                }))
+            }
+            (None, Some(path)) => {
+                let value = read_secret_file(Path::new(path), &format!("env {env_file_name}"))?;
+                return Ok(Some(Sourced { value, source: Source::Env(env_file_name) }));
+            }
+            (None, None) => {}
+        }
+        match (from_file, from_file_path) {
+            (Some(_), Some(_)) => Err(ConfigError::Exclusive {
+                a: self.file_origin(file_key),
+                b: self.file_origin(&format!("{file_key}_file")),
+            }),
+            (Some(value), None) => {
+                Ok(Some(Sourced { value: Secret::new(value), source: self.file_source() }))
+            }
+            (None, Some(path)) => {
+                let value = read_secret_file(path, &self.file_origin(&format!("{file_key}_file")))?;
+                Ok(Some(Sourced { value, source: self.file_source() }))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Reads a mounted secret; one trailing newline (as `echo` writes) is dropped.
+fn read_secret_file(path: &Path, origin: &str) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFileUnreadable {
+        origin: origin.into(),
+        path: path.into(),
+        source,
+    })?;
+    let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    if value.is_empty() {
+        return Err(ConfigError::SecretFileEmpty { origin: origin.into(), path: path.into() });
+    }
+    Ok(Secret::new(value))
+}
+
+/// `us-east` ⇄ `US_EAST`, as in `REDIS_URL_US_EAST`.
+pub fn env_suffix(code: &str) -> String {
+    code.to_ascii_uppercase().replace('-', "_")
+}
+
+/// Regions named in the environment (`REDIS_URL_*`, `REDIS_PASSWORD_*`, with
+/// or without `_FILE`) or in the file's `regions:` map.
+fn region_codes(env: &Env, file: &FileConfig) -> Vec<String> {
+    let mut codes: Vec<String> = file.regions.keys().cloned().collect();
+    for name in env.keys() {
+        let Some(rest) = name.strip_prefix("REDIS_URL_").or_else(|| name.strip_prefix("REDIS_PASSWORD_")) else {
+            continue;
+        };
+        let rest = rest.strip_suffix("_FILE").unwrap_or(rest);
+        if !rest.is_empty() {
+            codes.push(rest.to_ascii_lowercase().replace('_', "-"));
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+fn ok_string(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("is empty".into())
+    } else {
+        Ok(text.to_string())
+    }
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("`{text}` is not a boolean; use true or false")),
+    }
+}
+
+fn parse_connection_limit(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a connection limit; use a number from 1 to 1000")),
+    }
+}
+
+fn parse_duration(text: &str, bare: BareUnit) -> Result<Duration, String> {
+    let value = duration::parse(text, bare)?;
+    if value.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(value)
+}
+
+fn parse_region_code(text: &str) -> Result<String, String> {
+    crate::region::validate_code(text).map(|_| text.to_string()).map_err(|e| e.to_string())
+}
+
+fn parse_http_url(text: &str) -> Result<String, String> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(text.into()),
+        _ => Err(format!("`{text}` is not an http(s) URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

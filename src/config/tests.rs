@@ -1,0 +1,141 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn resolve_in(dir: &Path, flags: &Flags, env: &Env) -> Result<Settings, ConfigError> {
+    Settings::resolve(flags, env, dir, None)
+}
+
+#[test]
+fn precedence_is_flag_then_env_then_file_then_default() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        FILE_NAME,
+        "database_url: postgres://file@h/db\ndefault_region: ap-south\ndatabase:\n  connection_limit: 7\n",
+    );
+    let with_env = env(&[("DATABASE_URL", "postgres://env@h/db"), ("DEFAULT_REGION", "eu-west")]);
+
+    // Flag beats env and file.
+    let flags = Flags {
+        database_url: Some("postgres://flag@h/db".into()),
+        default_region: Some("us-east".into()),
+        ..Flags::default()
+    };
+    let s = resolve_in(dir.path(), &flags, &with_env).unwrap();
+    assert_eq!(s.database_url.as_ref().unwrap().value.expose(), "postgres://flag@h/db");
+    assert_eq!(s.database_url.unwrap().source, Source::Flag("--database-url"));
+    assert_eq!(s.default_region.unwrap().value, "us-east");
+
+    // Env beats file.
+    let s = resolve_in(dir.path(), &Flags::default(), &with_env).unwrap();
+    assert_eq!(s.database_url.as_ref().unwrap().value.expose(), "postgres://env@h/db");
+    assert_eq!(s.database_url.unwrap().source, Source::Env("DATABASE_URL".into()));
+    assert_eq!(s.default_region.unwrap().value, "eu-west");
+
+    // File beats default.
+    let s = resolve_in(dir.path(), &Flags::default(), &env(&[])).unwrap();
+    assert_eq!(s.database_url.unwrap().value.expose(), "postgres://file@h/db");
+    assert_eq!(s.default_region.unwrap().value, "ap-south");
+    assert_eq!(s.tuning.db_connection_limit.value, 7);
+    assert!(matches!(s.tuning.db_connection_limit.source, Source::File(_)));
+
+    // Default when nothing sets it.
+    assert_eq!(s.tuning.db_pool_timeout.value, Duration::from_secs(10));
+    assert_eq!(s.tuning.db_pool_timeout.source, Source::Default);
+    assert!(s.enable_geo_distribution.value);
+}
+
+#[test]
+fn config_file_location_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(user.path().join("geoctl")).unwrap();
+    write(&user.path().join("geoctl"), FILE_NAME, "default_region: ap-south\n");
+    let resolve = |flags: &Flags, env: &Env| Settings::resolve(flags, env, dir.path(), Some(user.path()));
+
+    // Only the user's file exists.
+    assert_eq!(resolve(&Flags::default(), &env(&[])).unwrap().default_region.unwrap().value, "ap-south");
+    // ./geoctl.yaml beats the user's file.
+    write(dir.path(), FILE_NAME, "default_region: eu-west\n");
+    assert_eq!(resolve(&Flags::default(), &env(&[])).unwrap().default_region.unwrap().value, "eu-west");
+    // GEOCTL_CONFIG beats ./geoctl.yaml.
+    let named = write(dir.path(), "other.yaml", "default_region: us-east\n");
+    let e = env(&[("GEOCTL_CONFIG", named.to_str().unwrap())]);
+    assert_eq!(resolve(&Flags::default(), &e).unwrap().default_region.unwrap().value, "us-east");
+    // --config beats GEOCTL_CONFIG; a missing named file is an error.
+    let flags = Flags { config: Some(dir.path().join("missing.yaml")), ..Flags::default() };
+    assert!(matches!(resolve(&flags, &e), Err(ConfigError::FileMissing { .. })));
+}
+
+#[test]
+fn secrets_come_from_files_trimmed_and_never_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = write(dir.path(), "pw", "s3cret\n");
+    let e = env(&[("REDIS_PASSWORD_US_EAST_FILE", secret.to_str().unwrap())]);
+    let s = resolve_in(dir.path(), &Flags::default(), &e).unwrap();
+    let pw = s.regions["us-east"].redis_password.as_ref().unwrap();
+    assert_eq!(pw.value.expose(), "s3cret");
+    assert_eq!(pw.source, Source::Env("REDIS_PASSWORD_US_EAST_FILE".into()));
+
+    let empty = write(dir.path(), "empty", "");
+    let e = env(&[("AWS_SECRET_ACCESS_KEY_FILE", empty.to_str().unwrap())]);
+    let err = resolve_in(dir.path(), &Flags::default(), &e).unwrap_err();
+    assert!(matches!(err, ConfigError::SecretFileEmpty { .. }), "{err}");
+
+    let e = env(&[("DATABASE_URL", "postgres://a@h/d"), ("DATABASE_URL_FILE", secret.to_str().unwrap())]);
+    assert!(matches!(resolve_in(dir.path(), &Flags::default(), &e), Err(ConfigError::Exclusive { .. })));
+
+    // The file's `_file` keys work the same way.
+    write(dir.path(), FILE_NAME, &format!("aws:\n  secret_access_key_file: {}\n", secret.display()));
+    let s = resolve_in(dir.path(), &Flags::default(), &env(&[])).unwrap();
+    assert_eq!(s.aws.secret_access_key.unwrap().value.expose(), "s3cret");
+}
+
+#[test]
+fn shown_values_mask_every_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(&[
+        ("DATABASE_URL", "postgres://geoctl:dbpass@db:5432/geoctl"),
+        ("REDIS_URL_EU_WEST", "redis://:redispass@redis:6379/0"),
+        ("REDIS_PASSWORD_EU_WEST", "redispass2"),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY"),
+        ("AWS_SECRET_ACCESS_KEY", "awssecretvalue"),
+    ]);
+    let s = resolve_in(dir.path(), &Flags::default(), &e).unwrap();
+    let shown = serde_json::to_string(&s.shown()).unwrap();
+    for secret in ["dbpass", "redispass", "redispass2", "AKIAEXAMPLEKEY", "awssecretvalue"] {
+        assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+    }
+    assert!(shown.contains("postgres://geoctl:****@db:5432/geoctl"));
+    assert!(shown.contains("regions.eu-west.redis_url"));
+}
+
+#[test]
+fn invalid_values_name_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = resolve_in(dir.path(), &Flags::default(), &env(&[("DB_POOL_TIMEOUT", "soon")])).unwrap_err();
+    assert!(err.to_string().contains("env DB_POOL_TIMEOUT"), "{err}");
+    let err = resolve_in(dir.path(), &Flags::default(), &env(&[("ENABLE_GEO_DISTRIBUTION", "maybe")])).unwrap_err();
+    assert!(err.to_string().contains("boolean"), "{err}");
+    write(dir.path(), FILE_NAME, "databse_url: x\n");
+    let err = resolve_in(dir.path(), &Flags::default(), &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("databse_url"), "{err}");
+}
+
+#[test]
+fn bare_numbers_follow_the_seed_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(&[("DB_POOL_TIMEOUT", "20"), ("REDIS_COMMAND_TIMEOUT", "1500")]);
+    let s = resolve_in(dir.path(), &Flags::default(), &e).unwrap();
+    assert_eq!(s.tuning.db_pool_timeout.value, Duration::from_secs(20));
+    assert_eq!(s.tuning.redis_command_timeout.value, Duration::from_millis(1500));
+}

@@ -1,0 +1,212 @@
+//! Small value types of a monitor's definition, parsed from what operators type.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::MonitorError;
+
+/// When a monitor counts as down across its regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DownRule {
+    /// Down only when every region fails.
+    All,
+    /// Down when more than half of the regions fail.
+    #[default]
+    Majority,
+    /// Down when any region fails.
+    Any,
+    /// Down when at least N regions fail.
+    AtLeast(u32),
+}
+
+impl DownRule {
+    /// Whether `failing` failed regions out of `total` make the monitor down.
+    pub fn is_down(self, failing: usize, total: usize) -> bool {
+        if total == 0 || failing == 0 {
+            return false;
+        }
+        match self {
+            DownRule::All => failing == total,
+            DownRule::Majority => failing * 2 > total,
+            DownRule::Any => true,
+            DownRule::AtLeast(n) => failing >= (n as usize).min(total),
+        }
+    }
+}
+
+impl fmt::Display for DownRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownRule::All => f.write_str("all"),
+            DownRule::Majority => f.write_str("majority"),
+            DownRule::Any => f.write_str("any"),
+            DownRule::AtLeast(n) => write!(f, "at-least:{n}"),
+        }
+    }
+}
+
+impl FromStr for DownRule {
+    type Err = MonitorError;
+    /// `all`, `majority`, `any`, `at-least:N` (also `at-least N`, `at-least-N`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let lower = text.trim().to_ascii_lowercase();
+        let bad = || {
+            MonitorError::Invalid(format!(
+                "invalid down rule `{text}`; use all, majority, any or at-least:N (N ≥ 1)"
+            ))
+        };
+        match lower.as_str() {
+            "all" => Ok(DownRule::All),
+            "majority" => Ok(DownRule::Majority),
+            "any" => Ok(DownRule::Any),
+            _ => {
+                let n = lower
+                    .strip_prefix("at-least")
+                    .map(|rest| rest.trim_start_matches([':', '-', ' ', '=']))
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(bad)?;
+                Ok(DownRule::AtLeast(n))
+            }
+        }
+    }
+}
+
+/// Expected HTTP status codes: `200-299,301`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRanges(pub Vec<(u16, u16)>);
+
+impl StatusRanges {
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
+    }
+}
+
+impl Default for StatusRanges {
+    fn default() -> Self {
+        StatusRanges(vec![(200, 299)])
+    }
+}
+
+impl fmt::Display for StatusRanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl FromStr for StatusRanges {
+    type Err = MonitorError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = |part: &str| {
+            MonitorError::Invalid(format!(
+                "invalid status `{part}` in `{text}`; use codes 100-599 and ranges like 200-299,301"
+            ))
+        };
+        let code = |part: &str, s: &str| -> Result<u16, MonitorError> {
+            s.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c)).ok_or_else(|| bad(part))
+        };
+        let mut ranges = Vec::new();
+        for part in text.split(',') {
+            let range = match part.split_once('-') {
+                Some((lo, hi)) => (code(part, lo)?, code(part, hi)?),
+                None => {
+                    let c = code(part, part)?;
+                    (c, c)
+                }
+            };
+            if range.0 > range.1 {
+                return Err(bad(part));
+            }
+            ranges.push(range);
+        }
+        Ok(StatusRanges(ranges))
+    }
+}
+
+/// One request header, `Name: value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+impl FromStr for Header {
+    type Err = MonitorError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| MonitorError::Invalid(format!("invalid header `{text}`: {why}; write it as 'Name: value'"));
+        let (name, value) = text.split_once(':').ok_or_else(|| bad("no ':'"))?;
+        let name = name.trim();
+        // RFC 9110 token characters.
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(bad("the name must be a token such as X-Api-Key"));
+        }
+        let value = value.trim();
+        if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+            return Err(bad("the value holds a line break or NUL"));
+        }
+        Ok(Header { name: name.to_string(), value: value.to_string() })
+    }
+}
+
+/// A cron schedule override: five fields of digits, `*`, `/`, `,` and `-`.
+pub fn validate_schedule(text: &str) -> Result<String, MonitorError> {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let ok = fields.len() == 5
+        && fields.iter().all(|f| f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)));
+    if ok {
+        Ok(fields.join(" "))
+    } else {
+        Err(MonitorError::Invalid(format!(
+            "invalid schedule `{text}`; use a five-field cron expression such as '*/5 * * * *'"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_rules() {
+        assert_eq!("majority".parse::<DownRule>().unwrap(), DownRule::Majority);
+        assert_eq!("at-least:2".parse::<DownRule>().unwrap(), DownRule::AtLeast(2));
+        assert_eq!("at-least 2".parse::<DownRule>().unwrap(), DownRule::AtLeast(2));
+        assert!("at-least:0".parse::<DownRule>().is_err());
+        assert!("most".parse::<DownRule>().is_err());
+        assert!(!DownRule::Majority.is_down(1, 3));
+        assert!(DownRule::Majority.is_down(2, 3));
+        assert!(DownRule::Any.is_down(1, 3));
+        assert!(!DownRule::All.is_down(2, 3));
+        assert!(DownRule::AtLeast(2).is_down(2, 3));
+        assert_eq!(DownRule::AtLeast(3).to_string().parse::<DownRule>().unwrap(), DownRule::AtLeast(3));
+    }
+
+    #[test]
+    fn status_ranges() {
+        let r: StatusRanges = "200-299,301".parse().unwrap();
+        assert!(r.contains(204) && r.contains(301) && !r.contains(302));
+        assert_eq!(r.to_string(), "200-299,301");
+        for bad in ["", "abc", "99", "600", "300-200", "200-", "200,,201"] {
+            assert!(bad.parse::<StatusRanges>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn headers() {
+        let h: Header = "X-Api-Key: abc: def".parse().unwrap();
+        assert_eq!((h.name.as_str(), h.value.as_str()), ("X-Api-Key", "abc: def"));
+        assert!("NoColon".parse::<Header>().is_err());
+        assert!("Bad Name: x".parse::<Header>().is_err());
+        assert!("X: a\r\nInjected: b".parse::<Header>().is_err());
+        assert!(validate_schedule("*/5 * * * *").is_ok());
+        assert!(validate_schedule("every minute").is_err());
+    }
+}

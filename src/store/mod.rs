@@ -1,0 +1,132 @@
+//! The PostgreSQL connection and the embedded migrations.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::{scrub, Secret, Tuning};
+
+/// Every migration in `migrations/`, compiled into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What a write did, so commands can say "unchanged" and stay idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+    Deleted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no database configured; set DATABASE_URL, pass --database-url, or add database_url to geoctl.yaml")]
+    NotConfigured,
+    #[error("invalid database URL ({masked}): {message}")]
+    InvalidUrl { masked: String, message: String },
+    #[error("cannot connect to PostgreSQL at {server}: {message}")]
+    Unreachable { server: String, message: String },
+    #[error("migration failed: {0}")]
+    Migrate(String),
+}
+
+impl StoreError {
+    pub fn is_input(&self) -> bool {
+        matches!(self, StoreError::NotConfigured | StoreError::InvalidUrl { .. })
+    }
+}
+
+/// Where a database URL points, without credentials: `host:port/db`.
+pub fn server_of(options: &PgConnectOptions) -> String {
+    format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    )
+}
+
+/// Connects a pool sized and timed by the seed's tuning variables. Errors
+/// name the server and never the password.
+pub async fn connect(url: Option<&Secret>, tuning: &Tuning) -> Result<PgPool, StoreError> {
+    let url = url.ok_or(StoreError::NotConfigured)?;
+    if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
+        return Err(StoreError::InvalidUrl {
+            masked: url.masked(),
+            message: "use a postgres:// or postgresql:// URL".into(),
+        });
+    }
+    let options: PgConnectOptions = url.expose().parse().map_err(|e: sqlx::Error| {
+        StoreError::InvalidUrl { masked: url.masked(), message: scrub(&e.to_string(), url) }
+    })?;
+    let options = options
+        .application_name("geoctl")
+        .log_statements(tracing::log::LevelFilter::Debug)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+    let server = server_of(&options);
+    PgPoolOptions::new()
+        .max_connections(tuning.db_connection_limit.value)
+        .acquire_timeout(tuning.db_pool_timeout.value)
+        .idle_timeout(tuning.db_idle_timeout.value)
+        .connect_with(options)
+        .await
+        .map_err(|e| StoreError::Unreachable { server, message: scrub(&e.to_string(), url) })
+}
+
+/// One migration and whether it is applied here.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationState {
+    pub version: i64,
+    pub description: String,
+    pub applied: bool,
+    pub applied_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The file in this binary differs from what was applied.
+    pub checksum_mismatch: bool,
+}
+
+/// Applies pending migrations; returns the versions it applied.
+pub async fn migrate(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
+    let before: Vec<i64> = applied(pool).await?.into_iter().map(|(v, _, _)| v).collect();
+    MIGRATOR.run(pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+    Ok(MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !before.contains(v))
+        .collect())
+}
+
+/// Every migration this binary knows, with its state in the database.
+pub async fn status(pool: &PgPool) -> Result<Vec<MigrationState>, StoreError> {
+    let applied = applied(pool).await?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| {
+            let row = applied.iter().find(|(v, _, _)| *v == m.version);
+            MigrationState {
+                version: m.version,
+                description: m.description.to_string(),
+                applied: row.is_some(),
+                applied_at: row.map(|(_, at, _)| *at),
+                checksum_mismatch: row.is_some_and(|(_, _, sum)| sum.as_slice() != &*m.checksum),
+            }
+        })
+        .collect())
+}
+
+async fn applied(pool: &PgPool) -> Result<Vec<(i64, chrono::DateTime<chrono::Utc>, Vec<u8>)>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| StoreError::Migrate(e.to_string()))?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as("SELECT version, installed_on, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| StoreError::Migrate(e.to_string()))
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary; every test talks to real PostgreSQL (and,
+//! where it needs one, Redis) started by `scripts/test`, in a database of its own.
+
+mod support;
+
+mod config_cli;
+mod db;
+mod monitor;
+mod region;

@@ -1,0 +1,229 @@
+use serde_json::Value;
+
+use crate::support::TestDb;
+
+fn region_codes(monitor: &Value) -> Vec<String> {
+    let mut codes: Vec<String> =
+        monitor["regions"].as_array().unwrap().iter().map(|r| r["region"].as_str().unwrap().to_string()).collect();
+    codes.sort();
+    codes
+}
+
+#[test]
+fn create_in_chosen_regions_all_regions_or_refuse_unknown_ones() {
+    let db = TestDb::migrated();
+    let web = db
+        .geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com", "--every", "1m",
+            "--regions", "eu-west,ap-south", "--output", "json"])
+        .success()
+        .json();
+    assert_eq!(region_codes(&web), ["ap-south", "eu-west"]);
+    assert_eq!(web["type"], "http_request");
+    assert_eq!(web["interval_seconds"], 60);
+    assert_eq!(web["frequency_minutes"], 1);
+
+    let all = db
+        .geoctl(&["monitor", "create", "--name", "all", "--type", "http", "--target", "https://example.com", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(region_codes(&all), ["ap-south", "eu-west", "us-east"]);
+
+    let before = db.count("monitors");
+    db.geoctl(&["monitor", "create", "--name", "typo", "--type", "http", "--target", "https://example.com", "--regions", "eu-wset"])
+        .usage_error(&["unknown region `eu-wset`", "us-east", "eu-west", "ap-south"]);
+    db.geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.org"])
+        .usage_error(&["already exists"]);
+    assert_eq!(db.count("monitors"), before);
+    assert_eq!(db.count("monitor_regions"), 5);
+
+    // A disabled region is refused too, and named as such.
+    db.geoctl(&["region", "disable", "ap-south"]).success();
+    db.geoctl(&["monitor", "create", "--name", "x", "--type", "ping", "--target", "127.0.0.1", "--regions", "ap-south"])
+        .usage_error(&["disabled", "active regions: us-east, eu-west"]);
+    let only_active = db
+        .geoctl(&["monitor", "create", "--name", "active-only", "--type", "ping", "--target", "127.0.0.1", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(region_codes(&only_active), ["eu-west", "us-east"]);
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_is_written() {
+    let db = TestDb::migrated();
+    let base = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["monitor", "create", "--name", "bad"];
+        args.extend_from_slice(extra);
+        args
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (base(&["--type", "http", "--target", "example.com"]), "did you mean https://example.com"),
+        (base(&["--type", "http", "--target", "ftp://example.com/file"]), "unsupported scheme `ftp`"),
+        (base(&["--type", "http", "--target", "https://"]), "invalid http target"),
+        (base(&["--type", "http", "--target", "https://user:pw@example.com"]), "credentials"),
+        (base(&["--type", "tcp", "--target", "db.example.com"]), "HOST:PORT"),
+        (base(&["--type", "tcp", "--target", "db.example.com:99999"]), "port"),
+        (base(&["--type", "ping", "--target", "http://x"]), "without scheme"),
+        (base(&["--type", "dns", "--target", "10.0.0.1"]), "domain name"),
+        (base(&["--type", "smtp", "--target", "x"]), "unknown monitor type `smtp`"),
+        (base(&["--type", "http", "--target", "https://e.com", "--every", "5s"]), "too short"),
+        (base(&["--type", "http", "--target", "https://e.com", "--every", "2d"]), "too long"),
+        (base(&["--type", "http", "--target", "https://e.com", "--every", "0s"]), "at least 1s"),
+        (base(&["--type", "http", "--target", "https://e.com", "--every", "-5m"]), "invalid duration"),
+        (base(&["--type", "http", "--target", "https://e.com", "--every", "30"]), "no unit"),
+        (base(&["--type", "http", "--target", "https://e.com", "--every", "1m", "--timeout", "2m"]), "timeout"),
+        (base(&["--type", "http", "--target", "https://e.com", "--header", "NoColon"]), "invalid header"),
+        (base(&["--type", "http", "--target", "https://e.com", "--expect-status", "700"]), "invalid status"),
+        (base(&["--type", "http", "--target", "https://e.com", "--down-when", "most"]), "invalid down rule"),
+        (base(&["--type", "tcp", "--target", "h:1", "--keyword", "ok"]), "--keyword applies to http monitors only"),
+        (base(&["--type", "http", "--target", "https://e.com", "--record-type", "MX"]), "dns monitors only"),
+        (base(&["--type", "http", "--target", "https://e.com", "--regions", ""]), "region"),
+        (base(&["--type", "http", "--target", "https://e.com", "--bogus"]), "--bogus"),
+        (vec!["monitor", "create", "--name", "", "--type", "http", "--target", "https://e.com"], "name"),
+    ];
+    for (args, needle) in &cases {
+        db.geoctl(args).usage_error(&[needle]);
+    }
+    assert_eq!(db.count("monitors"), 0);
+    assert_eq!(db.count("monitor_regions"), 0);
+
+    // --force lifts the interval bounds.
+    let fast = db
+        .geoctl(&["monitor", "create", "--name", "fast", "--type", "http", "--target", "https://e.com", "--every", "5s", "--timeout", "5s", "--force", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(fast["interval_seconds"], 5);
+    assert_eq!(fast["frequency_minutes"], 1);
+}
+
+#[test]
+fn both_type_spellings_and_type_specific_settings() {
+    let db = TestDb::migrated();
+    let m = db
+        .geoctl(&["monitor", "create", "--name", "api", "--type", "http_request", "--target", "https://api.example.com/health",
+            "--every", "30s", "--timeout", "5s", "--expect-status", "200-299,301", "--keyword", "ok", "--method", "head",
+            "--header", "Authorization: Bearer abc123", "--header", "X-Trace: yes", "--down-when", "at-least:2", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(m["type"], "http_request");
+    assert_eq!(m["interval_seconds"], 30);
+    assert_eq!(m["timeout_ms"], 5000);
+    assert_eq!(m["down_rule"], "at-least:2");
+    assert_eq!(m["config"]["expected_status"], "200-299,301");
+    assert_eq!(m["config"]["method"], "HEAD");
+    // Credentials in headers are stored for the probe but never shown.
+    assert_eq!(m["config"]["headers"][0]["value"], "****");
+    assert_eq!(m["config"]["headers"][1]["value"], "yes");
+    assert!(db.scalar("SELECT config FROM monitors WHERE name = 'api'").contains("abc123"));
+    let shown = db.geoctl(&["monitor", "show", "api"]).success();
+    assert!(!shown.stdout.contains("abc123"));
+
+    for (kind, stored, target) in [("tcp", "port_check", "db.internal:5432"), ("ping_host", "ping_host", "10.1.2.3"), ("dns", "dns", "example.com")] {
+        let m = db.geoctl(&["monitor", "create", "--name", kind, "--type", kind, "--target", target, "-o", "json"]).success().json();
+        assert_eq!(m["type"], stored);
+    }
+    let dns = db
+        .geoctl(&["monitor", "update", "dns", "--record-type", "mx", "--expect-answer", "mail.example.com", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(dns["config"]["record_type"], "MX");
+}
+
+#[test]
+fn geo_distribution_off_keeps_monitors_in_the_default_region() {
+    let db = TestDb::migrated();
+    let env = [("ENABLE_GEO_DISTRIBUTION", "false")];
+    let m = db
+        .geoctl_with(&["monitor", "create", "--name", "local", "--type", "ping", "--target", "127.0.0.1", "-o", "json"], &env)
+        .success()
+        .json();
+    assert_eq!(region_codes(&m), ["us-east"]);
+    db.geoctl_with(&["monitor", "create", "--name", "far", "--type", "ping", "--target", "127.0.0.1", "--regions", "eu-west"], &env)
+        .usage_error(&["ENABLE_GEO_DISTRIBUTION=false", "eu-west"]);
+    let env = [("ENABLE_GEO_DISTRIBUTION", "false"), ("DEFAULT_REGION", "ap-south")];
+    let m = db
+        .geoctl_with(&["monitor", "create", "--name", "mumbai", "--type", "ping", "--target", "127.0.0.1", "-o", "json"], &env)
+        .success()
+        .json();
+    assert_eq!(region_codes(&m), ["ap-south"]);
+}
+
+#[test]
+fn lifecycle_update_pause_regions_overrides_delete() {
+    let db = TestDb::migrated();
+    db.geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com", "--regions", "us-east"]).success();
+    let id = db.scalar("SELECT id FROM monitors WHERE name = 'web'");
+
+    // Named by id or by name.
+    assert_eq!(db.geoctl(&["monitor", "show", &id, "-o", "json"]).success().json()["name"], "web");
+    db.geoctl(&["monitor", "show", "nope"]).usage_error(&["no monitor `nope`"]);
+
+    let updated = db.geoctl(&["monitor", "update", "web", "--every", "90s", "--name", "website", "-o", "json"]).success().json();
+    assert_eq!((updated["interval_seconds"].as_i64(), updated["frequency_minutes"].as_i64()), (Some(90), Some(2)));
+    assert!(db.geoctl(&["monitor", "update", "website", "--every", "90s"]).success().stderr.contains("unchanged"));
+    db.geoctl(&["monitor", "update", "website", "--every", "5s"]).usage_error(&["too short"]);
+    db.geoctl(&["monitor", "update", "website", "--target", "tcp://x"]).usage_error(&["scheme"]);
+    db.geoctl(&["monitor", "update", "website"]).usage_error(&["nothing to update"]);
+    let dry = db.geoctl(&["monitor", "update", "website", "--every", "10m", "--dry-run", "-o", "json"]).success();
+    assert_eq!(dry.json()["interval_seconds"], 600);
+    assert_eq!(db.scalar(&format!("SELECT interval_seconds FROM monitors WHERE id = '{id}'")), "90");
+
+    db.geoctl(&["monitor", "pause", "website"]).success();
+    assert_eq!(db.scalar("SELECT enabled FROM monitors"), "false");
+    assert!(db.geoctl(&["monitor", "pause", "website"]).success().stderr.contains("unchanged"));
+    db.geoctl(&["monitor", "resume", "website"]).success();
+    assert_eq!(db.scalar("SELECT status FROM monitors"), "active");
+
+    let m = db.geoctl(&["monitor", "regions", "add", "website", "eu-west,ap-south", "-o", "json"]).success().json();
+    assert_eq!(region_codes(&m), ["ap-south", "eu-west", "us-east"]);
+    let m = db.geoctl(&["monitor", "regions", "remove", "website", "us-east", "-o", "json"]).success().json();
+    assert_eq!(region_codes(&m), ["ap-south", "eu-west"]);
+    db.geoctl(&["monitor", "regions", "remove", "website", "ap-south,eu-west"]).usage_error(&["at least one region"]);
+    db.geoctl(&["monitor", "regions", "add", "website", "mars-1"]).usage_error(&["unknown region `mars-1`"]);
+
+    let m = db
+        .geoctl(&["monitor", "regions", "set", "website", "--region", "eu-west", "--timeout", "20s", "--every", "5m",
+            "--latency-warning", "400ms", "--latency-critical", "900ms", "--priority", "5", "--notes", "slow CDN", "-o", "json"])
+        .success()
+        .json();
+    let eu = m["regions"].as_array().unwrap().iter().find(|r| r["region"] == "eu-west").unwrap();
+    assert_eq!((eu["timeout_ms"].as_i64(), eu["interval_seconds"].as_i64()), (Some(20_000), Some(300)));
+    assert_eq!(eu["notes"], "slow CDN");
+    db.geoctl(&["monitor", "regions", "set", "website", "--region", "us-east", "--timeout", "5s"]).usage_error(&["does not run in region `us-east`"]);
+    db.geoctl(&["monitor", "regions", "set", "website", "--region", "eu-west", "--latency-warning", "1s"]).usage_error(&["must be below"]);
+    db.geoctl(&["monitor", "regions", "set", "website", "--region", "eu-west", "--schedule", "soon"]).usage_error(&["cron"]);
+
+    // Replacing the set keeps the overrides of a region that stays.
+    let m = db.geoctl(&["monitor", "regions", "set", "website", "eu-west,us-east", "-o", "json"]).success().json();
+    assert_eq!(region_codes(&m), ["eu-west", "us-east"]);
+    assert_eq!(db.scalar("SELECT timeout_ms FROM monitor_regions WHERE region_code = 'eu-west'"), "20000");
+
+    db.geoctl(&["monitor", "delete", "website"]).usage_error(&["--yes"]);
+    db.geoctl(&["monitor", "delete", "website", "--dry-run"]).success();
+    assert_eq!(db.count("monitors"), 1);
+    db.geoctl(&["monitor", "delete", "website", "--yes"]).success();
+    assert_eq!((db.count("monitors"), db.count("monitor_regions")), (0, 0));
+}
+
+#[test]
+fn duplicate_legacy_names_must_be_named_by_id() {
+    let db = TestDb::migrated();
+    db.exec("INSERT INTO monitors (name, type, target) VALUES ('twin', 'http_request', 'https://a.example'), ('twin', 'http_request', 'https://b.example')");
+    db.geoctl(&["monitor", "show", "twin"]).usage_error(&["2 monitors are named `twin`"]);
+    let id = db.scalar("SELECT id FROM monitors WHERE target = 'https://b.example'");
+    assert_eq!(db.geoctl(&["monitor", "show", &id, "-o", "json"]).success().json()["target"], "https://b.example");
+}
+
+#[test]
+fn list_output_formats_parse() {
+    let db = TestDb::migrated();
+    db.geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com"]).success();
+    let json = db.geoctl(&["monitor", "list", "-o", "json"]).success().json();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    let yaml = db.geoctl(&["monitor", "list", "-o", "yaml"]).success();
+    let parsed: Value = serde_yaml_ng::from_str(&yaml.stdout).unwrap();
+    assert_eq!(parsed[0]["name"], "web");
+    let table = db.geoctl(&["monitor", "list"]).success();
+    assert!(table.stdout.contains("web") && table.stdout.contains("NAME"));
+    // Not a terminal: no colour codes, no box drawing.
+    assert!(!table.stdout.contains('\u{1b}') && !table.stdout.contains('│'));
+}

@@ -1,0 +1,154 @@
+//! Test harness: a throwaway database per test and a way to run the geoctl binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// The server `scripts/test` started (or the developer's, via DATABASE_URL).
+fn admin_url() -> String {
+    std::env::var("GEOCTL_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .expect("no PostgreSQL for tests: run `scripts/test`, or set DATABASE_URL to a server where you may create databases")
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
+}
+
+/// A database of its own, dropped when the test ends.
+pub struct TestDb {
+    pub url: String,
+    name: String,
+    admin: String,
+    /// Working directory and HOME for geoctl, so no stray config file is read.
+    pub home: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// An empty database.
+    pub fn empty() -> Self {
+        let admin = admin_url();
+        let name = format!("geoctl_test_{}", uuid::Uuid::new_v4().simple());
+        block_on(async {
+            let pool = sqlx::PgPool::connect(&admin).await.expect("connect to the test server");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+        });
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        TestDb { url: url.to_string(), name, admin, home: tempfile::tempdir().unwrap() }
+    }
+
+    /// A migrated database.
+    pub fn migrated() -> Self {
+        let db = Self::empty();
+        db.geoctl(&["db", "migrate"]).success();
+        db
+    }
+
+    /// Runs SQL statements (separated by `;`) on this database.
+    pub fn exec(&self, sql: &str) {
+        block_on(async {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        });
+    }
+
+    /// The first column of the first row, as text.
+    pub fn scalar(&self, sql: &str) -> String {
+        block_on(async {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            let value: Option<String> = sqlx::query_scalar(&format!("SELECT ({sql})::text")).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            value.unwrap_or_default()
+        })
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.scalar(&format!("SELECT count(*) FROM {table}")).parse().unwrap()
+    }
+
+    /// geoctl pointed at this database.
+    pub fn geoctl(&self, args: &[&str]) -> Run {
+        self.geoctl_with(args, &[])
+    }
+
+    pub fn geoctl_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all = vec![("DATABASE_URL", self.url.as_str())];
+        all.extend_from_slice(env);
+        geoctl_in(self.home.path(), args, &all)
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.home.path().to_path_buf()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop in a thread of its own: a test may be unwinding inside a runtime.
+        let _ = std::thread::spawn(move || {
+            block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// What one geoctl run did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Exit code 2 (bad input) with a message containing each of `needles`.
+    #[track_caller]
+    pub fn usage_error(self, needles: &[&str]) -> Self {
+        assert_eq!(self.code, 2, "expected exit 2\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        for needle in needles {
+            assert!(self.stderr.contains(needle), "stderr lacks `{needle}`:\n{}", self.stderr);
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs the geoctl binary in `dir` with only the given environment (plus PATH
+/// and a HOME inside `dir`), and no terminal on stdin.
+pub fn geoctl_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_geoctl"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join(".config"))
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run geoctl");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
