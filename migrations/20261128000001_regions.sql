@@ -22,10 +22,11 @@ CREATE TABLE IF NOT EXISTS regions (
 -- (set-default swaps inside one transaction, the default cannot be disabled).
 CREATE UNIQUE INDEX IF NOT EXISTS regions_one_default ON regions (is_default) WHERE is_default;
 
+-- created_at is staggered so listings keep the seed's order.
 INSERT INTO regions (code, name, city, country_code, latitude, longitude,
-                     latency_warning_ms, latency_critical_ms, is_active, is_default)
+                     latency_warning_ms, latency_critical_ms, is_active, is_default, created_at, updated_at)
 VALUES
-    ('us-east',  'US East (Virginia)', 'Ashburn', 'US', 39.0438, -77.4874, 200, 500, true, true),
-    ('eu-west',  'EU West (Ireland)',  'Dublin',  'IE', 53.3498,  -6.2603, 150, 300, true, false),
-    ('ap-south', 'AP South (Mumbai)',  'Mumbai',  'IN', 19.0760,  72.8777, 100, 250, true, false)
+    ('us-east',  'US East (Virginia)', 'Ashburn', 'US', 39.0438, -77.4874, 200, 500, true, true,  now(), now()),
+    ('eu-west',  'EU West (Ireland)',  'Dublin',  'IE', 53.3498,  -6.2603, 150, 300, true, false, now() + interval '1 millisecond', now()),
+    ('ap-south', 'AP South (Mumbai)',  'Mumbai',  'IN', 19.0760,  72.8777, 100, 250, true, false, now() + interval '2 milliseconds', now())
 ON CONFLICT (code) DO NOTHING;

@@ -22,6 +22,30 @@ enum Command {
     },
     /// Show which migrations are applied and which are pending
     Status,
+    /// Delete per-check results older than a retention period (daily summaries are kept)
+    Prune {
+        /// Keep this much history, e.g. 90d
+        #[arg(long, value_parser = parse_retention)]
+        older_than: std::time::Duration,
+        /// Rows deleted per transaction
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        batch: i64,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        /// Count what would be deleted without deleting
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// At least a day, so a typo like `90m` cannot wipe today's results.
+fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    let d = crate::duration::parse(text, crate::duration::BareUnit::Rejected)?;
+    if d < std::time::Duration::from_secs(86_400) {
+        return Err(format!("retention {text} is under 1d; keep at least one day of results"));
+    }
+    Ok(d)
 }
 
 #[derive(Serialize)]
@@ -49,10 +73,34 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             }
             ctx.printer.print(&report, |p| {
                 let versions = if dry_run { &report.pending } else { &report.applied };
+                if versions.is_empty() {
+                    return vec![];
+                }
                 let mut table = p.table(["VERSION", if dry_run { "WOULD APPLY" } else { "APPLIED" }]);
                 for v in versions {
                     table.add_row([v.to_string(), "yes".into()]);
                 }
+                vec![table]
+            })
+        }
+        Command::Prune { older_than, batch, yes, dry_run } => {
+            let cutoff = chrono::Utc::now()
+                - chrono::Duration::from_std(older_than).map_err(|_| crate::error::input_error("retention too long"))?;
+            if !dry_run {
+                ctx.confirm(&format!("Delete results checked before {}?", cutoff.format("%Y-%m-%d %H:%M UTC")), yes)?;
+            }
+            let report = store::prune(&pool, cutoff, batch, dry_run).await?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            note(format!(
+                "{verb} {} result(s) and {} metric row(s) checked before {}",
+                report.monitor_results,
+                report.regional_performance_metrics,
+                cutoff.format("%Y-%m-%d %H:%M UTC")
+            ));
+            ctx.printer.print(&report, |p| {
+                let mut table = p.table(["TABLE", if dry_run { "WOULD DELETE" } else { "DELETED" }]);
+                table.add_row(["monitor_results".to_string(), report.monitor_results.to_string()]);
+                table.add_row(["regional_performance_metrics".to_string(), report.regional_performance_metrics.to_string()]);
                 vec![table]
             })
         }

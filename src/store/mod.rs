@@ -130,3 +130,55 @@ async fn applied(pool: &PgPool) -> Result<Vec<(i64, chrono::DateTime<chrono::Utc
         .await
         .map_err(|e| StoreError::Migrate(e.to_string()))
 }
+
+/// What a retention run removed (or would remove).
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    pub cutoff: chrono::DateTime<chrono::Utc>,
+    pub monitor_results: i64,
+    pub regional_performance_metrics: i64,
+    pub dry_run: bool,
+}
+
+/// Per-result tables that retention trims; daily summaries are kept.
+const PRUNED_TABLES: [&str; 2] = ["monitor_results", "regional_performance_metrics"];
+
+/// Deletes per-result rows older than `cutoff` in batches of `batch` rows,
+/// each batch its own short transaction, so agents keep writing meanwhile.
+pub async fn prune(
+    pool: &PgPool,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    batch: i64,
+    dry_run: bool,
+) -> Result<PruneReport, sqlx::Error> {
+    let mut counts = [0i64; 2];
+    for (table, count) in PRUNED_TABLES.iter().zip(counts.iter_mut()) {
+        if dry_run {
+            *count = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE checked_at < $1"))
+                .bind(cutoff)
+                .fetch_one(pool)
+                .await?;
+            continue;
+        }
+        loop {
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE checked_at < $1 LIMIT $2))"
+            ))
+            .bind(cutoff)
+            .bind(batch)
+            .execute(pool)
+            .await?
+            .rows_affected() as i64;
+            *count += deleted;
+            if deleted < batch {
+                break;
+            }
+        }
+    }
+    Ok(PruneReport {
+        cutoff,
+        monitor_results: counts[0],
+        regional_performance_metrics: counts[1],
+        dry_run,
+    })
+}

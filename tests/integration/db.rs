@@ -112,3 +112,26 @@ fn missing_or_malformed_database_url_is_bad_input() {
     let run = geoctl_in(dir.path(), &["db", "status"], &[("DATABASE_URL", "mysql://u:Pw0rd@h/db")]);
     assert!(!run.stderr.contains("Pw0rd"), "{}", run.stderr);
 }
+
+#[test]
+fn prune_deletes_old_results_only_and_keeps_summaries() {
+    let db = TestDb::migrated();
+    db.exec(
+        "INSERT INTO monitors (id, name, type, target) VALUES ('33333333-3333-3333-3333-333333333333', 'm', 'http_request', 'https://e.com');
+         INSERT INTO monitor_results (monitor_id, checked_at, status, is_up, execution_region)
+           SELECT '33333333-3333-3333-3333-333333333333', now() - (n || ' days')::interval - interval '1 hour', 'up', true, 'us-east' FROM generate_series(0, 99) n;
+         INSERT INTO regional_monitor_summaries (monitor_id, region_code, day, total_checks)
+           SELECT '33333333-3333-3333-3333-333333333333', 'us-east', (now() - (n || ' days')::interval)::date, 1 FROM generate_series(0, 99) n;",
+    );
+    db.geoctl(&["db", "prune", "--older-than", "90m"]).usage_error(&["under 1d"]);
+    db.geoctl(&["db", "prune", "--older-than", "30d"]).usage_error(&["--yes"]);
+    let dry = db.geoctl(&["db", "prune", "--older-than", "30d", "--dry-run", "-o", "json"]).success().json();
+    assert_eq!(dry["monitor_results"], 70);
+    assert_eq!(db.count("monitor_results"), 100);
+    let done = db.geoctl(&["db", "prune", "--older-than", "30d", "--yes", "--batch", "7", "-o", "json"]).success().json();
+    assert_eq!(done["monitor_results"], 70);
+    assert_eq!(db.count("monitor_results"), 30);
+    assert_eq!(db.count("regional_monitor_summaries"), 100);
+    let again = db.geoctl(&["db", "prune", "--older-than", "30d", "--yes", "-o", "json"]).success().json();
+    assert_eq!(again["monitor_results"], 0);
+}
