@@ -5,5 +5,6 @@ mod support;
 
 mod config_cli;
 mod db;
+mod examples;
 mod monitor;
 mod region;
