@@ -8,5 +8,6 @@ pub mod duration;
 pub mod error;
 pub mod monitor;
 pub mod output;
+pub mod probe;
 pub mod region;
 pub mod store;

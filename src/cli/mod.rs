@@ -1,9 +1,11 @@
 //! The command line: global flags, dispatch, and the one place errors turn
 //! into messages and exit codes.
 
+mod checks;
 mod config;
 mod db;
 mod monitor;
+mod probe;
 mod region;
 
 use std::io::IsTerminal;
@@ -60,6 +62,8 @@ enum Command {
     Region(region::Args),
     /// Monitors and the regions they run in
     Monitor(monitor::Args),
+    /// Check a target once, from here, now, and show each timing phase
+    Probe(probe::Args),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -186,6 +190,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(args) => db::run(&ctx, args).await,
         Command::Region(args) => region::run(&ctx, args).await,
         Command::Monitor(args) => monitor::run(&ctx, args).await,
+        Command::Probe(args) => probe::run(&ctx, args).await,
     }
 }
 

@@ -1,11 +1,9 @@
 //! `geoctl region …`: list, show, add, update, enable, disable, set-default, delete.
 
-use std::time::Duration;
-
 use comfy_table::Table;
 
 use super::Context;
-use crate::duration::{self, BareUnit};
+use super::checks::parse_latency;
 use crate::output::{note, or_dash, Printer};
 use crate::region::{Region, RegionPatch, RegionStore};
 use crate::store::Change;
@@ -107,15 +105,6 @@ impl From<Fields> for RegionPatch {
             latency_critical_ms: f.latency_critical,
         }
     }
-}
-
-/// Milliseconds, written `200ms`, `1s` or a bare number of milliseconds.
-fn parse_latency(text: &str) -> Result<i32, String> {
-    let d = duration::parse(text, BareUnit::Milliseconds)?;
-    if d.is_zero() || d > Duration::from_secs(600) {
-        return Err("use a latency above 0 and at most 10m".into());
-    }
-    Ok(d.as_millis() as i32)
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {

@@ -2,10 +2,12 @@
 //! counts as down. Types, validation and the rules live here; the table
 //! access is in [`store`].
 
+pub mod check;
 mod spec;
 mod store;
 
-pub use spec::{DownRule, Header, StatusRanges};
+pub use crate::probe::StatusRanges;
+pub use spec::{DownRule, Header};
 pub use store::{Monitor, MonitorPatch, MonitorRegion, MonitorStore, NewMonitor, Placement, RegionEdit, RegionOverrides};
 
 use std::net::IpAddr;

@@ -74,62 +74,6 @@ impl FromStr for DownRule {
     }
 }
 
-/// Expected HTTP status codes: `200-299,301`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusRanges(pub Vec<(u16, u16)>);
-
-impl StatusRanges {
-    pub fn contains(&self, status: u16) -> bool {
-        self.0.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
-    }
-}
-
-impl Default for StatusRanges {
-    fn default() -> Self {
-        StatusRanges(vec![(200, 299)])
-    }
-}
-
-impl fmt::Display for StatusRanges {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
-            .collect();
-        f.write_str(&parts.join(","))
-    }
-}
-
-impl FromStr for StatusRanges {
-    type Err = MonitorError;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = |part: &str| {
-            MonitorError::Invalid(format!(
-                "invalid status `{part}` in `{text}`; use codes 100-599 and ranges like 200-299,301"
-            ))
-        };
-        let code = |part: &str, s: &str| -> Result<u16, MonitorError> {
-            s.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c)).ok_or_else(|| bad(part))
-        };
-        let mut ranges = Vec::new();
-        for part in text.split(',') {
-            let range = match part.split_once('-') {
-                Some((lo, hi)) => (code(part, lo)?, code(part, hi)?),
-                None => {
-                    let c = code(part, part)?;
-                    (c, c)
-                }
-            };
-            if range.0 > range.1 {
-                return Err(bad(part));
-            }
-            ranges.push(range);
-        }
-        Ok(StatusRanges(ranges))
-    }
-}
-
 /// One request header, `Name: value`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -187,16 +131,6 @@ mod tests {
         assert!(!DownRule::All.is_down(2, 3));
         assert!(DownRule::AtLeast(2).is_down(2, 3));
         assert_eq!(DownRule::AtLeast(3).to_string().parse::<DownRule>().unwrap(), DownRule::AtLeast(3));
-    }
-
-    #[test]
-    fn status_ranges() {
-        let r: StatusRanges = "200-299,301".parse().unwrap();
-        assert!(r.contains(204) && r.contains(301) && !r.contains(302));
-        assert_eq!(r.to_string(), "200-299,301");
-        for bad in ["", "abc", "99", "600", "300-200", "200-", "200,,201"] {
-            assert!(bad.parse::<StatusRanges>().is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -7,4 +7,5 @@ mod config_cli;
 mod db;
 mod examples;
 mod monitor;
+mod probe_checks;
 mod region;

@@ -72,7 +72,7 @@ fn bad_input_is_refused_and_nothing_is_written() {
         (base(&["--type", "http", "--target", "https://e.com", "--every", "30"]), "no unit"),
         (base(&["--type", "http", "--target", "https://e.com", "--every", "1m", "--timeout", "2m"]), "timeout"),
         (base(&["--type", "http", "--target", "https://e.com", "--header", "NoColon"]), "invalid header"),
-        (base(&["--type", "http", "--target", "https://e.com", "--expect-status", "700"]), "invalid status"),
+        (base(&["--type", "http", "--target", "https://e.com", "--expect-status", "2xx"]), "--expect-status"),
         (base(&["--type", "http", "--target", "https://e.com", "--down-when", "most"]), "invalid down rule"),
         (base(&["--type", "tcp", "--target", "h:1", "--keyword", "ok"]), "--keyword applies to http monitors only"),
         (base(&["--type", "http", "--target", "https://e.com", "--record-type", "MX"]), "dns monitors only"),

@@ -1,0 +1,208 @@
+//! Host name resolution (hickory-resolver) honouring `/etc/hosts`, with an
+//! optional explicit nameserver `ip:port`.
+//!
+//! A fresh resolver (and therefore an empty cache) is built for each lookup so
+//! that the DNS phase of every check is really measured.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+    ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::TokioResolver;
+
+use super::{FailureKind, IpPreference, ProbeOptions};
+
+/// Outcome of resolving a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Addresses of the wanted family, in resolver order.
+    pub addrs: Vec<IpAddr>,
+    /// Time spent resolving; `None` for IP literals.
+    pub dns: Option<Duration>,
+}
+
+/// Resolution failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("resolving `{host}` timed out")]
+    Timeout { host: String, elapsed: Duration },
+    #[error("resolving `{host}` failed: {message}")]
+    Failed {
+        host: String,
+        message: String,
+        elapsed: Duration,
+    },
+    #[error("`{host}` has no {family} address")]
+    NoAddress {
+        host: String,
+        family: &'static str,
+        elapsed: Duration,
+    },
+    #[error("resolver configuration error: {0}")]
+    Config(String),
+}
+
+impl ResolveError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            ResolveError::Timeout { .. } => FailureKind::Timeout,
+            _ => FailureKind::Dns,
+        }
+    }
+
+    /// Time spent before the failure, if a lookup was attempted.
+    pub fn elapsed(&self) -> Option<Duration> {
+        match self {
+            ResolveError::Timeout { elapsed, .. }
+            | ResolveError::Failed { elapsed, .. }
+            | ResolveError::NoAddress { elapsed, .. } => Some(*elapsed),
+            ResolveError::Config(_) => None,
+        }
+    }
+}
+
+/// Parse an IP literal, accepting IPv6 in brackets.
+pub fn ip_literal(host: &str) -> Option<IpAddr> {
+    let h = host
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(host);
+    h.parse().ok()
+}
+
+/// Build a resolver. `nameserver` overrides the system configuration (UDP
+/// with TCP fallback on that `ip:port`, no search domains).
+pub(crate) fn build_resolver(
+    nameserver: Option<SocketAddr>,
+    use_hosts: bool,
+    timeout: Duration,
+    strategy: LookupIpStrategy,
+) -> Result<TokioResolver, String> {
+    let provider = TokioRuntimeProvider::default();
+    let mut builder = match nameserver {
+        Some(ns) => {
+            let mut server = NameServerConfig::udp_and_tcp(ns.ip());
+            server.connections = vec![ConnectionConfig::udp(), ConnectionConfig::tcp()];
+            for c in &mut server.connections {
+                c.port = ns.port();
+            }
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![server]),
+                provider,
+            )
+        }
+        None => TokioResolver::builder(provider).map_err(|e| e.to_string())?,
+    };
+    let o: &mut ResolverOpts = builder.options_mut();
+    o.timeout = timeout.clamp(Duration::from_millis(50), Duration::from_secs(30));
+    o.attempts = 2;
+    o.cache_size = 0;
+    o.ip_strategy = strategy;
+    o.use_hosts_file = if use_hosts {
+        ResolveHosts::Always
+    } else {
+        ResolveHosts::Never
+    };
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// The system's first configured nameserver, for reporting.
+pub(crate) fn system_nameserver() -> Option<SocketAddr> {
+    let (cfg, _) = hickory_resolver::system_conf::read_system_conf().ok()?;
+    let ns = cfg.name_servers().first()?;
+    let port = ns.connections.first().map(|c| c.port).unwrap_or(53);
+    Some(SocketAddr::new(ns.ip, port))
+}
+
+/// Human message for a hickory error.
+pub(crate) fn net_error_message(e: &NetError) -> String {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(nr)) => {
+            format!("no records ({})", super::dns::rcode_name(nr.response_code))
+        }
+        other => other.to_string(),
+    }
+}
+
+pub(crate) fn is_timeout(e: &NetError) -> bool {
+    matches!(e, NetError::Timeout)
+}
+
+/// Resolve `host` (a name or IP literal) to addresses allowed by the
+/// preference in `opts`. IP literals are returned as-is without a lookup.
+pub async fn resolve_host(host: &str, opts: &ProbeOptions) -> Result<Resolved, ResolveError> {
+    if let Some(ip) = ip_literal(host) {
+        return Ok(Resolved {
+            addrs: vec![ip],
+            dns: None,
+        });
+    }
+    let strategy = match opts.ip_preference {
+        IpPreference::Any => LookupIpStrategy::Ipv4AndIpv6,
+        IpPreference::V4 => LookupIpStrategy::Ipv4Only,
+        IpPreference::V6 => LookupIpStrategy::Ipv6Only,
+    };
+    let resolver = build_resolver(opts.nameserver, true, opts.timeout, strategy)
+        .map_err(ResolveError::Config)?;
+    // Fully-qualify multi-label names so search domains don't add queries.
+    let query = if host.contains('.') && !host.ends_with('.') {
+        format!("{host}.")
+    } else {
+        host.to_string()
+    };
+    let start = Instant::now();
+    let res = resolver.lookup_ip(query.as_str()).await;
+    let elapsed = start.elapsed();
+    match res {
+        Ok(lookup) => {
+            let mut addrs: Vec<IpAddr> = Vec::new();
+            for ip in lookup.iter() {
+                if opts.ip_preference.allows(&ip) && !addrs.contains(&ip) {
+                    addrs.push(ip);
+                }
+            }
+            if addrs.is_empty() {
+                return Err(ResolveError::NoAddress {
+                    host: host.to_string(),
+                    family: family_name(opts.ip_preference),
+                    elapsed,
+                });
+            }
+            Ok(Resolved {
+                addrs,
+                dns: Some(elapsed),
+            })
+        }
+        Err(e) if is_timeout(&e) => Err(ResolveError::Timeout {
+            host: host.to_string(),
+            elapsed,
+        }),
+        Err(NetError::Dns(DnsError::NoRecordsFound(nr)))
+            if nr.response_code == hickory_resolver::proto::op::ResponseCode::NoError =>
+        {
+            Err(ResolveError::NoAddress {
+                host: host.to_string(),
+                family: family_name(opts.ip_preference),
+                elapsed,
+            })
+        }
+        Err(e) => Err(ResolveError::Failed {
+            host: host.to_string(),
+            message: net_error_message(&e),
+            elapsed,
+        }),
+    }
+}
+
+fn family_name(p: IpPreference) -> &'static str {
+    match p {
+        IpPreference::Any => "IP",
+        IpPreference::V4 => "IPv4",
+        IpPreference::V6 => "IPv6",
+    }
+}
