@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS regional_monitor_summaries (
     monitor_id            uuid NOT NULL,
     region_code           text NOT NULL,
     day                   date NOT NULL,
-    total_checks          integer NOT NULL DEFAULT 0,
+    total_checks          integer NOT NULL DEFAULT 0 CHECK (total_checks >= 0),
     successful_checks     integer NOT NULL DEFAULT 0,
     failed_checks         integer NOT NULL DEFAULT 0,
     uptime_percentage     double precision,
@@ -86,8 +86,8 @@ CREATE TABLE IF NOT EXISTS regional_monitor_summaries (
     avg_network_latency   double precision,
     avg_dns_time          double precision,
     avg_tcp_time          double precision,
-    unique_countries      integer NOT NULL DEFAULT 0,
-    unique_isps           integer NOT NULL DEFAULT 0,
+    unique_countries      integer,
+    unique_isps           integer,
     updated_at            timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (monitor_id, region_code, day)
 );

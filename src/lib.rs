@@ -10,4 +10,5 @@ pub mod monitor;
 pub mod output;
 pub mod probe;
 pub mod region;
+pub mod results;
 pub mod store;

@@ -114,7 +114,7 @@ stop_services() {
 
 require_cargo() {
   if ! command -v cargo >/dev/null; then
-    echo "cargo not found: install a Rust toolchain (1.80 or newer, e.g. with rustup) and run this again" >&2
+    echo "cargo not found: install a Rust toolchain (1.85 or newer, e.g. with rustup) and run this again" >&2
     return 1
   fi
 }

@@ -7,6 +7,7 @@ mod db;
 mod monitor;
 mod probe;
 mod region;
+mod summaries;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Command {
     Monitor(monitor::Args),
     /// Check a target once, from here, now, and show each timing phase
     Probe(probe::Args),
+    /// Daily per-region summaries
+    Summaries(summaries::Args),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -191,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Region(args) => region::run(&ctx, args).await,
         Command::Monitor(args) => monitor::run(&ctx, args).await,
         Command::Probe(args) => probe::run(&ctx, args).await,
+        Command::Summaries(args) => summaries::run(&ctx, args).await,
     }
 }
 

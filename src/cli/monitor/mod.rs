@@ -1,5 +1,7 @@
-//! `geoctl monitor …`: create, list, show, update, delete, pause, resume, and
-//! the regions a monitor runs in.
+//! `geoctl monitor …`: create, list, show, update, delete, pause, resume, the
+//! regions a monitor runs in; `observe` holds check, status and results.
+
+mod observe;
 
 use std::time::Duration;
 
@@ -113,6 +115,12 @@ enum Command {
     /// The regions a monitor runs in, and per-region overrides
     #[command(subcommand)]
     Regions(RegionsCommand),
+    /// Run a monitor's check once, now, from here on behalf of a region, and record it
+    Check(observe::CheckArgs),
+    /// Each region's latest state and the monitor's overall state under its down rule
+    Status(observe::StatusArgs),
+    /// Recent results, newest first
+    Results(observe::ResultsArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -195,6 +203,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let store = MonitorStore::new(&pool, placement);
     let p = &ctx.printer;
     let (monitor, change, dry_run) = match args.command {
+        Command::Check(a) => return observe::check(ctx, &pool, &store, a).await,
+        Command::Status(a) => return observe::status(ctx, &pool, &store, a).await,
+        Command::Results(a) => return observe::results(ctx, &pool, &store, a).await,
         Command::List => {
             let monitors: Vec<Monitor> = store.list().await?.into_iter().map(masked).collect();
             return p.print(&monitors, |p| vec![list_table(p, &monitors)]);
@@ -303,7 +314,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 }
 
 /// Header values that carry credentials are shown masked.
-fn masked(mut monitor: Monitor) -> Monitor {
+pub(super) fn masked(mut monitor: Monitor) -> Monitor {
     fn mask_headers(headers: &mut Value) {
         if let Some(list) = headers.as_array_mut() {
             for header in list {

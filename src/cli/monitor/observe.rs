@@ -1,0 +1,164 @@
+//! `monitor check|status|results`: running a monitor's check now, and reading
+//! what the regions measured.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::PgPool;
+
+use super::super::checks::parse_interval;
+use super::super::probe::{ms, result_tables};
+use super::super::Context;
+use crate::monitor::{check, MonitorError, MonitorStore};
+use crate::output::or_dash;
+use crate::probe::{self, ProbeOptions};
+use crate::region::RegionStore;
+use crate::results::{self, query, status, NewResult};
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Monitor id or name
+    monitor: String,
+    /// Region to record the result for [default: the default region if the monitor runs there, else its first]
+    #[arg(long)]
+    region: Option<String>,
+    /// Run and print, but do not record
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Monitor id or name [default: every monitor]
+    monitor: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResultsArgs {
+    /// Monitor id or name
+    monitor: String,
+    /// Only results measured from this region
+    #[arg(long)]
+    region: Option<String>,
+    /// How far back to look, e.g. 1h, 7d
+    #[arg(long, value_parser = parse_interval, default_value = "1h")]
+    since: Duration,
+    /// At most this many rows
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    limit: i64,
+}
+
+pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: CheckArgs) -> anyhow::Result<()> {
+    let monitor = store.get(&args.monitor).await?;
+    let region_code = match args.region {
+        Some(code) => code,
+        None => {
+            let default = match &ctx.settings.default_region {
+                Some(d) => d.value.clone(),
+                None => RegionStore::default_code(pool).await?,
+            };
+            let codes = monitor.region_codes();
+            if codes.contains(&default) { default } else { codes.first().cloned().unwrap_or(default) }
+        }
+    };
+    let assignment = monitor.regions.iter().find(|r| r.region == region_code);
+    if assignment.is_none() {
+        // An unknown code gets the region error with the active list; a known one "not in region".
+        RegionStore::new(pool).get(&region_code).await?;
+        return Err(MonitorError::NotInRegion { monitor: monitor.name.clone(), region: region_code }.into());
+    }
+    let plan = check::plan(&monitor, assignment)?;
+    let options = ProbeOptions { timeout: plan.timeout, ..ProbeOptions::default() };
+    let result = probe::run(&plan.spec, &options).await;
+    if args.dry_run {
+        crate::output::note(format!("checked {} for region {region_code}; not recorded (dry run)", monitor.name));
+    } else {
+        results::record(pool, &[NewResult::from_probe(monitor.id, &region_code, &result)]).await?;
+        crate::output::note(format!("checked {} for region {region_code}; result recorded", monitor.name));
+    }
+    ctx.printer.print(&result, |p| result_tables(p, &result))?;
+    if result.up {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{} is down from {region_code}: {}", monitor.name, or_dash(result.failure.as_ref())))
+    }
+}
+
+pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: StatusArgs) -> anyhow::Result<()> {
+    let monitors = match &args.monitor {
+        Some(reference) => vec![store.get(reference).await?],
+        None => store.list().await?,
+    };
+    let now = Utc::now();
+    let mut statuses = Vec::with_capacity(monitors.len());
+    for monitor in &monitors {
+        statuses.push(status::monitor_status(pool, monitor, now).await?);
+    }
+    ctx.printer.print(&statuses, |p| {
+        let mut overview = p.table(["MONITOR", "STATE", "RULE", "REGIONS", "FAILING BELOW QUORUM"]);
+        let mut detail = p.table(["MONITOR", "REGION", "STATE", "LAST CHECK", "TOTAL", "WARN/CRIT", "ERROR"]);
+        for s in &statuses {
+            let counts = s.regions.iter().map(|r| format!("{}:{}", r.region, r.state.as_str())).collect::<Vec<_>>().join(" ");
+            overview.add_row(vec![
+                s.name.clone().into(),
+                p.status_cell(s.state.as_str()),
+                s.rule.clone().into(),
+                counts.into(),
+                (if s.failing_below_quorum.is_empty() { "-".to_string() } else { s.failing_below_quorum.join(", ") }).into(),
+            ]);
+            for r in &s.regions {
+                detail.add_row(vec![
+                    s.name.clone().into(),
+                    r.region.clone().into(),
+                    p.status_cell(r.state.as_str()),
+                    or_dash(r.checked_at.map(|t| t.format("%Y-%m-%d %H:%M:%S"))).into(),
+                    ms(r.total_ms).into(),
+                    format!("{}/{}ms", r.latency_warning_ms, r.latency_critical_ms).into(),
+                    or_dash(r.error_kind.as_ref()).into(),
+                ]);
+            }
+        }
+        vec![overview, detail]
+    })?;
+    for s in statuses.iter().filter(|s| !s.failing_below_quorum.is_empty()) {
+        crate::output::note(format!(
+            "{}: {} by the {} rule, but failing in {}",
+            s.name,
+            s.state.as_str(),
+            s.rule,
+            s.failing_below_quorum.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+pub async fn results(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: ResultsArgs) -> anyhow::Result<()> {
+    let monitor = store.get(&args.monitor).await?;
+    if let Some(code) = &args.region {
+        RegionStore::new(pool).get(code).await?;
+    }
+    let since = Utc::now() - chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::MAX);
+    let rows = query::recent(pool, monitor.id, args.region.as_deref(), since, args.limit).await?;
+    ctx.printer.print(&rows, |p| {
+        let mut table = p.table(["CHECKED AT", "REGION", "RESULT", "STATUS", "DNS", "CONNECT", "TLS", "FIRST BYTE", "TOTAL", "ERROR"]);
+        for r in &rows {
+            table.add_row(vec![
+                r.checked_at.format("%Y-%m-%d %H:%M:%S").to_string().into(),
+                or_dash(r.region.as_ref()).into(),
+                p.status_cell(match r.up {
+                    Some(true) => "up",
+                    Some(false) => "down",
+                    None => "-",
+                }),
+                or_dash(r.status_code).into(),
+                ms(r.dns_ms).into(),
+                ms(r.connect_ms).into(),
+                ms(r.tls_ms).into(),
+                ms(r.first_byte_ms).into(),
+                ms(r.total_ms).into(),
+                or_dash(r.error_kind.as_ref()).into(),
+            ]);
+        }
+        vec![table]
+    })
+}

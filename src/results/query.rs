@@ -1,0 +1,123 @@
+//! Reading results back: recent rows, per-region statistics over a window,
+//! and time series for charts.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One stored result, as `monitor results` shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ResultRow {
+    pub checked_at: DateTime<Utc>,
+    pub region: Option<String>,
+    pub up: Option<bool>,
+    pub status_code: Option<i32>,
+    pub dns_ms: Option<f64>,
+    pub connect_ms: Option<f64>,
+    pub tls_ms: Option<f64>,
+    pub first_byte_ms: Option<f64>,
+    pub total_ms: Option<f64>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// A monitor's most recent results, newest first.
+pub async fn recent(
+    pool: &PgPool,
+    monitor_id: Uuid,
+    region: Option<&str>,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<ResultRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.checked_at, r.execution_region AS region, r.is_up AS up,
+                (r.region_specific_metrics->>'status_code')::int AS status_code,
+                r.dns_resolution_time AS dns_ms, r.tcp_connect_time AS connect_ms, r.tls_handshake_time AS tls_ms,
+                r.first_byte_time AS first_byte_ms,
+                COALESCE(r.total_time, r.response_time_ms::float8) AS total_ms, r.error_kind, r.error_message
+         FROM monitor_results r
+         WHERE r.monitor_id = $1 AND ($2::text IS NULL OR r.execution_region = $2) AND r.checked_at >= $3
+         ORDER BY r.checked_at DESC LIMIT $4",
+    )
+    .bind(monitor_id)
+    .bind(region)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Uptime, exact percentiles and phase averages of one monitor in one region over a window.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RegionStats {
+    pub monitor_id: Uuid,
+    pub region: String,
+    pub checks: i64,
+    pub successful: i64,
+    pub uptime_percentage: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub avg_ms: Option<f64>,
+    pub avg_dns_ms: Option<f64>,
+    pub avg_connect_ms: Option<f64>,
+    pub avg_tls_ms: Option<f64>,
+    pub avg_first_byte_ms: Option<f64>,
+}
+
+pub async fn region_stats(pool: &PgPool, monitors: &[Uuid], since: DateTime<Utc>) -> Result<Vec<RegionStats>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.monitor_id, r.execution_region AS region, count(*) AS checks,
+                count(*) FILTER (WHERE r.is_up) AS successful,
+                100.0 * count(*) FILTER (WHERE r.is_up) / count(*) AS uptime_percentage,
+                percentile_cont(0.50) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p50_ms,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p95_ms,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p99_ms,
+                avg(r.total_time) FILTER (WHERE r.is_up) AS avg_ms,
+                avg(r.dns_resolution_time) AS avg_dns_ms, avg(r.tcp_connect_time) AS avg_connect_ms,
+                avg(r.tls_handshake_time) AS avg_tls_ms, avg(r.first_byte_time) AS avg_first_byte_ms
+         FROM monitor_results r
+         WHERE r.monitor_id = ANY($1) AND r.checked_at >= $2 AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+         GROUP BY r.monitor_id, r.execution_region
+         ORDER BY r.monitor_id, r.execution_region",
+    )
+    .bind(monitors)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+}
+
+/// Average response time and uptime of one region in one time bucket.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SeriesPoint {
+    pub monitor_id: Uuid,
+    pub region: String,
+    pub bucket: DateTime<Utc>,
+    pub checks: i64,
+    pub successful: i64,
+    pub avg_ms: Option<f64>,
+}
+
+/// Results grouped into `bucket_seconds` buckets per monitor and region, oldest first.
+pub async fn series(
+    pool: &PgPool,
+    monitors: &[Uuid],
+    since: DateTime<Utc>,
+    bucket_seconds: i64,
+) -> Result<Vec<SeriesPoint>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.monitor_id, r.execution_region AS region,
+                to_timestamp(floor(extract(epoch FROM r.checked_at) / $3) * $3) AS bucket,
+                count(*) AS checks, count(*) FILTER (WHERE r.is_up) AS successful,
+                avg(r.total_time) FILTER (WHERE r.is_up) AS avg_ms
+         FROM monitor_results r
+         WHERE r.monitor_id = ANY($1) AND r.checked_at >= $2 AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .bind(monitors)
+    .bind(since)
+    .bind(bucket_seconds as f64)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,195 @@
+//! Cross-region status: each region's latest result judged against its
+//! latency thresholds, and the monitor's rule for when it is down overall.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::monitor::{DownRule, Monitor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Up,
+    /// Up, but slower than the latency warning threshold.
+    Degraded,
+    Down,
+    /// No result recent enough to judge.
+    Unknown,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Degraded => "degraded",
+            State::Down => "down",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionStatus {
+    pub region: String,
+    pub state: State,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub total_ms: Option<f64>,
+    pub latency_warning_ms: i32,
+    pub latency_critical_ms: i32,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorStatus {
+    pub monitor_id: Uuid,
+    pub name: String,
+    pub rule: String,
+    pub state: State,
+    /// Regions whose latest result is down.
+    pub failing: Vec<String>,
+    /// Failing regions that the rule does not count as an outage: the
+    /// failure a majority rule would otherwise hide.
+    pub failing_below_quorum: Vec<String>,
+    pub regions: Vec<RegionStatus>,
+}
+
+/// Judges one region's latest result.
+pub fn region_state(up: Option<bool>, total_ms: Option<f64>, warning_ms: i32, stale: bool) -> State {
+    match (up, stale) {
+        (None, _) | (_, true) => State::Unknown,
+        (Some(false), _) => State::Down,
+        (Some(true), _) if total_ms.is_some_and(|t| t > f64::from(warning_ms)) => State::Degraded,
+        (Some(true), _) => State::Up,
+    }
+}
+
+/// Applies the rule to the regions that have a recent result.
+pub fn overall(rule: DownRule, regions: &[RegionStatus]) -> (State, Vec<String>, Vec<String>) {
+    let known: Vec<&RegionStatus> = regions.iter().filter(|r| r.state != State::Unknown).collect();
+    let failing: Vec<String> = known.iter().filter(|r| r.state == State::Down).map(|r| r.region.clone()).collect();
+    if known.is_empty() {
+        return (State::Unknown, failing, Vec::new());
+    }
+    if rule.is_down(failing.len(), known.len()) {
+        return (State::Down, failing, Vec::new());
+    }
+    // Failures below the quorum do not change the verdict; they are named instead.
+    let state = if known.iter().any(|r| r.state == State::Degraded) { State::Degraded } else { State::Up };
+    let below = failing.clone();
+    (state, failing, below)
+}
+
+#[derive(sqlx::FromRow)]
+struct Latest {
+    region: String,
+    is_up: Option<bool>,
+    checked_at: Option<DateTime<Utc>>,
+    total_time: Option<f64>,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+    warning: i32,
+    critical: i32,
+    interval_seconds: Option<i32>,
+}
+
+/// The status of one monitor across its enabled regions.
+pub async fn monitor_status(pool: &PgPool, monitor: &Monitor, now: DateTime<Utc>) -> Result<MonitorStatus, sqlx::Error> {
+    let rows: Vec<Latest> = sqlx::query_as(
+        "SELECT mr.region_code AS region, l.is_up, l.checked_at, l.total_time, l.error_kind, l.error_message,
+                COALESCE(mr.latency_warning_ms, g.latency_warning_ms) AS warning,
+                COALESCE(mr.latency_critical_ms, g.latency_critical_ms) AS critical,
+                mr.interval_seconds
+         FROM monitor_regions mr
+         JOIN regions g ON g.code = mr.region_code
+         LEFT JOIN LATERAL (
+             SELECT is_up, checked_at, total_time, error_kind, error_message FROM monitor_results r
+             WHERE r.monitor_id = mr.monitor_id AND r.execution_region = mr.region_code
+             ORDER BY checked_at DESC LIMIT 1) l ON true
+         WHERE mr.monitor_id = $1 AND mr.enabled
+         ORDER BY mr.region_code",
+    )
+    .bind(monitor.id)
+    .fetch_all(pool)
+    .await?;
+    let regions: Vec<RegionStatus> = rows
+        .into_iter()
+        .map(|row| {
+            // A result older than three intervals (and at least five minutes) no longer says anything.
+            let interval = i64::from(row.interval_seconds.unwrap_or(monitor.interval_seconds));
+            let horizon = chrono::Duration::seconds((3 * interval).max(300));
+            let stale = row.checked_at.is_none_or(|t| now - t > horizon);
+            RegionStatus {
+                state: region_state(row.is_up, row.total_time, row.warning, stale),
+                region: row.region,
+                checked_at: row.checked_at,
+                total_ms: row.total_time,
+                latency_warning_ms: row.warning,
+                latency_critical_ms: row.critical,
+                error_kind: row.error_kind,
+                error_message: row.error_message,
+            }
+        })
+        .collect();
+    let rule: DownRule = monitor.down_rule.parse().unwrap_or_default();
+    let (state, failing, failing_below_quorum) = overall(rule, &regions);
+    Ok(MonitorStatus {
+        monitor_id: monitor.id,
+        name: monitor.name.clone(),
+        rule: rule.to_string(),
+        state,
+        failing,
+        failing_below_quorum,
+        regions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(name: &str, state: State) -> RegionStatus {
+        RegionStatus {
+            region: name.into(),
+            state,
+            checked_at: None,
+            total_ms: None,
+            latency_warning_ms: 200,
+            latency_critical_ms: 500,
+            error_kind: None,
+            error_message: None,
+        }
+    }
+
+    #[test]
+    fn one_of_three_down_is_up_by_majority_and_named() {
+        let regions = [region("us-east", State::Up), region("eu-west", State::Down), region("ap-south", State::Up)];
+        let (state, failing, below) = overall(DownRule::Majority, &regions);
+        assert_eq!(state, State::Up);
+        assert_eq!(failing, ["eu-west"]);
+        assert_eq!(below, ["eu-west"]);
+        assert_eq!(overall(DownRule::Any, &regions).0, State::Down);
+        assert_eq!(overall(DownRule::All, &regions).0, State::Up);
+        assert_eq!(overall(DownRule::AtLeast(2), &regions).0, State::Up);
+    }
+
+    #[test]
+    fn two_of_three_down_is_down_by_majority() {
+        let regions = [region("us-east", State::Down), region("eu-west", State::Down), region("ap-south", State::Up)];
+        let (state, failing, below) = overall(DownRule::Majority, &regions);
+        assert_eq!((state, failing.len(), below.len()), (State::Down, 2, 0));
+    }
+
+    #[test]
+    fn thresholds_and_staleness() {
+        assert_eq!(region_state(Some(true), Some(250.0), 200, false), State::Degraded);
+        assert_eq!(region_state(Some(true), Some(150.0), 200, false), State::Up);
+        assert_eq!(region_state(Some(true), Some(150.0), 200, true), State::Unknown);
+        assert_eq!(region_state(None, None, 200, false), State::Unknown);
+        let regions = [region("us-east", State::Degraded), region("eu-west", State::Unknown)];
+        assert_eq!(overall(DownRule::Majority, &regions).0, State::Degraded);
+        assert_eq!(overall(DownRule::Majority, &[region("x", State::Unknown)]).0, State::Unknown);
+    }
+}
