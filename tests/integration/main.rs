@@ -9,3 +9,4 @@ mod examples;
 mod monitor;
 mod probe_checks;
 mod region;
+mod results;

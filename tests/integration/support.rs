@@ -12,7 +12,7 @@ fn admin_url() -> String {
         .expect("no PostgreSQL for tests: run `scripts/test`, or set DATABASE_URL to a server where you may create databases")
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
 }
 
