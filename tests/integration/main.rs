@@ -8,5 +8,6 @@ mod db;
 mod examples;
 mod monitor;
 mod probe_checks;
+mod probe_cli;
 mod region;
 mod results;
