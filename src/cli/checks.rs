@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-
 use crate::duration::{self, BareUnit};
+use crate::monitor::settings::{self, CheckSettings};
 use crate::monitor::{DownRule, Header, MonitorError, MonitorType, StatusRanges};
 
 /// Type-specific check settings.
@@ -63,68 +62,24 @@ pub fn parse_header(text: &str) -> Result<Header, String> {
 }
 
 pub fn parse_method(text: &str) -> Result<String, String> {
-    let upper = text.to_ascii_uppercase();
-    match upper.as_str() {
-        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => Ok(upper),
-        _ => Err(format!("unsupported method `{text}`; use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")),
-    }
+    settings::parse_method(text).map_err(|e| e.to_string())
 }
 
 pub fn parse_record_type(text: &str) -> Result<String, String> {
-    let upper = text.to_ascii_uppercase();
-    match upper.as_str() {
-        "A" | "AAAA" | "CNAME" | "MX" | "NS" | "TXT" | "SOA" | "CAA" | "SRV" | "PTR" => Ok(upper),
-        _ => Err(format!("unsupported record type `{text}`; use A, AAAA, CNAME, MX, NS, TXT, SOA, CAA, SRV or PTR")),
-    }
+    settings::parse_record_type(text).map_err(|e| e.to_string())
 }
 
-impl CheckOptions {
-    /// The config keys these options set, after checking each applies to `kind`.
-    pub fn into_config(self, kind: MonitorType, name: &str) -> Result<Map<String, Value>, MonitorError> {
-        let not_for = |option: &'static str, applies: MonitorType| MonitorError::OptionNotForType {
-            option,
-            applies: applies.short(),
-            name: name.to_string(),
-            kind: kind.short(),
-        };
-        let mut config = Map::new();
-        let http_options = [
-            ("--method", self.method.is_some()),
-            ("--expect-status", self.expect_status.is_some()),
-            ("--keyword", self.keyword.is_some()),
-            ("--header", !self.headers.is_empty()),
-        ];
-        let dns_options = [("--record-type", self.record_type.is_some()), ("--expect-answer", !self.expect_answers.is_empty())];
-        if kind != MonitorType::Http {
-            if let Some((option, _)) = http_options.iter().find(|(_, set)| *set) {
-                return Err(not_for(option, MonitorType::Http));
-            }
+impl From<CheckOptions> for CheckSettings {
+    fn from(o: CheckOptions) -> Self {
+        CheckSettings {
+            method: o.method,
+            expect_status: o.expect_status,
+            keyword: o.keyword,
+            keyword_absent: o.keyword_absent,
+            headers: o.headers,
+            record_type: o.record_type,
+            expect_answers: o.expect_answers,
         }
-        if kind != MonitorType::Dns {
-            if let Some((option, _)) = dns_options.iter().find(|(_, set)| *set) {
-                return Err(not_for(option, MonitorType::Dns));
-            }
-        }
-        if let Some(method) = self.method {
-            config.insert("method".into(), method.into());
-        }
-        if let Some(status) = self.expect_status {
-            config.insert("expected_status".into(), status.to_string().into());
-        }
-        if let Some(keyword) = self.keyword {
-            config.insert("keyword".into(), keyword.into());
-            config.insert("keyword_absent".into(), self.keyword_absent.into());
-        }
-        if !self.headers.is_empty() {
-            config.insert("headers".into(), serde_json::to_value(self.headers).expect("headers serialise"));
-        }
-        if let Some(record_type) = self.record_type {
-            config.insert("record_type".into(), record_type.into());
-        }
-        if !self.expect_answers.is_empty() {
-            config.insert("expected_answers".into(), self.expect_answers.into());
-        }
-        Ok(config)
     }
 }
 

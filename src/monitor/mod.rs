@@ -2,7 +2,9 @@
 //! counts as down. Types, validation and the rules live here; the table
 //! access is in [`store`].
 
+pub mod apply;
 pub mod check;
+pub mod settings;
 mod spec;
 mod store;
 
@@ -86,7 +88,7 @@ pub enum MonitorError {
     Timeout { timeout: String, interval: String, max: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("{option} applies to {applies} monitors only, and `{name}` is a {kind} monitor")]
+    #[error("`{option}` applies to {applies} monitors only, and `{name}` is a {kind} monitor")]
     OptionNotForType { option: &'static str, applies: &'static str, name: String, kind: &'static str },
     #[error("a monitor named `{0}` already exists; choose another name or update it with `geoctl monitor update {0} …`")]
     DuplicateName(String),
@@ -102,6 +104,8 @@ pub enum MonitorError {
     NotInRegion { monitor: String, region: String },
     #[error("monitor `{name}` has type `{stored}`, which geoctl does not manage")]
     UnsupportedStoredType { name: String, stored: String },
+    #[error("monitors[{index}] (`{name}`): {source}")]
+    InEntry { index: usize, name: String, source: Box<MonitorError> },
     #[error(transparent)]
     Region(#[from] RegionError),
     #[error(transparent)]
@@ -119,6 +123,7 @@ impl MonitorError {
         match self {
             MonitorError::Database(_) => false,
             MonitorError::Region(e) => e.is_input(),
+            MonitorError::InEntry { source, .. } => source.is_input(),
             _ => true,
         }
     }

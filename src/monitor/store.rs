@@ -202,15 +202,26 @@ impl<'a> MonitorStore<'a> {
     /// Creates a monitor and its region assignments. With `dry_run` everything
     /// is validated and the transaction rolled back.
     pub async fn create(&self, new: NewMonitor, dry_run: bool) -> Result<Monitor, MonitorError> {
+        let mut tx = self.pool.begin().await?;
+        let out = self.create_in(&mut tx, new).await?;
+        finish(tx, dry_run).await?;
+        Ok(out)
+    }
+
+    /// [`Self::create`] inside the caller's transaction.
+    pub async fn create_in(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        new: NewMonitor,
+    ) -> Result<Monitor, MonitorError> {
         let name = clean_name(&new.name)?;
         let target = validate_target(new.kind, &new.target)?;
         let interval_seconds = validate_interval(new.interval, new.force)?;
         let timeout_ms = validate_timeout(new.timeout, interval_seconds)?;
 
-        let mut tx = self.pool.begin().await?;
-        lock_monitors(&mut tx).await?;
-        ensure_name_free(&mut tx, &name, None).await?;
-        let regions = self.choose_regions(&mut tx, new.regions.as_deref()).await?;
+        lock_monitors(&mut *tx).await?;
+        ensure_name_free(&mut *tx, &name, None).await?;
+        let regions = self.choose_regions(&mut *tx, new.regions.as_deref()).await?;
 
         let id: Uuid = sqlx::query_scalar(
             "INSERT INTO monitors (name, type, target, frequency_minutes, interval_seconds, timeout_ms, \
@@ -227,26 +238,37 @@ impl<'a> MonitorStore<'a> {
         .bind(if new.enabled { "active" } else { "paused" })
         .bind(new.down_rule.to_string())
         .bind(Value::Object(new.config))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-        insert_regions(&mut tx, id, &regions).await?;
-        let monitor = load(&mut tx, id).await?;
-        finish(tx, dry_run).await?;
+        insert_regions(&mut *tx, id, &regions).await?;
+        let monitor = load(&mut *tx, id).await?;
         Ok(monitor)
     }
 
     /// Applies a patch; writes only when something differs.
     pub async fn update(&self, reference: &str, patch: MonitorPatch, dry_run: bool) -> Result<(Monitor, Change), MonitorError> {
         let mut tx = self.pool.begin().await?;
-        lock_monitors(&mut tx).await?;
-        let id = resolve(&mut tx, reference).await?;
-        let current = load(&mut tx, id).await?;
+        let out = self.update_in(&mut tx, reference, patch).await?;
+        finish(tx, dry_run).await?;
+        Ok(out)
+    }
+
+    /// [`Self::update`] inside the caller's transaction.
+    pub async fn update_in(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        reference: &str,
+        patch: MonitorPatch,
+    ) -> Result<(Monitor, Change), MonitorError> {
+        lock_monitors(&mut *tx).await?;
+        let id = resolve(&mut *tx, reference).await?;
+        let current = load(&mut *tx, id).await?;
         let kind = managed_kind(&current)?;
 
         let name = match &patch.name {
             Some(n) => {
                 let n = clean_name(n)?;
-                ensure_name_free(&mut tx, &n, Some(id)).await?;
+                ensure_name_free(&mut *tx, &n, Some(id)).await?;
                 n
             }
             None => current.name.clone(),
@@ -296,18 +318,17 @@ impl<'a> MonitorStore<'a> {
         .bind(timeout_ms)
         .bind(&down_rule)
         .bind(&config)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        let monitor = load(&mut tx, id).await?;
-        finish(tx, dry_run).await?;
+        let monitor = load(&mut *tx, id).await?;
         Ok((monitor, Change::Updated))
     }
 
     /// Pauses (`false`) or resumes (`true`) a monitor in every region.
     pub async fn set_enabled(&self, reference: &str, enabled: bool, dry_run: bool) -> Result<(Monitor, Change), MonitorError> {
         let mut tx = self.pool.begin().await?;
-        let id = resolve(&mut tx, reference).await?;
-        let current = load(&mut tx, id).await?;
+        let id = resolve(&mut *tx, reference).await?;
+        let current = load(&mut *tx, id).await?;
         if current.enabled == enabled {
             return Ok((current, Change::Unchanged));
         }
@@ -317,7 +338,7 @@ impl<'a> MonitorStore<'a> {
             .bind(if enabled { "active" } else { "paused" })
             .execute(&mut *tx)
             .await?;
-        let monitor = load(&mut tx, id).await?;
+        let monitor = load(&mut *tx, id).await?;
         finish(tx, dry_run).await?;
         Ok((monitor, Change::Updated))
     }
@@ -326,8 +347,8 @@ impl<'a> MonitorStore<'a> {
     pub async fn delete(&self, reference: &str, dry_run: bool) -> Result<Monitor, MonitorError> {
         let mut tx = self.pool.begin().await?;
         lock_monitors(&mut tx).await?;
-        let id = resolve(&mut tx, reference).await?;
-        let monitor = load(&mut tx, id).await?;
+        let id = resolve(&mut *tx, reference).await?;
+        let monitor = load(&mut *tx, id).await?;
         for table in ["regional_monitor_summaries", "regional_performance_metrics", "monitor_results", "monitor_regions"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = $1")).bind(id).execute(&mut *tx).await?;
         }
@@ -338,21 +359,28 @@ impl<'a> MonitorStore<'a> {
 
     /// Sets, adds or removes the regions a monitor runs in. Overrides of
     /// regions that stay are kept.
-    pub async fn edit_regions(
+    pub async fn edit_regions(&self, reference: &str, edit: RegionEdit, codes: &[String], dry_run: bool) -> Result<(Monitor, Change), MonitorError> {
+        let mut tx = self.pool.begin().await?;
+        let out = self.edit_regions_in(&mut tx, reference, edit, codes).await?;
+        finish(tx, dry_run).await?;
+        Ok(out)
+    }
+
+    /// [`Self::edit_regions`] inside the caller's transaction.
+    pub async fn edit_regions_in(
         &self,
+        tx: &mut Transaction<'_, Postgres>,
         reference: &str,
         edit: RegionEdit,
         codes: &[String],
-        dry_run: bool,
     ) -> Result<(Monitor, Change), MonitorError> {
-        let mut tx = self.pool.begin().await?;
-        let id = resolve(&mut tx, reference).await?;
-        let current = load(&mut tx, id).await?;
+        let id = resolve(&mut *tx, reference).await?;
+        let current = load(&mut *tx, id).await?;
         let have = current.region_codes();
         let mut codes: Vec<String> = codes.to_vec();
         codes.dedup();
         if edit != RegionEdit::Remove {
-            self.check_regions(&mut tx, &codes).await?;
+            self.check_regions(&mut *tx, &codes).await?;
         }
         let wanted: Vec<String> = match edit {
             RegionEdit::Set => codes.clone(),
@@ -375,29 +403,35 @@ impl<'a> MonitorStore<'a> {
         sqlx::query("DELETE FROM monitor_regions WHERE monitor_id = $1 AND region_code = ANY($2)")
             .bind(id)
             .bind(&removed)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        insert_regions(&mut tx, id, &added).await?;
-        touch(&mut tx, id).await?;
-        let monitor = load(&mut tx, id).await?;
-        finish(tx, dry_run).await?;
+        insert_regions(&mut *tx, id, &added).await?;
+        touch(&mut *tx, id).await?;
+        let monitor = load(&mut *tx, id).await?;
         Ok((monitor, Change::Updated))
     }
 
     /// Sets one region's overrides for a monitor.
-    pub async fn set_overrides(
+    pub async fn set_overrides(&self, reference: &str, region: &str, o: RegionOverrides, dry_run: bool) -> Result<(Monitor, Change), MonitorError> {
+        let mut tx = self.pool.begin().await?;
+        let out = self.set_overrides_in(&mut tx, reference, region, o).await?;
+        finish(tx, dry_run).await?;
+        Ok(out)
+    }
+
+    /// [`Self::set_overrides`] inside the caller's transaction.
+    pub async fn set_overrides_in(
         &self,
+        tx: &mut Transaction<'_, Postgres>,
         reference: &str,
         region: &str,
         o: RegionOverrides,
-        dry_run: bool,
     ) -> Result<(Monitor, Change), MonitorError> {
-        let mut tx = self.pool.begin().await?;
-        let id = resolve(&mut tx, reference).await?;
-        let current = load(&mut tx, id).await?;
+        let id = resolve(&mut *tx, reference).await?;
+        let current = load(&mut *tx, id).await?;
         let Some(existing) = current.regions.iter().find(|r| r.region == region) else {
             // Name the region error first when the code itself is wrong.
-            RegionStore::fetch(&mut tx, region).await?;
+            RegionStore::fetch(&mut *tx, region).await?;
             return Err(MonitorError::NotInRegion { monitor: current.name, region: region.into() });
         };
         let mut next = if o.clear {
@@ -438,7 +472,7 @@ impl<'a> MonitorStore<'a> {
                 "SELECT latency_warning_ms, latency_critical_ms FROM regions WHERE code = $1",
             )
             .bind(region)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
             validate_thresholds(
                 next.latency_warning_ms.unwrap_or(defaults.0),
@@ -473,11 +507,10 @@ impl<'a> MonitorStore<'a> {
         .bind(&next.headers)
         .bind(next.priority)
         .bind(&next.notes)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        touch(&mut tx, id).await?;
-        let monitor = load(&mut tx, id).await?;
-        finish(tx, dry_run).await?;
+        touch(&mut *tx, id).await?;
+        let monitor = load(&mut *tx, id).await?;
         Ok((monitor, Change::Updated))
     }
 

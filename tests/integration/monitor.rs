@@ -72,9 +72,9 @@ fn bad_input_is_refused_and_nothing_is_written() {
         (base(&["--type", "http", "--target", "https://e.com", "--every", "30"]), "no unit"),
         (base(&["--type", "http", "--target", "https://e.com", "--every", "1m", "--timeout", "2m"]), "timeout"),
         (base(&["--type", "http", "--target", "https://e.com", "--header", "NoColon"]), "invalid header"),
-        (base(&["--type", "http", "--target", "https://e.com", "--expect-status", "2xx"]), "--expect-status"),
+        (base(&["--type", "http", "--target", "https://e.com", "--expect-status", "2xx"]), "status"),
         (base(&["--type", "http", "--target", "https://e.com", "--down-when", "most"]), "invalid down rule"),
-        (base(&["--type", "tcp", "--target", "h:1", "--keyword", "ok"]), "--keyword applies to http monitors only"),
+        (base(&["--type", "tcp", "--target", "h:1", "--keyword", "ok"]), "`keyword` applies to http monitors only"),
         (base(&["--type", "http", "--target", "https://e.com", "--record-type", "MX"]), "dns monitors only"),
         (base(&["--type", "http", "--target", "https://e.com", "--regions", ""]), "region"),
         (base(&["--type", "http", "--target", "https://e.com", "--bogus"]), "--bogus"),
@@ -226,4 +226,56 @@ fn list_output_formats_parse() {
     assert!(table.stdout.contains("web") && table.stdout.contains("NAME"));
     // Not a terminal: no colour codes, no box drawing.
     assert!(!table.stdout.contains('\u{1b}') && !table.stdout.contains('│'));
+}
+
+#[test]
+fn apply_a_monitors_file_is_idempotent_and_all_or_nothing() {
+    let db = TestDb::migrated();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/monitors.yaml");
+    let dry = db.geoctl(&["monitor", "apply", "-f", example, "--dry-run", "-o", "json"]).success().json();
+    assert_eq!(dry.as_array().unwrap().len(), 4);
+    assert!(dry.as_array().unwrap().iter().all(|a| a["change"] == "created"));
+    assert_eq!(db.count("monitors"), 0);
+
+    let first = db.geoctl(&["monitor", "apply", "-f", example, "-o", "json"]).success().json();
+    assert!(first.as_array().unwrap().iter().all(|a| a["change"] == "created"));
+    assert_eq!(db.count("monitors"), 4);
+    let home = db.geoctl(&["monitor", "show", "homepage", "-o", "json"]).success().json();
+    assert_eq!(region_codes(&home), ["ap-south", "eu-west", "us-east"]);
+    let ap = home["regions"].as_array().unwrap().iter().find(|r| r["region"] == "ap-south").unwrap().clone();
+    assert_eq!((ap["timeout_ms"].as_i64(), ap["latency_critical_ms"].as_i64()), (Some(20_000), Some(800)));
+    assert_eq!(db.geoctl(&["monitor", "show", "mail-exchanger", "-o", "json"]).success().json()["config"]["record_type"], "MX");
+
+    let again = db.geoctl(&["monitor", "apply", "-f", example, "-o", "json"]).success();
+    assert!(again.json().as_array().unwrap().iter().all(|a| a["change"] == "unchanged"), "{}", again.stdout);
+    assert!(again.stderr.contains("nothing to change"));
+
+    // A change to one monitor updates only it; a removed key is removed.
+    let edited = std::fs::read_to_string(example).unwrap().replace("    keyword: Example Domain\n", "").replace("every: 30s", "every: 45s");
+    let path = db.dir().join("edited.yaml");
+    std::fs::write(&path, &edited).unwrap();
+    let changed = db.geoctl(&["monitor", "apply", "-f", path.to_str().unwrap(), "-o", "json"]).success().json();
+    let change = |name: &str| changed.as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["change"].clone();
+    assert_eq!((change("homepage"), change("api-database"), change("edge-gateway")), ("updated".into(), "updated".into(), "unchanged".into()));
+    assert_eq!(db.scalar("SELECT config ? 'keyword' FROM monitors WHERE name = 'homepage'"), "false");
+
+    // One bad entry: nothing at all is written, and the entry is named.
+    let bad = edited.replace("regions: [us-east]", "regions: [eu-wset]").replace("name: edge-gateway", "name: new-one");
+    std::fs::write(&path, bad).unwrap();
+    db.geoctl(&["monitor", "apply", "-f", path.to_str().unwrap()]).usage_error(&["monitors[1] (`api-database`)", "unknown region `eu-wset`"]);
+    assert_eq!(db.count("monitors"), 4);
+    assert_eq!(db.scalar("SELECT count(*) FROM monitors WHERE name = 'new-one'"), "0");
+
+    for (text, needle) in [
+        ("monitors:\n  - name: x\n    type: http\n    target: https://e.com\n    colour: red\n", "unknown field `colour`"),
+        ("monitors:\n  - name: x\n    type: smtp\n    target: e.com\n", "unknown monitor type"),
+        ("monitors:\n  - {name: x, type: ping, target: 10.0.0.1}\n  - {name: x, type: ping, target: 10.0.0.2}\n", "declared twice"),
+        ("monitors:\n  - {name: x, type: tcp, target: db:1, keyword: up}\n", "`keyword` applies to http"),
+        ("not yaml: [", "invalid monitors file"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        db.geoctl(&["monitor", "apply", "-f", path.to_str().unwrap()]).usage_error(&[needle]);
+    }
+    db.geoctl(&["monitor", "apply", "-f", "/nonexistent.yaml"]).usage_error(&["cannot read"]);
+    assert_eq!(db.count("monitors"), 4);
 }

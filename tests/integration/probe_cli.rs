@@ -76,7 +76,7 @@ fn bad_probe_input_is_exit_2() {
         (&["probe", "http://127.0.0.1/", "--timeout", "10m"], "--timeout"),
         (&["probe", "http://127.0.0.1/", "--header", "bad header"], "invalid header"),
         (&["probe", "http://127.0.0.1/", "--expect-status", "2xx"], "status"),
-        (&["probe", "127.0.0.1:80", "--keyword", "x"], "http monitors only"),
+        (&["probe", "127.0.0.1:80", "--keyword", "x"], "applies to http"),
         (&["probe", "http://127.0.0.1/", "--count", "3"], "ping checks only"),
         (&["probe", "db:99999", "--type", "tcp"], "port"),
         (&["probe", "http://127.0.0.1/", "--nameserver", "not-an-address"], "--nameserver"),

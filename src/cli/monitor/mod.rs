@@ -115,6 +115,15 @@ enum Command {
     /// The regions a monitor runs in, and per-region overrides
     #[command(subcommand)]
     Regions(RegionsCommand),
+    /// Create or update the monitors declared in a file, in one transaction
+    Apply {
+        /// YAML file with a `monitors:` list (see examples/monitors.yaml); `-` reads stdin
+        #[arg(long, short = 'f', value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Show what would change without writing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run a monitor's check once, now, from here on behalf of a region, and record it
     Check(observe::CheckArgs),
     /// Each region's latest state and the monitor's overall state under its down rule
@@ -204,6 +213,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let p = &ctx.printer;
     let (monitor, change, dry_run) = match args.command {
         Command::Check(a) => return observe::check(ctx, &pool, &store, a).await,
+        Command::Apply { file, dry_run } => return apply(ctx, &pool, &store, &file, dry_run).await,
         Command::Status(a) => return observe::status(ctx, &pool, &store, a).await,
         Command::Results(a) => return observe::results(ctx, &pool, &store, a).await,
         Command::List => {
@@ -215,7 +225,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             return p.print(&monitor, |p| detail_tables(p, &monitor));
         }
         Command::Create { name, kind, target, every, timeout, regions, down_when, checks, paused, force, dry_run } => {
-            let config = checks.into_config(kind, &name)?;
+            let config = crate::monitor::settings::CheckSettings::from(checks).into_config(kind, &name)?;
             let new = NewMonitor {
                 name,
                 kind,
@@ -236,7 +246,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 name: current.name.clone(),
                 stored: current.stored_type.clone(),
             })?;
-            let mut config = checks.into_config(kind, &current.name)?;
+            let mut config = crate::monitor::settings::CheckSettings::from(checks).into_config(kind, &current.name)?;
             if no_keyword {
                 config.insert("keyword".into(), Value::Null);
                 config.insert("keyword_absent".into(), Value::Null);
@@ -311,6 +321,33 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     report_change("monitor", &monitor.name, change, dry_run);
     let monitor = masked(monitor);
     p.print(&monitor, |p| detail_tables(p, &monitor))
+}
+
+async fn apply(ctx: &Context, pool: &sqlx::PgPool, store: &MonitorStore<'_>, path: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(path).map(|t| text = t)
+    };
+    read.map_err(|e| crate::error::input_error(format!("cannot read {}: {e}", path.display())))?;
+    let file = crate::monitor::apply::MonitorFile::parse(&text)?;
+    let applied = crate::monitor::apply::apply(pool, store, &file, dry_run).await?;
+    let changed = applied.iter().filter(|a| a.change != Change::Unchanged).count();
+    crate::output::note(match (dry_run, changed) {
+        (_, 0) => "nothing to change; every monitor is as declared".to_string(),
+        (true, n) => format!("{n} monitor(s) would change (dry run, nothing written)"),
+        (false, n) => format!("{n} monitor(s) changed"),
+    });
+    ctx.printer.print(&applied, |p| {
+        let mut table = p.table(["MONITOR", if dry_run { "WOULD BE" } else { "CHANGE" }]);
+        for a in &applied {
+            let change = serde_json::to_value(a.change).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            table.add_row(vec![a.name.clone().into(), p.status_cell(&change)]);
+        }
+        vec![table]
+    })
 }
 
 /// Header values that carry credentials are shown masked.

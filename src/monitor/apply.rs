@@ -1,0 +1,266 @@
+//! Monitors declared in a file (`examples/monitors.yaml`), made so in one
+//! transaction: created when missing, updated when different, left alone
+//! when equal. Monitors not in the file are not touched.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use super::settings::{parse_method, parse_record_type, CheckSettings};
+use super::store::{MonitorPatch, MonitorStore, NewMonitor, RegionEdit, RegionOverrides};
+use super::{DownRule, Header, MonitorError, MonitorType, StatusRanges};
+use crate::duration::{self, BareUnit};
+use crate::store::Change;
+
+/// The file: `monitors:` and a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorFile {
+    pub monitors: Vec<MonitorDecl>,
+}
+
+/// One monitor as declared. Durations are written like the flags (`30s`, `5m`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorDecl {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub target: String,
+    pub every: Option<String>,
+    pub timeout: Option<String>,
+    /// Omitted: every active region for a new monitor, unchanged for an existing one.
+    pub regions: Option<Vec<String>>,
+    pub down_when: Option<String>,
+    #[serde(default)]
+    pub force: bool,
+    pub method: Option<String>,
+    pub expect_status: Option<String>,
+    pub keyword: Option<String>,
+    #[serde(default)]
+    pub keyword_absent: bool,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    pub record_type: Option<String>,
+    #[serde(default)]
+    pub expect_answers: Vec<String>,
+    /// Per-region overrides; regions not listed have none.
+    #[serde(default)]
+    pub region_overrides: BTreeMap<String, OverrideDecl>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideDecl {
+    pub every: Option<String>,
+    pub timeout: Option<String>,
+    pub schedule: Option<String>,
+    pub latency_warning: Option<String>,
+    pub latency_critical: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    pub priority: Option<i32>,
+    pub notes: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// What applying did (or would do) to one monitor.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    pub name: String,
+    pub change: Change,
+}
+
+impl MonitorFile {
+    pub fn parse(text: &str) -> Result<Self, MonitorError> {
+        serde_yaml_ng::from_str(text).map_err(|e| MonitorError::Invalid(format!("invalid monitors file: {e}")))
+    }
+}
+
+fn interval(text: Option<&str>, default: &str, what: &str) -> Result<Duration, MonitorError> {
+    duration::parse(text.unwrap_or(default), BareUnit::Rejected).map_err(|e| MonitorError::Invalid(format!("{what}: {e}")))
+}
+
+fn latency(text: &Option<String>) -> Result<Option<i32>, MonitorError> {
+    text.as_deref()
+        .map(|t| {
+            duration::parse(t, BareUnit::Milliseconds)
+                .map(|d| d.as_millis().min(i32::MAX as u128) as i32)
+                .map_err(|e| MonitorError::Invalid(format!("latency: {e}")))
+        })
+        .transpose()
+}
+
+fn headers(list: &[String]) -> Result<Vec<Header>, MonitorError> {
+    list.iter().map(|h| h.parse()).collect()
+}
+
+impl MonitorDecl {
+    fn kind(&self) -> Result<MonitorType, MonitorError> {
+        self.kind.parse()
+    }
+
+    fn settings(&self) -> Result<CheckSettings, MonitorError> {
+        Ok(CheckSettings {
+            method: self.method.as_deref().map(parse_method).transpose()?,
+            expect_status: self
+                .expect_status
+                .as_deref()
+                .map(|s| s.parse::<StatusRanges>().map_err(|e| MonitorError::Invalid(e.to_string())))
+                .transpose()?,
+            keyword: self.keyword.clone(),
+            keyword_absent: self.keyword_absent,
+            headers: headers(&self.headers)?,
+            record_type: self.record_type.as_deref().map(parse_record_type).transpose()?,
+            expect_answers: self.expect_answers.clone(),
+        })
+    }
+
+    fn overrides(&self, region: &str) -> Result<RegionOverrides, MonitorError> {
+        let o = self.region_overrides.get(region).cloned().unwrap_or_default();
+        Ok(RegionOverrides {
+            clear: true,
+            enabled: o.enabled,
+            timeout: o.timeout.as_deref().map(|t| interval(Some(t), "", "timeout")).transpose()?,
+            interval: o.every.as_deref().map(|t| interval(Some(t), "", "every")).transpose()?,
+            schedule: o.schedule.clone(),
+            latency_warning_ms: latency(&o.latency_warning)?,
+            latency_critical_ms: latency(&o.latency_critical)?,
+            headers: (!o.headers.is_empty()).then(|| headers(&o.headers)).transpose()?,
+            priority: o.priority,
+            notes: o.notes.clone(),
+            force: self.force,
+        })
+    }
+}
+
+/// The config keys a declaration owns: absent from the file means removed.
+const OWNED_KEYS: [&str; 7] =
+    ["method", "expected_status", "keyword", "keyword_absent", "headers", "record_type", "expected_answers"];
+
+/// Applies every declaration in one transaction; on any error nothing is written.
+pub async fn apply(pool: &PgPool, store: &MonitorStore<'_>, file: &MonitorFile, dry_run: bool) -> Result<Vec<Applied>, MonitorError> {
+    let mut seen = std::collections::HashSet::new();
+    for (index, decl) in file.monitors.iter().enumerate() {
+        if !seen.insert(decl.name.trim()) {
+            return Err(MonitorError::InEntry {
+                index,
+                name: decl.name.clone(),
+                source: Box::new(MonitorError::Invalid("this name is declared twice in the file".into())),
+            });
+        }
+    }
+    let mut tx = pool.begin().await?;
+    let mut applied = Vec::with_capacity(file.monitors.len());
+    for (index, decl) in file.monitors.iter().enumerate() {
+        let change = apply_one(store, &mut tx, decl).await.map_err(|source| MonitorError::InEntry {
+            index,
+            name: decl.name.clone(),
+            source: Box::new(source),
+        })?;
+        applied.push(Applied { name: decl.name.trim().to_string(), change });
+    }
+    if dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(applied)
+}
+
+async fn apply_one(
+    store: &MonitorStore<'_>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    decl: &MonitorDecl,
+) -> Result<Change, MonitorError> {
+    let kind = decl.kind()?;
+    let every = interval(decl.every.as_deref(), "1m", "every")?;
+    let timeout = interval(decl.timeout.as_deref(), "10s", "timeout")?;
+    let down_rule: DownRule = decl.down_when.as_deref().unwrap_or("majority").parse()?;
+    let config = decl.settings()?.into_config(kind, &decl.name)?;
+    let exists: Option<String> = sqlx::query_scalar("SELECT type::text FROM monitors WHERE name = $1 LIMIT 1")
+        .bind(decl.name.trim())
+        .fetch_optional(&mut **tx)
+        .await?;
+
+    let mut change = match exists {
+        None => {
+            let new = NewMonitor {
+                name: decl.name.clone(),
+                kind,
+                target: decl.target.clone(),
+                interval: every,
+                timeout,
+                down_rule,
+                config,
+                regions: decl.regions.clone(),
+                enabled: true,
+                force: decl.force,
+            };
+            store.create_in(tx, new).await?;
+            Change::Created
+        }
+        Some(stored) => {
+            if MonitorType::parse(&stored) != Some(kind) {
+                return Err(MonitorError::Invalid(format!(
+                    "it exists with type `{stored}`; a type cannot change: delete it first or choose another name"
+                )));
+            }
+            let mut config = config;
+            for key in OWNED_KEYS {
+                config.entry(key).or_insert(serde_json::Value::Null);
+            }
+            let patch = MonitorPatch {
+                name: None,
+                target: Some(decl.target.clone()),
+                interval: Some(every),
+                timeout: Some(timeout),
+                down_rule: Some(down_rule),
+                config,
+                force: decl.force,
+            };
+            let (_, mut change) = store.update_in(tx, decl.name.trim(), patch).await?;
+            if let Some(regions) = &decl.regions {
+                let (_, c) = store.edit_regions_in(tx, decl.name.trim(), RegionEdit::Set, regions).await?;
+                change = merge(change, c);
+            }
+            change
+        }
+    };
+    for region in decl.region_overrides.keys() {
+        let assigned: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM monitor_regions mr JOIN monitors m ON m.id = mr.monitor_id \
+             WHERE m.name = $1 AND mr.region_code = $2)",
+        )
+        .bind(decl.name.trim())
+        .bind(region)
+        .fetch_one(&mut **tx)
+        .await?;
+        if !assigned {
+            return Err(MonitorError::NotInRegion { monitor: decl.name.clone(), region: region.clone() });
+        }
+    }
+    let regions: Vec<String> = sqlx::query_scalar(
+        "SELECT mr.region_code FROM monitor_regions mr JOIN monitors m ON m.id = mr.monitor_id WHERE m.name = $1 ORDER BY 1",
+    )
+    .bind(decl.name.trim())
+    .fetch_all(&mut **tx)
+    .await?;
+    for region in regions {
+        let (_, c) = store.set_overrides_in(tx, decl.name.trim(), &region, decl.overrides(&region)?).await?;
+        if change != Change::Created {
+            change = merge(change, c);
+        }
+    }
+    Ok(change)
+}
+
+fn merge(a: Change, b: Change) -> Change {
+    if a == Change::Unchanged {
+        b
+    } else {
+        a
+    }
+}
