@@ -327,8 +327,8 @@ impl<'a> MonitorStore<'a> {
     /// Pauses (`false`) or resumes (`true`) a monitor in every region.
     pub async fn set_enabled(&self, reference: &str, enabled: bool, dry_run: bool) -> Result<(Monitor, Change), MonitorError> {
         let mut tx = self.pool.begin().await?;
-        let id = resolve(&mut *tx, reference).await?;
-        let current = load(&mut *tx, id).await?;
+        let id = resolve(&mut tx, reference).await?;
+        let current = load(&mut tx, id).await?;
         if current.enabled == enabled {
             return Ok((current, Change::Unchanged));
         }
@@ -338,7 +338,7 @@ impl<'a> MonitorStore<'a> {
             .bind(if enabled { "active" } else { "paused" })
             .execute(&mut *tx)
             .await?;
-        let monitor = load(&mut *tx, id).await?;
+        let monitor = load(&mut tx, id).await?;
         finish(tx, dry_run).await?;
         Ok((monitor, Change::Updated))
     }
@@ -347,8 +347,8 @@ impl<'a> MonitorStore<'a> {
     pub async fn delete(&self, reference: &str, dry_run: bool) -> Result<Monitor, MonitorError> {
         let mut tx = self.pool.begin().await?;
         lock_monitors(&mut tx).await?;
-        let id = resolve(&mut *tx, reference).await?;
-        let monitor = load(&mut *tx, id).await?;
+        let id = resolve(&mut tx, reference).await?;
+        let monitor = load(&mut tx, id).await?;
         for table in ["regional_monitor_summaries", "regional_performance_metrics", "monitor_results", "monitor_regions"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = $1")).bind(id).execute(&mut *tx).await?;
         }
