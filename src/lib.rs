@@ -10,5 +10,6 @@ pub mod monitor;
 pub mod output;
 pub mod probe;
 pub mod region;
+pub mod report;
 pub mod results;
 pub mod store;

@@ -7,6 +7,7 @@ mod db;
 mod monitor;
 mod probe;
 mod region;
+mod report;
 mod summaries;
 
 use std::io::IsTerminal;
@@ -67,6 +68,8 @@ enum Command {
     Probe(probe::Args),
     /// Daily per-region summaries
     Summaries(summaries::Args),
+    /// Per-region uptime, percentiles, phase averages and latency charts
+    Report(report::Args),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -84,6 +87,14 @@ impl Context {
             &self.settings.tuning,
         )
         .await?)
+    }
+
+    /// Where monitors may run, from the configuration.
+    pub fn placement(&self) -> crate::monitor::Placement {
+        crate::monitor::Placement {
+            geo_distribution: self.settings.enable_geo_distribution.value,
+            default_region: self.settings.default_region.as_ref().map(|s| s.value.clone()),
+        }
     }
 
     /// Asks before destroying something. `--yes` skips the question; with no
@@ -195,6 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Monitor(args) => monitor::run(&ctx, args).await,
         Command::Probe(args) => probe::run(&ctx, args).await,
         Command::Summaries(args) => summaries::run(&ctx, args).await,
+        Command::Report(args) => report::run(&ctx, args).await,
     }
 }
 

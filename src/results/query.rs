@@ -70,7 +70,7 @@ pub async fn region_stats(pool: &PgPool, monitors: &[Uuid], since: DateTime<Utc>
     sqlx::query_as(
         "SELECT r.monitor_id, r.execution_region AS region, count(*) AS checks,
                 count(*) FILTER (WHERE r.is_up) AS successful,
-                100.0 * count(*) FILTER (WHERE r.is_up) / count(*) AS uptime_percentage,
+                (100.0 * count(*) FILTER (WHERE r.is_up) / count(*))::float8 AS uptime_percentage,
                 percentile_cont(0.50) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p50_ms,
                 percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p95_ms,
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p99_ms,

@@ -10,4 +10,5 @@ mod monitor;
 mod probe_checks;
 mod probe_cli;
 mod region;
+mod report;
 mod results;

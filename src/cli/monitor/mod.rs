@@ -13,7 +13,7 @@ use super::region::report_change;
 use super::Context;
 use crate::duration;
 use crate::monitor::{
-    DownRule, Header, Monitor, MonitorError, MonitorPatch, MonitorStore, MonitorType, NewMonitor, Placement,
+    DownRule, Header, Monitor, MonitorError, MonitorPatch, MonitorStore, MonitorType, NewMonitor,
     RegionEdit, RegionOverrides,
 };
 use crate::output::{or_dash, Printer};
@@ -205,11 +205,7 @@ struct OverrideOptions {
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let pool = ctx.pool().await?;
-    let placement = Placement {
-        geo_distribution: ctx.settings.enable_geo_distribution.value,
-        default_region: ctx.settings.default_region.as_ref().map(|s| s.value.clone()),
-    };
-    let store = MonitorStore::new(&pool, placement);
+    let store = MonitorStore::new(&pool, ctx.placement());
     let p = &ctx.printer;
     let (monitor, change, dry_run) = match args.command {
         Command::Check(a) => return observe::check(ctx, &pool, &store, a).await,

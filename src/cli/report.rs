@@ -1,0 +1,175 @@
+//! `geoctl report`: per-region uptime, percentiles, phase averages and
+//! latency charts, on the terminal, as JSON/YAML, and as an HTML page.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use comfy_table::{Cell, Color};
+
+use super::checks::parse_interval;
+use super::probe::ms;
+use super::Context;
+use crate::monitor::MonitorStore;
+use crate::output::{note, Format, Printer};
+use crate::report::{self, html, spark, MonitorReport, Report, UptimeGrade};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Monitor id or name [default: every monitor]
+    #[arg(long)]
+    monitor: Option<String>,
+    /// How far back to look, e.g. 1h, 7d
+    #[arg(long, value_parser = parse_interval, default_value = "24h")]
+    since: Duration,
+    /// Also write the report as one self-contained HTML page to FILE
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let pool = ctx.pool().await?;
+    let store = MonitorStore::new(&pool, ctx.placement());
+    let monitors = match &args.monitor {
+        Some(reference) => vec![store.get(reference).await?],
+        None => store.list().await?,
+    };
+    let until = Utc::now();
+    let since = report::window(until, args.since);
+    let report = report::build(&pool, &monitors, since, until).await.context("reading results")?;
+    explain_gaps(&report);
+
+    ctx.printer.print(&report, |p| vec![stats_table(p, &report)])?;
+    if ctx.printer.format == Format::Table && !report.is_empty() {
+        print_charts(&ctx.printer, &report)?;
+    }
+    if let Some(path) = &args.html {
+        write_atomically(path, html::render(&report).as_bytes())
+            .with_context(|| format!("writing the HTML report to {}", path.display()))?;
+        note(format!("wrote the HTML report to {}", std::path::absolute(path).unwrap_or_else(|_| path.clone()).display()));
+    }
+    Ok(())
+}
+
+/// Says on stderr what the report leaves out, so an empty one is not a mystery.
+fn explain_gaps(report: &Report) {
+    let since = report.since.format("%Y-%m-%d %H:%M UTC");
+    if report.monitors.is_empty() {
+        note("no monitors yet; create one with `geoctl monitor create`");
+    } else if report.is_empty() {
+        note(format!("no results since {since}; the report is empty (try a longer --since)"));
+    } else {
+        let silent: Vec<&str> =
+            report.monitors.iter().filter(|m| m.regions.is_empty()).map(|m| m.name.as_str()).collect();
+        if !silent.is_empty() {
+            note(format!("no results since {since} for: {}", silent.join(", ")));
+        }
+    }
+}
+
+fn stats_table(p: &Printer, report: &Report) -> comfy_table::Table {
+    let mut table =
+        p.table(["MONITOR", "REGION", "CHECKS", "UPTIME", "P50", "P95", "P99", "DNS", "CONNECT", "TLS", "FIRST BYTE", "TOTAL"]);
+    for monitor in &report.monitors {
+        for region in &monitor.regions {
+            let s = &region.stats;
+            let mut row: Vec<Cell> =
+                vec![monitor.name.as_str().into(), s.region.as_str().into(), s.checks.into(), uptime_cell(p, s.uptime_percentage)];
+            row.extend(
+                [s.p50_ms, s.p95_ms, s.p99_ms, s.avg_dns_ms, s.avg_connect_ms, s.avg_tls_ms, s.avg_first_byte_ms, s.avg_ms]
+                    .map(|v| Cell::new(ms(v))),
+            );
+            table.add_row(row);
+        }
+    }
+    table
+}
+
+fn uptime_cell(p: &Printer, percent: Option<f64>) -> Cell {
+    let Some(percent) = percent else { return Cell::new("-") };
+    let cell = Cell::new(format!("{percent:.2}%"));
+    if !p.color {
+        return cell;
+    }
+    cell.fg(match UptimeGrade::of(percent) {
+        UptimeGrade::Good => Color::Green,
+        UptimeGrade::Degraded => Color::Yellow,
+        UptimeGrade::Poor => Color::Red,
+    })
+}
+
+/// ANSI styling when the printer allows colour, plain text otherwise.
+fn paint(p: &Printer, sgr: &str, text: &str) -> String {
+    if p.color {
+        format!("\x1b[{sgr}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A sparkline per region, under the table: one cell per bucket, `·` where
+/// nothing was checked, and a `×` line under buckets with failed checks.
+fn print_charts(p: &Printer, report: &Report) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let minutes = report.bucket_seconds as f64 / 60.0;
+    writeln!(
+        out,
+        "\nAverage response time since {}, one mark per {} (· no checks, × failed checks)",
+        report.since.format("%Y-%m-%d %H:%M UTC"),
+        if minutes >= 1.0 { format!("{minutes:.0} min") } else { format!("{} s", report.bucket_seconds) }
+    )?;
+    for monitor in report.monitors.iter().filter(|m| !m.regions.is_empty()) {
+        write_monitor_charts(&mut out, p, monitor)?;
+    }
+    Ok(())
+}
+
+fn write_monitor_charts(out: &mut impl std::io::Write, p: &Printer, monitor: &MonitorReport) -> anyhow::Result<()> {
+    writeln!(out, "\n{}", paint(p, "1", &monitor.name))?;
+    let width = monitor.regions.iter().map(|r| r.stats.region.chars().count()).max().unwrap_or(0);
+    for region in &monitor.regions {
+        let line = spark::sparkline(&region.series);
+        let chart: String = line
+            .cells
+            .iter()
+            .map(|c| match c.glyph {
+                spark::NO_DATA => paint(p, "2", "·"),
+                glyph if c.failures => paint(p, "31", &glyph.to_string()),
+                glyph => paint(p, "36", &glyph.to_string()),
+            })
+            .collect();
+        let range = match (line.min_ms, line.max_ms) {
+            (Some(lo), Some(hi)) => format!("min {}  max {}", ms(Some(lo)), ms(Some(hi))),
+            _ => "no successful checks".to_string(),
+        };
+        writeln!(out, "  {:<width$}  {chart}  {range}", region.stats.region)?;
+        if line.any_failures() {
+            let marks: String = line.cells.iter().map(|c| if c.failures { '×' } else { ' ' }).collect();
+            writeln!(out, "  {:<width$}  {}", "", paint(p, "31", marks.trim_end()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `contents` to a temporary file next to `path` and renames it over
+/// `path`, so readers see the old file or the whole new one, never a part.
+fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().context("the path names no file")?.to_string_lossy();
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    Ok(written?)
+}
