@@ -5,12 +5,11 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
@@ -20,14 +19,24 @@ const MAX_REQUEST: usize = 8 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn bind_http(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
-    socket.bind(addr).with_context(|| format!("binding {addr}"))?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("binding {addr}"))?;
     // Deep enough for 512 clients connecting at once.
     Ok(socket.listen(4096)?)
 }
 
-pub async fn serve_http_for(addr: SocketAddr, first_byte_delay: Duration, lifetime: Duration) -> anyhow::Result<()> {
+pub async fn serve_http_for(
+    addr: SocketAddr,
+    first_byte_delay: Duration,
+    lifetime: Duration,
+) -> anyhow::Result<()> {
     let listener = bind_http(addr).await?;
     let _ = tokio::time::timeout(lifetime, serve_http(listener, first_byte_delay)).await;
     Ok(())
@@ -90,7 +99,9 @@ pub fn serve_slow_accept(addr: SocketAddr, lifetime: Duration) -> anyhow::Result
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
-    socket.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("binding {addr}"))?;
     socket.listen(0)?;
     let listener: std::net::TcpListener = socket.into();
     listener.set_nonblocking(true)?;
@@ -116,7 +127,10 @@ pub fn serve_slow_accept(addr: SocketAddr, lifetime: Duration) -> anyhow::Result
     Ok(())
 }
 
-fn accept_within(listener: &std::net::TcpListener, limit: Duration) -> anyhow::Result<Option<std::net::TcpStream>> {
+fn accept_within(
+    listener: &std::net::TcpListener,
+    limit: Duration,
+) -> anyhow::Result<Option<std::net::TcpStream>> {
     let end = Instant::now() + limit;
     loop {
         match listener.accept() {
@@ -153,59 +167,66 @@ fn answer_blocking(mut stream: std::net::TcpStream) {
 
 /// The network namespace's count of SYNs dropped because an accept queue was full.
 fn listen_overflows() -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string("/proc/self/net/netstat").context("reading /proc/self/net/netstat")?;
-    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
-    let (names, values) = (lines.next(), lines.next());
-    let (Some(names), Some(values)) = (names, values) else {
-        anyhow::bail!("no TcpExt counters in /proc/self/net/netstat");
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(name, _)| *name == "ListenOverflows")
-        .and_then(|(_, value)| value.parse().ok())
-        .context("no ListenOverflows counter in /proc/self/net/netstat")
+    crate::machine::kernel_counter("netstat", "TcpExt", "ListenOverflows")
+        .context("reading ListenOverflows from /proc/self/net/netstat")
 }
 
 pub fn parse_delay(s: &str) -> Result<(String, Duration), String> {
     let (name, ms) = s.split_once('=').ok_or("expected NAME=MILLISECONDS")?;
-    let ms: u64 = ms.parse().map_err(|_| format!("`{ms}` is not a number of milliseconds"))?;
-    Ok((name.trim_end_matches('.').to_ascii_lowercase(), Duration::from_millis(ms)))
+    let ms: u64 = ms
+        .parse()
+        .map_err(|_| format!("`{ms}` is not a number of milliseconds"))?;
+    Ok((
+        name.trim_end_matches('.').to_ascii_lowercase(),
+        Duration::from_millis(ms),
+    ))
 }
 
-pub async fn serve_dns_for(
+/// Answers over UDP from one thread (no runtime between the socket and the
+/// answer): A queries for names under `zone` with 127.0.0.1 (TTL 0), other
+/// types for those names with no answer, other names with NXDOMAIN. Names in
+/// `delays` are answered from a thread of their own after their delay.
+pub fn serve_dns(
     addr: SocketAddr,
-    zone: String,
-    delays: Vec<(String, Duration)>,
+    zone: &str,
+    delays: &[(String, Duration)],
     lifetime: Duration,
 ) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind(addr).await.with_context(|| format!("binding {addr}/udp"))?;
-    let _ = tokio::time::timeout(lifetime, serve_dns(socket, zone, delays)).await;
-    Ok(())
-}
-
-/// Answers over UDP: A queries for names under `zone` with 127.0.0.1 (TTL 0),
-/// other types for those names with no answer, other names with NXDOMAIN.
-async fn serve_dns(socket: UdpSocket, zone: String, delays: Vec<(String, Duration)>) {
-    let socket = Arc::new(socket);
+    let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("binding {addr}/udp"))?;
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
     let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+    let end = Instant::now() + lifetime;
     let mut buf = [0u8; 1500];
-    loop {
-        let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
-        let Some((name, reply)) = dns_answer(&buf[..n], &zone) else { continue };
+    while Instant::now() < end {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(received) => received,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some((name, reply)) = dns_answer(&buf[..n], &zone) else {
+            continue;
+        };
         match delays.iter().find(|(slow, _)| *slow == name) {
             Some(&(_, delay)) => {
-                let socket = socket.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = socket.send_to(&reply, peer).await;
+                let socket = socket.try_clone()?;
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    let _ = socket.send_to(&reply, peer);
                 });
             }
             None => {
-                let _ = socket.send_to(&reply, peer).await;
+                let _ = socket.send_to(&reply, peer);
             }
         }
     }
+    Ok(())
 }
 
 /// The queried name (lower case, no trailing dot) and the reply, or `None`

@@ -12,6 +12,8 @@
 //! do) it only checks, in a second, that a probe against its own server works.
 
 mod accuracy;
+mod blackbox;
+mod machine;
 mod record;
 mod report;
 mod servers;
@@ -24,7 +26,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "probe-bench", about = "geoctl probe benchmark (run it through scripts/bench probe)")]
+#[command(
+    name = "probe-bench",
+    about = "geoctl probe benchmark (run it through scripts/bench probe)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -83,17 +88,29 @@ fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         None => smoke(),
-        Some(Command::ServeHttp { listen, first_byte_delay_ms, slow_accept, lifetime_secs }) => {
+        Some(Command::ServeHttp {
+            listen,
+            first_byte_delay_ms,
+            slow_accept,
+            lifetime_secs,
+        }) => {
             let lifetime = Duration::from_secs(lifetime_secs);
             if slow_accept {
                 servers::serve_slow_accept(listen, lifetime)
             } else {
-                runtime().block_on(servers::serve_http_for(listen, Duration::from_millis(first_byte_delay_ms), lifetime))
+                runtime().block_on(servers::serve_http_for(
+                    listen,
+                    Duration::from_millis(first_byte_delay_ms),
+                    lifetime,
+                ))
             }
         }
-        Some(Command::ServeDns { listen, zone, delays, lifetime_secs }) => {
-            runtime().block_on(servers::serve_dns_for(listen, zone, delays, Duration::from_secs(lifetime_secs)))
-        }
+        Some(Command::ServeDns {
+            listen,
+            zone,
+            delays,
+            lifetime_secs,
+        }) => servers::serve_dns(listen, &zone, &delays, Duration::from_secs(lifetime_secs)),
         Some(Command::Throughput(args)) => runtime().block_on(throughput::run(args)),
         Some(Command::Load(args)) => runtime().block_on(throughput::load(args)),
         Some(Command::Accuracy(args)) => runtime().block_on(accuracy::run(args)),
@@ -107,7 +124,10 @@ fn main() {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the Tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the Tokio runtime")
 }
 
 /// A few checks against an in-process server: proves the bench still builds
@@ -128,7 +148,10 @@ fn smoke() -> anyhow::Result<()> {
             outcome.failed,
             outcome.failures
         );
-        println!("probe bench smoke check: {} checks up; the benchmark itself is `scripts/bench probe`", outcome.ok);
+        println!(
+            "probe bench smoke check: {} checks up; the benchmark itself is `scripts/bench probe`",
+            outcome.ok
+        );
         Ok(())
     })
 }
