@@ -1,10 +1,13 @@
 //! Host name resolution (hickory-resolver) honouring `/etc/hosts`, with an
 //! optional explicit nameserver `ip:port`.
 //!
-//! A fresh resolver (and therefore an empty cache) is built for each lookup so
-//! that the DNS phase of every check is really measured.
+//! A fresh resolver (no cache, no lookups shared with other checks) is built
+//! for each lookup so that the DNS phase of every check is really measured.
+//! Reading the system configuration (`/etc/resolv.conf`) costs more than a
+//! local lookup, so it is read once per [`SYSTEM_CONF_TTL`] and reused.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{
@@ -75,6 +78,23 @@ pub fn ip_literal(host: &str) -> Option<IpAddr> {
     h.parse().ok()
 }
 
+/// How long the system resolver configuration is reused before it is read again.
+pub const SYSTEM_CONF_TTL: Duration = Duration::from_secs(30);
+
+/// The system's resolver configuration, read at most once per [`SYSTEM_CONF_TTL`].
+fn system_conf() -> Result<(ResolverConfig, ResolverOpts), String> {
+    static CONF: OnceLock<Mutex<Option<(Instant, ResolverConfig, ResolverOpts)>>> = OnceLock::new();
+    let mut cached = CONF.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((read_at, config, opts)) = cached.as_ref() {
+        if read_at.elapsed() < SYSTEM_CONF_TTL {
+            return Ok((config.clone(), opts.clone()));
+        }
+    }
+    let (config, opts) = hickory_resolver::system_conf::read_system_conf().map_err(|e| e.to_string())?;
+    *cached = Some((Instant::now(), config.clone(), opts.clone()));
+    Ok((config, opts))
+}
+
 /// Build a resolver. `nameserver` overrides the system configuration (UDP
 /// with TCP fallback on that `ip:port`, no search domains).
 pub(crate) fn build_resolver(
@@ -96,7 +116,12 @@ pub(crate) fn build_resolver(
                 provider,
             )
         }
-        None => TokioResolver::builder(provider).map_err(|e| e.to_string())?,
+        None => {
+            let (config, options) = system_conf()?;
+            let mut builder = TokioResolver::builder_with_config(config, provider);
+            *builder.options_mut() = options;
+            builder
+        }
     };
     let o: &mut ResolverOpts = builder.options_mut();
     o.timeout = timeout.clamp(Duration::from_millis(50), Duration::from_secs(30));
@@ -113,7 +138,7 @@ pub(crate) fn build_resolver(
 
 /// The system's first configured nameserver, for reporting.
 pub(crate) fn system_nameserver() -> Option<SocketAddr> {
-    let (cfg, _) = hickory_resolver::system_conf::read_system_conf().ok()?;
+    let (cfg, _) = system_conf().ok()?;
     let ns = cfg.name_servers().first()?;
     let port = ns.connections.first().map(|c| c.port).unwrap_or(53);
     Some(SocketAddr::new(ns.ip, port))

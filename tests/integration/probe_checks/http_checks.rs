@@ -100,6 +100,13 @@ async fn slow_dns_lands_in_dns_phase() {
     assert!(r.timeline.unwrap().connect_ms.unwrap() >= d);
     assert_eq!(r.resolved_address, Some(addr.ip()));
     assert!(dns.queries.load(Ordering::SeqCst) >= 1);
+
+    // Resolvers are shared between checks but never cache: the next check
+    // asks the nameserver again and measures the same delay.
+    let before = dns.queries.load(Ordering::SeqCst);
+    let again = run(&ProbeSpec::Http(HttpSpec::new(format!("http://slow.test:{}/", addr.port()))), &o).await;
+    assert!(again.phases.dns_ms.expect("dns phase") >= 120.0, "{:?}", again.phases);
+    assert!(dns.queries.load(Ordering::SeqCst) > before);
 }
 
 #[tokio::test]
