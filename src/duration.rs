@@ -21,9 +21,7 @@ pub fn parse(text: &str, bare: BareUnit) -> Result<Duration, String> {
         return match bare {
             BareUnit::Seconds => Ok(Duration::from_secs(n)),
             BareUnit::Milliseconds => Ok(Duration::from_millis(n)),
-            BareUnit::Rejected => Err(format!(
-                "`{text}` has no unit; write it like {text}s, {text}m or {text}h"
-            )),
+            BareUnit::Rejected => Err(format!("`{text}` has no unit; write it like {text}s, {text}m or {text}h")),
         };
     }
     let mut total = Duration::ZERO;
@@ -33,9 +31,7 @@ pub fn parse(text: &str, bare: BareUnit) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("invalid duration `{text}`; write it like 30s, 5m or 1h"));
         }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("duration `{text}` is too large"))?;
+        let number: u64 = rest[..digits].parse().map_err(|_| format!("duration `{text}` is too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
@@ -46,18 +42,11 @@ pub fn parse(text: &str, bare: BareUnit) -> Result<Duration, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            _ => {
-                return Err(format!(
-                    "invalid duration unit `{unit}` in `{text}`; use ms, s, m, h or d"
-                ))
-            }
+            _ => return Err(format!("invalid duration unit `{unit}` in `{text}`; use ms, s, m, h or d")),
         };
-        let part = number
-            .checked_mul(millis_per_unit)
-            .ok_or_else(|| format!("duration `{text}` is too large"))?;
-        total = total
-            .checked_add(Duration::from_millis(part))
-            .ok_or_else(|| format!("duration `{text}` is too large"))?;
+        let part = number.checked_mul(millis_per_unit).ok_or_else(|| format!("duration `{text}` is too large"))?;
+        total =
+            total.checked_add(Duration::from_millis(part)).ok_or_else(|| format!("duration `{text}` is too large"))?;
     }
     Ok(total)
 }

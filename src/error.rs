@@ -36,18 +36,10 @@ pub fn input_error(message: impl Into<String>) -> anyhow::Error {
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     let is_input = err.chain().any(|cause| {
         cause.is::<InputError>()
-            || cause
-                .downcast_ref::<crate::region::RegionError>()
-                .is_some_and(|e| e.is_input())
-            || cause
-                .downcast_ref::<crate::monitor::MonitorError>()
-                .is_some_and(|e| e.is_input())
-            || cause
-                .downcast_ref::<crate::config::ConfigError>()
-                .is_some_and(|e| e.is_input())
-            || cause
-                .downcast_ref::<crate::store::StoreError>()
-                .is_some_and(|e| e.is_input())
+            || cause.downcast_ref::<crate::region::RegionError>().is_some_and(|e| e.is_input())
+            || cause.downcast_ref::<crate::monitor::MonitorError>().is_some_and(|e| e.is_input())
+            || cause.downcast_ref::<crate::config::ConfigError>().is_some_and(|e| e.is_input())
+            || cause.downcast_ref::<crate::store::StoreError>().is_some_and(|e| e.is_input())
     });
     if is_input {
         EXIT_USAGE

@@ -30,7 +30,11 @@ impl Printer {
     }
 
     /// Prints `value` as JSON/YAML, or the table `table` builds.
-    pub fn print<T: Serialize + ?Sized>(&self, value: &T, table: impl FnOnce(&Printer) -> Vec<Table>) -> anyhow::Result<()> {
+    pub fn print<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        table: impl FnOnce(&Printer) -> Vec<Table>,
+    ) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         match self.format {
             Format::Json => {

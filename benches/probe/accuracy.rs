@@ -68,22 +68,11 @@ async fn run_curl(url: &str) -> anyhow::Result<Sample> {
 }
 
 async fn run_geoctl(geoctl: &PathBuf, url: &str) -> anyhow::Result<Sample> {
-    let output = bounded(tokio::process::Command::new(geoctl).args([
-        "probe",
-        url,
-        "-o",
-        "json",
-        "-4",
-        "--timeout",
-        "15s",
-    ]))
-    .await?;
+    let output =
+        bounded(tokio::process::Command::new(geoctl).args(["probe", url, "-o", "json", "-4", "--timeout", "15s"]))
+            .await?;
     let result: Value = serde_json::from_slice(&output).context("parsing geoctl probe -o json")?;
-    anyhow::ensure!(
-        result["up"] == true,
-        "geoctl probe {url}: down: {}",
-        result["failure"]
-    );
+    anyhow::ensure!(result["up"] == true, "geoctl probe {url}: down: {}", result["failure"]);
     let timeline = &result["timeline"];
     Ok([
         timeline["namelookup_ms"].as_f64(),
@@ -96,12 +85,8 @@ async fn run_geoctl(geoctl: &PathBuf, url: &str) -> anyhow::Result<Sample> {
 
 /// Runs a command to completion within [`RUN_TIMEOUT`]; its stdout.
 async fn bounded(command: &mut tokio::process::Command) -> anyhow::Result<Vec<u8>> {
-    command
-        .kill_on_drop(true)
-        .stdin(std::process::Stdio::null());
-    let output = tokio::time::timeout(RUN_TIMEOUT, command.output())
-        .await
-        .context("timed out")??;
+    command.kill_on_drop(true).stdin(std::process::Stdio::null());
+    let output = tokio::time::timeout(RUN_TIMEOUT, command.output()).await.context("timed out")??;
     anyhow::ensure!(
         output.status.success(),
         "{:?} failed ({}): {}",
@@ -113,13 +98,8 @@ async fn bounded(command: &mut tokio::process::Command) -> anyhow::Result<Vec<u8
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    println!(
-        "Part 2: phase accuracy, `geoctl probe -o json` vs `curl -w`, {} runs each, alternating",
-        args.runs
-    );
-    println!(
-        "  compared: geoctl's cumulative `timeline` (and phases.total_ms) with curl's cumulative"
-    );
+    println!("Part 2: phase accuracy, `geoctl probe -o json` vs `curl -w`, {} runs each, alternating", args.runs);
+    println!("  compared: geoctl's cumulative `timeline` (and phases.total_ms) with curl's cumulative");
     println!("  time_namelookup / time_connect / time_appconnect / time_starttransfer / time_total, median vs median;");
     println!("  both processes run with -4 in the same namespace against the same servers;");
     println!("  within: |diff| ≤ 1 ms or ≤ 5 % of curl's median");
@@ -138,20 +118,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!("      {url}");
         println!(
             "      {:<16} {:>12} {:>14} {:>10}  {:<7} {:>19} {:>19}",
-            "cumulative to",
-            "curl median",
-            "geoctl median",
-            "diff",
-            "within",
-            "curl min-max",
-            "geoctl min-max"
+            "cumulative to", "curl median", "geoctl median", "diff", "within", "curl min-max", "geoctl min-max"
         );
         let mut events = serde_json::Map::new();
         for (i, (label, curl_var)) in EVENTS.iter().enumerate() {
             let mut curl_values: Vec<f64> = curl.iter().filter_map(|s| s[i]).collect();
             let mut geoctl_values: Vec<f64> = geoctl.iter().filter_map(|s| s[i]).collect();
-            let (curl_median, geoctl_median) =
-                (median(&mut curl_values), median(&mut geoctl_values));
+            let (curl_median, geoctl_median) = (median(&mut curl_values), median(&mut geoctl_values));
             let comparison = match (curl_median, geoctl_median) {
                 (Some(c), Some(g)) => {
                     let diff = g - c;
@@ -168,10 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     json!({ "curl_median_ms": c, "geoctl_median_ms": g, "diff_ms": diff, "within_1ms_or_5pct": within })
                 }
                 (None, None) => {
-                    println!(
-                        "      {label:<16} {:>12} {:>14}   (did not happen: plain HTTP)",
-                        "-", "-"
-                    );
+                    println!("      {label:<16} {:>12} {:>14}   (did not happen: plain HTTP)", "-", "-");
                     json!({ "curl_median_ms": null, "geoctl_median_ms": null, "happened": false })
                 }
                 (c, g) => {

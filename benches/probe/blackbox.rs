@@ -62,10 +62,7 @@ fn judge_probe(body: &[u8]) -> Result<f64, String> {
     let text = String::from_utf8_lossy(body);
     let metric = |name: &str| {
         text.lines()
-            .find_map(|line| {
-                line.strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
             .and_then(|v| v.trim().parse::<f64>().ok())
     };
     match metric("probe_success") {
@@ -88,10 +85,7 @@ impl KeepAlive {
     async fn connect(addr: SocketAddr) -> std::io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(KeepAlive {
-            stream,
-            buf: Vec::with_capacity(8 * 1024),
-        })
+        Ok(KeepAlive { stream, buf: Vec::with_capacity(8 * 1024) })
     }
 
     async fn get(&mut self, request: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -100,37 +94,23 @@ impl KeepAlive {
         let head = self.line_block().await?;
         let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
         if !head.starts_with("http/1.1 200") {
-            return Err(std::io::Error::other(format!(
-                "exporter answered `{}`",
-                head.lines().next().unwrap_or("")
-            )));
+            return Err(std::io::Error::other(format!("exporter answered `{}`", head.lines().next().unwrap_or(""))));
         }
         let header = |name: &str| {
-            head.lines().find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|v| v.strip_prefix(':'))
-                    .map(|v| v.trim().to_string())
-            })
+            head.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')).map(|v| v.trim().to_string()))
         };
         if let Some(len) = header("content-length") {
-            let len: usize = len
-                .parse()
-                .map_err(|_| std::io::Error::other("bad content-length"))?;
+            let len: usize = len.parse().map_err(|_| std::io::Error::other("bad content-length"))?;
             return self.take(len).await;
         }
         if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             let mut body = Vec::new();
             loop {
                 let line = self.line().await?;
-                let size = usize::from_str_radix(
-                    String::from_utf8_lossy(&line)
-                        .split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim(),
-                    16,
-                )
-                .map_err(|_| std::io::Error::other("bad chunk size"))?;
+                let size =
+                    usize::from_str_radix(String::from_utf8_lossy(&line).split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| std::io::Error::other("bad chunk size"))?;
                 if size == 0 {
                     while !self.line().await?.is_empty() {}
                     return Ok(body);

@@ -14,26 +14,13 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 
 pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 /// Busy and total jiffies of the whole machine (`/proc/stat`).
 fn machine_jiffies() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
     let total: u64 = fields.iter().take(8).sum();
     let idle = fields.get(3)? + fields.get(4)?;
     Some((total - idle, total))
@@ -75,12 +62,7 @@ impl Snapshot {
 }
 
 /// `sum + (after - before)`, where a first loop starts the sum.
-fn add_delta(
-    first: bool,
-    sum: Option<u64>,
-    before: Option<u64>,
-    after: Option<u64>,
-) -> Option<u64> {
+fn add_delta(first: bool, sum: Option<u64>, before: Option<u64>, after: Option<u64>) -> Option<u64> {
     let delta = after?.checked_sub(before?)?;
     if first {
         Some(delta)
@@ -92,42 +74,18 @@ fn add_delta(
 impl Usage {
     /// Runs `work`, adding what happened meanwhile; `pids` are the processes to
     /// watch, the same on every call.
-    pub async fn measure<T>(
-        &mut self,
-        pids: &[u32],
-        work: impl std::future::Future<Output = T>,
-    ) -> T {
+    pub async fn measure<T>(&mut self, pids: &[u32], work: impl std::future::Future<Output = T>) -> T {
         let before = Snapshot::take(pids);
         let output = work.await;
         let after = Snapshot::take(pids);
         let first = self.loops == 0;
         self.wall_s += after.at.duration_since(before.at).as_secs_f64();
-        let cpu = before
-            .cpu_s
-            .iter()
-            .zip(&after.cpu_s)
-            .map(|(b, a)| Some((*a)? - (*b)?));
-        self.cpu_s = if first {
-            cpu.collect()
-        } else {
-            self.cpu_s
-                .iter()
-                .zip(cpu)
-                .map(|(sum, d)| Some((*sum)? + d?))
-                .collect()
-        };
-        let busy = add_delta(
-            first,
-            self.jiffies.map(|j| j.0),
-            before.jiffies.map(|j| j.0),
-            after.jiffies.map(|j| j.0),
-        );
-        let total = add_delta(
-            first,
-            self.jiffies.map(|j| j.1),
-            before.jiffies.map(|j| j.1),
-            after.jiffies.map(|j| j.1),
-        );
+        let cpu = before.cpu_s.iter().zip(&after.cpu_s).map(|(b, a)| Some((*a)? - (*b)?));
+        self.cpu_s =
+            if first { cpu.collect() } else { self.cpu_s.iter().zip(cpu).map(|(sum, d)| Some((*sum)? + d?)).collect() };
+        let busy = add_delta(first, self.jiffies.map(|j| j.0), before.jiffies.map(|j| j.0), after.jiffies.map(|j| j.0));
+        let total =
+            add_delta(first, self.jiffies.map(|j| j.1), before.jiffies.map(|j| j.1), after.jiffies.map(|j| j.1));
         self.jiffies = busy.zip(total);
         self.dns_drops = add_delta(first, self.dns_drops, before.dns_drops, after.dns_drops);
         self.syn_drops = add_delta(first, self.syn_drops, before.syn_drops, after.syn_drops);
@@ -160,11 +118,5 @@ pub fn kernel_counter(file: &str, section: &str, name: &str) -> Option<u64> {
     let prefix = format!("{section}:");
     let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
     let (names, values) = (lines.next()?, lines.next()?);
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == name)?
-        .1
-        .parse()
-        .ok()
+    names.split_whitespace().zip(values.split_whitespace()).find(|(n, _)| *n == name)?.1.parse().ok()
 }

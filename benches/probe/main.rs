@@ -26,10 +26,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "probe-bench",
-    about = "geoctl probe benchmark (run it through scripts/bench probe)"
-)]
+#[command(name = "probe-bench", about = "geoctl probe benchmark (run it through scripts/bench probe)")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -88,12 +85,7 @@ fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         None => smoke(),
-        Some(Command::ServeHttp {
-            listen,
-            first_byte_delay_ms,
-            slow_accept,
-            lifetime_secs,
-        }) => {
+        Some(Command::ServeHttp { listen, first_byte_delay_ms, slow_accept, lifetime_secs }) => {
             let lifetime = Duration::from_secs(lifetime_secs);
             if slow_accept {
                 servers::serve_slow_accept(listen, lifetime)
@@ -105,12 +97,9 @@ fn main() {
                 ))
             }
         }
-        Some(Command::ServeDns {
-            listen,
-            zone,
-            delays,
-            lifetime_secs,
-        }) => servers::serve_dns(listen, &zone, &delays, Duration::from_secs(lifetime_secs)),
+        Some(Command::ServeDns { listen, zone, delays, lifetime_secs }) => {
+            servers::serve_dns(listen, &zone, &delays, Duration::from_secs(lifetime_secs))
+        }
         Some(Command::Throughput(args)) => runtime().block_on(throughput::run(args)),
         Some(Command::Load(args)) => runtime().block_on(throughput::load(args)),
         Some(Command::Accuracy(args)) => runtime().block_on(accuracy::run(args)),
@@ -124,10 +113,7 @@ fn main() {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("building the Tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the Tokio runtime")
 }
 
 /// A few checks against an in-process server: proves the bench still builds
@@ -148,10 +134,7 @@ fn smoke() -> anyhow::Result<()> {
             outcome.failed,
             outcome.failures
         );
-        println!(
-            "probe bench smoke check: {} checks up; the benchmark itself is `scripts/bench probe`",
-            outcome.ok
-        );
+        println!("probe bench smoke check: {} checks up; the benchmark itself is `scripts/bench probe`", outcome.ok);
         Ok(())
     })
 }

@@ -45,19 +45,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .connect(&args.database_url)
         .await
         .context("connecting to PostgreSQL")?;
-    let version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&pool)
-        .await?;
+    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&pool).await?;
     let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&pool).await?;
-    let assignments: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT monitor_id, region_code FROM monitor_regions ORDER BY monitor_id, region_code",
-    )
-    .fetch_all(&pool)
-    .await?;
-    anyhow::ensure!(
-        !assignments.is_empty(),
-        "no monitor is assigned to a region; create monitors first"
-    );
+    let assignments: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT monitor_id, region_code FROM monitor_regions ORDER BY monitor_id, region_code")
+            .fetch_all(&pool)
+            .await?;
+    anyhow::ensure!(!assignments.is_empty(), "no monitor is assigned to a region; create monitors first");
     let results = results(&assignments, args.results);
 
     empty_tables(&pool).await?;
@@ -71,9 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     empty_tables(&pool).await?;
     let start = Instant::now();
     for batch in results.chunks(args.batch) {
-        geoctl::results::record(&pool, batch)
-            .await
-            .context("geoctl::results::record")?;
+        geoctl::results::record(&pool, batch).await.context("geoctl::results::record")?;
     }
     let batched_s = start.elapsed().as_secs_f64();
     check_count(&pool, results.len()).await?;
@@ -101,10 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         fmt_rate(batched_rate)
     );
     println!("    (each batch: monitor_results + regional_performance_metrics + daily summaries, one transaction)");
-    println!(
-        "  batched / one-per-result = {:.1}×",
-        batched_rate / per_row_rate
-    );
+    println!("  batched / one-per-result = {:.1}×", batched_rate / per_row_rate);
     println!();
     report::write_part(
         &args.json,
@@ -194,21 +183,14 @@ async fn insert_one(pool: &PgPool, r: &NewResult) -> anyhow::Result<()> {
 }
 
 async fn empty_tables(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::query(
-        "TRUNCATE monitor_results, regional_performance_metrics, regional_monitor_summaries",
-    )
-    .execute(pool)
-    .await?;
+    sqlx::query("TRUNCATE monitor_results, regional_performance_metrics, regional_monitor_summaries")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
 async fn check_count(pool: &PgPool, expected: usize) -> anyhow::Result<()> {
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM monitor_results")
-        .fetch_one(pool)
-        .await?;
-    anyhow::ensure!(
-        count as usize == expected,
-        "{count} results stored, {expected} written"
-    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM monitor_results").fetch_one(pool).await?;
+    anyhow::ensure!(count as usize == expected, "{count} results stored, {expected} written");
     Ok(())
 }

@@ -22,11 +22,7 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 0 {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    })
+    Some(if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] })
 }
 
 pub fn fmt_rate(per_second: f64) -> String {
@@ -49,8 +45,7 @@ pub fn write_part(path: &Path, part: &Value) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, serde_json::to_vec_pretty(part)?)
-        .with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, serde_json::to_vec_pretty(part)?).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Merges the parts' top-level objects into one file.
@@ -59,10 +54,8 @@ pub fn join(parts: &[PathBuf], out: &Path) -> anyhow::Result<()> {
     all.insert("benchmark".into(), "probe".into());
     all.insert("geoctl_version".into(), env!("CARGO_PKG_VERSION").into());
     for path in parts {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let Value::Object(part) =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let Value::Object(part) = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
         else {
             anyhow::bail!("{} is not a JSON object", path.display());
         };

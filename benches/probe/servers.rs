@@ -19,24 +19,14 @@ const MAX_REQUEST: usize = 8 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn bind_http(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
-    socket
-        .bind(addr)
-        .with_context(|| format!("binding {addr}"))?;
+    socket.bind(addr).with_context(|| format!("binding {addr}"))?;
     // Deep enough for 512 clients connecting at once.
     Ok(socket.listen(4096)?)
 }
 
-pub async fn serve_http_for(
-    addr: SocketAddr,
-    first_byte_delay: Duration,
-    lifetime: Duration,
-) -> anyhow::Result<()> {
+pub async fn serve_http_for(addr: SocketAddr, first_byte_delay: Duration, lifetime: Duration) -> anyhow::Result<()> {
     let listener = bind_http(addr).await?;
     let _ = tokio::time::timeout(lifetime, serve_http(listener, first_byte_delay)).await;
     Ok(())
@@ -99,9 +89,7 @@ pub fn serve_slow_accept(addr: SocketAddr, lifetime: Duration) -> anyhow::Result
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
-    socket
-        .bind(&addr.into())
-        .with_context(|| format!("binding {addr}"))?;
+    socket.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
     socket.listen(0)?;
     let listener: std::net::TcpListener = socket.into();
     listener.set_nonblocking(true)?;
@@ -127,10 +115,7 @@ pub fn serve_slow_accept(addr: SocketAddr, lifetime: Duration) -> anyhow::Result
     Ok(())
 }
 
-fn accept_within(
-    listener: &std::net::TcpListener,
-    limit: Duration,
-) -> anyhow::Result<Option<std::net::TcpStream>> {
+fn accept_within(listener: &std::net::TcpListener, limit: Duration) -> anyhow::Result<Option<std::net::TcpStream>> {
     let end = Instant::now() + limit;
     loop {
         match listener.accept() {
@@ -173,13 +158,8 @@ fn listen_overflows() -> anyhow::Result<u64> {
 
 pub fn parse_delay(s: &str) -> Result<(String, Duration), String> {
     let (name, ms) = s.split_once('=').ok_or("expected NAME=MILLISECONDS")?;
-    let ms: u64 = ms
-        .parse()
-        .map_err(|_| format!("`{ms}` is not a number of milliseconds"))?;
-    Ok((
-        name.trim_end_matches('.').to_ascii_lowercase(),
-        Duration::from_millis(ms),
-    ))
+    let ms: u64 = ms.parse().map_err(|_| format!("`{ms}` is not a number of milliseconds"))?;
+    Ok((name.trim_end_matches('.').to_ascii_lowercase(), Duration::from_millis(ms)))
 }
 
 /// Answers over UDP from one thread (no runtime between the socket and the
@@ -200,14 +180,7 @@ pub fn serve_dns(
     while Instant::now() < end {
         let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
             Err(e) => return Err(e.into()),
         };
         let Some((name, reply)) = dns_answer(&buf[..n], &zone) else {

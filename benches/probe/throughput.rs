@@ -122,11 +122,7 @@ impl Outcome {
         }
         self.elapsed_s += other.elapsed_s;
         self.durations_ms.extend(other.durations_ms);
-        self.cpu_s = if first {
-            other.cpu_s
-        } else {
-            self.cpu_s.zip(other.cpu_s).map(|(a, b)| a + b)
-        };
+        self.cpu_s = if first { other.cpu_s } else { self.cpu_s.zip(other.cpu_s).map(|(a, b)| a + b) };
         self.vm_hwm_kib = self.vm_hwm_kib.max(other.vm_hwm_kib);
     }
 
@@ -147,28 +143,17 @@ pub struct Budget {
 
 impl Budget {
     fn new(duration: Duration, checks: u64) -> Arc<Self> {
-        Arc::new(Budget {
-            deadline: Instant::now() + duration,
-            left: AtomicU64::new(checks),
-        })
+        Arc::new(Budget { deadline: Instant::now() + duration, left: AtomicU64::new(checks) })
     }
 
     pub fn take(&self) -> bool {
         Instant::now() < self.deadline
-            && self
-                .left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok()
+            && self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
     }
 }
 
 /// Runs `concurrency` workers until the budget is spent and adds up what they did.
-pub async fn closed_loop<F, Fut>(
-    concurrency: usize,
-    duration: Duration,
-    max_checks: u64,
-    worker: F,
-) -> Outcome
+pub async fn closed_loop<F, Fut>(concurrency: usize, duration: Duration, max_checks: u64, worker: F) -> Outcome
 where
     F: Fn(Arc<Budget>) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
@@ -192,18 +177,9 @@ where
 }
 
 /// geoctl's probe engine with `concurrency` checks in flight.
-pub async fn run_geoctl_load(
-    url: &str,
-    concurrency: usize,
-    duration: Duration,
-    max_checks: u64,
-) -> Outcome {
+pub async fn run_geoctl_load(url: &str, concurrency: usize, duration: Duration, max_checks: u64) -> Outcome {
     let spec = ProbeSpec::Http(HttpSpec::new(url));
-    let options = ProbeOptions {
-        ip_preference: IpPreference::V4,
-        timeout: CHECK_TIMEOUT,
-        ..ProbeOptions::default()
-    };
+    let options = ProbeOptions { ip_preference: IpPreference::V4, timeout: CHECK_TIMEOUT, ..ProbeOptions::default() };
     closed_loop(concurrency, duration, max_checks, |budget| {
         let (spec, options) = (spec.clone(), options.clone());
         async move {
@@ -212,9 +188,7 @@ pub async fn run_geoctl_load(
                 let result = probe::run(&spec, &options).await;
                 outcome.record(match &result.failure {
                     None if result.up => Ok(result.phases.total_ms),
-                    failure => Err(failure
-                        .as_ref()
-                        .map_or("down".into(), |f| f.kind.to_string())),
+                    failure => Err(failure.as_ref().map_or("down".into(), |f| f.kind.to_string())),
                 });
             }
             outcome
@@ -228,9 +202,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(args.seconds);
     let mut outcome = match args.bare_with_dns {
         None => run_geoctl_load(&args.url, args.concurrency, duration, args.max_checks).await,
-        Some(dns) => {
-            run_bare_load(&args.url, dns, args.concurrency, duration, args.max_checks).await?
-        }
+        Some(dns) => run_bare_load(&args.url, dns, args.concurrency, duration, args.max_checks).await?,
     };
     let me = std::process::id();
     outcome.cpu_s = cpu_seconds(me);
@@ -254,14 +226,9 @@ async fn load_in_child(args: &LoadArgs) -> anyhow::Result<Outcome> {
         command.args(["--bare-with-dns", &dns.to_string()]);
     }
     let limit = Duration::from_secs_f64(args.seconds) + CHECK_TIMEOUT + Duration::from_secs(20);
-    let output = tokio::time::timeout(limit, command.output())
-        .await
-        .context("the load process did not finish in time")??;
-    anyhow::ensure!(
-        output.status.success(),
-        "the load process failed ({})",
-        output.status
-    );
+    let output =
+        tokio::time::timeout(limit, command.output()).await.context("the load process did not finish in time")??;
+    anyhow::ensure!(output.status.success(), "the load process failed ({})", output.status);
     serde_json::from_slice(&output.stdout).context("reading the load process's outcome")
 }
 
@@ -276,10 +243,7 @@ async fn run_bare_load(
     let parsed = url::Url::parse(url)?;
     let host = parsed.host_str().context("URL without host")?.to_string();
     let port = parsed.port_or_known_default().context("URL without port")?;
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
-        parsed.path()
-    );
+    let request = format!("GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n", parsed.path());
     let query = Arc::new(dns_query(&host));
     let request = Arc::new(request.into_bytes());
     Ok(closed_loop(concurrency, duration, max_checks, |budget| {
@@ -288,9 +252,7 @@ async fn run_bare_load(
             let mut outcome = Outcome::default();
             while budget.take() {
                 let start = Instant::now();
-                let check =
-                    tokio::time::timeout(CHECK_TIMEOUT, bare_check(dns, &query, port, &request))
-                        .await;
+                let check = tokio::time::timeout(CHECK_TIMEOUT, bare_check(dns, &query, port, &request)).await;
                 outcome.record(match check {
                     Ok(Ok(())) => Ok(start.elapsed().as_secs_f64() * 1000.0),
                     Ok(Err(e)) => Err(e),
@@ -303,25 +265,12 @@ async fn run_bare_load(
     .await)
 }
 
-async fn bare_check(
-    dns: SocketAddr,
-    query: &[u8],
-    port: u16,
-    request: &[u8],
-) -> Result<(), String> {
+async fn bare_check(dns: SocketAddr, query: &[u8], port: u16, request: &[u8]) -> Result<(), String> {
     let ip = bare_resolve(dns, query).await?;
-    let mut stream = TcpStream::connect((ip, port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    stream
-        .write_all(request)
-        .await
-        .map_err(|e| format!("write: {e}"))?;
+    let mut stream = TcpStream::connect((ip, port)).await.map_err(|e| format!("connect: {e}"))?;
+    stream.write_all(request).await.map_err(|e| format!("write: {e}"))?;
     let mut response = Vec::with_capacity(256);
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| format!("read: {e}"))?;
+    stream.read_to_end(&mut response).await.map_err(|e| format!("read: {e}"))?;
     if response.starts_with(b"HTTP/1.1 200") {
         Ok(())
     } else {
@@ -332,18 +281,11 @@ async fn bare_check(
 /// One A query on a fresh UDP socket, asked again after 200 ms without an
 /// answer (three times at most), as a stub resolver does.
 async fn bare_resolve(dns: SocketAddr, query: &[u8]) -> Result<IpAddr, String> {
-    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .map_err(|e| format!("dns socket: {e}"))?;
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(|e| format!("dns socket: {e}"))?;
     let mut answer = [0u8; 512];
     for _ in 0..3 {
-        socket
-            .send_to(query, dns)
-            .await
-            .map_err(|e| format!("dns send: {e}"))?;
-        let Ok(received) =
-            tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut answer)).await
-        else {
+        socket.send_to(query, dns).await.map_err(|e| format!("dns send: {e}"))?;
+        let Ok(received) = tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut answer)).await else {
             continue;
         };
         let n = received.map_err(|e| format!("dns recv: {e}"))?;
@@ -351,12 +293,7 @@ async fn bare_resolve(dns: SocketAddr, query: &[u8]) -> Result<IpAddr, String> {
         if n < 16 || answer[3] & 0x0f != 0 || answer[7] != 1 {
             return Err("dns: no answer".into());
         }
-        return Ok(IpAddr::from([
-            answer[n - 4],
-            answer[n - 3],
-            answer[n - 2],
-            answer[n - 1],
-        ]));
+        return Ok(IpAddr::from([answer[n - 4], answer[n - 3], answer[n - 2], answer[n - 1]]));
     }
     Err("dns: timeout".into())
 }
@@ -428,10 +365,7 @@ impl Measured {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    println!(
-        "Part 1: HTTP checks per second, geoctl vs blackbox_exporter {} (same run)",
-        args.blackbox_version
-    );
+    println!("Part 1: HTTP checks per second, geoctl vs blackbox_exporter {} (same run)", args.blackbox_version);
     println!(
         "  target {} — own HTTP server and own DNS server, each a separate process, in a private network namespace",
         args.url
@@ -440,11 +374,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "  every check: DNS query (A) + fresh TCP connection + GET + whole response; per level and client {} s",
         args.seconds
     );
-    println!("  (geoctl and blackbox in halves: geoctl, blackbox, blackbox, geoctl), at most {} checks a loop", args.max_checks);
-    println!("  bare: a minimal Rust client doing the same steps — what the servers and kernel sustain here");
     println!(
-        "  CPU ms/check: the prober's own process (for blackbox the exporter, not this driver);"
+        "  (geoctl and blackbox in halves: geoctl, blackbox, blackbox, geoctl), at most {} checks a loop",
+        args.max_checks
     );
+    println!("  bare: a minimal Rust client doing the same steps — what the servers and kernel sustain here");
+    println!("  CPU ms/check: the prober's own process (for blackbox the exporter, not this driver);");
     println!("  all: busy share of both cores; HTTP/DNS server: process CPU, % of one core (kernel softirq");
     println!("  time not included); dropped: DNS queries (socket buffer full) / SYNs (accept queue full)");
     println!();
@@ -454,17 +389,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "  {:>9}  {:<9} {:>9} {:>6} {:>7} {:>7} {:>8} {:>6} {:>6} {:>6} {:>8}",
-        "in flight",
-        "client",
-        "checks/s",
-        "failed",
-        "p50 ms",
-        "p99 ms",
-        "/check",
-        "all",
-        "server",
-        "server",
-        "DNS/SYN"
+        "in flight", "client", "checks/s", "failed", "p50 ms", "p99 ms", "/check", "all", "server", "server", "DNS/SYN"
     );
     let watched = [args.server_pid, args.dns_pid, args.blackbox_pid];
     let mut levels = Vec::new();
@@ -477,36 +402,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             bare_with_dns,
         };
         let half = args.seconds / 2.0;
-        let (mut bare, mut geoctl, mut blackbox) = (
-            Measured::default(),
-            Measured::default(),
-            Measured::default(),
-        );
+        let (mut bare, mut geoctl, mut blackbox) = (Measured::default(), Measured::default(), Measured::default());
 
-        let outcome = bare
-            .usage
-            .measure(
-                &watched,
-                load_in_child(&loop_args(args.seconds, Some(args.dns))),
-            )
-            .await?;
+        let outcome = bare.usage.measure(&watched, load_in_child(&loop_args(args.seconds, Some(args.dns)))).await?;
         bare.outcome.add(outcome);
         for turn in ["geoctl", "blackbox", "blackbox", "geoctl"] {
             if turn == "geoctl" {
-                let outcome = geoctl
-                    .usage
-                    .measure(&watched, load_in_child(&loop_args(half, None)))
-                    .await?;
+                let outcome = geoctl.usage.measure(&watched, load_in_child(&loop_args(half, None))).await?;
                 geoctl.outcome.add(outcome);
             } else {
                 let duration = Duration::from_secs_f64(half);
-                let load = crate::blackbox::run_load(
-                    args.blackbox,
-                    &args.url,
-                    concurrency,
-                    duration,
-                    args.max_checks,
-                );
+                let load = crate::blackbox::run_load(args.blackbox, &args.url, concurrency, duration, args.max_checks);
                 let outcome = blackbox.usage.measure(&watched, load).await;
                 blackbox.outcome.add(outcome);
             }
@@ -516,15 +422,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bare.print(&concurrency.to_string(), "bare");
         geoctl.print("", "geoctl");
         blackbox.print("", "blackbox");
-        println!(
-            "  {:>9}  geoctl / blackbox = {ratio:.2}×   (issue's target: ≥ 3×)",
-            ""
-        );
-        for (name, m) in [
-            ("bare", &bare),
-            ("geoctl", &geoctl),
-            ("blackbox", &blackbox),
-        ] {
+        println!("  {:>9}  geoctl / blackbox = {ratio:.2}×   (issue's target: ≥ 3×)", "");
+        for (name, m) in [("bare", &bare), ("geoctl", &geoctl), ("blackbox", &blackbox)] {
             if !m.outcome.failures.is_empty() {
                 println!("  {:>9}  {name} failures: {:?}", "", m.outcome.failures);
             }
@@ -550,25 +449,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let blackbox_rss = vm_hwm_kib(args.blackbox_pid);
     if let Some(kib) = blackbox_rss {
-        println!(
-            "  blackbox_exporter peak RSS over all its levels: {:.1} MiB",
-            kib as f64 / 1024.0
-        );
+        println!("  blackbox_exporter peak RSS over all its levels: {:.1} MiB", kib as f64 / 1024.0);
     }
     let headroom: Vec<String> = levels
         .iter()
-        .map(|l| {
-            format!(
-                "{:.2}× at {}",
-                l["headroom_bare_to_geoctl"].as_f64().unwrap_or(f64::NAN),
-                l["in_flight"]
-            )
-        })
+        .map(|l| format!("{:.2}× at {}", l["headroom_bare_to_geoctl"].as_f64().unwrap_or(f64::NAN), l["in_flight"]))
         .collect();
-    println!(
-        "  servers' headroom, bare client's rate / geoctl's: {}",
-        headroom.join(", ")
-    );
+    println!("  servers' headroom, bare client's rate / geoctl's: {}", headroom.join(", "));
     println!();
     let part = json!({
         "throughput": {

@@ -82,4 +82,3 @@ impl From<CheckOptions> for CheckSettings {
         }
     }
 }
-

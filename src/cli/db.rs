@@ -85,7 +85,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         Command::Prune { older_than, batch, yes, dry_run } => {
             let cutoff = chrono::Utc::now()
-                - chrono::Duration::from_std(older_than).map_err(|_| crate::error::input_error("retention too long"))?;
+                - chrono::Duration::from_std(older_than)
+                    .map_err(|_| crate::error::input_error("retention too long"))?;
             if !dry_run {
                 ctx.confirm(&format!("Delete results checked before {}?", cutoff.format("%Y-%m-%d %H:%M UTC")), yes)?;
             }
@@ -100,7 +101,10 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             ctx.printer.print(&report, |p| {
                 let mut table = p.table(["TABLE", if dry_run { "WOULD DELETE" } else { "DELETED" }]);
                 table.add_row(["monitor_results".to_string(), report.monitor_results.to_string()]);
-                table.add_row(["regional_performance_metrics".to_string(), report.regional_performance_metrics.to_string()]);
+                table.add_row([
+                    "regional_performance_metrics".to_string(),
+                    report.regional_performance_metrics.to_string(),
+                ]);
                 vec![table]
             })
         }

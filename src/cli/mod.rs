@@ -82,11 +82,7 @@ pub struct Context {
 
 impl Context {
     pub async fn pool(&self) -> anyhow::Result<PgPool> {
-        Ok(crate::store::connect(
-            self.settings.database_url.as_ref().map(|s| &s.value),
-            &self.settings.tuning,
-        )
-        .await?)
+        Ok(crate::store::connect(self.settings.database_url.as_ref().map(|s| &s.value), &self.settings.tuning).await?)
     }
 
     /// Where monitors may run, from the configuration.

@@ -59,9 +59,9 @@ fn infer_kind(target: &str) -> Result<MonitorType, anyhow::Error> {
     if target.contains("://") {
         return Ok(MonitorType::Http);
     }
-    let looks_like_host_port = target
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']')));
+    let looks_like_host_port = target.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+    });
     if looks_like_host_port {
         return Ok(MonitorType::Tcp);
     }
@@ -100,7 +100,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 http.max_redirects = n;
             }
             if let Some(path) = &args.cacert {
-                let pem = std::fs::read(path).with_context(|| format!("reading --cacert {}", path.display()))
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("reading --cacert {}", path.display()))
                     .map_err(|e| input_error(format!("{e:#}")))?;
                 http.extra_root_ca_pem = Some(pem);
             }
@@ -168,18 +169,28 @@ pub fn result_tables(p: &Printer, r: &ProbeResult) -> Vec<Table> {
         facts.add_row(["http version".to_string(), or_dash(http.version.as_ref())]);
         facts.add_row(["response size".to_string(), format!("{} bytes", http.response_size)]);
         facts.add_row(["redirects".to_string(), http.redirects.to_string()]);
-        facts.add_row(["certificate expires".to_string(), or_dash(http.cert_expires_at.map(|t| t.format("%Y-%m-%d %H:%M UTC")))]);
+        facts.add_row([
+            "certificate expires".to_string(),
+            or_dash(http.cert_expires_at.map(|t| t.format("%Y-%m-%d %H:%M UTC"))),
+        ]);
         if let Some(cdn) = &http.cdn {
             facts.add_row(["cdn".to_string(), format!("{:?}", cdn)]);
         }
     }
     if let Some(ping) = &r.ping {
-        facts.add_row(["packets".to_string(), format!("{} sent, {} received ({:.0}% loss)", ping.sent, ping.received, ping.loss_pct)]);
-        facts.add_row(["rtt min/avg/max".to_string(), format!("{} / {} / {}", ms(ping.min_ms), ms(ping.avg_ms), ms(ping.max_ms))]);
+        facts.add_row([
+            "packets".to_string(),
+            format!("{} sent, {} received ({:.0}% loss)", ping.sent, ping.received, ping.loss_pct),
+        ]);
+        facts.add_row([
+            "rtt min/avg/max".to_string(),
+            format!("{} / {} / {}", ms(ping.min_ms), ms(ping.avg_ms), ms(ping.max_ms)),
+        ]);
     }
     if let Some(dns) = &r.dns {
         facts.add_row(["rcode".to_string(), or_dash(dns.rcode.as_ref())]);
-        facts.add_row(["answers".to_string(), if dns.answers.is_empty() { "-".into() } else { dns.answers.join(", ") }]);
+        facts
+            .add_row(["answers".to_string(), if dns.answers.is_empty() { "-".into() } else { dns.answers.join(", ") }]);
         facts.add_row(["resolver".to_string(), or_dash(dns.resolver.as_ref())]);
     }
     if let Some(failure) = &r.failure {

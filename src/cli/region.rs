@@ -2,8 +2,8 @@
 
 use comfy_table::Table;
 
-use super::Context;
 use super::checks::parse_latency;
+use super::Context;
 use crate::output::{note, or_dash, Printer};
 use crate::region::{Region, RegionPatch, RegionStore};
 use crate::store::Change;

@@ -48,7 +48,10 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.html {
         write_atomically(path, html::render(&report).as_bytes())
             .with_context(|| format!("writing the HTML report to {}", path.display()))?;
-        note(format!("wrote the HTML report to {}", std::path::absolute(path).unwrap_or_else(|_| path.clone()).display()));
+        note(format!(
+            "wrote the HTML report to {}",
+            std::path::absolute(path).unwrap_or_else(|_| path.clone()).display()
+        ));
     }
     Ok(())
 }
@@ -70,16 +73,41 @@ fn explain_gaps(report: &Report) {
 }
 
 fn stats_table(p: &Printer, report: &Report) -> comfy_table::Table {
-    let mut table =
-        p.table(["MONITOR", "REGION", "CHECKS", "UPTIME", "P50", "P95", "P99", "DNS", "CONNECT", "TLS", "FIRST BYTE", "TOTAL"]);
+    let mut table = p.table([
+        "MONITOR",
+        "REGION",
+        "CHECKS",
+        "UPTIME",
+        "P50",
+        "P95",
+        "P99",
+        "DNS",
+        "CONNECT",
+        "TLS",
+        "FIRST BYTE",
+        "TOTAL",
+    ]);
     for monitor in &report.monitors {
         for region in &monitor.regions {
             let s = &region.stats;
-            let mut row: Vec<Cell> =
-                vec![monitor.name.as_str().into(), s.region.as_str().into(), s.checks.into(), uptime_cell(p, s.uptime_percentage)];
+            let mut row: Vec<Cell> = vec![
+                monitor.name.as_str().into(),
+                s.region.as_str().into(),
+                s.checks.into(),
+                uptime_cell(p, s.uptime_percentage),
+            ];
             row.extend(
-                [s.p50_ms, s.p95_ms, s.p99_ms, s.avg_dns_ms, s.avg_connect_ms, s.avg_tls_ms, s.avg_first_byte_ms, s.avg_ms]
-                    .map(|v| Cell::new(ms(v))),
+                [
+                    s.p50_ms,
+                    s.p95_ms,
+                    s.p99_ms,
+                    s.avg_dns_ms,
+                    s.avg_connect_ms,
+                    s.avg_tls_ms,
+                    s.avg_first_byte_ms,
+                    s.avg_ms,
+                ]
+                .map(|v| Cell::new(ms(v))),
             );
             table.add_row(row);
         }

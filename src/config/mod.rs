@@ -135,12 +135,7 @@ pub struct ShownValue {
 impl Settings {
     /// Resolves every layer. `cwd` and `user_config_dir` locate the implicit
     /// config files; they are parameters so tests need not touch the real ones.
-    pub fn resolve(
-        flags: &Flags,
-        env: &Env,
-        cwd: &Path,
-        user_config_dir: Option<&Path>,
-    ) -> Result<Self, ConfigError> {
+    pub fn resolve(flags: &Flags, env: &Env, cwd: &Path, user_config_dir: Option<&Path>) -> Result<Self, ConfigError> {
         let config_file = locate_file(flags, env, cwd, user_config_dir)?;
         let file = match &config_file {
             Some(path) => FileConfig::load(path)?,
@@ -181,30 +176,19 @@ impl Settings {
                 "10",
                 parse_connection_limit,
             )?,
-            db_pool_timeout: layers.required(
-                "DB_POOL_TIMEOUT",
-                db.pool_timeout,
-                "10s",
-                |s| parse_duration(s, BareUnit::Seconds),
-            )?,
-            db_idle_timeout: layers.required(
-                "DB_IDLE_TIMEOUT",
-                db.idle_timeout,
-                "5m",
-                |s| parse_duration(s, BareUnit::Seconds),
-            )?,
+            db_pool_timeout: layers
+                .required("DB_POOL_TIMEOUT", db.pool_timeout, "10s", |s| parse_duration(s, BareUnit::Seconds))?,
+            db_idle_timeout: layers
+                .required("DB_IDLE_TIMEOUT", db.idle_timeout, "5m", |s| parse_duration(s, BareUnit::Seconds))?,
             redis_connection_timeout: layers.required(
                 "REDIS_CONNECTION_TIMEOUT",
                 redis.connection_timeout,
                 "10s",
                 |s| parse_duration(s, BareUnit::Milliseconds),
             )?,
-            redis_command_timeout: layers.required(
-                "REDIS_COMMAND_TIMEOUT",
-                redis.command_timeout,
-                "5s",
-                |s| parse_duration(s, BareUnit::Milliseconds),
-            )?,
+            redis_command_timeout: layers.required("REDIS_COMMAND_TIMEOUT", redis.command_timeout, "5s", |s| {
+                parse_duration(s, BareUnit::Milliseconds)
+            })?,
         };
 
         let mut regions = BTreeMap::new();
@@ -233,20 +217,8 @@ impl Settings {
         let aws_file = file.aws.clone().unwrap_or_default();
         let aws = Aws {
             region: layers.plain(None, "AWS_REGION", aws_file.region.as_deref(), None, ok_string)?,
-            s3_endpoint: layers.plain(
-                None,
-                "S3_ENDPOINT",
-                aws_file.s3_endpoint.as_deref(),
-                None,
-                parse_http_url,
-            )?,
-            s3_bucket: layers.plain(
-                None,
-                "S3_MONITOR_BUCKET_NAME",
-                aws_file.s3_bucket.as_deref(),
-                None,
-                ok_string,
-            )?,
+            s3_endpoint: layers.plain(None, "S3_ENDPOINT", aws_file.s3_endpoint.as_deref(), None, parse_http_url)?,
+            s3_bucket: layers.plain(None, "S3_MONITOR_BUCKET_NAME", aws_file.s3_bucket.as_deref(), None, ok_string)?,
             access_key_id: layers.secret(
                 None,
                 "AWS_ACCESS_KEY_ID",
@@ -263,15 +235,7 @@ impl Settings {
             )?,
         };
 
-        Ok(Settings {
-            config_file,
-            database_url,
-            default_region,
-            enable_geo_distribution,
-            tuning,
-            regions,
-            aws,
-        })
+        Ok(Settings { config_file, database_url, default_region, enable_geo_distribution, tuning, regions, aws })
     }
 
     /// Every value as `config show` prints it: secrets masked.
@@ -335,10 +299,7 @@ fn locate_file(
     cwd: &Path,
     user_config_dir: Option<&Path>,
 ) -> Result<Option<PathBuf>, ConfigError> {
-    let named = flags
-        .config
-        .clone()
-        .or_else(|| env.get("GEOCTL_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+    let named = flags.config.clone().or_else(|| env.get("GEOCTL_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
     if let Some(path) = named {
         let path = if path.is_absolute() { path } else { cwd.join(path) };
         return if path.is_file() { Ok(Some(path)) } else { Err(ConfigError::FileMissing { path }) };
@@ -397,9 +358,7 @@ impl Layers<'_> {
         default: &str,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<Sourced<T>, ConfigError> {
-        Ok(self
-            .plain(None, env_name, from_file.as_deref(), Some(default), parse)?
-            .expect("has a default"))
+        Ok(self.plain(None, env_name, from_file.as_deref(), Some(default), parse)?.expect("has a default"))
     }
 
     /// A secret: flag, `NAME`, `NAME_FILE`, file `key`, file `key_file`.
@@ -416,14 +375,9 @@ impl Layers<'_> {
         }
         let env_file_name = format!("{env_name}_FILE");
         match (self.env.get(env_name), self.env.get(&env_file_name)) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Exclusive { a: env_name.into(), b: env_file_name })
-            }
+            (Some(_), Some(_)) => return Err(ConfigError::Exclusive { a: env_name.into(), b: env_file_name }),
             (Some(value), None) => {
-                return Ok(Some(Sourced {
-                    value: Secret::new(value.clone()),
-                    source: Source::Env(env_name.into()),
-                }))
+                return Ok(Some(Sourced { value: Secret::new(value.clone()), source: Source::Env(env_name.into()) }))
             }
             (None, Some(path)) => {
                 let value = read_secret_file(Path::new(path), &format!("env {env_file_name}"))?;
@@ -436,9 +390,7 @@ impl Layers<'_> {
                 a: self.file_origin(file_key),
                 b: self.file_origin(&format!("{file_key}_file")),
             }),
-            (Some(value), None) => {
-                Ok(Some(Sourced { value: Secret::new(value), source: self.file_source() }))
-            }
+            (Some(value), None) => Ok(Some(Sourced { value: Secret::new(value), source: self.file_source() })),
             (None, Some(path)) => {
                 let value = read_secret_file(path, &self.file_origin(&format!("{file_key}_file")))?;
                 Ok(Some(Sourced { value, source: self.file_source() }))

@@ -80,7 +80,8 @@ impl MonitorFile {
 }
 
 fn interval(text: Option<&str>, default: &str, what: &str) -> Result<Duration, MonitorError> {
-    duration::parse(text.unwrap_or(default), BareUnit::Rejected).map_err(|e| MonitorError::Invalid(format!("{what}: {e}")))
+    duration::parse(text.unwrap_or(default), BareUnit::Rejected)
+        .map_err(|e| MonitorError::Invalid(format!("{what}: {e}")))
 }
 
 fn latency(text: &Option<String>) -> Result<Option<i32>, MonitorError> {
@@ -141,7 +142,12 @@ const OWNED_KEYS: [&str; 7] =
     ["method", "expected_status", "keyword", "keyword_absent", "headers", "record_type", "expected_answers"];
 
 /// Applies every declaration in one transaction; on any error nothing is written.
-pub async fn apply(pool: &PgPool, store: &MonitorStore<'_>, file: &MonitorFile, dry_run: bool) -> Result<Vec<Applied>, MonitorError> {
+pub async fn apply(
+    pool: &PgPool,
+    store: &MonitorStore<'_>,
+    file: &MonitorFile,
+    dry_run: bool,
+) -> Result<Vec<Applied>, MonitorError> {
     let mut seen = std::collections::HashSet::new();
     for (index, decl) in file.monitors.iter().enumerate() {
         if !seen.insert(decl.name.trim()) {

@@ -59,7 +59,11 @@ fn merge_headers(monitor: Option<&Value>, region: &Value) -> Value {
 }
 
 /// Builds the probe for a type, a target and the type's settings.
-pub fn spec_from_config(kind: MonitorType, target: &str, config: &Map<String, Value>) -> Result<ProbeSpec, MonitorError> {
+pub fn spec_from_config(
+    kind: MonitorType,
+    target: &str,
+    config: &Map<String, Value>,
+) -> Result<ProbeSpec, MonitorError> {
     let invalid = |reason: String| MonitorError::InvalidTarget { kind: kind.short(), target: target.into(), reason };
     let text = |key: &str| config.get(key).and_then(Value::as_str).map(str::to_string);
     Ok(match kind {
@@ -117,7 +121,9 @@ mod tests {
     fn http_settings_reach_the_probe() {
         let config = json!({"method": "HEAD", "expected_status": "200-299,301", "keyword": "ok", "keyword_absent": true,
             "headers": [{"name": "X-A", "value": "1"}]});
-        let ProbeSpec::Http(spec) = spec_from_config(MonitorType::Http, "https://e.com/x", config.as_object().unwrap()).unwrap() else {
+        let ProbeSpec::Http(spec) =
+            spec_from_config(MonitorType::Http, "https://e.com/x", config.as_object().unwrap()).unwrap()
+        else {
             panic!("not http")
         };
         assert_eq!(spec.method, "HEAD");
@@ -129,7 +135,9 @@ mod tests {
     #[test]
     fn legacy_expected_status_is_honoured() {
         let config = json!({"expectedStatus": 204});
-        let ProbeSpec::Http(spec) = spec_from_config(MonitorType::Http, "https://e.com", config.as_object().unwrap()).unwrap() else {
+        let ProbeSpec::Http(spec) =
+            spec_from_config(MonitorType::Http, "https://e.com", config.as_object().unwrap()).unwrap()
+        else {
             panic!("not http")
         };
         assert!(spec.expected_status.contains(204) && !spec.expected_status.contains(200));
@@ -147,7 +155,8 @@ mod tests {
     #[test]
     fn dns_and_tcp_targets() {
         let config = json!({"record_type": "MX", "expected_answers": ["mail.e.com"]});
-        let ProbeSpec::Dns(spec) = spec_from_config(MonitorType::Dns, "e.com", config.as_object().unwrap()).unwrap() else {
+        let ProbeSpec::Dns(spec) = spec_from_config(MonitorType::Dns, "e.com", config.as_object().unwrap()).unwrap()
+        else {
             panic!("not dns")
         };
         assert_eq!(spec.expected, vec!["mail.e.com".to_string()]);

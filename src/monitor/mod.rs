@@ -10,7 +10,9 @@ mod store;
 
 pub use crate::probe::StatusRanges;
 pub use spec::{DownRule, Header};
-pub use store::{Monitor, MonitorPatch, MonitorRegion, MonitorStore, NewMonitor, Placement, RegionEdit, RegionOverrides};
+pub use store::{
+    Monitor, MonitorPatch, MonitorRegion, MonitorStore, NewMonitor, Placement, RegionEdit, RegionOverrides,
+};
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -90,7 +92,9 @@ pub enum MonitorError {
     Invalid(String),
     #[error("`{option}` applies to {applies} monitors only, and `{name}` is a {kind} monitor")]
     OptionNotForType { option: &'static str, applies: &'static str, name: String, kind: &'static str },
-    #[error("a monitor named `{0}` already exists; choose another name or update it with `geoctl monitor update {0} …`")]
+    #[error(
+        "a monitor named `{0}` already exists; choose another name or update it with `geoctl monitor update {0} …`"
+    )]
     DuplicateName(String),
     #[error("no monitor `{0}`; list them with `geoctl monitor list`")]
     NotFound(String),
@@ -146,8 +150,7 @@ pub fn validate_interval(interval: Duration, force: bool) -> Result<i32, Monitor
     if !force && interval > MAX_INTERVAL {
         return Err(MonitorError::IntervalTooLong(text));
     }
-    i32::try_from(interval.as_secs())
-        .map_err(|_| MonitorError::Invalid(format!("interval {text} is too long")))
+    i32::try_from(interval.as_secs()).map_err(|_| MonitorError::Invalid(format!("interval {text} is too long")))
 }
 
 /// Checks a timeout against the interval it must fit in; returns milliseconds.
@@ -171,11 +174,7 @@ pub fn frequency_minutes(interval_seconds: i32) -> i32 {
 /// Checks a target for a monitor type; returns it normalised.
 pub fn validate_target(kind: MonitorType, target: &str) -> Result<String, MonitorError> {
     let target = target.trim();
-    let fail = |reason: String| MonitorError::InvalidTarget {
-        kind: kind.short(),
-        target: target.to_string(),
-        reason,
-    };
+    let fail = |reason: String| MonitorError::InvalidTarget { kind: kind.short(), target: target.to_string(), reason };
     if target.is_empty() {
         return Err(fail("it is empty".into()));
     }
@@ -204,9 +203,8 @@ pub fn validate_target(kind: MonitorType, target: &str) -> Result<String, Monito
             Ok(target.to_string())
         }
         MonitorType::Tcp => {
-            let (host, port) = split_host_port(target).ok_or_else(|| {
-                fail("use HOST:PORT, e.g. db.example.com:5432 or [2001:db8::1]:443".into())
-            })?;
+            let (host, port) = split_host_port(target)
+                .ok_or_else(|| fail("use HOST:PORT, e.g. db.example.com:5432 or [2001:db8::1]:443".into()))?;
             match port.parse::<u16>() {
                 Ok(p) if p > 0 => {}
                 _ => return Err(fail(format!("port `{port}` is not a number from 1 to 65535"))),
@@ -253,9 +251,7 @@ fn check_hostname(host: &str, allow_underscore: bool) -> Result<(), String> {
         return Err("host name must be 1 to 253 characters".into());
     }
     for label in host.split('.') {
-        let ok_chars = label
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || (allow_underscore && c == '_'));
+        let ok_chars = label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || (allow_underscore && c == '_'));
         if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') || label.ends_with('-') {
             return Err(format!("`{host}` is not a valid host name"));
         }

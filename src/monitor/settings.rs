@@ -53,7 +53,8 @@ impl CheckSettings {
             ("keyword", self.keyword.is_some()),
             ("headers", !self.headers.is_empty()),
         ];
-        let dns_options = [("record_type", self.record_type.is_some()), ("expect_answers", !self.expect_answers.is_empty())];
+        let dns_options =
+            [("record_type", self.record_type.is_some()), ("expect_answers", !self.expect_answers.is_empty())];
         if kind != MonitorType::Http {
             if let Some((option, _)) = http_options.iter().find(|(_, set)| *set) {
                 return Err(not_for(option, MonitorType::Http));
@@ -86,4 +87,3 @@ impl CheckSettings {
         Ok(config)
     }
 }
-

@@ -53,9 +53,7 @@ impl FromStr for DownRule {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let lower = text.trim().to_ascii_lowercase();
         let bad = || {
-            MonitorError::Invalid(format!(
-                "invalid down rule `{text}`; use all, majority, any or at-least:N (N ≥ 1)"
-            ))
+            MonitorError::Invalid(format!("invalid down rule `{text}`; use all, majority, any or at-least:N (N ≥ 1)"))
         };
         match lower.as_str() {
             "all" => Ok(DownRule::All),
@@ -84,7 +82,8 @@ pub struct Header {
 impl FromStr for Header {
     type Err = MonitorError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = |why: &str| MonitorError::Invalid(format!("invalid header `{text}`: {why}; write it as 'Name: value'"));
+        let bad =
+            |why: &str| MonitorError::Invalid(format!("invalid header `{text}`: {why}; write it as 'Name: value'"));
         let (name, value) = text.split_once(':').ok_or_else(|| bad("no ':'"))?;
         let name = name.trim();
         // RFC 9110 token characters.
@@ -103,8 +102,7 @@ impl FromStr for Header {
 /// A cron schedule override: five fields of digits, `*`, `/`, `,` and `-`.
 pub fn validate_schedule(text: &str) -> Result<String, MonitorError> {
     let fields: Vec<&str> = text.split_whitespace().collect();
-    let ok = fields.len() == 5
-        && fields.iter().all(|f| f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)));
+    let ok = fields.len() == 5 && fields.iter().all(|f| f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)));
     if ok {
         Ok(fields.join(" "))
     } else {

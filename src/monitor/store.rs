@@ -178,11 +178,8 @@ impl<'a> MonitorStore<'a> {
         Ok(rows
             .into_iter()
             .map(|row| {
-                let regions = assignments
-                    .iter()
-                    .filter(|(id, _)| *id == row.id)
-                    .map(|(_, r)| r.region.clone())
-                    .collect();
+                let regions =
+                    assignments.iter().filter(|(id, _)| *id == row.id).map(|(_, r)| r.region.clone()).collect();
                 assemble(row, regions)
             })
             .collect())
@@ -246,7 +243,12 @@ impl<'a> MonitorStore<'a> {
     }
 
     /// Applies a patch; writes only when something differs.
-    pub async fn update(&self, reference: &str, patch: MonitorPatch, dry_run: bool) -> Result<(Monitor, Change), MonitorError> {
+    pub async fn update(
+        &self,
+        reference: &str,
+        patch: MonitorPatch,
+        dry_run: bool,
+    ) -> Result<(Monitor, Change), MonitorError> {
         let mut tx = self.pool.begin().await?;
         let out = self.update_in(&mut tx, reference, patch).await?;
         finish(tx, dry_run).await?;
@@ -325,7 +327,12 @@ impl<'a> MonitorStore<'a> {
     }
 
     /// Pauses (`false`) or resumes (`true`) a monitor in every region.
-    pub async fn set_enabled(&self, reference: &str, enabled: bool, dry_run: bool) -> Result<(Monitor, Change), MonitorError> {
+    pub async fn set_enabled(
+        &self,
+        reference: &str,
+        enabled: bool,
+        dry_run: bool,
+    ) -> Result<(Monitor, Change), MonitorError> {
         let mut tx = self.pool.begin().await?;
         let id = resolve(&mut tx, reference).await?;
         let current = load(&mut tx, id).await?;
@@ -349,7 +356,9 @@ impl<'a> MonitorStore<'a> {
         lock_monitors(&mut tx).await?;
         let id = resolve(&mut tx, reference).await?;
         let monitor = load(&mut tx, id).await?;
-        for table in ["regional_monitor_summaries", "regional_performance_metrics", "monitor_results", "monitor_regions"] {
+        for table in
+            ["regional_monitor_summaries", "regional_performance_metrics", "monitor_results", "monitor_regions"]
+        {
             sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = $1")).bind(id).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM monitors WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -359,7 +368,13 @@ impl<'a> MonitorStore<'a> {
 
     /// Sets, adds or removes the regions a monitor runs in. Overrides of
     /// regions that stay are kept.
-    pub async fn edit_regions(&self, reference: &str, edit: RegionEdit, codes: &[String], dry_run: bool) -> Result<(Monitor, Change), MonitorError> {
+    pub async fn edit_regions(
+        &self,
+        reference: &str,
+        edit: RegionEdit,
+        codes: &[String],
+        dry_run: bool,
+    ) -> Result<(Monitor, Change), MonitorError> {
         let mut tx = self.pool.begin().await?;
         let out = self.edit_regions_in(&mut tx, reference, edit, codes).await?;
         finish(tx, dry_run).await?;
@@ -412,7 +427,13 @@ impl<'a> MonitorStore<'a> {
     }
 
     /// Sets one region's overrides for a monitor.
-    pub async fn set_overrides(&self, reference: &str, region: &str, o: RegionOverrides, dry_run: bool) -> Result<(Monitor, Change), MonitorError> {
+    pub async fn set_overrides(
+        &self,
+        reference: &str,
+        region: &str,
+        o: RegionOverrides,
+        dry_run: bool,
+    ) -> Result<(Monitor, Change), MonitorError> {
         let mut tx = self.pool.begin().await?;
         let out = self.set_overrides_in(&mut tx, reference, region, o).await?;
         finish(tx, dry_run).await?;
@@ -468,12 +489,11 @@ impl<'a> MonitorStore<'a> {
         next.latency_warning_ms = o.latency_warning_ms.or(next.latency_warning_ms);
         next.latency_critical_ms = o.latency_critical_ms.or(next.latency_critical_ms);
         if next.latency_warning_ms.is_some() || next.latency_critical_ms.is_some() {
-            let defaults: (i32, i32) = sqlx::query_as(
-                "SELECT latency_warning_ms, latency_critical_ms FROM regions WHERE code = $1",
-            )
-            .bind(region)
-            .fetch_one(&mut **tx)
-            .await?;
+            let defaults: (i32, i32) =
+                sqlx::query_as("SELECT latency_warning_ms, latency_critical_ms FROM regions WHERE code = $1")
+                    .bind(region)
+                    .fetch_one(&mut **tx)
+                    .await?;
             validate_thresholds(
                 next.latency_warning_ms.unwrap_or(defaults.0),
                 next.latency_critical_ms.unwrap_or(defaults.1),
@@ -567,10 +587,7 @@ struct MonitorRegionRow {
 }
 
 fn assemble(row: MonitorRow, regions: Vec<MonitorRegion>) -> Monitor {
-    let interval_seconds = row
-        .interval_seconds
-        .or(row.frequency_minutes.map(|m| m.saturating_mul(60)))
-        .unwrap_or(300);
+    let interval_seconds = row.interval_seconds.or(row.frequency_minutes.map(|m| m.saturating_mul(60))).unwrap_or(300);
     Monitor {
         id: row.id,
         name: row.name.unwrap_or_default(),
@@ -606,10 +623,8 @@ async fn load(conn: &mut PgConnection, id: Uuid) -> Result<Monitor, MonitorError
 /// Finds a monitor by id, else by name; duplicate legacy names must be named by id.
 async fn resolve(conn: &mut PgConnection, reference: &str) -> Result<Uuid, MonitorError> {
     if let Ok(id) = Uuid::parse_str(reference) {
-        let found: Option<Uuid> = sqlx::query_scalar("SELECT id FROM monitors WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let found: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM monitors WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?;
         if let Some(id) = found {
             return Ok(id);
         }
@@ -649,14 +664,17 @@ fn clean_name(name: &str) -> Result<String, MonitorError> {
     Ok(name.to_string())
 }
 
-async fn ensure_name_free(tx: &mut Transaction<'_, Postgres>, name: &str, except: Option<Uuid>) -> Result<(), MonitorError> {
-    let taken: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM monitors WHERE name = $1 AND ($2::uuid IS NULL OR id <> $2))",
-    )
-    .bind(name)
-    .bind(except)
-    .fetch_one(&mut **tx)
-    .await?;
+async fn ensure_name_free(
+    tx: &mut Transaction<'_, Postgres>,
+    name: &str,
+    except: Option<Uuid>,
+) -> Result<(), MonitorError> {
+    let taken: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM monitors WHERE name = $1 AND ($2::uuid IS NULL OR id <> $2))")
+            .bind(name)
+            .bind(except)
+            .fetch_one(&mut **tx)
+            .await?;
     if taken {
         Err(MonitorError::DuplicateName(name.into()))
     } else {
@@ -667,10 +685,7 @@ async fn ensure_name_free(tx: &mut Transaction<'_, Postgres>, name: &str, except
 /// Name uniqueness is checked, not constrained (legacy rows may repeat names),
 /// so writers that create or rename take this lock first.
 async fn lock_monitors(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('geoctl:monitor-names'))")
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('geoctl:monitor-names'))").execute(&mut **tx).await.map(|_| ())
 }
 
 async fn insert_regions(tx: &mut Transaction<'_, Postgres>, id: Uuid, codes: &[String]) -> Result<(), sqlx::Error> {

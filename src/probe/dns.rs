@@ -107,12 +107,7 @@ pub struct DnsSpec {
 
 impl DnsSpec {
     pub fn new(name: impl Into<String>, record_type: RecordType) -> Self {
-        DnsSpec {
-            name: name.into(),
-            record_type,
-            expected: Vec::new(),
-            resolver: None,
-        }
+        DnsSpec { name: name.into(), record_type, expected: Vec::new(), resolver: None }
     }
 
     /// `name`, `name TYPE` or `name/TYPE`.
@@ -129,11 +124,7 @@ impl DnsSpec {
         if check.is_empty()
             || check.len() > 253
             || check.split('.').any(|l| {
-                l.is_empty()
-                    || l.len() > 63
-                    || !l
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                l.is_empty() || l.len() > 63 || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             })
         {
             return Err(TargetError::InvalidHost(name.to_string()));
@@ -170,10 +161,7 @@ pub(crate) fn rcode_name(code: ResponseCode) -> String {
 
 fn normalize(s: &str) -> String {
     let s = s.trim();
-    let s = s
-        .strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .unwrap_or(s);
+    let s = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(s);
     s.trim_end_matches('.').to_ascii_lowercase()
 }
 
@@ -195,54 +183,33 @@ pub async fn run(spec: &DnsSpec, opts: &ProbeOptions) -> ProbeResult {
     let resolver = match build_resolver(ns, false, opts.timeout, LookupIpStrategy::Ipv4thenIpv6) {
         Ok(res) => res,
         Err(e) => {
-            r.failure = Some(Failure::new(
-                FailureKind::Dns,
-                format!("resolver setup failed: {e}"),
-            ));
+            r.failure = Some(Failure::new(FailureKind::Dns, format!("resolver setup failed: {e}")));
             r.dns = Some(facts);
             r.phases.total_ms = clock.elapsed_ms();
             return r;
         }
     };
-    let name = if spec.name.ends_with('.') {
-        spec.name.clone()
-    } else {
-        format!("{}.", spec.name)
-    };
+    let name = if spec.name.ends_with('.') { spec.name.clone() } else { format!("{}.", spec.name) };
     let t0 = Instant::now();
-    let res = tokio::time::timeout(
-        opts.timeout,
-        resolver.lookup(name.as_str(), spec.record_type.to_hickory()),
-    )
-    .await;
+    let res = tokio::time::timeout(opts.timeout, resolver.lookup(name.as_str(), spec.record_type.to_hickory())).await;
     let elapsed = t0.elapsed();
     facts.resolution_ms = ms(elapsed);
     r.phases.dns_ms = Some(ms(elapsed));
 
     let outcome: Result<(), Failure> = match res {
-        Err(_) => Err(Failure::new(
-            FailureKind::Timeout,
-            format!("no DNS answer within {} ms", opts.timeout.as_millis()),
-        )),
+        Err(_) => {
+            Err(Failure::new(FailureKind::Timeout, format!("no DNS answer within {} ms", opts.timeout.as_millis())))
+        }
         Ok(Err(e)) => {
             if let NetError::Dns(DnsError::NoRecordsFound(nr)) = &e {
                 facts.rcode = Some(rcode_name(nr.response_code));
             } else if let NetError::Dns(DnsError::ResponseCode(code)) = &e {
                 facts.rcode = Some(rcode_name(*code));
             }
-            let kind = if is_timeout(&e) {
-                FailureKind::Timeout
-            } else {
-                FailureKind::Dns
-            };
+            let kind = if is_timeout(&e) { FailureKind::Timeout } else { FailureKind::Dns };
             Err(Failure::new(
                 kind,
-                format!(
-                    "{} {} lookup failed: {}",
-                    spec.name,
-                    spec.record_type,
-                    net_error_message(&e)
-                ),
+                format!("{} {} lookup failed: {}", spec.name, spec.record_type, net_error_message(&e)),
             ))
         }
         Ok(Ok(lookup)) => {
@@ -255,26 +222,16 @@ pub async fn run(spec: &DnsSpec, opts: &ProbeOptions) -> ProbeResult {
                 .map(|rec| rec.data.to_string())
                 .collect();
             if facts.answers.is_empty() {
-                Err(Failure::new(
-                    FailureKind::Dns,
-                    format!("no {} records for {}", spec.record_type, spec.name),
-                ))
+                Err(Failure::new(FailureKind::Dns, format!("no {} records for {}", spec.record_type, spec.name)))
             } else {
                 let got: Vec<String> = facts.answers.iter().map(|a| normalize(a)).collect();
-                let missing: Vec<&String> = spec
-                    .expected
-                    .iter()
-                    .filter(|e| !got.contains(&normalize(e)))
-                    .collect();
+                let missing: Vec<&String> = spec.expected.iter().filter(|e| !got.contains(&normalize(e))).collect();
                 if missing.is_empty() {
                     Ok(())
                 } else {
                     Err(Failure::new(
                         FailureKind::DnsMismatch,
-                        format!(
-                            "expected {} {:?} but got {:?}",
-                            spec.record_type, missing, facts.answers
-                        ),
+                        format!("expected {} {:?} but got {:?}", spec.record_type, missing, facts.answers),
                     ))
                 }
             }
@@ -295,26 +252,14 @@ mod tests {
 
     #[test]
     fn parse_targets() {
-        assert_eq!(
-            DnsSpec::parse("example.com").unwrap(),
-            DnsSpec::new("example.com", RecordType::A)
-        );
-        assert_eq!(
-            DnsSpec::parse("example.com MX").unwrap().record_type,
-            RecordType::MX
-        );
-        assert_eq!(
-            DnsSpec::parse("example.com/aaaa").unwrap().record_type,
-            RecordType::AAAA
-        );
+        assert_eq!(DnsSpec::parse("example.com").unwrap(), DnsSpec::new("example.com", RecordType::A));
+        assert_eq!(DnsSpec::parse("example.com MX").unwrap().record_type, RecordType::MX);
+        assert_eq!(DnsSpec::parse("example.com/aaaa").unwrap().record_type, RecordType::AAAA);
         assert_eq!(
             DnsSpec::parse("example.com/XYZ").unwrap_err().to_string(),
             "unsupported DNS record type `XYZ`; use one of A, AAAA, CNAME, MX, TXT, NS, SOA, PTR, SRV, CAA"
         );
-        assert!(matches!(
-            DnsSpec::parse("bad..name"),
-            Err(TargetError::InvalidHost(_))
-        ));
+        assert!(matches!(DnsSpec::parse("bad..name"), Err(TargetError::InvalidHost(_))));
     }
 
     #[test]

@@ -34,9 +34,7 @@ use url::{Host, Position, Url};
 
 use super::resolve::{resolve_host, ResolveError};
 use super::timing::{ms, Clock, Phases, Timeline};
-use super::{
-    tls, AddressResult, Failure, FailureKind, ProbeKind, ProbeOptions, ProbeResult, TargetError,
-};
+use super::{tls, AddressResult, Failure, FailureKind, ProbeKind, ProbeOptions, ProbeResult, TargetError};
 
 /// Maximum size of the response header block (and of chunked trailers).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -120,15 +118,8 @@ pub fn parse_url(target: &str) -> Result<Url, TargetError> {
     if s.is_empty() {
         return Err(TargetError::Empty);
     }
-    let full = if s.contains("://") {
-        s.to_string()
-    } else {
-        format!("https://{s}")
-    };
-    let url = Url::parse(&full).map_err(|e| TargetError::InvalidUrl {
-        input: s.to_string(),
-        reason: e.to_string(),
-    })?;
+    let full = if s.contains("://") { s.to_string() } else { format!("https://{s}") };
+    let url = Url::parse(&full).map_err(|e| TargetError::InvalidUrl { input: s.to_string(), reason: e.to_string() })?;
     match url.scheme() {
         "http" | "https" => {}
         other => return Err(TargetError::UnsupportedScheme(other.to_string())),
@@ -191,10 +182,7 @@ impl fmt::Display for StatusRanges {
 impl FromStr for StatusRanges {
     type Err = StatusRangesError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason: String| StatusRangesError {
-            input: s.to_string(),
-            reason,
-        };
+        let err = |reason: String| StatusRangesError { input: s.to_string(), reason };
         let code = |t: &str| -> Result<u16, StatusRangesError> {
             let t = t.trim();
             match t.parse::<u16>() {
@@ -270,11 +258,7 @@ pub struct HttpFacts {
 /// (names must be lower-case).
 pub fn detect_cdn(headers: &[(String, String)]) -> Option<CdnInfo> {
     let get = |name: &str| -> Option<&str> {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
+        headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
     };
     let server = get("server").unwrap_or("").to_ascii_lowercase();
     let via = get("via").unwrap_or("").to_ascii_lowercase();
@@ -283,18 +267,12 @@ pub fn detect_cdn(headers: &[(String, String)]) -> Option<CdnInfo> {
 
     if let Some(ray) = get("cf-ray") {
         info.provider = Some("Cloudflare".into());
-        info.edge_location = ray
-            .rsplit_once('-')
-            .map(|(_, loc)| loc.to_string())
-            .filter(|l| !l.is_empty());
+        info.edge_location = ray.rsplit_once('-').map(|(_, loc)| loc.to_string()).filter(|l| !l.is_empty());
         info.cache_status = get("cf-cache-status").map(str::to_string);
     } else if server == "cloudflare" {
         info.provider = Some("Cloudflare".into());
         info.cache_status = get("cf-cache-status").map(str::to_string);
-    } else if get("x-amz-cf-id").is_some()
-        || get("x-amz-cf-pop").is_some()
-        || via.contains("cloudfront")
-    {
+    } else if get("x-amz-cf-id").is_some() || get("x-amz-cf-pop").is_some() || via.contains("cloudfront") {
         info.provider = Some("CloudFront".into());
         info.edge_location = get("x-amz-cf-pop").map(str::to_string);
         info.cache_status = x_cache.clone();
@@ -319,9 +297,7 @@ pub fn detect_cdn(headers: &[(String, String)]) -> Option<CdnInfo> {
         || get("akamai-cache-status").is_some()
     {
         info.provider = Some("Akamai".into());
-        info.cache_status = get("akamai-cache-status")
-            .map(str::to_string)
-            .or(x_cache.clone());
+        info.cache_status = get("akamai-cache-status").map(str::to_string).or(x_cache.clone());
     } else if get("x-azure-ref").is_some() || get("x-msedge-ref").is_some() {
         info.provider = Some("Azure Front Door".into());
         info.cache_status = x_cache.clone();
@@ -428,11 +404,7 @@ struct Reader {
 
 impl Reader {
     fn new(io: Box<dyn Io>) -> Self {
-        Reader {
-            io,
-            buf: Vec::with_capacity(16 * 1024),
-            pos: 0,
-        }
+        Reader { io, buf: Vec::with_capacity(16 * 1024), pos: 0 }
     }
 
     fn available(&self) -> &[u8] {
@@ -479,17 +451,11 @@ impl Reader {
                 return Ok(line);
             }
             if self.available().len() > max {
-                return Err(Failure::new(
-                    FailureKind::Protocol,
-                    format!("{what} line longer than {max} bytes"),
-                ));
+                return Err(Failure::new(FailureKind::Protocol, format!("{what} line longer than {max} bytes")));
             }
             let n = self.fill().await.map_err(|e| io_failure(what, &e))?;
             if n == 0 {
-                return Err(Failure::new(
-                    FailureKind::Protocol,
-                    format!("connection closed while reading {what}"),
-                ));
+                return Err(Failure::new(FailureKind::Protocol, format!("connection closed while reading {what}")));
             }
         }
     }
@@ -497,10 +463,7 @@ impl Reader {
 
 fn io_failure(stage: &str, e: &io::Error) -> Failure {
     if e.kind() == io::ErrorKind::UnexpectedEof {
-        return Failure::new(
-            FailureKind::Protocol,
-            format!("connection closed unexpectedly while {stage}"),
-        );
+        return Failure::new(FailureKind::Protocol, format!("connection closed unexpectedly while {stage}"));
     }
     Failure::new(FailureKind::Other, format!("I/O error while {stage}: {e}"))
 }
@@ -517,16 +480,10 @@ struct Head {
 
 impl Head {
     fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
     fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -553,10 +510,7 @@ fn protocol(msg: impl Into<String>) -> Failure {
 fn parse_head(raw: &[u8]) -> Result<Head, Failure> {
     let text = String::from_utf8_lossy(raw);
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let status_line = lines
-        .by_ref()
-        .find(|l| !l.is_empty())
-        .ok_or_else(|| protocol("empty response head"))?;
+    let status_line = lines.by_ref().find(|l| !l.is_empty()).ok_or_else(|| protocol("empty response head"))?;
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or("");
     if !version.starts_with("HTTP/1.") {
@@ -584,22 +538,14 @@ fn parse_head(raw: &[u8]) -> Result<Head, Failure> {
             }
             continue;
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| protocol(format!("malformed header line `{}`", truncate(line, 60))))?;
+        let (name, value) =
+            line.split_once(':').ok_or_else(|| protocol(format!("malformed header line `{}`", truncate(line, 60))))?;
         if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(protocol(format!(
-                "invalid header name `{}`",
-                truncate(name, 60)
-            )));
+            return Err(protocol(format!("invalid header name `{}`", truncate(name, 60))));
         }
         headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
     }
-    Ok(Head {
-        version: version.to_string(),
-        status,
-        headers,
-    })
+    Ok(Head { version: version.to_string(), status, headers })
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -633,18 +579,12 @@ fn framing(method: &str, head: &Head) -> Result<Framing, Failure> {
         .filter(|s| !s.is_empty())
         .collect();
     if !te.is_empty() {
-        return Ok(if te.last().map(String::as_str) == Some("chunked") {
-            Framing::Chunked
-        } else {
-            Framing::Close
-        });
+        return Ok(if te.last().map(String::as_str) == Some("chunked") { Framing::Chunked } else { Framing::Close });
     }
     let mut len: Option<u64> = None;
     for v in head.get_all("content-length").flat_map(|v| v.split(',')) {
         let v = v.trim();
-        let n: u64 = v
-            .parse()
-            .map_err(|_| protocol(format!("invalid Content-Length `{}`", truncate(v, 40))))?;
+        let n: u64 = v.parse().map_err(|_| protocol(format!("invalid Content-Length `{}`", truncate(v, 40))))?;
         if len.is_some_and(|l| l != n) {
             return Err(protocol("conflicting Content-Length headers"));
         }
@@ -669,10 +609,7 @@ async fn read_head(r: &mut Reader) -> Result<Head, Failure> {
         if r.available().len() > MAX_HEADER_BYTES {
             break;
         }
-        let n = r
-            .fill()
-            .await
-            .map_err(|e| io_failure("reading response headers", &e))?;
+        let n = r.fill().await.map_err(|e| io_failure("reading response headers", &e))?;
         if n == 0 {
             return Err(protocol(if r.available().is_empty() {
                 "connection closed without a response".to_string()
@@ -681,30 +618,16 @@ async fn read_head(r: &mut Reader) -> Result<Head, Failure> {
             }));
         }
     }
-    Err(Failure::new(
-        FailureKind::HeadersTooLarge,
-        format!("response headers exceed {MAX_HEADER_BYTES} bytes"),
-    ))
+    Err(Failure::new(FailureKind::HeadersTooLarge, format!("response headers exceed {MAX_HEADER_BYTES} bytes")))
 }
 
-async fn read_exact_into(
-    r: &mut Reader,
-    mut remaining: u64,
-    sink: &mut BodySink,
-) -> Result<(), Failure> {
+async fn read_exact_into(r: &mut Reader, mut remaining: u64, sink: &mut BodySink) -> Result<(), Failure> {
     let total = remaining;
     while remaining > 0 {
         if r.available().is_empty() {
-            let n = r
-                .fill()
-                .await
-                .map_err(|e| io_failure("reading response body", &e))?;
+            let n = r.fill().await.map_err(|e| io_failure("reading response body", &e))?;
             if n == 0 {
-                return Err(protocol(format!(
-                    "connection closed after {} of {} body bytes",
-                    total - remaining,
-                    total
-                )));
+                return Err(protocol(format!("connection closed after {} of {} body bytes", total - remaining, total)));
             }
         }
         let take = (r.available().len() as u64).min(remaining) as usize;
@@ -777,24 +700,12 @@ fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
+        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
     }
     out
 }
@@ -804,11 +715,7 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && b[i + 1].is_ascii_hexdigit()
-            && b[i + 2].is_ascii_hexdigit()
-        {
+        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
             let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
             out.push(hex(b[i + 1]) * 16 + hex(b[i + 2]));
             i += 3;
@@ -863,22 +770,13 @@ fn build_request(
     match auth {
         Auth::None => {
             if !url.username().is_empty() && !has("authorization") {
-                let creds = format!(
-                    "{}:{}",
-                    percent_decode(url.username()),
-                    percent_decode(url.password().unwrap_or(""))
-                );
-                push(
-                    "Authorization",
-                    &format!("Basic {}", base64(creds.as_bytes())),
-                );
+                let creds =
+                    format!("{}:{}", percent_decode(url.username()), percent_decode(url.password().unwrap_or("")));
+                push("Authorization", &format!("Basic {}", base64(creds.as_bytes())));
             }
         }
         Auth::Basic { user, pass } => {
-            push(
-                "Authorization",
-                &format!("Basic {}", base64(format!("{user}:{pass}").as_bytes())),
-            );
+            push("Authorization", &format!("Basic {}", base64(format!("{user}:{pass}").as_bytes())));
         }
         Auth::Bearer(token) => {
             if token.contains(['\r', '\n']) {
@@ -900,10 +798,7 @@ fn build_request(
         push(n, v);
     }
     push("Connection", "close");
-    let needs_len = body.is_some()
-        || ["POST", "PUT", "PATCH"]
-            .iter()
-            .any(|m| method.eq_ignore_ascii_case(m));
+    let needs_len = body.is_some() || ["POST", "PUT", "PATCH"].iter().any(|m| method.eq_ignore_ascii_case(m));
     if needs_len {
         push("Content-Length", &body.map_or(0, |b| b.len()).to_string());
     }
@@ -961,10 +856,7 @@ async fn run_all_addresses(
             let mut r = ProbeResult::new(ProbeKind::Http, spec.url.clone(), started_at);
             r.failure = Some(Failure::new(
                 FailureKind::Timeout,
-                format!(
-                    "resolving `{host}` timed out after {} ms",
-                    opts.timeout.as_millis()
-                ),
+                format!("resolving `{host}` timed out after {} ms", opts.timeout.as_millis()),
             ));
             r.phases.total_ms = clock.elapsed_ms();
             return r;
@@ -972,25 +864,14 @@ async fn run_all_addresses(
     };
     // The per-address checks share what is left of the overall timeout.
     let mut per_opts = opts.clone();
-    per_opts.timeout = opts
-        .timeout
-        .saturating_sub(dns_done.duration_since(clock.started()));
+    per_opts.timeout = opts.timeout.saturating_sub(dns_done.duration_since(clock.started()));
     let mut set = JoinSet::new();
     for (i, ip) in resolved.addrs.iter().copied().enumerate() {
         let spec = spec.clone();
         let opts = per_opts.clone();
         let url = url.clone();
-        let pinned = Pinned {
-            ip,
-            dns: resolved.dns,
-            dns_done: resolved.dns.map(|_| dns_done),
-        };
-        set.spawn(async move {
-            (
-                i,
-                check_single(&spec, &opts, &url, Some(pinned), started_at, clock).await,
-            )
-        });
+        let pinned = Pinned { ip, dns: resolved.dns, dns_done: resolved.dns.map(|_| dns_done) };
+        set.spawn(async move { (i, check_single(&spec, &opts, &url, Some(pinned), started_at, clock).await) });
     }
     let mut results: Vec<(usize, ProbeResult)> = Vec::new();
     while let Some(joined) = set.join_next().await {
@@ -1023,10 +904,7 @@ async fn run_all_addresses(
     if !all_up && top.failure.is_none() {
         if let Some(a) = per_address.iter().find(|a| !a.up) {
             if let Some(f) = &a.failure {
-                top.failure = Some(Failure::new(
-                    f.kind,
-                    format!("{}: {}", a.address, f.message),
-                ));
+                top.failure = Some(Failure::new(f.kind, format!("{}: {}", a.address, f.message)));
             }
         }
     }
@@ -1054,23 +932,14 @@ async fn check_single(
         cert_expires_at: None,
         redirects: 0,
         final_url: url.to_string(),
-        body: BodySink {
-            size: 0,
-            max: spec.max_body_bytes,
-            keep: spec.keyword.is_some(),
-            kept: Vec::new(),
-        },
+        body: BodySink { size: 0, max: spec.max_body_bytes, keep: spec.keyword.is_some(), kept: Vec::new() },
     };
     let res = tokio::time::timeout(opts.timeout, check(spec, opts, url, &mut st)).await;
     let outcome = match res {
         Ok(r) => r,
         Err(_) => Err(Failure::new(
             FailureKind::Timeout,
-            format!(
-                "timed out after {} ms while {}",
-                opts.timeout.as_millis(),
-                st.stage
-            ),
+            format!("timed out after {} ms while {}", opts.timeout.as_millis(), st.stage),
         )),
     };
 
@@ -1113,17 +982,10 @@ fn is_redirect(status: u16) -> bool {
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
 
-async fn check(
-    spec: &HttpSpec,
-    opts: &ProbeOptions,
-    start_url: &Url,
-    st: &mut State,
-) -> Result<(), Failure> {
+async fn check(spec: &HttpSpec, opts: &ProbeOptions, start_url: &Url, st: &mut State) -> Result<(), Failure> {
     let mut url = start_url.clone();
     let mut method = spec.method.trim().to_ascii_uppercase();
     if method.is_empty() {
@@ -1135,18 +997,7 @@ async fn check(
     let mut hop = 0u32;
     loop {
         st.final_url = url.to_string();
-        let (head, mut reader) = do_hop(
-            spec,
-            opts,
-            &url,
-            &method,
-            body.as_deref(),
-            &auth,
-            &headers,
-            hop,
-            st,
-        )
-        .await?;
+        let (head, mut reader) = do_hop(spec, opts, &url, &method, body.as_deref(), &auth, &headers, hop, st).await?;
         st.version = Some(head.version.clone());
         st.status = Some(head.status);
         st.headers = head.headers.clone();
@@ -1157,23 +1008,14 @@ async fn check(
                 if st.redirects >= spec.max_redirects {
                     return Err(Failure::new(
                         FailureKind::TooManyRedirects,
-                        format!(
-                            "more than {} redirects (last: {} -> {})",
-                            spec.max_redirects, head.status, loc
-                        ),
+                        format!("more than {} redirects (last: {} -> {})", spec.max_redirects, head.status, loc),
                     ));
                 }
-                let next = url.join(&loc).map_err(|e| {
-                    protocol(format!(
-                        "invalid redirect Location `{}`: {e}",
-                        truncate(&loc, 200)
-                    ))
-                })?;
+                let next = url
+                    .join(&loc)
+                    .map_err(|e| protocol(format!("invalid redirect Location `{}`: {e}", truncate(&loc, 200))))?;
                 if !matches!(next.scheme(), "http" | "https") || next.host_str().is_none() {
-                    return Err(protocol(format!(
-                        "redirect to unsupported URL `{}`",
-                        truncate(next.as_str(), 200)
-                    )));
+                    return Err(protocol(format!("redirect to unsupported URL `{}`", truncate(next.as_str(), 200))));
                 }
                 if head.status == 303 || (matches!(head.status, 301 | 302) && method == "POST") {
                     if method != "HEAD" {
@@ -1183,10 +1025,8 @@ async fn check(
                 }
                 if !same_origin(&url, &next) {
                     auth = Auth::None;
-                    headers.retain(|(n, _)| {
-                        !n.eq_ignore_ascii_case("authorization")
-                            && !n.eq_ignore_ascii_case("cookie")
-                    });
+                    headers
+                        .retain(|(n, _)| !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("cookie"));
                 }
                 drop(reader);
                 st.redirects += 1;
@@ -1205,20 +1045,13 @@ async fn check(
         if !spec.expected_status.contains(head.status) {
             return Err(Failure::new(
                 FailureKind::HttpStatus,
-                format!(
-                    "status {} not in expected {}",
-                    head.status, spec.expected_status
-                ),
+                format!("status {} not in expected {}", head.status, spec.expected_status),
             ));
         }
         if let Some((kw, present)) = &spec.keyword {
             let found = contains(&st.body.kept, kw.as_bytes());
             if found != *present {
-                let scope = if st.body.size as usize > KEEP_BODY_BYTES {
-                    " (first 1 MiB searched)"
-                } else {
-                    ""
-                };
+                let scope = if st.body.size as usize > KEEP_BODY_BYTES { " (first 1 MiB searched)" } else { "" };
                 return Err(Failure::new(
                     FailureKind::Keyword,
                     if *present {
@@ -1278,8 +1111,7 @@ async fn do_hop(
                 st.first.dns = dns;
                 st.first.dns_done = dns.map(|_| done);
             }
-            res.map_err(|e: ResolveError| Failure::new(e.kind(), e.to_string()))?
-                .addrs
+            res.map_err(|e: ResolveError| Failure::new(e.kind(), e.to_string()))?.addrs
         }
     };
 
@@ -1303,19 +1135,11 @@ async fn do_hop(
     let tcp = match tcp {
         Some(s) => s,
         None => {
-            let (ip, e) = last_err.unwrap_or((
-                IpAddr::from([0, 0, 0, 0]),
-                io::Error::other("no address to connect to"),
-            ));
-            let kind = if e.kind() == io::ErrorKind::ConnectionRefused {
-                FailureKind::Refused
-            } else {
-                FailureKind::Connect
-            };
-            return Err(Failure::new(
-                kind,
-                format!("connect to {} failed: {e}", SocketAddr::new(ip, port)),
-            ));
+            let (ip, e) =
+                last_err.unwrap_or((IpAddr::from([0, 0, 0, 0]), io::Error::other("no address to connect to")));
+            let kind =
+                if e.kind() == io::ErrorKind::ConnectionRefused { FailureKind::Refused } else { FailureKind::Connect };
+            return Err(Failure::new(kind, format!("connect to {} failed: {e}", SocketAddr::new(ip, port))));
         }
     };
     let connected = Instant::now();
@@ -1328,27 +1152,18 @@ async fn do_hop(
     // 3. TLS
     let mut io: Box<dyn Io> = if url.scheme() == "https" {
         st.stage = "performing the TLS handshake";
-        let (cfg, seen) = tls::client_config(spec.extra_root_ca_pem.as_deref())
-            .map_err(|m| Failure::new(FailureKind::Tls, m))?;
+        let (cfg, seen) =
+            tls::client_config(spec.extra_root_ca_pem.as_deref()).map_err(|m| Failure::new(FailureKind::Tls, m))?;
         let server_name: ServerName<'static> = match &host {
-            Host::Domain(d) => ServerName::try_from(d.to_string()).map_err(|e| {
-                Failure::new(
-                    FailureKind::Tls,
-                    format!("invalid TLS server name `{d}`: {e}"),
-                )
-            })?,
+            Host::Domain(d) => ServerName::try_from(d.to_string())
+                .map_err(|e| Failure::new(FailureKind::Tls, format!("invalid TLS server name `{d}`: {e}")))?,
             Host::Ipv4(ip) => ServerName::IpAddress(IpAddr::V4(*ip).into()),
             Host::Ipv6(ip) => ServerName::IpAddress(IpAddr::V6(*ip).into()),
         };
         let t = Instant::now();
-        let res = tokio_rustls::TlsConnector::from(cfg)
-            .connect(server_name, tcp)
-            .await;
+        let res = tokio_rustls::TlsConnector::from(cfg).connect(server_name, tcp).await;
         let done = Instant::now();
-        let seen_expiry = seen
-            .lock()
-            .ok()
-            .and_then(|g| g.as_ref().and_then(|c| tls::not_after(c)));
+        let seen_expiry = seen.lock().ok().and_then(|g| g.as_ref().and_then(|c| tls::not_after(c)));
         st.cert_expires_at = seen_expiry;
         match res {
             Ok(s) => {
@@ -1375,21 +1190,14 @@ async fn do_hop(
 
     // 4. request
     st.stage = "sending the request";
-    io.write_all(&request)
-        .await
-        .map_err(|e| io_failure("sending the request", &e))?;
-    io.flush()
-        .await
-        .map_err(|e| io_failure("sending the request", &e))?;
+    io.write_all(&request).await.map_err(|e| io_failure("sending the request", &e))?;
+    io.flush().await.map_err(|e| io_failure("sending the request", &e))?;
     let written = Instant::now();
 
     // 5. first byte
     st.stage = "waiting for the first response byte";
     let mut reader = Reader::new(io);
-    let n = reader
-        .fill()
-        .await
-        .map_err(|e| io_failure("waiting for the response", &e))?;
+    let n = reader.fill().await.map_err(|e| io_failure("waiting for the response", &e))?;
     if n == 0 {
         return Err(protocol("server closed the connection without responding"));
     }
@@ -1441,16 +1249,10 @@ mod tests {
             parse_url("ftp://x.example").unwrap_err().to_string(),
             "unsupported scheme `ftp`; use http:// or https://"
         );
-        assert_eq!(
-            parse_url("example.com/x").unwrap().as_str(),
-            "https://example.com/x"
-        );
+        assert_eq!(parse_url("example.com/x").unwrap().as_str(), "https://example.com/x");
         assert!(matches!(parse_url(""), Err(TargetError::Empty)));
         assert!(parse_url("http://[::1]:8080/").is_ok());
-        assert!(matches!(
-            parse_url("http://exa mple.com/"),
-            Err(TargetError::InvalidUrl { .. })
-        ));
+        assert!(matches!(parse_url("http://exa mple.com/"), Err(TargetError::InvalidUrl { .. })));
     }
 
     #[test]
@@ -1460,10 +1262,7 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(
-            base64(b"Aladdin:open sesame"),
-            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
+        assert_eq!(base64(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
     }
 
     #[test]
@@ -1477,31 +1276,14 @@ mod tests {
     #[test]
     fn request_shape() {
         let url = Url::parse("http://u:p%40ss@example.com:8080/a?b=1#frag").unwrap();
-        let req = build_request(
-            &url,
-            "POST",
-            &[("X-Test".into(), "1".into())],
-            Some(b"hi"),
-            &Auth::None,
-        )
-        .unwrap();
+        let req = build_request(&url, "POST", &[("X-Test".into(), "1".into())], Some(b"hi"), &Auth::None).unwrap();
         let s = String::from_utf8(req).unwrap();
-        assert!(
-            s.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: example.com:8080\r\n"),
-            "{s}"
-        );
+        assert!(s.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: example.com:8080\r\n"), "{s}");
         assert!(s.contains("Authorization: Basic dTpwQHNz\r\n"), "{s}");
         assert!(s.contains("X-Test: 1\r\n"));
         assert!(s.contains("Connection: close\r\n"));
         assert!(s.ends_with("Content-Length: 2\r\n\r\nhi"));
-        assert!(build_request(
-            &url,
-            "GET",
-            &[("X".into(), "a\r\nb".into())],
-            None,
-            &Auth::None
-        )
-        .is_err());
+        assert!(build_request(&url, "GET", &[("X".into(), "a\r\nb".into())], None, &Auth::None).is_err());
         assert!(build_request(&url, "G T", &[], None, &Auth::None).is_err());
     }
 
@@ -1518,11 +1300,9 @@ mod tests {
         assert_eq!(framing("HEAD", &h).unwrap(), Framing::None);
         assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 20 OK\r\n\r\n").is_err());
-        let bad = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
-            .unwrap();
+        let bad = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").unwrap();
         assert!(framing("GET", &bad).is_err());
-        let chunked =
-            parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap();
+        let chunked = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap();
         assert_eq!(framing("GET", &chunked).unwrap(), Framing::Chunked);
         let close = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
         assert_eq!(framing("GET", &close).unwrap(), Framing::Close);
@@ -1536,12 +1316,7 @@ mod tests {
             let _ = a.write_all(raw).await;
         });
         let mut r = Reader::new(Box::new(b));
-        let mut sink = BodySink {
-            size: 0,
-            max,
-            keep: true,
-            kept: Vec::new(),
-        };
+        let mut sink = BodySink { size: 0, max, keep: true, kept: Vec::new() };
         read_body(&mut r, fr, &mut sink).await?;
         assert_eq!(sink.size as usize, sink.kept.len());
         Ok(sink.kept)
@@ -1549,82 +1324,49 @@ mod tests {
 
     #[tokio::test]
     async fn chunked_decoding() {
-        let b = body_of(
-            b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n",
-            Framing::Chunked,
-            100,
-        )
-        .await
-        .unwrap();
+        let b = body_of(b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n", Framing::Chunked, 100).await.unwrap();
         assert_eq!(b, b"Wikipedia");
-        let e = body_of(b"4\r\nWiki", Framing::Chunked, 100)
-            .await
-            .unwrap_err();
+        let e = body_of(b"4\r\nWiki", Framing::Chunked, 100).await.unwrap_err();
         assert_eq!(e.kind, FailureKind::Protocol);
         let e = body_of(b"zz\r\n", Framing::Chunked, 100).await.unwrap_err();
         assert_eq!(e.kind, FailureKind::Protocol);
-        let e = body_of(b"4\r\nWikiXX", Framing::Chunked, 100)
-            .await
-            .unwrap_err();
+        let e = body_of(b"4\r\nWikiXX", Framing::Chunked, 100).await.unwrap_err();
         assert_eq!(e.kind, FailureKind::Protocol);
-        let e = body_of(b"a\r\n0123456789\r\n0\r\n\r\n", Framing::Chunked, 5)
-            .await
-            .unwrap_err();
+        let e = body_of(b"a\r\n0123456789\r\n0\r\n\r\n", Framing::Chunked, 5).await.unwrap_err();
         assert_eq!(e.kind, FailureKind::BodyTooLarge);
     }
 
     #[tokio::test]
     async fn length_and_close_framing() {
-        assert_eq!(
-            body_of(b"hello world", Framing::Length(5), 100)
-                .await
-                .unwrap(),
-            b"hello"
-        );
+        assert_eq!(body_of(b"hello world", Framing::Length(5), 100).await.unwrap(), b"hello");
         let e = body_of(b"hel", Framing::Length(5), 100).await.unwrap_err();
         assert_eq!(e.kind, FailureKind::Protocol);
         assert!(e.message.contains("3 of 5"), "{}", e.message);
-        assert_eq!(
-            body_of(b"until close", Framing::Close, 100).await.unwrap(),
-            b"until close"
-        );
-        let e = body_of(b"until close", Framing::Close, 4)
-            .await
-            .unwrap_err();
+        assert_eq!(body_of(b"until close", Framing::Close, 100).await.unwrap(), b"until close");
+        let e = body_of(b"until close", Framing::Close, 4).await.unwrap_err();
         assert_eq!(e.kind, FailureKind::BodyTooLarge);
     }
 
     #[test]
     fn cdn_detection() {
         let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect()
+            pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
         };
-        let cf = detect_cdn(&h(&[
-            ("server", "cloudflare"),
-            ("cf-ray", "8a1b2c3d4e5f6789-FRA"),
-            ("cf-cache-status", "HIT"),
-        ]))
-        .unwrap();
+        let cf =
+            detect_cdn(&h(&[("server", "cloudflare"), ("cf-ray", "8a1b2c3d4e5f6789-FRA"), ("cf-cache-status", "HIT")]))
+                .unwrap();
         assert_eq!(cf.provider.as_deref(), Some("Cloudflare"));
         assert_eq!(cf.edge_location.as_deref(), Some("FRA"));
         assert_eq!(cf.cache_status.as_deref(), Some("HIT"));
-        let cfr = detect_cdn(&h(&[
-            ("x-amz-cf-id", "abc"),
-            ("x-amz-cf-pop", "FRA56-P1"),
-            ("x-cache", "Hit from cloudfront"),
-        ]))
-        .unwrap();
+        let cfr =
+            detect_cdn(&h(&[("x-amz-cf-id", "abc"), ("x-amz-cf-pop", "FRA56-P1"), ("x-cache", "Hit from cloudfront")]))
+                .unwrap();
         assert_eq!(cfr.provider.as_deref(), Some("CloudFront"));
         assert_eq!(cfr.edge_location.as_deref(), Some("FRA56-P1"));
         assert_eq!(cfr.cache_status.as_deref(), Some("Hit from cloudfront"));
-        let fastly = detect_cdn(&h(&[
-            ("x-served-by", "cache-fra-eddf8230045-FRA, cache-ams21-AMS"),
-            ("x-cache", "MISS, HIT"),
-        ]))
-        .unwrap();
+        let fastly =
+            detect_cdn(&h(&[("x-served-by", "cache-fra-eddf8230045-FRA, cache-ams21-AMS"), ("x-cache", "MISS, HIT")]))
+                .unwrap();
         assert_eq!(fastly.provider.as_deref(), Some("Fastly"));
         assert_eq!(fastly.edge_location.as_deref(), Some("AMS"));
         assert_eq!(detect_cdn(&h(&[("server", "nginx")])), None);

@@ -147,11 +147,7 @@ pub struct ProbeOptions {
 
 impl Default for ProbeOptions {
     fn default() -> Self {
-        ProbeOptions {
-            nameserver: None,
-            ip_preference: IpPreference::Any,
-            timeout: Duration::from_secs(10),
-        }
+        ProbeOptions { nameserver: None, ip_preference: IpPreference::Any, timeout: Duration::from_secs(10) }
     }
 }
 
@@ -233,10 +229,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Failure {
-            kind,
-            message: message.into(),
-        }
+        Failure { kind, message: message.into() }
     }
 }
 
@@ -369,10 +362,7 @@ pub(crate) fn parse_host(input: &str) -> Result<String, TargetError> {
     if s.is_empty() {
         return Err(TargetError::Empty);
     }
-    let unbracketed = s
-        .strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .unwrap_or(s);
+    let unbracketed = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
     if unbracketed.parse::<IpAddr>().is_ok() {
         return Ok(unbracketed.to_string());
     }
@@ -396,10 +386,7 @@ pub async fn run(spec: &ProbeSpec, opts: &ProbeOptions) -> ProbeResult {
         Err(e) => {
             let mut r = ProbeResult::new(spec.kind(), spec.target(), started_at);
             r.phases.total_ms = timing::ms((Utc::now() - started_at).to_std().unwrap_or_default());
-            r.failure = Some(Failure::new(
-                FailureKind::Other,
-                format!("internal error: probe task failed: {e}"),
-            ));
+            r.failure = Some(Failure::new(FailureKind::Other, format!("internal error: probe task failed: {e}")));
             r
         }
     }
@@ -429,33 +416,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            ProbeSpec::parse_target(ProbeKind::Http, "ftp://example.com/")
-                .unwrap_err()
-                .to_string(),
+            ProbeSpec::parse_target(ProbeKind::Http, "ftp://example.com/").unwrap_err().to_string(),
             "unsupported scheme `ftp`; use http:// or https://"
         );
         let tcp = ProbeSpec::parse_target(ProbeKind::Tcp, "db.internal:5432").unwrap();
         assert_eq!(tcp.target(), "db.internal:5432");
         assert_eq!(tcp.kind(), ProbeKind::Tcp);
         assert_eq!(
-            ProbeSpec::parse_target(ProbeKind::Tcp, "db.internal")
-                .unwrap_err()
-                .to_string(),
+            ProbeSpec::parse_target(ProbeKind::Tcp, "db.internal").unwrap_err().to_string(),
             "`db.internal` has no port; use host:port, e.g. `db.internal:443`"
         );
-        assert_eq!(
-            ProbeSpec::parse_target(ProbeKind::Ping, "[2001:db8::1]")
-                .unwrap()
-                .target(),
-            "2001:db8::1"
-        );
+        assert_eq!(ProbeSpec::parse_target(ProbeKind::Ping, "[2001:db8::1]").unwrap().target(), "2001:db8::1");
         assert!(ProbeSpec::parse_target(ProbeKind::Ping, "bad host!").is_err());
-        assert_eq!(
-            ProbeSpec::parse_target(ProbeKind::Dns, "example.com/mx")
-                .unwrap()
-                .target(),
-            "example.com MX"
-        );
+        assert_eq!(ProbeSpec::parse_target(ProbeKind::Dns, "example.com/mx").unwrap().target(), "example.com MX");
         assert_eq!("ICMP".parse::<ProbeKind>().unwrap(), ProbeKind::Ping);
         assert!("smtp".parse::<ProbeKind>().is_err());
         assert_eq!("v6".parse::<IpPreference>().unwrap(), IpPreference::V6);

@@ -57,12 +57,7 @@ pub struct PingSpec {
 
 impl PingSpec {
     pub fn new(host: impl Into<String>) -> Self {
-        PingSpec {
-            host: host.into(),
-            count: 3,
-            interval: Duration::from_secs(1),
-            mode: PingMode::Auto,
-        }
+        PingSpec { host: host.into(), count: 3, interval: Duration::from_secs(1), mode: PingMode::Auto }
     }
 
     pub fn parse(target: &str) -> Result<Self, TargetError> {
@@ -90,11 +85,8 @@ static NEXT_ID: AtomicU16 = AtomicU16::new(0);
 fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     for pair in data.chunks(2) {
-        let word = if pair.len() == 2 {
-            u16::from_be_bytes([pair[0], pair[1]])
-        } else {
-            u16::from_be_bytes([pair[0], 0])
-        };
+        let word =
+            if pair.len() == 2 { u16::from_be_bytes([pair[0], pair[1]]) } else { u16::from_be_bytes([pair[0], 0]) };
         sum += u32::from(word);
     }
     while sum >> 16 != 0 {
@@ -152,11 +144,7 @@ fn current_ping_group_range() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn not_permitted(
-    mode: PingMode,
-    dgram_err: Option<&io::Error>,
-    raw_err: Option<&io::Error>,
-) -> Failure {
+fn not_permitted(mode: PingMode, dgram_err: Option<&io::Error>, raw_err: Option<&io::Error>) -> Failure {
     let mut msg = String::from("ICMP sockets are not permitted for this process");
     if let Some(e) = dgram_err {
         msg.push_str(&format!(
@@ -179,11 +167,8 @@ fn is_permission(e: &io::Error) -> bool {
 }
 
 fn open(ip: IpAddr, ty: Type) -> io::Result<Socket> {
-    let (domain, proto) = if ip.is_ipv4() {
-        (Domain::IPV4, Protocol::ICMPV4)
-    } else {
-        (Domain::IPV6, Protocol::ICMPV6)
-    };
+    let (domain, proto) =
+        if ip.is_ipv4() { (Domain::IPV4, Protocol::ICMPV4) } else { (Domain::IPV6, Protocol::ICMPV6) };
     let s = Socket::new(domain, ty, Some(proto))?;
     s.set_nonblocking(true)?;
     // Connected sockets only receive packets from the target.
@@ -215,10 +200,7 @@ fn open_socket(ip: IpAddr, mode: PingMode) -> Result<(Socket, PingMethod), Failu
             .map(|e| format!("datagram socket: {e}"))
             .chain(raw_err.iter().map(|e| format!("raw socket: {e}")))
             .collect();
-        Err(Failure::new(
-            FailureKind::Other,
-            format!("cannot open ICMP socket: {}", detail.join("; ")),
-        ))
+        Err(Failure::new(FailureKind::Other, format!("cannot open ICMP socket: {}", detail.join("; "))))
     }
 }
 
@@ -243,12 +225,8 @@ async fn send(fd: &AsyncFd<Socket>, pkt: &[u8]) -> io::Result<usize> {
 }
 
 fn nonce() -> [u8; 8] {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    let mix =
-        t ^ (u64::from(std::process::id()) << 32) ^ u64::from(NEXT_ID.load(Ordering::Relaxed));
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    let mix = t ^ (u64::from(std::process::id()) << 32) ^ u64::from(NEXT_ID.load(Ordering::Relaxed));
     mix.to_be_bytes()
 }
 
@@ -271,9 +249,7 @@ pub async fn run(spec: &PingSpec, opts: &ProbeOptions) -> ProbeResult {
 
     let outcome = ping(spec, opts, count, &mut r, &mut stats).await;
     if stats.sent > 0 {
-        stats.loss_pct =
-            ((f64::from(stats.sent - stats.received) / f64::from(stats.sent)) * 1000.0).round()
-                / 10.0;
+        stats.loss_pct = ((f64::from(stats.sent - stats.received) / f64::from(stats.sent)) * 1000.0).round() / 10.0;
     }
     if !stats.rtts_ms.is_empty() {
         let n = stats.rtts_ms.len() as f64;
@@ -289,9 +265,7 @@ pub async fn run(spec: &PingSpec, opts: &ProbeOptions) -> ProbeResult {
                 FailureKind::Timeout,
                 format!(
                     "no echo reply from {} ({} sent)",
-                    r.resolved_address
-                        .map(|a| a.to_string())
-                        .unwrap_or_else(|| spec.host.clone()),
+                    r.resolved_address.map(|a| a.to_string()).unwrap_or_else(|| spec.host.clone()),
                     stats.sent
                 ),
             ))
@@ -316,12 +290,7 @@ async fn ping(
             r.phases.dns_ms = e.elapsed().map(ms);
             return Err(Failure::new(e.kind(), e.to_string()));
         }
-        Err(_) => {
-            return Err(Failure::new(
-                FailureKind::Timeout,
-                format!("resolving `{}` timed out", spec.host),
-            ))
-        }
+        Err(_) => return Err(Failure::new(FailureKind::Timeout, format!("resolving `{}` timed out", spec.host))),
     };
     r.phases.dns_ms = resolved.dns.map(ms);
     let ip = resolved.addrs[0];
@@ -332,16 +301,10 @@ async fn ping(
     stats.method = Some(method);
     // SAFETY: `sock` owns a valid, open descriptor; it is moved into the
     // AsyncFd and neither replaced nor closed while registered.
-    let fd = unsafe { AsyncFd::register(sock) }.map_err(|e| {
-        Failure::new(
-            FailureKind::Other,
-            format!("cannot register ICMP socket: {e}"),
-        )
-    })?;
+    let fd = unsafe { AsyncFd::register(sock) }
+        .map_err(|e| Failure::new(FailureKind::Other, format!("cannot register ICMP socket: {e}")))?;
 
-    let id = NEXT_ID
-        .fetch_add(1, Ordering::Relaxed)
-        .wrapping_add(std::process::id() as u16);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed).wrapping_add(std::process::id() as u16);
     let nonce = nonce();
     let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize];
     let mut rtts: Vec<Option<f64>> = vec![None; count as usize];
@@ -424,18 +387,9 @@ mod tests {
         let mut icmp = p.clone();
         icmp[0] = 0;
         reply.extend_from_slice(&icmp);
-        assert_eq!(
-            parse_reply(&reply, false, PingMethod::Raw, 0x1234, &nonce),
-            Some(7)
-        );
-        assert_eq!(
-            parse_reply(&reply, false, PingMethod::Raw, 0x9999, &nonce),
-            None
-        );
-        assert_eq!(
-            parse_reply(&icmp, false, PingMethod::Dgram, 0, &nonce),
-            Some(7)
-        );
+        assert_eq!(parse_reply(&reply, false, PingMethod::Raw, 0x1234, &nonce), Some(7));
+        assert_eq!(parse_reply(&reply, false, PingMethod::Raw, 0x9999, &nonce), None);
+        assert_eq!(parse_reply(&icmp, false, PingMethod::Dgram, 0, &nonce), Some(7));
         assert_eq!(parse_reply(&p, false, PingMethod::Dgram, 0, &nonce), None);
     }
 

@@ -11,8 +11,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{
-    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
-    ResolverOpts,
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
@@ -35,17 +34,9 @@ pub enum ResolveError {
     #[error("resolving `{host}` timed out")]
     Timeout { host: String, elapsed: Duration },
     #[error("resolving `{host}` failed: {message}")]
-    Failed {
-        host: String,
-        message: String,
-        elapsed: Duration,
-    },
+    Failed { host: String, message: String, elapsed: Duration },
     #[error("`{host}` has no {family} address")]
-    NoAddress {
-        host: String,
-        family: &'static str,
-        elapsed: Duration,
-    },
+    NoAddress { host: String, family: &'static str, elapsed: Duration },
     #[error("resolver configuration error: {0}")]
     Config(String),
 }
@@ -71,10 +62,7 @@ impl ResolveError {
 
 /// Parse an IP literal, accepting IPv6 in brackets.
 pub fn ip_literal(host: &str) -> Option<IpAddr> {
-    let h = host
-        .strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .unwrap_or(host);
+    let h = host.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(host);
     h.parse().ok()
 }
 
@@ -111,10 +99,7 @@ pub(crate) fn build_resolver(
             for c in &mut server.connections {
                 c.port = ns.port();
             }
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(vec![server]),
-                provider,
-            )
+            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(vec![server]), provider)
         }
         None => {
             let (config, options) = system_conf()?;
@@ -128,11 +113,7 @@ pub(crate) fn build_resolver(
     o.attempts = 2;
     o.cache_size = 0;
     o.ip_strategy = strategy;
-    o.use_hosts_file = if use_hosts {
-        ResolveHosts::Always
-    } else {
-        ResolveHosts::Never
-    };
+    o.use_hosts_file = if use_hosts { ResolveHosts::Always } else { ResolveHosts::Never };
     builder.build().map_err(|e| e.to_string())
 }
 
@@ -162,24 +143,16 @@ pub(crate) fn is_timeout(e: &NetError) -> bool {
 /// preference in `opts`. IP literals are returned as-is without a lookup.
 pub async fn resolve_host(host: &str, opts: &ProbeOptions) -> Result<Resolved, ResolveError> {
     if let Some(ip) = ip_literal(host) {
-        return Ok(Resolved {
-            addrs: vec![ip],
-            dns: None,
-        });
+        return Ok(Resolved { addrs: vec![ip], dns: None });
     }
     let strategy = match opts.ip_preference {
         IpPreference::Any => LookupIpStrategy::Ipv4AndIpv6,
         IpPreference::V4 => LookupIpStrategy::Ipv4Only,
         IpPreference::V6 => LookupIpStrategy::Ipv6Only,
     };
-    let resolver = build_resolver(opts.nameserver, true, opts.timeout, strategy)
-        .map_err(ResolveError::Config)?;
+    let resolver = build_resolver(opts.nameserver, true, opts.timeout, strategy).map_err(ResolveError::Config)?;
     // Fully-qualify multi-label names so search domains don't add queries.
-    let query = if host.contains('.') && !host.ends_with('.') {
-        format!("{host}.")
-    } else {
-        host.to_string()
-    };
+    let query = if host.contains('.') && !host.ends_with('.') { format!("{host}.") } else { host.to_string() };
     let start = Instant::now();
     let res = resolver.lookup_ip(query.as_str()).await;
     let elapsed = start.elapsed();
@@ -198,29 +171,15 @@ pub async fn resolve_host(host: &str, opts: &ProbeOptions) -> Result<Resolved, R
                     elapsed,
                 });
             }
-            Ok(Resolved {
-                addrs,
-                dns: Some(elapsed),
-            })
+            Ok(Resolved { addrs, dns: Some(elapsed) })
         }
-        Err(e) if is_timeout(&e) => Err(ResolveError::Timeout {
-            host: host.to_string(),
-            elapsed,
-        }),
+        Err(e) if is_timeout(&e) => Err(ResolveError::Timeout { host: host.to_string(), elapsed }),
         Err(NetError::Dns(DnsError::NoRecordsFound(nr)))
             if nr.response_code == hickory_resolver::proto::op::ResponseCode::NoError =>
         {
-            Err(ResolveError::NoAddress {
-                host: host.to_string(),
-                family: family_name(opts.ip_preference),
-                elapsed,
-            })
+            Err(ResolveError::NoAddress { host: host.to_string(), family: family_name(opts.ip_preference), elapsed })
         }
-        Err(e) => Err(ResolveError::Failed {
-            host: host.to_string(),
-            message: net_error_message(&e),
-            elapsed,
-        }),
+        Err(e) => Err(ResolveError::Failed { host: host.to_string(), message: net_error_message(&e), elapsed }),
     }
 }
 

@@ -25,11 +25,7 @@ pub struct TcpSpec {
 
 impl TcpSpec {
     pub fn new(host: impl Into<String>, port: u16) -> Self {
-        TcpSpec {
-            host: host.into(),
-            port,
-            expect_closed: false,
-        }
+        TcpSpec { host: host.into(), port, expect_closed: false }
     }
 
     /// `host:port` (IPv6 as `[addr]:port`).
@@ -106,15 +102,10 @@ pub async fn run(spec: &TcpSpec, opts: &ProbeOptions) -> ProbeResult {
                 Err(e) => last = Some((sa, e)),
             }
         }
-        let (sa, e) = last.unwrap_or((
-            SocketAddr::new(IpAddr::from([0, 0, 0, 0]), spec.port),
-            io::Error::other("no address"),
-        ));
-        let kind = if e.kind() == io::ErrorKind::ConnectionRefused {
-            FailureKind::Refused
-        } else {
-            FailureKind::Connect
-        };
+        let (sa, e) =
+            last.unwrap_or((SocketAddr::new(IpAddr::from([0, 0, 0, 0]), spec.port), io::Error::other("no address")));
+        let kind =
+            if e.kind() == io::ErrorKind::ConnectionRefused { FailureKind::Refused } else { FailureKind::Connect };
         Err(Failure::new(kind, format!("connect to {sa} failed: {e}")))
     };
     let res = tokio::time::timeout(opts.timeout, fut).await;
@@ -122,11 +113,7 @@ pub async fn run(spec: &TcpSpec, opts: &ProbeOptions) -> ProbeResult {
         Ok(o) => o,
         Err(_) => Err(Failure::new(
             FailureKind::Timeout,
-            format!(
-                "no connection to {} within {} ms",
-                spec.target(),
-                opts.timeout.as_millis()
-            ),
+            format!("no connection to {} within {} ms", spec.target(), opts.timeout.as_millis()),
         )),
     };
 
@@ -137,10 +124,7 @@ pub async fn run(spec: &TcpSpec, opts: &ProbeOptions) -> ProbeResult {
     match (outcome, spec.expect_closed) {
         (Ok(_), false) => r.up = true,
         (Ok(sa), true) => {
-            r.failure = Some(Failure::new(
-                FailureKind::PortOpen,
-                format!("port {sa} is open but expected closed"),
-            ))
+            r.failure = Some(Failure::new(FailureKind::PortOpen, format!("port {sa} is open but expected closed")))
         }
         (Err(f), false) => r.failure = Some(f),
         (Err(f), true) => {
@@ -162,31 +146,13 @@ mod tests {
 
     #[test]
     fn parse_targets() {
-        assert_eq!(
-            TcpSpec::parse("example.com:443").unwrap(),
-            TcpSpec::new("example.com", 443)
-        );
+        assert_eq!(TcpSpec::parse("example.com:443").unwrap(), TcpSpec::new("example.com", 443));
         assert_eq!(TcpSpec::parse("[::1]:22").unwrap(), TcpSpec::new("::1", 22));
-        assert_eq!(
-            TcpSpec::parse("10.0.0.1:80").unwrap().target(),
-            "10.0.0.1:80"
-        );
-        assert_eq!(
-            TcpSpec::parse("::1").unwrap_err(),
-            TargetError::MissingPort("::1".into())
-        );
-        assert!(matches!(
-            TcpSpec::parse("example.com"),
-            Err(TargetError::MissingPort(_))
-        ));
-        assert!(matches!(
-            TcpSpec::parse("example.com:0"),
-            Err(TargetError::InvalidPort(_))
-        ));
-        assert!(matches!(
-            TcpSpec::parse("example.com:99999"),
-            Err(TargetError::InvalidPort(_))
-        ));
+        assert_eq!(TcpSpec::parse("10.0.0.1:80").unwrap().target(), "10.0.0.1:80");
+        assert_eq!(TcpSpec::parse("::1").unwrap_err(), TargetError::MissingPort("::1".into()));
+        assert!(matches!(TcpSpec::parse("example.com"), Err(TargetError::MissingPort(_))));
+        assert!(matches!(TcpSpec::parse("example.com:0"), Err(TargetError::InvalidPort(_))));
+        assert!(matches!(TcpSpec::parse("example.com:99999"), Err(TargetError::InvalidPort(_))));
         assert_eq!(TcpSpec::new("::1", 22).target(), "[::1]:22");
     }
 }

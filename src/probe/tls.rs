@@ -11,9 +11,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::FailureKind;
 
@@ -21,15 +19,12 @@ pub(crate) type SeenCert = Arc<Mutex<Option<CertificateDer<'static>>>>;
 
 fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
 fn default_roots() -> &'static RootCertStore {
     static R: OnceLock<RootCertStore> = OnceLock::new();
-    R.get_or_init(|| RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    })
+    R.get_or_init(|| RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() })
 }
 
 #[derive(Debug)]
@@ -50,8 +45,7 @@ impl ServerCertVerifier for RecordingVerifier {
         if let Ok(mut g) = self.seen.lock() {
             *g = Some(end_entity.clone().into_owned());
         }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
@@ -79,17 +73,13 @@ impl ServerCertVerifier for RecordingVerifier {
 
 /// A fresh client config (no session resumption, ALPN http/1.1) trusting the
 /// webpki roots plus any certificates in `extra_roots_pem`.
-pub(crate) fn client_config(
-    extra_roots_pem: Option<&[u8]>,
-) -> Result<(Arc<ClientConfig>, SeenCert), String> {
+pub(crate) fn client_config(extra_roots_pem: Option<&[u8]>) -> Result<(Arc<ClientConfig>, SeenCert), String> {
     let mut roots = default_roots().clone();
     if let Some(pem) = extra_roots_pem {
         let mut added = 0usize;
         for cert in CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|e| format!("invalid extra root CA PEM: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("invalid extra root CA certificate: {e}"))?;
+            roots.add(cert).map_err(|e| format!("invalid extra root CA certificate: {e}"))?;
             added += 1;
         }
         if added == 0 {
@@ -100,10 +90,7 @@ pub(crate) fn client_config(
         .build()
         .map_err(|e| format!("TLS verifier setup failed: {e}"))?;
     let seen: SeenCert = Arc::new(Mutex::new(None));
-    let verifier = Arc::new(RecordingVerifier {
-        inner,
-        seen: seen.clone(),
-    });
+    let verifier = Arc::new(RecordingVerifier { inner, seen: seen.clone() });
     let mut cfg = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup failed: {e}"))?
@@ -117,17 +104,14 @@ pub(crate) fn client_config(
 
 /// Classify a handshake error.
 pub(crate) fn classify(err: &io::Error) -> (FailureKind, String) {
-    let tls_err = err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    let tls_err = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
     match tls_err {
         Some(rustls::Error::InvalidCertificate(ce)) => {
             let kind = match ce {
-                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                    FailureKind::TlsExpired
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => FailureKind::TlsExpired,
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                    FailureKind::TlsNameMismatch
                 }
-                CertificateError::NotValidForName
-                | CertificateError::NotValidForNameContext { .. } => FailureKind::TlsNameMismatch,
                 CertificateError::UnknownIssuer => FailureKind::TlsUntrusted,
                 _ => FailureKind::Tls,
             };

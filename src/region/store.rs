@@ -5,8 +5,7 @@ use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
 use crate::store::Change;
 
 use super::{
-    suggestion, validate_code, validate_coordinates, validate_country, validate_thresholds, Region,
-    RegionError,
+    suggestion, validate_code, validate_coordinates, validate_country, validate_thresholds, Region, RegionError,
 };
 
 const COLUMNS: &str = "code, name, city, country_code, latitude, longitude, latency_warning_ms, \
@@ -63,19 +62,15 @@ impl<'a> RegionStore<'a> {
     }
 
     pub async fn list(&self) -> Result<Vec<Region>, RegionError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM regions ORDER BY is_default DESC, created_at, code"
-        ))
-        .fetch_all(self.pool)
-        .await?)
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM regions ORDER BY is_default DESC, created_at, code"))
+            .fetch_all(self.pool)
+            .await?)
     }
 
     pub async fn active_codes<'e>(executor: impl PgExecutor<'e>) -> Result<Vec<String>, RegionError> {
-        Ok(sqlx::query_scalar(
-            "SELECT code FROM regions WHERE is_active ORDER BY is_default DESC, created_at, code",
-        )
-        .fetch_all(executor)
-        .await?)
+        Ok(sqlx::query_scalar("SELECT code FROM regions WHERE is_active ORDER BY is_default DESC, created_at, code")
+            .fetch_all(executor)
+            .await?)
     }
 
     pub async fn get(&self, code: &str) -> Result<Region, RegionError> {
@@ -85,11 +80,10 @@ impl<'a> RegionStore<'a> {
 
     /// The region, or an error that lists the active ones.
     pub async fn fetch(conn: &mut sqlx::PgConnection, code: &str) -> Result<Region, RegionError> {
-        let found: Option<Region> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM regions WHERE code = $1"))
-                .bind(code)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let found: Option<Region> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM regions WHERE code = $1"))
+            .bind(code)
+            .fetch_optional(&mut *conn)
+            .await?;
         match found {
             Some(region) => Ok(region),
             None => {
@@ -101,10 +95,7 @@ impl<'a> RegionStore<'a> {
     }
 
     /// Every code must name an active region; checked inside the caller's transaction.
-    pub async fn require_active(
-        tx: &mut Transaction<'_, Postgres>,
-        codes: &[String],
-    ) -> Result<(), RegionError> {
+    pub async fn require_active(tx: &mut Transaction<'_, Postgres>, codes: &[String]) -> Result<(), RegionError> {
         let active = Self::active_codes(&mut **tx).await?;
         for code in codes {
             if active.contains(code) {
@@ -155,11 +146,10 @@ impl<'a> RegionStore<'a> {
 
         let mut tx = self.pool.begin().await?;
         lock_regions(&mut tx).await?;
-        let existing: Option<Region> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM regions WHERE code = $1"))
-                .bind(code)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing: Option<Region> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM regions WHERE code = $1"))
+            .bind(code)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(existing) = existing {
             return if same_fields(&existing, &wanted) {
                 Ok((existing, Change::Unchanged))
@@ -189,7 +179,12 @@ impl<'a> RegionStore<'a> {
     }
 
     /// Validates the patch against the current row; writes only when something differs.
-    pub async fn update(&self, code: &str, patch: &RegionPatch, dry_run: bool) -> Result<(Region, Change), RegionError> {
+    pub async fn update(
+        &self,
+        code: &str,
+        patch: &RegionPatch,
+        dry_run: bool,
+    ) -> Result<(Region, Change), RegionError> {
         let mut tx = self.pool.begin().await?;
         lock_regions(&mut tx).await?;
         let current = Self::fetch(&mut tx, code).await?;
@@ -260,9 +255,7 @@ impl<'a> RegionStore<'a> {
             current.is_default = true;
             return Ok((current, Change::Updated));
         }
-        sqlx::query("UPDATE regions SET is_default=false, updated_at=now() WHERE is_default")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE regions SET is_default=false, updated_at=now() WHERE is_default").execute(&mut *tx).await?;
         let region: Region = sqlx::query_as(&format!(
             "UPDATE regions SET is_default=true, updated_at=now() WHERE code=$1 RETURNING {COLUMNS}"
         ))
@@ -299,10 +292,7 @@ impl<'a> RegionStore<'a> {
 /// Serialises writers to `regions` so the "exactly one default" and "in use"
 /// checks cannot race with another geoctl.
 async fn lock_regions(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('geoctl:regions'))")
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('geoctl:regions'))").execute(&mut **tx).await.map(|_| ())
 }
 
 fn same_fields(a: &Region, b: &Region) -> bool {

@@ -16,7 +16,8 @@ macro_rules! w {
 }
 
 /// Region colours, told apart in colour and in greyscale; red is kept for failures.
-const REGION_COLOURS: [&str; 8] = ["#2563eb", "#ea580c", "#0d9488", "#7c3aed", "#db2777", "#65a30d", "#0891b2", "#a16207"];
+const REGION_COLOURS: [&str; 8] =
+    ["#2563eb", "#ea580c", "#0d9488", "#7c3aed", "#db2777", "#65a30d", "#0891b2", "#a16207"];
 const FAILURE_COLOUR: &str = "#dc2626";
 const PHASES: [(&str, &str); 4] =
     [("DNS", "#8b5cf6"), ("Connect", "#0ea5e9"), ("TLS", "#f59e0b"), ("First byte", "#10b981")];
@@ -177,7 +178,16 @@ fn summary_table(out: &mut String, report: &Report) {
                 s.checks,
                 format_uptime(s.uptime_percentage)
             );
-            for value in [s.p50_ms, s.p95_ms, s.p99_ms, s.avg_dns_ms, s.avg_connect_ms, s.avg_tls_ms, s.avg_first_byte_ms, s.avg_ms] {
+            for value in [
+                s.p50_ms,
+                s.p95_ms,
+                s.p99_ms,
+                s.avg_dns_ms,
+                s.avg_connect_ms,
+                s.avg_tls_ms,
+                s.avg_first_byte_ms,
+                s.avg_ms,
+            ] {
                 w!(out, "<td>{}</td>", optional_ms(value));
             }
             w!(out, "</tr>\n");
@@ -231,11 +241,8 @@ impl Scale {
         let max = if max > 0.0 && max.is_finite() { max } else { 1.0 };
         let rough = max / ticks;
         let magnitude = 10f64.powf(rough.log10().floor());
-        let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-            .iter()
-            .map(|m| m * magnitude)
-            .find(|s| *s >= rough)
-            .unwrap_or(10.0 * magnitude);
+        let step =
+            [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= rough).unwrap_or(10.0 * magnitude);
         Scale { top: (max / step).ceil() * step, step }
     }
 
@@ -255,8 +262,22 @@ fn tick_label(value: f64) -> String {
 /// Time ticks: the smallest round step that leaves at most 8 labels.
 fn time_ticks(from: i64, to: i64) -> (Vec<i64>, &'static str) {
     const STEPS: [i64; 16] = [
-        60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400, 2 * 86_400, 7 * 86_400,
-        14 * 86_400, 30 * 86_400, 365 * 86_400,
+        60,
+        300,
+        600,
+        900,
+        1800,
+        3600,
+        2 * 3600,
+        3 * 3600,
+        6 * 3600,
+        12 * 3600,
+        86_400,
+        2 * 86_400,
+        7 * 86_400,
+        14 * 86_400,
+        30 * 86_400,
+        365 * 86_400,
     ];
     let span = (to - from).max(1);
     let step = STEPS.iter().copied().find(|s| span / s <= 8).unwrap_or(span);
@@ -297,7 +318,13 @@ fn line_chart(out: &mut String, report: &Report, monitor: &MonitorReport, palett
     for tick in scale.ticks() {
         let ty = y(tick);
         w!(out, "<line class=\"grid\" x1=\"{x0}\" x2=\"{x1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\"/>");
-        w!(out, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{} ms</text>\n", x0 - 6.0, ty + 4.0, tick_label(tick));
+        w!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{} ms</text>\n",
+            x0 - 6.0,
+            ty + 4.0,
+            tick_label(tick)
+        );
     }
     let (ticks, format) = time_ticks(t0, t1);
     for t in ticks {
@@ -326,7 +353,11 @@ fn line_chart(out: &mut String, report: &Report, monitor: &MonitorReport, palett
             }
         }
         w!(out, "<g><title>{name}</title>");
-        w!(out, "<path d=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" stroke-linejoin=\"round\"/>", path.trim_end());
+        w!(
+            out,
+            "<path d=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" stroke-linejoin=\"round\"/>",
+            path.trim_end()
+        );
         for p in &region.series {
             let px = mid(p);
             let when = p.start.format("%Y-%m-%d %H:%M");
@@ -415,7 +446,10 @@ fn phase_bars(out: &mut String, regions: &[RegionReport]) {
     let axis_y = regions.len() as f64 * BAR_ROW;
     let height = axis_y + 20.0;
     let x = |ms: f64| BAR_LABEL + ms / scale.top * BAR_WIDTH;
-    w!(out, "<svg viewBox=\"0 0 {BAR_SVG_WIDTH} {height}\" role=\"img\" aria-label=\"Average phase times per region\">\n");
+    w!(
+        out,
+        "<svg viewBox=\"0 0 {BAR_SVG_WIDTH} {height}\" role=\"img\" aria-label=\"Average phase times per region\">\n"
+    );
     for tick in scale.ticks() {
         let tx = x(tick);
         w!(out, "<line class=\"grid\" x1=\"{tx:.1}\" x2=\"{tx:.1}\" y1=\"0\" y2=\"{axis_y}\"/>");
@@ -466,7 +500,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
-        assert_eq!(escape(r#"<script>alert("x&'y")</script>"#), "&lt;script&gt;alert(&quot;x&amp;&#39;y&quot;)&lt;/script&gt;");
+        assert_eq!(
+            escape(r#"<script>alert("x&'y")</script>"#),
+            "&lt;script&gt;alert(&quot;x&amp;&#39;y&quot;)&lt;/script&gt;"
+        );
     }
 
     #[test]

@@ -184,8 +184,10 @@ pub async fn record(pool: &PgPool, batch: &[NewResult]) -> Result<(), sqlx::Erro
     .execute(&mut *tx)
     .await?;
 
-    let mut keys: Vec<summary::Key> =
-        batch.iter().map(|r| summary::Key { monitor_id: r.monitor_id, region: r.execution_region.clone(), day: r.day() }).collect();
+    let mut keys: Vec<summary::Key> = batch
+        .iter()
+        .map(|r| summary::Key { monitor_id: r.monitor_id, region: r.execution_region.clone(), day: r.day() })
+        .collect();
     keys.sort();
     keys.dedup();
     summary::refresh(&mut tx, &keys).await?;

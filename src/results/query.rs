@@ -66,7 +66,11 @@ pub struct RegionStats {
     pub avg_first_byte_ms: Option<f64>,
 }
 
-pub async fn region_stats(pool: &PgPool, monitors: &[Uuid], since: DateTime<Utc>) -> Result<Vec<RegionStats>, sqlx::Error> {
+pub async fn region_stats(
+    pool: &PgPool,
+    monitors: &[Uuid],
+    since: DateTime<Utc>,
+) -> Result<Vec<RegionStats>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.monitor_id, r.execution_region AS region, count(*) AS checks,
                 count(*) FILTER (WHERE r.is_up) AS successful,

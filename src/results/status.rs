@@ -96,7 +96,11 @@ struct Latest {
 }
 
 /// The status of one monitor across its enabled regions.
-pub async fn monitor_status(pool: &PgPool, monitor: &Monitor, now: DateTime<Utc>) -> Result<MonitorStatus, sqlx::Error> {
+pub async fn monitor_status(
+    pool: &PgPool,
+    monitor: &Monitor,
+    now: DateTime<Utc>,
+) -> Result<MonitorStatus, sqlx::Error> {
     let rows: Vec<Latest> = sqlx::query_as(
         "SELECT mr.region_code AS region, l.is_up, l.checked_at, l.total_time, l.error_kind, l.error_message,
                 COALESCE(mr.latency_warning_ms, g.latency_warning_ms) AS warning,

@@ -41,12 +41,7 @@ impl StoreError {
 
 /// Where a database URL points, without credentials: `host:port/db`.
 pub fn server_of(options: &PgConnectOptions) -> String {
-    format!(
-        "{}:{}/{}",
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("")
-    )
+    format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""))
 }
 
 /// Connects a pool sized and timed by the seed's tuning variables. Errors
@@ -59,8 +54,9 @@ pub async fn connect(url: Option<&Secret>, tuning: &Tuning) -> Result<PgPool, St
             message: "use a postgres:// or postgresql:// URL".into(),
         });
     }
-    let options: PgConnectOptions = url.expose().parse().map_err(|e: sqlx::Error| {
-        StoreError::InvalidUrl { masked: url.masked(), message: scrub(&e.to_string(), url) }
+    let options: PgConnectOptions = url.expose().parse().map_err(|e: sqlx::Error| StoreError::InvalidUrl {
+        masked: url.masked(),
+        message: scrub(&e.to_string(), url),
     })?;
     let options = options
         .application_name("geoctl")
@@ -91,11 +87,7 @@ pub struct MigrationState {
 pub async fn migrate(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
     let before: Vec<i64> = applied(pool).await?.into_iter().map(|(v, _, _)| v).collect();
     MIGRATOR.run(pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
-    Ok(MIGRATOR
-        .iter()
-        .map(|m| m.version)
-        .filter(|v| !before.contains(v))
-        .collect())
+    Ok(MIGRATOR.iter().map(|m| m.version).filter(|v| !before.contains(v)).collect())
 }
 
 /// Every migration this binary knows, with its state in the database.
@@ -175,10 +167,5 @@ pub async fn prune(
             }
         }
     }
-    Ok(PruneReport {
-        cutoff,
-        monitor_results: counts[0],
-        regional_performance_metrics: counts[1],
-        dry_run,
-    })
+    Ok(PruneReport { cutoff, monitor_results: counts[0], regional_performance_metrics: counts[1], dry_run })
 }

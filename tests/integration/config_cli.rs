@@ -3,7 +3,8 @@ use crate::support::{geoctl_in, TestDb};
 #[test]
 fn precedence_flag_env_file_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("geoctl.yaml"), "default_region: ap-south\ndatabase:\n  connection_limit: 4\n").unwrap();
+    std::fs::write(dir.path().join("geoctl.yaml"), "default_region: ap-south\ndatabase:\n  connection_limit: 4\n")
+        .unwrap();
     let show = |args: &[&str], env: &[(&str, &str)]| {
         let mut all = vec!["config", "show", "-o", "json"];
         all.extend_from_slice(args);
@@ -37,7 +38,11 @@ fn config_show_masks_every_secret() {
     for format in ["table", "json", "yaml"] {
         let run = geoctl_in(dir.path(), &["config", "show", "-o", format], &env).success();
         for secret in ["DbSecret1", "RedisSecret2", "FileSecret9", "AKIASECRET3", "AwsSecret4"] {
-            assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{secret} leaked in {format}:\n{}", run.stdout);
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "{secret} leaked in {format}:\n{}",
+                run.stdout
+            );
         }
         assert!(run.stdout.contains("db.internal"), "{}", run.stdout);
         assert!(run.stdout.contains("regions.eu-west.redis_password"), "{}", run.stdout);
@@ -49,13 +54,15 @@ fn bad_configuration_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "").unwrap();
-    geoctl_in(dir.path(), &["config", "show"], &[("DATABASE_URL_FILE", empty.to_str().unwrap())]).usage_error(&["empty"]);
+    geoctl_in(dir.path(), &["config", "show"], &[("DATABASE_URL_FILE", empty.to_str().unwrap())])
+        .usage_error(&["empty"]);
     geoctl_in(dir.path(), &["config", "show", "--config", "nope.yaml"], &[]).usage_error(&["not found"]);
     std::fs::write(dir.path().join("geoctl.yaml"), "regions: [oops\n").unwrap();
     geoctl_in(dir.path(), &["config", "show"], &[]).usage_error(&["geoctl.yaml", "invalid"]);
     std::fs::write(dir.path().join("geoctl.yaml"), "").unwrap();
     geoctl_in(dir.path(), &["config", "show"], &[("DB_CONNECTION_LIMIT", "0")]).usage_error(&["DB_CONNECTION_LIMIT"]);
-    geoctl_in(dir.path(), &["config", "show"], &[("DEFAULT_REGION", "Not A Region")]).usage_error(&["invalid region code"]);
+    geoctl_in(dir.path(), &["config", "show"], &[("DEFAULT_REGION", "Not A Region")])
+        .usage_error(&["invalid region code"]);
 }
 
 #[test]
@@ -63,6 +70,7 @@ fn database_url_from_a_secret_file() {
     let db = TestDb::migrated();
     let file = db.dir().join("db-url");
     std::fs::write(&file, format!("{}\n", db.url)).unwrap();
-    let run = geoctl_in(&db.dir(), &["region", "list", "-o", "json"], &[("DATABASE_URL_FILE", file.to_str().unwrap())]).success();
+    let run = geoctl_in(&db.dir(), &["region", "list", "-o", "json"], &[("DATABASE_URL_FILE", file.to_str().unwrap())])
+        .success();
     assert_eq!(run.json().as_array().unwrap().len(), 3);
 }

@@ -128,7 +128,8 @@ fn prune_deletes_old_results_only_and_keeps_summaries() {
     let dry = db.geoctl(&["db", "prune", "--older-than", "30d", "--dry-run", "-o", "json"]).success().json();
     assert_eq!(dry["monitor_results"], 70);
     assert_eq!(db.count("monitor_results"), 100);
-    let done = db.geoctl(&["db", "prune", "--older-than", "30d", "--yes", "--batch", "7", "-o", "json"]).success().json();
+    let done =
+        db.geoctl(&["db", "prune", "--older-than", "30d", "--yes", "--batch", "7", "-o", "json"]).success().json();
     assert_eq!(done["monitor_results"], 70);
     assert_eq!(db.count("monitor_results"), 30);
     assert_eq!(db.count("regional_monitor_summaries"), 100);

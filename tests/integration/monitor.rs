@@ -13,8 +13,22 @@ fn region_codes(monitor: &Value) -> Vec<String> {
 fn create_in_chosen_regions_all_regions_or_refuse_unknown_ones() {
     let db = TestDb::migrated();
     let web = db
-        .geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com", "--every", "1m",
-            "--regions", "eu-west,ap-south", "--output", "json"])
+        .geoctl(&[
+            "monitor",
+            "create",
+            "--name",
+            "web",
+            "--type",
+            "http",
+            "--target",
+            "https://example.com",
+            "--every",
+            "1m",
+            "--regions",
+            "eu-west,ap-south",
+            "--output",
+            "json",
+        ])
         .success()
         .json();
     assert_eq!(region_codes(&web), ["ap-south", "eu-west"]);
@@ -23,14 +37,36 @@ fn create_in_chosen_regions_all_regions_or_refuse_unknown_ones() {
     assert_eq!(web["frequency_minutes"], 1);
 
     let all = db
-        .geoctl(&["monitor", "create", "--name", "all", "--type", "http", "--target", "https://example.com", "-o", "json"])
+        .geoctl(&[
+            "monitor",
+            "create",
+            "--name",
+            "all",
+            "--type",
+            "http",
+            "--target",
+            "https://example.com",
+            "-o",
+            "json",
+        ])
         .success()
         .json();
     assert_eq!(region_codes(&all), ["ap-south", "eu-west", "us-east"]);
 
     let before = db.count("monitors");
-    db.geoctl(&["monitor", "create", "--name", "typo", "--type", "http", "--target", "https://example.com", "--regions", "eu-wset"])
-        .usage_error(&["unknown region `eu-wset`", "us-east", "eu-west", "ap-south"]);
+    db.geoctl(&[
+        "monitor",
+        "create",
+        "--name",
+        "typo",
+        "--type",
+        "http",
+        "--target",
+        "https://example.com",
+        "--regions",
+        "eu-wset",
+    ])
+    .usage_error(&["unknown region `eu-wset`", "us-east", "eu-west", "ap-south"]);
     db.geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.org"])
         .usage_error(&["already exists"]);
     assert_eq!(db.count("monitors"), before);
@@ -38,10 +74,32 @@ fn create_in_chosen_regions_all_regions_or_refuse_unknown_ones() {
 
     // A disabled region is refused too, and named as such.
     db.geoctl(&["region", "disable", "ap-south"]).success();
-    db.geoctl(&["monitor", "create", "--name", "x", "--type", "ping", "--target", "127.0.0.1", "--regions", "ap-south"])
-        .usage_error(&["disabled", "active regions: us-east, eu-west"]);
+    db.geoctl(&[
+        "monitor",
+        "create",
+        "--name",
+        "x",
+        "--type",
+        "ping",
+        "--target",
+        "127.0.0.1",
+        "--regions",
+        "ap-south",
+    ])
+    .usage_error(&["disabled", "active regions: us-east, eu-west"]);
     let only_active = db
-        .geoctl(&["monitor", "create", "--name", "active-only", "--type", "ping", "--target", "127.0.0.1", "-o", "json"])
+        .geoctl(&[
+            "monitor",
+            "create",
+            "--name",
+            "active-only",
+            "--type",
+            "ping",
+            "--target",
+            "127.0.0.1",
+            "-o",
+            "json",
+        ])
         .success()
         .json();
     assert_eq!(region_codes(&only_active), ["eu-west", "us-east"]);
@@ -88,7 +146,23 @@ fn bad_input_is_refused_and_nothing_is_written() {
 
     // --force lifts the interval bounds.
     let fast = db
-        .geoctl(&["monitor", "create", "--name", "fast", "--type", "http", "--target", "https://e.com", "--every", "5s", "--timeout", "5s", "--force", "-o", "json"])
+        .geoctl(&[
+            "monitor",
+            "create",
+            "--name",
+            "fast",
+            "--type",
+            "http",
+            "--target",
+            "https://e.com",
+            "--every",
+            "5s",
+            "--timeout",
+            "5s",
+            "--force",
+            "-o",
+            "json",
+        ])
         .success()
         .json();
     assert_eq!(fast["interval_seconds"], 5);
@@ -99,9 +173,34 @@ fn bad_input_is_refused_and_nothing_is_written() {
 fn both_type_spellings_and_type_specific_settings() {
     let db = TestDb::migrated();
     let m = db
-        .geoctl(&["monitor", "create", "--name", "api", "--type", "http_request", "--target", "https://api.example.com/health",
-            "--every", "30s", "--timeout", "5s", "--expect-status", "200-299,301", "--keyword", "ok", "--method", "head",
-            "--header", "Authorization: Bearer abc123", "--header", "X-Trace: yes", "--down-when", "at-least:2", "-o", "json"])
+        .geoctl(&[
+            "monitor",
+            "create",
+            "--name",
+            "api",
+            "--type",
+            "http_request",
+            "--target",
+            "https://api.example.com/health",
+            "--every",
+            "30s",
+            "--timeout",
+            "5s",
+            "--expect-status",
+            "200-299,301",
+            "--keyword",
+            "ok",
+            "--method",
+            "head",
+            "--header",
+            "Authorization: Bearer abc123",
+            "--header",
+            "X-Trace: yes",
+            "--down-when",
+            "at-least:2",
+            "-o",
+            "json",
+        ])
         .success()
         .json();
     assert_eq!(m["type"], "http_request");
@@ -117,12 +216,29 @@ fn both_type_spellings_and_type_specific_settings() {
     let shown = db.geoctl(&["monitor", "show", "api"]).success();
     assert!(!shown.stdout.contains("abc123"));
 
-    for (kind, stored, target) in [("tcp", "port_check", "db.internal:5432"), ("ping_host", "ping_host", "10.1.2.3"), ("dns", "dns", "example.com")] {
-        let m = db.geoctl(&["monitor", "create", "--name", kind, "--type", kind, "--target", target, "-o", "json"]).success().json();
+    for (kind, stored, target) in [
+        ("tcp", "port_check", "db.internal:5432"),
+        ("ping_host", "ping_host", "10.1.2.3"),
+        ("dns", "dns", "example.com"),
+    ] {
+        let m = db
+            .geoctl(&["monitor", "create", "--name", kind, "--type", kind, "--target", target, "-o", "json"])
+            .success()
+            .json();
         assert_eq!(m["type"], stored);
     }
     let dns = db
-        .geoctl(&["monitor", "update", "dns", "--record-type", "mx", "--expect-answer", "mail.example.com", "-o", "json"])
+        .geoctl(&[
+            "monitor",
+            "update",
+            "dns",
+            "--record-type",
+            "mx",
+            "--expect-answer",
+            "mail.example.com",
+            "-o",
+            "json",
+        ])
         .success()
         .json();
     assert_eq!(dns["config"]["record_type"], "MX");
@@ -133,15 +249,24 @@ fn geo_distribution_off_keeps_monitors_in_the_default_region() {
     let db = TestDb::migrated();
     let env = [("ENABLE_GEO_DISTRIBUTION", "false")];
     let m = db
-        .geoctl_with(&["monitor", "create", "--name", "local", "--type", "ping", "--target", "127.0.0.1", "-o", "json"], &env)
+        .geoctl_with(
+            &["monitor", "create", "--name", "local", "--type", "ping", "--target", "127.0.0.1", "-o", "json"],
+            &env,
+        )
         .success()
         .json();
     assert_eq!(region_codes(&m), ["us-east"]);
-    db.geoctl_with(&["monitor", "create", "--name", "far", "--type", "ping", "--target", "127.0.0.1", "--regions", "eu-west"], &env)
-        .usage_error(&["ENABLE_GEO_DISTRIBUTION=false", "eu-west"]);
+    db.geoctl_with(
+        &["monitor", "create", "--name", "far", "--type", "ping", "--target", "127.0.0.1", "--regions", "eu-west"],
+        &env,
+    )
+    .usage_error(&["ENABLE_GEO_DISTRIBUTION=false", "eu-west"]);
     let env = [("ENABLE_GEO_DISTRIBUTION", "false"), ("DEFAULT_REGION", "ap-south")];
     let m = db
-        .geoctl_with(&["monitor", "create", "--name", "mumbai", "--type", "ping", "--target", "127.0.0.1", "-o", "json"], &env)
+        .geoctl_with(
+            &["monitor", "create", "--name", "mumbai", "--type", "ping", "--target", "127.0.0.1", "-o", "json"],
+            &env,
+        )
         .success()
         .json();
     assert_eq!(region_codes(&m), ["ap-south"]);
@@ -150,14 +275,27 @@ fn geo_distribution_off_keeps_monitors_in_the_default_region() {
 #[test]
 fn lifecycle_update_pause_regions_overrides_delete() {
     let db = TestDb::migrated();
-    db.geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com", "--regions", "us-east"]).success();
+    db.geoctl(&[
+        "monitor",
+        "create",
+        "--name",
+        "web",
+        "--type",
+        "http",
+        "--target",
+        "https://example.com",
+        "--regions",
+        "us-east",
+    ])
+    .success();
     let id = db.scalar("SELECT id FROM monitors WHERE name = 'web'");
 
     // Named by id or by name.
     assert_eq!(db.geoctl(&["monitor", "show", &id, "-o", "json"]).success().json()["name"], "web");
     db.geoctl(&["monitor", "show", "nope"]).usage_error(&["no monitor `nope`"]);
 
-    let updated = db.geoctl(&["monitor", "update", "web", "--every", "90s", "--name", "website", "-o", "json"]).success().json();
+    let updated =
+        db.geoctl(&["monitor", "update", "web", "--every", "90s", "--name", "website", "-o", "json"]).success().json();
     assert_eq!((updated["interval_seconds"].as_i64(), updated["frequency_minutes"].as_i64()), (Some(90), Some(2)));
     assert!(db.geoctl(&["monitor", "update", "website", "--every", "90s"]).success().stderr.contains("unchanged"));
     db.geoctl(&["monitor", "update", "website", "--every", "5s"]).usage_error(&["too short"]);
@@ -181,16 +319,39 @@ fn lifecycle_update_pause_regions_overrides_delete() {
     db.geoctl(&["monitor", "regions", "add", "website", "mars-1"]).usage_error(&["unknown region `mars-1`"]);
 
     let m = db
-        .geoctl(&["monitor", "regions", "set", "website", "--region", "eu-west", "--timeout", "20s", "--every", "5m",
-            "--latency-warning", "400ms", "--latency-critical", "900ms", "--priority", "5", "--notes", "slow CDN", "-o", "json"])
+        .geoctl(&[
+            "monitor",
+            "regions",
+            "set",
+            "website",
+            "--region",
+            "eu-west",
+            "--timeout",
+            "20s",
+            "--every",
+            "5m",
+            "--latency-warning",
+            "400ms",
+            "--latency-critical",
+            "900ms",
+            "--priority",
+            "5",
+            "--notes",
+            "slow CDN",
+            "-o",
+            "json",
+        ])
         .success()
         .json();
     let eu = m["regions"].as_array().unwrap().iter().find(|r| r["region"] == "eu-west").unwrap();
     assert_eq!((eu["timeout_ms"].as_i64(), eu["interval_seconds"].as_i64()), (Some(20_000), Some(300)));
     assert_eq!(eu["notes"], "slow CDN");
-    db.geoctl(&["monitor", "regions", "set", "website", "--region", "us-east", "--timeout", "5s"]).usage_error(&["does not run in region `us-east`"]);
-    db.geoctl(&["monitor", "regions", "set", "website", "--region", "eu-west", "--latency-warning", "1s"]).usage_error(&["must be below"]);
-    db.geoctl(&["monitor", "regions", "set", "website", "--region", "eu-west", "--schedule", "soon"]).usage_error(&["cron"]);
+    db.geoctl(&["monitor", "regions", "set", "website", "--region", "us-east", "--timeout", "5s"])
+        .usage_error(&["does not run in region `us-east`"]);
+    db.geoctl(&["monitor", "regions", "set", "website", "--region", "eu-west", "--latency-warning", "1s"])
+        .usage_error(&["must be below"]);
+    db.geoctl(&["monitor", "regions", "set", "website", "--region", "eu-west", "--schedule", "soon"])
+        .usage_error(&["cron"]);
 
     // Replacing the set keeps the overrides of a region that stays.
     let m = db.geoctl(&["monitor", "regions", "set", "website", "eu-west,us-east", "-o", "json"]).success().json();
@@ -244,32 +405,48 @@ fn apply_a_monitors_file_is_idempotent_and_all_or_nothing() {
     assert_eq!(region_codes(&home), ["ap-south", "eu-west", "us-east"]);
     let ap = home["regions"].as_array().unwrap().iter().find(|r| r["region"] == "ap-south").unwrap().clone();
     assert_eq!((ap["timeout_ms"].as_i64(), ap["latency_critical_ms"].as_i64()), (Some(20_000), Some(800)));
-    assert_eq!(db.geoctl(&["monitor", "show", "mail-exchanger", "-o", "json"]).success().json()["config"]["record_type"], "MX");
+    assert_eq!(
+        db.geoctl(&["monitor", "show", "mail-exchanger", "-o", "json"]).success().json()["config"]["record_type"],
+        "MX"
+    );
 
     let again = db.geoctl(&["monitor", "apply", "-f", example, "-o", "json"]).success();
     assert!(again.json().as_array().unwrap().iter().all(|a| a["change"] == "unchanged"), "{}", again.stdout);
     assert!(again.stderr.contains("nothing to change"));
 
     // A change to one monitor updates only it; a removed key is removed.
-    let edited = std::fs::read_to_string(example).unwrap().replace("    keyword: Example Domain\n", "").replace("every: 30s", "every: 45s");
+    let edited = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("    keyword: Example Domain\n", "")
+        .replace("every: 30s", "every: 45s");
     let path = db.dir().join("edited.yaml");
     std::fs::write(&path, &edited).unwrap();
     let changed = db.geoctl(&["monitor", "apply", "-f", path.to_str().unwrap(), "-o", "json"]).success().json();
     let change = |name: &str| changed.as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["change"].clone();
-    assert_eq!((change("homepage"), change("api-database"), change("edge-gateway")), ("updated".into(), "updated".into(), "unchanged".into()));
+    assert_eq!(
+        (change("homepage"), change("api-database"), change("edge-gateway")),
+        ("updated".into(), "updated".into(), "unchanged".into())
+    );
     assert_eq!(db.scalar("SELECT config ? 'keyword' FROM monitors WHERE name = 'homepage'"), "false");
 
     // One bad entry: nothing at all is written, and the entry is named.
     let bad = edited.replace("regions: [us-east]", "regions: [eu-wset]").replace("name: edge-gateway", "name: new-one");
     std::fs::write(&path, bad).unwrap();
-    db.geoctl(&["monitor", "apply", "-f", path.to_str().unwrap()]).usage_error(&["monitors[1] (`api-database`)", "unknown region `eu-wset`"]);
+    db.geoctl(&["monitor", "apply", "-f", path.to_str().unwrap()])
+        .usage_error(&["monitors[1] (`api-database`)", "unknown region `eu-wset`"]);
     assert_eq!(db.count("monitors"), 4);
     assert_eq!(db.scalar("SELECT count(*) FROM monitors WHERE name = 'new-one'"), "0");
 
     for (text, needle) in [
-        ("monitors:\n  - name: x\n    type: http\n    target: https://e.com\n    colour: red\n", "unknown field `colour`"),
+        (
+            "monitors:\n  - name: x\n    type: http\n    target: https://e.com\n    colour: red\n",
+            "unknown field `colour`",
+        ),
         ("monitors:\n  - name: x\n    type: smtp\n    target: e.com\n", "unknown monitor type"),
-        ("monitors:\n  - {name: x, type: ping, target: 10.0.0.1}\n  - {name: x, type: ping, target: 10.0.0.2}\n", "declared twice"),
+        (
+            "monitors:\n  - {name: x, type: ping, target: 10.0.0.1}\n  - {name: x, type: ping, target: 10.0.0.2}\n",
+            "declared twice",
+        ),
         ("monitors:\n  - {name: x, type: tcp, target: db:1, keyword: up}\n", "`keyword` applies to http"),
         ("not yaml: [", "invalid monitors file"),
     ] {

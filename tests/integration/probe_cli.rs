@@ -62,7 +62,10 @@ fn tcp_and_ping_probes_from_the_command_line() {
         assert_eq!(json["ping"]["received"], 1);
     } else {
         assert_eq!(json["failure"]["kind"], "not_permitted", "{json}");
-        assert!(ping.stderr.contains("ping_group_range") || json["failure"]["message"].as_str().unwrap().contains("ping_group_range"));
+        assert!(
+            ping.stderr.contains("ping_group_range")
+                || json["failure"]["message"].as_str().unwrap().contains("ping_group_range")
+        );
     }
 }
 

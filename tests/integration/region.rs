@@ -29,8 +29,27 @@ fn seed_regions_with_their_thresholds() {
 #[test]
 fn add_update_and_validation() {
     let db = TestDb::migrated();
-    let add = ["region", "add", "eu-central", "--name", "EU Central (Frankfurt)", "--city", "Frankfurt", "--country", "de",
-        "--latitude", "50.1109", "--longitude", "8.6821", "--latency-warning", "120ms", "--latency-critical", "240ms", "-o", "json"];
+    let add = [
+        "region",
+        "add",
+        "eu-central",
+        "--name",
+        "EU Central (Frankfurt)",
+        "--city",
+        "Frankfurt",
+        "--country",
+        "de",
+        "--latitude",
+        "50.1109",
+        "--longitude",
+        "8.6821",
+        "--latency-warning",
+        "120ms",
+        "--latency-critical",
+        "240ms",
+        "-o",
+        "json",
+    ];
     let created = db.geoctl(&add).success().json();
     assert_eq!(created["country"], "DE");
     assert_eq!(created["latency_warning_ms"], 120);
@@ -46,7 +65,10 @@ fn add_update_and_validation() {
         (&["region", "add", "eu-north", "--name", "x", "--country", "SWE"], "ISO 3166-1"),
         (&["region", "add", "eu-north", "--name", "x", "--latitude", "91"], "latitude"),
         (&["region", "add", "eu-north", "--name", "x", "--longitude", "-181"], "longitude"),
-        (&["region", "add", "eu-north", "--name", "x", "--latency-warning", "300ms", "--latency-critical", "200ms"], "must be below"),
+        (
+            &["region", "add", "eu-north", "--name", "x", "--latency-warning", "300ms", "--latency-critical", "200ms"],
+            "must be below",
+        ),
         (&["region", "add", "eu-north", "--name", "x", "--latency-warning", "fast"], "invalid"),
         (&["region", "add", "eu-north"], "name"),
         (&["region", "update", "eu-west", "--latency-warning", "400ms"], "must be below"),
@@ -78,7 +100,19 @@ fn exactly_one_default_and_regions_in_use_are_kept() {
     db.geoctl(&["region", "set-default", "us-east"]).usage_error(&["disabled"]);
     db.geoctl(&["region", "enable", "us-east"]).success();
 
-    db.geoctl(&["monitor", "create", "--name", "api", "--type", "tcp", "--target", "127.0.0.1:5432", "--regions", "ap-south"]).success();
+    db.geoctl(&[
+        "monitor",
+        "create",
+        "--name",
+        "api",
+        "--type",
+        "tcp",
+        "--target",
+        "127.0.0.1:5432",
+        "--regions",
+        "ap-south",
+    ])
+    .success();
     db.geoctl(&["region", "delete", "ap-south", "--yes"]).usage_error(&["in use by 1 monitor"]);
     db.geoctl(&["region", "delete", "eu-west", "--yes"]).usage_error(&["default region"]);
     // No terminal and no --yes: refuse rather than guess.

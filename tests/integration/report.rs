@@ -13,7 +13,20 @@ fn seeded() -> TestDb {
     let db = TestDb::migrated();
     let create = |name: &str, kind: &str, target: &str, regions: &str| -> String {
         let m = db
-            .geoctl(&["monitor", "create", "--name", name, "--type", kind, "--target", target, "--regions", regions, "-o", "json"])
+            .geoctl(&[
+                "monitor",
+                "create",
+                "--name",
+                name,
+                "--type",
+                kind,
+                "--target",
+                target,
+                "--regions",
+                regions,
+                "-o",
+                "json",
+            ])
             .success()
             .json();
         m["id"].as_str().unwrap().to_string()
@@ -39,11 +52,21 @@ fn seeded() -> TestDb {
 }
 
 fn monitor<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["monitors"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("no {name} in {report}"))
+    report["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
 fn region<'a>(monitor: &'a Value, code: &str) -> &'a Value {
-    monitor["regions"].as_array().unwrap().iter().find(|r| r["region"] == code).unwrap_or_else(|| panic!("no {code} in {monitor}"))
+    monitor["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["region"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {monitor}"))
 }
 
 #[track_caller]
@@ -127,13 +150,19 @@ fn html_page_is_self_contained_escapes_names_and_goes_with_json() {
     assert_eq!(run.json()["monitors"].as_array().unwrap().len(), 2, "JSON still goes to stdout");
     assert!(run.stderr.contains("wrote the HTML report to") && run.stderr.contains("report.html"), "{}", run.stderr);
 
-    let entries: Vec<String> =
-        std::fs::read_dir(db.dir().join("out")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let entries: Vec<String> = std::fs::read_dir(db.dir().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(entries, ["report.html"], "no temporary file is left behind");
     let page = std::fs::read_to_string(db.dir().join("out/report.html")).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
     for tag in ["svg", "section", "table", "ul", "main"] {
-        assert_eq!(page.matches(&format!("<{tag}")).count(), page.matches(&format!("</{tag}>")).count(), "unbalanced <{tag}>");
+        assert_eq!(
+            page.matches(&format!("<{tag}")).count(),
+            page.matches(&format!("</{tag}>")).count(),
+            "unbalanced <{tag}>"
+        );
     }
     // Line chart, uptime bars and phase bars for web; the ping monitor measured no phase.
     assert_eq!(page.matches("<svg").count(), 5);

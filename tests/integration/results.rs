@@ -58,8 +58,32 @@ fn result(monitor: Uuid, region: &str, at: chrono::DateTime<Utc>, up: bool, tota
 fn a_check_records_its_region_and_each_phase_in_its_field() {
     let db = TestDb::migrated();
     let port = slow_server(Duration::from_millis(150));
-    db.geoctl(&["monitor", "create", "--name", "ip", "--type", "http", "--target", &format!("http://127.0.0.1:{port}/"), "--regions", "eu-west,us-east"]).success();
-    db.geoctl(&["monitor", "create", "--name", "named", "--type", "http", "--target", &format!("http://localhost:{port}/"), "--regions", "ap-south"]).success();
+    db.geoctl(&[
+        "monitor",
+        "create",
+        "--name",
+        "ip",
+        "--type",
+        "http",
+        "--target",
+        &format!("http://127.0.0.1:{port}/"),
+        "--regions",
+        "eu-west,us-east",
+    ])
+    .success();
+    db.geoctl(&[
+        "monitor",
+        "create",
+        "--name",
+        "named",
+        "--type",
+        "http",
+        "--target",
+        &format!("http://localhost:{port}/"),
+        "--regions",
+        "ap-south",
+    ])
+    .success();
 
     let run = db.geoctl(&["monitor", "check", "ip", "--region", "eu-west", "-o", "json"]).success();
     assert!(run.stderr.contains("recorded"), "{}", run.stderr);
@@ -95,7 +119,19 @@ fn a_check_records_its_region_and_each_phase_in_its_field() {
 fn per_region_overrides_apply_to_the_check() {
     let db = TestDb::migrated();
     let port = slow_server(Duration::from_millis(1500));
-    db.geoctl(&["monitor", "create", "--name", "slow", "--type", "http", "--target", &format!("http://127.0.0.1:{port}/"), "--regions", "eu-west,us-east"]).success();
+    db.geoctl(&[
+        "monitor",
+        "create",
+        "--name",
+        "slow",
+        "--type",
+        "http",
+        "--target",
+        &format!("http://127.0.0.1:{port}/"),
+        "--regions",
+        "eu-west,us-east",
+    ])
+    .success();
     db.geoctl(&["monitor", "regions", "set", "slow", "--region", "eu-west", "--timeout", "1s"]).success();
     let eu = db.geoctl(&["monitor", "check", "slow", "--region", "eu-west", "-o", "json"]);
     assert_eq!(eu.code, 1, "{eu:?}");
@@ -194,7 +230,12 @@ fn one_region_down_of_three_is_up_by_majority_and_named() {
     // A slow region (over its 100ms warning) is degraded.
     block_on(async {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        record(&pool, &[result(id, "eu-west", Utc::now(), true, 120.0), result(id, "ap-south", Utc::now(), true, 180.0)]).await.unwrap();
+        record(
+            &pool,
+            &[result(id, "eu-west", Utc::now(), true, 120.0), result(id, "ap-south", Utc::now(), true, 180.0)],
+        )
+        .await
+        .unwrap();
     });
     let status = db.geoctl(&["monitor", "status", "web", "-o", "json"]).success().json();
     let ap = status[0]["regions"].as_array().unwrap().iter().find(|r| r["region"] == "ap-south").unwrap().clone();

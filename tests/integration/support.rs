@@ -7,9 +7,9 @@ use serde_json::Value;
 
 /// The server `scripts/test` started (or the developer's, via DATABASE_URL).
 fn admin_url() -> String {
-    std::env::var("GEOCTL_TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .expect("no PostgreSQL for tests: run `scripts/test`, or set DATABASE_URL to a server where you may create databases")
+    std::env::var("GEOCTL_TEST_DATABASE_URL").or_else(|_| std::env::var("DATABASE_URL")).expect(
+        "no PostgreSQL for tests: run `scripts/test`, or set DATABASE_URL to a server where you may create databases",
+    )
 }
 
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -59,7 +59,8 @@ impl TestDb {
     pub fn scalar(&self, sql: &str) -> String {
         block_on(async {
             let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
-            let value: Option<String> = sqlx::query_scalar(&format!("SELECT ({sql})::text")).fetch_one(&pool).await.unwrap();
+            let value: Option<String> =
+                sqlx::query_scalar(&format!("SELECT ({sql})::text")).fetch_one(&pool).await.unwrap();
             pool.close().await;
             value.unwrap_or_default()
         })

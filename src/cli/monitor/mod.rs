@@ -13,8 +13,8 @@ use super::region::report_change;
 use super::Context;
 use crate::duration;
 use crate::monitor::{
-    DownRule, Header, Monitor, MonitorError, MonitorPatch, MonitorStore, MonitorType, NewMonitor,
-    RegionEdit, RegionOverrides,
+    DownRule, Header, Monitor, MonitorError, MonitorPatch, MonitorStore, MonitorType, NewMonitor, RegionEdit,
+    RegionOverrides,
 };
 use crate::output::{or_dash, Printer};
 use crate::store::Change;
@@ -319,7 +319,13 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     p.print(&monitor, |p| detail_tables(p, &monitor))
 }
 
-async fn apply(ctx: &Context, pool: &sqlx::PgPool, store: &MonitorStore<'_>, path: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+async fn apply(
+    ctx: &Context,
+    pool: &sqlx::PgPool,
+    store: &MonitorStore<'_>,
+    path: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     use std::io::Read as _;
     let mut text = String::new();
     let read = if path.as_os_str() == "-" {
@@ -339,7 +345,8 @@ async fn apply(ctx: &Context, pool: &sqlx::PgPool, store: &MonitorStore<'_>, pat
     ctx.printer.print(&applied, |p| {
         let mut table = p.table(["MONITOR", if dry_run { "WOULD BE" } else { "CHANGE" }]);
         for a in &applied {
-            let change = serde_json::to_value(a.change).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let change =
+                serde_json::to_value(a.change).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
             table.add_row(vec![a.name.clone().into(), p.status_cell(&change)]);
         }
         vec![table]
@@ -410,7 +417,8 @@ fn detail_tables(p: &Printer, m: &Monitor) -> Vec<Table> {
     for (k, v) in rows {
         fields.add_row([k.to_string(), v]);
     }
-    let mut regions = p.table(["REGION", "ENABLED", "EVERY", "TIMEOUT", "SCHEDULE", "WARN", "CRIT", "PRIORITY", "NOTES"]);
+    let mut regions =
+        p.table(["REGION", "ENABLED", "EVERY", "TIMEOUT", "SCHEDULE", "WARN", "CRIT", "PRIORITY", "NOTES"]);
     for r in &m.regions {
         let ms = |v: Option<i32>| or_dash(v.map(|v| format!("{v}ms")));
         regions.add_row(vec![

@@ -58,7 +58,11 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
                 None => RegionStore::default_code(pool).await?,
             };
             let codes = monitor.region_codes();
-            if codes.contains(&default) { default } else { codes.first().cloned().unwrap_or(default) }
+            if codes.contains(&default) {
+                default
+            } else {
+                codes.first().cloned().unwrap_or(default)
+            }
         }
     };
     let assignment = monitor.regions.iter().find(|r| r.region == region_code);
@@ -98,13 +102,15 @@ pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args
         let mut overview = p.table(["MONITOR", "STATE", "RULE", "REGIONS", "FAILING BELOW QUORUM"]);
         let mut detail = p.table(["MONITOR", "REGION", "STATE", "LAST CHECK", "TOTAL", "WARN/CRIT", "ERROR"]);
         for s in &statuses {
-            let counts = s.regions.iter().map(|r| format!("{}:{}", r.region, r.state.as_str())).collect::<Vec<_>>().join(" ");
+            let counts =
+                s.regions.iter().map(|r| format!("{}:{}", r.region, r.state.as_str())).collect::<Vec<_>>().join(" ");
             overview.add_row(vec![
                 s.name.clone().into(),
                 p.status_cell(s.state.as_str()),
                 s.rule.clone().into(),
                 counts.into(),
-                (if s.failing_below_quorum.is_empty() { "-".to_string() } else { s.failing_below_quorum.join(", ") }).into(),
+                (if s.failing_below_quorum.is_empty() { "-".to_string() } else { s.failing_below_quorum.join(", ") })
+                    .into(),
             ]);
             for r in &s.regions {
                 detail.add_row(vec![
@@ -140,7 +146,18 @@ pub async fn results(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, arg
     let since = Utc::now() - chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::MAX);
     let rows = query::recent(pool, monitor.id, args.region.as_deref(), since, args.limit).await?;
     ctx.printer.print(&rows, |p| {
-        let mut table = p.table(["CHECKED AT", "REGION", "RESULT", "STATUS", "DNS", "CONNECT", "TLS", "FIRST BYTE", "TOTAL", "ERROR"]);
+        let mut table = p.table([
+            "CHECKED AT",
+            "REGION",
+            "RESULT",
+            "STATUS",
+            "DNS",
+            "CONNECT",
+            "TLS",
+            "FIRST BYTE",
+            "TOTAL",
+            "ERROR",
+        ]);
         for r in &rows {
             table.add_row(vec![
                 r.checked_at.format("%Y-%m-%d %H:%M:%S").to_string().into(),

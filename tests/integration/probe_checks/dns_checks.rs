@@ -16,10 +16,7 @@ fn spec(name: &str, expected: &[&str], resolver: std::net::SocketAddr) -> ProbeS
 #[tokio::test]
 async fn a_record_matches_expected_and_is_timed() {
     let dns = dns_server(
-        &[
-            ("www.test.", Ipv4Addr::new(127, 0, 0, 7)),
-            ("www.test.", Ipv4Addr::new(127, 0, 0, 8)),
-        ],
+        &[("www.test.", Ipv4Addr::new(127, 0, 0, 7)), ("www.test.", Ipv4Addr::new(127, 0, 0, 8))],
         Duration::from_millis(120),
     )
     .await;
@@ -43,19 +40,10 @@ async fn a_record_matches_expected_and_is_timed() {
 
 #[tokio::test]
 async fn mismatch_nxdomain_and_nodata() {
-    let dns = dns_server(
-        &[("www.test.", Ipv4Addr::new(127, 0, 0, 7))],
-        Duration::ZERO,
-    )
-    .await;
+    let dns = dns_server(&[("www.test.", Ipv4Addr::new(127, 0, 0, 7))], Duration::ZERO).await;
     let r = run(&spec("www.test", &["127.0.0.9"], dns.addr), &opts(3000)).await;
     assert!(!r.up);
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::DnsMismatch),
-        "{:?}",
-        r.failure
-    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::DnsMismatch), "{:?}", r.failure);
     assert!(r.failure.unwrap().message.contains("127.0.0.9"));
     assert_eq!(r.dns.unwrap().answers, vec!["127.0.0.7"]);
 
@@ -80,22 +68,13 @@ async fn unresponsive_resolver_times_out() {
     let el = t.elapsed();
     assert!(el < Duration::from_secs(3), "{el:?}");
     assert!(!r.up);
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::Timeout),
-        "{:?}",
-        r.failure
-    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::Timeout), "{:?}", r.failure);
     drop(silent);
 }
 
 #[tokio::test]
 async fn options_nameserver_is_used_when_spec_has_none() {
-    let dns = dns_server(
-        &[("www.test.", Ipv4Addr::new(127, 0, 0, 7))],
-        Duration::ZERO,
-    )
-    .await;
+    let dns = dns_server(&[("www.test.", Ipv4Addr::new(127, 0, 0, 7))], Duration::ZERO).await;
     let mut o = opts(3000);
     o.nameserver = Some(dns.addr);
     let s = ProbeSpec::parse_target(ProbeKind::Dns, "www.test A").unwrap();

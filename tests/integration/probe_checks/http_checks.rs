@@ -24,13 +24,8 @@ async fn http_spec(spec: HttpSpec, timeout_ms: u64) -> ProbeResult {
 
 #[tokio::test]
 async fn ip_literal_has_no_dns_or_tls_phase() {
-    let (addr, _) = serve(None, |io| {
-        respond(
-            io,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: test\r\n\r\nhello",
-        )
-    })
-    .await;
+    let (addr, _) =
+        serve(None, |io| respond(io, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: test\r\n\r\nhello")).await;
     let r = http(format!("http://{addr}/"), 5000).await;
     assert!(r.up, "{:?}", r.failure);
     assert_eq!(r.phases.dns_ms, None);
@@ -79,15 +74,8 @@ async fn delayed_response_lands_in_first_byte() {
 
 #[tokio::test]
 async fn slow_dns_lands_in_dns_phase() {
-    let (addr, _) = serve(None, |io| {
-        respond(io, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-    })
-    .await;
-    let dns = dns_server(
-        &[("slow.test.", Ipv4Addr::LOCALHOST)],
-        Duration::from_millis(120),
-    )
-    .await;
+    let (addr, _) = serve(None, |io| respond(io, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")).await;
+    let dns = dns_server(&[("slow.test.", Ipv4Addr::LOCALHOST)], Duration::from_millis(120)).await;
     let mut o = opts(5000);
     o.nameserver = Some(dns.addr);
     let spec = HttpSpec::new(format!("http://slow.test:{}/", addr.port()));
@@ -112,10 +100,7 @@ async fn slow_dns_lands_in_dns_phase() {
 #[tokio::test]
 async fn hosts_file_is_honoured() {
     // `localhost` comes from /etc/hosts; the configured nameserver is a dead port.
-    let (addr, _) = serve(None, |io| {
-        respond(io, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    })
-    .await;
+    let (addr, _) = serve(None, |io| respond(io, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")).await;
     let r = http(format!("http://localhost:{}/", addr.port()), 5000).await;
     assert!(r.up, "{:?}", r.failure);
     assert!(r.phases.dns_ms.is_some());
@@ -141,12 +126,7 @@ async fn refused_port() {
     let r = http(format!("http://{addr}/"), 3000).await;
     assert!(t.elapsed() < Duration::from_secs(3));
     assert!(!r.up);
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::Refused),
-        "{:?}",
-        r.failure
-    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{:?}", r.failure);
     assert_eq!(r.phases.connect_ms, None);
     assert_eq!(r.phases.first_byte_ms, None);
     assert!(r.http.is_none());
@@ -162,16 +142,8 @@ async fn silent_server_times_out() {
     let t = Instant::now();
     let r = http(format!("http://{addr}/"), 500).await;
     let el = t.elapsed();
-    assert!(
-        el >= Duration::from_millis(450) && el < Duration::from_secs(3),
-        "{el:?}"
-    );
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::Timeout),
-        "{:?}",
-        r.failure
-    );
+    assert!(el >= Duration::from_millis(450) && el < Duration::from_secs(3), "{el:?}");
+    assert_eq!(r.failure_kind(), Some(FailureKind::Timeout), "{:?}", r.failure);
     assert!(r.failure.unwrap().message.contains("first response byte"));
     assert!(r.phases.connect_ms.is_some());
     assert_eq!(r.phases.first_byte_ms, None);
@@ -180,27 +152,13 @@ async fn silent_server_times_out() {
 
 #[tokio::test]
 async fn redirect_loop_is_too_many_redirects() {
-    let (addr, conns) = serve(None, |io| {
-        respond(
-            io,
-            b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n",
-        )
-    })
-    .await;
+    let (addr, conns) =
+        serve(None, |io| respond(io, b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n")).await;
     let mut spec = HttpSpec::new(format!("http://{addr}/loop"));
     spec.max_redirects = 3;
     let r = http_spec(spec, 5000).await;
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::TooManyRedirects),
-        "{:?}",
-        r.failure
-    );
-    assert_eq!(
-        conns.load(Ordering::SeqCst),
-        4,
-        "initial request + 3 redirects"
-    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::TooManyRedirects), "{:?}", r.failure);
+    assert_eq!(conns.load(Ordering::SeqCst), 4, "initial request + 3 redirects");
     assert_eq!(r.http.as_ref().unwrap().redirects, 3);
 }
 
@@ -210,19 +168,11 @@ async fn redirects_are_followed_and_first_hop_phases_kept() {
         let req = read_request(&mut io).await;
         if req.starts_with("GET /start ") {
             tokio::time::sleep(Duration::from_millis(120)).await;
-            let _ = io
-                .write_all(
-                    b"HTTP/1.1 301 Moved\r\nLocation: /final?x=1\r\nContent-Length: 0\r\n\r\n",
-                )
-                .await;
+            let _ = io.write_all(b"HTTP/1.1 301 Moved\r\nLocation: /final?x=1\r\nContent-Length: 0\r\n\r\n").await;
         } else if req.starts_with("GET /final?x=1 ") {
-            let _ = io
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nwelcome home")
-                .await;
+            let _ = io.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nwelcome home").await;
         } else {
-            let _ = io
-                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-                .await;
+            let _ = io.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await;
         }
     })
     .await;
@@ -242,13 +192,8 @@ async fn redirects_are_followed_and_first_hop_phases_kept() {
 
 #[tokio::test]
 async fn zero_max_redirects_judges_the_3xx() {
-    let (addr, _) = serve(None, |io| {
-        respond(
-            io,
-            b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
-        )
-    })
-    .await;
+    let (addr, _) =
+        serve(None, |io| respond(io, b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")).await;
     let mut spec = HttpSpec::new(format!("http://{addr}/"));
     spec.max_redirects = 0;
     spec.expected_status = "200-299".parse().unwrap();
@@ -261,9 +206,7 @@ async fn zero_max_redirects_judges_the_3xx() {
 async fn endless_body_is_bounded() {
     let (addr, _) = serve(None, |mut io| async move {
         let _ = read_request(&mut io).await;
-        let _ = io
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
-            .await;
+        let _ = io.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n").await;
         let chunk = vec![b'x'; 64 * 1024];
         loop {
             if io.write_all(&chunk).await.is_err() {
@@ -278,12 +221,7 @@ async fn endless_body_is_bounded() {
     let t = Instant::now();
     let r = http_spec(spec, 10_000).await;
     assert!(t.elapsed() < Duration::from_secs(8));
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::BodyTooLarge),
-        "{:?}",
-        r.failure
-    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::BodyTooLarge), "{:?}", r.failure);
     let h = r.http.unwrap();
     assert_eq!(h.status, Some(200));
     assert_eq!(h.response_size, 2 * 1024 * 1024);
@@ -293,9 +231,7 @@ async fn endless_body_is_bounded() {
 async fn endless_chunked_body_is_bounded() {
     let (addr, _) = serve(None, |mut io| async move {
         let _ = read_request(&mut io).await;
-        let _ = io
-            .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .await;
+        let _ = io.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
         let mut chunk = b"8000\r\n".to_vec();
         chunk.extend(std::iter::repeat_n(b'y', 0x8000));
         chunk.extend_from_slice(b"\r\n");
@@ -309,12 +245,7 @@ async fn endless_chunked_body_is_bounded() {
     let mut spec = HttpSpec::new(format!("http://{addr}/"));
     spec.max_body_bytes = 1024 * 1024;
     let r = http_spec(spec, 10_000).await;
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::BodyTooLarge),
-        "{:?}",
-        r.failure
-    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::BodyTooLarge), "{:?}", r.failure);
 }
 
 #[tokio::test]
@@ -333,21 +264,14 @@ async fn huge_headers_are_bounded() {
     let t = Instant::now();
     let r = http(format!("http://{addr}/"), 10_000).await;
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::HeadersTooLarge),
-        "{:?}",
-        r.failure
-    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::HeadersTooLarge), "{:?}", r.failure);
 }
 
 #[tokio::test]
 async fn slow_drip_body_ends_at_timeout() {
     let (addr, _) = serve(None, |mut io| async move {
         let _ = read_request(&mut io).await;
-        let _ = io
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-            .await;
+        let _ = io.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n").await;
         for _ in 0..1000 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if io.write_all(b"z").await.is_err() {
@@ -360,21 +284,12 @@ async fn slow_drip_body_ends_at_timeout() {
     let r = http(format!("http://{addr}/"), 700).await;
     let el = t.elapsed();
     assert!(el < Duration::from_secs(3), "{el:?}");
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::Timeout),
-        "{:?}",
-        r.failure
-    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::Timeout), "{:?}", r.failure);
     assert!(r.failure.as_ref().unwrap().message.contains("body"));
     assert!(r.phases.first_byte_ms.is_some());
     let h = r.http.unwrap();
     assert_eq!(h.status, Some(200));
-    assert!(
-        h.response_size > 0 && h.response_size < 1000,
-        "{}",
-        h.response_size
-    );
+    assert!(h.response_size > 0 && h.response_size < 1000, "{}", h.response_size);
 }
 
 #[tokio::test]
@@ -401,17 +316,11 @@ async fn status_and_keyword_checks() {
 
     let mut spec = HttpSpec::new(format!("http://{addr}/"));
     spec.keyword = Some(("missing".into(), true));
-    assert_eq!(
-        http_spec(spec, 3000).await.failure_kind(),
-        Some(FailureKind::Keyword)
-    );
+    assert_eq!(http_spec(spec, 3000).await.failure_kind(), Some(FailureKind::Keyword));
 
     let mut spec = HttpSpec::new(format!("http://{addr}/"));
     spec.keyword = Some(("well".into(), false));
-    assert_eq!(
-        http_spec(spec, 3000).await.failure_kind(),
-        Some(FailureKind::Keyword)
-    );
+    assert_eq!(http_spec(spec, 3000).await.failure_kind(), Some(FailureKind::Keyword));
 
     let mut spec = HttpSpec::new(format!("http://{addr}/"));
     spec.keyword = Some(("well".into(), true));
@@ -458,7 +367,9 @@ async fn interim_1xx_is_skipped_and_head_has_no_body() {
             tokio::time::sleep(Duration::from_secs(5)).await;
         } else {
             let _ = io
-                .write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .write_all(
+                    b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                )
                 .await;
         }
     })
@@ -484,9 +395,7 @@ async fn request_carries_method_headers_body_and_auth() {
         async move {
             let req = read_request(&mut io).await;
             seen.lock().unwrap().push(req);
-            let _ = io
-                .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
-                .await;
+            let _ = io.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n").await;
         }
     })
     .await;
@@ -494,10 +403,7 @@ async fn request_carries_method_headers_body_and_auth() {
     spec.method = "POST".into();
     spec.headers = vec![("X-Probe".into(), "geo".into())];
     spec.body = Some(b"{\"a\":1}".to_vec());
-    spec.auth = Auth::Basic {
-        user: "Aladdin".into(),
-        pass: "open sesame".into(),
-    };
+    spec.auth = Auth::Basic { user: "Aladdin".into(), pass: "open sesame".into() };
     let r = http_spec(spec, 3000).await;
     assert!(r.up, "{:?}", r.failure);
 
@@ -506,11 +412,7 @@ async fn request_carries_method_headers_body_and_auth() {
     assert!(http_spec(spec, 3000).await.up);
 
     let reqs = seen.lock().unwrap().clone();
-    assert!(
-        reqs[0].starts_with("POST /api?q=1 HTTP/1.1\r\n"),
-        "{}",
-        reqs[0]
-    );
+    assert!(reqs[0].starts_with("POST /api?q=1 HTTP/1.1\r\n"), "{}", reqs[0]);
     assert!(reqs[0].contains(&format!("Host: 127.0.0.1:{}\r\n", addr.port())));
     assert!(reqs[0].contains("Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"));
     assert!(reqs[0].contains("X-Probe: geo\r\n"));
@@ -526,9 +428,7 @@ async fn malformed_responses_are_protocol_failures() {
         if req.starts_with("GET /garbage ") {
             let _ = io.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n").await;
         } else if req.starts_with("GET /short ") {
-            let _ = io
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-                .await;
+            let _ = io.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").await;
         }
         // otherwise: close without responding
         let _ = io.shutdown().await;
@@ -536,12 +436,7 @@ async fn malformed_responses_are_protocol_failures() {
     .await;
     for path in ["garbage", "short", "nothing"] {
         let r = http(format!("http://{addr}/{path}"), 3000).await;
-        assert_eq!(
-            r.failure_kind(),
-            Some(FailureKind::Protocol),
-            "{path}: {:?}",
-            r.failure
-        );
+        assert_eq!(r.failure_kind(), Some(FailureKind::Protocol), "{path}: {:?}", r.failure);
     }
 }
 
@@ -563,16 +458,10 @@ async fn cdn_headers_are_reported() {
 
 #[tokio::test]
 async fn probe_all_addresses_reports_each() {
-    let (addr, _) = serve(None, |io| {
-        respond(io, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-    })
-    .await;
+    let (addr, _) = serve(None, |io| respond(io, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")).await;
     // 127.0.0.1 serves, 127.0.0.2 on the same port refuses
     let dns = dns_server(
-        &[
-            ("multi.test.", Ipv4Addr::new(127, 0, 0, 1)),
-            ("multi.test.", Ipv4Addr::new(127, 0, 0, 2)),
-        ],
+        &[("multi.test.", Ipv4Addr::new(127, 0, 0, 1)), ("multi.test.", Ipv4Addr::new(127, 0, 0, 2))],
         Duration::from_millis(30),
     )
     .await;
@@ -582,16 +471,8 @@ async fn probe_all_addresses_reports_each() {
     spec.probe_all_addresses = true;
     let r = run(&ProbeSpec::Http(spec), &o).await;
     assert_eq!(r.per_address.len(), 2, "{:?}", r);
-    let a1 = r
-        .per_address
-        .iter()
-        .find(|a| a.address == addr.ip())
-        .unwrap();
-    let a2 = r
-        .per_address
-        .iter()
-        .find(|a| a.address != addr.ip())
-        .unwrap();
+    let a1 = r.per_address.iter().find(|a| a.address == addr.ip()).unwrap();
+    let a2 = r.per_address.iter().find(|a| a.address != addr.ip()).unwrap();
     assert!(a1.up && a1.status == Some(200));
     assert!(a1.phases.dns_ms.unwrap() >= 30.0);
     assert!(!a2.up);
@@ -605,17 +486,10 @@ async fn invalid_spec_is_a_result_not_a_panic() {
     let r = http("ftp://example.com/".into(), 1000).await;
     assert!(!r.up);
     assert_eq!(r.failure_kind(), Some(FailureKind::Other));
-    assert!(r
-        .failure
-        .unwrap()
-        .message
-        .contains("unsupported scheme `ftp`"));
+    assert!(r.failure.unwrap().message.contains("unsupported scheme `ftp`"));
     let bad: Result<StatusRanges, _> = "2xx".parse();
     assert!(bad.is_err());
-    let (addr, _) = serve(None, |io| {
-        respond(io, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-    })
-    .await;
+    let (addr, _) = serve(None, |io| respond(io, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")).await;
     let mut spec = HttpSpec::new(format!("http://{addr}/"));
     spec.headers = vec![("Bad Header".into(), "x".into())];
     let r = http_spec(spec, 1000).await;

@@ -1,8 +1,6 @@
 use std::time::Duration;
 
-use geoctl::probe::{
-    run, FailureKind, PingMethod, PingMode, PingSpec, ProbeKind, ProbeResult, ProbeSpec,
-};
+use geoctl::probe::{run, FailureKind, PingMethod, PingMode, PingSpec, ProbeKind, ProbeResult, ProbeSpec};
 
 use super::support::opts;
 
@@ -36,10 +34,7 @@ async fn ping_loopback_auto() {
     let r = ping("127.0.0.1", PingMode::Auto).await;
     if r.failure_kind() == Some(FailureKind::NotPermitted) {
         let msg = &r.failure.as_ref().unwrap().message;
-        assert!(
-            msg.contains("ping_group_range") && msg.contains("CAP_NET_RAW"),
-            "{msg}"
-        );
+        assert!(msg.contains("ping_group_range") && msg.contains("CAP_NET_RAW"), "{msg}");
         eprintln!("skipping: ICMP not permitted here: {msg}");
         return;
     }

@@ -8,13 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use geoctl::probe::{IpPreference, ProbeOptions};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
-use geoctl::probe::{IpPreference, ProbeOptions};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_rustls::rustls;
@@ -37,10 +35,7 @@ pub fn opts(timeout_ms: u64) -> ProbeOptions {
 /// Accept connections on 127.0.0.1:0 (optionally wrapped in TLS) and run
 /// `handler` for each on its own task. Returns the bound address and a
 /// connection counter.
-pub async fn serve<F, Fut>(
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    handler: F,
-) -> (SocketAddr, Arc<AtomicUsize>)
+pub async fn serve<F, Fut>(tls: Option<tokio_rustls::TlsAcceptor>, handler: F) -> (SocketAddr, Arc<AtomicUsize>)
 where
     F: Fn(BoxIo) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -164,11 +159,7 @@ pub async fn dns_server(records: &[(&str, Ipv4Addr)], delay: Duration) -> DnsSer
                         Some(ips) => {
                             if query.query_type == RecordType::A {
                                 for ip in ips {
-                                    resp.add_answer(Record::from_rdata(
-                                        query.name.clone(),
-                                        60,
-                                        RData::A(A(*ip)),
-                                    ));
+                                    resp.add_answer(Record::from_rdata(query.name.clone(), 60, RData::A(A(*ip))));
                                 }
                             }
                         }
@@ -201,17 +192,12 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = rcgen::date_time_ymd(2049, 1, 1);
         let key = KeyPair::generate().unwrap();
-        Ca {
-            issuer: CertifiedIssuer::self_signed(params, key).unwrap(),
-        }
+        Ca { issuer: CertifiedIssuer::self_signed(params, key).unwrap() }
     }
 
     pub fn pem(&self) -> Vec<u8> {
@@ -220,8 +206,7 @@ impl Ca {
 
     /// Leaf for `sans`, valid from `not_before` to `not_after` (y, m, d).
     pub fn leaf(&self, sans: &[&str], not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> Leaf {
-        let mut params =
-            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CommonName, sans[0]);
         params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
         params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);

@@ -5,11 +5,7 @@ use super::support::{closed_port, opts, serve};
 #[tokio::test]
 async fn open_port_is_up() {
     let (addr, _) = serve(None, |_io| async {}).await;
-    let r = run(
-        &ProbeSpec::Tcp(TcpSpec::new("127.0.0.1", addr.port())),
-        &opts(3000),
-    )
-    .await;
+    let r = run(&ProbeSpec::Tcp(TcpSpec::new("127.0.0.1", addr.port())), &opts(3000)).await;
     assert!(r.up, "{:?}", r.failure);
     assert_eq!(r.kind, ProbeKind::Tcp);
     assert_eq!(r.target, format!("127.0.0.1:{}", addr.port()));
@@ -23,8 +19,7 @@ async fn open_port_is_up() {
 #[tokio::test]
 async fn hostname_resolution_is_timed() {
     let (addr, _) = serve(None, |_io| async {}).await;
-    let spec =
-        ProbeSpec::parse_target(ProbeKind::Tcp, &format!("localhost:{}", addr.port())).unwrap();
+    let spec = ProbeSpec::parse_target(ProbeKind::Tcp, &format!("localhost:{}", addr.port())).unwrap();
     let r = run(&spec, &opts(3000)).await;
     assert!(r.up, "{:?}", r.failure);
     assert!(r.phases.dns_ms.is_some());
@@ -34,18 +29,9 @@ async fn hostname_resolution_is_timed() {
 #[tokio::test]
 async fn closed_port_is_refused() {
     let addr = closed_port().await;
-    let r = run(
-        &ProbeSpec::Tcp(TcpSpec::new("127.0.0.1", addr.port())),
-        &opts(3000),
-    )
-    .await;
+    let r = run(&ProbeSpec::Tcp(TcpSpec::new("127.0.0.1", addr.port())), &opts(3000)).await;
     assert!(!r.up);
-    assert_eq!(
-        r.failure_kind(),
-        Some(FailureKind::Refused),
-        "{:?}",
-        r.failure
-    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{:?}", r.failure);
     assert_eq!(r.phases.connect_ms, None);
 }
 
