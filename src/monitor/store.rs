@@ -167,19 +167,20 @@ impl<'a> MonitorStore<'a> {
             sqlx::query_as(&format!("SELECT {MONITOR_COLUMNS} FROM monitors ORDER BY name, created_at, id"))
                 .fetch_all(&mut *conn)
                 .await?;
-        let assignments: Vec<(Uuid, MonitorRegionRow)> = sqlx::query_as(&format!(
+        // Grouped once, so listing stays linear at agent scale (10k monitors × regions).
+        let mut assignments: std::collections::HashMap<Uuid, Vec<MonitorRegion>> = std::collections::HashMap::new();
+        let region_rows: Vec<MonitorRegionRow> = sqlx::query_as(&format!(
             "SELECT monitor_id, {REGION_COLUMNS} FROM monitor_regions ORDER BY priority DESC, region_code"
         ))
         .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|r: MonitorRegionRow| (r.monitor_id, r))
-        .collect();
+        .await?;
+        for r in region_rows {
+            assignments.entry(r.monitor_id).or_default().push(r.region);
+        }
         Ok(rows
             .into_iter()
             .map(|row| {
-                let regions =
-                    assignments.iter().filter(|(id, _)| *id == row.id).map(|(_, r)| r.region.clone()).collect();
+                let regions = assignments.remove(&row.id).unwrap_or_default();
                 assemble(row, regions)
             })
             .collect())
