@@ -139,15 +139,12 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 ctx.confirm(&format!("Remove every waiting job in {}?", regions.join(", ")), yes)?;
             }
             each_region(ctx, &regions, dry_run, |q| async move {
-                let c = q.run("counting jobs", q.bull().get_job_counts()).await?;
-                let waiting = c.waiting + c.paused + c.prioritized;
+                let waiting = status::drainable(&q).await?.len() as u64;
                 if waiting == 0 {
                     return Ok(Outcome::unchanged("no waiting job"));
                 }
-                if !dry_run {
-                    q.run("draining the queue", q.bull().drain(false)).await?;
-                }
-                Ok(Outcome::changed("drained", Some(waiting)))
+                let removed = if dry_run { waiting } else { status::drain(&q).await? };
+                Ok(Outcome::changed("drained", Some(removed)))
             })
             .await
         }
@@ -474,7 +471,8 @@ pub(super) async fn follow_up(ctx: &Context, pool: &sqlx::PgPool, touched: &[sch
         let what = match c.action {
             schedule::Action::Add => format!("scheduled in {} ({})", c.region, c.detail),
             schedule::Action::Reschedule => format!("rescheduled in {} ({})", c.region, c.detail),
-            schedule::Action::Remove | schedule::Action::RemoveJob => format!("unscheduled from {}", c.region),
+            schedule::Action::Remove => format!("unscheduled from {}", c.region),
+            schedule::Action::RemoveJob => continue,
         };
         note(format!("{}: {what}", c.monitor.as_deref().unwrap_or(&c.id)));
     }

@@ -63,6 +63,19 @@ pub struct FoundScheduler {
     pub data: Option<Value>,
     /// When it fires next (ms since the epoch).
     pub next: Option<u64>,
+    /// Whether the job of that next run exists (`None`: not checked). BullMQ
+    /// only creates a scheduler's following job from the current one, so a
+    /// scheduler whose job was lost never fires again until it is re-added.
+    #[serde(skip)]
+    pub next_exists: Option<bool>,
+}
+
+/// One planned change and what it needs.
+struct Step {
+    change: Change,
+    desired: Option<DesiredScheduler>,
+    /// Remove the scheduler before adding it again (its next run is lost).
+    recreate: bool,
 }
 
 /// One change made (or, in a dry run, to be made) to a queue.
@@ -126,12 +139,22 @@ pub async fn list_schedulers(queue: &RegionQueue) -> Result<Vec<FoundScheduler>,
         return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
-    for (id, _) in &ids {
+    for (id, score) in &ids {
         pipe.hgetall(format!("{}repeat:{id}", keys.key_prefix()));
+        pipe.exists(keys.job_key(&format!("repeat:{id}:{}", *score as u64)));
     }
-    let hashes: Vec<HashMap<String, String>> =
-        queue.redis("reading job schedulers", pipe.query_async(&mut conn)).await?;
-    Ok(ids.into_iter().zip(hashes).map(|((id, score), fields)| found(id, Some(score as u64), &fields)).collect())
+    let replies: Vec<redis::Value> = queue.redis("reading job schedulers", pipe.query_async(&mut conn)).await?;
+    let mut replies = replies.into_iter();
+    let mut out = Vec::with_capacity(ids.len());
+    for (id, score) in ids {
+        let fields: HashMap<String, String> =
+            replies.next().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or_default();
+        let exists: bool = replies.next().and_then(|v| redis::from_redis_value(v).ok()).unwrap_or(false);
+        let mut f = found(id, Some(score as u64), &fields);
+        f.next_exists = Some(exists);
+        out.push(f);
+    }
+    Ok(out)
 }
 
 fn found(id: String, next: Option<u64>, fields: &HashMap<String, String>) -> FoundScheduler {
@@ -146,6 +169,7 @@ fn found(id: String, next: Option<u64>, fields: &HashMap<String, String>) -> Fou
         timing,
         data: fields.get("data").and_then(|d| serde_json::from_str(d).ok()),
         next,
+        next_exists: None,
     }
 }
 
@@ -158,6 +182,7 @@ async fn get_scheduler(queue: &RegionQueue, id: &str) -> Result<Option<FoundSche
         timing: s.every.map(Timing::Every).or(s.pattern.map(Timing::Cron)),
         data: s.data,
         next: s.next,
+        next_exists: None,
     }))
 }
 
@@ -169,7 +194,7 @@ fn plan(
     found: &[FoundScheduler],
     names: &HashMap<Uuid, String>,
     in_scope: impl Fn(Uuid) -> bool,
-) -> (Vec<(Change, Option<DesiredScheduler>)>, usize) {
+) -> (Vec<Step>, usize) {
     let found_by_id: HashMap<&str, &FoundScheduler> = found.iter().map(|f| (f.id.as_str(), f)).collect();
     let desired_ids: HashSet<&str> = desired.iter().map(|d| d.id.as_str()).collect();
     let mut changes = Vec::new();
@@ -183,19 +208,30 @@ fn plan(
             detail,
         };
         match found_by_id.get(d.id.as_str()) {
-            None => changes.push((change(Action::Add, d.timing.describe()), Some(d.clone()))),
+            None => changes.push(Step {
+                change: change(Action::Add, d.timing.describe()),
+                desired: Some(d.clone()),
+                recreate: false,
+            }),
             Some(f) => {
                 let data = serde_json::to_value(&d.data).ok();
+                let lost = f.next_exists == Some(false);
                 let detail = if f.timing.as_ref() != Some(&d.timing) {
                     let was = f.timing.as_ref().map_or("no timing".into(), Timing::describe);
                     Some(format!("{was} → {}", d.timing.describe()))
                 } else if f.name != JOB_NAME || f.data != data {
                     Some("job data changed".to_string())
+                } else if lost {
+                    Some("its next run was lost".to_string())
                 } else {
                     None
                 };
                 match detail {
-                    Some(detail) => changes.push((change(Action::Reschedule, detail), Some(d.clone()))),
+                    Some(detail) => changes.push(Step {
+                        change: change(Action::Reschedule, detail),
+                        desired: Some(d.clone()),
+                        recreate: lost,
+                    }),
                     None => unchanged += 1,
                 }
             }
@@ -207,26 +243,30 @@ fn plan(
             continue;
         }
         let detail = if names.contains_key(&monitor) { "not scheduled here" } else { "monitor deleted" };
-        changes.push((
-            Change {
+        changes.push(Step {
+            change: Change {
                 region: region.into(),
                 action: Action::Remove,
                 id: f.id.clone(),
                 monitor: names.get(&monitor).cloned(),
                 detail: detail.into(),
             },
-            None,
-        ));
+            desired: None,
+            recreate: false,
+        });
     }
     (changes, unchanged)
 }
 
 /// Applies planned changes, [`CONCURRENCY`] at a time.
-async fn apply(queue: &RegionQueue, planned: &[(Change, Option<DesiredScheduler>)]) -> Result<(), QueueError> {
+async fn apply(queue: &RegionQueue, planned: &[Step]) -> Result<(), QueueError> {
     stream::iter(planned.iter().map(Ok))
-        .try_for_each_concurrent(CONCURRENCY, |(change, desired)| async move {
+        .try_for_each_concurrent(CONCURRENCY, |Step { change, desired, recreate }| async move {
             match (change.action, desired) {
                 (Action::Add | Action::Reschedule, Some(d)) => {
+                    if *recreate {
+                        queue.run("removing a job scheduler", queue.bull().remove_job_scheduler(&d.id)).await?;
+                    }
                     let data = serde_json::to_value(&d.data).unwrap_or(Value::Null);
                     let op = queue.bull().upsert_job_scheduler(
                         &d.id,
@@ -264,23 +304,22 @@ pub async fn reconcile(queue: &RegionQueue, wanted: &Wanted, dry_run: bool) -> R
     let foreign = found.iter().filter(|f| monitor_of(&f.id).is_none()).count();
 
     let scheduled: HashSet<Uuid> = desired.iter().map(|d| d.monitor).collect();
-    for job_id in orphan_jobs(queue, &scheduled).await? {
-        let monitor = monitor_of(&job_id).and_then(|m| names.get(&m).cloned());
-        let detail = if monitor.is_some() { "not scheduled here" } else { "monitor deleted" };
-        planned.push((
-            Change { region: region.clone(), action: Action::RemoveJob, id: job_id, monitor, detail: detail.into() },
-            None,
-        ));
-    }
+    planned.extend(orphan_jobs(queue, &names, |m| !scheduled.contains(&m)).await?);
     if !dry_run {
         apply(queue, &planned).await?;
     }
-    Ok(SyncReport { region, changes: planned.into_iter().map(|(c, _)| c).collect(), unchanged, foreign })
+    Ok(SyncReport { region, changes: planned.into_iter().map(|s| s.change).collect(), unchanged, foreign })
 }
 
-/// Waiting, delayed and prioritized jobs of geoctl's schedulers whose monitor
-/// is not scheduled in this region any more. Active jobs are left to finish.
-async fn orphan_jobs(queue: &RegionQueue, scheduled: &HashSet<Uuid>) -> Result<Vec<String>, QueueError> {
+/// Removal steps for the waiting, delayed and prioritized jobs of geoctl's
+/// schedulers whose monitor `orphaned` says no longer runs in this region
+/// (removing a scheduler leaves a run that is already due). Active jobs are
+/// left to finish.
+async fn orphan_jobs(
+    queue: &RegionQueue,
+    names: &HashMap<Uuid, String>,
+    orphaned: impl Fn(Uuid) -> bool,
+) -> Result<Vec<Step>, QueueError> {
     let keys = queue.bull().keys();
     let mut pipe = redis::pipe();
     pipe.lrange(keys.wait(), 0, -1).lrange(keys.paused(), 0, -1).zrange(keys.delayed(), 0, -1).zrange(
@@ -293,11 +332,28 @@ async fn orphan_jobs(queue: &RegionQueue, scheduled: &HashSet<Uuid>) -> Result<V
     let mut orphans: Vec<String> = lists
         .into_iter()
         .flatten()
-        .filter(|id| id.starts_with("repeat:") && monitor_of(id).is_some_and(|m| !scheduled.contains(&m)))
+        .filter(|id| id.starts_with("repeat:") && monitor_of(id).is_some_and(&orphaned))
         .collect();
     orphans.sort();
     orphans.dedup();
-    Ok(orphans)
+    Ok(orphans
+        .into_iter()
+        .map(|job_id| {
+            let monitor = monitor_of(&job_id).and_then(|m| names.get(&m).cloned());
+            let detail = if monitor.is_some() { "not scheduled here" } else { "monitor deleted" };
+            Step {
+                change: Change {
+                    region: queue.region.clone(),
+                    action: Action::RemoveJob,
+                    id: job_id,
+                    monitor,
+                    detail: detail.into(),
+                },
+                desired: None,
+                recreate: false,
+            }
+        })
+        .collect())
 }
 
 /// One monitor a command changed: its state after the change (`None` when
@@ -393,8 +449,10 @@ async fn follow_region(
     let names: HashMap<Uuid, String> =
         monitors.iter().filter_map(|t| t.after.as_ref().map(|m| (m.id, m.name.clone()))).collect();
     let scope: HashSet<Uuid> = monitors.iter().map(|t| t.id).collect();
-    let (planned, _) = plan(region, &desired, &found, &names, |m| scope.contains(&m));
+    let (mut planned, _) = plan(region, &desired, &found, &names, |m| scope.contains(&m));
+    let kept: HashSet<Uuid> = desired.iter().map(|d| d.monitor).collect();
+    planned.extend(orphan_jobs(&queue, &names, |m| scope.contains(&m) && !kept.contains(&m)).await?);
     apply(&queue, &planned).await?;
     queue.bull().close().await;
-    Ok(planned.into_iter().map(|(c, _)| c).collect())
+    Ok(planned.into_iter().map(|s| s.change).collect())
 }

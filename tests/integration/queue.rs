@@ -10,7 +10,7 @@ use crate::support::{Run, TestDb, TestRedis};
 
 /// The env that points regions at `redis` (all regions may share one Redis:
 /// their queues have different names).
-fn env_for<'a>(redis: &'a TestRedis, regions: &[&str]) -> Vec<(String, String)> {
+fn env_for(redis: &TestRedis, regions: &[&str]) -> Vec<(String, String)> {
     regions.iter().map(|r| (format!("REDIS_URL_{}", r.to_uppercase().replace('-', "_")), redis.url.clone())).collect()
 }
 
@@ -26,6 +26,13 @@ fn schedulers(redis: &TestRedis, region: &str) -> Vec<String> {
 
 fn scheduler(redis: &TestRedis, region: &str, id: &str) -> HashMap<String, String> {
     redis.cmd(&["HGETALL", &format!("bull:monitor-{region}:repeat:{id}")])
+}
+
+/// Jobs waiting or delayed on a region's queue.
+fn next_runs(redis: &TestRedis, region: &str) -> Vec<String> {
+    let mut ids: Vec<String> = redis.cmd(&["LRANGE", &format!("bull:monitor-{region}:wait"), "0", "-1"]);
+    ids.extend(redis.cmd::<Vec<String>>(&["ZRANGE", &format!("bull:monitor-{region}:delayed"), "0", "-1"]));
+    ids
 }
 
 fn create(db: &TestDb, env: &[(String, String)], name: &str, regions: &str) -> (String, Run) {
@@ -79,13 +86,16 @@ fn scheduling_follows_create_update_regions_pause_and_delete() {
     assert_eq!(data["executionRegion"], "eu-west");
     assert!(data["createdAt"].is_string());
     assert!(!hash["data"].contains("hunter2"), "a credential reached Redis: {}", hash["data"]);
-    // The scheduler's next run waits as a delayed job with BullMQ's scheduler job id.
-    let delayed: Vec<String> = redis.cmd(&["ZRANGE", "bull:monitor-eu-west:delayed", "0", "-1"]);
-    assert_eq!(delayed.len(), 1);
-    assert!(delayed[0].starts_with(&format!("repeat:{sched}:")), "{delayed:?}");
+    // The scheduler's next run waits (an `every` scheduler's first run is due at once) with
+    // BullMQ's scheduler job id.
+    let next = next_runs(&redis, "eu-west");
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(next[0].starts_with(&format!("repeat:{sched}:")), "{next:?}");
 
     geoctl(&db, &env, &["monitor", "update", "api", "--every", "2m"]).success();
     assert_eq!(scheduler(&redis, "eu-west", &sched)["every"], "120000");
+    let next = next_runs(&redis, "eu-west");
+    assert_eq!(next.len(), 1, "a rescheduled monitor has one next run: {next:?}");
     assert_eq!(scheduler(&redis, "ap-south", &sched)["every"], "120000");
 
     geoctl(&db, &env, &["monitor", "regions", "set", "api", "--region", "ap-south", "--every", "30s"]).success();
@@ -97,8 +107,8 @@ fn scheduling_follows_create_update_regions_pause_and_delete() {
     let run = geoctl(&db, &env, &["monitor", "regions", "remove", "api", "eu-west"]).success();
     assert!(run.stderr.contains("unscheduled from eu-west"), "{}", run.stderr);
     assert!(schedulers(&redis, "eu-west").is_empty());
-    let delayed: Vec<String> = redis.cmd(&["ZRANGE", "bull:monitor-eu-west:delayed", "0", "-1"]);
-    assert!(delayed.is_empty(), "the removed region keeps a next run: {delayed:?}");
+    let next = next_runs(&redis, "eu-west");
+    assert!(next.is_empty(), "the removed region keeps a next run: {next:?}");
 
     geoctl(&db, &env, &["monitor", "pause", "api"]).success();
     assert!(schedulers(&redis, "us-east").is_empty() && schedulers(&redis, "ap-south").is_empty());
@@ -188,6 +198,15 @@ fn queue_sync_heals_a_flushed_redis_and_removes_what_the_database_lost() {
     let again = geoctl(&db, &env, &["queue", "sync"]).success();
     assert!(again.stderr.contains("eu-west: unchanged"), "{}", again.stderr);
 
+    // A scheduler whose current run was lost would never fire again: sync re-adds it.
+    let runs = next_runs(&redis, "us-east");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    redis.cmd::<()>(&["LREM", "bull:monitor-us-east:wait", "0", &runs[0]]);
+    redis.cmd::<()>(&["DEL", &format!("bull:monitor-us-east:{}", runs[0])]);
+    let run = geoctl(&db, &env, &["queue", "sync", "--region", "us-east"]).success();
+    assert!(run.stdout.contains("next run was lost"), "{}", run.stdout);
+    assert_eq!(next_runs(&redis, "us-east").len(), 1);
+
     // A monitor deleted behind geoctl's back, and a changed interval.
     db.exec(&format!(
         "DELETE FROM monitors WHERE id = '{b}'; UPDATE monitors SET interval_seconds = 300 WHERE id = '{a}'"
@@ -226,7 +245,8 @@ fn queue_status_counts_and_actions() {
             "delay",
             "0",
         ]);
-        redis.cmd::<()>(&["LPUSH", "bull:monitor-eu-west:wait", id]);
+        // At the right end, where BullMQ takes the next job: these waited longest.
+        redis.cmd::<()>(&["RPUSH", "bull:monitor-eu-west:wait", id]);
     }
     redis.cmd::<()>(&[
         "HSET",
@@ -262,9 +282,10 @@ fn queue_status_counts_and_actions() {
     assert_eq!(entries.len(), 3, "one entry per active region");
     let eu = entries.iter().find(|e| e["region"] == "eu-west").unwrap();
     assert_eq!(eu["reachable"], true);
-    assert_eq!(eu["counts"]["waiting"], 2);
+    // w1, w2 and the scheduler's first run (an `every` scheduler's first run is due at once).
+    assert_eq!(eu["counts"]["waiting"], 3);
     assert_eq!(eu["counts"]["failed"], 1);
-    assert_eq!(eu["counts"]["delayed"], 1);
+    assert_eq!(eu["counts"]["delayed"], 0);
     assert_eq!(eu["schedulers"], 1);
     assert_eq!(eu["live_agents"], 1);
     assert_eq!(eu["agents"][0]["jobs_done"], 7);
@@ -279,21 +300,25 @@ fn queue_status_counts_and_actions() {
     assert_eq!(again[0]["changed"], false);
     let eu = &geoctl(&db, &env, &["queue", "status", "--region", "eu-west", "-o", "json"]).success().json()[0];
     assert_eq!(eu["is_paused"], true);
-    assert_eq!(eu["counts"]["paused"], 2);
+    // BullMQ 5 keeps a paused queue's jobs in `wait` (older servers moved them to `paused`).
+    let parked = eu["counts"]["waiting"].as_u64().unwrap() + eu["counts"]["paused"].as_u64().unwrap();
+    assert_eq!(parked, 3);
     geoctl(&db, &env, &["queue", "resume", "--region", "eu-west"]).success();
 
     // Destructive ones ask; without a terminal they need --yes and change nothing.
     geoctl(&db, &env, &["queue", "drain", "--region", "eu-west"]).usage_error(&["--yes"]);
     let dry = geoctl(&db, &env, &["queue", "drain", "--region", "eu-west", "--dry-run", "-o", "json"]).success().json();
-    assert_eq!(dry[0]["jobs"], 2);
-    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 2);
+    assert_eq!(dry[0]["jobs"], 2, "the scheduler's current run is not drained");
+    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 3);
     geoctl(&db, &env, &["queue", "drain", "--region", "eu-west", "--yes"]).success();
-    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 0);
+    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 1);
     assert_eq!(schedulers(&redis, "eu-west").len(), 1, "drain keeps the schedulers");
+    let again = geoctl(&db, &env, &["queue", "drain", "--region", "eu-west", "--yes", "-o", "json"]).success().json();
+    assert_eq!(again[0]["changed"], false);
 
     geoctl(&db, &env, &["queue", "retry-failed", "--region", "eu-west"]).success();
     assert_eq!(redis.cmd::<i64>(&["ZCARD", "bull:monitor-eu-west:failed"]), 0);
-    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 1);
+    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 2);
 }
 
 #[test]
@@ -415,8 +440,9 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
     for (state, count) in theirs {
         assert_eq!(&ours[state.as_str()], count, "`{state}`: geoctl {ours} vs BullMQ Python {}", seen["counts"]);
     }
-    assert_eq!(ours["waiting"], 3);
+    // Three added by Python and the `every` scheduler's first run (due at once); the cron one is delayed.
+    assert_eq!(ours["waiting"], 4);
     assert_eq!(ours["prioritized"], 1);
-    assert_eq!(ours["delayed"], 2);
+    assert_eq!(ours["delayed"], 1);
     assert_eq!(status[0]["schedulers"], 2);
 }
