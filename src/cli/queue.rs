@@ -349,6 +349,9 @@ async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) 
         });
     }
     ctx.printer.print(&reports, |p| {
+        if changes.is_empty() {
+            return Vec::new();
+        }
         let mut table = p.table(["REGION", if dry_run { "WOULD" } else { "ACTION" }, "ID", "MONITOR", "DETAIL"]);
         for c in &changes {
             table.add_row(vec![
