@@ -200,7 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(args) => db::run(&ctx, args).await,
         Command::Region(args) => region::run(&ctx, args).await,
         Command::Monitor(args) => monitor::run(&ctx, args).await,
-        Command::Probe(args) => probe::run(&ctx, args).await,
+        Command::Probe(args) => crate::error::checking(probe::run(&ctx, args).await),
         Command::Summaries(args) => summaries::run(&ctx, args).await,
         Command::Report(args) => report::run(&ctx, args).await,
     }

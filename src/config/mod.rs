@@ -39,10 +39,10 @@ pub enum ConfigError {
     SecretFileEmpty { origin: String, path: PathBuf },
 }
 
-impl ConfigError {
-    /// Every configuration error is the operator's to fix.
-    pub fn is_input(&self) -> bool {
-        true
+/// Every configuration error is the operator's to fix.
+impl crate::error::Coded for ConfigError {
+    fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::Input
     }
 }
 

@@ -122,13 +122,28 @@ impl From<sqlx::Error> for MonitorError {
     }
 }
 
-impl MonitorError {
-    pub fn is_input(&self) -> bool {
+impl crate::error::Coded for MonitorError {
+    fn exit(&self) -> crate::error::Exit {
+        use crate::error::Exit;
         match self {
-            MonitorError::Database(_) => false,
-            MonitorError::Region(e) => e.is_input(),
-            MonitorError::InEntry { source, .. } => source.is_input(),
-            _ => true,
+            MonitorError::Database(_) => Exit::Failed,
+            MonitorError::Region(e) => e.exit(),
+            MonitorError::InEntry { source, .. } => source.exit(),
+            MonitorError::UnknownType(_)
+            | MonitorError::InvalidTarget { .. }
+            | MonitorError::IntervalTooShort(_)
+            | MonitorError::IntervalTooLong(_)
+            | MonitorError::IntervalZero
+            | MonitorError::Timeout { .. }
+            | MonitorError::Invalid(_)
+            | MonitorError::OptionNotForType { .. }
+            | MonitorError::DuplicateName(_)
+            | MonitorError::NotFound(_)
+            | MonitorError::Ambiguous { .. }
+            | MonitorError::GeoDisabled { .. }
+            | MonitorError::NoRegions(_)
+            | MonitorError::NotInRegion { .. }
+            | MonitorError::UnsupportedStoredType { .. } => Exit::Input,
         }
     }
 }

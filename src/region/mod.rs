@@ -60,9 +60,24 @@ pub enum RegionError {
     Database(#[from] sqlx::Error),
 }
 
-impl RegionError {
-    pub fn is_input(&self) -> bool {
-        !matches!(self, RegionError::Database(_))
+impl crate::error::Coded for RegionError {
+    fn exit(&self) -> crate::error::Exit {
+        use crate::error::Exit;
+        match self {
+            RegionError::Database(_) => Exit::Failed,
+            RegionError::InvalidCode(_)
+            | RegionError::UnknownCountry(_)
+            | RegionError::Latitude(_)
+            | RegionError::Longitude(_)
+            | RegionError::Thresholds { .. }
+            | RegionError::EmptyName
+            | RegionError::Unknown { .. }
+            | RegionError::Inactive { .. }
+            | RegionError::Exists { .. }
+            | RegionError::IsDefault { .. }
+            | RegionError::InUse { .. }
+            | RegionError::NoDefault => Exit::Input,
+        }
     }
 }
 

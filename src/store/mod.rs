@@ -33,9 +33,13 @@ pub enum StoreError {
     Migrate(String),
 }
 
-impl StoreError {
-    pub fn is_input(&self) -> bool {
-        matches!(self, StoreError::NotConfigured | StoreError::InvalidUrl { .. })
+impl crate::error::Coded for StoreError {
+    fn exit(&self) -> crate::error::Exit {
+        use crate::error::Exit;
+        match self {
+            StoreError::NotConfigured | StoreError::InvalidUrl { .. } => Exit::Input,
+            StoreError::Unreachable { .. } | StoreError::Migrate(_) => Exit::Failed,
+        }
     }
 }
 

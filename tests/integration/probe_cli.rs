@@ -88,3 +88,18 @@ fn bad_probe_input_is_exit_2() {
         geoctl_in(dir.path(), args, &[]).usage_error(&[needle]);
     }
 }
+
+/// 1 means "down" for a check; not being able to check or record is 3, bad input stays 2.
+#[test]
+fn a_check_that_cannot_record_is_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://geoctl:pw@127.0.0.1:{closed}/geoctl");
+    let env = [("DATABASE_URL", url.as_str())];
+    let run = geoctl_in(dir.path(), &["monitor", "check", "web"], &env);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(!run.stderr.contains(":pw@"), "{}", run.stderr);
+    geoctl_in(dir.path(), &["monitor", "check", "web", "--database-url", "mysql://x"], &[]).usage_error(&["postgres"]);
+    // Elsewhere the same failure stays 1.
+    assert_eq!(geoctl_in(dir.path(), &["monitor", "list"], &env).code, 1);
+}

@@ -204,11 +204,13 @@ struct OverrideOptions {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let pool = ctx.pool().await?;
+    let pool = ctx.pool().await;
+    // For a check, 1 means "down", so not reaching the database is 3.
+    let pool = if matches!(args.command, Command::Check(_)) { crate::error::checking(pool)? } else { pool? };
     let store = MonitorStore::new(&pool, ctx.placement());
     let p = &ctx.printer;
     let (monitor, change, dry_run) = match args.command {
-        Command::Check(a) => return observe::check(ctx, &pool, &store, a).await,
+        Command::Check(a) => return crate::error::checking(observe::check(ctx, &pool, &store, a).await),
         Command::Apply { file, dry_run } => return apply(ctx, &pool, &store, &file, dry_run).await,
         Command::Status(a) => return observe::status(ctx, &pool, &store, a).await,
         Command::Results(a) => return observe::results(ctx, &pool, &store, a).await,
