@@ -4,8 +4,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::MonitorError;
+use crate::probe::credential::is_credential_header;
 
 /// When a monitor counts as down across its regions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,11 +74,52 @@ impl FromStr for DownRule {
     }
 }
 
-/// One request header, `Name: value`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One request header, `Name: value`. Its `Debug` masks a credential's value; its `Serialize`
+/// does not, because that is how it is stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     pub name: String,
     pub value: String,
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = if is_credential_header(&self.name) { MASKED } else { &self.value };
+        f.debug_struct("Header").field("name", &self.name).field("value", &value).finish()
+    }
+}
+
+/// Shown in place of a credential header's value.
+pub const MASKED: &str = "****";
+
+/// A stored header list (`[{"name": …, "value": …}, …]`) with the values of credential headers
+/// (by [`is_credential_header`]) replaced by [`MASKED`].
+pub fn masked_headers(headers: &Value) -> Value {
+    let mut headers = headers.clone();
+    for header in headers.as_array_mut().into_iter().flatten() {
+        let name = header.get("name").and_then(Value::as_str).unwrap_or("");
+        if is_credential_header(name) && header.get("value").is_some() {
+            header["value"] = Value::String(MASKED.into());
+        }
+    }
+    headers
+}
+
+/// A monitor's `config` with its `headers` masked.
+pub fn masked_config(config: &Value) -> Value {
+    let mut config = config.clone();
+    if let Some(headers) = config.get_mut("headers") {
+        *headers = masked_headers(headers);
+    }
+    config
+}
+
+pub(super) fn serialize_masked_config<S: serde::Serializer>(config: &Value, s: S) -> Result<S::Ok, S::Error> {
+    masked_config(config).serialize(s)
+}
+
+pub(super) fn serialize_masked_headers<S: serde::Serializer>(headers: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+    headers.as_ref().map(masked_headers).serialize(s)
 }
 
 impl FromStr for Header {
@@ -140,5 +183,19 @@ mod tests {
         assert!("X: a\r\nInjected: b".parse::<Header>().is_err());
         assert!(validate_schedule("*/5 * * * *").is_ok());
         assert!(validate_schedule("every minute").is_err());
+    }
+
+    #[test]
+    fn credential_headers_are_masked_in_stored_config_and_debug() {
+        let config = serde_json::json!({
+            "method": "GET",
+            "headers": [{"name": "X-Api-Key", "value": "k3y"}, {"name": "Accept", "value": "text/html"}],
+        });
+        let masked = masked_config(&config);
+        assert_eq!(masked["headers"][0]["value"], MASKED);
+        assert_eq!(masked["headers"][1]["value"], "text/html");
+        assert_eq!(masked["method"], "GET");
+        let h: Header = "Authorization: Bearer s3cret".parse().unwrap();
+        assert!(!format!("{h:?}").contains("s3cret"));
     }
 }

@@ -28,6 +28,7 @@
 //! the facts in [`HttpFacts`] (status, size, certificate, CDN) describe the
 //! **final** response.
 
+pub mod credential;
 pub mod dns;
 pub mod http;
 pub mod ping;

@@ -215,11 +215,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         Command::Status(a) => return observe::status(ctx, &pool, &store, a).await,
         Command::Results(a) => return observe::results(ctx, &pool, &store, a).await,
         Command::List => {
-            let monitors: Vec<Monitor> = store.list().await?.into_iter().map(masked).collect();
+            let monitors = store.list().await?;
             return p.print(&monitors, |p| vec![list_table(p, &monitors)]);
         }
         Command::Show { monitor } => {
-            let monitor = masked(store.get(&monitor).await?);
+            let monitor = store.get(&monitor).await?;
             return p.print(&monitor, |p| detail_tables(p, &monitor));
         }
         Command::Create { name, kind, target, every, timeout, regions, down_when, checks, paused, force, dry_run } => {
@@ -317,7 +317,6 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
     };
     report_change("monitor", &monitor.name, change, dry_run);
-    let monitor = masked(monitor);
     p.print(&monitor, |p| detail_tables(p, &monitor))
 }
 
@@ -355,32 +354,6 @@ async fn apply(
     })
 }
 
-/// Header values that carry credentials are shown masked.
-pub(super) fn masked(mut monitor: Monitor) -> Monitor {
-    fn mask_headers(headers: &mut Value) {
-        if let Some(list) = headers.as_array_mut() {
-            for header in list {
-                let name = header.get("name").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
-                let sensitive = ["authorization", "cookie", "token", "secret", "key", "password", "auth"]
-                    .iter()
-                    .any(|s| name.contains(s));
-                if sensitive {
-                    header["value"] = Value::String("****".into());
-                }
-            }
-        }
-    }
-    if let Some(headers) = monitor.config.get_mut("headers") {
-        mask_headers(headers);
-    }
-    for region in &mut monitor.regions {
-        if let Some(headers) = region.headers.as_mut() {
-            mask_headers(headers);
-        }
-    }
-    monitor
-}
-
 fn short_type(m: &Monitor) -> String {
     m.kind().map_or_else(|| m.stored_type.clone(), |k| k.short().to_string())
 }
@@ -414,7 +387,7 @@ fn detail_tables(p: &Printer, m: &Monitor) -> Vec<Table> {
         ("timeout", or_dash(m.timeout_ms.map(|ms| duration::format(Duration::from_millis(ms.max(0) as u64))))),
         ("down when", m.down_rule.clone()),
         ("status", if m.enabled { "active".into() } else { "paused".into() }),
-        ("config", if m.config.as_object().is_some_and(|o| o.is_empty()) { "-".into() } else { m.config.to_string() }),
+        ("config", if m.config.as_object().is_some_and(|o| o.is_empty()) { "-".into() } else { m.config_text() }),
     ];
     for (k, v) in rows {
         fields.add_row([k.to_string(), v]);
