@@ -172,6 +172,9 @@ pub enum RegionEdit {
     Remove,
 }
 
+/// Result rows `monitor delete` removes per transaction.
+pub const DELETE_BATCH: i64 = 10_000;
+
 pub struct MonitorStore<'a> {
     pool: &'a PgPool,
     placement: Placement,
@@ -188,19 +191,19 @@ impl<'a> MonitorStore<'a> {
             sqlx::query_as(&format!("SELECT {MONITOR_COLUMNS} FROM monitors ORDER BY name, created_at, id"))
                 .fetch_all(&mut *conn)
                 .await?;
-        let assignments: Vec<(Uuid, MonitorRegionRow)> = sqlx::query_as(&format!(
+        let mut assignments: std::collections::HashMap<Uuid, Vec<MonitorRegion>> = std::collections::HashMap::new();
+        let regions: Vec<MonitorRegionRow> = sqlx::query_as(&format!(
             "SELECT monitor_id, {REGION_COLUMNS} FROM monitor_regions ORDER BY priority DESC, region_code"
         ))
         .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|r: MonitorRegionRow| (r.monitor_id, r))
-        .collect();
+        .await?;
+        for r in regions {
+            assignments.entry(r.monitor_id).or_default().push(r.region);
+        }
         Ok(rows
             .into_iter()
             .map(|row| {
-                let regions =
-                    assignments.iter().filter(|(id, _)| *id == row.id).map(|(_, r)| r.region.clone()).collect();
+                let regions = assignments.remove(&row.id).unwrap_or_default();
                 assemble(row, regions)
             })
             .collect())
@@ -372,10 +375,31 @@ impl<'a> MonitorStore<'a> {
     }
 
     /// Deletes a monitor with its region assignments, results and summaries.
+    /// Its results go first, [`DELETE_BATCH`] rows per short transaction, so a
+    /// monitor with millions of results neither holds one huge transaction nor
+    /// blocks writers; the monitor itself and what is left go in the last one.
     pub async fn delete(&self, reference: &str, dry_run: bool) -> Result<Monitor, MonitorError> {
+        let monitor = self.get(reference).await?;
+        if !dry_run {
+            for table in ["regional_performance_metrics", "monitor_results"] {
+                loop {
+                    let deleted = sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE monitor_id = $1 LIMIT $2))"
+                    ))
+                    .bind(monitor.id)
+                    .bind(DELETE_BATCH)
+                    .execute(self.pool)
+                    .await?
+                    .rows_affected();
+                    if deleted < DELETE_BATCH as u64 {
+                        break;
+                    }
+                }
+            }
+        }
         let mut tx = self.pool.begin().await?;
         lock_monitors(&mut tx).await?;
-        let id = resolve(&mut tx, reference).await?;
+        let id = resolve(&mut tx, &monitor.id.to_string()).await?;
         let monitor = load(&mut tx, id).await?;
         for table in
             ["regional_monitor_summaries", "regional_performance_metrics", "monitor_results", "monitor_regions"]
@@ -705,7 +729,7 @@ async fn ensure_name_free(
 
 /// Name uniqueness is checked, not constrained (legacy rows may repeat names),
 /// so writers that create or rename take this lock first.
-async fn lock_monitors(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+pub(crate) async fn lock_monitors(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('geoctl:monitor-names'))").execute(&mut **tx).await.map(|_| ())
 }
 

@@ -96,10 +96,7 @@ pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args
         None => store.list().await?,
     };
     let now = Utc::now();
-    let mut statuses = Vec::with_capacity(monitors.len());
-    for monitor in &monitors {
-        statuses.push(status::monitor_status(pool, monitor, now).await?);
-    }
+    let statuses = status::statuses(pool, &monitors, now).await?;
     ctx.printer.print(&statuses, |p| {
         let mut overview = p.table(["MONITOR", "STATE", "RULE", "REGIONS", "FAILING BELOW QUORUM"]);
         let mut detail = p.table(["MONITOR", "REGION", "STATE", "LAST CHECK", "TOTAL", "WARN/CRIT", "ERROR"]);
