@@ -93,8 +93,8 @@ fn bad_probe_input_is_exit_2() {
 #[test]
 fn a_check_that_cannot_record_is_exit_3() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("postgres://geoctl:pw@127.0.0.1:{closed}/geoctl");
+    let closed = crate::support::ClosedPort::new();
+    let url = format!("postgres://geoctl:pw@127.0.0.1:{}/geoctl", closed.port);
     let env = [("DATABASE_URL", url.as_str())];
     let run = geoctl_in(dir.path(), &["monitor", "check", "web"], &env);
     assert_eq!(run.code, 3, "{run:?}");
