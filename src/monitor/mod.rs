@@ -9,7 +9,7 @@ mod spec;
 mod store;
 
 pub use crate::probe::StatusRanges;
-pub use spec::{DownRule, Header};
+pub use spec::{resolve_headers, DownRule, Header};
 pub use store::{
     Monitor, MonitorPatch, MonitorRegion, MonitorStore, NewMonitor, Placement, RegionEdit, RegionOverrides,
 };
@@ -189,7 +189,11 @@ pub fn frequency_minutes(interval_seconds: i32) -> i32 {
 /// Checks a target for a monitor type; returns it normalised.
 pub fn validate_target(kind: MonitorType, target: &str) -> Result<String, MonitorError> {
     let target = target.trim();
-    let fail = |reason: String| MonitorError::InvalidTarget { kind: kind.short(), target: target.to_string(), reason };
+    let fail = |reason: String| MonitorError::InvalidTarget {
+        kind: kind.short(),
+        target: crate::probe::display_url(target),
+        reason,
+    };
     if target.is_empty() {
         return Err(fail("it is empty".into()));
     }
@@ -315,7 +319,8 @@ mod tests {
         assert_eq!(validate_target(Http, " https://example.com ").unwrap(), "https://example.com");
         assert!(validate_target(Http, "example.com").unwrap_err().to_string().contains("https://example.com"));
         assert!(validate_target(Http, "ftp://example.com").unwrap_err().to_string().contains("scheme `ftp`"));
-        assert!(validate_target(Http, "https://u:p@example.com").is_err());
+        let err = validate_target(Http, "https://u:s3cret@example.com").unwrap_err().to_string();
+        assert!(err.contains("credentials") && !err.contains("s3cret"), "{err}");
         assert!(validate_target(Http, "https://exa mple.com").is_err());
         assert!(validate_target(Http, "https://-bad-.com").is_err());
         assert!(validate_target(Tcp, "db.example.com:5432").is_ok());
