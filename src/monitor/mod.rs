@@ -197,6 +197,9 @@ pub fn validate_target(kind: MonitorType, target: &str) -> Result<String, Monito
     if target.is_empty() {
         return Err(fail("it is empty".into()));
     }
+    if target.chars().count() > crate::text::MAX_TARGET {
+        return Err(fail(format!("it must be at most {} characters", crate::text::MAX_TARGET)));
+    }
     if target.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(fail("it contains spaces or control characters".into()));
     }

@@ -141,6 +141,9 @@ impl FromStr for Header {
         if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
             return Err(bad("the value holds a line break or NUL"));
         }
+        if value.chars().count() > crate::text::MAX_HEADER_VALUE {
+            return Err(bad(&format!("the value must be at most {} characters", crate::text::MAX_HEADER_VALUE)));
+        }
         Ok(Header { name: name.to_string(), value: value.to_string() })
     }
 }

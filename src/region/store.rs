@@ -34,9 +34,11 @@ impl RegionPatch {
             if name.trim().is_empty() {
                 return Err(RegionError::EmptyName);
             }
+            crate::text::check("region name", name.trim(), crate::text::MAX_REGION_NAME).map_err(RegionError::Text)?;
             region.name = name.trim().to_string();
         }
         if let Some(city) = &self.city {
+            crate::text::check("city", city.trim(), crate::text::MAX_REGION_NAME).map_err(RegionError::Text)?;
             region.city = Some(city.trim().to_string()).filter(|c| !c.is_empty());
         }
         if let Some(country) = &self.country {
