@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod create;
 pub mod settings;
 mod spec;
 mod store;
@@ -96,6 +97,10 @@ pub enum MonitorError {
         "a monitor named `{0}` already exists; choose another name or update it with `geoctl monitor update {0} …`"
     )]
     DuplicateName(String),
+    #[error(
+        "a monitor named `{name}` already exists with a different {}; change it with `geoctl monitor update {name} …`", .fields.join(", ")
+    )]
+    ExistsDiffering { name: String, fields: Vec<&'static str> },
     #[error("no monitor `{0}`; list them with `geoctl monitor list`")]
     NotFound(String),
     #[error("{count} monitors are named `{name}`; name one by its id: {}", .ids.join(", "))]
@@ -138,6 +143,7 @@ impl crate::error::Coded for MonitorError {
             | MonitorError::Invalid(_)
             | MonitorError::OptionNotForType { .. }
             | MonitorError::DuplicateName(_)
+            | MonitorError::ExistsDiffering { .. }
             | MonitorError::NotFound(_)
             | MonitorError::Ambiguous { .. }
             | MonitorError::GeoDisabled { .. }

@@ -81,6 +81,14 @@ impl<'a> RegionStore<'a> {
     }
 
     /// The region, or an error that lists the active ones.
+    /// Whether a region with this code exists, active or not.
+    pub async fn exists(&self, code: &str) -> Result<bool, RegionError> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM regions WHERE code = $1)")
+            .bind(code)
+            .fetch_one(self.pool)
+            .await?)
+    }
+
     pub async fn fetch(conn: &mut sqlx::PgConnection, code: &str) -> Result<Region, RegionError> {
         let found: Option<Region> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM regions WHERE code = $1"))
             .bind(code)

@@ -96,6 +96,9 @@ enum Command {
         /// Do not ask for confirmation
         #[arg(long, short)]
         yes: bool,
+        /// Succeed (exit 0) when there is no such monitor; without it that is exit 2, so typos show
+        #[arg(long)]
+        ignore_not_found: bool,
         #[arg(long)]
         dry_run: bool,
     },
@@ -239,7 +242,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 enabled: !paused,
                 force,
             };
-            (store.create(new, dry_run).await?, Change::Created, dry_run)
+            let (monitor, change) =
+                crate::monitor::create::create_or_unchanged(&pool, &store, &ctx.placement(), new, dry_run).await?;
+            (monitor, change, dry_run)
         }
         Command::Update { monitor, name, target, every, timeout, down_when, checks, no_keyword, force, dry_run } => {
             let current = store.get(&monitor).await?;
@@ -267,8 +272,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let (m, c) = store.update(&current.id.to_string(), patch, dry_run).await?;
             (m, c, dry_run)
         }
-        Command::Delete { monitor, yes, dry_run } => {
-            let found = store.get(&monitor).await?;
+        Command::Delete { monitor, yes, dry_run, ignore_not_found } => {
+            let found = match store.get(&monitor).await {
+                Err(MonitorError::NotFound(name)) if ignore_not_found => {
+                    crate::output::note(format!("no monitor `{name}`; nothing to delete"));
+                    return Ok(());
+                }
+                found => found?,
+            };
             if !dry_run {
                 ctx.confirm(&format!("Delete monitor `{}` and all its results?", found.name), yes)?;
             }
