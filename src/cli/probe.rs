@@ -91,7 +91,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     only(MonitorType::Ping, "--count", args.count.is_some())?;
     only(MonitorType::Tcp, "--expect-closed", args.expect_closed)?;
 
-    let config = crate::monitor::settings::CheckSettings::from(args.checks).into_config(kind, &args.target)?;
+    let config = args.checks.into_settings()?.into_config(kind, &args.target)?;
     let mut spec = spec_from_config(kind, &args.target, &config)?;
     match &mut spec {
         ProbeSpec::Http(http) => {

@@ -551,6 +551,7 @@ impl<'a> MonitorStore<'a> {
             next.priority = priority;
         }
         if let Some(notes) = o.notes {
+            crate::text::check("notes", notes.trim(), crate::text::MAX_NOTES).map_err(MonitorError::Invalid)?;
             next.notes = Some(notes).filter(|n| !n.trim().is_empty());
         }
         if &next == existing {

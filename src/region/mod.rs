@@ -44,6 +44,8 @@ pub enum RegionError {
     Thresholds { warning: i32, critical: i32 },
     #[error("region name must not be empty")]
     EmptyName,
+    #[error("{0}")]
+    Text(String),
     #[error("unknown region `{code}`{hint}; active regions: {}", list(.active))]
     Unknown { code: String, active: Vec<String>, hint: String },
     #[error("region `{code}` is disabled; active regions: {}; enable it with `geoctl region enable {code}`", list(.active))]
@@ -71,6 +73,7 @@ impl crate::error::Coded for RegionError {
             | RegionError::Longitude(_)
             | RegionError::Thresholds { .. }
             | RegionError::EmptyName
+            | RegionError::Text(_)
             | RegionError::Unknown { .. }
             | RegionError::Inactive { .. }
             | RegionError::Exists { .. }

@@ -8,13 +8,12 @@ use std::time::Duration;
 use comfy_table::Table;
 use serde_json::Value;
 
-use super::checks::{parse_header, parse_interval, parse_latency, parse_rule, parse_type, CheckOptions};
+use super::checks::{headers, parse_interval, parse_latency, parse_rule, parse_type, CheckOptions};
 use super::region::report_change;
 use super::Context;
 use crate::duration;
 use crate::monitor::{
-    DownRule, Header, Monitor, MonitorError, MonitorPatch, MonitorStore, MonitorType, NewMonitor, RegionEdit,
-    RegionOverrides,
+    DownRule, Monitor, MonitorError, MonitorPatch, MonitorStore, MonitorType, NewMonitor, RegionEdit, RegionOverrides,
 };
 use crate::output::{or_dash, Printer};
 use crate::store::Change;
@@ -97,6 +96,9 @@ enum Command {
         /// Do not ask for confirmation
         #[arg(long, short)]
         yes: bool,
+        /// Succeed (exit 0) when there is no such monitor; without it that is exit 2, so typos show
+        #[arg(long)]
+        ignore_not_found: bool,
         #[arg(long)]
         dry_run: bool,
     },
@@ -186,9 +188,13 @@ struct OverrideOptions {
     /// Per-region latency critical threshold, e.g. 800ms
     #[arg(long, value_parser = parse_latency, requires = "region")]
     latency_critical: Option<i32>,
-    /// Per-region request header 'Name: value', repeatable (replaces the region's headers)
-    #[arg(long = "header", value_parser = parse_header, requires = "region")]
-    headers: Vec<Header>,
+    /// Per-region request header 'Name: value' (value may be @FILE or env:VAR), repeatable
+    /// (replaces the region's headers)
+    #[arg(long = "header", value_name = "HEADER", requires = "region")]
+    headers: Vec<String>,
+    /// Per-region request headers from a file, one 'Name: value' per line
+    #[arg(long, value_name = "FILE", requires = "region")]
+    header_file: Option<std::path::PathBuf>,
     /// Higher runs first
     #[arg(long, requires = "region", allow_negative_numbers = true)]
     priority: Option<i32>,
@@ -223,7 +229,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             return p.print(&monitor, |p| detail_tables(p, &monitor));
         }
         Command::Create { name, kind, target, every, timeout, regions, down_when, checks, paused, force, dry_run } => {
-            let config = crate::monitor::settings::CheckSettings::from(checks).into_config(kind, &name)?;
+            let config = checks.into_settings()?.into_config(kind, &name)?;
             let new = NewMonitor {
                 name,
                 kind,
@@ -236,7 +242,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 enabled: !paused,
                 force,
             };
-            (store.create(new, dry_run).await?, Change::Created, dry_run)
+            let (monitor, change) =
+                crate::monitor::create::create_or_unchanged(&pool, &store, &ctx.placement(), new, dry_run).await?;
+            (monitor, change, dry_run)
         }
         Command::Update { monitor, name, target, every, timeout, down_when, checks, no_keyword, force, dry_run } => {
             let current = store.get(&monitor).await?;
@@ -244,7 +252,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 name: current.name.clone(),
                 stored: current.stored_type.clone(),
             })?;
-            let mut config = crate::monitor::settings::CheckSettings::from(checks).into_config(kind, &current.name)?;
+            let mut config = checks.into_settings()?.into_config(kind, &current.name)?;
             if no_keyword {
                 config.insert("keyword".into(), Value::Null);
                 config.insert("keyword_absent".into(), Value::Null);
@@ -264,8 +272,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let (m, c) = store.update(&current.id.to_string(), patch, dry_run).await?;
             (m, c, dry_run)
         }
-        Command::Delete { monitor, yes, dry_run } => {
-            let found = store.get(&monitor).await?;
+        Command::Delete { monitor, yes, dry_run, ignore_not_found } => {
+            let found = match store.get(&monitor).await {
+                Err(MonitorError::NotFound(name)) if ignore_not_found => {
+                    crate::output::note(format!("no monitor `{name}`; nothing to delete"));
+                    return Ok(());
+                }
+                found => found?,
+            };
             if !dry_run {
                 ctx.confirm(&format!("Delete monitor `{}` and all its results?", found.name), yes)?;
             }
@@ -292,7 +306,10 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                         schedule: o.schedule,
                         latency_warning_ms: o.latency_warning,
                         latency_critical_ms: o.latency_critical,
-                        headers: (!o.headers.is_empty()).then_some(o.headers),
+                        headers: match headers(&o.headers, o.header_file.as_deref())? {
+                            list if list.is_empty() => None,
+                            list => Some(list),
+                        },
                         priority: o.priority,
                         notes: o.notes,
                         force: o.force,
