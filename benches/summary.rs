@@ -217,7 +217,14 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    // Status at N monitors × 3 regions, each with a recent result.
+    // Status at N monitors × 3 regions, each with a recent result (us-east holds the seeded day).
+    sqlx::raw_sql(
+        "INSERT INTO monitor_results (monitor_id, execution_region, checked_at, is_up, status, total_time) \
+         SELECT m.id, r, now() - interval '1 minute', true, 'up', 50 FROM monitors m, \
+         (VALUES ('eu-west'), ('ap-south')) v(r); ANALYZE monitor_results",
+    )
+    .execute(&pool)
+    .await?;
     let store = MonitorStore::new(&pool, Placement { geo_distribution: true, default_region: None });
     let all = store.list().await?;
     let now = Utc::now();
