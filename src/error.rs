@@ -104,6 +104,8 @@ coded![
     crate::probe::TargetError,
     crate::probe::resolve::ResolveError,
     crate::probe::StatusRangesError,
+    crate::queue::QueueError,
+    crate::results::summary::RebuildError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong
