@@ -146,6 +146,7 @@ fn results(assignments: &[(Uuid, String)], count: usize) -> Vec<NewResult> {
                 cdn_cache_status: None,
                 cdn_edge_location: None,
                 details: json!({ "kind": "http", "redirects": 0, "final_url": "https://example.com/" }),
+                run_key: None,
             }
         })
         .collect()

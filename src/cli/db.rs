@@ -52,6 +52,8 @@ fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
 struct MigrateReport {
     applied: Vec<i64>,
     pending: Vec<i64>,
+    /// Indexes left INVALID by an interrupted concurrent build, dropped and built again.
+    rebuilt_indexes: Vec<String>,
     dry_run: bool,
 }
 
@@ -62,10 +64,21 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let pending: Vec<i64> =
                 store::status(&pool).await?.into_iter().filter(|m| !m.applied).map(|m| m.version).collect();
             let report = if dry_run {
-                MigrateReport { applied: vec![], pending, dry_run }
+                let rebuild: Vec<String> = store::invalid_indexes(&pool)
+                    .await?
+                    .into_iter()
+                    .filter(|i| i.migration.is_some())
+                    .map(|i| i.name)
+                    .collect();
+                MigrateReport { applied: vec![], pending, rebuilt_indexes: rebuild, dry_run }
             } else {
-                MigrateReport { applied: store::migrate(&pool).await?, pending: vec![], dry_run }
+                let done = store::migrate(&pool).await?;
+                MigrateReport { applied: done.applied, pending: vec![], rebuilt_indexes: done.rebuilt_indexes, dry_run }
             };
+            for name in &report.rebuilt_indexes {
+                let verb = if dry_run { "would drop and build again" } else { "dropped and built again" };
+                note(format!("index {name} was left INVALID by an interrupted build; {verb}"));
+            }
             match (dry_run, report.applied.len(), report.pending.len()) {
                 (true, _, 0) | (false, 0, _) => note("database is up to date; nothing to apply"),
                 (true, _, n) => note(format!("{n} migration(s) would be applied (dry run, nothing changed)")),
@@ -110,6 +123,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         Command::Status => {
             let states = store::status(&pool).await?;
+            for index in store::invalid_indexes(&pool).await? {
+                note(format!(
+                    "warning: index {} on {} is INVALID (an interrupted concurrent build) and unused by PostgreSQL; {}",
+                    index.name,
+                    index.table,
+                    index.fix()
+                ));
+            }
             ctx.printer.print(&states, |p| {
                 let mut table = p.table(["VERSION", "DESCRIPTION", "STATE", "APPLIED AT"]);
                 for m in &states {

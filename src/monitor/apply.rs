@@ -159,6 +159,9 @@ pub async fn apply(
         }
     }
     let mut tx = pool.begin().await?;
+    // Applies declaring the same new monitor run one after the other: a later
+    // one finds the monitor the first created and says "unchanged".
+    super::store::lock_monitors(&mut tx).await?;
     let mut applied = Vec::with_capacity(file.monitors.len());
     for (index, decl) in file.monitors.iter().enumerate() {
         let change = apply_one(store, &mut tx, decl).await.map_err(|source| MonitorError::InEntry {

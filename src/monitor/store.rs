@@ -17,8 +17,9 @@ use super::{
 use crate::region::{validate_thresholds, RegionStore};
 use crate::store::Change;
 
-/// A monitor as stored, with the regions it runs in.
-#[derive(Debug, Clone, Serialize)]
+/// A monitor as stored, with the regions it runs in. Every way it can be shown (`Serialize`,
+/// `Debug`, [`Monitor::config_text`]) masks credential header values; only the check reads them.
+#[derive(Clone, Serialize)]
 pub struct Monitor {
     pub id: Uuid,
     pub name: String,
@@ -32,6 +33,7 @@ pub struct Monitor {
     pub enabled: bool,
     pub status: String,
     pub down_rule: String,
+    #[serde(serialize_with = "super::spec::serialize_masked_config")]
     pub config: Value,
     pub regions: Vec<MonitorRegion>,
     pub created_at: Option<DateTime<Utc>>,
@@ -46,10 +48,28 @@ impl Monitor {
     pub fn region_codes(&self) -> Vec<String> {
         self.regions.iter().map(|r| r.region.clone()).collect()
     }
+
+    /// The config as one line of JSON, credential headers masked.
+    pub fn config_text(&self) -> String {
+        super::spec::masked_config(&self.config).to_string()
+    }
+}
+
+/// Debug output goes through the masking `Serialize`, so logs cannot show a credential.
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Monitor {}", serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+impl std::fmt::Debug for MonitorRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MonitorRegion {}", serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
 }
 
 /// A monitor's assignment to one region, with that region's overrides.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct MonitorRegion {
     #[sqlx(rename = "region_code")]
     pub region: String,
@@ -59,6 +79,7 @@ pub struct MonitorRegion {
     pub schedule: Option<String>,
     pub latency_warning_ms: Option<i32>,
     pub latency_critical_ms: Option<i32>,
+    #[serde(serialize_with = "super::spec::serialize_masked_headers")]
     pub headers: Option<Value>,
     pub priority: i32,
     pub notes: Option<String>,
@@ -151,6 +172,9 @@ pub enum RegionEdit {
     Remove,
 }
 
+/// Result rows `monitor delete` removes per transaction.
+pub const DELETE_BATCH: i64 = 10_000;
+
 pub struct MonitorStore<'a> {
     pool: &'a PgPool,
     placement: Placement,
@@ -167,14 +191,13 @@ impl<'a> MonitorStore<'a> {
             sqlx::query_as(&format!("SELECT {MONITOR_COLUMNS} FROM monitors ORDER BY name, created_at, id"))
                 .fetch_all(&mut *conn)
                 .await?;
-        // Grouped once, so listing stays linear at agent scale (10k monitors × regions).
         let mut assignments: std::collections::HashMap<Uuid, Vec<MonitorRegion>> = std::collections::HashMap::new();
-        let region_rows: Vec<MonitorRegionRow> = sqlx::query_as(&format!(
+        let regions: Vec<MonitorRegionRow> = sqlx::query_as(&format!(
             "SELECT monitor_id, {REGION_COLUMNS} FROM monitor_regions ORDER BY priority DESC, region_code"
         ))
         .fetch_all(&mut *conn)
         .await?;
-        for r in region_rows {
+        for r in regions {
             assignments.entry(r.monitor_id).or_default().push(r.region);
         }
         Ok(rows
@@ -352,10 +375,31 @@ impl<'a> MonitorStore<'a> {
     }
 
     /// Deletes a monitor with its region assignments, results and summaries.
+    /// Its results go first, [`DELETE_BATCH`] rows per short transaction, so a
+    /// monitor with millions of results neither holds one huge transaction nor
+    /// blocks writers; the monitor itself and what is left go in the last one.
     pub async fn delete(&self, reference: &str, dry_run: bool) -> Result<Monitor, MonitorError> {
+        let monitor = self.get(reference).await?;
+        if !dry_run {
+            for table in ["regional_performance_metrics", "monitor_results"] {
+                loop {
+                    let deleted = sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE monitor_id = $1 LIMIT $2))"
+                    ))
+                    .bind(monitor.id)
+                    .bind(DELETE_BATCH)
+                    .execute(self.pool)
+                    .await?
+                    .rows_affected();
+                    if deleted < DELETE_BATCH as u64 {
+                        break;
+                    }
+                }
+            }
+        }
         let mut tx = self.pool.begin().await?;
         lock_monitors(&mut tx).await?;
-        let id = resolve(&mut tx, reference).await?;
+        let id = resolve(&mut tx, &monitor.id.to_string()).await?;
         let monitor = load(&mut tx, id).await?;
         for table in
             ["regional_monitor_summaries", "regional_performance_metrics", "monitor_results", "monitor_regions"]
@@ -507,6 +551,7 @@ impl<'a> MonitorStore<'a> {
             next.priority = priority;
         }
         if let Some(notes) = o.notes {
+            crate::text::check("notes", notes.trim(), crate::text::MAX_NOTES).map_err(MonitorError::Invalid)?;
             next.notes = Some(notes).filter(|n| !n.trim().is_empty());
         }
         if &next == existing {
@@ -685,7 +730,7 @@ async fn ensure_name_free(
 
 /// Name uniqueness is checked, not constrained (legacy rows may repeat names),
 /// so writers that create or rename take this lock first.
-async fn lock_monitors(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+pub(crate) async fn lock_monitors(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('geoctl:monitor-names'))").execute(&mut **tx).await.map(|_| ())
 }
 

@@ -72,12 +72,22 @@ pub enum QueueError {
     Command { region: String, endpoint: String, what: String, reason: String },
 }
 
-impl QueueError {
-    /// Configuration the operator must fix (exit 2); the rest are failures.
-    pub fn is_input(&self) -> bool {
-        matches!(self, QueueError::NoRedis { .. } | QueueError::InvalidUrl { .. })
+impl crate::error::Coded for QueueError {
+    /// Configuration the operator must fix is exit 2; the rest are failures.
+    fn exit(&self) -> crate::error::Exit {
+        use crate::error::Exit;
+        match self {
+            QueueError::NoRedis { .. } | QueueError::InvalidUrl { .. } => Exit::Input,
+            QueueError::Unreachable { .. }
+            | QueueError::WrongPassword { .. }
+            | QueueError::PasswordRequired { .. }
+            | QueueError::Timeout { .. }
+            | QueueError::Command { .. } => Exit::Failed,
+        }
     }
+}
 
+impl QueueError {
     /// The region the error is about, when it names one.
     pub fn region(&self) -> Option<&str> {
         match self {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::monitor::Monitor;
 use crate::results::query::{self, RegionStats, SeriesPoint};
+use crate::results::summary;
 
 /// About this many buckets per chart: enough to see a shape, few enough for
 /// one terminal line.
@@ -26,6 +27,12 @@ pub struct Report {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
     pub bucket_seconds: i64,
+    /// Set when the window reaches before the prune horizon: up to this time,
+    /// checks, uptime and the response, DNS and connect averages come from the
+    /// daily summaries (whole UTC days); percentiles and the TLS and first-byte
+    /// averages cover the results from this time on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summarized_until: Option<DateTime<Utc>>,
     pub monitors: Vec<MonitorReport>,
 }
 
@@ -129,9 +136,95 @@ pub async fn build(
 ) -> Result<Report, sqlx::Error> {
     let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
     let bucket_seconds = bucket_seconds(since, until);
-    let stats = query::region_stats(pool, &ids, since).await?;
-    let points = query::series(pool, &ids, since, bucket_seconds).await?;
-    Ok(assemble(monitors, stats, points, since, until, bucket_seconds))
+    // Days the prune cut into keep only their summaries: read those, and the results after them.
+    let summarized_until = summary::pruned_before(pool)
+        .await?
+        .map(|h| summary::first_whole_day(h).and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+        .filter(|t| *t > since);
+    let raw_since = summarized_until.unwrap_or(since);
+    let mut stats = query::region_stats(pool, &ids, raw_since).await?;
+    let mut points = query::series(pool, &ids, raw_since, bucket_seconds).await?;
+    if let Some(end) = summarized_until {
+        let days = query::day_summaries(pool, &ids, since.date_naive(), end.date_naive()).await?;
+        merge_summaries(&mut stats, &mut points, days, since, bucket_seconds);
+    }
+    let mut report = assemble(monitors, stats, points, since, until, bucket_seconds);
+    report.summarized_until = summarized_until;
+    Ok(report)
+}
+
+/// A weighted average of two, either absent.
+fn weighted(a: Option<f64>, a_n: i64, b: Option<f64>, b_n: i64) -> Option<f64> {
+    match (a.filter(|_| a_n > 0), b.filter(|_| b_n > 0)) {
+        (Some(a), Some(b)) => Some((a * a_n as f64 + b * b_n as f64) / (a_n + b_n) as f64),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Adds daily summaries to the statistics and series read from results.
+fn merge_summaries(
+    stats: &mut Vec<RegionStats>,
+    points: &mut Vec<SeriesPoint>,
+    days: Vec<query::DaySummary>,
+    since: DateTime<Utc>,
+    bucket_seconds: i64,
+) {
+    for d in days {
+        let position = stats.iter().position(|s| s.monitor_id == d.monitor_id && s.region == d.region);
+        let s = match position {
+            Some(i) => &mut stats[i],
+            None => {
+                stats.push(RegionStats {
+                    monitor_id: d.monitor_id,
+                    region: d.region.clone(),
+                    checks: 0,
+                    successful: 0,
+                    uptime_percentage: None,
+                    p50_ms: None,
+                    p95_ms: None,
+                    p99_ms: None,
+                    avg_ms: None,
+                    avg_dns_ms: None,
+                    avg_connect_ms: None,
+                    avg_tls_ms: None,
+                    avg_first_byte_ms: None,
+                    response_count: 0,
+                    dns_count: 0,
+                    connect_count: 0,
+                });
+                stats.last_mut().expect("just pushed")
+            }
+        };
+        s.checks += d.checks;
+        s.successful += d.successful;
+        s.uptime_percentage = (s.checks > 0).then(|| 100.0 * s.successful as f64 / s.checks as f64);
+        s.avg_ms = weighted(s.avg_ms, s.response_count, d.avg_ms, d.response_count);
+        s.response_count += d.response_count;
+        s.avg_dns_ms = weighted(s.avg_dns_ms, s.dns_count, d.avg_dns_ms, d.dns_count);
+        s.dns_count += d.dns_count;
+        s.avg_connect_ms = weighted(s.avg_connect_ms, s.connect_count, d.avg_connect_ms, d.connect_count);
+        s.connect_count += d.connect_count;
+
+        let start = d.day.and_hms_opt(0, 0, 0).expect("midnight").and_utc().max(since);
+        let bucket = start.timestamp().div_euclid(bucket_seconds) * bucket_seconds;
+        let bucket = Utc.timestamp_opt(bucket, 0).unwrap();
+        match points.iter_mut().find(|p| p.monitor_id == d.monitor_id && p.region == d.region && p.bucket == bucket) {
+            Some(p) => {
+                p.avg_ms = weighted(p.avg_ms, p.successful, d.avg_ms, d.successful);
+                p.checks += d.checks;
+                p.successful += d.successful;
+            }
+            None => points.push(SeriesPoint {
+                monitor_id: d.monitor_id,
+                region: d.region,
+                bucket,
+                checks: d.checks,
+                successful: d.successful,
+                avg_ms: d.avg_ms,
+            }),
+        }
+    }
+    stats.sort_by(|a, b| (a.monitor_id, &a.region).cmp(&(b.monitor_id, &b.region)));
 }
 
 fn assemble(
@@ -164,7 +257,7 @@ fn assemble(
             MonitorReport { monitor_id: m.id, name: m.name.clone(), regions }
         })
         .collect();
-    Report { since, until, bucket_seconds, monitors }
+    Report { since, until, bucket_seconds, summarized_until: None, monitors }
 }
 
 #[cfg(test)]

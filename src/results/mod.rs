@@ -5,10 +5,10 @@ pub mod query;
 pub mod status;
 pub mod summary;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::probe::ProbeResult;
@@ -41,6 +41,9 @@ pub struct NewResult {
     pub cdn_edge_location: Option<String>,
     /// Kind-specific facts (ping statistics, DNS answers, per-address results).
     pub details: Value,
+    /// The scheduled run this result belongs to (`<monitor id>:<region>:<scheduled time ms>`):
+    /// at most one result is stored per key. `None` for manual checks.
+    pub run_key: Option<String>,
 }
 
 impl NewResult {
@@ -86,6 +89,7 @@ impl NewResult {
             cdn_cache_status: cdn.and_then(|c| c.cache_status.clone()),
             cdn_edge_location: cdn.and_then(|c| c.edge_location.clone()),
             details,
+            run_key: None,
         }
     }
 
@@ -99,97 +103,102 @@ impl NewResult {
             "cdn_cache_status": self.cdn_cache_status,
         })
     }
-
-    fn day(&self) -> NaiveDate {
-        self.checked_at.date_naive()
-    }
 }
 
 /// Writes a batch of results in one transaction and a fixed number of round
-/// trips whatever its size (one `INSERT … SELECT FROM unnest(…)` per table),
-/// then brings the affected daily summaries up to date.
-pub async fn record(pool: &PgPool, batch: &[NewResult]) -> Result<(), sqlx::Error> {
+/// trips whatever its size (begin, lock the batch's days, one statement, commit):
+/// the statement inserts into both tables from `unnest(…)` arrays and adds the
+/// new results to their daily summaries' running totals, so its cost depends on
+/// the batch, never on how many results the day already holds.
+///
+/// A result with a `run_key` is stored at most once per key, however often it
+/// is recorded (a retried job, a replayed spool, two agents racing): the
+/// second copy writes nothing and is not counted in the summaries. Returns how
+/// many results were new.
+pub async fn record(pool: &PgPool, batch: &[NewResult]) -> Result<u64, sqlx::Error> {
     if batch.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    let days: Vec<chrono::NaiveDate> = batch.iter().map(|r| r.checked_at.date_naive()).collect();
     let mut tx = pool.begin().await?;
+    summary::lock_days_shared(&mut tx, &days).await?;
+    let fresh = insert(&mut tx, batch).await?;
+    tx.commit().await?;
+    Ok(fresh)
+}
+
+/// The rows of a batch, with a copy of a run key inside the batch dropped
+/// (the first one stays), inserted into `monitor_results` unless their run key
+/// is already there; metric rows follow only the results actually inserted.
+const INSERT: &str = "
+WITH input AS (
+    SELECT u.*, row_number() OVER (PARTITION BY u.run_key ORDER BY u.ord) AS copy
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::text[], $7::int[],
+                $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::text[],
+                $15::text[], $16::jsonb[], $17::jsonb[], $18::text[], $19::text[], $20::text[], $21::int[],
+                $22::int8[], $23::timestamptz[], $24::text[], $25::text[], $26::text[])
+         WITH ORDINALITY AS u(monitor_id, region, target_region, checked_at, is_up, status, response_ms, total,
+                              dns, connect, tls, first_byte, latency, error_kind, error_message, details, metrics,
+                              run_key, ip, http_version, status_code, size, cert, cdn, cache, edge, ord)
+), fresh AS (
+    INSERT INTO monitor_results (monitor_id, execution_region, target_region, checked_at, is_up, status,
+        response_time_ms, total_time, dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time,
+        network_latency, error_kind, error_message, details, region_specific_metrics, run_key)
+    SELECT monitor_id, region, target_region, checked_at, is_up, status, response_ms, total, dns, connect, tls,
+           first_byte, latency, error_kind, error_message, details, metrics, run_key
+    FROM input WHERE run_key IS NULL OR copy = 1
+    -- One order for every writer, so two batches sharing run keys never deadlock.
+    ORDER BY run_key, ord
+    ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING
+    RETURNING monitor_id, execution_region, checked_at, run_key, is_up, total_time, network_latency,
+              dns_resolution_time, tcp_connect_time
+), metrics AS (
+    INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, resolved_ip, http_version,
+        status_code, response_size, tls_cert_expires_at, cdn_provider, cdn_cache_status, cdn_edge_location,
+        dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, total_time, run_key)
+    SELECT monitor_id, region, checked_at, ip::inet, http_version, status_code, size, cert, cdn, cache, edge,
+           dns, connect, tls, first_byte, total, run_key
+    FROM input i
+    WHERE i.run_key IS NULL OR (i.copy = 1 AND i.run_key IN (SELECT f.run_key FROM fresh f WHERE f.run_key IS NOT NULL))
+    ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING
+), totals AS (
+    {add_fresh}
+)
+SELECT count(*) FROM fresh";
+
+/// Inserts a batch and adds it to the summaries in one statement; returns how many results were new.
+async fn insert(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sqlx::Error> {
     let col = |f: fn(&NewResult) -> Option<f64>| batch.iter().map(f).collect::<Vec<_>>();
     let text = |f: fn(&NewResult) -> Option<String>| batch.iter().map(f).collect::<Vec<_>>();
-    let ids: Vec<Uuid> = batch.iter().map(|r| r.monitor_id).collect();
-    let regions: Vec<String> = batch.iter().map(|r| r.execution_region.clone()).collect();
-    let times: Vec<DateTime<Utc>> = batch.iter().map(|r| r.checked_at).collect();
-    let ups: Vec<bool> = batch.iter().map(|r| r.up).collect();
-    let totals: Vec<f64> = batch.iter().map(|r| r.total_ms).collect();
-    let response_ms: Vec<i32> = batch.iter().map(|r| r.total_ms.round().min(i32::MAX as f64) as i32).collect();
-    let statuses: Vec<String> = batch.iter().map(|r| if r.up { "up" } else { "down" }.to_string()).collect();
-    let details: Vec<Value> = batch.iter().map(|r| r.details.clone()).collect();
-    let dns = col(|r| r.dns_ms);
-    let connect = col(|r| r.connect_ms);
-    let tls = col(|r| r.tls_ms);
-    let first_byte = col(|r| r.first_byte_ms);
-
-    sqlx::query(
-        "INSERT INTO monitor_results (monitor_id, execution_region, target_region, checked_at, is_up, status, \
-         response_time_ms, total_time, dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, \
-         network_latency, error_kind, error_message, details, region_specific_metrics) \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::text[], \
-         $7::int[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], \
-         $14::text[], $15::text[], $16::jsonb[], $17::jsonb[])",
-    )
-    .bind(&ids)
-    .bind(&regions)
-    .bind(text(|r| r.target_region.clone()))
-    .bind(&times)
-    .bind(&ups)
-    .bind(&statuses)
-    .bind(&response_ms)
-    .bind(&totals)
-    .bind(&dns)
-    .bind(&connect)
-    .bind(&tls)
-    .bind(&first_byte)
-    .bind(col(|r| r.network_latency_ms))
-    .bind(text(|r| r.error_kind.clone()))
-    .bind(text(|r| r.error_message.clone()))
-    .bind(&details)
-    .bind(batch.iter().map(NewResult::region_metrics).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
-
-    sqlx::query(
-        "INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, resolved_ip, http_version, \
-         status_code, response_size, tls_cert_expires_at, cdn_provider, cdn_cache_status, cdn_edge_location, \
-         dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, total_time) \
-         SELECT m, r, t, ip::inet, v, s, z, e, p, c, l, d, tc, tl, f, tt FROM unnest($1::uuid[], $2::text[], \
-         $3::timestamptz[], $4::text[], $5::text[], $6::int[], $7::int8[], $8::timestamptz[], $9::text[], $10::text[], \
-         $11::text[], $12::float8[], $13::float8[], $14::float8[], $15::float8[], $16::float8[]) \
-         AS u(m, r, t, ip, v, s, z, e, p, c, l, d, tc, tl, f, tt)",
-    )
-    .bind(&ids)
-    .bind(&regions)
-    .bind(&times)
-    .bind(text(|r| r.resolved_ip.clone()))
-    .bind(text(|r| r.http_version.clone()))
-    .bind(batch.iter().map(|r| r.status_code).collect::<Vec<_>>())
-    .bind(batch.iter().map(|r| r.response_size).collect::<Vec<_>>())
-    .bind(batch.iter().map(|r| r.cert_expires_at).collect::<Vec<_>>())
-    .bind(text(|r| r.cdn_provider.clone()))
-    .bind(text(|r| r.cdn_cache_status.clone()))
-    .bind(text(|r| r.cdn_edge_location.clone()))
-    .bind(&dns)
-    .bind(&connect)
-    .bind(&tls)
-    .bind(&first_byte)
-    .bind(&totals)
-    .execute(&mut *tx)
-    .await?;
-
-    let mut keys: Vec<summary::Key> = batch
-        .iter()
-        .map(|r| summary::Key { monitor_id: r.monitor_id, region: r.execution_region.clone(), day: r.day() })
-        .collect();
-    keys.sort();
-    keys.dedup();
-    summary::refresh(&mut tx, &keys).await?;
-    tx.commit().await
+    let sql = INSERT.replace("{add_fresh}", &summary::add_fresh_sql());
+    let new: i64 = sqlx::query_scalar(&sql)
+        .bind(batch.iter().map(|r| r.monitor_id).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.execution_region.clone()).collect::<Vec<_>>())
+        .bind(text(|r| r.target_region.clone()))
+        .bind(batch.iter().map(|r| r.checked_at).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.up).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| if r.up { "up" } else { "down" }.to_string()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.total_ms.round().min(i32::MAX as f64) as i32).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.total_ms).collect::<Vec<_>>())
+        .bind(col(|r| r.dns_ms))
+        .bind(col(|r| r.connect_ms))
+        .bind(col(|r| r.tls_ms))
+        .bind(col(|r| r.first_byte_ms))
+        .bind(col(|r| r.network_latency_ms))
+        .bind(text(|r| r.error_kind.clone()))
+        .bind(text(|r| r.error_message.clone()))
+        .bind(batch.iter().map(|r| r.details.clone()).collect::<Vec<_>>())
+        .bind(batch.iter().map(NewResult::region_metrics).collect::<Vec<_>>())
+        .bind(text(|r| r.run_key.clone()))
+        .bind(text(|r| r.resolved_ip.clone()))
+        .bind(text(|r| r.http_version.clone()))
+        .bind(batch.iter().map(|r| r.status_code).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.response_size).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.cert_expires_at).collect::<Vec<_>>())
+        .bind(text(|r| r.cdn_provider.clone()))
+        .bind(text(|r| r.cdn_cache_status.clone()))
+        .bind(text(|r| r.cdn_edge_location.clone()))
+        .fetch_one(conn)
+        .await?;
+    Ok(new as u64)
 }

@@ -64,6 +64,13 @@ pub struct RegionStats {
     pub avg_connect_ms: Option<f64>,
     pub avg_tls_ms: Option<f64>,
     pub avg_first_byte_ms: Option<f64>,
+    /// How many values each average is over, to weigh it when merged with daily summaries.
+    #[serde(skip)]
+    pub response_count: i64,
+    #[serde(skip)]
+    pub dns_count: i64,
+    #[serde(skip)]
+    pub connect_count: i64,
 }
 
 pub async fn region_stats(
@@ -80,7 +87,9 @@ pub async fn region_stats(
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p99_ms,
                 avg(r.total_time) FILTER (WHERE r.is_up) AS avg_ms,
                 avg(r.dns_resolution_time) AS avg_dns_ms, avg(r.tcp_connect_time) AS avg_connect_ms,
-                avg(r.tls_handshake_time) AS avg_tls_ms, avg(r.first_byte_time) AS avg_first_byte_ms
+                avg(r.tls_handshake_time) AS avg_tls_ms, avg(r.first_byte_time) AS avg_first_byte_ms,
+                count(r.total_time) FILTER (WHERE r.is_up) AS response_count,
+                count(r.dns_resolution_time) AS dns_count, count(r.tcp_connect_time) AS connect_count
          FROM monitor_results r
          WHERE r.monitor_id = ANY($1) AND r.checked_at >= $2 AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
          GROUP BY r.monitor_id, r.execution_region
@@ -122,6 +131,47 @@ pub async fn series(
     .bind(monitors)
     .bind(since)
     .bind(bucket_seconds as f64)
+    .fetch_all(pool)
+    .await
+}
+
+/// One day's summary of one monitor in one region, as the report merges it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DaySummary {
+    pub monitor_id: Uuid,
+    pub region: String,
+    pub day: chrono::NaiveDate,
+    pub checks: i64,
+    pub successful: i64,
+    pub avg_ms: Option<f64>,
+    pub response_count: i64,
+    pub avg_dns_ms: Option<f64>,
+    pub dns_count: i64,
+    pub avg_connect_ms: Option<f64>,
+    pub connect_count: i64,
+}
+
+/// The daily summaries of `monitors` for the days `from..until` (until excluded).
+pub async fn day_summaries(
+    pool: &PgPool,
+    monitors: &[Uuid],
+    from: chrono::NaiveDate,
+    until: chrono::NaiveDate,
+) -> Result<Vec<DaySummary>, sqlx::Error> {
+    // Counts of rows written before running totals existed are estimated from the checks.
+    sqlx::query_as(
+        "SELECT monitor_id, region_code AS region, day, total_checks::int8 AS checks,
+                successful_checks::int8 AS successful, avg_response_time AS avg_ms,
+                COALESCE(response_time_count, successful_checks)::int8 AS response_count,
+                avg_dns_time AS avg_dns_ms, COALESCE(dns_time_count, total_checks)::int8 AS dns_count,
+                avg_tcp_time AS avg_connect_ms, COALESCE(tcp_time_count, total_checks)::int8 AS connect_count
+         FROM regional_monitor_summaries
+         WHERE monitor_id = ANY($1) AND day >= $2 AND day < $3
+         ORDER BY monitor_id, region_code, day",
+    )
+    .bind(monitors)
+    .bind(from)
+    .bind(until)
     .fetch_all(pool)
     .await
 }

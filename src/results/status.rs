@@ -84,6 +84,7 @@ pub fn overall(rule: DownRule, regions: &[RegionStatus]) -> (State, Vec<String>,
 
 #[derive(sqlx::FromRow)]
 struct Latest {
+    monitor_id: Uuid,
     region: String,
     is_up: Option<bool>,
     checked_at: Option<DateTime<Utc>>,
@@ -101,8 +102,22 @@ pub async fn monitor_status(
     monitor: &Monitor,
     now: DateTime<Utc>,
 ) -> Result<MonitorStatus, sqlx::Error> {
+    let mut all = statuses(pool, std::slice::from_ref(monitor), now).await?;
+    Ok(all.pop().expect("one status per monitor"))
+}
+
+/// The status of each monitor, in the order given, in one query whatever
+/// their number: each enabled region's latest result, found through the
+/// (monitor, region, checked_at) index.
+pub async fn statuses(
+    pool: &PgPool,
+    monitors: &[Monitor],
+    now: DateTime<Utc>,
+) -> Result<Vec<MonitorStatus>, sqlx::Error> {
+    let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
     let rows: Vec<Latest> = sqlx::query_as(
-        "SELECT mr.region_code AS region, l.is_up, l.checked_at, l.total_time, l.error_kind, l.error_message,
+        "SELECT mr.monitor_id, mr.region_code AS region, l.is_up, l.checked_at, l.total_time, l.error_kind,
+                l.error_message,
                 COALESCE(mr.latency_warning_ms, g.latency_warning_ms) AS warning,
                 COALESCE(mr.latency_critical_ms, g.latency_critical_ms) AS critical,
                 mr.interval_seconds
@@ -112,12 +127,20 @@ pub async fn monitor_status(
              SELECT is_up, checked_at, total_time, error_kind, error_message FROM monitor_results r
              WHERE r.monitor_id = mr.monitor_id AND r.execution_region = mr.region_code
              ORDER BY checked_at DESC LIMIT 1) l ON true
-         WHERE mr.monitor_id = $1 AND mr.enabled
-         ORDER BY mr.region_code",
+         WHERE mr.monitor_id = ANY($1) AND mr.enabled
+         ORDER BY mr.monitor_id, mr.region_code",
     )
-    .bind(monitor.id)
+    .bind(&ids)
     .fetch_all(pool)
     .await?;
+    let mut by_monitor: std::collections::HashMap<Uuid, Vec<Latest>> = std::collections::HashMap::new();
+    for row in rows {
+        by_monitor.entry(row.monitor_id).or_default().push(row);
+    }
+    Ok(monitors.iter().map(|m| judge(m, by_monitor.remove(&m.id).unwrap_or_default(), now)).collect())
+}
+
+fn judge(monitor: &Monitor, rows: Vec<Latest>, now: DateTime<Utc>) -> MonitorStatus {
     let regions: Vec<RegionStatus> = rows
         .into_iter()
         .map(|row| {
@@ -139,7 +162,7 @@ pub async fn monitor_status(
         .collect();
     let rule: DownRule = monitor.down_rule.parse().unwrap_or_default();
     let (state, failing, failing_below_quorum) = overall(rule, &regions);
-    Ok(MonitorStatus {
+    MonitorStatus {
         monitor_id: monitor.id,
         name: monitor.name.clone(),
         rule: rule.to_string(),
@@ -147,7 +170,7 @@ pub async fn monitor_status(
         failing,
         failing_below_quorum,
         regions,
-    })
+    }
 }
 
 #[cfg(test)]

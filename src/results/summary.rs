@@ -1,26 +1,114 @@
-//! `regional_monitor_summaries`: one row per monitor, region and UTC day,
-//! always recomputed from the results themselves (exact percentiles), so an
-//! incremental refresh and a full rebuild give the same answer.
+//! `regional_monitor_summaries`: one row per monitor, region and UTC day.
+//!
+//! Writers keep running totals: each recorded batch adds its counts, sums,
+//! minima and maxima to the rows it touches (one upsert, whatever the day
+//! already holds), and marks the row's percentiles as not computed
+//! (`percentiles_exact = false`, percentiles NULL). A day's exact percentiles
+//! come from its results, once it is closed: [`finalize`] (an agent's periodic
+//! task, `geoctl summaries refresh`) or [`rebuild`] recompute closed days from
+//! their results; readers needing today's percentiles compute them from the
+//! results, as `report` does.
+//!
+//! Recomputing a day and writing into it exclude each other with one advisory
+//! lock per day: writers take it shared (one round trip per batch, however many
+//! keys), a recompute exclusively, so no running total is lost or counted twice.
+//!
+//! Days before the prune horizon (`db prune` records it in `results_retention`)
+//! lost some or all of their results: their summaries are all that is left, so
+//! nothing recomputes them.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
-/// One summary row's identity.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key {
-    pub monitor_id: Uuid,
-    pub region: String,
-    pub day: NaiveDate,
+/// The exclusion lock of one day's summaries.
+const DAY_LOCK: &str = "hashtextextended('geoctl:summary-day:' || d::text, 0)";
+
+/// Takes the shared lock of each day a batch writes into, in one round trip
+/// and in day order (so a writer never waits on a recompute holding a day it needs later).
+pub async fn lock_days_shared(conn: &mut PgConnection, days: &[NaiveDate]) -> Result<(), sqlx::Error> {
+    let mut days = days.to_vec();
+    days.sort();
+    days.dedup();
+    sqlx::query(&format!(
+        "SELECT count(pg_advisory_xact_lock_shared({DAY_LOCK})) FROM (SELECT d FROM unnest($1::date[]) d ORDER BY d) x"
+    ))
+    .bind(&days)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
-/// The aggregate over the results that `{join}` selects.
-const UPSERT: &str = "
+/// A nullable running sum: NULL + x = x.
+fn add(column: &str) -> String {
+    format!("{column} = COALESCE(s.{column} + EXCLUDED.{column}, s.{column}, EXCLUDED.{column})")
+}
+
+/// An average kept as a sum and a count.
+fn avg(avg: &str, sum: &str, count: &str) -> String {
+    format!(
+        "{avg} = COALESCE(s.{sum} + EXCLUDED.{sum}, s.{sum}, EXCLUDED.{sum}) \
+         / NULLIF(COALESCE(s.{count}, 0) + EXCLUDED.{count}, 0)"
+    )
+}
+
+/// The upsert that adds the results of `fresh` (a CTE of inserted
+/// `monitor_results` rows) to their days' running totals.
+pub fn add_fresh_sql() -> String {
+    format!(
+        "INSERT INTO regional_monitor_summaries AS s (monitor_id, region_code, day, total_checks, successful_checks,
+            failed_checks, uptime_percentage, avg_response_time, min_response_time, max_response_time,
+            p50_response_time, p95_response_time, p99_response_time, avg_network_latency, avg_dns_time, avg_tcp_time,
+            unique_countries, unique_isps, response_time_sum, response_time_count, network_latency_sum,
+            network_latency_count, dns_time_sum, dns_time_count, tcp_time_sum, tcp_time_count, percentiles_exact,
+            updated_at)
+        SELECT f.monitor_id, f.execution_region, (f.checked_at AT TIME ZONE 'UTC')::date,
+            count(*), count(*) FILTER (WHERE f.is_up), count(*) FILTER (WHERE NOT f.is_up),
+            100.0 * count(*) FILTER (WHERE f.is_up) / count(*),
+            avg(f.total_time) FILTER (WHERE f.is_up), min(f.total_time) FILTER (WHERE f.is_up),
+            max(f.total_time) FILTER (WHERE f.is_up), NULL, NULL, NULL,
+            avg(f.network_latency), avg(f.dns_resolution_time), avg(f.tcp_connect_time), NULL, NULL,
+            sum(f.total_time) FILTER (WHERE f.is_up), count(f.total_time) FILTER (WHERE f.is_up),
+            sum(f.network_latency), count(f.network_latency), sum(f.dns_resolution_time),
+            count(f.dns_resolution_time), sum(f.tcp_connect_time), count(f.tcp_connect_time), false, now()
+        FROM fresh f
+        WHERE f.execution_region IS NOT NULL AND f.is_up IS NOT NULL
+        GROUP BY 1, 2, 3
+        -- Rows locked in key order by every writer: two batches sharing keys never deadlock.
+        ORDER BY 1, 2, 3
+        ON CONFLICT (monitor_id, region_code, day) DO UPDATE SET
+            total_checks = s.total_checks + EXCLUDED.total_checks,
+            successful_checks = s.successful_checks + EXCLUDED.successful_checks,
+            failed_checks = s.failed_checks + EXCLUDED.failed_checks,
+            uptime_percentage = 100.0 * (s.successful_checks + EXCLUDED.successful_checks)
+                / (s.total_checks + EXCLUDED.total_checks),
+            min_response_time = LEAST(s.min_response_time, EXCLUDED.min_response_time),
+            max_response_time = GREATEST(s.max_response_time, EXCLUDED.max_response_time),
+            p50_response_time = NULL, p95_response_time = NULL, p99_response_time = NULL,
+            percentiles_exact = false, updated_at = now(),
+            {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}",
+        avg("avg_response_time", "response_time_sum", "response_time_count"),
+        avg("avg_network_latency", "network_latency_sum", "network_latency_count"),
+        avg("avg_dns_time", "dns_time_sum", "dns_time_count"),
+        avg("avg_tcp_time", "tcp_time_sum", "tcp_time_count"),
+        add("response_time_sum"),
+        add("response_time_count"),
+        add("network_latency_sum"),
+        add("network_latency_count"),
+        add("dns_time_sum"),
+        add("dns_time_count"),
+        add("tcp_time_sum"),
+        add("tcp_time_count"),
+    )
+}
+
+/// Every summary of one day, recomputed exactly from its results.
+const RECOMPUTE_DAY: &str = "
 INSERT INTO regional_monitor_summaries AS s (monitor_id, region_code, day, total_checks, successful_checks,
     failed_checks, uptime_percentage, avg_response_time, min_response_time, max_response_time,
     p50_response_time, p95_response_time, p99_response_time, avg_network_latency, avg_dns_time, avg_tcp_time,
-    unique_countries, unique_isps, updated_at)
-SELECT r.monitor_id, r.execution_region, (r.checked_at AT TIME ZONE 'UTC')::date AS day,
+    unique_countries, unique_isps, response_time_sum, response_time_count, network_latency_sum,
+    network_latency_count, dns_time_sum, dns_time_count, tcp_time_sum, tcp_time_count, percentiles_exact, updated_at)
+SELECT r.monitor_id, r.execution_region, $1::date,
     count(*), count(*) FILTER (WHERE r.is_up), count(*) FILTER (WHERE NOT r.is_up),
     100.0 * count(*) FILTER (WHERE r.is_up) / count(*),
     avg(r.total_time) FILTER (WHERE r.is_up),
@@ -30,10 +118,16 @@ SELECT r.monitor_id, r.execution_region, (r.checked_at AT TIME ZONE 'UTC')::date
     percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up),
     percentile_cont(0.99) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up),
     avg(r.network_latency), avg(r.dns_resolution_time), avg(r.tcp_connect_time),
-    NULL, NULL, now()
-FROM monitor_results r {join}
-WHERE r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
-GROUP BY 1, 2, 3
+    NULL, NULL,
+    sum(r.total_time) FILTER (WHERE r.is_up), count(r.total_time) FILTER (WHERE r.is_up),
+    sum(r.network_latency), count(r.network_latency), sum(r.dns_resolution_time), count(r.dns_resolution_time),
+    sum(r.tcp_connect_time), count(r.tcp_connect_time), true, now()
+FROM monitor_results r
+WHERE r.checked_at >= ($1::date::timestamp AT TIME ZONE 'UTC')
+  AND r.checked_at < (($1::date + 1)::timestamp AT TIME ZONE 'UTC')
+  AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL AND r.monitor_id IS NOT NULL
+GROUP BY r.monitor_id, r.execution_region
+ORDER BY r.monitor_id, r.execution_region
 ON CONFLICT (monitor_id, region_code, day) DO UPDATE SET
     total_checks = EXCLUDED.total_checks, successful_checks = EXCLUDED.successful_checks,
     failed_checks = EXCLUDED.failed_checks, uptime_percentage = EXCLUDED.uptime_percentage,
@@ -41,57 +135,144 @@ ON CONFLICT (monitor_id, region_code, day) DO UPDATE SET
     max_response_time = EXCLUDED.max_response_time, p50_response_time = EXCLUDED.p50_response_time,
     p95_response_time = EXCLUDED.p95_response_time, p99_response_time = EXCLUDED.p99_response_time,
     avg_network_latency = EXCLUDED.avg_network_latency, avg_dns_time = EXCLUDED.avg_dns_time,
-    avg_tcp_time = EXCLUDED.avg_tcp_time, updated_at = now()";
+    avg_tcp_time = EXCLUDED.avg_tcp_time, response_time_sum = EXCLUDED.response_time_sum,
+    response_time_count = EXCLUDED.response_time_count, network_latency_sum = EXCLUDED.network_latency_sum,
+    network_latency_count = EXCLUDED.network_latency_count, dns_time_sum = EXCLUDED.dns_time_sum,
+    dns_time_count = EXCLUDED.dns_time_count, tcp_time_sum = EXCLUDED.tcp_time_sum,
+    tcp_time_count = EXCLUDED.tcp_time_count, percentiles_exact = true, updated_at = now()";
 // unique_countries / unique_isps stay NULL: agents do not know their
 // vantage point's country or ISP yet, and an unmeasured count is not 0.
 
-/// Each key's results: its day as a time range that the (monitor, region,
-/// checked_at) index serves. Keys are distinct, so no result is counted twice.
-const KEYS_JOIN: &str = "JOIN unnest($1::uuid[], $2::text[], $3::date[]) AS k(monitor_id, region, day)
-    ON r.monitor_id = k.monitor_id AND r.execution_region = k.region
-   AND r.checked_at >= (k.day::timestamp AT TIME ZONE 'UTC')
-   AND r.checked_at < ((k.day + 1)::timestamp AT TIME ZONE 'UTC')";
-
-/// Recomputes the summaries of `keys` inside the caller's transaction.
-/// Writers lock each key first (in sorted order, so never a deadlock): a
-/// concurrent writer's results are then committed and seen, and no update is lost.
-pub async fn refresh(conn: &mut PgConnection, keys: &[Key]) -> Result<(), sqlx::Error> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let mut sorted = keys.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    for key in &sorted {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("geoctl:summary:{}:{}:{}", key.monitor_id, key.region, key.day))
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query(&UPSERT.replace("{join}", KEYS_JOIN))
-        .bind(sorted.iter().map(|k| k.monitor_id).collect::<Vec<_>>())
-        .bind(sorted.iter().map(|k| k.region.clone()).collect::<Vec<_>>())
-        .bind(sorted.iter().map(|k| k.day).collect::<Vec<_>>())
-        .execute(&mut *conn)
+/// Recomputes every summary of one day in a transaction of its own; returns the rows written.
+async fn recompute_day(pool: &PgPool, day: NaiveDate) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Waits for the writers into this day to commit; later ones wait for this one.
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock({DAY_LOCK}) FROM (SELECT $1::date AS d) x"))
+        .bind(day)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    // A new statement, a new snapshot: it sees every writer that held the lock.
+    let rows = sqlx::query(RECOMPUTE_DAY).bind(day).execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    Ok(rows)
 }
 
-/// Recomputes every summary of `day` (or of every day with results) from the
-/// results. Summaries of days whose results were pruned are left as they are.
-pub async fn rebuild(pool: &PgPool, day: Option<NaiveDate>) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let keys: Vec<(Uuid, String, NaiveDate)> = sqlx::query_as(
-        "SELECT DISTINCT monitor_id, execution_region, (checked_at AT TIME ZONE 'UTC')::date FROM monitor_results \
-         WHERE execution_region IS NOT NULL AND is_up IS NOT NULL AND monitor_id IS NOT NULL \
-         AND ($1::date IS NULL OR (checked_at >= ($1::timestamp AT TIME ZONE 'UTC') \
-              AND checked_at < (($1 + 1)::timestamp AT TIME ZONE 'UTC')))",
+/// What a rebuild did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Rebuilt {
+    /// Days recomputed from their results.
+    pub days: u64,
+    /// Summary rows written.
+    pub summaries: u64,
+    /// Days before the prune horizon, left as they are.
+    pub pruned_days_kept: u64,
+    pub pruned_before: Option<DateTime<Utc>>,
+}
+
+/// A rebuild that cannot be done as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error(
+        "the results of {day} were pruned (`db prune` deleted results checked before {horizon}), so its \
+         summaries are all that is left of it and are kept as they are; rebuild a day from {first} on"
+    )]
+    Pruned { day: NaiveDate, horizon: String, first: NaiveDate },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl crate::error::Coded for RebuildError {
+    fn exit(&self) -> crate::error::Exit {
+        match self {
+            RebuildError::Pruned { .. } => crate::error::Exit::Input,
+            RebuildError::Db(_) => crate::error::Exit::Failed,
+        }
+    }
+}
+
+/// Results checked before this time may have been deleted by `db prune`.
+pub async fn pruned_before(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(pruned_before) FROM results_retention").fetch_one(pool).await
+}
+
+/// The first day whose results are all still there.
+pub fn first_whole_day(horizon: DateTime<Utc>) -> NaiveDate {
+    let day = horizon.date_naive();
+    if horizon == day.and_hms_opt(0, 0, 0).unwrap().and_utc() {
+        day
+    } else {
+        day.succ_opt().unwrap_or(day)
+    }
+}
+
+/// Recomputes the summaries of `day` (or of every day with results), day by
+/// day, each in its own short transaction. Days at or before the prune
+/// horizon are left as they are: asking for one by `day` is refused.
+pub async fn rebuild(pool: &PgPool, day: Option<NaiveDate>) -> Result<Rebuilt, RebuildError> {
+    let horizon = pruned_before(pool).await?;
+    let first = horizon.map(first_whole_day);
+    let mut out = Rebuilt { pruned_before: horizon, ..Rebuilt::default() };
+    let days: Vec<NaiveDate> = match day {
+        Some(day) => {
+            if let (Some(h), Some(first)) = (horizon, first) {
+                if day < first {
+                    return Err(RebuildError::Pruned {
+                        day,
+                        horizon: h.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                        first,
+                    });
+                }
+            }
+            vec![day]
+        }
+        None => {
+            let range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(
+                "SELECT min(checked_at), max(checked_at) FROM monitor_results \
+                 WHERE execution_region IS NOT NULL AND is_up IS NOT NULL AND monitor_id IS NOT NULL",
+            )
+            .fetch_one(pool)
+            .await?;
+            let (Some(lo), Some(hi)) = range else { return Ok(out) };
+            let mut days = Vec::new();
+            let mut d = lo.date_naive();
+            while d <= hi.date_naive() {
+                days.push(d);
+                d = d.succ_opt().expect("a day after a stored result");
+            }
+            if let Some(first) = first {
+                out.pruned_days_kept = sqlx::query_scalar::<_, i64>(
+                    "SELECT count(DISTINCT day) FROM regional_monitor_summaries WHERE day < $1",
+                )
+                .bind(first)
+                .fetch_one(pool)
+                .await? as u64;
+                days.retain(|d| *d >= first);
+            }
+            days
+        }
+    };
+    for day in days {
+        out.summaries += recompute_day(pool, day).await?;
+        out.days += 1;
+    }
+    Ok(out)
+}
+
+/// Gives closed days (before `today`) whose running totals have no exact
+/// percentiles yet their exact summaries. Agents run this periodically;
+/// `geoctl summaries refresh` runs it once. Returns the days recomputed.
+pub async fn finalize(pool: &PgPool, today: NaiveDate) -> Result<Vec<NaiveDate>, sqlx::Error> {
+    let first = pruned_before(pool).await?.map(first_whole_day);
+    let days: Vec<NaiveDate> = sqlx::query_scalar(
+        "SELECT DISTINCT day FROM regional_monitor_summaries \
+         WHERE NOT percentiles_exact AND day < $1 AND ($2::date IS NULL OR day >= $2) ORDER BY day",
     )
-    .bind(day)
-    .fetch_all(&mut *tx)
+    .bind(today)
+    .bind(first)
+    .fetch_all(pool)
     .await?;
-    let keys: Vec<Key> = keys.into_iter().map(|(monitor_id, region, day)| Key { monitor_id, region, day }).collect();
-    refresh(&mut tx, &keys).await?;
-    tx.commit().await?;
-    Ok(keys.len() as u64)
+    for day in &days {
+        recompute_day(pool, *day).await?;
+    }
+    Ok(days)
 }

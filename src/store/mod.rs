@@ -1,5 +1,7 @@
 //! The PostgreSQL connection and the embedded migrations.
 
+pub mod reach;
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -33,9 +35,13 @@ pub enum StoreError {
     Migrate(String),
 }
 
-impl StoreError {
-    pub fn is_input(&self) -> bool {
-        matches!(self, StoreError::NotConfigured | StoreError::InvalidUrl { .. })
+impl crate::error::Coded for StoreError {
+    fn exit(&self) -> crate::error::Exit {
+        use crate::error::Exit;
+        match self {
+            StoreError::NotConfigured | StoreError::InvalidUrl { .. } => Exit::Input,
+            StoreError::Unreachable { .. } | StoreError::Migrate(_) => Exit::Failed,
+        }
     }
 }
 
@@ -54,15 +60,23 @@ pub async fn connect(url: Option<&Secret>, tuning: &Tuning) -> Result<PgPool, St
             message: "use a postgres:// or postgresql:// URL".into(),
         });
     }
-    let options: PgConnectOptions = url.expose().parse().map_err(|e: sqlx::Error| StoreError::InvalidUrl {
+    let supported = without_unsupported_params(url.expose());
+    let options: PgConnectOptions = supported.parse().map_err(|e: sqlx::Error| StoreError::InvalidUrl {
         masked: url.masked(),
         message: scrub(&e.to_string(), url),
     })?;
+    // A slow statement is worth a line at -v, not the statement's 40 lines at every run.
     let options = options
         .application_name("geoctl")
         .log_statements(tracing::log::LevelFilter::Debug)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+        .log_slow_statements(tracing::log::LevelFilter::Info, Duration::from_secs(2));
     let server = server_of(&options);
+    if options.get_socket().is_none() {
+        let timeout = reach::CONNECT_TIMEOUT.min(tuning.db_pool_timeout.value);
+        reach::tcp(options.get_host(), options.get_port(), timeout)
+            .await
+            .map_err(|cause| StoreError::Unreachable { server: server.clone(), message: cause })?;
+    }
     PgPoolOptions::new()
         .max_connections(tuning.db_connection_limit.value)
         .acquire_timeout(tuning.db_pool_timeout.value)
@@ -70,6 +84,53 @@ pub async fn connect(url: Option<&Secret>, tuning: &Tuning) -> Result<PgPool, St
         .connect_with(options)
         .await
         .map_err(|e| StoreError::Unreachable { server, message: scrub(&e.to_string(), url) })
+}
+
+/// Connect parameters the PostgreSQL driver understands; it would log any other one with its
+/// value at warning level (`sslpassword=…`), so those are dropped here with a warning naming
+/// only the key.
+const SUPPORTED_PARAMS: [&str; 17] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+];
+
+fn without_unsupported_params(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            let supported = SUPPORTED_PARAMS.contains(&key) || key == "options" || key.starts_with("options[");
+            if !supported && !key.is_empty() {
+                tracing::warn!(
+                    "ignoring the database URL parameter `{key}`: the PostgreSQL driver does not support it"
+                );
+            }
+            supported
+        })
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
 }
 
 /// One migration and whether it is applied here.
@@ -83,11 +144,95 @@ pub struct MigrationState {
     pub checksum_mismatch: bool,
 }
 
-/// Applies pending migrations; returns the versions it applied.
-pub async fn migrate(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
+/// What `migrate` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Migrated {
+    pub applied: Vec<i64>,
+    /// Indexes an interrupted concurrent build had left INVALID, dropped and built again.
+    pub rebuilt_indexes: Vec<String>,
+}
+
+/// Applies pending migrations, first rebuilding any index of geoctl's that an
+/// interrupted `CREATE INDEX CONCURRENTLY` left INVALID (`IF NOT EXISTS` would
+/// otherwise skip it and record the migration as applied).
+pub async fn migrate(pool: &PgPool) -> Result<Migrated, StoreError> {
+    let err = |e: sqlx::Error| StoreError::Migrate(e.to_string());
+    // One geoctl migration at a time, so an index another one is still building
+    // (invalid until it finishes) is never taken for a leftover.
+    let mut lock = pool.acquire().await.map_err(err)?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext('geoctl:migrate'))").execute(&mut *lock).await.map_err(err)?;
+    let out = migrate_locked(pool).await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext('geoctl:migrate'))").execute(&mut *lock).await;
+    out
+}
+
+async fn migrate_locked(pool: &PgPool) -> Result<Migrated, StoreError> {
+    let err = |e: sqlx::Error| StoreError::Migrate(e.to_string());
     let before: Vec<i64> = applied(pool).await?.into_iter().map(|(v, _, _)| v).collect();
+    let mut rebuilt = Vec::new();
+    let mut rerun = Vec::new();
+    for index in invalid_indexes(pool).await? {
+        let Some(version) = index.migration else { continue };
+        sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS \"{}\"", index.name.replace('"', "\"\"")))
+            .execute(pool)
+            .await
+            .map_err(err)?;
+        if before.contains(&version) {
+            rerun.push(version);
+        }
+        rebuilt.push(index.name);
+    }
     MIGRATOR.run(pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
-    Ok(MIGRATOR.iter().map(|m| m.version).filter(|v| !before.contains(v)).collect())
+    // Applied migrations are not run again by sqlx: their index files are
+    // idempotent (`IF NOT EXISTS`), so run them again here.
+    for m in MIGRATOR.iter().filter(|m| rerun.contains(&m.version)) {
+        sqlx::raw_sql(&m.sql).execute(pool).await.map_err(err)?;
+    }
+    let applied = MIGRATOR.iter().map(|m| m.version).filter(|v| !before.contains(v)).collect();
+    Ok(Migrated { applied, rebuilt_indexes: rebuilt })
+}
+
+/// An index that PostgreSQL will not use: a concurrent build that failed or was interrupted.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvalidIndex {
+    pub name: String,
+    pub table: String,
+    /// The geoctl migration that builds it; `None` for someone else's index.
+    pub migration: Option<i64>,
+}
+
+impl InvalidIndex {
+    /// How to repair it.
+    pub fn fix(&self) -> String {
+        match self.migration {
+            Some(_) => "run `geoctl db migrate`: it drops the index and builds it again".into(),
+            None => format!("not geoctl's: rebuild it with `REINDEX INDEX CONCURRENTLY {}`", self.name),
+        }
+    }
+}
+
+/// Every INVALID index of the current schema, with the geoctl migration that builds it.
+pub async fn invalid_indexes(pool: &PgPool) -> Result<Vec<InvalidIndex>, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, t.relname::text FROM pg_index i \
+         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE NOT i.indisvalid AND n.nspname = current_schema() ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| StoreError::Migrate(e.to_string()))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, table)| {
+            let builds = format!("IF NOT EXISTS {name}\n");
+            let migration = MIGRATOR
+                .iter()
+                .find(|m| m.sql.contains("CREATE") && m.sql.contains(&builds) && m.sql.contains("CONCURRENTLY"))
+                .map(|m| m.version);
+            InvalidIndex { name, table, migration }
+        })
+        .collect())
 }
 
 /// Every migration this binary knows, with its state in the database.
@@ -144,6 +289,18 @@ pub async fn prune(
     dry_run: bool,
 ) -> Result<PruneReport, sqlx::Error> {
     let mut counts = [0i64; 2];
+    if !dry_run {
+        // Recorded first: a prune interrupted halfway has still cut into these days.
+        sqlx::query(
+            "INSERT INTO results_retention (table_name, pruned_before) SELECT unnest($1::text[]), $2 \
+             ON CONFLICT (table_name) DO UPDATE SET \
+             pruned_before = GREATEST(results_retention.pruned_before, EXCLUDED.pruned_before), pruned_at = now()",
+        )
+        .bind(PRUNED_TABLES.map(String::from).to_vec())
+        .bind(cutoff)
+        .execute(pool)
+        .await?;
+    }
     for (table, count) in PRUNED_TABLES.iter().zip(counts.iter_mut()) {
         if dry_run {
             *count = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE checked_at < $1"))
@@ -168,4 +325,17 @@ pub async fn prune(
         }
     }
     Ok(PruneReport { cutoff, monitor_results: counts[0], regional_performance_metrics: counts[1], dry_run })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_url_parameters_are_dropped_before_the_driver_logs_them() {
+        let url = "postgres://u:p@h/db?sslmode=require&sslpassword=k3y&options[search_path]=x";
+        assert_eq!(without_unsupported_params(url), "postgres://u:p@h/db?sslmode=require&options[search_path]=x");
+        assert_eq!(without_unsupported_params("postgres://h/db?sslpassword=k3y"), "postgres://h/db");
+        assert_eq!(without_unsupported_params("postgres://h/db"), "postgres://h/db");
+    }
 }

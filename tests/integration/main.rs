@@ -13,3 +13,4 @@ mod queue;
 mod region;
 mod report;
 mod results;
+mod scale;

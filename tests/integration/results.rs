@@ -51,6 +51,7 @@ fn result(monitor: Uuid, region: &str, at: chrono::DateTime<Utc>, up: bool, tota
         cdn_cache_status: None,
         cdn_edge_location: None,
         details: json!({}),
+        run_key: None,
     }
 }
 
@@ -176,16 +177,39 @@ fn summaries_stay_equal_to_a_fresh_rebuild_under_concurrent_writers() {
     let snapshot = "SELECT string_agg(concat_ws('|', region_code, day, total_checks, successful_checks, failed_checks, \
         round(uptime_percentage::numeric, 6), round(avg_response_time::numeric, 6), min_response_time, max_response_time, \
         round(p50_response_time::numeric, 6), round(p95_response_time::numeric, 6), round(p99_response_time::numeric, 6), \
+        round(avg_network_latency::numeric, 6), avg_dns_time, round(avg_tcp_time::numeric, 6), unique_countries, \
+        percentiles_exact), ';' ORDER BY region_code, day) FROM regional_monitor_summaries";
+    // Writers keep running totals: everything but the percentiles, which wait for the day's recompute.
+    let totals = "SELECT string_agg(concat_ws('|', region_code, day, total_checks, successful_checks, failed_checks, \
+        round(uptime_percentage::numeric, 6), round(avg_response_time::numeric, 6), min_response_time, max_response_time, \
         round(avg_network_latency::numeric, 6), avg_dns_time, round(avg_tcp_time::numeric, 6), unique_countries), ';' \
         ORDER BY region_code, day) FROM regional_monitor_summaries";
-    let incremental = db.scalar(snapshot);
+    let incremental = db.scalar(totals);
     assert_eq!(db.count("regional_monitor_summaries"), 6);
     assert_eq!(db.scalar("SELECT sum(total_checks) FROM regional_monitor_summaries"), "1200");
+    assert_eq!(
+        db.scalar("SELECT bool_or(percentiles_exact OR p50_response_time IS NOT NULL) FROM regional_monitor_summaries"),
+        "false"
+    );
+
+    // Closed days get their exact percentiles, the totals unchanged.
+    db.geoctl(&["summaries", "refresh"]).success();
+    assert_eq!(db.scalar(totals), incremental);
+    let exact = db.scalar(snapshot);
+    assert_eq!(
+        db.scalar(
+            "SELECT bool_and(percentiles_exact AND p50_response_time IS NOT NULL) FROM regional_monitor_summaries"
+        ),
+        "true"
+    );
 
     db.exec("UPDATE regional_monitor_summaries SET total_checks = 0, p50_response_time = NULL");
     db.geoctl(&["summaries", "rebuild", "--date", "2026-11-26"]).success();
     db.geoctl(&["summaries", "rebuild"]).success();
-    assert_eq!(db.scalar(snapshot), incremental);
+    assert_eq!(db.scalar(snapshot), exact);
+    assert_eq!(db.scalar(totals), incremental);
+    let refresh = db.geoctl(&["summaries", "refresh"]).success();
+    assert!(refresh.stderr.contains("unchanged"), "{}", refresh.stderr);
 
     // Spot-check one summary against the results themselves.
     let expected = db.scalar(
@@ -245,4 +269,56 @@ fn one_region_down_of_three_is_up_by_majority_and_named() {
     let results = db.geoctl(&["monitor", "results", "web", "--region", "eu-west", "-o", "json"]).success().json();
     assert_eq!(results.as_array().unwrap().len(), 2);
     assert_eq!(results[0]["up"], true);
+}
+
+#[test]
+fn a_scheduled_run_is_stored_once_however_often_and_concurrently_it_is_recorded() {
+    let db = TestDb::migrated();
+    db.geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com"]).success();
+    let id: Uuid = db.scalar("SELECT id FROM monitors").parse().unwrap();
+    let start = Utc::now() - chrono::Duration::minutes(30);
+    let mut batch: Vec<NewResult> = (0..30i64)
+        .map(|i| {
+            let region = ["us-east", "eu-west", "ap-south"][(i % 3) as usize];
+            let at = start + chrono::Duration::seconds(i * 20);
+            let mut r = result(id, region, at, i % 7 != 0, 10.0 + i as f64);
+            r.run_key = Some(format!("{id}:{region}:{}", at.timestamp_millis()));
+            r
+        })
+        .collect();
+    // A copy inside the batch itself (a job replayed from the spool while still queued).
+    batch.push(batch[4].clone());
+
+    // Eight writers record the same batch at once: each run is stored once in all.
+    let new: Vec<u64> = block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let (pool, batch) = (pool.clone(), batch.clone());
+                tokio::spawn(async move { record(&pool, &batch).await.unwrap() })
+            })
+            .collect();
+        let mut new = Vec::new();
+        for w in writers {
+            new.push(w.await.unwrap());
+        }
+        // And once more afterwards: nothing new.
+        new.push(record(&pool, &batch).await.unwrap());
+        new
+    });
+    assert_eq!(new.iter().sum::<u64>(), 30, "{new:?}");
+    assert_eq!(new.last(), Some(&0));
+    assert_eq!(db.count("monitor_results"), 30);
+    assert_eq!(db.scalar("SELECT count(DISTINCT run_key) FROM monitor_results"), "30");
+    assert_eq!(db.count("regional_performance_metrics"), 30);
+    assert_eq!(db.scalar("SELECT sum(total_checks) FROM regional_monitor_summaries"), "30");
+
+    // Manual checks carry no run key: each is its own result.
+    let manual = result(id, "us-east", Utc::now(), true, 5.0);
+    block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        assert_eq!(record(&pool, &[manual.clone(), manual.clone()]).await.unwrap(), 2);
+    });
+    assert_eq!(db.count("monitor_results"), 32);
+    assert_eq!(db.count("regional_performance_metrics"), 32);
 }

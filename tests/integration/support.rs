@@ -154,6 +154,23 @@ pub fn geoctl_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// A loopback port where nothing listens and nothing can start listening while this lives: the
+/// socket is bound but not listening, so connections are refused, and no other test can take
+/// the port between "found free" and "used" (as with bind, read the port, drop).
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        ClosedPort { _socket: socket, port }
+    }
+}
+
 /// The Redis server `scripts/test` started (or the developer's, via REDIS_URL).
 fn redis_admin_url() -> String {
     std::env::var("GEOCTL_TEST_REDIS_URL").or_else(|_| std::env::var("REDIS_URL")).expect(

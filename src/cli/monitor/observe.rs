@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use super::super::checks::parse_interval;
 use super::super::probe::{ms, result_tables};
 use super::super::Context;
+use crate::error::TargetDown;
 use crate::monitor::{check, MonitorError, MonitorStore};
 use crate::output::or_dash;
 use crate::probe::{self, ProbeOptions};
@@ -84,7 +85,8 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
     if result.up {
         Ok(())
     } else {
-        Err(anyhow::anyhow!("{} is down from {region_code}: {}", monitor.name, or_dash(result.failure.as_ref())))
+        Err(TargetDown(format!("{} is down from {region_code}: {}", monitor.name, or_dash(result.failure.as_ref())))
+            .into())
     }
 }
 
@@ -94,10 +96,7 @@ pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args
         None => store.list().await?,
     };
     let now = Utc::now();
-    let mut statuses = Vec::with_capacity(monitors.len());
-    for monitor in &monitors {
-        statuses.push(status::monitor_status(pool, monitor, now).await?);
-    }
+    let statuses = status::statuses(pool, &monitors, now).await?;
     ctx.printer.print(&statuses, |p| {
         let mut overview = p.table(["MONITOR", "STATE", "RULE", "REGIONS", "FAILING BELOW QUORUM"]);
         let mut detail = p.table(["MONITOR", "REGION", "STATE", "LAST CHECK", "TOTAL", "WARN/CRIT", "ERROR"]);
