@@ -319,6 +319,31 @@ fn queue_status_counts_and_actions() {
     geoctl(&db, &env, &["queue", "retry-failed", "--region", "eu-west"]).success();
     assert_eq!(redis.cmd::<i64>(&["ZCARD", "bull:monitor-eu-west:failed"]), 0);
     assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 2);
+
+    // Finished jobs older than the grace period go, recent ones stay.
+    let now = chrono::Utc::now().timestamp_millis().to_string();
+    for (id, finished) in [("c1", "1000"), ("c2", now.as_str())] {
+        redis.cmd::<()>(&[
+            "HSET",
+            &format!("bull:monitor-eu-west:{id}"),
+            "name",
+            "execute-monitor",
+            "data",
+            "{}",
+            "timestamp",
+            finished,
+            "finishedOn",
+            finished,
+        ]);
+        redis.cmd::<()>(&["ZADD", "bull:monitor-eu-west:completed", finished, id]);
+    }
+    geoctl(&db, &env, &["queue", "clean", "--region", "eu-west", "--older-than", "1h"]).usage_error(&["--yes"]);
+    let dry =
+        geoctl(&db, &env, &["queue", "clean", "--region", "eu-west", "--older-than", "1h", "--dry-run", "-o", "json"]);
+    assert_eq!(dry.success().json()[0]["jobs"], 1);
+    geoctl(&db, &env, &["queue", "clean", "--region", "eu-west", "--older-than", "1h", "--yes"]).success();
+    let left: Vec<String> = redis.cmd(&["ZRANGE", "bull:monitor-eu-west:completed", "0", "-1"]);
+    assert_eq!(left, vec!["c2".to_string()]);
 }
 
 #[test]
