@@ -2,16 +2,21 @@
 //! transaction: created when missing, updated when different, left alone
 //! when equal. Monitors not in the file are not touched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use sqlx::PgPool;
 
 use super::settings::{parse_method, parse_record_type, CheckSettings};
-use super::store::{MonitorPatch, MonitorStore, NewMonitor, RegionEdit, RegionOverrides};
+use super::store::{
+    load_named, plan_fields, plan_overrides, Monitor, MonitorPatch, MonitorStore, NewMonitor, RegionEdit,
+    RegionOverrides,
+};
 use super::{DownRule, Header, MonitorError, MonitorType, StatusRanges};
 use crate::duration::{self, BareUnit};
+use crate::region::validate_thresholds;
 use crate::store::Change;
 
 /// The file: `monitors:` and a list.
@@ -162,9 +167,24 @@ pub async fn apply(
     // Applies declaring the same new monitor run one after the other: a later
     // one finds the monitor the first created and says "unchanged".
     super::store::lock_monitors(&mut tx).await?;
+    // What the file names, read in a fixed number of queries: a declaration
+    // found equal to it costs no further round trip.
+    let names: Vec<String> = file.monitors.iter().map(|d| d.name.trim().to_string()).collect();
+    let known = Known {
+        monitors: load_named(&mut tx, &names).await?,
+        regions: sqlx::query_as::<_, (String, bool, i32, i32)>(
+            "SELECT code, is_active, latency_warning_ms, latency_critical_ms FROM regions",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(code, active, warning, critical)| (code, (active, warning, critical)))
+        .collect(),
+        geo_distribution: store.placement().geo_distribution,
+    };
     let mut applied = Vec::with_capacity(file.monitors.len());
     for (index, decl) in file.monitors.iter().enumerate() {
-        let change = apply_one(store, &mut tx, decl).await.map_err(|source| MonitorError::InEntry {
+        let change = apply_one(store, &mut tx, decl, &known).await.map_err(|source| MonitorError::InEntry {
             index,
             name: decl.name.clone(),
             source: Box::new(source),
@@ -179,16 +199,93 @@ pub async fn apply(
     Ok(applied)
 }
 
+/// The state a file's declarations are compared with, read once.
+struct Known {
+    monitors: HashMap<String, Vec<Monitor>>,
+    /// code → (active, latency warning, latency critical)
+    regions: HashMap<String, (bool, i32, i32)>,
+    geo_distribution: bool,
+}
+
+impl Known {
+    /// True only when applying `decl` to the stored monitor would change
+    /// nothing and raise no error; anything else takes the full path, which
+    /// validates, writes and words errors as `monitor update` does.
+    fn unchanged(&self, decl: &MonitorDecl, kind: MonitorType, patch: &MonitorPatch) -> bool {
+        let [current] = self.monitors.get(decl.name.trim()).map(Vec::as_slice).unwrap_or_default() else {
+            return false;
+        };
+        if MonitorType::parse(&current.stored_type) != Some(kind) || !self.geo_distribution {
+            return false;
+        }
+        if !plan_fields(current, kind, patch).is_ok_and(|p| p.same_as(current)) {
+            return false;
+        }
+        if let Some(wanted) = &decl.regions {
+            let mut wanted = wanted.clone();
+            wanted.sort();
+            wanted.dedup();
+            let mut have = current.region_codes();
+            have.sort();
+            if wanted.is_empty() || wanted != have || !wanted.iter().all(|c| self.regions.get(c).is_some_and(|r| r.0)) {
+                return false;
+            }
+        }
+        if !decl.region_overrides.keys().all(|r| current.regions.iter().any(|a| &a.region == r)) {
+            return false;
+        }
+        current.regions.iter().all(|existing| {
+            let Ok(o) = decl.overrides(&existing.region) else { return false };
+            let Ok(next) = plan_overrides(current, existing, o) else { return false };
+            if next.latency_warning_ms.is_some() || next.latency_critical_ms.is_some() {
+                let Some(&(_, warning, critical)) = self.regions.get(&existing.region) else { return false };
+                let (w, c) = (next.latency_warning_ms.unwrap_or(warning), next.latency_critical_ms.unwrap_or(critical));
+                if validate_thresholds(w, c).is_err() {
+                    return false;
+                }
+            }
+            &next == existing
+        })
+    }
+}
+
+/// The patch that makes a stored monitor what `decl` says (its regions aside).
+fn patch_of(
+    decl: &MonitorDecl,
+    config: Map<String, Value>,
+    every: Duration,
+    timeout: Duration,
+    down_rule: DownRule,
+) -> MonitorPatch {
+    let mut config = config;
+    for key in OWNED_KEYS {
+        config.entry(key).or_insert(Value::Null);
+    }
+    MonitorPatch {
+        name: None,
+        target: Some(decl.target.clone()),
+        interval: Some(every),
+        timeout: Some(timeout),
+        down_rule: Some(down_rule),
+        config,
+        force: decl.force,
+    }
+}
+
 async fn apply_one(
     store: &MonitorStore<'_>,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     decl: &MonitorDecl,
+    known: &Known,
 ) -> Result<Change, MonitorError> {
     let kind = decl.kind()?;
     let every = interval(decl.every.as_deref(), "1m", "every")?;
     let timeout = interval(decl.timeout.as_deref(), "10s", "timeout")?;
     let down_rule: DownRule = decl.down_when.as_deref().unwrap_or("majority").parse()?;
     let config = decl.settings()?.into_config(kind, &decl.name)?;
+    if known.unchanged(decl, kind, &patch_of(decl, config.clone(), every, timeout, down_rule)) {
+        return Ok(Change::Unchanged);
+    }
     let exists: Option<String> = sqlx::query_scalar("SELECT type::text FROM monitors WHERE name = $1 LIMIT 1")
         .bind(decl.name.trim())
         .fetch_optional(&mut **tx)
@@ -217,19 +314,7 @@ async fn apply_one(
                     "it exists with type `{stored}`; a type cannot change: delete it first or choose another name"
                 )));
             }
-            let mut config = config;
-            for key in OWNED_KEYS {
-                config.entry(key).or_insert(serde_json::Value::Null);
-            }
-            let patch = MonitorPatch {
-                name: None,
-                target: Some(decl.target.clone()),
-                interval: Some(every),
-                timeout: Some(timeout),
-                down_rule: Some(down_rule),
-                config,
-                force: decl.force,
-            };
+            let patch = patch_of(decl, config, every, timeout, down_rule);
             let (_, mut change) = store.update_in(tx, decl.name.trim(), patch).await?;
             if let Some(regions) = &decl.regions {
                 let (_, c) = store.edit_regions_in(tx, decl.name.trim(), RegionEdit::Set, regions).await?;
