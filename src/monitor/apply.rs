@@ -11,9 +11,10 @@ use sqlx::PgPool;
 
 use super::settings::{parse_method, parse_record_type, CheckSettings};
 use super::store::{
-    load_named, plan_fields, plan_overrides, Monitor, MonitorPatch, MonitorStore, NewMonitor, RegionEdit,
-    RegionOverrides,
+    clean_name, load_named, plan_fields, plan_overrides, Monitor, MonitorPatch, MonitorRegion, MonitorStore,
+    NewMonitor, RegionEdit, RegionOverrides,
 };
+use super::{frequency_minutes, validate_interval, validate_target, validate_timeout};
 use super::{DownRule, Header, MonitorError, MonitorType, StatusRanges};
 use crate::duration::{self, BareUnit};
 use crate::region::validate_thresholds;
@@ -182,13 +183,27 @@ pub async fn apply(
         .collect(),
         geo_distribution: store.placement().geo_distribution,
     };
+    // New monitors whose declaration is valid are inserted together, in one
+    // statement; every other declaration goes through the full path.
+    let mut changes: Vec<Option<Change>> = vec![None; file.monitors.len()];
+    let mut creates = Vec::new();
+    for (index, decl) in file.monitors.iter().enumerate() {
+        if let Some(row) = known.plan_create(decl) {
+            creates.push(row);
+            changes[index] = Some(Change::Created);
+        }
+    }
+    insert_created(&mut tx, &creates).await?;
     let mut applied = Vec::with_capacity(file.monitors.len());
     for (index, decl) in file.monitors.iter().enumerate() {
-        let change = apply_one(store, &mut tx, decl, &known).await.map_err(|source| MonitorError::InEntry {
-            index,
-            name: decl.name.clone(),
-            source: Box::new(source),
-        })?;
+        let change = match changes[index] {
+            Some(change) => change,
+            None => apply_one(store, &mut tx, decl, &known).await.map_err(|source| MonitorError::InEntry {
+                index,
+                name: decl.name.clone(),
+                source: Box::new(source),
+            })?,
+        };
         applied.push(Applied { name: decl.name.trim().to_string(), change });
     }
     if dry_run {
@@ -247,6 +262,154 @@ impl Known {
             &next == existing
         })
     }
+}
+
+/// A new monitor, validated, with its region assignments.
+struct CreateRow {
+    name: String,
+    stored_type: &'static str,
+    target: String,
+    interval_seconds: i32,
+    timeout_ms: i32,
+    down_rule: String,
+    config: Value,
+    regions: Vec<MonitorRegion>,
+}
+
+impl Known {
+    /// The rows for a declared monitor that does not exist yet, when every part
+    /// of it is valid; `None` sends it through the full path (which says what is wrong).
+    fn plan_create(&self, decl: &MonitorDecl) -> Option<CreateRow> {
+        if !self.geo_distribution || self.monitors.contains_key(decl.name.trim()) {
+            return None;
+        }
+        let kind = decl.kind().ok()?;
+        let every = interval(decl.every.as_deref(), "1m", "every").ok()?;
+        let timeout = interval(decl.timeout.as_deref(), "10s", "timeout").ok()?;
+        let down_rule: DownRule = decl.down_when.as_deref().unwrap_or("majority").parse().ok()?;
+        let config = decl.settings().ok()?.into_config(kind, &decl.name).ok()?;
+        let name = clean_name(&decl.name).ok()?;
+        let target = validate_target(kind, &decl.target).ok()?;
+        let interval_seconds = validate_interval(every, decl.force).ok()?;
+        let timeout_ms = validate_timeout(timeout, interval_seconds).ok()?;
+        let codes: Vec<String> = match &decl.regions {
+            Some(codes) => {
+                let mut codes = codes.clone();
+                codes.dedup();
+                codes
+            }
+            None => self.regions.iter().filter(|(_, r)| r.0).map(|(code, _)| code.clone()).collect(),
+        };
+        let mut unique = codes.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.is_empty() || !unique.iter().all(|c| self.regions.get(c).is_some_and(|r| r.0)) {
+            return None;
+        }
+        if !decl.region_overrides.keys().all(|r| unique.contains(r)) {
+            return None;
+        }
+        let current = Monitor {
+            id: uuid::Uuid::nil(),
+            name: name.clone(),
+            stored_type: kind.stored().to_string(),
+            target: target.clone(),
+            interval_seconds,
+            frequency_minutes: frequency_minutes(interval_seconds),
+            timeout_ms: Some(timeout_ms),
+            enabled: true,
+            status: "active".into(),
+            down_rule: down_rule.to_string(),
+            config: Value::Object(config.clone()),
+            regions: Vec::new(),
+            created_at: None,
+            updated_at: None,
+        };
+        let mut regions = Vec::with_capacity(unique.len());
+        for code in unique {
+            let fresh = MonitorRegion {
+                region: code.clone(),
+                enabled: true,
+                timeout_ms: None,
+                interval_seconds: None,
+                schedule: None,
+                latency_warning_ms: None,
+                latency_critical_ms: None,
+                headers: None,
+                priority: 0,
+                notes: None,
+            };
+            let next = plan_overrides(&current, &fresh, decl.overrides(&code).ok()?).ok()?;
+            let &(_, warning, critical) = self.regions.get(&code)?;
+            if (next.latency_warning_ms.is_some() || next.latency_critical_ms.is_some())
+                && validate_thresholds(
+                    next.latency_warning_ms.unwrap_or(warning),
+                    next.latency_critical_ms.unwrap_or(critical),
+                )
+                .is_err()
+            {
+                return None;
+            }
+            regions.push(next);
+        }
+        Some(CreateRow {
+            name,
+            stored_type: kind.stored(),
+            target,
+            interval_seconds,
+            timeout_ms,
+            down_rule: down_rule.to_string(),
+            config: Value::Object(config),
+            regions,
+        })
+    }
+}
+
+/// Inserts new monitors and their region assignments in one statement.
+async fn insert_created(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &[CreateRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let regions: Vec<(&str, &MonitorRegion)> =
+        rows.iter().flat_map(|m| m.regions.iter().map(move |r| (m.name.as_str(), r))).collect();
+    sqlx::query(
+        "WITH m AS (
+            INSERT INTO monitors (name, type, target, frequency_minutes, interval_seconds, timeout_ms, enabled,
+                                  status, down_rule, config, created_at, updated_at)
+            SELECT n, t, tg, f, i, tm, true, 'active', d, c, now(), now()
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[], $8::jsonb[])
+                 AS u(n, t, tg, f, i, tm, d, c)
+            RETURNING id, name)
+         INSERT INTO monitor_regions (monitor_id, region_code, enabled, timeout_ms, interval_seconds, schedule,
+                                      latency_warning_ms, latency_critical_ms, headers, priority, notes)
+         SELECT m.id, r.code, r.enabled, r.tm, r.i, r.s, r.w, r.c, r.h, r.p, r.notes
+         FROM unnest($9::text[], $10::text[], $11::bool[], $12::int[], $13::int[], $14::text[], $15::int[],
+                     $16::int[], $17::jsonb[], $18::int[], $19::text[])
+              AS r(name, code, enabled, tm, i, s, w, c, h, p, notes)
+         JOIN m ON m.name = r.name",
+    )
+    .bind(rows.iter().map(|m| m.name.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.stored_type.to_string()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.target.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| frequency_minutes(m.interval_seconds)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.interval_seconds).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.timeout_ms).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.down_rule.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.config.clone()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.region.clone()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.enabled).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.timeout_ms).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.interval_seconds).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.schedule.clone()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.latency_warning_ms).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.latency_critical_ms).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.headers.clone()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.priority).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.notes.clone()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// The patch that makes a stored monitor what `decl` says (its regions aside).

@@ -746,7 +746,7 @@ fn managed_kind(monitor: &Monitor) -> Result<MonitorType, MonitorError> {
     })
 }
 
-fn clean_name(name: &str) -> Result<String, MonitorError> {
+pub(crate) fn clean_name(name: &str) -> Result<String, MonitorError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(MonitorError::Invalid(
