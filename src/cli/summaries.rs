@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::output::note;
-use crate::results::summary::{self, RebuildError};
+use crate::results::summary;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,10 +35,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let pool = ctx.pool().await?;
     match args.command {
         Command::Rebuild { date } => {
-            let report = match summary::rebuild(&pool, date).await {
-                Err(e @ RebuildError::Pruned { .. }) => return Err(crate::error::input_error(e.to_string())),
-                other => other?,
-            };
+            let report = summary::rebuild(&pool, date).await?;
             note(format!("rebuilt {} summary row(s) over {} day(s)", report.summaries, report.days));
             if report.pruned_days_kept > 0 {
                 note(format!(

@@ -181,9 +181,12 @@ pub enum RebuildError {
     Db(#[from] sqlx::Error),
 }
 
-impl RebuildError {
-    pub fn is_input(&self) -> bool {
-        matches!(self, RebuildError::Pruned { .. })
+impl crate::error::Coded for RebuildError {
+    fn exit(&self) -> crate::error::Exit {
+        match self {
+            RebuildError::Pruned { .. } => crate::error::Exit::Input,
+            RebuildError::Db(_) => crate::error::Exit::Failed,
+        }
     }
 }
 
