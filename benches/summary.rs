@@ -11,7 +11,7 @@
 //!    (`results::status::statuses`) against one query per monitor (the
 //!    previous loop).
 //!
-//! Needs DATABASE_URL pointing at a database it may empty. Prints figures and
+//! Needs GEOCTL_BENCH_DATABASE_URL pointing at a database it may empty. Prints figures and
 //! writes them to target/bench/summary.json; nothing is asserted.
 
 use std::time::Instant;
@@ -169,8 +169,11 @@ async fn seed(pool: &PgPool, per_key: usize) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        println!("summary bench: set DATABASE_URL (scripts/bench summary does) to run it");
+    // Not DATABASE_URL: `cargo test --all-targets` runs this too, and must not empty anyone's database.
+    let Ok(url) = std::env::var("GEOCTL_BENCH_DATABASE_URL") else {
+        println!(
+            "summary bench: set GEOCTL_BENCH_DATABASE_URL to a database it may empty (scripts/bench summary does)"
+        );
         return Ok(());
     };
     let monitors_n = env_usize("BENCH_MONITORS", 1000);

@@ -1,7 +1,7 @@
 # `scripts/bench summary`: sourced by scripts/bench after scripts/lib/services.sh.
 #
-# Starts a private PostgreSQL (or uses DATABASE_URL when set: the database is
-# emptied), builds the `summary` bench in release mode and runs it: write cost
+# Starts a private PostgreSQL (or uses DATABASE_URL when set: its geoctl tables
+# are emptied), builds the `summary` bench in release mode and runs it: write cost
 # per batch with 0 and with BENCH_PER_KEY (1000) results per key already
 # recorded today, against the previous per-key recompute, and `monitor status`
 # at BENCH_MONITORS (1000) monitors in one query against one per monitor.
@@ -14,7 +14,7 @@ bench_summary() {
   # shellcheck disable=SC2064
   trap "stop_services; rm -rf '$work'" EXIT
   [ -n "${DATABASE_URL:-}" ] || start_postgres "$work/pg"
-  export DATABASE_URL
+  export GEOCTL_BENCH_DATABASE_URL="$DATABASE_URL"
   log "cargo bench --bench summary"
   cargo bench --locked --bench summary
 }

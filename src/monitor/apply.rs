@@ -2,16 +2,22 @@
 //! transaction: created when missing, updated when different, left alone
 //! when equal. Monitors not in the file are not touched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use sqlx::PgPool;
 
 use super::settings::{parse_method, parse_record_type, CheckSettings};
-use super::store::{MonitorPatch, MonitorStore, NewMonitor, RegionEdit, RegionOverrides};
+use super::store::{
+    clean_name, load_named, plan_fields, plan_overrides, Monitor, MonitorPatch, MonitorRegion, MonitorStore,
+    NewMonitor, RegionEdit, RegionOverrides,
+};
+use super::{frequency_minutes, validate_interval, validate_target, validate_timeout};
 use super::{DownRule, Header, MonitorError, MonitorType, StatusRanges};
 use crate::duration::{self, BareUnit};
+use crate::region::validate_thresholds;
 use crate::store::Change;
 
 /// The file: `monitors:` and a list.
@@ -162,13 +168,42 @@ pub async fn apply(
     // Applies declaring the same new monitor run one after the other: a later
     // one finds the monitor the first created and says "unchanged".
     super::store::lock_monitors(&mut tx).await?;
+    // What the file names, read in a fixed number of queries: a declaration
+    // found equal to it costs no further round trip.
+    let names: Vec<String> = file.monitors.iter().map(|d| d.name.trim().to_string()).collect();
+    let known = Known {
+        monitors: load_named(&mut tx, &names).await?,
+        regions: sqlx::query_as::<_, (String, bool, i32, i32)>(
+            "SELECT code, is_active, latency_warning_ms, latency_critical_ms FROM regions",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(code, active, warning, critical)| (code, (active, warning, critical)))
+        .collect(),
+        geo_distribution: store.placement().geo_distribution,
+    };
+    // New monitors whose declaration is valid are inserted together, in one
+    // statement; every other declaration goes through the full path.
+    let mut changes: Vec<Option<Change>> = vec![None; file.monitors.len()];
+    let mut creates = Vec::new();
+    for (index, decl) in file.monitors.iter().enumerate() {
+        if let Some(row) = known.plan_create(decl) {
+            creates.push(row);
+            changes[index] = Some(Change::Created);
+        }
+    }
+    insert_created(&mut tx, &creates).await?;
     let mut applied = Vec::with_capacity(file.monitors.len());
     for (index, decl) in file.monitors.iter().enumerate() {
-        let change = apply_one(store, &mut tx, decl).await.map_err(|source| MonitorError::InEntry {
-            index,
-            name: decl.name.clone(),
-            source: Box::new(source),
-        })?;
+        let change = match changes[index] {
+            Some(change) => change,
+            None => apply_one(store, &mut tx, decl, &known).await.map_err(|source| MonitorError::InEntry {
+                index,
+                name: decl.name.clone(),
+                source: Box::new(source),
+            })?,
+        };
         applied.push(Applied { name: decl.name.trim().to_string(), change });
     }
     if dry_run {
@@ -179,16 +214,241 @@ pub async fn apply(
     Ok(applied)
 }
 
+/// The state a file's declarations are compared with, read once.
+struct Known {
+    monitors: HashMap<String, Vec<Monitor>>,
+    /// code → (active, latency warning, latency critical)
+    regions: HashMap<String, (bool, i32, i32)>,
+    geo_distribution: bool,
+}
+
+impl Known {
+    /// True only when applying `decl` to the stored monitor would change
+    /// nothing and raise no error; anything else takes the full path, which
+    /// validates, writes and words errors as `monitor update` does.
+    fn unchanged(&self, decl: &MonitorDecl, kind: MonitorType, patch: &MonitorPatch) -> bool {
+        let [current] = self.monitors.get(decl.name.trim()).map(Vec::as_slice).unwrap_or_default() else {
+            return false;
+        };
+        if MonitorType::parse(&current.stored_type) != Some(kind) || !self.geo_distribution {
+            return false;
+        }
+        if !plan_fields(current, kind, patch).is_ok_and(|p| p.same_as(current)) {
+            return false;
+        }
+        if let Some(wanted) = &decl.regions {
+            let mut wanted = wanted.clone();
+            wanted.sort();
+            wanted.dedup();
+            let mut have = current.region_codes();
+            have.sort();
+            if wanted.is_empty() || wanted != have || !wanted.iter().all(|c| self.regions.get(c).is_some_and(|r| r.0)) {
+                return false;
+            }
+        }
+        if !decl.region_overrides.keys().all(|r| current.regions.iter().any(|a| &a.region == r)) {
+            return false;
+        }
+        current.regions.iter().all(|existing| {
+            let Ok(o) = decl.overrides(&existing.region) else { return false };
+            let Ok(next) = plan_overrides(current, existing, o) else { return false };
+            if next.latency_warning_ms.is_some() || next.latency_critical_ms.is_some() {
+                let Some(&(_, warning, critical)) = self.regions.get(&existing.region) else { return false };
+                let (w, c) = (next.latency_warning_ms.unwrap_or(warning), next.latency_critical_ms.unwrap_or(critical));
+                if validate_thresholds(w, c).is_err() {
+                    return false;
+                }
+            }
+            &next == existing
+        })
+    }
+}
+
+/// A new monitor, validated, with its region assignments.
+struct CreateRow {
+    name: String,
+    stored_type: &'static str,
+    target: String,
+    interval_seconds: i32,
+    timeout_ms: i32,
+    down_rule: String,
+    config: Value,
+    regions: Vec<MonitorRegion>,
+}
+
+impl Known {
+    /// The rows for a declared monitor that does not exist yet, when every part
+    /// of it is valid; `None` sends it through the full path (which says what is wrong).
+    fn plan_create(&self, decl: &MonitorDecl) -> Option<CreateRow> {
+        if !self.geo_distribution || self.monitors.contains_key(decl.name.trim()) {
+            return None;
+        }
+        let kind = decl.kind().ok()?;
+        let every = interval(decl.every.as_deref(), "1m", "every").ok()?;
+        let timeout = interval(decl.timeout.as_deref(), "10s", "timeout").ok()?;
+        let down_rule: DownRule = decl.down_when.as_deref().unwrap_or("majority").parse().ok()?;
+        let config = decl.settings().ok()?.into_config(kind, &decl.name).ok()?;
+        let name = clean_name(&decl.name).ok()?;
+        let target = validate_target(kind, &decl.target).ok()?;
+        let interval_seconds = validate_interval(every, decl.force).ok()?;
+        let timeout_ms = validate_timeout(timeout, interval_seconds).ok()?;
+        let codes: Vec<String> = match &decl.regions {
+            Some(codes) => {
+                let mut codes = codes.clone();
+                codes.dedup();
+                codes
+            }
+            None => self.regions.iter().filter(|(_, r)| r.0).map(|(code, _)| code.clone()).collect(),
+        };
+        let mut unique = codes.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.is_empty() || !unique.iter().all(|c| self.regions.get(c).is_some_and(|r| r.0)) {
+            return None;
+        }
+        if !decl.region_overrides.keys().all(|r| unique.contains(r)) {
+            return None;
+        }
+        let current = Monitor {
+            id: uuid::Uuid::nil(),
+            name: name.clone(),
+            stored_type: kind.stored().to_string(),
+            target: target.clone(),
+            interval_seconds,
+            frequency_minutes: frequency_minutes(interval_seconds),
+            timeout_ms: Some(timeout_ms),
+            enabled: true,
+            status: "active".into(),
+            down_rule: down_rule.to_string(),
+            config: Value::Object(config.clone()),
+            regions: Vec::new(),
+            created_at: None,
+            updated_at: None,
+        };
+        let mut regions = Vec::with_capacity(unique.len());
+        for code in unique {
+            let fresh = MonitorRegion {
+                region: code.clone(),
+                enabled: true,
+                timeout_ms: None,
+                interval_seconds: None,
+                schedule: None,
+                latency_warning_ms: None,
+                latency_critical_ms: None,
+                headers: None,
+                priority: 0,
+                notes: None,
+            };
+            let next = plan_overrides(&current, &fresh, decl.overrides(&code).ok()?).ok()?;
+            let &(_, warning, critical) = self.regions.get(&code)?;
+            if (next.latency_warning_ms.is_some() || next.latency_critical_ms.is_some())
+                && validate_thresholds(
+                    next.latency_warning_ms.unwrap_or(warning),
+                    next.latency_critical_ms.unwrap_or(critical),
+                )
+                .is_err()
+            {
+                return None;
+            }
+            regions.push(next);
+        }
+        Some(CreateRow {
+            name,
+            stored_type: kind.stored(),
+            target,
+            interval_seconds,
+            timeout_ms,
+            down_rule: down_rule.to_string(),
+            config: Value::Object(config),
+            regions,
+        })
+    }
+}
+
+/// Inserts new monitors and their region assignments in one statement.
+async fn insert_created(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &[CreateRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let regions: Vec<(&str, &MonitorRegion)> =
+        rows.iter().flat_map(|m| m.regions.iter().map(move |r| (m.name.as_str(), r))).collect();
+    sqlx::query(
+        "WITH m AS (
+            INSERT INTO monitors (name, type, target, frequency_minutes, interval_seconds, timeout_ms, enabled,
+                                  status, down_rule, config, created_at, updated_at)
+            SELECT n, t, tg, f, i, tm, true, 'active', d, c, now(), now()
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[], $8::jsonb[])
+                 AS u(n, t, tg, f, i, tm, d, c)
+            RETURNING id, name)
+         INSERT INTO monitor_regions (monitor_id, region_code, enabled, timeout_ms, interval_seconds, schedule,
+                                      latency_warning_ms, latency_critical_ms, headers, priority, notes)
+         SELECT m.id, r.code, r.enabled, r.tm, r.i, r.s, r.w, r.c, r.h, r.p, r.notes
+         FROM unnest($9::text[], $10::text[], $11::bool[], $12::int[], $13::int[], $14::text[], $15::int[],
+                     $16::int[], $17::jsonb[], $18::int[], $19::text[])
+              AS r(name, code, enabled, tm, i, s, w, c, h, p, notes)
+         JOIN m ON m.name = r.name",
+    )
+    .bind(rows.iter().map(|m| m.name.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.stored_type.to_string()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.target.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| frequency_minutes(m.interval_seconds)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.interval_seconds).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.timeout_ms).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.down_rule.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.config.clone()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.region.clone()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.enabled).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.timeout_ms).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.interval_seconds).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.schedule.clone()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.latency_warning_ms).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.latency_critical_ms).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.headers.clone()).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.priority).collect::<Vec<_>>())
+    .bind(regions.iter().map(|(_, r)| r.notes.clone()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The patch that makes a stored monitor what `decl` says (its regions aside).
+fn patch_of(
+    decl: &MonitorDecl,
+    config: Map<String, Value>,
+    every: Duration,
+    timeout: Duration,
+    down_rule: DownRule,
+) -> MonitorPatch {
+    let mut config = config;
+    for key in OWNED_KEYS {
+        config.entry(key).or_insert(Value::Null);
+    }
+    MonitorPatch {
+        name: None,
+        target: Some(decl.target.clone()),
+        interval: Some(every),
+        timeout: Some(timeout),
+        down_rule: Some(down_rule),
+        config,
+        force: decl.force,
+    }
+}
+
 async fn apply_one(
     store: &MonitorStore<'_>,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     decl: &MonitorDecl,
+    known: &Known,
 ) -> Result<Change, MonitorError> {
     let kind = decl.kind()?;
     let every = interval(decl.every.as_deref(), "1m", "every")?;
     let timeout = interval(decl.timeout.as_deref(), "10s", "timeout")?;
     let down_rule: DownRule = decl.down_when.as_deref().unwrap_or("majority").parse()?;
     let config = decl.settings()?.into_config(kind, &decl.name)?;
+    if known.unchanged(decl, kind, &patch_of(decl, config.clone(), every, timeout, down_rule)) {
+        return Ok(Change::Unchanged);
+    }
     let exists: Option<String> = sqlx::query_scalar("SELECT type::text FROM monitors WHERE name = $1 LIMIT 1")
         .bind(decl.name.trim())
         .fetch_optional(&mut **tx)
@@ -217,19 +477,7 @@ async fn apply_one(
                     "it exists with type `{stored}`; a type cannot change: delete it first or choose another name"
                 )));
             }
-            let mut config = config;
-            for key in OWNED_KEYS {
-                config.entry(key).or_insert(serde_json::Value::Null);
-            }
-            let patch = MonitorPatch {
-                name: None,
-                target: Some(decl.target.clone()),
-                interval: Some(every),
-                timeout: Some(timeout),
-                down_rule: Some(down_rule),
-                config,
-                force: decl.force,
-            };
+            let patch = patch_of(decl, config, every, timeout, down_rule);
             let (_, mut change) = store.update_in(tx, decl.name.trim(), patch).await?;
             if let Some(regions) = &decl.regions {
                 let (_, c) = store.edit_regions_in(tx, decl.name.trim(), RegionEdit::Set, regions).await?;

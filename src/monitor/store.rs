@@ -185,6 +185,10 @@ impl<'a> MonitorStore<'a> {
         Self { pool, placement }
     }
 
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
     pub async fn list(&self) -> Result<Vec<Monitor>, MonitorError> {
         let mut conn = self.pool.acquire().await?;
         let rows: Vec<MonitorRow> =
@@ -299,30 +303,7 @@ impl<'a> MonitorStore<'a> {
             }
             None => current.name.clone(),
         };
-        let target = match &patch.target {
-            Some(t) => validate_target(kind, t)?,
-            None => current.target.clone(),
-        };
-        let interval_seconds = match patch.interval {
-            Some(i) => validate_interval(i, patch.force)?,
-            None => current.interval_seconds,
-        };
-        let timeout_ms = match (patch.timeout, current.timeout_ms) {
-            (Some(t), _) => Some(validate_timeout(t, interval_seconds)?),
-            (None, Some(ms)) => Some(validate_timeout(Duration::from_millis(ms as u64), interval_seconds)?),
-            (None, None) => None,
-        };
-        let down_rule = patch.down_rule.map(|r| r.to_string()).unwrap_or_else(|| current.down_rule.clone());
-        let mut config = current.config.as_object().cloned().unwrap_or_default();
-        for (key, value) in patch.config {
-            if value.is_null() {
-                config.remove(&key);
-            } else {
-                config.insert(key, value);
-            }
-        }
-        let config = Value::Object(config);
-
+        let Planned { target, interval_seconds, timeout_ms, down_rule, config } = plan_fields(&current, kind, &patch)?;
         let unchanged = name == current.name
             && target == current.target
             && interval_seconds == current.interval_seconds
@@ -500,39 +481,7 @@ impl<'a> MonitorStore<'a> {
             RegionStore::fetch(&mut *tx, region).await?;
             return Err(MonitorError::NotInRegion { monitor: current.name, region: region.into() });
         };
-        let mut next = if o.clear {
-            MonitorRegion {
-                region: region.into(),
-                enabled: true,
-                timeout_ms: None,
-                interval_seconds: None,
-                schedule: None,
-                latency_warning_ms: None,
-                latency_critical_ms: None,
-                headers: None,
-                priority: 0,
-                notes: None,
-            }
-        } else {
-            existing.clone()
-        };
-        if let Some(enabled) = o.enabled {
-            next.enabled = enabled;
-        }
-        if let Some(interval) = o.interval {
-            next.interval_seconds = Some(validate_interval(interval, o.force)?);
-        }
-        let interval = next.interval_seconds.unwrap_or(current.interval_seconds);
-        if let Some(timeout) = o.timeout {
-            next.timeout_ms = Some(validate_timeout(timeout, interval)?);
-        } else if let Some(ms) = next.timeout_ms.or(current.timeout_ms) {
-            validate_timeout(Duration::from_millis(ms as u64), interval)?;
-        }
-        if let Some(schedule) = &o.schedule {
-            next.schedule = Some(validate_schedule(schedule)?).filter(|s| !s.is_empty());
-        }
-        next.latency_warning_ms = o.latency_warning_ms.or(next.latency_warning_ms);
-        next.latency_critical_ms = o.latency_critical_ms.or(next.latency_critical_ms);
+        let next = plan_overrides(&current, existing, o)?;
         if next.latency_warning_ms.is_some() || next.latency_critical_ms.is_some() {
             let defaults: (i32, i32) =
                 sqlx::query_as("SELECT latency_warning_ms, latency_critical_ms FROM regions WHERE code = $1")
@@ -543,16 +492,6 @@ impl<'a> MonitorStore<'a> {
                 next.latency_warning_ms.unwrap_or(defaults.0),
                 next.latency_critical_ms.unwrap_or(defaults.1),
             )?;
-        }
-        if let Some(headers) = o.headers {
-            next.headers = Some(serde_json::to_value(headers).expect("headers serialise"));
-        }
-        if let Some(priority) = o.priority {
-            next.priority = priority;
-        }
-        if let Some(notes) = o.notes {
-            crate::text::check("notes", notes.trim(), crate::text::MAX_NOTES).map_err(MonitorError::Invalid)?;
-            next.notes = Some(notes).filter(|n| !n.trim().is_empty());
         }
         if &next == existing {
             return Ok((current, Change::Unchanged));
@@ -623,6 +562,138 @@ impl<'a> MonitorStore<'a> {
             None => Ok(RegionStore::default_code(&mut **tx).await?),
         }
     }
+}
+
+/// A region assignment with overrides applied and validated (all but the
+/// latency thresholds, which need the region's defaults).
+pub(crate) fn plan_overrides(
+    current: &Monitor,
+    existing: &MonitorRegion,
+    o: RegionOverrides,
+) -> Result<MonitorRegion, MonitorError> {
+    let region = existing.region.as_str();
+    let mut next = if o.clear {
+        MonitorRegion {
+            region: region.into(),
+            enabled: true,
+            timeout_ms: None,
+            interval_seconds: None,
+            schedule: None,
+            latency_warning_ms: None,
+            latency_critical_ms: None,
+            headers: None,
+            priority: 0,
+            notes: None,
+        }
+    } else {
+        existing.clone()
+    };
+    if let Some(enabled) = o.enabled {
+        next.enabled = enabled;
+    }
+    if let Some(interval) = o.interval {
+        next.interval_seconds = Some(validate_interval(interval, o.force)?);
+    }
+    let interval = next.interval_seconds.unwrap_or(current.interval_seconds);
+    if let Some(timeout) = o.timeout {
+        next.timeout_ms = Some(validate_timeout(timeout, interval)?);
+    } else if let Some(ms) = next.timeout_ms.or(current.timeout_ms) {
+        validate_timeout(Duration::from_millis(ms as u64), interval)?;
+    }
+    if let Some(schedule) = &o.schedule {
+        next.schedule = Some(validate_schedule(schedule)?).filter(|s| !s.is_empty());
+    }
+    next.latency_warning_ms = o.latency_warning_ms.or(next.latency_warning_ms);
+    next.latency_critical_ms = o.latency_critical_ms.or(next.latency_critical_ms);
+    if let Some(headers) = o.headers {
+        next.headers = Some(serde_json::to_value(headers).expect("headers serialise"));
+    }
+    if let Some(priority) = o.priority {
+        next.priority = priority;
+    }
+    if let Some(notes) = o.notes {
+        crate::text::check("notes", notes.trim(), crate::text::MAX_NOTES).map_err(MonitorError::Invalid)?;
+        next.notes = Some(notes).filter(|n| !n.trim().is_empty());
+    }
+    Ok(next)
+}
+
+/// A monitor's fields after a patch (all but its name), validated.
+pub(crate) struct Planned {
+    pub target: String,
+    pub interval_seconds: i32,
+    pub timeout_ms: Option<i32>,
+    pub down_rule: String,
+    pub config: Value,
+}
+
+impl Planned {
+    /// Nothing would change but, maybe, the name.
+    pub fn same_as(&self, current: &Monitor) -> bool {
+        self.target == current.target
+            && self.interval_seconds == current.interval_seconds
+            && self.timeout_ms == current.timeout_ms
+            && self.down_rule == current.down_rule
+            && self.config == current.config
+    }
+}
+
+pub(crate) fn plan_fields(current: &Monitor, kind: MonitorType, patch: &MonitorPatch) -> Result<Planned, MonitorError> {
+    let target = match &patch.target {
+        Some(t) => validate_target(kind, t)?,
+        None => current.target.clone(),
+    };
+    let interval_seconds = match patch.interval {
+        Some(i) => validate_interval(i, patch.force)?,
+        None => current.interval_seconds,
+    };
+    let timeout_ms = match (patch.timeout, current.timeout_ms) {
+        (Some(t), _) => Some(validate_timeout(t, interval_seconds)?),
+        (None, Some(ms)) => Some(validate_timeout(Duration::from_millis(ms as u64), interval_seconds)?),
+        (None, None) => None,
+    };
+    let down_rule = patch.down_rule.map(|r| r.to_string()).unwrap_or_else(|| current.down_rule.clone());
+    let mut config = current.config.as_object().cloned().unwrap_or_default();
+    for (key, value) in &patch.config {
+        if value.is_null() {
+            config.remove(key);
+        } else {
+            config.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(Planned { target, interval_seconds, timeout_ms, down_rule, config: Value::Object(config) })
+}
+
+/// The monitors named `names` with their regions, in two queries whatever
+/// their number, by name (legacy databases may repeat a name).
+pub(crate) async fn load_named(
+    conn: &mut PgConnection,
+    names: &[String],
+) -> Result<std::collections::HashMap<String, Vec<Monitor>>, MonitorError> {
+    let rows: Vec<MonitorRow> =
+        sqlx::query_as(&format!("SELECT {MONITOR_COLUMNS} FROM monitors WHERE name = ANY($1) ORDER BY created_at"))
+            .bind(names)
+            .fetch_all(&mut *conn)
+            .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let regions: Vec<MonitorRegionRow> = sqlx::query_as(&format!(
+        "SELECT monitor_id, {REGION_COLUMNS} FROM monitor_regions WHERE monitor_id = ANY($1) \
+         ORDER BY priority DESC, region_code"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_id: std::collections::HashMap<Uuid, Vec<MonitorRegion>> = std::collections::HashMap::new();
+    for r in regions {
+        by_id.entry(r.monitor_id).or_default().push(r.region);
+    }
+    let mut out: std::collections::HashMap<String, Vec<Monitor>> = std::collections::HashMap::new();
+    for row in rows {
+        let regions = by_id.remove(&row.id).unwrap_or_default();
+        let monitor = assemble(row, regions);
+        out.entry(monitor.name.clone()).or_default().push(monitor);
+    }
+    Ok(out)
 }
 
 #[derive(sqlx::FromRow)]
@@ -697,7 +768,7 @@ fn managed_kind(monitor: &Monitor) -> Result<MonitorType, MonitorError> {
     })
 }
 
-fn clean_name(name: &str) -> Result<String, MonitorError> {
+pub(crate) fn clean_name(name: &str) -> Result<String, MonitorError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(MonitorError::Invalid(
