@@ -93,3 +93,18 @@ fn an_unreachable_database_fails_fast_with_the_cause() {
     }
     assert!(run.stderr.contains("sslpassword"), "the ignored parameter is named: {}", run.stderr);
 }
+
+/// Completions and the man page come from the clap definitions and need no configuration.
+#[test]
+fn completions_and_man_page_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("geoctl.yaml"), "not: [valid").unwrap();
+    for (shell, marker) in [("bash", "_geoctl()"), ("zsh", "#compdef geoctl"), ("fish", "complete -c geoctl")] {
+        let run = geoctl_in(dir.path(), &["completions", shell], &[]).success();
+        assert!(run.stdout.contains(marker), "{shell}: {}", &run.stdout[..run.stdout.len().min(300)]);
+        assert!(run.stdout.contains("ignore-not-found"), "{shell} completes subcommand flags");
+    }
+    let man = geoctl_in(dir.path(), &["man"], &[]).success();
+    assert!(man.stdout.contains(".TH geoctl") && man.stdout.contains("monitor"), "{}", man.stdout);
+    geoctl_in(dir.path(), &["completions", "tcsh"], &[]).usage_error(&["tcsh"]);
+}
