@@ -10,10 +10,9 @@ use chrono::Utc;
 use comfy_table::{Cell, Color};
 
 use super::checks::parse_interval;
-use super::probe::ms;
 use super::Context;
 use crate::monitor::MonitorStore;
-use crate::output::{note, terminal_safe, Format, Printer};
+use crate::output::{ms, note, terminal_safe, Format, Printer};
 use crate::report::{self, html, spark, MonitorReport, Report, UptimeGrade};
 
 #[derive(Debug, clap::Args)]
