@@ -11,6 +11,27 @@ pub enum BareUnit {
     Milliseconds,
 }
 
+/// [`parse`] with a rule the duration must meet (a minimum, a maximum). A bare number gets only
+/// suggestions the rule accepts: `90` as a retention of at least 1d suggests `90d`, never `90s`.
+pub fn parse_checked(text: &str, rule: impl Fn(Duration) -> Result<(), String>) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if let Ok(n) = trimmed.parse::<u64>() {
+        let valid: Vec<String> = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+            .into_iter()
+            .filter(|(_, secs)| n.checked_mul(*secs).is_some_and(|s| rule(Duration::from_secs(s)).is_ok()))
+            .map(|(unit, _)| format!("{trimmed}{unit}"))
+            .collect();
+        return Err(match valid.as_slice() {
+            [] => format!("`{trimmed}` has no unit, and no unit makes it valid: {}", rule(Duration::ZERO).unwrap_err()),
+            [one] => format!("`{trimmed}` has no unit; did you mean {one}?"),
+            many => format!("`{trimmed}` has no unit; write it like {}", many.join(", ")),
+        });
+    }
+    let d = parse(trimmed, BareUnit::Rejected)?;
+    rule(d)?;
+    Ok(d)
+}
+
 /// Parses `1500ms`, `30s`, `5m`, `1h`, `1d`, or a combination such as `1m30s`.
 pub fn parse(text: &str, bare: BareUnit) -> Result<Duration, String> {
     let text = text.trim();
@@ -85,6 +106,17 @@ mod tests {
     #[test]
     fn rejects_garbage_with_a_hint() {
         assert!(parse("10", BareUnit::Rejected).unwrap_err().contains("no unit"));
+        let at_least_a_day = |d: Duration| {
+            if d >= Duration::from_secs(86_400) {
+                Ok(())
+            } else {
+                Err("keep at least 1d".to_string())
+            }
+        };
+        assert_eq!(parse_checked("90", at_least_a_day).unwrap_err(), "`90` has no unit; write it like 90h, 90d");
+        assert_eq!(parse_checked("7", at_least_a_day).unwrap_err(), "`7` has no unit; did you mean 7d?");
+        assert_eq!(parse_checked("2d", at_least_a_day), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_checked("90s", at_least_a_day).unwrap_err(), "keep at least 1d");
         assert!(parse("-5m", BareUnit::Rejected).is_err());
         assert!(parse("5 minutes", BareUnit::Rejected).is_err());
         assert!(parse("5y", BareUnit::Rejected).unwrap_err().contains("unit"));

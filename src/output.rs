@@ -10,6 +10,8 @@ use std::io::{IsTerminal, Write};
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use serde::Serialize;
 
+use crate::probe::ProbeResult;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     #[default]
@@ -102,6 +104,86 @@ impl Printer {
 /// A value or the dash people read as "absent" (never a made-up 0).
 pub fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// Milliseconds with the precision that matters: sub-millisecond times keep three decimals.
+pub fn ms(value: Option<f64>) -> String {
+    match value {
+        None => "-".into(),
+        Some(v) if v < 10.0 => format!("{v:.3} ms"),
+        Some(v) => format!("{v:.1} ms"),
+    }
+}
+
+/// The phase table (duration and cumulative time of each phase) and the facts.
+pub fn result_tables(p: &Printer, r: &ProbeResult) -> Vec<Table> {
+    let mut phases = p.table(["PHASE", "TIME", "CUMULATIVE"]);
+    let t = r.timeline.as_ref();
+    let rows = [
+        ("dns", r.phases.dns_ms, t.and_then(|t| t.namelookup_ms)),
+        ("connect", r.phases.connect_ms, t.and_then(|t| t.connect_ms)),
+        ("tls", r.phases.tls_ms, t.and_then(|t| t.tls_ms)),
+        ("first byte", r.phases.first_byte_ms, t.and_then(|t| t.first_byte_ms)),
+        ("total", Some(r.phases.total_ms), Some(r.phases.total_ms)),
+    ];
+    for (name, duration, cumulative) in rows {
+        phases.add_row([name.to_string(), ms(duration), ms(cumulative)]);
+    }
+
+    let mut facts = p.table(["FACT", "VALUE"]);
+    let state = if r.up { "up" } else { "down" };
+    facts.add_row(vec!["result".into(), p.status_cell(state)]);
+    facts.add_row(["target".to_string(), r.target.clone()]);
+    facts.add_row(["address".to_string(), or_dash(r.resolved_address)]);
+    if let Some(http) = &r.http {
+        facts.add_row(["status".to_string(), or_dash(http.status)]);
+        facts.add_row(["http version".to_string(), or_dash(http.version.as_ref())]);
+        facts.add_row(["response size".to_string(), format!("{} bytes", http.response_size)]);
+        facts.add_row(["redirects".to_string(), http.redirects.to_string()]);
+        facts.add_row([
+            "certificate expires".to_string(),
+            or_dash(http.cert_expires_at.map(|t| t.format("%Y-%m-%d %H:%M UTC"))),
+        ]);
+        if let Some(cdn) = &http.cdn {
+            facts.add_row(["cdn".to_string(), format!("{:?}", cdn)]);
+        }
+    }
+    if let Some(ping) = &r.ping {
+        facts.add_row([
+            "packets".to_string(),
+            format!("{} sent, {} received ({:.0}% loss)", ping.sent, ping.received, ping.loss_pct),
+        ]);
+        facts.add_row([
+            "rtt min/avg/max".to_string(),
+            format!("{} / {} / {}", ms(ping.min_ms), ms(ping.avg_ms), ms(ping.max_ms)),
+        ]);
+    }
+    if let Some(dns) = &r.dns {
+        facts.add_row(["rcode".to_string(), or_dash(dns.rcode.as_ref())]);
+        facts
+            .add_row(["answers".to_string(), if dns.answers.is_empty() { "-".into() } else { dns.answers.join(", ") }]);
+        facts.add_row(["resolver".to_string(), or_dash(dns.resolver.as_ref())]);
+    }
+    if let Some(failure) = &r.failure {
+        facts.add_row(["failure".to_string(), format!("{}: {}", failure.kind, failure.message)]);
+    }
+    let mut tables = vec![phases, facts];
+    if !r.per_address.is_empty() {
+        let mut per = p.table(["ADDRESS", "RESULT", "CONNECT", "TLS", "FIRST BYTE", "TOTAL", "FAILURE"]);
+        for a in &r.per_address {
+            per.add_row(vec![
+                a.address.to_string().into(),
+                p.status_cell(if a.up { "up" } else { "down" }),
+                ms(a.phases.connect_ms).into(),
+                ms(a.phases.tls_ms).into(),
+                ms(a.phases.first_byte_ms).into(),
+                ms(Some(a.phases.total_ms)).into(),
+                or_dash(a.failure.as_ref()).into(),
+            ]);
+        }
+        tables.push(per);
+    }
+    tables
 }
 
 /// A message for people, on stderr.

@@ -40,12 +40,19 @@ enum Command {
 }
 
 /// At least a day, so a typo like `90m` cannot wipe today's results.
+/// Longest retention: 100 years.
+const MAX_RETENTION_DAYS: u64 = 36_500;
+
 fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
-    let d = crate::duration::parse(text, crate::duration::BareUnit::Rejected)?;
-    if d < std::time::Duration::from_secs(86_400) {
-        return Err(format!("retention {text} is under 1d; keep at least one day of results"));
-    }
-    Ok(d)
+    crate::duration::parse_checked(text, |d| {
+        if d < std::time::Duration::from_secs(86_400) {
+            Err(format!("retention {text} is under 1d; keep at least one day of results"))
+        } else if d > std::time::Duration::from_secs(MAX_RETENTION_DAYS * 86_400) {
+            Err(format!("retention {text} is too long; the maximum is {MAX_RETENTION_DAYS}d"))
+        } else {
+            Ok(())
+        }
+    })
 }
 
 #[derive(Serialize)]
@@ -98,8 +105,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         Command::Prune { older_than, batch, yes, dry_run } => {
             let cutoff = chrono::Utc::now()
-                - chrono::Duration::from_std(older_than)
-                    .map_err(|_| crate::error::input_error("retention too long"))?;
+                - chrono::Duration::from_std(older_than).expect("retention is at most MAX_RETENTION_DAYS");
             if !dry_run {
                 ctx.confirm(&format!("Delete results checked before {}?", cutoff.format("%Y-%m-%d %H:%M UTC")), yes)?;
             }

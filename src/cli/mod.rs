@@ -2,6 +2,7 @@
 //! into messages and exit codes.
 
 mod checks;
+mod completions;
 mod config;
 mod db;
 mod monitor;
@@ -73,6 +74,10 @@ enum Command {
     Summaries(summaries::Args),
     /// Per-region uptime, percentiles, phase averages and latency charts
     Report(report::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(completions::Args),
+    /// Print the man page (roff)
+    Man,
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -187,6 +192,12 @@ fn init_logging(verbose: u8) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // These need no configuration, so a broken config file cannot stop them.
+    match cli.command {
+        Command::Completions(args) => return completions::completions(args),
+        Command::Man => return completions::man(),
+        _ => {}
+    }
     let g = &cli.global;
     let flags = Flags {
         config: g.config.clone(),
@@ -210,6 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue(args) => queue::run(&ctx, args).await,
         Command::Summaries(args) => summaries::run(&ctx, args).await,
         Command::Report(args) => report::run(&ctx, args).await,
+        Command::Completions(_) | Command::Man => unreachable!("handled before the configuration is read"),
     }
 }
 

@@ -10,10 +10,9 @@ use chrono::Utc;
 use comfy_table::{Cell, Color};
 
 use super::checks::parse_interval;
-use super::probe::ms;
 use super::Context;
 use crate::monitor::MonitorStore;
-use crate::output::{note, terminal_safe, Format, Printer};
+use crate::output::{ms, note, terminal_safe, Format, Printer};
 use crate::report::{self, html, spark, MonitorReport, Report, UptimeGrade};
 
 #[derive(Debug, clap::Args)]
@@ -30,6 +29,9 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.html {
+        check_writable_dir(path)?;
+    }
     let pool = ctx.pool().await?;
     let store = MonitorStore::new(&pool, ctx.placement());
     let monitors = match &args.monitor {
@@ -177,6 +179,25 @@ fn write_monitor_charts(out: &mut impl std::io::Write, p: &Printer, monitor: &Mo
             let marks: String = line.cells.iter().map(|c| if c.failures { '×' } else { ' ' }).collect();
             writeln!(out, "  {:<width$}  {}", "", paint(p, "31", marks.trim_end()))?;
         }
+    }
+    Ok(())
+}
+
+/// Refuses an --html path whose directory is missing before the report is built and printed.
+fn check_writable_dir(path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(crate::error::input_error(format!(
+            "--html {}: directory {} does not exist; create it or choose another path",
+            path.display(),
+            dir.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(crate::error::input_error(format!("--html {} is a directory; name a file", path.display())));
     }
     Ok(())
 }

@@ -198,17 +198,35 @@ pub fn resolve_headers(
     Ok(headers)
 }
 
-/// A cron schedule override: five fields of digits, `*`, `/`, `,` and `-`.
+/// A cron schedule override: five fields (minute hour day-of-month month day-of-week), checked
+/// by `croner` (a maintained cron parser), so `99 * * * *` and `*/0 * * * *` are refused with the
+/// parser's reason. Returns the schedule with single spaces.
 pub fn validate_schedule(text: &str) -> Result<String, MonitorError> {
     let fields: Vec<&str> = text.split_whitespace().collect();
-    let ok = fields.len() == 5 && fields.iter().all(|f| f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)));
-    if ok {
-        Ok(fields.join(" "))
-    } else {
-        Err(MonitorError::Invalid(format!(
-            "invalid schedule `{text}`; use a five-field cron expression such as '*/5 * * * *'"
-        )))
+    let bad = |why: String| {
+        MonitorError::Invalid(format!(
+            "invalid schedule `{text}`: {why}; use a five-field cron expression such as '*/5 * * * *'"
+        ))
+    };
+    if fields.len() != 5 {
+        return Err(bad(format!("it has {} fields", fields.len())));
     }
+    let schedule = fields.join(" ");
+    parse_cron(&schedule).map_err(bad)?;
+    Ok(schedule)
+}
+
+fn parse_cron(schedule: &str) -> Result<croner::Cron, String> {
+    schedule.parse::<croner::Cron>().map_err(|e| e.to_string())
+}
+
+/// The next `count` times a valid schedule fires after `after`, in UTC.
+pub fn next_runs(
+    schedule: &str,
+    after: chrono::DateTime<chrono::Utc>,
+    count: usize,
+) -> Vec<chrono::DateTime<chrono::Utc>> {
+    parse_cron(schedule).map(|cron| cron.iter_after(after).take(count).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -239,6 +257,13 @@ mod tests {
         assert!("X: a\r\nInjected: b".parse::<Header>().is_err());
         assert!(validate_schedule("*/5 * * * *").is_ok());
         assert!(validate_schedule("every minute").is_err());
+        for bad in ["99 * * * *", "*/0 * * * *", "* * * * * *", "* 24 * * *", "* * 32 * *"] {
+            assert!(validate_schedule(bad).is_err(), "{bad} accepted");
+        }
+        let after = chrono::DateTime::parse_from_rfc3339("2026-11-29T00:02:30Z").unwrap().to_utc();
+        let runs: Vec<String> =
+            next_runs("*/5 * * * *", after, 3).iter().map(|t| t.format("%H:%M").to_string()).collect();
+        assert_eq!(runs, ["00:05", "00:10", "00:15"]);
     }
 
     #[test]

@@ -100,7 +100,10 @@ pub fn validate_code(code: &str) -> Result<(), RegionError> {
     if first_ok && rest_ok && (2..=50).contains(&code.len()) {
         Ok(())
     } else {
-        Err(RegionError::InvalidCode(code.to_string()))
+        // Quote at most what a valid code could hold, so a huge input is not repeated back.
+        let shown: String = code.chars().take(50).collect();
+        let ellipsis = if code.chars().count() > 50 { "…" } else { "" };
+        Err(RegionError::InvalidCode(format!("{shown}{ellipsis}")))
     }
 }
 
@@ -172,6 +175,8 @@ mod tests {
         for bad in ["", "u", "US-EAST", "1east", "-east", "us_east", "eu west", &"a".repeat(51)] {
             assert!(validate_code(bad).is_err(), "{bad}");
         }
+        let err = validate_code(&"A".repeat(100_000)).unwrap_err().to_string();
+        assert!(err.len() < 300, "a huge code is not repeated back: {} bytes", err.len());
     }
 
     #[test]

@@ -93,3 +93,32 @@ fn an_unreachable_database_fails_fast_with_the_cause() {
     }
     assert!(run.stderr.contains("sslpassword"), "the ignored parameter is named: {}", run.stderr);
 }
+
+/// Completions and the man page come from the clap definitions and need no configuration.
+#[test]
+fn completions_and_man_page_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("geoctl.yaml"), "not: [valid").unwrap();
+    for (shell, marker) in [("bash", "_geoctl()"), ("zsh", "#compdef geoctl"), ("fish", "complete -c geoctl")] {
+        let run = geoctl_in(dir.path(), &["completions", shell], &[]).success();
+        assert!(run.stdout.contains(marker), "{shell}: {}", &run.stdout[..run.stdout.len().min(300)]);
+        assert!(run.stdout.contains("ignore-not-found"), "{shell} completes subcommand flags");
+    }
+    let man = geoctl_in(dir.path(), &["man"], &[]).success();
+    assert!(man.stdout.contains(".TH geoctl") && man.stdout.contains("monitor"), "{}", man.stdout);
+    geoctl_in(dir.path(), &["completions", "tcsh"], &[]).usage_error(&["tcsh"]);
+}
+
+/// Messages that help: a suggestion that is itself valid, and a bad --html path refused before
+/// the report is built and printed.
+#[test]
+fn suggestions_are_valid_and_bad_paths_fail_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = geoctl_in(dir.path(), &["db", "prune", "--older-than", "90"], &[]).usage_error(&["no unit", "90d"]);
+    assert!(!run.stderr.contains("90s"), "{}", run.stderr);
+    geoctl_in(dir.path(), &["db", "prune", "--older-than", "99999d"], &[]).usage_error(&["maximum is 36500d"]);
+    let missing = dir.path().join("no-such-dir").join("report.html");
+    let run =
+        geoctl_in(dir.path(), &["report", "--html", missing.to_str().unwrap()], &[]).usage_error(&["does not exist"]);
+    assert!(run.stdout.is_empty(), "nothing printed before failing: {}", run.stdout);
+}

@@ -31,8 +31,9 @@ fn http_probe_prints_each_phase_and_exits_by_result() {
     assert_eq!(r["up"], true);
     assert!(r["phases"]["dns_ms"].is_null(), "IP literal: no DNS phase");
     assert!(r["phases"]["tls_ms"].is_null(), "http: no TLS phase");
-    assert!(r["phases"]["connect_ms"].as_f64().unwrap() < 100.0);
-    assert!(r["phases"]["first_byte_ms"].as_f64().unwrap() >= 120.0);
+    let first_byte = r["phases"]["first_byte_ms"].as_f64().unwrap();
+    assert!(first_byte >= 120.0);
+    assert!(r["phases"]["connect_ms"].as_f64().unwrap() < first_byte, "relative, not `< 100 ms`");
     assert_eq!(r["http"]["status"], 200);
 
     let table = geoctl_in(dir.path(), &["probe", &url, "--keyword", "hello"], &[]).success();
@@ -62,6 +63,7 @@ fn tcp_and_ping_probes_from_the_command_line() {
         assert_eq!(json["ping"]["received"], 1);
     } else {
         assert_eq!(json["failure"]["kind"], "not_permitted", "{json}");
+        crate::probe_checks::support::skipped("geoctl probe --type ping", "ICMP is not permitted here");
         assert!(
             ping.stderr.contains("ping_group_range")
                 || json["failure"]["message"].as_str().unwrap().contains("ping_group_range")

@@ -190,10 +190,9 @@ fn bad_input_exits_2_and_writes_no_file() {
     db.geoctl(&["report", "--since", "soon", "--html", "soon.html"]).usage_error(&["--since"]);
     assert!(!db.dir().join("soon.html").exists());
 
-    // A page that cannot be written is a failure, and leaves nothing half-written.
-    let run = db.geoctl(&["report", "--html", "missing/report.html"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("writing the HTML report"), "{}", run.stderr);
+    // A directory that does not exist is refused before the report is built or printed.
+    let run = db.geoctl(&["report", "--html", "missing/report.html"]).usage_error(&["does not exist"]);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(!db.dir().join("missing").exists());
 }
 

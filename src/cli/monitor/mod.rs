@@ -307,6 +307,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 RegionsCommand::Set { monitor, codes, region: Some(region), overrides, dry_run } => {
                     let _ = codes;
                     let o = overrides;
+                    let schedule = o.schedule.clone();
                     let overrides = RegionOverrides {
                         clear: o.clear,
                         enabled: o.enabled,
@@ -324,6 +325,15 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                         force: o.force,
                     };
                     let (m, c) = store.set_overrides(&monitor, &region, overrides, dry_run).await?;
+                    if let Some(schedule) = schedule.filter(|s| !s.trim().is_empty()) {
+                        let runs = crate::monitor::next_runs(&schedule, chrono::Utc::now(), 3);
+                        let runs: Vec<String> =
+                            runs.iter().map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).collect();
+                        crate::output::note(format!(
+                            "schedule `{schedule}` in {region}: next runs {}",
+                            runs.join(", ")
+                        ));
+                    }
                     (m, c, dry_run)
                 }
                 RegionsCommand::Set { monitor, codes, region: None, dry_run, .. } => {

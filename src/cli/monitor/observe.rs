@@ -7,11 +7,10 @@ use chrono::Utc;
 use sqlx::PgPool;
 
 use super::super::checks::parse_interval;
-use super::super::probe::{ms, result_tables};
 use super::super::Context;
 use crate::error::TargetDown;
 use crate::monitor::{check, MonitorError, MonitorStore};
-use crate::output::or_dash;
+use crate::output::{ms, or_dash, result_tables};
 use crate::probe::{self, ProbeOptions};
 use crate::region::RegionStore;
 use crate::results::{self, query, status, NewResult};

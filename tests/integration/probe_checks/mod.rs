@@ -1,7 +1,7 @@
 //! Integration tests of the probe engine against local servers started by
 //! the tests themselves (127.0.0.1 only).
 
-mod support;
+pub(crate) mod support;
 
 mod dns_checks;
 mod http_checks;

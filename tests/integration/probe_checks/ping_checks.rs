@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use geoctl::probe::{run, FailureKind, PingMethod, PingMode, PingSpec, ProbeKind, ProbeResult, ProbeSpec};
 
-use super::support::opts;
+use super::support::{opts, skipped};
 
 async fn ping(host: &str, mode: PingMode) -> ProbeResult {
     let mut s = PingSpec::new(host);
@@ -35,7 +35,7 @@ async fn ping_loopback_auto() {
     if r.failure_kind() == Some(FailureKind::NotPermitted) {
         let msg = &r.failure.as_ref().unwrap().message;
         assert!(msg.contains("ping_group_range") && msg.contains("CAP_NET_RAW"), "{msg}");
-        eprintln!("skipping: ICMP not permitted here: {msg}");
+        skipped("ping_loopback_auto", format!("ICMP not permitted here: {msg}"));
         return;
     }
     assert_ok(&r);
@@ -47,7 +47,7 @@ async fn ping_loopback_auto() {
 async fn ping_loopback_raw_socket() {
     let r = ping("127.0.0.1", PingMode::Raw).await;
     if r.failure_kind() == Some(FailureKind::NotPermitted) {
-        eprintln!("skipping: no CAP_NET_RAW: {:?}", r.failure);
+        skipped("ping_loopback_raw_socket", "no CAP_NET_RAW");
         return;
     }
     assert_ok(&r);
@@ -62,6 +62,7 @@ async fn ping_loopback_datagram_socket() {
         Some(FailureKind::NotPermitted) => {
             let msg = &r.failure.as_ref().unwrap().message;
             assert!(msg.contains("sysctl -w net.ipv4.ping_group_range"), "{msg}");
+            skipped("ping_loopback_datagram_socket", "unprivileged ICMP is disabled (net.ipv4.ping_group_range)");
         }
         _ => {
             assert_ok(&r);
@@ -75,7 +76,7 @@ async fn ping_ipv6_loopback() {
     let r = ping("::1", PingMode::Auto).await;
     match r.failure_kind() {
         Some(FailureKind::NotPermitted) | Some(FailureKind::Other) => {
-            eprintln!("skipping IPv6 ping: {:?}", r.failure);
+            skipped("ping_ipv6_loopback", format!("{:?}", r.failure));
         }
         _ => assert_ok(&r),
     }
@@ -85,6 +86,7 @@ async fn ping_ipv6_loopback() {
 async fn ping_localhost_name_resolves() {
     let r = ping("localhost", PingMode::Auto).await;
     if r.failure_kind() == Some(FailureKind::NotPermitted) {
+        skipped("ping_localhost_name_resolves", "ICMP not permitted here");
         return;
     }
     assert_ok(&r);

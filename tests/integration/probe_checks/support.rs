@@ -105,12 +105,45 @@ pub async fn read_request(io: &mut BoxIo) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// A port on 127.0.0.1 that refuses connections.
-pub async fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr
+/// The request head and then as many body bytes as its Content-Length says, so a test can
+/// check the body itself (not just that the head ended).
+pub async fn read_request_with_body(io: &mut BoxIo) -> String {
+    let mut text = read_request(io).await;
+    let Some(head_end) = text.find("\r\n\r\n").map(|i| i + 4) else { return text };
+    let length: usize = text[..head_end]
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    let mut tmp = [0u8; 4096];
+    while text.len() < head_end + length {
+        match tokio::time::timeout(Duration::from_secs(5), io.read(&mut tmp)).await {
+            Ok(Ok(n)) if n > 0 => text.push_str(&String::from_utf8_lossy(&tmp[..n])),
+            _ => break,
+        }
+    }
+    text
+}
+
+/// A port on 127.0.0.1 that refuses connections, and that no other test can take while the
+/// returned guard lives (bound, never listening; binding, reading the port and dropping it would
+/// let another test's listener take it before use).
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    pub addr: SocketAddr,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    ClosedPort { _socket: socket, addr }
+}
+
+/// Says on the real stderr, which the test harness does not capture, that a check could not run
+/// here, so a pass is never silent about what it skipped.
+pub fn skipped(test: &str, reason: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {reason}");
 }
 
 // ---------------------------------------------------------------------------

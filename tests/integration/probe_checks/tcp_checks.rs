@@ -28,8 +28,8 @@ async fn hostname_resolution_is_timed() {
 
 #[tokio::test]
 async fn closed_port_is_refused() {
-    let addr = closed_port().await;
-    let r = run(&ProbeSpec::Tcp(TcpSpec::new("127.0.0.1", addr.port())), &opts(3000)).await;
+    let closed = closed_port();
+    let r = run(&ProbeSpec::Tcp(TcpSpec::new("127.0.0.1", closed.addr.port())), &opts(3000)).await;
     assert!(!r.up);
     assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{:?}", r.failure);
     assert_eq!(r.phases.connect_ms, None);
@@ -37,8 +37,8 @@ async fn closed_port_is_refused() {
 
 #[tokio::test]
 async fn expect_closed() {
-    let closed = closed_port().await;
-    let mut spec = TcpSpec::new("127.0.0.1", closed.port());
+    let closed = closed_port();
+    let mut spec = TcpSpec::new("127.0.0.1", closed.addr.port());
     spec.expect_closed = true;
     let r = run(&ProbeSpec::Tcp(spec), &opts(3000)).await;
     assert!(r.up, "{:?}", r.failure);

@@ -53,8 +53,9 @@ async fn slow_tls_accept_lands_in_tls_phase() {
     assert_eq!(r.phases.dns_ms, None, "IP literal");
     let tls = r.phases.tls_ms.unwrap();
     assert!(tls >= 150.0, "tls {tls}");
-    assert!(r.phases.connect_ms.unwrap() < 100.0);
-    assert!(r.phases.first_byte_ms.unwrap() < 100.0);
+    // The delay is the handshake's: the other phases are shorter (relative, not `< 100 ms`).
+    assert!(r.phases.connect_ms.unwrap() < tls, "{:?}", r.phases);
+    assert!(r.phases.first_byte_ms.unwrap() < tls, "{:?}", r.phases);
 }
 
 #[tokio::test]
