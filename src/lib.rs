@@ -9,6 +9,7 @@ pub mod error;
 pub mod monitor;
 pub mod output;
 pub mod probe;
+pub mod queue;
 pub mod region;
 pub mod report;
 pub mod results;

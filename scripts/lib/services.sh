@@ -88,7 +88,7 @@ start_redis() {
   command -v redis-server >/dev/null || apt_install redis-server >/dev/null
   [ -n "$port" ] || port=$(free_port)
   mkdir -p "$dir"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no --databases 256 \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
   for _ in $(seq 1 50); do
     redis-cli -p "$port" ping >/dev/null 2>&1 && break

@@ -6,6 +6,7 @@ mod config;
 mod db;
 mod monitor;
 mod probe;
+mod queue;
 mod region;
 mod report;
 mod summaries;
@@ -66,6 +67,8 @@ enum Command {
     Monitor(monitor::Args),
     /// Check a target once, from here, now, and show each timing phase
     Probe(probe::Args),
+    /// Each region's job queue: status, sync with the database, pause, resume, drain, clean, retry
+    Queue(queue::Args),
     /// Daily per-region summaries
     Summaries(summaries::Args),
     /// Per-region uptime, percentiles, phase averages and latency charts
@@ -126,6 +129,9 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.global.verbose);
+    // One TLS crypto provider for every library that asks rustls for the
+    // default one (redis for `rediss://`); installing fails only when one is set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -201,6 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Region(args) => region::run(&ctx, args).await,
         Command::Monitor(args) => monitor::run(&ctx, args).await,
         Command::Probe(args) => probe::run(&ctx, args).await,
+        Command::Queue(args) => queue::run(&ctx, args).await,
         Command::Summaries(args) => summaries::run(&ctx, args).await,
         Command::Report(args) => report::run(&ctx, args).await,
     }

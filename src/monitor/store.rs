@@ -170,13 +170,14 @@ impl<'a> MonitorStore<'a> {
             sqlx::query_as(&format!("SELECT {MONITOR_COLUMNS} FROM monitors ORDER BY name, created_at, id"))
                 .fetch_all(&mut *conn)
                 .await?;
+        // Grouped once, so listing stays linear at agent scale (10k monitors × regions).
         let mut assignments: std::collections::HashMap<Uuid, Vec<MonitorRegion>> = std::collections::HashMap::new();
-        let regions: Vec<MonitorRegionRow> = sqlx::query_as(&format!(
+        let region_rows: Vec<MonitorRegionRow> = sqlx::query_as(&format!(
             "SELECT monitor_id, {REGION_COLUMNS} FROM monitor_regions ORDER BY priority DESC, region_code"
         ))
         .fetch_all(&mut *conn)
         .await?;
-        for r in regions {
+        for r in region_rows {
             assignments.entry(r.monitor_id).or_default().push(r.region);
         }
         Ok(rows

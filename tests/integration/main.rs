@@ -9,6 +9,7 @@ mod examples;
 mod monitor;
 mod probe_checks;
 mod probe_cli;
+mod queue;
 mod region;
 mod report;
 mod results;

@@ -153,3 +153,76 @@ pub fn geoctl_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The Redis server `scripts/test` started (or the developer's, via REDIS_URL).
+fn redis_admin_url() -> String {
+    std::env::var("GEOCTL_TEST_REDIS_URL").or_else(|_| std::env::var("REDIS_URL")).expect(
+        "no Redis for tests: run `scripts/test`, or set REDIS_URL to a server whose numbered databases tests may flush",
+    )
+}
+
+/// A Redis database of its own (a db index no other test of this run uses),
+/// flushed before use and after.
+pub struct TestRedis {
+    pub url: String,
+}
+
+impl TestRedis {
+    pub fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        // db 0 is left to people; scripts/test starts Redis with enough databases.
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let db = NEXT.fetch_add(1, Ordering::SeqCst);
+        let mut url = url::Url::parse(&redis_admin_url()).unwrap();
+        url.set_path(&format!("/{db}"));
+        let redis = TestRedis { url: url.to_string() };
+        let databases: Vec<String> = redis.cmd(&["CONFIG", "GET", "databases"]);
+        let available: u32 = databases.get(1).and_then(|n| n.parse().ok()).unwrap_or(16);
+        assert!(
+            db < available,
+            "Redis has {available} databases and this run needs more; start it with --databases 256"
+        );
+        redis.cmd::<()>(&["FLUSHDB"]);
+        redis
+    }
+
+    /// The URL of this database on the same server with other credentials or
+    /// path parts, e.g. for a wrong password.
+    pub fn url_with_user(&self, user: &str, password: Option<&str>) -> String {
+        let mut url = url::Url::parse(&self.url).unwrap();
+        url.set_username(user).unwrap();
+        url.set_password(password).unwrap();
+        url.to_string()
+    }
+
+    /// Runs one command on this database.
+    pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let url = self.url.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        block_on(async {
+            let client = redis::Client::open(url).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let mut cmd = redis::cmd(&args[0]);
+            for a in &args[1..] {
+                cmd.arg(a);
+            }
+            cmd.query_async(&mut conn).await.unwrap()
+        })
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let _ = std::thread::spawn(move || {
+            block_on(async {
+                if let Ok(client) = redis::Client::open(url) {
+                    if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                        let _: Result<(), _> = redis::cmd("FLUSHDB").query_async(&mut conn).await;
+                    }
+                }
+            })
+        })
+        .join();
+    }
+}

@@ -17,6 +17,7 @@ use crate::monitor::{
     RegionOverrides,
 };
 use crate::output::{or_dash, Printer};
+use crate::queue::schedule::Touched;
 use crate::store::Change;
 
 #[derive(Debug, clap::Args)]
@@ -207,7 +208,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let pool = ctx.pool().await?;
     let store = MonitorStore::new(&pool, ctx.placement());
     let p = &ctx.printer;
-    let (monitor, change, dry_run) = match args.command {
+    let (monitor, change, dry_run, regions_before) = match args.command {
         Command::Check(a) => return observe::check(ctx, &pool, &store, a).await,
         Command::Apply { file, dry_run } => return apply(ctx, &pool, &store, &file, dry_run).await,
         Command::Status(a) => return observe::status(ctx, &pool, &store, a).await,
@@ -234,7 +235,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 enabled: !paused,
                 force,
             };
-            (store.create(new, dry_run).await?, Change::Created, dry_run)
+            (store.create(new, dry_run).await?, Change::Created, dry_run, Vec::new())
         }
         Command::Update { monitor, name, target, every, timeout, down_when, checks, no_keyword, force, dry_run } => {
             let current = store.get(&monitor).await?;
@@ -260,24 +261,32 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 ));
             }
             let (m, c) = store.update(&current.id.to_string(), patch, dry_run).await?;
-            (m, c, dry_run)
+            (m, c, dry_run, current.region_codes())
         }
         Command::Delete { monitor, yes, dry_run } => {
             let found = store.get(&monitor).await?;
             if !dry_run {
                 ctx.confirm(&format!("Delete monitor `{}` and all its results?", found.name), yes)?;
             }
-            (store.delete(&found.id.to_string(), dry_run).await?, Change::Deleted, dry_run)
+            let regions_before = found.region_codes();
+            (store.delete(&found.id.to_string(), dry_run).await?, Change::Deleted, dry_run, regions_before)
         }
         Command::Pause { monitor, dry_run } => {
             let (m, c) = store.set_enabled(&monitor, false, dry_run).await?;
-            (m, c, dry_run)
+            let regions = m.region_codes();
+            (m, c, dry_run, regions)
         }
         Command::Resume { monitor, dry_run } => {
             let (m, c) = store.set_enabled(&monitor, true, dry_run).await?;
-            (m, c, dry_run)
+            let regions = m.region_codes();
+            (m, c, dry_run, regions)
         }
         Command::Regions(command) => {
+            let regions_before = match &command {
+                RegionsCommand::Set { monitor, .. }
+                | RegionsCommand::Add { monitor, .. }
+                | RegionsCommand::Remove { monitor, .. } => store.get(monitor).await?.region_codes(),
+            };
             let (m, c, dry_run) = match command {
                 RegionsCommand::Set { monitor, codes, region: Some(region), overrides, dry_run } => {
                     let _ = codes;
@@ -311,10 +320,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     (m, c, dry_run)
                 }
             };
-            (m, c, dry_run)
+            (m, c, dry_run, regions_before)
         }
     };
     report_change("monitor", &monitor.name, change, dry_run);
+    if !dry_run && change != Change::Unchanged {
+        let after = (change != Change::Deleted).then(|| monitor.clone());
+        super::queue::follow_up(ctx, &pool, &[Touched { id: monitor.id, after, regions_before }]).await;
+    }
     let monitor = masked(monitor);
     p.print(&monitor, |p| detail_tables(p, &monitor))
 }
@@ -335,6 +348,7 @@ async fn apply(
     };
     read.map_err(|e| crate::error::input_error(format!("cannot read {}: {e}", path.display())))?;
     let file = crate::monitor::apply::MonitorFile::parse(&text)?;
+    let before = if dry_run { Vec::new() } else { store.list().await? };
     let applied = crate::monitor::apply::apply(pool, store, &file, dry_run).await?;
     let changed = applied.iter().filter(|a| a.change != Change::Unchanged).count();
     crate::output::note(match (dry_run, changed) {
@@ -350,7 +364,22 @@ async fn apply(
             table.add_row(vec![a.name.clone().into(), p.status_cell(&change)]);
         }
         vec![table]
-    })
+    })?;
+    if changed > 0 && !dry_run {
+        let after = store.list().await?;
+        let touched: Vec<Touched> = applied
+            .iter()
+            .filter(|a| a.change != Change::Unchanged)
+            .filter_map(|a| after.iter().find(|m| m.name == a.name))
+            .map(|m| Touched {
+                id: m.id,
+                after: Some(m.clone()),
+                regions_before: before.iter().find(|b| b.id == m.id).map(Monitor::region_codes).unwrap_or_default(),
+            })
+            .collect();
+        super::queue::follow_up(ctx, pool, &touched).await;
+    }
+    Ok(())
 }
 
 /// Header values that carry credentials are shown masked.

@@ -1,0 +1,497 @@
+//! `geoctl queue …`: each region's BullMQ queue — status, sync with the
+//! database, pause, resume, drain, clean, retry-failed.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::checks::parse_interval;
+use super::Context;
+use crate::output::{note, or_dash, Printer};
+use crate::queue::schedule::{self, SyncReport, Wanted};
+use crate::queue::status::{self, QueueState};
+use crate::queue::{QueueError, RedisEndpoint, RegionQueue};
+use crate::region::RegionStore;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Each active region's queue: job counts, schedulers, live agents, oldest waiting job, schedule vs database
+    Status(Scope),
+    /// Make each region's schedulers match the database (add missing, remove stale, reschedule changed)
+    Sync {
+        #[command(flatten)]
+        scope: Scope,
+        /// Show what would change without writing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop agents from taking jobs (scheduled jobs keep accumulating)
+    Pause {
+        #[command(flatten)]
+        scope: Scope,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Let agents take jobs again
+    Resume {
+        #[command(flatten)]
+        scope: Scope,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove every waiting job (schedulers and their next runs stay)
+    Drain {
+        #[command(flatten)]
+        scope: Scope,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove finished jobs BullMQ keeps for inspection
+    Clean {
+        #[command(flatten)]
+        scope: Scope,
+        /// Which finished jobs
+        #[arg(long, value_enum, default_value_t = Finished::Both)]
+        state: Finished,
+        /// Keep jobs that finished more recently than this, e.g. 1h
+        #[arg(long, value_parser = parse_interval, default_value = "0s", allow_hyphen_values = true)]
+        older_than: Duration,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Move failed jobs back to waiting so agents run them again
+    RetryFailed {
+        #[command(flatten)]
+        scope: Scope,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Scope {
+    /// One region [default: every active region]
+    #[arg(long, value_name = "CODE")]
+    region: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Finished {
+    Completed,
+    Failed,
+    Both,
+}
+
+pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let pool = ctx.pool().await?;
+    match args.command {
+        Command::Status(scope) => {
+            let regions = regions(&pool, &scope).await?;
+            let wanted = Wanted::load(&pool).await?;
+            let entries = futures::future::join_all(regions.iter().map(|r| status_of(ctx, r, &wanted))).await;
+            ctx.printer.print(&entries, |p| vec![status_table(p, &entries)])
+        }
+        Command::Sync { scope, dry_run } => sync(ctx, &pool, &scope, dry_run).await,
+        Command::Pause { scope, dry_run } => {
+            let regions = regions(&pool, &scope).await?;
+            each_region(ctx, &regions, dry_run, |q| async move {
+                let paused = q.run("reading the paused flag", q.bull().is_paused()).await?;
+                if paused {
+                    return Ok(Outcome::unchanged("already paused"));
+                }
+                if !dry_run {
+                    q.run("pausing the queue", q.bull().pause()).await?;
+                }
+                Ok(Outcome::changed("paused", None))
+            })
+            .await
+        }
+        Command::Resume { scope, dry_run } => {
+            let regions = regions(&pool, &scope).await?;
+            each_region(ctx, &regions, dry_run, |q| async move {
+                let paused = q.run("reading the paused flag", q.bull().is_paused()).await?;
+                if !paused {
+                    return Ok(Outcome::unchanged("not paused"));
+                }
+                if !dry_run {
+                    q.run("resuming the queue", q.bull().resume()).await?;
+                }
+                Ok(Outcome::changed("resumed", None))
+            })
+            .await
+        }
+        Command::Drain { scope, yes, dry_run } => {
+            let regions = regions(&pool, &scope).await?;
+            if !dry_run {
+                ctx.confirm(&format!("Remove every waiting job in {}?", regions.join(", ")), yes)?;
+            }
+            each_region(ctx, &regions, dry_run, |q| async move {
+                let c = q.run("counting jobs", q.bull().get_job_counts()).await?;
+                let waiting = c.waiting + c.paused + c.prioritized;
+                if waiting == 0 {
+                    return Ok(Outcome::unchanged("no waiting job"));
+                }
+                if !dry_run {
+                    q.run("draining the queue", q.bull().drain(false)).await?;
+                }
+                Ok(Outcome::changed("drained", Some(waiting)))
+            })
+            .await
+        }
+        Command::Clean { scope, state, older_than, yes, dry_run } => {
+            let regions = regions(&pool, &scope).await?;
+            let states: &[&str] = match state {
+                Finished::Completed => &["completed"],
+                Finished::Failed => &["failed"],
+                Finished::Both => &["completed", "failed"],
+            };
+            if !dry_run {
+                ctx.confirm(&format!("Remove {} jobs in {}?", states.join(" and "), regions.join(", ")), yes)?;
+            }
+            let grace = older_than.as_millis() as u64;
+            each_region(ctx, &regions, dry_run, |q| async move {
+                let mut removed = 0u64;
+                for state in states {
+                    if dry_run {
+                        removed += finished_before(&q, state, grace).await?;
+                    } else {
+                        removed += q.run("cleaning finished jobs", q.bull().clean(grace, 0, state)).await?.len() as u64;
+                    }
+                }
+                if removed == 0 {
+                    return Ok(Outcome::unchanged("nothing to clean"));
+                }
+                Ok(Outcome::changed("cleaned", Some(removed)))
+            })
+            .await
+        }
+        Command::RetryFailed { scope, dry_run } => {
+            let regions = regions(&pool, &scope).await?;
+            each_region(ctx, &regions, dry_run, |q| async move {
+                let failed = q.run("counting failed jobs", q.bull().get_failed_count()).await?;
+                if failed == 0 {
+                    return Ok(Outcome::unchanged("no failed job"));
+                }
+                if !dry_run {
+                    q.run("retrying failed jobs", q.bull().retry_jobs("failed", 1000, None)).await?;
+                }
+                Ok(Outcome::changed("retried", Some(failed)))
+            })
+            .await
+        }
+    }
+}
+
+/// The regions a command covers: the one named (which must be active) or every active one.
+async fn regions(pool: &sqlx::PgPool, scope: &Scope) -> anyhow::Result<Vec<String>> {
+    let active = RegionStore::active_codes(pool).await?;
+    match &scope.region {
+        None => Ok(active),
+        Some(code) => {
+            let region = RegionStore::new(pool).get(code).await?;
+            if !region.is_active {
+                return Err(crate::region::RegionError::Inactive { code: code.clone(), active }.into());
+            }
+            Ok(vec![code.clone()])
+        }
+    }
+}
+
+async fn connect(ctx: &Context, region: &str) -> Result<RegionQueue, QueueError> {
+    let endpoint = RedisEndpoint::resolve(&ctx.settings, region)?;
+    RegionQueue::connect(&endpoint, &ctx.settings.tuning).await
+}
+
+/// One region in `queue status`.
+#[derive(Debug, Serialize)]
+struct StatusEntry {
+    region: String,
+    queue: String,
+    configured: bool,
+    endpoint: Option<String>,
+    reachable: bool,
+    error: Option<String>,
+    #[serde(flatten)]
+    state: Option<QueueState>,
+}
+
+async fn status_of(ctx: &Context, region: &str, wanted: &Wanted) -> StatusEntry {
+    let mut entry = StatusEntry {
+        region: region.into(),
+        queue: crate::queue::queue_name(region),
+        configured: false,
+        endpoint: None,
+        reachable: false,
+        error: None,
+        state: None,
+    };
+    let endpoint = match RedisEndpoint::resolve(&ctx.settings, region) {
+        Ok(e) => e,
+        Err(e) => {
+            entry.error = Some(e.to_string());
+            return entry;
+        }
+    };
+    entry.configured = true;
+    entry.endpoint = Some(endpoint.shown());
+    let state = async {
+        let queue = RegionQueue::connect(&endpoint, &ctx.settings.tuning).await?;
+        let state = status::read(&queue, wanted).await;
+        queue.bull().close().await;
+        state
+    };
+    match state.await {
+        Ok(state) => {
+            entry.reachable = true;
+            entry.state = Some(state);
+        }
+        Err(e) => {
+            entry.reachable = !matches!(e, QueueError::Unreachable { .. });
+            entry.error = Some(e.to_string());
+        }
+    }
+    entry
+}
+
+fn status_table(p: &Printer, entries: &[StatusEntry]) -> comfy_table::Table {
+    let mut table = p.table([
+        "REGION",
+        "REDIS",
+        "WAITING",
+        "ACTIVE",
+        "DELAYED",
+        "PRIORITIZED",
+        "COMPLETED",
+        "FAILED",
+        "PAUSED",
+        "SCHEDULERS",
+        "AGENTS",
+        "OLDEST WAITING",
+        "SCHEDULE",
+    ]);
+    for e in entries {
+        let redis = match (&e.state, e.configured) {
+            (Some(s), _) if s.is_paused => "paused".to_string(),
+            (Some(_), _) => "up".to_string(),
+            (None, false) => "not configured".to_string(),
+            (None, true) => "unreachable".to_string(),
+        };
+        let mut row = vec![e.region.clone().into(), p.status_cell(&redis)];
+        match &e.state {
+            Some(s) => {
+                let c = &s.counts;
+                row.extend(
+                    [c.waiting, c.active, c.delayed, c.prioritized, c.completed, c.failed, c.paused, s.schedulers]
+                        .map(|n| n.to_string().into()),
+                );
+                row.push(s.live_agents.to_string().into());
+                row.push(or_dash(s.oldest_waiting_seconds.map(|secs| format!("{secs:.1}s"))).into());
+                let schedule = if s.schedule_matches {
+                    "matches".to_string()
+                } else {
+                    format!("mismatch: {} to sync", s.sync_pending)
+                };
+                row.push(schedule.into());
+            }
+            None => row.extend((0..11).map(|_| "-".into())),
+        }
+        table.add_row(row);
+    }
+    for e in entries.iter().filter(|e| e.error.is_some()) {
+        note(format!("{}: {}", e.region, e.error.as_deref().unwrap_or_default()));
+    }
+    table
+}
+
+async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) -> anyhow::Result<()> {
+    let regions = regions(pool, scope).await?;
+    let wanted = Wanted::load(pool).await?;
+    let results = futures::future::join_all(regions.iter().map(|region| {
+        let wanted = &wanted;
+        async move {
+            let queue = connect(ctx, region).await?;
+            let report = schedule::reconcile(&queue, wanted, dry_run).await;
+            queue.bull().close().await;
+            report
+        }
+    }))
+    .await;
+    let mut reports: Vec<SyncReport> = Vec::new();
+    let mut failed: Vec<QueueError> = Vec::new();
+    for (region, result) in regions.iter().zip(results) {
+        match result {
+            Ok(report) => reports.push(report),
+            // Naming one region without a Redis is a mistake; in "every region" it is a note.
+            Err(e @ QueueError::NoRedis { .. }) if scope.region.is_some() => return Err(e.into()),
+            Err(QueueError::NoRedis { var, .. }) => note(format!("{region}: skipped, no Redis configured (set {var})")),
+            Err(e) => failed.push(e),
+        }
+    }
+    let changes: Vec<&schedule::Change> = reports.iter().flat_map(|r| &r.changes).collect();
+    for r in &reports {
+        let n = r.changes.len();
+        let foreign =
+            if r.foreign > 0 { format!(", {} scheduler(s) not geoctl's left alone", r.foreign) } else { String::new() };
+        note(match (n, dry_run) {
+            (0, _) => format!("{}: unchanged ({} scheduler(s) match the database{foreign})", r.region, r.unchanged),
+            (n, true) => format!("{}: {n} change(s) would be made (dry run, nothing written){foreign}", r.region),
+            (n, false) => format!("{}: {n} change(s) made, {} unchanged{foreign}", r.region, r.unchanged),
+        });
+    }
+    ctx.printer.print(&reports, |p| {
+        let mut table = p.table(["REGION", if dry_run { "WOULD" } else { "ACTION" }, "ID", "MONITOR", "DETAIL"]);
+        for c in &changes {
+            table.add_row(vec![
+                c.region.clone(),
+                c.action.as_str().to_string(),
+                c.id.clone(),
+                or_dash(c.monitor.as_ref()),
+                c.detail.clone(),
+            ]);
+        }
+        vec![table]
+    })?;
+    match failed.len() {
+        0 => Ok(()),
+        1 => Err(failed.remove(0).into()),
+        n => {
+            for e in &failed {
+                note(format!("error: {e}"));
+            }
+            Err(anyhow::anyhow!("{n} regions could not be synced (see above)"))
+        }
+    }
+}
+
+/// What an action did to one region.
+#[derive(Debug, Serialize)]
+struct Outcome {
+    region: String,
+    changed: bool,
+    result: String,
+    /// Jobs concerned, where the action counts them.
+    jobs: Option<u64>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn changed(result: &str, jobs: Option<u64>) -> Self {
+        Outcome { region: String::new(), changed: true, result: result.into(), jobs, error: None }
+    }
+
+    fn unchanged(result: &str) -> Self {
+        Outcome { region: String::new(), changed: false, result: result.into(), jobs: None, error: None }
+    }
+}
+
+/// Runs an action on each region's queue, prints one line per region, and
+/// fails (after trying every region) when a region could not be reached.
+async fn each_region<F, Fut>(ctx: &Context, regions: &[String], dry_run: bool, action: F) -> anyhow::Result<()>
+where
+    F: Fn(RegionQueue) -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome, QueueError>>,
+{
+    let mut outcomes = Vec::new();
+    let mut failures = 0;
+    for region in regions {
+        let result = match connect(ctx, region).await {
+            Ok(queue) => {
+                let outcome = action(queue.clone()).await;
+                queue.bull().close().await;
+                outcome
+            }
+            Err(e) if regions.len() == 1 => return Err(e).context(format!("region {region}")),
+            Err(e) => Err(e),
+        };
+        let outcome = match result {
+            Ok(mut o) => {
+                o.region = region.clone();
+                if dry_run && o.changed {
+                    o.result = format!("would be {} (dry run)", o.result);
+                }
+                o
+            }
+            Err(e) => {
+                if !matches!(e, QueueError::NoRedis { .. }) {
+                    failures += 1;
+                }
+                Outcome {
+                    region: region.clone(),
+                    changed: false,
+                    result: "skipped".into(),
+                    jobs: None,
+                    error: Some(e.to_string()),
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    for o in outcomes.iter().filter(|o| o.error.is_some()) {
+        note(format!("{}: {}", o.region, o.error.as_deref().unwrap_or_default()));
+    }
+    ctx.printer.print(&outcomes, |p| {
+        let mut table = p.table(["REGION", "RESULT", "JOBS"]);
+        for o in &outcomes {
+            table.add_row(vec![o.region.clone().into(), p.status_cell(&o.result), or_dash(o.jobs).into()]);
+        }
+        vec![table]
+    })?;
+    if failures > 0 {
+        return Err(anyhow::anyhow!("{failures} region(s) could not be reached (see above)"));
+    }
+    Ok(())
+}
+
+/// Finished jobs older than `grace` ms in `state`, counted without removing them.
+async fn finished_before(q: &RegionQueue, state: &str, grace: u64) -> Result<u64, QueueError> {
+    let key = q.bull().keys().get(state);
+    let before = (chrono::Utc::now().timestamp_millis().max(0) as u64).saturating_sub(grace);
+    let mut conn = q.connection();
+    q.redis("counting finished jobs", redis::cmd("ZCOUNT").arg(key).arg("-inf").arg(before).query_async(&mut conn))
+        .await
+}
+
+/// After a `monitor` command's database write: reschedule in the regions
+/// concerned and say, on stderr, what changed and which regions could not
+/// follow. Never fails the command: the database write stands and
+/// `queue sync` catches up.
+pub(super) async fn follow_up(ctx: &Context, pool: &sqlx::PgPool, touched: &[schedule::Touched]) {
+    let report = schedule::follow(&ctx.settings, pool, touched).await;
+    for c in &report.changes {
+        let what = match c.action {
+            schedule::Action::Add => format!("scheduled in {} ({})", c.region, c.detail),
+            schedule::Action::Reschedule => format!("rescheduled in {} ({})", c.region, c.detail),
+            schedule::Action::Remove | schedule::Action::RemoveJob => format!("unscheduled from {}", c.region),
+        };
+        note(format!("{}: {what}", c.monitor.as_deref().unwrap_or(&c.id)));
+    }
+    let (unconfigured, down): (Vec<_>, Vec<_>) = report.not_scheduled.iter().partition(|n| n.not_configured);
+    if !unconfigured.is_empty() {
+        let regions: Vec<&str> = unconfigured.iter().map(|n| n.region.as_str()).collect();
+        let vars: Vec<String> = regions.iter().map(|r| format!("REDIS_URL_{}", crate::config::env_suffix(r))).collect();
+        note(format!(
+            "not scheduled in {} (no Redis configured: set {}); run `geoctl queue sync` once it is",
+            regions.join(", "),
+            vars.join(", ")
+        ));
+    }
+    for n in down {
+        note(format!(
+            "not scheduled in {}: {}; run `geoctl queue sync --region {}` when it is back",
+            n.region, n.reason, n.region
+        ));
+    }
+}

@@ -1,0 +1,96 @@
+//! A region queue's state as operators read it: BullMQ's job counts, its
+//! schedulers, live agents, the oldest waiting job, and whether the schedule
+//! matches the database.
+
+use serde::Serialize;
+
+use super::heartbeat::{self, Heartbeat};
+use super::schedule::{self, Wanted};
+use super::{QueueError, RegionQueue};
+
+/// Jobs per state, read exactly as BullMQ's `getJobCounts` reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub waiting: u64,
+    pub active: u64,
+    pub delayed: u64,
+    pub prioritized: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub paused: u64,
+    #[serde(rename = "waiting-children")]
+    pub waiting_children: u64,
+}
+
+/// What `queue status` shows for a reachable queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueState {
+    pub counts: Counts,
+    /// Whether the queue itself is paused (`queue pause`).
+    pub is_paused: bool,
+    pub schedulers: u64,
+    pub live_agents: usize,
+    pub agents: Vec<Heartbeat>,
+    /// Seconds since the oldest waiting job became due; `None` when none waits.
+    pub oldest_waiting_seconds: Option<f64>,
+    /// Whether the schedulers are exactly what the database says.
+    pub schedule_matches: bool,
+    /// What `queue sync` would change (0 when it matches).
+    pub sync_pending: usize,
+}
+
+/// Reads the state in a handful of round trips; writes nothing.
+pub async fn read(queue: &RegionQueue, wanted: &Wanted) -> Result<QueueState, QueueError> {
+    let bull = queue.bull();
+    let c = queue.run("counting jobs", bull.get_job_counts()).await?;
+    let counts = Counts {
+        waiting: c.waiting,
+        active: c.active,
+        delayed: c.delayed,
+        prioritized: c.prioritized,
+        completed: c.completed,
+        failed: c.failed,
+        paused: c.paused,
+        waiting_children: c.waiting_children,
+    };
+    let is_paused = queue.run("reading the paused flag", bull.is_paused()).await?;
+    let schedulers = queue.run("counting job schedulers", bull.get_job_schedulers_count()).await?;
+    let agents = heartbeat::live(queue).await?;
+    let oldest_waiting_seconds = oldest_waiting(queue).await?;
+    let plan = schedule::reconcile(queue, wanted, true).await?;
+    Ok(QueueState {
+        counts,
+        is_paused,
+        schedulers,
+        live_agents: agents.len(),
+        agents,
+        oldest_waiting_seconds,
+        schedule_matches: plan.changes.is_empty(),
+        sync_pending: plan.changes.len(),
+    })
+}
+
+/// The oldest job of the wait (or paused) list: BullMQ pushes on the left and
+/// takes from the right, so it is the rightmost. It became due at its
+/// `timestamp` plus its `delay` (a scheduler's job waits in `delayed` first).
+async fn oldest_waiting(queue: &RegionQueue) -> Result<Option<f64>, QueueError> {
+    let keys = queue.bull().keys();
+    let mut conn = queue.connection();
+    let mut pipe = redis::pipe();
+    pipe.cmd("LINDEX").arg(keys.wait()).arg(-1).cmd("LINDEX").arg(keys.paused()).arg(-1);
+    let tails: Vec<Option<String>> = queue.redis("finding the oldest waiting job", pipe.query_async(&mut conn)).await?;
+    let mut due: Vec<u64> = Vec::new();
+    for id in tails.into_iter().flatten() {
+        let (timestamp, delay): (Option<u64>, Option<u64>) = queue
+            .redis(
+                "reading the oldest waiting job",
+                redis::cmd("HMGET").arg(keys.job_key(&id)).arg("timestamp").arg("delay").query_async(&mut conn),
+            )
+            .await?;
+        if let Some(ts) = timestamp {
+            due.push(ts + delay.unwrap_or(0));
+        }
+    }
+    let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    Ok(due.into_iter().min().map(|t| now.saturating_sub(t) as f64 / 1000.0))
+}
