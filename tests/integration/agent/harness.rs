@@ -421,12 +421,19 @@ impl Runs {
         Runs { scheduled, doubled }
     }
 
-    /// Scheduled runs between the first and the last recorded one that have no result.
-    pub fn missing(&self, every_ms: i64) -> Vec<i64> {
-        let (Some(first), Some(last)) = (self.scheduled.first(), self.scheduled.last()) else {
-            return Vec::new();
-        };
-        (0..=(last - first) / every_ms).map(|i| first + i * every_ms).filter(|t| !self.scheduled.contains(t)).collect()
+    /// The runs of `monitor` the queue completed (its scheduler's jobs in
+    /// `completed`) that have no result. BullMQ itself skips a slot when a
+    /// run starts later than the next one was due, so the queue's own record
+    /// of what ran, not the clock, is what every result is checked against.
+    pub fn missing(&self, redis: &Redis, db: u8, region: &str, monitor: &str) -> Vec<String> {
+        let completed = redis.cli(db, &["ZRANGE", &format!("bull:monitor-{region}:completed"), "0", "-1"]);
+        let prefix = format!("repeat:monitor-{monitor}:");
+        completed
+            .lines()
+            .filter_map(|job| job.strip_prefix(&prefix))
+            .filter(|ms| !ms.parse().is_ok_and(|ms: i64| self.scheduled.contains(&ms)))
+            .map(str::to_string)
+            .collect()
     }
 }
 
