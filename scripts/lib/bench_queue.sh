@@ -13,8 +13,13 @@
 #     regions at a 1-minute interval for BENCH_SCALE_MINUTES minutes, one
 #     agent per region: runs recorded once / twice / missed, p50/p99 start
 #     lateness, agents' CPU and RSS, PostgreSQL's CPU.
+#
+# BENCH_JOBS (5000), BENCH_SCALE_MONITORS (10000), BENCH_SCALE_MINUTES (5) and
+# BENCH_PROFILE (release) change the sizes and the build.
 
 BENCH_JOBS=${BENCH_JOBS:-5000}
+# `dev` gives quick but slower (unoptimised geoctl) figures; they are labelled so.
+BENCH_PROFILE=${BENCH_PROFILE:-release}
 BENCH_SCALE=${BENCH_SCALE:-1}
 BENCH_SCALE_MONITORS=${BENCH_SCALE_MONITORS:-10000}
 BENCH_SCALE_MINUTES=${BENCH_SCALE_MINUTES:-5}
@@ -95,9 +100,9 @@ EOF
 }
 
 bq_build() {
-  log "building geoctl, benches/queue and benches/probe (release)"
+  log "building geoctl, benches/queue and benches/probe ($BENCH_PROFILE profile)"
   local artifacts=$_bq_work/build.json
-  cargo build --release --locked --bin geoctl --bench queue --bench probe \
+  cargo build --profile "$BENCH_PROFILE" --locked --bin geoctl --bench queue --bench probe \
     --message-format=json-render-diagnostics >"$artifacts"
   GEOCTL_BIN=$(artifact "$artifacts" geoctl bin)
   QUEUE_BENCH=$(artifact "$artifacts" queue bench)
@@ -287,7 +292,8 @@ bench_queue() {
   BENCH_MONITOR=$(geoctl monitor create --name bench-noop --type http --target http://127.0.0.1:9/ --every 1d \
     --regions eu-west -o json | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n 1)
 
-  printf 'geoctl queue benchmark — %s, %s cores, %s\n' "$(uname -m)" "$(nproc)" "$(date -u +%FT%TZ)"
+  printf 'geoctl queue benchmark — %s, %s cores, load %s, %s build, %s\n' "$(uname -m)" "$(nproc)" \
+    "$(cut -d' ' -f1 /proc/loadavg)" "$BENCH_PROFILE" "$(date -u +%FT%TZ)"
   bench_queue_overhead
   bench_queue_e2e
   BQ_HTTP_PORT=$(free_port)
