@@ -106,6 +106,8 @@ coded![
     crate::probe::StatusRangesError,
     crate::queue::QueueError,
     crate::results::summary::RebuildError,
+    crate::agent::AgentError,
+    crate::agent::job::JobError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong

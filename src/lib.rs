@@ -2,6 +2,7 @@
 //! monitoring on Docker Swarm. The domain modules hold no CLI code; `cli`
 //! wires them to the command line.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod duration;

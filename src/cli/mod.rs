@@ -1,6 +1,7 @@
 //! The command line: global flags, dispatch, and the one place errors turn
 //! into messages and exit codes.
 
+mod agent;
 mod checks;
 mod completions;
 mod config;
@@ -78,6 +79,8 @@ enum Command {
     Completions(completions::Args),
     /// Print the man page (roff)
     Man,
+    /// Run a region's monitor jobs from its queue (the worker in each region's Swarm)
+    Agent(agent::Args),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -133,7 +136,11 @@ pub fn main() -> i32 {
             return e.exit_code();
         }
     };
-    init_logging(cli.global.verbose);
+    let service_log = match &cli.command {
+        Command::Agent(args) => args.log_format(),
+        _ => None,
+    };
+    init_logging(cli.global.verbose, service_log);
     // One TLS crypto provider for every library that asks rustls for the
     // default one (redis for `rediss://`); installing fails only when one is set.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -176,19 +183,22 @@ fn render_error(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info,sqlx=warn",
+/// Logs on stderr. Commands log warnings unless `-v`; a long-running service
+/// (`service` set: the agent) logs what it does at info, as text or JSON lines.
+fn init_logging(verbose: u8, service: Option<agent::LogFormat>) {
+    let default = match (verbose, service.is_some()) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info,sqlx=warn,bullmq=warn",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if service == Some(agent::LogFormat::Json) {
+        builder.json().with_current_span(false).try_init()
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()).try_init()
+    };
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -222,6 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Summaries(args) => summaries::run(&ctx, args).await,
         Command::Report(args) => report::run(&ctx, args).await,
         Command::Completions(_) | Command::Man => unreachable!("handled before the configuration is read"),
+        Command::Agent(args) => agent::run(&ctx, args).await,
     }
 }
 

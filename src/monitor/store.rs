@@ -213,6 +213,17 @@ impl<'a> MonitorStore<'a> {
             .collect())
     }
 
+    /// A monitor by id, `None` when there is none: the agent's read of a
+    /// monitor's current definition before each run.
+    pub async fn find(&self, id: Uuid) -> Result<Option<Monitor>, MonitorError> {
+        let mut conn = self.pool.acquire().await?;
+        match load(&mut conn, id).await {
+            Ok(monitor) => Ok(Some(monitor)),
+            Err(MonitorError::Database(sqlx::Error::RowNotFound)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn count(&self) -> Result<i64, MonitorError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM monitors").fetch_one(self.pool).await?)
     }

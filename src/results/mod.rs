@@ -6,7 +6,7 @@ pub mod status;
 pub mod summary;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use crate::probe::ProbeResult;
 
 /// One check's outcome as it is stored: which region measured it, when, and
 /// each phase it measured (a phase not measured is `None`, stored NULL).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewResult {
     pub monitor_id: Uuid,
     pub execution_region: String,

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agent;
 mod config_cli;
 mod db;
 mod examples;

@@ -1,0 +1,138 @@
+//! The queue benchmark's Rust parts, driven by `scripts/bench queue`:
+//! filling a paused queue, releasing it and timing until every job is
+//! completed (whoever works it: `geoctl agent`, the bare worker below, or
+//! BullMQ's Node and Python workers), and the bare `bullmq-official` worker
+//! with an empty processor, the ceiling.
+//!
+//! Run without a subcommand (as `cargo test --all-targets` and `cargo bench`
+//! do) it does nothing: it needs a Redis the script starts.
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "queue-bench", about = "geoctl queue benchmark (run it through scripts/bench queue)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Empty the queue, pause it, and add --jobs `execute-monitor` jobs for the given monitors (round robin)
+    Fill {
+        #[arg(long)]
+        redis: String,
+        #[arg(long)]
+        queue: String,
+        #[arg(long)]
+        jobs: usize,
+        /// Monitor ids, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        monitors: Vec<String>,
+    },
+    /// Resume the queue and print (JSON) how long its workers take to complete --jobs jobs
+    Release {
+        #[arg(long)]
+        redis: String,
+        #[arg(long)]
+        queue: String,
+        #[arg(long)]
+        jobs: u64,
+        /// Give up after this many seconds
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+    /// A bare worker with an empty processor, until SIGTERM
+    Bare {
+        #[arg(long)]
+        redis: String,
+        #[arg(long)]
+        queue: String,
+        #[arg(long)]
+        concurrency: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match command {
+            Command::Fill { redis, queue, jobs, monitors } => fill(&redis, &queue, jobs, &monitors).await,
+            Command::Release { redis, queue, jobs, timeout_secs } => release(&redis, &queue, jobs, timeout_secs).await,
+            Command::Bare { redis, queue, concurrency } => bare(&redis, &queue, concurrency).await,
+        }
+    })
+}
+
+async fn open(redis: &str, queue: &str) -> anyhow::Result<bullmq::Queue> {
+    let options = bullmq::QueueOptions::new().connection(bullmq::options::RedisConnectionOptions::new().url(redis));
+    Ok(bullmq::Queue::with_options(queue, options).await?)
+}
+
+async fn fill(redis: &str, queue: &str, jobs: usize, monitors: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(!monitors.is_empty(), "--monitors names at least one monitor id");
+    let queue = open(redis, queue).await?;
+    queue.obliterate(true, 10_000).await?;
+    queue.pause().await?;
+    let mut added = 0;
+    while added < jobs {
+        let chunk: Vec<bullmq::BulkJob> = (added..jobs.min(added + 1000))
+            .map(|i| {
+                let data = serde_json::json!({ "monitorId": monitors[i % monitors.len()] });
+                bullmq::BulkJob::new("execute-monitor", data)
+            })
+            .collect();
+        added += chunk.len();
+        queue.add_bulk(chunk).await?;
+    }
+    eprintln!("{added} jobs waiting on paused queue {}", queue.name());
+    Ok(())
+}
+
+async fn release(redis: &str, queue: &str, jobs: u64, timeout_secs: u64) -> anyhow::Result<()> {
+    let queue = open(redis, queue).await?;
+    let completed_key = queue.keys().completed();
+    let mut conn = queue.connection().connection();
+    let start = Instant::now();
+    queue.resume().await?;
+    let deadline = start + Duration::from_secs(timeout_secs);
+    loop {
+        let done: u64 = redis::cmd("ZCARD").arg(&completed_key).query_async(&mut conn).await?;
+        if done >= jobs {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {done} of {jobs} jobs completed within {timeout_secs}s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!("{}", serde_json::json!({ "jobs": jobs, "seconds": seconds, "jobs_per_s": jobs as f64 / seconds }));
+    Ok(())
+}
+
+async fn bare(redis: &str, queue: &str, concurrency: usize) -> anyhow::Result<()> {
+    let options = bullmq::WorkerOptions::new()
+        .connection(bullmq::options::RedisConnectionOptions::new().url(redis))
+        .concurrency(concurrency);
+    let worker = bullmq::Worker::with_options(
+        queue,
+        |_job: bullmq::Job, _token| async move { Ok(serde_json::Value::Null) },
+        options,
+    )
+    .await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    worker.close(5_000).await?;
+    Ok(())
+}

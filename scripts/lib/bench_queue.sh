@@ -1,0 +1,303 @@
+# `scripts/bench queue`: sourced by scripts/bench after scripts/lib/services.sh.
+#
+# Three parts, each against its peers in the same run, on one private Redis
+# and one private PostgreSQL (loopback only):
+#  1. queue overhead: jobs/s one worker completes at concurrency 1 and 32 on
+#     BENCH_JOBS jobs released at once: `geoctl agent` (its own per-job work —
+#     monitor lookup, recording, metrics — with checks that succeed at once),
+#     a bare bullmq-official worker with an empty processor (the ceiling),
+#     BullMQ's Node worker (npm bullmq) and its Python worker (PyPI bullmq);
+#  2. end to end: real HTTP checks/s one agent runs and records against a
+#     local HTTP server, with the agent's CPU time and peak RSS;
+#  3. scale (BENCH_SCALE=0 skips it): BENCH_SCALE_MONITORS monitors × 3
+#     regions at a 1-minute interval for BENCH_SCALE_MINUTES minutes, one
+#     agent per region: runs recorded once / twice / missed, p50/p99 start
+#     lateness, agents' CPU and RSS, PostgreSQL's CPU.
+#
+# BENCH_JOBS (5000), BENCH_SCALE_MONITORS (10000), BENCH_SCALE_MINUTES (5) and
+# BENCH_PROFILE (release) change the sizes and the build.
+
+BENCH_JOBS=${BENCH_JOBS:-5000}
+# `dev` gives quick but slower (unoptimised geoctl) figures; they are labelled so.
+BENCH_PROFILE=${BENCH_PROFILE:-release}
+BENCH_SCALE=${BENCH_SCALE:-1}
+BENCH_SCALE_MONITORS=${BENCH_SCALE_MONITORS:-10000}
+BENCH_SCALE_MINUTES=${BENCH_SCALE_MINUTES:-5}
+
+_bq_pids=()
+_bq_work=""
+
+bq_cleanup() {
+  local pid
+  for pid in "${_bq_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${_bq_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  _bq_pids=()
+  stop_services
+  [ -z "$_bq_work" ] || rm -rf "$_bq_work"
+}
+
+# Background process whose PID is kept for cleanup; sets BQ_PID.
+bq_start() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 &
+  BQ_PID=$!
+  _bq_pids+=("$BQ_PID")
+}
+
+bq_stop() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# CPU seconds (user + system) of a process so far.
+cpu_of() {
+  awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"
+}
+
+# Peak RSS of a process, MiB.
+rss_of() {
+  awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"
+}
+
+bq_install() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  pg_bindir >/dev/null
+  command -v node >/dev/null || apt_install nodejs
+  command -v npm >/dev/null || apt_install npm
+  log "installing npm bullmq into $_bq_work"
+  npm install --silent --prefix "$_bq_work/node" bullmq@6 >/dev/null
+  source scripts/lib/python_bullmq.sh
+  setup_python_bullmq "${CARGO_TARGET_DIR:-target}/python-bullmq"
+  BQ_PYTHON=${GEOCTL_TEST_PYTHON:?PyPI bullmq could not be installed}
+  mkdir -p "$_bq_work/py"
+  cat >"$_bq_work/node/worker.js" <<'EOF'
+const { Worker } = require('bullmq');
+const [url, queue, concurrency] = process.argv.slice(2);
+const u = new URL(url);
+const worker = new Worker(queue, async () => null,
+  { connection: { host: u.hostname, port: Number(u.port), db: Number(u.pathname.slice(1) || 0) },
+    concurrency: Number(concurrency) });
+process.on('SIGTERM', async () => { await worker.close(); process.exit(0); });
+EOF
+  cat >"$_bq_work/py/worker.py" <<'EOF'
+import asyncio, signal, sys
+from bullmq import Worker
+
+async def process(job, token):
+    return None
+
+async def main():
+    url, queue, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    worker = Worker(queue, process, {"connection": url, "concurrency": concurrency})
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await worker.close()
+
+asyncio.run(main())
+EOF
+}
+
+bq_build() {
+  log "building geoctl, benches/queue and benches/probe ($BENCH_PROFILE profile)"
+  local artifacts=$_bq_work/build.json
+  cargo build --profile "$BENCH_PROFILE" --locked --bin geoctl --bench queue --bench probe \
+    --message-format=json-render-diagnostics >"$artifacts"
+  GEOCTL_BIN=$(artifact "$artifacts" geoctl bin)
+  QUEUE_BENCH=$(artifact "$artifacts" queue bench)
+  PROBE_BENCH=$(artifact "$artifacts" probe bench)
+  [ -x "$GEOCTL_BIN" ] && [ -x "$QUEUE_BENCH" ] && [ -x "$PROBE_BENCH" ] \
+    || { echo "build produced no executables" >&2; return 1; }
+}
+
+# artifact FILE NAME KIND: the executable cargo reported for that target.
+artifact() {
+  grep '"reason":"compiler-artifact"' "$1" | grep "\"name\":\"$2\"" | grep "\"kind\":\[\"$3\"\]" \
+    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1
+}
+
+geoctl() {
+  "$GEOCTL_BIN" "$@"
+}
+
+# agent_cmd CONCURRENCY REGION PORT [extra…]: the agent's command line.
+agent_cmd() {
+  local concurrency=$1 region=$2 port=$3
+  shift 3
+  echo "$GEOCTL_BIN" agent --region "$region" --concurrency "$concurrency" --listen "127.0.0.1:$port" \
+    --spool-dir "$_bq_work/spool-$region-$port" "$@"
+}
+
+wait_ready() {
+  local port=$1
+  for _ in $(seq 1 200); do
+    "$GEOCTL_BIN" agent health --url "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "agent on port $port never became ready" >&2
+  return 1
+}
+
+# overhead_run WORKER CONCURRENCY -> prints jobs/s
+overhead_run() {
+  local worker=$1 concurrency=$2 queue=monitor-eu-west port
+  "$QUEUE_BENCH" fill --redis "$REDIS_URL" --queue "$queue" --jobs "$BENCH_JOBS" --monitors "$BENCH_MONITOR" 2>/dev/null
+  case $worker in
+    agent)
+      port=$(free_port)
+      # shellcheck disable=SC2046
+      bq_start "$_bq_work/agent-$concurrency.log" $(agent_cmd "$concurrency" eu-west "$port" --instant-probe)
+      wait_ready "$port"
+      ;;
+    bare) bq_start "$_bq_work/bare.log" "$QUEUE_BENCH" bare --redis "$REDIS_URL" --queue "$queue" --concurrency "$concurrency" ;;
+    node) bq_start "$_bq_work/node.log" node "$_bq_work/node/worker.js" "$REDIS_URL" "$queue" "$concurrency" ;;
+    python) bq_start "$_bq_work/python.log" "$BQ_PYTHON" "$_bq_work/py/worker.py" "$REDIS_URL" "$queue" "$concurrency" ;;
+  esac
+  local pid=$BQ_PID
+  sleep 1
+  "$QUEUE_BENCH" release --redis "$REDIS_URL" --queue "$queue" --jobs "$BENCH_JOBS" \
+    | sed -n 's/.*"jobs_per_s":\([0-9.]*\).*/\1/p' | awk '{ printf "%.0f", $1 }'
+  bq_stop "$pid"
+}
+
+bench_queue_overhead() {
+  log "part 1: queue overhead, $BENCH_JOBS no-op jobs per run"
+  printf '\n1. Queue overhead: jobs/s completed, %s jobs released at once, same Redis\n' "$BENCH_JOBS"
+  printf '   %-44s %12s %12s\n' worker "conc. 1" "conc. 32"
+  local worker label one many
+  for worker in bare agent node python; do
+    case $worker in
+      bare) label="bullmq-official, empty processor (ceiling)" ;;
+      agent) label="geoctl agent (lookup, record, metrics)" ;;
+      node) label="BullMQ Node (npm bullmq 6), empty processor" ;;
+      python) label="BullMQ Python (PyPI bullmq), empty processor" ;;
+    esac
+    one=$(overhead_run "$worker" 1)
+    many=$(overhead_run "$worker" 32)
+    printf '   %-44s %12s %12s\n' "$label" "$one" "$many"
+    printf '{"part":"overhead","worker":"%s","c1":%s,"c32":%s}\n' "$worker" "${one:-null}" "${many:-null}" >>"$BQ_JSON"
+  done
+}
+
+bench_queue_e2e() {
+  log "part 2: end to end, real HTTP checks"
+  local http_port port pid cpu0 cpu1 rate monitors=() i
+  http_port=$(free_port)
+  bq_start "$_bq_work/http.log" "$PROBE_BENCH" serve-http --listen "127.0.0.1:$http_port" --lifetime-secs 900
+  for i in $(seq 1 20); do
+    monitors+=("$(geoctl monitor create --name "e2e-$i" --type http --target "http://127.0.0.1:$http_port/e2e/$i" \
+      --every 1d --regions eu-west -o json | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n 1)")
+  done
+  local list
+  list=$(IFS=,; echo "${monitors[*]}")
+  "$QUEUE_BENCH" fill --redis "$REDIS_URL" --queue monitor-eu-west --jobs "$BENCH_JOBS" --monitors "$list" 2>/dev/null
+  port=$(free_port)
+  # shellcheck disable=SC2046
+  bq_start "$_bq_work/agent-e2e.log" $(agent_cmd 32 eu-west "$port")
+  pid=$BQ_PID
+  wait_ready "$port"
+  cpu0=$(cpu_of "$pid")
+  rate=$("$QUEUE_BENCH" release --redis "$REDIS_URL" --queue monitor-eu-west --jobs "$BENCH_JOBS" \
+    | sed -n 's/.*"jobs_per_s":\([0-9.]*\).*/\1/p' | awk '{ printf "%.0f", $1 }')
+  cpu1=$(cpu_of "$pid")
+  local rss recorded
+  rss=$(rss_of "$pid")
+  bq_stop "$pid"
+  recorded=$(psql_q "SELECT count(*) FROM monitor_results WHERE monitor_id IN ($(printf "'%s'," "${monitors[@]}" | sed 's/,$//'))")
+  printf '\n2. End to end: HTTP checks run and recorded by one agent (concurrency 32), local server\n'
+  printf '   %s checks/s; agent CPU %s s for %s checks; peak RSS %s MiB; %s results recorded\n' \
+    "$rate" "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "$BENCH_JOBS" "$rss" "$recorded"
+  printf '{"part":"e2e","checks_per_s":%s,"cpu_s":%s,"rss_mib":%s,"recorded":%s}\n' "${rate:-null}" \
+    "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "${rss:-null}" "${recorded:-null}" >>"$BQ_JSON"
+}
+
+psql_q() {
+  "$(pg_bindir)/psql" -X -A -t -q "$DATABASE_URL" -c "$1"
+}
+
+bench_queue_scale() {
+  local n=$BENCH_SCALE_MONITORS minutes=$BENCH_SCALE_MINUTES region port pids=() pg_pid i
+  log "part 3: scale, $n monitors x 3 regions every minute for $minutes minutes"
+  {
+    echo "monitors:"
+    for i in $(seq 1 "$n"); do
+      printf '  - {name: scale-%s, type: http, target: "http://127.0.0.1:%s/s/%s", every: 1m, timeout: 10s}\n' \
+        "$i" "$BQ_HTTP_PORT" "$i"
+    done
+  } >"$_bq_work/scale.yaml"
+  geoctl monitor apply -f "$_bq_work/scale.yaml" >/dev/null
+  pg_pid=$(head -n 1 "$BQ_PGDATA/postmaster.pid")
+  local pg_cpu0 start_ms end_ms
+  pg_cpu0=$(cpu_of "$pg_pid")
+  declare -A cpu0
+  for region in us-east eu-west ap-south; do
+    port=$(free_port)
+    # shellcheck disable=SC2046
+    bq_start "$_bq_work/agent-scale-$region.log" $(agent_cmd 64 "$region" "$port")
+    pids+=("$BQ_PID")
+    cpu0[$BQ_PID]=$(cpu_of "$BQ_PID")
+  done
+  start_ms=$(( $(date +%s%3N) + 60000 ))
+  sleep $(( minutes * 60 + 60 ))
+  end_ms=$(( $(date +%s%3N) - 60000 ))
+  printf '\n3. Scale: %s monitors x 3 regions at 1 min, %s min, one agent per region (concurrency 64)\n' "$n" "$minutes"
+  local cpu rss
+  for pid in "${pids[@]}"; do
+    cpu=$(awk -v a="${cpu0[$pid]}" -v b="$(cpu_of "$pid")" 'BEGIN { printf "%.1f", b - a }')
+    rss=$(rss_of "$pid")
+    printf '   agent pid %s: CPU %s s, peak RSS %s MiB\n' "$pid" "$cpu" "$rss"
+    bq_stop "$pid"
+  done
+  printf '   PostgreSQL (postmaster only) CPU %s s\n' \
+    "$(awk -v a="$pg_cpu0" -v b="$(cpu_of "$pg_pid")" 'BEGIN { printf "%.1f", b - a }')"
+  # Runs scheduled in the window [start, end] (whole minutes) and what was recorded for them.
+  psql_q "
+    WITH runs AS (
+      SELECT run_key, split_part(run_key, ':', 3)::bigint AS due, count(*) AS n,
+             min(extract(epoch FROM checked_at) * 1000) AS started
+      FROM monitor_results WHERE run_key IS NOT NULL
+        AND split_part(run_key, ':', 3)::bigint BETWEEN $start_ms AND $end_ms
+      GROUP BY run_key)
+    SELECT format('   runs recorded: %s, recorded twice: %s, expected (monitors x regions x minutes): %s',
+                  count(*), count(*) FILTER (WHERE n > 1),
+                  $n * 3 * (floor($end_ms / 60000.0) - ceil($start_ms / 60000.0) + 1)::bigint)
+           || format(E'\n   start lateness p50 %s ms, p99 %s ms, max %s ms',
+                  round(percentile_cont(0.5) WITHIN GROUP (ORDER BY started - due)),
+                  round(percentile_cont(0.99) WITHIN GROUP (ORDER BY started - due)),
+                  round(max(started - due)))
+    FROM runs"
+}
+
+bench_queue() {
+  require_cargo
+  _bq_work=$(mktemp -d /tmp/geoctl-bench-queue.XXXXXX)
+  chmod 755 "$_bq_work"
+  trap bq_cleanup EXIT
+  trap 'exit 130' INT TERM
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  mkdir -p target/bench
+  BQ_JSON=target/bench/queue.jsonl
+  : >"$BQ_JSON"
+
+  bq_install
+  bq_build
+  start_postgres "$_bq_work/pg"
+  BQ_PGDATA="$_bq_work/pg/data"
+  start_redis "$_bq_work/redis"
+  export DATABASE_URL
+  export REDIS_URL_US_EAST="${REDIS_URL%/*}/1" REDIS_URL_EU_WEST="${REDIS_URL%/*}/0" REDIS_URL_AP_SOUTH="${REDIS_URL%/*}/2"
+  REDIS_URL=$REDIS_URL_EU_WEST
+  geoctl db migrate >/dev/null
+  BENCH_MONITOR=$(geoctl monitor create --name bench-noop --type http --target http://127.0.0.1:9/ --every 1d \
+    --regions eu-west -o json | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n 1)
+
+  printf 'geoctl queue benchmark — %s, %s cores, load %s, %s build, %s\n' "$(uname -m)" "$(nproc)" \
+    "$(cut -d' ' -f1 /proc/loadavg)" "$BENCH_PROFILE" "$(date -u +%FT%TZ)"
+  bench_queue_overhead
+  bench_queue_e2e
+  BQ_HTTP_PORT=$(free_port)
+  bq_start "$_bq_work/http-scale.log" "$PROBE_BENCH" serve-http --listen "127.0.0.1:$BQ_HTTP_PORT" --lifetime-secs 3600
+  if [ "$BENCH_SCALE" = 1 ]; then bench_queue_scale; fi
+  echo "JSON lines: $BQ_JSON"
+}

@@ -1,0 +1,389 @@
+//! `geoctl agent`: the worker that runs in each region. It takes the jobs of
+//! its region's queue, runs each monitor's check from there and records the
+//! result exactly once per scheduled run.
+//!
+//! What runs in one agent process:
+//! - a BullMQ worker on `monitor-<region>` with bounded concurrency, whose
+//!   jobs are run by [`job::Runner`];
+//! - the [`recorder`]: batched writes to PostgreSQL, an on-disk [`spool`]
+//!   while the database is away;
+//! - a watcher that checks Redis and PostgreSQL every second (readiness),
+//!   refreshes the heartbeat, and reconciles the queue with the database at
+//!   start, after Redis comes back or restarts, and periodically;
+//! - the [`http`] endpoints: `/health/live`, `/health/ready`, `/metrics`.
+//!
+//! SIGTERM or SIGINT: stop taking jobs, let in-flight ones finish within the
+//! shutdown timeout, flush the results, exit 0.
+
+pub mod http;
+pub mod job;
+pub mod metrics;
+pub mod recorder;
+pub mod spool;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::queue::{heartbeat, schedule, RegionQueue};
+use job::{JobRef, ProbeMode, Runner};
+use metrics::Metrics;
+use recorder::Recorder;
+use spool::Spool;
+
+/// How one agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub region: String,
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// How long a job's lock lasts without renewal: after a crash, its job is
+    /// run again once the lock has expired and a stall check sees it.
+    pub lock_duration: Duration,
+    /// How often stalled jobs (expired locks) are looked for.
+    pub stalled_interval: Duration,
+    pub listen: SocketAddr,
+    pub spool_dir: PathBuf,
+    /// Most results the spool keeps; beyond it the oldest are dropped.
+    pub spool_max: usize,
+    pub shutdown_timeout: Duration,
+    /// Reconcile the queue with the database this often, on top of the
+    /// reconciliations after a Redis restart or reconnect.
+    pub resync_interval: Duration,
+    pub probe_mode: ProbeMode,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(
+        "cannot open the spool directory {dir}: {source}; set --spool-dir (AGENT_SPOOL_DIR) to a writable directory"
+    )]
+    Spool { dir: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}; choose another --listen address (AGENT_LISTEN)")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start the worker on queue {queue}: {reason}")]
+    Worker { queue: String, reason: String },
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+impl crate::error::Coded for AgentError {
+    fn exit(&self) -> crate::error::Exit {
+        use crate::error::Exit;
+        match self {
+            // The operator's directory setting: fix the flag.
+            AgentError::Spool { .. } => Exit::Input,
+            AgentError::Listen { .. } | AgentError::Worker { .. } | AgentError::Signals(_) => Exit::Failed,
+        }
+    }
+}
+
+/// What the readiness endpoint reports, kept current by the watcher (and by
+/// the recorder the moment a write finds the database gone).
+#[derive(Debug, Default)]
+pub struct Health {
+    redis: AtomicBool,
+    db: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Health {
+    pub fn redis_ok(&self) -> bool {
+        self.redis.load(Ordering::Relaxed)
+    }
+    pub fn db_ok(&self) -> bool {
+        self.db.load(Ordering::Relaxed)
+    }
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+    pub fn set_redis(&self, ok: bool) {
+        self.redis.store(ok, Ordering::Relaxed);
+    }
+    pub fn set_db(&self, ok: bool) {
+        self.db.store(ok, Ordering::Relaxed);
+    }
+}
+
+/// Runs the agent until SIGTERM/SIGINT. `queue` is the region's queue,
+/// connected; `pool` the results database.
+pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Result<(), AgentError> {
+    let region = options.region.clone();
+    let spool = Spool::open(&options.spool_dir, options.spool_max)
+        .map_err(|source| AgentError::Spool { dir: options.spool_dir.clone(), source })?;
+    if !spool.is_empty() {
+        tracing::info!(rows = spool.depth(), "results from an earlier run are in the spool; writing them first");
+    }
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| AgentError::Listen { addr: options.listen, source })?;
+    let mut signals = Signals::install().map_err(AgentError::Signals)?;
+
+    let health = Arc::new(Health::default());
+    health.set_redis(true);
+    health.set_db(true);
+    let metrics = Arc::new(Metrics::new(&region));
+    let (recorder, recorder_task) = Recorder::start(pool.clone(), spool, health.clone(), metrics.clone());
+    let runner = Arc::new(Runner::new(
+        &region,
+        pool.clone(),
+        recorder.clone(),
+        metrics.clone(),
+        health.clone(),
+        options.probe_mode,
+    ));
+
+    let mut watcher = Watcher::new(&options, queue.clone(), pool.clone(), health.clone(), metrics.clone());
+    watcher.reconcile("start").await;
+
+    let worker = start_worker(&options, &queue, runner.clone()).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(http::serve(listener, health.clone(), metrics.clone(), stop_rx.clone()));
+    let watch_task = tokio::spawn(watcher.run(stop_rx));
+    tracing::info!(region = %region, queue = %queue.name(), redis = %queue.endpoint(), concurrency = options.concurrency,
+        listen = %options.listen, "agent started");
+
+    let signal = signals.next().await;
+    tracing::info!(signal, timeout = %crate::duration::format(options.shutdown_timeout),
+        "stopping: no new jobs, finishing the ones in flight");
+    health.draining.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + options.shutdown_timeout;
+    tokio::select! {
+        closed = worker.close(options.shutdown_timeout.as_millis() as u64) => {
+            if let Err(e) = closed {
+                tracing::warn!(error = %e, "closing the worker");
+            }
+        }
+        again = signals.next() => tracing::warn!(signal = again, "second signal: not waiting for jobs in flight"),
+    }
+    // Results already handed in are written (or spooled) before exit.
+    recorder.stop().await;
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
+    if tokio::time::timeout(left, recorder_task).await.is_err() {
+        tracing::warn!("the recorder did not finish in time; unacknowledged jobs run again elsewhere");
+    }
+    let _ = stop_tx.send(true);
+    let _ = watch_task.await;
+    let _ = server.await;
+    if let Err(e) = heartbeat::clear(&queue, &watcher_id()).await {
+        tracing::debug!(error = %e, "heartbeat not removed; it expires by itself");
+    }
+    tracing::info!(jobs_done = metrics.jobs_done(), "agent stopped");
+    Ok(())
+}
+
+async fn start_worker(
+    options: &AgentOptions,
+    queue: &RegionQueue,
+    runner: Arc<Runner>,
+) -> Result<bullmq::Worker, AgentError> {
+    let processor = move |job: bullmq::Job, _cancel: bullmq::worker::CancellationToken| {
+        let runner = runner.clone();
+        async move {
+            let job = JobRef::from_bull(&job);
+            match runner.run(&job).await {
+                Ok(outcome) => Ok(serde_json::json!({ "outcome": format!("{outcome:?}").to_lowercase() })),
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "job failed; the queue retries it");
+                    Err(bullmq::Error::ProcessingError(e.to_string()))
+                }
+            }
+        }
+    };
+    let worker_options = bullmq::WorkerOptions::new()
+        .connection(queue.bull().connection().options().clone())
+        .name(format!("geoctl-agent-{}", agent_id()))
+        .concurrency(options.concurrency.max(1))
+        .lock_duration(options.lock_duration)
+        .stalled_interval(options.stalled_interval)
+        .run_retry_delay(Duration::from_millis(500));
+    bullmq::Worker::with_options(queue.name(), processor, worker_options)
+        .await
+        .map_err(|e| AgentError::Worker { queue: queue.name().to_string(), reason: e.to_string() })
+}
+
+/// This process's agent id: host name and process id, unique among live agents.
+pub fn agent_id() -> String {
+    format!("{}-{}", host_name(), std::process::id())
+}
+
+fn watcher_id() -> String {
+    agent_id()
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Keeps readiness current, the heartbeat fresh and the queue in line with
+/// the database.
+struct Watcher {
+    region: String,
+    queue: RegionQueue,
+    pool: PgPool,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    resync_interval: Duration,
+    started_at: String,
+    /// Redis' run id: a new one means Redis restarted, maybe without its data.
+    redis_run_id: Option<String>,
+    last_resync: Instant,
+    last_beat: Option<Instant>,
+    resync_due: bool,
+}
+
+/// How often Redis and PostgreSQL are checked.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait for one of those checks.
+const WATCH_TIMEOUT: Duration = Duration::from_millis(900);
+
+impl Watcher {
+    fn new(
+        options: &AgentOptions,
+        queue: RegionQueue,
+        pool: PgPool,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Watcher {
+            region: options.region.clone(),
+            queue,
+            pool,
+            health,
+            metrics,
+            resync_interval: options.resync_interval,
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            redis_run_id: None,
+            last_resync: Instant::now(),
+            last_beat: None,
+            resync_due: false,
+        }
+    }
+
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.check().await,
+                _ = stopped(&mut stop) => return,
+            }
+        }
+    }
+
+    async fn check(&mut self) {
+        let db_ok =
+            matches!(tokio::time::timeout(WATCH_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool)).await, Ok(Ok(_)));
+        if db_ok != self.health.db_ok() {
+            tracing::warn!(reachable = db_ok, "PostgreSQL {}", if db_ok { "is back" } else { "is unreachable" });
+        }
+        self.health.set_db(db_ok);
+
+        let run_id = self.redis_run_id().await;
+        let redis_ok = run_id.is_some();
+        if redis_ok != self.health.redis_ok() {
+            tracing::warn!(region = %self.region, "Redis {}", if redis_ok { "is back" } else { "is unreachable" });
+            if redis_ok {
+                self.resync_due = true;
+            }
+        }
+        self.health.set_redis(redis_ok);
+        if let Some(run_id) = run_id {
+            if self.redis_run_id.as_ref().is_some_and(|known| *known != run_id) {
+                tracing::warn!(region = %self.region, "Redis restarted");
+                self.resync_due = true;
+            }
+            self.redis_run_id = Some(run_id);
+        }
+        if redis_ok && self.last_beat.is_none_or(|t| t.elapsed() >= heartbeat::INTERVAL) {
+            self.beat().await;
+        }
+        if redis_ok && db_ok && (self.resync_due || self.last_resync.elapsed() >= self.resync_interval) {
+            let why = if self.resync_due { "Redis came back" } else { "periodic" };
+            self.reconcile(why).await;
+        }
+    }
+
+    async fn redis_run_id(&self) -> Option<String> {
+        let mut conn = self.queue.connection();
+        let info =
+            tokio::time::timeout(WATCH_TIMEOUT, redis::cmd("INFO").arg("server").query_async::<String>(&mut conn))
+                .await
+                .ok()?
+                .ok()?;
+        info.lines().find_map(|l| l.strip_prefix("run_id:")).map(|id| id.trim().to_string())
+    }
+
+    async fn beat(&mut self) {
+        let beat = heartbeat::Heartbeat {
+            id: agent_id(),
+            host: host_name(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: self.started_at.clone(),
+            jobs_done: self.metrics.jobs_done(),
+        };
+        match heartbeat::beat(&self.queue, &beat).await {
+            Ok(()) => self.last_beat = Some(Instant::now()),
+            Err(e) => tracing::warn!(error = %e, "heartbeat not written"),
+        }
+    }
+
+    /// Makes the region's queue match the database; on failure, tries again
+    /// at the next check.
+    async fn reconcile(&mut self, why: &str) {
+        let reconciled = async {
+            let wanted = schedule::Wanted::load(&self.pool).await.map_err(|e| e.to_string())?;
+            schedule::reconcile(&self.queue, &wanted, false).await.map_err(|e| e.to_string())
+        };
+        match reconciled.await {
+            Ok(report) => {
+                for change in &report.changes {
+                    tracing::info!(region = %self.region, action = change.action.as_str(), id = %change.id,
+                        monitor = change.monitor.as_deref().unwrap_or("-"), detail = %change.detail, "queue changed");
+                }
+                tracing::info!(region = %self.region, why, changed = report.changes.len(), unchanged = report.unchanged,
+                    "queue reconciled with the database");
+                self.resync_due = false;
+                self.last_resync = Instant::now();
+            }
+            Err(e) => {
+                tracing::warn!(region = %self.region, why, error = %e, "queue not reconciled yet; trying again");
+                self.resync_due = true;
+            }
+        }
+    }
+}
+
+/// Resolves once the stop flag is up (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// SIGTERM and SIGINT, as one stream.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}

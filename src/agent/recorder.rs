@@ -1,0 +1,276 @@
+//! The recorder: one task that writes the agent's results in batches, or
+//! spools them when PostgreSQL cannot take them, and writes the spool back in
+//! order once it can.
+//!
+//! A job finishes only after its result is durable — committed, or fsynced to
+//! the spool — so a crash never loses an acknowledged run. Batches form by
+//! themselves: whatever arrived while the previous write was in flight is the
+//! next batch, so a lone job is written at once and a busy agent writes in
+//! large batches.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::metrics::Metrics;
+use super::spool::Spool;
+use super::Health;
+use crate::results::{self, NewResult};
+
+/// Most results written in one batch.
+pub const MAX_BATCH: usize = 500;
+/// How long to wait between attempts to write the spool back while the
+/// database refuses connections.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// Longest wait for one write. A write that timed out may still have been
+/// committed; spooling it again is harmless (run keys keep results single).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a result ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Written,
+    Spooled,
+}
+
+struct Submission {
+    result: NewResult,
+    done: oneshot::Sender<Result<Stored, String>>,
+}
+
+enum Message {
+    Submit(Box<Submission>),
+    /// Store everything handed in before, then end.
+    Stop,
+}
+
+/// The handle jobs use to hand in their results.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Message>,
+}
+
+impl Recorder {
+    /// Starts the recorder task. It ends at [`stop`](Self::stop) (or when
+    /// every handle is dropped), after storing what it was given and, if the
+    /// database is there, writing the spool.
+    pub fn start(
+        pool: PgPool,
+        spool: Spool,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        metrics.spool_depth.store(spool.depth() as u64, Ordering::Relaxed);
+        let task = Task { pool, spool, health, metrics, rx };
+        (Recorder { tx }, tokio::spawn(task.run()))
+    }
+
+    /// Hands in a result and waits until it is durable.
+    pub async fn record(&self, result: NewResult) -> Result<Stored, String> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Message::Submit(Box::new(Submission { result, done })))
+            .await
+            .map_err(|_| "the recorder has stopped".to_string())?;
+        wait.await.map_err(|_| "the recorder stopped before the result was stored".to_string())?
+    }
+
+    /// Asks the recorder to store what it has and end.
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Message::Stop).await;
+    }
+}
+
+struct Task {
+    pool: PgPool,
+    spool: Spool,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    rx: mpsc::Receiver<Message>,
+}
+
+/// What a failed write means for the rows in it.
+enum Failure {
+    /// The database is not there (connection, timeout, shutdown): try again later.
+    Transient(String),
+    /// The database refuses these rows (constraint, bad value): retrying will not help.
+    Refused(String),
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut messages: Vec<Message> = Vec::with_capacity(MAX_BATCH);
+        let mut retry = tokio::time::interval(RETRY_EVERY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if !self.spool.is_empty() && self.health.db_ok() {
+                self.drain_spool().await;
+            }
+            tokio::select! {
+                received = self.rx.recv_many(&mut messages, MAX_BATCH) => {
+                    let mut stop = received == 0;
+                    let mut batch = Vec::with_capacity(messages.len());
+                    for message in messages.drain(..) {
+                        match message {
+                            Message::Submit(submission) => batch.push(*submission),
+                            Message::Stop => stop = true,
+                        }
+                    }
+                    if !batch.is_empty() {
+                        self.store(batch).await;
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+                _ = retry.tick(), if !self.spool.is_empty() => {}
+            }
+        }
+        if !self.spool.is_empty() && self.health.db_ok() {
+            self.drain_spool().await;
+        }
+        if !self.spool.is_empty() {
+            tracing::warn!(
+                rows = self.spool.depth(),
+                "exiting with results in the spool; they are written at the next start"
+            );
+        }
+    }
+
+    /// Writes a batch straight to the database when nothing is spooled ahead
+    /// of it, else (or when the write fails) appends it to the spool.
+    async fn store(&mut self, batch: Vec<Submission>) {
+        let rows: Vec<NewResult> = batch.iter().map(|s| s.result.clone()).collect();
+        self.metrics.observe_batch(rows.len());
+        let mut outcome = Err(String::new());
+        if self.spool.is_empty() && self.health.db_ok() {
+            match self.write(&rows).await {
+                Ok(()) => outcome = Ok(Stored::Written),
+                Err(Failure::Transient(e)) => {
+                    tracing::warn!(error = %e, rows = rows.len(), "database write failed; spooling")
+                }
+                Err(Failure::Refused(e)) => {
+                    tracing::warn!(error = %e, rows = rows.len(), "database refused a batch; spooling it to sort out row by row")
+                }
+            }
+        }
+        if outcome.is_err() {
+            outcome =
+                self.spool.push(&rows).map(|()| Stored::Spooled).map_err(|e| format!("cannot spool results: {e}"));
+            self.publish_spool();
+        }
+        for submission in batch {
+            let _ = submission.done.send(outcome.clone());
+        }
+    }
+
+    /// Writes spooled batches, oldest first, until the spool is empty or the
+    /// database fails again.
+    async fn drain_spool(&mut self) {
+        loop {
+            let (seq, rows) = match self.spool.oldest() {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the spool");
+                    break;
+                }
+            };
+            match self.write_spooled(seq, &rows).await {
+                Ok(()) => {
+                    if let Err(e) = self.spool.remove_oldest(seq) {
+                        tracing::error!(error = %e, "cannot remove a written spool file");
+                        break;
+                    }
+                    tracing::info!(rows = rows.len(), left = self.spool.depth(), "spooled results written");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, left = self.spool.depth(), "spool not written yet");
+                    break;
+                }
+            }
+            self.publish_spool();
+        }
+        self.publish_spool();
+    }
+
+    /// One spooled batch: rows of deleted monitors and rows the database
+    /// refuses are set aside; the rest are written. Errors only when the
+    /// database is unreachable (the batch stays spooled).
+    async fn write_spooled(&mut self, seq: u64, rows: &[NewResult]) -> Result<(), String> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.monitor_id).collect();
+        let existing: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM monitors WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.lost_database(e.to_string()))?;
+        let mut keep = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            if existing.contains(&row.monitor_id) {
+                keep.push((index, row.clone()));
+            } else {
+                self.set_aside(seq, index, row, "its monitor was deleted before the result could be written")?;
+            }
+        }
+        let batch: Vec<NewResult> = keep.iter().map(|(_, r)| r.clone()).collect();
+        match self.write(&batch).await {
+            Ok(()) => Ok(()),
+            Err(Failure::Transient(e)) => Err(e),
+            Err(Failure::Refused(_)) => {
+                // Find the rows at fault: each alone (a row already written
+                // again is harmless, its run key keeps it single).
+                for (index, row) in keep {
+                    match self.write(std::slice::from_ref(&row)).await {
+                        Ok(()) => {}
+                        Err(Failure::Transient(e)) => return Err(e),
+                        Err(Failure::Refused(reason)) => self.set_aside(seq, index, &row, &reason)?,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn set_aside(&mut self, seq: u64, index: usize, row: &NewResult, reason: &str) -> Result<(), String> {
+        self.spool.reject(seq, index, row, reason).map_err(|e| format!("cannot set a refused row aside: {e}"))?;
+        self.metrics.spool_rejected.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn write(&self, rows: &[NewResult]) -> Result<(), Failure> {
+        match tokio::time::timeout(WRITE_TIMEOUT, results::record(&self.pool, rows))
+            .await
+            .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut))
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_refusal(&e) => Err(Failure::Refused(e.to_string())),
+            Err(e) => Err(Failure::Transient(self.lost_database(e.to_string()))),
+        }
+    }
+
+    /// Marks the database down until the health watcher sees it again.
+    fn lost_database(&self, error: String) -> String {
+        self.health.set_db(false);
+        error
+    }
+
+    fn publish_spool(&self) {
+        self.metrics.spool_depth.store(self.spool.depth() as u64, Ordering::Relaxed);
+        self.metrics.spool_dropped.store(self.spool.dropped(), Ordering::Relaxed);
+    }
+}
+
+/// Data exceptions (class 22) and integrity violations (class 23) are the
+/// rows' fault; anything else (connections, timeouts, shutdowns, locks) is
+/// the database's state and passes.
+fn is_refusal(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+        _ => false,
+    }
+}
