@@ -40,6 +40,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.downcast_ref::<crate::monitor::MonitorError>().is_some_and(|e| e.is_input())
             || cause.downcast_ref::<crate::config::ConfigError>().is_some_and(|e| e.is_input())
             || cause.downcast_ref::<crate::store::StoreError>().is_some_and(|e| e.is_input())
+            || cause.downcast_ref::<crate::stack::StackError>().is_some_and(|e| e.is_input())
+            || cause.downcast_ref::<crate::swarm::SwarmError>().is_some_and(|e| e.is_input())
     });
     if is_input {
         EXIT_USAGE

@@ -12,4 +12,6 @@ pub mod probe;
 pub mod region;
 pub mod report;
 pub mod results;
+pub mod stack;
 pub mod store;
+pub mod swarm;

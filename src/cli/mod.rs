@@ -4,11 +4,19 @@
 mod checks;
 mod config;
 mod db;
+mod image;
+mod maintenance;
 mod monitor;
+mod network;
+mod node;
 mod probe;
 mod region;
+mod region_init;
 mod report;
+mod secret;
+mod stack;
 mod summaries;
+mod swarm;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -70,6 +78,20 @@ enum Command {
     Summaries(summaries::Args),
     /// Per-region uptime, percentiles, phase averages and latency charts
     Report(report::Args),
+    /// A region's stack: render, deploy, upgrade, services, ps, rm
+    Stack(stack::Args),
+    /// The swarm of a region's engine: init, join-token, status
+    Swarm(swarm::Args),
+    /// Swarm nodes: list, label by region, drain, activate
+    Node(node::Args),
+    /// Swarm secrets: create, list, rotate (values never on argv or stdout)
+    Secret(secret::Args),
+    /// Overlay networks
+    Network(network::Args),
+    /// The agent image, built from this binary
+    Image(image::Args),
+    /// Engine housekeeping
+    Maintenance(maintenance::Args),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -126,6 +148,9 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.global.verbose);
+    // bollard and the AWS SDKs can bring aws-lc-rs next to ring; with two
+    // providers rustls cannot choose, so choose once here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -203,6 +228,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Probe(args) => probe::run(&ctx, args).await,
         Command::Summaries(args) => summaries::run(&ctx, args).await,
         Command::Report(args) => report::run(&ctx, args).await,
+        Command::Stack(args) => stack::run(&ctx, args).await,
+        Command::Swarm(args) => swarm::run(&ctx, args).await,
+        Command::Node(args) => node::run(&ctx, args).await,
+        Command::Secret(args) => secret::run(&ctx, args).await,
+        Command::Network(args) => network::run(&ctx, args).await,
+        Command::Image(args) => image::run(&ctx, args).await,
+        Command::Maintenance(args) => maintenance::run(&ctx, args).await,
     }
 }
 

@@ -12,3 +12,4 @@ mod probe_cli;
 mod region;
 mod report;
 mod results;
+mod swarm;
