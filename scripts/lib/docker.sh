@@ -27,8 +27,8 @@ ensure_docker() {
     log "using the Docker Engine at $DOCKER_HOST"
     return 0
   fi
-  _docker_sock=${DOCKER_HOST#unix://}
-  _docker_sock=${_docker_sock:-/var/run/docker.sock}
+  _docker_sock=${DOCKER_HOST:-unix:///var/run/docker.sock}
+  _docker_sock=${_docker_sock#unix://}
   command -v curl >/dev/null || apt_install curl ca-certificates >/dev/null
   if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
     apt_install docker.io >/dev/null
