@@ -97,15 +97,15 @@ pub struct AwsSection {
 fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Text {
-        Number(u64),
+    enum Scalar {
+        Integer(u64),
         Float(f64),
         Text(String),
     }
-    Ok(Option::<Text>::deserialize(d)?.map(|t| match t {
-        Text::Number(n) => n.to_string(),
-        Text::Float(n) => n.to_string(),
-        Text::Text(s) => s,
+    Ok(Option::<Scalar>::deserialize(d)?.map(|t| match t {
+        Scalar::Integer(n) => n.to_string(),
+        Scalar::Float(n) => n.to_string(),
+        Scalar::Text(s) => s,
     }))
 }
 

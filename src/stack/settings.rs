@@ -134,7 +134,7 @@ pub fn parse_bytes(text: &str) -> Option<i64> {
         _ => (text, 1),
     };
     let value: f64 = digits.trim().parse().ok()?;
-    (value > 0.0).then(|| (value * multiplier as f64) as i64)
+    (value > 0.0).then_some((value * multiplier as f64) as i64)
 }
 
 #[cfg(test)]

@@ -247,3 +247,28 @@ fn deploy_redeploy_rotate_upgrade_remove() {
     let volumes = docker_lines(&["volume", "ls", "-q", "--filter", &format!("name={}", f.stack)]);
     assert_eq!(volumes, Vec::<String>::new());
 }
+
+#[test]
+fn region_init_is_idempotent_and_destroy_leaves_nothing() {
+    let mut f = Fixture::new("");
+    let templates = test_templates(&f.db.dir());
+    let tag = format!("geoctl-e2e:{}", unique());
+    f.build_image(&tag, "init");
+    let config = std::fs::read_to_string(f.db.dir().join("geoctl.yaml")).unwrap() + &format!("      image: {tag}\n");
+    std::fs::write(f.db.dir().join("geoctl.yaml"), config).unwrap();
+
+    let plan = f.geoctl(&["region", "init", &f.code, "--templates", &templates, "--dry-run"]).success();
+    assert!(plan.stderr.contains("would"), "{}", plan.stderr);
+    assert_eq!(f.leftovers(), Vec::<String>::new(), "a dry run changed something");
+
+    let first = f.geoctl(&["region", "init", &f.code, "--templates", &templates]).success();
+    assert!(first.stderr.contains("label node") && first.stderr.contains("ready"), "{}", first.stderr);
+    let witness = docker(&["stack", "services", &f.stack, "--format", "{{.Name}} {{.Replicas}}"]);
+    assert!(witness.contains("_agent 2/2"), "{witness}");
+
+    let second = f.geoctl(&["region", "init", &f.code, "--templates", &templates]).success();
+    assert!(second.stderr.contains("unchanged"), "{}", second.stderr);
+
+    f.geoctl(&["region", "destroy", &f.code, "--volumes", "--yes"]).success();
+    assert_eq!(f.leftovers(), Vec::<String>::new());
+}
