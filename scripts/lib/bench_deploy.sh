@@ -14,7 +14,11 @@ _cli_wait() {
     local lines
     lines=$(docker stack services "$stack" --format '{{.Replicas}}' 2>/dev/null || true)
     if [ -n "$lines" ] && ! echo "$lines" | awk -F/ '$1 != $2 {bad=1} END {exit !bad}'; then
-      return 0
+      # Replicas match; an update in progress still has to finish.
+      local updating
+      updating=$(docker service ls -q --filter "label=com.docker.stack.namespace=$stack" |
+        xargs -r docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' | grep -c updating || true)
+      [ "$updating" = 0 ] && return 0
     fi
     sleep 0.1
   done
@@ -77,7 +81,9 @@ YAML
     # No agent in this build yet: the same stack, with a task that stays up without Redis.
     mkdir -p templates
     sed -e 's|^    command: .*|    command: ["geoctl", "probe", "--type", "ping", "127.0.0.1", "--count", "100", "--timeout", "2m"]|' \
-        -e 's|"agent", "health"\]|"--version"]|' "$OLDPWD/templates/stack.yml.tera" >templates/stack.yml.tera
+        -e 's|"agent", "health"\]|"--version"]|' -e 's|stop_grace_period: 30s|stop_grace_period: 1s|' \
+        -e 's|start_period: 20s|start_period: 1s|' -e 's|interval: 15s|interval: 1s|' \
+        "$OLDPWD/templates/stack.yml.tera" >templates/stack.yml.tera
     templates="--templates $work/templates"
   fi
   for code in us-east eu-west ap-south; do
@@ -99,10 +105,10 @@ YAML
     for name in $(sed -n 's/^    name: \(bench-cli-[^ ]*\)$/\1/p' "$code.yml"); do
       echo bench | docker secret create "$name" - >/dev/null 2>&1 || true
     done
-    t=$(_now); docker stack deploy -c "$code.yml" "bench-cli-$code" >/dev/null; _cli_wait "bench-cli-$code"
+    t=$(_now); docker stack deploy --resolve-image never -c "$code.yml" "bench-cli-$code" >/dev/null; _cli_wait "bench-cli-$code"
     local cfresh; cfresh=$(_since "$t")
     before=$(_versions "bench-cli-$code")
-    t=$(_now); docker stack deploy -c "$code.yml" "bench-cli-$code" >/dev/null; sleep 0.5; _cli_wait "bench-cli-$code"
+    t=$(_now); docker stack deploy --resolve-image never -c "$code.yml" "bench-cli-$code" >/dev/null; sleep 1; _cli_wait "bench-cli-$code"
     local cnoop; cnoop=$(_since "$t")
     after=$(_versions "bench-cli-$code")
     out+=("docker CLI  $code  fresh ${cfresh}s  no-op ${cnoop}s  services updated by no-op: $(_updated "$before" "$after")")

@@ -142,7 +142,9 @@ pub async fn init(
             step(&mut changes, format!("register region {code}"));
         }
     }
-    if dry_run && !state.active {
+    let labels_pending = changes.iter().any(|c| c.starts_with("label node"));
+    if dry_run && (!state.active || labels_pending) {
+        // The placement can only be checked against labels that exist.
         step(&mut changes, format!("deploy stack {} (secrets, network, services)", stack_settings.name));
         note(format!("region {code}: dry run, nothing changed"));
         return Ok(());
