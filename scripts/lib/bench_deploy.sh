@@ -36,8 +36,10 @@ _updated() { diff <(echo "$1") <(echo "$2") | grep -c '^>' || true; }
 
 bench_deploy() {
   command -v bc >/dev/null || apt_install bc >/dev/null
-  local work; work=$(mktemp -d /tmp/geoctl-bench-deploy.XXXXXX); chmod 755 "$work"
+  _bench_work=$(mktemp -d /tmp/geoctl-bench-deploy.XXXXXX); chmod 755 "$_bench_work"
+  local work=$_bench_work
   _bench_cleanup() {
+    cd "$_bench_work" 2>/dev/null || true
     for code in us-east eu-west ap-south; do
       docker stack rm "bench-cli-$code" >/dev/null 2>&1 || true
       geoctl stack rm --region "$code" --volumes --yes >/dev/null 2>&1 || true
@@ -45,7 +47,8 @@ bench_deploy() {
     [ -n "${node:-}" ] && for code in us-east eu-west ap-south; do
       geoctl node label "$node" --region "$code" --label "geoctl-bench-$code" --remove >/dev/null 2>&1 || true
     done
-    stop_docker; stop_services; rm -rf "$work"
+    docker image rm -f "${_bench_tag:-none}" >/dev/null 2>&1 || true
+    stop_docker; stop_services; rm -rf "$_bench_work"
   }
   trap _bench_cleanup EXIT
   start_postgres "$work/pg"
@@ -55,6 +58,7 @@ bench_deploy() {
   export PATH="${CARGO_TARGET_DIR:-$PWD/target}/debug:$PATH"
   cd "$work"
   local tag="geoctl-bench:$(date +%s)"
+  _bench_tag=$tag
   {
     echo "database_url: $DATABASE_URL"
     echo "regions:"
