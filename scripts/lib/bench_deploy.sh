@@ -44,6 +44,12 @@ bench_deploy() {
       docker stack rm "bench-cli-$code" >/dev/null 2>&1 || true
       geoctl stack rm --region "$code" --volumes --yes >/dev/null 2>&1 || true
     done
+    # docker stack rm leaves volumes; remove the CLI stacks' once their containers are gone.
+    for _ in $(seq 1 120); do
+      [ -z "$(docker ps -aq --filter label=com.docker.stack.namespace 2>/dev/null | head -n 1)" ] && break
+      sleep 0.5
+    done
+    docker volume ls -q --filter name=bench-cli- | xargs -r docker volume rm >/dev/null 2>&1 || true
     [ -n "${node:-}" ] && for code in us-east eu-west ap-south; do
       geoctl node label "$node" --region "$code" --label "geoctl-bench-$code" --remove >/dev/null 2>&1 || true
     done
