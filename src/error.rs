@@ -108,6 +108,8 @@ coded![
     crate::results::summary::RebuildError,
     crate::agent::AgentError,
     crate::agent::job::JobError,
+    crate::stack::StackError,
+    crate::swarm::SwarmError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong

@@ -14,5 +14,7 @@ pub mod queue;
 pub mod region;
 pub mod report;
 pub mod results;
+pub mod stack;
 pub mod store;
+pub mod swarm;
 pub mod text;

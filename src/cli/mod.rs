@@ -6,12 +6,20 @@ mod checks;
 mod completions;
 mod config;
 mod db;
+mod image;
+mod maintenance;
 mod monitor;
+mod network;
+mod node;
 mod probe;
 mod queue;
 mod region;
+mod region_init;
 mod report;
+mod secret;
+mod stack;
 mod summaries;
+mod swarm;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -81,6 +89,20 @@ enum Command {
     Man,
     /// Run a region's monitor jobs from its queue (the worker in each region's Swarm)
     Agent(agent::Args),
+    /// A region's stack: render, deploy, upgrade, services, ps, rm
+    Stack(stack::Args),
+    /// The swarm of a region's engine: init, join-token, status
+    Swarm(swarm::Args),
+    /// Swarm nodes: list, label by region, drain, activate
+    Node(node::Args),
+    /// Swarm secrets: create, list, rotate (values never on argv or stdout)
+    Secret(secret::Args),
+    /// Overlay networks
+    Network(network::Args),
+    /// The agent image, built from this binary
+    Image(image::Args),
+    /// Engine housekeeping
+    Maintenance(maintenance::Args),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -142,7 +164,7 @@ pub fn main() -> i32 {
     };
     init_logging(cli.global.verbose, service_log);
     // One TLS crypto provider for every library that asks rustls for the
-    // default one (redis for `rediss://`); installing fails only when one is set.
+    // default one (redis for `rediss://`, bollard, the AWS SDKs, which can bring aws-lc-rs next to ring); installing fails only when one is set.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -233,6 +255,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(&ctx, args).await,
         Command::Completions(_) | Command::Man => unreachable!("handled before the configuration is read"),
         Command::Agent(args) => agent::run(&ctx, args).await,
+        Command::Stack(args) => stack::run(&ctx, args).await,
+        Command::Swarm(args) => swarm::run(&ctx, args).await,
+        Command::Node(args) => node::run(&ctx, args).await,
+        Command::Secret(args) => secret::run(&ctx, args).await,
+        Command::Network(args) => network::run(&ctx, args).await,
+        Command::Image(args) => image::run(&ctx, args).await,
+        Command::Maintenance(args) => maintenance::run(&ctx, args).await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `geoctl region …`: list, show, add, update, enable, disable, set-default, delete.
+//! `geoctl region …`: list, show, add, update, enable, disable, set-default,
+//! delete; `init` and `destroy` (in `region_init`) bring its stack up and down.
 
 use comfy_table::Table;
 
@@ -57,6 +58,30 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Bring a region up from nothing: swarm, node labels, schema, registration, secrets, network, stack, healthy agents
+    Init {
+        /// Region code, e.g. eu-central
+        code: String,
+        #[command(flatten)]
+        fields: Fields,
+        #[command(flatten)]
+        flags: super::region_init::InitFlags,
+        /// Show the plan, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove a region's stack, network and secrets from its engine (the region stays registered)
+    Destroy {
+        code: String,
+        /// Also remove the agents' spool volumes
+        #[arg(long)]
+        volumes: bool,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Delete a region that no monitor uses
     Delete {
         code: String,
@@ -111,6 +136,15 @@ impl From<Fields> for RegionPatch {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let args = match args.command {
+        Command::Init { code, fields, flags, dry_run } => {
+            return super::region_init::init(ctx, &code, fields.into(), flags, dry_run).await
+        }
+        Command::Destroy { code, volumes, yes, dry_run } => {
+            return super::region_init::destroy(ctx, &code, volumes, yes, dry_run).await
+        }
+        command => Args { command },
+    };
     let pool = ctx.pool().await?;
     let store = RegionStore::new(&pool);
     let p = &ctx.printer;
@@ -162,6 +196,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let (r, c) = store.delete(&code, dry_run).await?;
             (r, c, dry_run)
         }
+        Command::Init { .. } | Command::Destroy { .. } => unreachable!("handled above"),
     };
     report_change("region", &region.code, change, dry_run);
     p.print(&region, |p| vec![detail_table(p, &region)])

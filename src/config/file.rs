@@ -19,6 +19,11 @@ pub struct FileConfig {
     #[serde(default)]
     pub regions: BTreeMap<String, RegionSection>,
     pub aws: Option<AwsSection>,
+    pub docker_host: Option<String>,
+    pub docker_cert_path: Option<PathBuf>,
+    /// Stack values every region starts from; `regions.<code>.stack` overrides them key by key.
+    #[serde(default)]
+    pub stack: StackSection,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,6 +52,32 @@ pub struct RegionSection {
     pub redis_url_file: Option<PathBuf>,
     pub redis_password: Option<String>,
     pub redis_password_file: Option<PathBuf>,
+    pub docker_host: Option<String>,
+    pub docker_cert_path: Option<PathBuf>,
+    #[serde(default)]
+    pub stack: StackSection,
+}
+
+/// What a region's stack may change. Every key is optional; the stack module
+/// merges region > top-level `stack:` > built-in default.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSection {
+    pub name: Option<String>,
+    pub image: Option<String>,
+    pub replicas: Option<u32>,
+    pub concurrency: Option<u32>,
+    #[serde(default, deserialize_with = "text")]
+    pub cpus_limit: Option<String>,
+    pub memory_limit: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub cpus_reservation: Option<String>,
+    pub memory_reservation: Option<String>,
+    pub placement_label: Option<String>,
+    pub network_subnet: Option<String>,
+    pub app_image: Option<String>,
+    pub app_replicas: Option<u32>,
+    pub templates: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -66,13 +97,15 @@ pub struct AwsSection {
 fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Text {
-        Number(u64),
+    enum Scalar {
+        Integer(u64),
+        Float(f64),
         Text(String),
     }
-    Ok(Option::<Text>::deserialize(d)?.map(|t| match t {
-        Text::Number(n) => n.to_string(),
-        Text::Text(s) => s,
+    Ok(Option::<Scalar>::deserialize(d)?.map(|t| match t {
+        Scalar::Integer(n) => n.to_string(),
+        Scalar::Float(n) => n.to_string(),
+        Scalar::Text(s) => s,
     }))
 }
 

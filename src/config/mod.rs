@@ -9,7 +9,7 @@
 mod file;
 mod secret;
 
-pub use file::FileConfig;
+pub use file::{FileConfig, StackSection};
 pub use secret::{mask, scrub, Secret};
 
 use std::collections::BTreeMap;
@@ -99,6 +99,11 @@ pub struct Tuning {
 pub struct RegionEndpoints {
     pub redis_url: Option<Sourced<Secret>>,
     pub redis_password: Option<Sourced<Secret>>,
+    /// The region's Docker Engine (`DOCKER_HOST_<REGION>`, `regions.<code>.docker_host`).
+    pub docker_host: Option<Sourced<String>>,
+    pub docker_cert_path: Option<Sourced<String>>,
+    /// The region's stack overrides, as written in the file.
+    pub stack: StackSection,
 }
 
 /// S3 (backups) and Route 53 (GeoDNS) settings.
@@ -121,6 +126,12 @@ pub struct Settings {
     pub tuning: Tuning,
     pub regions: BTreeMap<String, RegionEndpoints>,
     pub aws: Aws,
+    /// The Docker Engine of regions that name none (`DOCKER_HOST`, `docker_host`).
+    pub docker_host: Option<Sourced<String>>,
+    /// Client certificates for `tcp://` engines (`DOCKER_CERT_PATH`, `docker_cert_path`).
+    pub docker_cert_path: Option<Sourced<String>>,
+    /// Stack values shared by every region (`stack:` in the file).
+    pub stack: StackSection,
 }
 
 /// One line of `config show`.
@@ -210,6 +221,21 @@ impl Settings {
                     from_file.redis_password.as_deref(),
                     from_file.redis_password_file.as_deref(),
                 )?,
+                docker_host: layers.plain(
+                    None,
+                    &format!("DOCKER_HOST_{suffix}"),
+                    from_file.docker_host.as_deref(),
+                    None,
+                    parse_docker_host,
+                )?,
+                docker_cert_path: layers.plain(
+                    None,
+                    &format!("DOCKER_CERT_PATH_{suffix}"),
+                    from_file.docker_cert_path.as_ref().and_then(|p| p.to_str()),
+                    None,
+                    ok_string,
+                )?,
+                stack: from_file.stack.clone(),
             };
             regions.insert(code, endpoints);
         }
@@ -235,7 +261,27 @@ impl Settings {
             )?,
         };
 
-        Ok(Settings { config_file, database_url, default_region, enable_geo_distribution, tuning, regions, aws })
+        let docker_host = layers.plain(None, "DOCKER_HOST", file.docker_host.as_deref(), None, parse_docker_host)?;
+        let docker_cert_path = layers.plain(
+            None,
+            "DOCKER_CERT_PATH",
+            file.docker_cert_path.as_ref().and_then(|p| p.to_str()),
+            None,
+            ok_string,
+        )?;
+
+        Ok(Settings {
+            config_file,
+            database_url,
+            default_region,
+            enable_geo_distribution,
+            tuning,
+            regions,
+            aws,
+            docker_host,
+            docker_cert_path,
+            stack: file.stack.clone(),
+        })
     }
 
     /// Every value as `config show` prints it: secrets masked.
@@ -276,9 +322,12 @@ impl Settings {
             duration("redis.connection_timeout", &t.redis_connection_timeout),
             duration("redis.command_timeout", &t.redis_command_timeout),
         ];
+        rows.push(plain("docker_host", &self.docker_host));
+        rows.push(plain("docker_cert_path", &self.docker_cert_path));
         for (code, endpoints) in &self.regions {
             rows.push(secret(&format!("regions.{code}.redis_url"), &endpoints.redis_url));
             rows.push(secret(&format!("regions.{code}.redis_password"), &endpoints.redis_password));
+            rows.push(plain(&format!("regions.{code}.docker_host"), &endpoints.docker_host));
         }
         rows.extend([
             plain("aws.region", &self.aws.region),
@@ -424,7 +473,8 @@ pub fn env_suffix(code: &str) -> String {
 fn region_codes(env: &Env, file: &FileConfig) -> Vec<String> {
     let mut codes: Vec<String> = file.regions.keys().cloned().collect();
     for name in env.keys() {
-        let Some(rest) = name.strip_prefix("REDIS_URL_").or_else(|| name.strip_prefix("REDIS_PASSWORD_")) else {
+        let Some(rest) = ["REDIS_URL_", "REDIS_PASSWORD_", "DOCKER_HOST_"].iter().find_map(|p| name.strip_prefix(p))
+        else {
             continue;
         };
         // REDIS_URL_FILE / REDIS_PASSWORD_FILE are the region-less `_FILE` forms, not a region `file`.
@@ -471,6 +521,16 @@ fn parse_duration(text: &str, bare: BareUnit) -> Result<Duration, String> {
 
 fn parse_region_code(text: &str) -> Result<String, String> {
     crate::region::validate_code(text).map(|_| text.to_string()).map_err(|e| e.to_string())
+}
+
+/// `unix:///path`, `tcp://host:port`, `http(s)://host:port`: what Docker clients accept.
+fn parse_docker_host(text: &str) -> Result<String, String> {
+    let known = ["unix://", "tcp://", "http://", "https://"];
+    if known.iter().any(|scheme| text.starts_with(scheme) && text.len() > scheme.len()) {
+        Ok(text.to_string())
+    } else {
+        Err(format!("`{text}` is not a Docker endpoint; use unix:///var/run/docker.sock or tcp://HOST:2376"))
+    }
 }
 
 fn parse_http_url(text: &str) -> Result<String, String> {

@@ -15,3 +15,4 @@ mod region;
 mod report;
 mod results;
 mod scale;
+mod swarm;

@@ -1,0 +1,209 @@
+//! Services and their tasks: listing a stack's, and waiting until they run
+//! what was asked — or saying why they never will.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bollard::models::{Service, ServiceUpdateStatusStateEnum, Task, TaskState};
+use bollard::query_parameters::{ListServicesOptions, ListTasksOptions};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::{Engine, SwarmError};
+use crate::stack::NAMESPACE_LABEL;
+
+/// Failed tasks of one service, since the change, that make a crash loop.
+const CRASH_LOOP_FAILURES: usize = 3;
+const POLL: Duration = Duration::from_millis(250);
+
+impl Engine {
+    /// The services of stack `namespace`, sorted by name.
+    pub async fn stack_services(&self, namespace: &str) -> Result<Vec<Service>, SwarmError> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{NAMESPACE_LABEL}={namespace}")])]);
+        let mut services = self
+            .docker
+            .list_services(Some(ListServicesOptions { filters: Some(filters), status: Some(true) }))
+            .await
+            .map_err(SwarmError::api("listing services"))?;
+        services.sort_by_key(|s| service_name(s).to_string());
+        Ok(services)
+    }
+
+    /// The tasks of the given services (all of them, old and new).
+    pub async fn tasks_of(&self, service_ids: &[String]) -> Result<Vec<Task>, SwarmError> {
+        if service_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filters = HashMap::from([("service".to_string(), service_ids.to_vec())]);
+        self.docker
+            .list_tasks(Some(ListTasksOptions { filters: Some(filters) }))
+            .await
+            .map_err(SwarmError::api("listing tasks"))
+    }
+
+    /// Waits until every service runs its desired replicas of its current
+    /// spec. Fails fast, with the task's own error, on a rejected task, a
+    /// crash loop, a rollback, or a task no node can take. Tasks in `before`
+    /// (ids that existed before the change) are history, not failures.
+    pub async fn wait_services(
+        &self,
+        service_ids: &[String],
+        before: &HashSet<String>,
+        timeout: Duration,
+        progress: Option<&MultiProgress>,
+    ) -> Result<(), SwarmError> {
+        if service_ids.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+        let style = ProgressStyle::with_template("{prefix:>32} [{bar:20}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+        loop {
+            let filters = HashMap::from([("id".to_string(), service_ids.to_vec())]);
+            let services = self
+                .docker
+                .list_services(Some(ListServicesOptions { filters: Some(filters), status: Some(true) }))
+                .await
+                .map_err(SwarmError::api("listing services"))?;
+            let tasks = self.tasks_of(service_ids).await?;
+            let mut all_done = true;
+            for service in &services {
+                let id = service.id.clone().unwrap_or_default();
+                let name = service_name(service).to_string();
+                let own: Vec<&Task> = tasks.iter().filter(|t| t.service_id.as_deref() == Some(&id)).collect();
+                let state = judge(service, &own, before)
+                    .map_err(|message| SwarmError::Converge { service: name.clone(), message })?;
+                if let Some(multi) = progress {
+                    let bar = bars.entry(id.clone()).or_insert_with(|| {
+                        let bar = multi.add(ProgressBar::new(state.desired));
+                        bar.set_style(style.clone());
+                        bar.set_prefix(name.clone());
+                        bar
+                    });
+                    bar.set_length(state.desired);
+                    bar.set_position(state.running.min(state.desired));
+                    bar.set_message(state.note.clone());
+                }
+                all_done &= state.done;
+            }
+            if all_done {
+                for bar in bars.values() {
+                    bar.finish();
+                }
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(SwarmError::Converge {
+                    service: service_ids.join(", "),
+                    message: format!("not converged after {} s", timeout.as_secs()),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// A service's progress towards its spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Convergence {
+    pub desired: u64,
+    pub running: u64,
+    pub done: bool,
+    pub note: String,
+}
+
+pub fn service_name(service: &Service) -> &str {
+    service.spec.as_ref().and_then(|s| s.name.as_deref()).unwrap_or_default()
+}
+
+/// Replicas asked for (global services: one per task the scheduler made).
+pub fn desired_replicas(service: &Service, tasks: &[&Task]) -> u64 {
+    let mode = service.spec.as_ref().and_then(|s| s.mode.as_ref());
+    match mode.and_then(|m| m.replicated.as_ref()) {
+        Some(r) => r.replicas.unwrap_or(1).max(0) as u64,
+        None => tasks.iter().filter(|t| t.desired_state == Some(TaskState::RUNNING)).count() as u64,
+    }
+}
+
+/// Where one service stands, from its tasks: converged, on its way, or
+/// failed (the error says why, in the engine's words).
+pub fn judge(service: &Service, tasks: &[&Task], before: &HashSet<String>) -> Result<Convergence, String> {
+    let desired = desired_replicas(service, tasks);
+    let state_of = |t: &Task| t.status.as_ref().and_then(|s| s.state);
+    let error_of = |t: &Task| {
+        let status = t.status.clone().unwrap_or_default();
+        let exit = status.container_status.and_then(|c| c.exit_code).filter(|c| *c != 0);
+        let text = status.err.filter(|e| !e.is_empty()).or(status.message).unwrap_or_default();
+        match exit {
+            Some(code) if !text.contains("exit") => format!("{text} (exit code {code})"),
+            _ => text,
+        }
+    };
+    let new = |t: &&&Task| !t.id.as_ref().is_some_and(|id| before.contains(id));
+
+    if let Some(status) = &service.update_status {
+        let message = status.message.clone().unwrap_or_default();
+        match status.state {
+            Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
+            | Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
+            | Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED) => {
+                let cause = last_failure(tasks.iter().filter(new).copied(), &error_of);
+                return Err(format!("the update was rolled back ({message}){cause}"));
+            }
+            Some(ServiceUpdateStatusStateEnum::PAUSED) => {
+                let cause = last_failure(tasks.iter().filter(new).copied(), &error_of);
+                return Err(format!("the update paused ({message}){cause}"));
+            }
+            _ => {}
+        }
+    }
+    for task in tasks.iter().filter(new) {
+        if state_of(task) == Some(TaskState::REJECTED) {
+            return Err(format!("a task was rejected: {}", error_of(task)));
+        }
+        let pending = matches!(state_of(task), Some(TaskState::PENDING));
+        let err = task.status.as_ref().and_then(|s| s.err.clone()).unwrap_or_default();
+        if pending && (err.contains("no suitable node") || err.contains("insufficient resources")) {
+            return Err(format!("no node can run it: {err}"));
+        }
+    }
+    let failed: Vec<&Task> =
+        tasks.iter().filter(new).copied().filter(|t| state_of(t) == Some(TaskState::FAILED)).collect();
+    if failed.len() >= CRASH_LOOP_FAILURES {
+        let cause = last_failure(failed.iter().copied(), &error_of);
+        return Err(format!("crash loop: {} tasks failed{cause}", failed.len()));
+    }
+    let running = tasks
+        .iter()
+        .filter(|t| t.desired_state == Some(TaskState::RUNNING) && state_of(t) == Some(TaskState::RUNNING))
+        .count() as u64;
+    let starting = tasks
+        .iter()
+        .filter(|t| t.desired_state == Some(TaskState::RUNNING) && state_of(t) != Some(TaskState::RUNNING))
+        .count();
+    let stopping = tasks
+        .iter()
+        .filter(|t| t.desired_state != Some(TaskState::RUNNING) && state_of(t) == Some(TaskState::RUNNING))
+        .count();
+    let updating = service.update_status.as_ref().and_then(|s| s.state) == Some(ServiceUpdateStatusStateEnum::UPDATING);
+    let done = running == desired && starting == 0 && stopping == 0 && !updating;
+    let note = if done {
+        "converged".to_string()
+    } else if let Some(f) = failed.last() {
+        format!("retrying after: {}", error_of(f))
+    } else if updating {
+        "updating".to_string()
+    } else {
+        format!("{starting} starting, {stopping} stopping")
+    };
+    Ok(Convergence { desired, running, done, note })
+}
+
+fn last_failure<'a>(tasks: impl Iterator<Item = &'a Task>, error_of: &impl Fn(&Task) -> String) -> String {
+    let mut failed: Vec<&Task> = tasks
+        .filter(|t| matches!(t.status.as_ref().and_then(|s| s.state), Some(TaskState::FAILED | TaskState::REJECTED)))
+        .collect();
+    failed.sort_by_key(|t| t.updated_at.clone().map(|d| d.to_string()));
+    failed.last().map(|t| format!("; last task error: {}", error_of(t))).unwrap_or_default()
+}
