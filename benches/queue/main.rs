@@ -100,17 +100,26 @@ async fn fill(redis: &str, queue: &str, jobs: usize, monitors: &[String]) -> any
 
 async fn release(redis: &str, queue: &str, jobs: u64, timeout_secs: u64) -> anyhow::Result<()> {
     let queue = open(redis, queue).await?;
-    let completed_key = queue.keys().completed();
+    let keys = queue.keys();
     let mut conn = queue.connection().connection();
     let start = Instant::now();
     queue.resume().await?;
     let deadline = start + Duration::from_secs(timeout_secs);
+    // Done when nothing waits or runs. (Counting `completed` would not do: a
+    // scheduler's job, kept to its last 100, trims that set when it finishes.)
     loop {
-        let done: u64 = redis::cmd("ZCARD").arg(&completed_key).query_async(&mut conn).await?;
-        if done >= jobs {
+        let (wait, paused, active, prioritized): (u64, u64, u64, u64) = redis::pipe()
+            .llen(keys.wait())
+            .llen(keys.paused())
+            .llen(keys.active())
+            .zcard(keys.prioritized())
+            .query_async(&mut conn)
+            .await?;
+        let left = wait + paused + active + prioritized;
+        if left == 0 {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "only {done} of {jobs} jobs completed within {timeout_secs}s");
+        anyhow::ensure!(Instant::now() < deadline, "{left} of {jobs} jobs still not done after {timeout_secs}s");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = start.elapsed().as_secs_f64();

@@ -66,7 +66,7 @@ bq_install() {
   command -v node >/dev/null || apt_install nodejs
   command -v npm >/dev/null || apt_install npm
   log "installing npm bullmq into $_bq_work"
-  npm install --silent --prefix "$_bq_work/node" bullmq@6 >/dev/null
+  npm install --silent --prefix "$_bq_work/node" bullmq@6 ioredis@5 >/dev/null
   source scripts/lib/python_bullmq.sh
   setup_python_bullmq "${CARGO_TARGET_DIR:-target}/python-bullmq"
   BQ_PYTHON=${GEOCTL_TEST_PYTHON:?PyPI bullmq could not be installed}
