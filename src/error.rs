@@ -40,6 +40,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.downcast_ref::<crate::monitor::MonitorError>().is_some_and(|e| e.is_input())
             || cause.downcast_ref::<crate::config::ConfigError>().is_some_and(|e| e.is_input())
             || cause.downcast_ref::<crate::store::StoreError>().is_some_and(|e| e.is_input())
+            || cause.downcast_ref::<crate::backup::BackupError>().is_some_and(|e| e.is_input())
+            || cause.downcast_ref::<crate::aws::AwsError>().is_some_and(|e| e.is_input())
+            || cause.downcast_ref::<crate::dns::DnsError>().is_some_and(|e| e.is_input())
     });
     if is_input {
         EXIT_USAGE

@@ -2,10 +2,14 @@
 //! monitoring on Docker Swarm. The domain modules hold no CLI code; `cli`
 //! wires them to the command line.
 
+pub mod aws;
+pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod duration;
 pub mod error;
+pub mod health;
 pub mod monitor;
 pub mod output;
 pub mod probe;

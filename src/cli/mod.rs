@@ -1,9 +1,12 @@
 //! The command line: global flags, dispatch, and the one place errors turn
 //! into messages and exit codes.
 
+mod backup;
 mod checks;
 mod config;
 mod db;
+mod dns;
+mod health;
 mod monitor;
 mod probe;
 mod region;
@@ -70,6 +73,14 @@ enum Command {
     Summaries(summaries::Args),
     /// Per-region uptime, percentiles, phase averages and latency charts
     Report(report::Args),
+    /// Database backups to S3 (or a local directory): run, list, prune, restore, verify
+    Backup(backup::Args),
+    /// GeoDNS on Route 53: latency records and health checks per active region
+    Dns(dns::Args),
+    /// Per-region health: Redis, agents, queue backlog, Swarm services, the app's endpoint
+    Health(health::HealthArgs),
+    /// Check everything geoctl needs, each item ✓ or ✗ with how to fix it
+    Doctor(health::DoctorArgs),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -126,6 +137,9 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.global.verbose);
+    // bollard and the AWS SDKs could each bring a crypto backend; rustls
+    // must not have to guess, so ring is installed once, here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -203,6 +217,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Probe(args) => probe::run(&ctx, args).await,
         Command::Summaries(args) => summaries::run(&ctx, args).await,
         Command::Report(args) => report::run(&ctx, args).await,
+        Command::Backup(args) => backup::run(&ctx, args).await,
+        Command::Dns(args) => dns::run(&ctx, args).await,
+        Command::Health(args) => health::run(&ctx, args).await,
+        Command::Doctor(args) => health::doctor(&ctx, args).await,
     }
 }
 

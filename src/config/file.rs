@@ -19,6 +19,13 @@ pub struct FileConfig {
     #[serde(default)]
     pub regions: BTreeMap<String, RegionSection>,
     pub aws: Option<AwsSection>,
+    pub backup: Option<BackupSection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    pub dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,6 +54,9 @@ pub struct RegionSection {
     pub redis_url_file: Option<PathBuf>,
     pub redis_password: Option<String>,
     pub redis_password_file: Option<PathBuf>,
+    pub public_address: Option<String>,
+    pub aws_region: Option<String>,
+    pub health_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -54,6 +64,7 @@ pub struct RegionSection {
 pub struct AwsSection {
     pub region: Option<String>,
     pub s3_endpoint: Option<String>,
+    pub route53_endpoint: Option<String>,
     pub s3_bucket: Option<String>,
     pub access_key_id: Option<String>,
     pub access_key_id_file: Option<PathBuf>,

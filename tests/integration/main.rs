@@ -3,9 +3,12 @@
 
 mod support;
 
+mod backup;
 mod config_cli;
 mod db;
+mod dns;
 mod examples;
+mod health;
 mod monitor;
 mod probe_checks;
 mod probe_cli;
