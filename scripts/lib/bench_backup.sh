@@ -2,7 +2,8 @@
 # the same database to the same S3-compatible server (moto) in the same run.
 # Sourced by scripts/bench.
 #
-# BENCH_BACKUP_MB (default 1024) is the size of SQL the benchmark table dumps to.
+# BENCH_BACKUP_MB (default 1024) is the size of SQL the benchmark table dumps to;
+# BENCH_GEOCTL_BIN uses a prebuilt geoctl instead of building a release binary.
 
 bench_backup() {
   source scripts/lib/moto.sh
@@ -13,9 +14,13 @@ bench_backup() {
   command -v /usr/bin/time >/dev/null || apt_install time >/dev/null
   [ -x /usr/bin/time ] || apt_install time >/dev/null
 
-  log "building geoctl (release)"
-  cargo build --release --locked --bin geoctl >&2
-  bin=${CARGO_TARGET_DIR:-$PWD/target}/release/geoctl
+  if [ -n "${BENCH_GEOCTL_BIN:-}" ]; then
+    bin=$BENCH_GEOCTL_BIN   # a binary built elsewhere (say which profile when quoting figures)
+  else
+    log "building geoctl (release)"
+    cargo build --release --locked --bin geoctl >&2
+    bin=${CARGO_TARGET_DIR:-$PWD/target}/release/geoctl
+  fi
 
   start_postgres "$work/pg"
   start_moto "$work/moto"

@@ -14,7 +14,7 @@ mod pipeline;
 mod target;
 
 pub use pg::{PgTool, ToolVersion};
-pub use pipeline::{restore, run, user_relations, verify, RestoreOptions, RunSummary, VerifyReport};
+pub use pipeline::{expected_sha256, restore, run, user_relations, verify, RestoreOptions, RunSummary, VerifyReport};
 pub use target::{ObjectInfo, Target};
 
 use std::collections::BTreeMap;

@@ -280,7 +280,7 @@ pub async fn user_relations(pool: &PgPool) -> Result<i64, sqlx::Error> {
 
 /// The expected checksum of a backup; fails with a clear message when the
 /// backup or its checksum is missing.
-async fn expected_sha256(target: &Target, name: &str) -> Result<String, BackupError> {
+pub async fn expected_sha256(target: &Target, name: &str) -> Result<String, BackupError> {
     super::validate_name(name)?;
     let listing = target.list().await?;
     if !listing.iter().any(|o| o.key == dump_key(name)) {

@@ -135,7 +135,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             })
         }
         Command::Restore { name, target_env, force, yes } => {
-            backup::validate_name(&name)?;
+            // An unknown or unverifiable backup is refused before the target is looked at.
+            backup::expected_sha256(&target, &name).await?;
             let url = match &target_env {
                 Some(var) => Secret::new(std::env::var(var).map_err(|_| {
                     input_error(format!("--target-env names {var}, which is not set; export {var}=postgres://…"))
