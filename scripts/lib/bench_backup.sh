@@ -7,10 +7,11 @@
 
 bench_backup() {
   source scripts/lib/moto.sh
-  local size_mb=${BENCH_BACKUP_MB:-1024} work bin venv awsvenv rows
+  local size_mb=${BENCH_BACKUP_MB:-1024} work bin awsvenv rows
   work=$(mktemp -d /tmp/geoctl-bench-backup.XXXXXX)
   chmod 755 "$work"
-  trap 'stop_moto; stop_services; rm -rf "$work"' EXIT
+  _bench_backup_work=$work  # the EXIT trap runs after this function's locals are gone
+  trap 'stop_moto; stop_services; rm -rf "$_bench_backup_work"' EXIT
   command -v /usr/bin/time >/dev/null || apt_install time >/dev/null
   [ -x /usr/bin/time ] || apt_install time >/dev/null
 
