@@ -293,8 +293,7 @@ pub async fn expected_sha256(target: &Target, name: &str) -> Result<String, Back
     }
     let sidecar = target.get(&sha256_key(name)).await?.ok_or_else(|| {
         BackupError::Input(format!(
-            "backup {name} has no checksum ({}.sha256 is missing): its run was cut off; use another backup",
-            name
+            "backup {name} has no checksum ({name}.sha256 is missing): its run was cut off; use another backup"
         ))
     })?;
     parse_sha256_sidecar(&String::from_utf8_lossy(&sidecar))

@@ -65,7 +65,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let pg = PgTool::new(&url)?;
             let pool = ctx.pool().await?;
             note(format!("backing up {} to {}", pg.server, target.describe()));
-            let summary = backup::run(&target, &pool, &pg, progress, |m| note(m)).await.context("backup failed")?;
+            let summary = backup::run(&target, &pool, &pg, progress, say).await.context("backup failed")?;
             let mb = summary.dump_bytes as f64 / 1e6;
             note(format!(
                 "{}: {} rows in {} tables, {:.1} MB of SQL stored as {:.1} MB in {:.1}s ({:.1} MB/s)",
@@ -217,4 +217,9 @@ fn database_url(ctx: &Context) -> anyhow::Result<Secret> {
             "no database configured; set DATABASE_URL, pass --database-url, or add database_url to geoctl.yaml".into(),
         ))
     })
+}
+
+/// Progress messages of the domain code, on stderr.
+fn say(message: String) {
+    note(message)
 }

@@ -82,7 +82,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let zone_id = zone_id.expect("created above when applying");
-    dns::apply(&client, &zone_id, &zone, &steps, wait, |m| note(m)).await.context("dns sync failed")?;
+    dns::apply(&client, &zone_id, &zone, &steps, wait, say).await.context("dns sync failed")?;
     note(format!("{zone}: applied {} change(s), in sync", steps.len()));
     Ok(())
 }
@@ -125,4 +125,9 @@ fn print_plan(ctx: &Context, steps: &[Step]) -> anyhow::Result<()> {
         }
         vec![t]
     })
+}
+
+/// Progress messages of the domain code, on stderr.
+fn say(message: String) {
+    note(message)
 }
