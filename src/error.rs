@@ -110,6 +110,9 @@ coded![
     crate::agent::job::JobError,
     crate::stack::StackError,
     crate::swarm::SwarmError,
+    crate::aws::AwsError,
+    crate::dns::DnsError,
+    crate::backup::BackupError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong

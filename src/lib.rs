@@ -3,10 +3,14 @@
 //! wires them to the command line.
 
 pub mod agent;
+pub mod aws;
+pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod duration;
 pub mod error;
+pub mod health;
 pub mod monitor;
 pub mod output;
 pub mod probe;

@@ -2,10 +2,13 @@
 //! into messages and exit codes.
 
 mod agent;
+mod backup;
 mod checks;
 mod completions;
 mod config;
 mod db;
+mod dns;
+mod health;
 mod image;
 mod maintenance;
 mod monitor;
@@ -103,6 +106,14 @@ enum Command {
     Image(image::Args),
     /// Engine housekeeping
     Maintenance(maintenance::Args),
+    /// Database backups to S3 (or a local directory): run, list, prune, restore, verify
+    Backup(backup::Args),
+    /// GeoDNS on Route 53: latency records and health checks per active region
+    Dns(dns::Args),
+    /// Per-region health: Redis, agents, queue backlog, Swarm services, the app's endpoint
+    Health(health::HealthArgs),
+    /// Check everything geoctl needs, each item ✓ or ✗ with how to fix it
+    Doctor(health::DoctorArgs),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -262,6 +273,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Network(args) => network::run(&ctx, args).await,
         Command::Image(args) => image::run(&ctx, args).await,
         Command::Maintenance(args) => maintenance::run(&ctx, args).await,
+        Command::Backup(args) => backup::run(&ctx, args).await,
+        Command::Dns(args) => dns::run(&ctx, args).await,
+        Command::Health(args) => health::run(&ctx, args).await,
+        Command::Doctor(args) => health::doctor(&ctx, args).await,
     }
 }
 

@@ -24,6 +24,13 @@ pub struct FileConfig {
     /// Stack values every region starts from; `regions.<code>.stack` overrides them key by key.
     #[serde(default)]
     pub stack: StackSection,
+    pub backup: Option<BackupSection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    pub dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -52,6 +59,9 @@ pub struct RegionSection {
     pub redis_url_file: Option<PathBuf>,
     pub redis_password: Option<String>,
     pub redis_password_file: Option<PathBuf>,
+    pub public_address: Option<String>,
+    pub aws_region: Option<String>,
+    pub health_url: Option<String>,
     pub docker_host: Option<String>,
     pub docker_cert_path: Option<PathBuf>,
     #[serde(default)]
@@ -85,6 +95,7 @@ pub struct StackSection {
 pub struct AwsSection {
     pub region: Option<String>,
     pub s3_endpoint: Option<String>,
+    pub route53_endpoint: Option<String>,
     pub s3_bucket: Option<String>,
     pub access_key_id: Option<String>,
     pub access_key_id_file: Option<PathBuf>,

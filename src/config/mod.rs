@@ -104,6 +104,12 @@ pub struct RegionEndpoints {
     pub docker_cert_path: Option<Sourced<String>>,
     /// The region's stack overrides, as written in the file.
     pub stack: StackSection,
+    /// The address the region's public entry point answers on (GeoDNS records, health checks).
+    pub public_address: Option<Sourced<String>>,
+    /// The AWS region Route 53 latency routing associates with the region.
+    pub aws_region: Option<Sourced<String>>,
+    /// The app's health endpoint in the region (`geoctl health`).
+    pub health_url: Option<Sourced<String>>,
 }
 
 /// S3 (backups) and Route 53 (GeoDNS) settings.
@@ -111,6 +117,7 @@ pub struct RegionEndpoints {
 pub struct Aws {
     pub region: Option<Sourced<String>>,
     pub s3_endpoint: Option<Sourced<String>>,
+    pub route53_endpoint: Option<Sourced<String>>,
     pub s3_bucket: Option<Sourced<String>>,
     pub access_key_id: Option<Sourced<Secret>>,
     pub secret_access_key: Option<Sourced<Secret>>,
@@ -132,6 +139,8 @@ pub struct Settings {
     pub docker_cert_path: Option<Sourced<String>>,
     /// Stack values shared by every region (`stack:` in the file).
     pub stack: StackSection,
+    /// Where backups go when no S3 bucket is configured.
+    pub backup_dir: Sourced<PathBuf>,
 }
 
 /// One line of `config show`.
@@ -236,6 +245,27 @@ impl Settings {
                     ok_string,
                 )?,
                 stack: from_file.stack.clone(),
+                public_address: layers.plain(
+                    None,
+                    &format!("PUBLIC_ADDRESS_{suffix}"),
+                    from_file.public_address.as_deref(),
+                    None,
+                    parse_ip,
+                )?,
+                aws_region: layers.plain(
+                    None,
+                    &format!("AWS_REGION_{suffix}"),
+                    from_file.aws_region.as_deref(),
+                    None,
+                    ok_string,
+                )?,
+                health_url: layers.plain(
+                    None,
+                    &format!("HEALTH_URL_{suffix}"),
+                    from_file.health_url.as_deref(),
+                    None,
+                    parse_http_url,
+                )?,
             };
             regions.insert(code, endpoints);
         }
@@ -244,6 +274,13 @@ impl Settings {
         let aws = Aws {
             region: layers.plain(None, "AWS_REGION", aws_file.region.as_deref(), None, ok_string)?,
             s3_endpoint: layers.plain(None, "S3_ENDPOINT", aws_file.s3_endpoint.as_deref(), None, parse_http_url)?,
+            route53_endpoint: layers.plain(
+                None,
+                "ROUTE53_ENDPOINT",
+                aws_file.route53_endpoint.as_deref(),
+                None,
+                parse_http_url,
+            )?,
             s3_bucket: layers.plain(None, "S3_MONITOR_BUCKET_NAME", aws_file.s3_bucket.as_deref(), None, ok_string)?,
             access_key_id: layers.secret(
                 None,
@@ -269,6 +306,10 @@ impl Settings {
             None,
             ok_string,
         )?;
+        let backup_dir =
+            layers.required("BACKUP_DIR", file.backup.as_ref().and_then(|b| b.dir.clone()), "backups", |s| {
+                ok_string(s).map(|s| cwd.join(s))
+            })?;
 
         Ok(Settings {
             config_file,
@@ -281,6 +322,7 @@ impl Settings {
             docker_host,
             docker_cert_path,
             stack: file.stack.clone(),
+            backup_dir,
         })
     }
 
@@ -328,13 +370,24 @@ impl Settings {
             rows.push(secret(&format!("regions.{code}.redis_url"), &endpoints.redis_url));
             rows.push(secret(&format!("regions.{code}.redis_password"), &endpoints.redis_password));
             rows.push(plain(&format!("regions.{code}.docker_host"), &endpoints.docker_host));
+            rows.push(plain(&format!("regions.{code}.public_address"), &endpoints.public_address));
+            rows.push(plain(&format!("regions.{code}.aws_region"), &endpoints.aws_region));
+            rows.push(plain(&format!("regions.{code}.health_url"), &endpoints.health_url));
         }
         rows.extend([
             plain("aws.region", &self.aws.region),
             plain("aws.s3_endpoint", &self.aws.s3_endpoint),
+            plain("aws.route53_endpoint", &self.aws.route53_endpoint),
             plain("aws.s3_bucket", &self.aws.s3_bucket),
             secret("aws.access_key_id", &self.aws.access_key_id),
             secret("aws.secret_access_key", &self.aws.secret_access_key),
+            plain(
+                "backup.dir",
+                &Some(Sourced {
+                    value: self.backup_dir.value.display().to_string(),
+                    source: self.backup_dir.source.clone(),
+                }),
+            ),
         ]);
         rows
     }
@@ -531,6 +584,12 @@ fn parse_docker_host(text: &str) -> Result<String, String> {
     } else {
         Err(format!("`{text}` is not a Docker endpoint; use unix:///var/run/docker.sock or tcp://HOST:2376"))
     }
+}
+
+fn parse_ip(text: &str) -> Result<String, String> {
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| format!("`{text}` is not an IP address; use the region's public IPv4 or IPv6 address"))
 }
 
 fn parse_http_url(text: &str) -> Result<String, String> {

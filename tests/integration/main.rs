@@ -4,9 +4,12 @@
 mod support;
 
 mod agent;
+mod backup;
 mod config_cli;
 mod db;
+mod dns;
 mod examples;
+mod health;
 mod monitor;
 mod probe_checks;
 mod probe_cli;

@@ -1,0 +1,142 @@
+//! `geoctl health` and `geoctl doctor`.
+
+use std::io::IsTerminal as _;
+use std::time::Duration;
+
+use super::Context;
+use crate::error::input_error;
+use crate::health::{self, doctor, Engine, RegionHealth};
+use crate::output::{note, or_dash};
+use crate::region::RegionStore;
+
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// Only this region
+    #[arg(long, value_name = "CODE")]
+    region: Option<String>,
+    /// Refresh until interrupted
+    #[arg(long)]
+    watch: bool,
+    /// Refresh interval with --watch
+    #[arg(long, default_value = "5s", value_parser = super::checks::parse_interval)]
+    interval: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {}
+
+pub async fn run(ctx: &Context, args: HealthArgs) -> anyhow::Result<()> {
+    let codes = regions(ctx, args.region.as_deref()).await?;
+    loop {
+        let engine = Engine::connect().await;
+        let mut report = Vec::new();
+        for code in &codes {
+            report.push(health::region(code, ctx.settings.regions.get(code), &ctx.settings.tuning, &engine).await);
+        }
+        if args.watch && ctx.printer.terminal {
+            print!("\x1b[2J\x1b[H");
+        }
+        print(ctx, &report)?;
+        let unhealthy: Vec<String> =
+            report.iter().filter(|r| !r.healthy).map(|r| format!("{} ({})", r.region, r.reasons.join("; "))).collect();
+        if !args.watch {
+            if unhealthy.is_empty() {
+                return Ok(());
+            }
+            return Err(anyhow::anyhow!("unhealthy: {}", unhealthy.join(", ")));
+        }
+        for line in &unhealthy {
+            note(format!("unhealthy: {line}"));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(args.interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// The active regions from the database, or the configured ones when it
+/// cannot be reached; `--region` picks one of them.
+async fn regions(ctx: &Context, only: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let mut codes = match ctx.pool().await {
+        Ok(pool) => RegionStore::active_codes(&pool).await?,
+        Err(e) => {
+            note(format!("database not reachable ({e}); checking the configured regions"));
+            ctx.settings.regions.keys().cloned().collect()
+        }
+    };
+    codes.sort();
+    if let Some(code) = only {
+        if !codes.iter().any(|c| c == code) {
+            return Err(input_error(format!(
+                "unknown region `{code}`; active regions: {}",
+                if codes.is_empty() { "none".into() } else { codes.join(", ") }
+            )));
+        }
+        codes.retain(|c| c == code);
+    }
+    Ok(codes)
+}
+
+fn print(ctx: &Context, report: &[RegionHealth]) -> anyhow::Result<()> {
+    ctx.printer.print(report, |p| {
+        let mut t = p.table(["region", "status", "redis", "agents", "queue", "oldest wait", "services", "app"]);
+        for r in report {
+            let ms = |v: Option<f64>| v.map(|v| format!(" {v:.1}ms")).unwrap_or_default();
+            let queue = r.queue.as_ref().map(|q| {
+                format!("{} waiting, {} active, {} delayed, {} failed", q.waiting, q.active, q.delayed, q.failed)
+            });
+            let oldest = r.queue.as_ref().and_then(|q| q.oldest_waiting_seconds).map(|s| format!("{s:.0}s"));
+            t.add_row(vec![
+                comfy_table::Cell::new(&r.region),
+                p.status_cell(if r.healthy { "up" } else { "down" }),
+                comfy_table::Cell::new(format!("{}{}", r.redis.status.as_str(), ms(r.redis.latency_ms))),
+                comfy_table::Cell::new(match r.agents.status {
+                    health::Status::Ok => r.agents.detail.clone(),
+                    other => other.as_str().to_string(),
+                }),
+                comfy_table::Cell::new(or_dash(queue)),
+                comfy_table::Cell::new(or_dash(oldest)),
+                comfy_table::Cell::new(match r.services.status {
+                    health::Status::Ok | health::Status::Down => r.services.detail.clone(),
+                    other => other.as_str().to_string(),
+                }),
+                comfy_table::Cell::new(format!("{}{}", r.app.status.as_str(), ms(r.app.latency_ms))),
+            ]);
+        }
+        vec![t]
+    })
+}
+
+pub async fn doctor(ctx: &Context, _args: DoctorArgs) -> anyhow::Result<()> {
+    let items = doctor::run(&ctx.settings).await;
+    let color = ctx.printer.color && std::io::stdout().is_terminal();
+    ctx.printer.print(&items, |p| {
+        let mut t = p.table(["", "check", "detail", "fix"]);
+        for item in &items {
+            let mark = if item.ok { "✓" } else { "✗" };
+            let cell = if color {
+                comfy_table::Cell::new(mark).fg(if item.ok {
+                    comfy_table::Color::Green
+                } else {
+                    comfy_table::Color::Red
+                })
+            } else {
+                comfy_table::Cell::new(mark)
+            };
+            t.add_row(vec![
+                cell,
+                comfy_table::Cell::new(&item.check),
+                comfy_table::Cell::new(&item.detail),
+                comfy_table::Cell::new(item.fix.clone().unwrap_or_default()),
+            ]);
+        }
+        vec![t]
+    })?;
+    let failed: Vec<&str> = items.iter().filter(|i| !i.ok).map(|i| i.check.as_str()).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{} check(s) failed: {}", failed.len(), failed.join(", ")))
+    }
+}

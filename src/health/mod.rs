@@ -1,0 +1,184 @@
+//! Regional health (`geoctl health`) and the operator's checklist
+//! (`geoctl doctor`). Each part reports what it could see: a part whose
+//! system is absent (no agents yet, no Swarm stack, no health URL) says
+//! "not deployed" or "not configured" instead of failing.
+
+mod docker;
+pub mod doctor;
+mod redis_side;
+
+pub use docker::{Engine, ServiceCounts};
+pub use redis_side::{connect_redis, redis_target, Agent, QueueCounts};
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::{RegionEndpoints, Tuning};
+use crate::probe::{http::HttpSpec, ProbeOptions, ProbeSpec};
+
+/// A region whose oldest waiting job is older than this, with no live agent
+/// taking jobs, is unhealthy.
+pub const STALE_BACKLOG: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Down,
+    NotDeployed,
+    NotConfigured,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Down => "down",
+            Status::NotDeployed => "not deployed",
+            Status::NotConfigured => "not configured",
+        }
+    }
+}
+
+/// One part of a region's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct Part {
+    pub status: Status,
+    pub detail: String,
+    pub latency_ms: Option<f64>,
+}
+
+impl Part {
+    fn new(status: Status, detail: impl Into<String>) -> Self {
+        Part { status, detail: detail.into(), latency_ms: None }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionHealth {
+    pub region: String,
+    pub healthy: bool,
+    /// Why it is not healthy, one line per cause.
+    pub reasons: Vec<String>,
+    pub redis: Part,
+    pub agents: Part,
+    pub live_agents: Vec<Agent>,
+    pub queue: Option<QueueCounts>,
+    pub services: Part,
+    pub service_counts: Vec<ServiceCounts>,
+    pub app: Part,
+}
+
+/// Everything `health` looks at for one region.
+pub async fn region(code: &str, endpoints: Option<&RegionEndpoints>, tuning: &Tuning, engine: &Engine) -> RegionHealth {
+    let mut reasons = Vec::new();
+    let mut live_agents = Vec::new();
+    let mut queue = None;
+    let suffix = crate::config::env_suffix(code);
+
+    let (redis, agents) = match endpoints.and_then(|e| redis_target(e).transpose()) {
+        None => {
+            reasons.push(format!("no Redis configured; set REDIS_URL_{suffix} or regions.{code}.redis_url"));
+            (
+                Part::new(Status::NotConfigured, format!("set REDIS_URL_{suffix}")),
+                Part::new(Status::NotConfigured, "needs Redis"),
+            )
+        }
+        Some(Err(message)) => {
+            reasons.push(message.clone());
+            (Part::new(Status::Down, message), Part::new(Status::NotConfigured, "needs Redis"))
+        }
+        Some(Ok(target)) => {
+            let started = Instant::now();
+            match connect_redis(&target, tuning).await {
+                Err(message) => {
+                    reasons.push(format!("Redis unreachable: {message}"));
+                    (Part::new(Status::Down, message), Part::new(Status::Down, "Redis unreachable"))
+                }
+                Ok(mut conn) => {
+                    let mut redis = Part::new(Status::Ok, target.server.clone());
+                    redis.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                    let agents = match redis_side::agents(&mut conn, code).await {
+                        Ok(list) if list.is_empty() => Part::new(Status::NotDeployed, "no heartbeat"),
+                        Ok(list) => {
+                            let part = Part::new(Status::Ok, format!("{} live", list.len()));
+                            live_agents = list;
+                            part
+                        }
+                        Err(e) => Part::new(Status::Down, e),
+                    };
+                    match redis_side::queue(&mut conn, code).await {
+                        Ok(counts) => {
+                            if live_agents.is_empty() {
+                                if let Some(age) =
+                                    counts.oldest_waiting_seconds.filter(|&a| a > STALE_BACKLOG.as_secs_f64())
+                                {
+                                    reasons.push(format!(
+                                        "{} job(s) waiting, the oldest for {:.0}s, and no live agent",
+                                        counts.waiting, age
+                                    ));
+                                }
+                            }
+                            queue = Some(counts);
+                        }
+                        Err(e) => reasons.push(format!("reading the queue: {e}")),
+                    }
+                    (redis, agents)
+                }
+            }
+        }
+    };
+
+    let (services, service_counts) = match engine.stack_services(code).await {
+        Err(part) => (part, Vec::new()),
+        Ok(counts) if counts.is_empty() => {
+            (Part::new(Status::NotDeployed, format!("no stack {}", docker::stack_name(code))), counts)
+        }
+        Ok(counts) => {
+            let short: Vec<String> = counts
+                .iter()
+                .filter(|c| c.running < c.desired)
+                .map(|c| format!("{} {}/{}", c.name, c.running, c.desired))
+                .collect();
+            if short.is_empty() {
+                (Part::new(Status::Ok, format!("{} service(s) at their replicas", counts.len())), counts)
+            } else {
+                reasons.push(format!("services below their replicas: {}", short.join(", ")));
+                (Part::new(Status::Down, short.join(", ")), counts)
+            }
+        }
+    };
+
+    let app = match endpoints.and_then(|e| e.health_url.as_ref()) {
+        None => Part::new(Status::NotConfigured, format!("set HEALTH_URL_{suffix} or regions.{code}.health_url")),
+        Some(url) => {
+            let spec = ProbeSpec::Http(HttpSpec::new(url.value.clone()));
+            let result =
+                crate::probe::run(&spec, &ProbeOptions { timeout: Duration::from_secs(10), ..Default::default() })
+                    .await;
+            let mut part = if result.up {
+                Part::new(Status::Ok, url.value.clone())
+            } else {
+                let why = result.failure.as_ref().map(|f| f.message.clone()).unwrap_or_else(|| "down".into());
+                reasons.push(format!("app health endpoint {} is down: {why}", url.value));
+                Part::new(Status::Down, why)
+            };
+            part.latency_ms = Some(result.phases.total_ms);
+            part
+        }
+    };
+
+    RegionHealth {
+        region: code.to_string(),
+        healthy: reasons.is_empty(),
+        reasons,
+        redis,
+        agents,
+        live_agents,
+        queue,
+        services,
+        service_counts,
+        app,
+    }
+}

@@ -1,0 +1,153 @@
+//! `geoctl health` and `geoctl doctor` against real Redis servers: the one
+//! `scripts/test` started and one this test starts and stops.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::TestDb;
+
+fn redis_url(db: u8) -> String {
+    let base =
+        std::env::var("GEOCTL_TEST_REDIS_URL").or_else(|_| std::env::var("REDIS_URL")).expect("run `scripts/test`");
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&format!("/{db}"));
+    url.to_string()
+}
+
+/// A Redis server of this test's own, on a free loopback port.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        OwnRedis { child, port }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn redis_exec(url: &str, commands: &[&[&str]]) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    for args in commands {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        let _: redis::Value = cmd.query(&mut conn).unwrap();
+    }
+}
+
+#[test]
+fn stopped_redis_is_named_and_fails_health() {
+    let db = TestDb::migrated();
+    let us = redis_url(13);
+    let ap = redis_url(14);
+    let mut eu = OwnRedis::start();
+    let eu_url = format!("redis://127.0.0.1:{}/0", eu.port);
+    // A live agent and a waiting job in us-east.
+    let now_ms = chrono::Utc::now().timestamp_millis().to_string();
+    redis_exec(
+        &us,
+        &[
+            &["DEL", "geoctl:agents:us-east:a1", "bull:monitor-us-east:wait", "bull:monitor-us-east:7"],
+            &["HSET", "geoctl:agents:us-east:a1", "id", "a1", "host", "node-1", "version", "0.1.0", "jobs_done", "12"],
+            &["EXPIRE", "geoctl:agents:us-east:a1", "60"],
+            &["LPUSH", "bull:monitor-us-east:wait", "7"],
+            &["HSET", "bull:monitor-us-east:7", "name", "execute-monitor", "timestamp", &now_ms],
+        ],
+    );
+    let env = [
+        ("REDIS_URL_US_EAST", us.as_str()),
+        ("REDIS_URL_EU_WEST", eu_url.as_str()),
+        ("REDIS_URL_AP_SOUTH", ap.as_str()),
+    ];
+
+    let healthy = db.geoctl_with(&["health", "-o", "json"], &env).success().json();
+    let regions = healthy.as_array().unwrap();
+    assert_eq!(regions.len(), 3);
+    let us_east = regions.iter().find(|r| r["region"] == "us-east").unwrap();
+    assert_eq!(us_east["healthy"], true, "{us_east}");
+    assert_eq!(us_east["live_agents"][0]["id"], "a1");
+    assert_eq!(us_east["live_agents"][0]["jobs_done"], 12);
+    assert_eq!(us_east["queue"]["waiting"], 1);
+    assert!(us_east["queue"]["oldest_waiting_seconds"].as_f64().unwrap() < 60.0);
+    assert!(us_east["redis"]["latency_ms"].as_f64().is_some());
+    // No Swarm stack here: reported, not failed.
+    assert_ne!(us_east["services"]["status"], "ok");
+    let ap_south = regions.iter().find(|r| r["region"] == "ap-south").unwrap();
+    assert_eq!(ap_south["agents"]["status"], "not_deployed");
+
+    eu.stop();
+    let run = db.geoctl_with(&["health"], &env);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("eu-west") && run.stderr.contains("Redis unreachable"), "{}", run.stderr);
+    assert!(!run.stderr.contains("us-east"), "only the stopped region is named: {}", run.stderr);
+    // One region at a time; an unknown one is bad input.
+    db.geoctl_with(&["health", "--region", "us-east"], &env).success();
+    db.geoctl_with(&["health", "--region", "eu-wset"], &env).usage_error(&["unknown region `eu-wset`", "eu-west"]);
+
+    let doctor = db.geoctl_with(&["doctor", "-o", "json"], &env);
+    assert_eq!(doctor.code, 1);
+    let items = doctor.json();
+    let item = |name: &str| {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: {items}"))
+    };
+    assert_eq!(item("redis eu-west reachable")["ok"], false);
+    assert_eq!(item("redis us-east reachable")["ok"], true);
+    assert_eq!(item("database migrated")["ok"], true);
+    assert_eq!(item("clock skew")["ok"], true);
+    redis_exec(&us, &[&["DEL", "geoctl:agents:us-east:a1", "bull:monitor-us-east:wait", "bull:monitor-us-east:7"]]);
+}
+
+#[test]
+fn doctor_names_a_missing_secret_and_pending_migrations() {
+    let db = TestDb::empty();
+    let us = redis_url(13);
+    let env = [("REDIS_URL_US_EAST", us.as_str())];
+    let run = db.geoctl_with(&["doctor"], &env);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("✗"), "{}", run.stdout);
+    assert!(run.stdout.contains("geoctl db migrate"), "{}", run.stdout);
+    db.geoctl(&["db", "migrate"]).success();
+    // Migrated: the seed's active regions need their Redis URLs.
+    let run = db.geoctl_with(&["doctor", "-o", "json"], &env);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("secret REDIS_URL_AP_SOUTH") && run.stderr.contains("secret REDIS_URL_EU_WEST"),
+        "{}",
+        run.stderr
+    );
+    let items = run.json();
+    let missing = items.as_array().unwrap().iter().find(|i| i["check"] == "secret REDIS_URL_AP_SOUTH").unwrap();
+    assert!(missing["fix"].as_str().unwrap().contains("REDIS_URL_AP_SOUTH_FILE"));
+}
