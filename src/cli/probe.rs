@@ -14,7 +14,7 @@ use crate::error::input_error;
 use crate::monitor::check::spec_from_config;
 use crate::monitor::MonitorType;
 use crate::output::{or_dash, Printer};
-use crate::probe::{self, IpPreference, ProbeOptions, ProbeResult, ProbeSpec};
+use crate::probe::{self, HttpVersion, IpPreference, ProbeOptions, ProbeResult, ProbeSpec};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,6 +34,12 @@ pub struct Args {
     /// Use IPv6 addresses only
     #[arg(long, short = '6')]
     ipv6: bool,
+    /// Speak HTTP/1.1 only (http)
+    #[arg(long = "http1.1", conflicts_with = "http2")]
+    http1: bool,
+    /// Speak HTTP/2 only (http; cleartext http:// with prior knowledge)
+    #[arg(long)]
+    http2: bool,
     /// Check every address the name resolves to (http); down if any is down
     #[arg(long)]
     all_addresses: bool,
@@ -88,6 +94,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     only(MonitorType::Http, "--all-addresses", args.all_addresses)?;
     only(MonitorType::Http, "--max-redirects", args.max_redirects.is_some())?;
     only(MonitorType::Http, "--cacert", args.cacert.is_some())?;
+    only(MonitorType::Http, "--http1.1", args.http1)?;
+    only(MonitorType::Http, "--http2", args.http2)?;
     only(MonitorType::Ping, "--count", args.count.is_some())?;
     only(MonitorType::Tcp, "--expect-closed", args.expect_closed)?;
 
@@ -96,6 +104,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     match &mut spec {
         ProbeSpec::Http(http) => {
             http.probe_all_addresses = args.all_addresses;
+            http.version = match (args.http1, args.http2) {
+                (true, _) => HttpVersion::Http1,
+                (_, true) => HttpVersion::Http2,
+                _ => HttpVersion::Auto,
+            };
             if let Some(n) = args.max_redirects {
                 http.max_redirects = n;
             }
@@ -123,6 +136,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         },
         timeout: args.timeout,
     };
+    if let Some(conflict) = spec.literal_conflict(options.ip_preference) {
+        return Err(input_error(conflict));
+    }
     let result = probe::run(&spec, &options).await;
     ctx.printer.print(&result, |p| result_tables(p, &result))?;
     match &result.failure {
@@ -163,11 +179,19 @@ pub fn result_tables(p: &Printer, r: &ProbeResult) -> Vec<Table> {
     let state = if r.up { "up" } else { "down" };
     facts.add_row(vec!["result".into(), p.status_cell(state)]);
     facts.add_row(["target".to_string(), r.target.clone()]);
-    facts.add_row(["address".to_string(), or_dash(r.resolved_address)]);
+    let address = match (&r.resolved_address, &r.ip_family) {
+        (Some(ip), Some(family)) => format!("{ip} ({family})"),
+        (ip, _) => or_dash(ip.as_ref()),
+    };
+    facts.add_row(["address".to_string(), address]);
     if let Some(http) = &r.http {
         facts.add_row(["status".to_string(), or_dash(http.status)]);
         facts.add_row(["http version".to_string(), or_dash(http.version.as_ref())]);
-        facts.add_row(["response size".to_string(), format!("{} bytes", http.response_size)]);
+        let size = match (&http.content_encoding, http.decoded_size) {
+            (Some(coding), Some(decoded)) => format!("{} bytes {coding}, {decoded} bytes decoded", http.response_size),
+            _ => format!("{} bytes", http.response_size),
+        };
+        facts.add_row(["response size".to_string(), size]);
         facts.add_row(["redirects".to_string(), http.redirects.to_string()]);
         facts.add_row([
             "certificate expires".to_string(),

@@ -1,0 +1,240 @@
+//! One request over a connection geoctl opened itself (TCP, then TLS), with
+//! hyper's connection-level client doing the HTTP/1.1 or HTTP/2 framing.
+//!
+//! [`Timed`] sits between hyper and the stream and notes when the request was
+//! written and when the first response byte arrived: for HTTP/1.x the first
+//! byte read after a write, for HTTP/2 the first frame header of a stream (the
+//! server's connection-level SETTINGS, PING and WINDOW_UPDATE frames on
+//! stream 0 come before and do not count).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::task::AbortHandle;
+
+use super::MAX_HEADER_BYTES;
+
+/// The framing a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    Http1,
+    Http2,
+}
+
+/// What [`Timed`] observed; shared with the check, which reads it after hyper took the stream.
+#[derive(Debug, Default)]
+pub(crate) struct Marks {
+    last_write: Option<Instant>,
+    /// When the request was fully written (the last write before the first byte).
+    pub written: Option<Instant>,
+    pub first_byte: Option<Instant>,
+    /// The TLS peer closed without close_notify.
+    pub eof_without_close_notify: bool,
+    h2: Option<FrameScan>,
+}
+
+pub(crate) type SharedMarks = Arc<Mutex<Marks>>;
+
+pub(crate) fn marks(wire: Wire) -> SharedMarks {
+    Arc::new(Mutex::new(Marks { h2: (wire == Wire::Http2).then(FrameScan::default), ..Marks::default() }))
+}
+
+/// Where the reader stands in the server's HTTP/2 frame sequence.
+#[derive(Debug, Default)]
+struct FrameScan {
+    header: [u8; 9],
+    have: usize,
+    payload_left: usize,
+}
+
+impl FrameScan {
+    /// Consumes `data`; true once a frame of a stream (id ≠ 0) starts in it.
+    fn stream_frame_in(&mut self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            if self.payload_left > 0 {
+                let skip = self.payload_left.min(data.len());
+                self.payload_left -= skip;
+                data = &data[skip..];
+                continue;
+            }
+            let take = (9 - self.have).min(data.len());
+            self.header[self.have..self.have + take].copy_from_slice(&data[..take]);
+            self.have += take;
+            data = &data[take..];
+            if self.have == 9 {
+                self.have = 0;
+                let h = &self.header;
+                let stream = u32::from_be_bytes([h[5] & 0x7f, h[6], h[7], h[8]]);
+                if stream != 0 {
+                    return true;
+                }
+                self.payload_left = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
+            }
+        }
+        false
+    }
+}
+
+/// The stream as hyper sees it, with the timing notes of [`Marks`].
+pub(crate) struct Timed<S> {
+    inner: S,
+    marks: SharedMarks,
+}
+
+impl<S> Timed<S> {
+    pub(crate) fn new(inner: S, marks: SharedMarks) -> Self {
+        Timed { inner, marks }
+    }
+}
+
+fn lock(m: &SharedMarks) -> std::sync::MutexGuard<'_, Marks> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if !new.is_empty() {
+                    let mut m = lock(&self.marks);
+                    if m.first_byte.is_none() {
+                        let first = match m.h2.as_mut() {
+                            Some(scan) => scan.stream_frame_in(new),
+                            None => true,
+                        };
+                        if first {
+                            m.first_byte = Some(Instant::now());
+                            m.written = m.last_write;
+                        }
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            // A TLS peer that closes without close_notify: an end of stream like
+            // any other here; whether the response was complete is for the
+            // framing (Content-Length, chunked, HTTP/2 END_STREAM) to say.
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                lock(&self.marks).eof_without_close_notify = true;
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = res {
+            if n > 0 {
+                let mut m = lock(&self.marks);
+                if m.first_byte.is_none() {
+                    m.last_write = Some(Instant::now());
+                }
+            }
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            if n > 0 {
+                let mut m = lock(&self.marks);
+                if m.first_byte.is_none() {
+                    m.last_write = Some(Instant::now());
+                }
+            }
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Aborts the connection task when the check is done with it (or is dropped
+/// by its timeout), so no socket outlives its check.
+pub(crate) struct ConnTask(AbortHandle);
+
+impl Drop for ConnTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends `request` over `io` and returns the response head (and its body
+/// stream) plus the task driving the connection.
+pub(crate) async fn exchange<S>(
+    io: S,
+    wire: Wire,
+    marks: SharedMarks,
+    request: http::Request<Full<Bytes>>,
+) -> Result<(http::Response<Incoming>, ConnTask), hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(Timed::new(io, marks));
+    match wire {
+        Wire::Http1 => {
+            let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+                .title_case_headers(true)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .max_headers(1000)
+                .handshake(io)
+                .await?;
+            let task = ConnTask(tokio::spawn(conn).abort_handle());
+            let response = sender.send_request(request).await?;
+            Ok((response, task))
+        }
+        Wire::Http2 => {
+            let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .max_header_list_size(MAX_HEADER_BYTES as u32)
+                .handshake(io)
+                .await?;
+            let task = ConnTask(tokio::spawn(conn).abort_handle());
+            let response = sender.send_request(request).await?;
+            Ok((response, task))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn h2_scan_skips_connection_frames() {
+        let mut scan = FrameScan::default();
+        // SETTINGS (6 bytes payload) on stream 0, split across reads
+        let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
+        assert!(!scan.stream_frame_in(&settings[..4]));
+        assert!(!scan.stream_frame_in(&settings[4..]));
+        // SETTINGS ACK, then HEADERS on stream 1
+        let ack_then_headers = [0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 5, 1, 4, 0, 0, 0, 1];
+        assert!(scan.stream_frame_in(&ack_then_headers));
+    }
+}
