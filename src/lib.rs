@@ -13,3 +13,4 @@ pub mod region;
 pub mod report;
 pub mod results;
 pub mod store;
+pub mod text;

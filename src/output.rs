@@ -1,4 +1,9 @@
 //! stdout is data, stderr is talk. Tables for people, JSON and YAML for programs.
+//!
+//! Everything printed for people goes through [`terminal_safe`] (tables, charts, notes and error
+//! messages): text from servers and from the database may hold escape sequences, and a raw
+//! `ESC ] 0 ; … BEL` retitles the operator's terminal. JSON and YAML escape control characters
+//! themselves.
 
 use std::io::{IsTerminal, Write};
 
@@ -50,7 +55,10 @@ impl Printer {
                     if i > 0 {
                         writeln!(out)?;
                     }
-                    writeln!(out, "{t}")?;
+                    // With colour on, the table's own colour codes are the only escapes kept.
+                    let text = t.to_string();
+                    let text = if self.color { escape_controls(&text, true) } else { terminal_safe(&text) };
+                    writeln!(out, "{text}")?;
                 }
             }
         }
@@ -98,5 +106,73 @@ pub fn or_dash<T: ToString>(value: Option<T>) -> String {
 
 /// A message for people, on stderr.
 pub fn note(message: impl std::fmt::Display) {
-    eprintln!("{message}");
+    eprintln!("{}", terminal_safe(&message.to_string()));
+}
+
+/// `text` with every control character (C0, DEL, C1) except newline and tab, and every
+/// bidirectional override, written as a visible escape (`\u{1b}`), so it cannot drive the terminal.
+pub fn terminal_safe(text: &str) -> String {
+    escape_controls(text, false)
+}
+
+fn is_unsafe(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// [`terminal_safe`], optionally keeping well-formed colour codes (`ESC [ digits ; … m`).
+fn escape_controls(text: &str, keep_colours: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if keep_colours && c == '\u{1b}' {
+            if let Some(len) = colour_code_len(rest) {
+                out.push_str(&rest[..len]);
+                rest = &rest[len..];
+                continue;
+            }
+        }
+        if is_unsafe(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The length of the SGR sequence `text` starts with, if it is one.
+fn colour_code_len(text: &str) -> Option<usize> {
+    let body = text.strip_prefix("\u{1b}[")?;
+    let params = body.find(|c: char| !(c.is_ascii_digit() || c == ';'))?;
+    body[params..].starts_with('m').then_some(2 + params + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_text_kept() {
+        let hostile = "eu\u{1b}]0;owned\u{7}west\u{9b}2J\u{202e}";
+        let safe = terminal_safe(hostile);
+        assert_eq!(safe, "eu\\u{1b}]0;owned\\u{7}west\\u{9b}2J\\u{202e}");
+        assert!(!safe.chars().any(is_unsafe));
+        assert_eq!(terminal_safe("a\tb\nc ünïcødé"), "a\tb\nc ünïcødé");
+    }
+
+    #[test]
+    fn colour_codes_survive_only_when_asked_and_well_formed() {
+        let coloured = "\u{1b}[38;5;10mup\u{1b}[0m \u{1b}]0;x\u{7}";
+        assert_eq!(escape_controls(coloured, true), "\u{1b}[38;5;10mup\u{1b}[0m \\u{1b}]0;x\\u{7}");
+        assert!(!escape_controls(coloured, false).contains('\u{1b}'));
+    }
+
+    #[test]
+    fn tables_print_hostile_cells_escaped() {
+        let p = Printer { format: Format::Table, color: false, terminal: false };
+        let mut table = p.table(["NAME"]);
+        table.add_row(["\u{1b}]0;owned\u{7}"]);
+        assert!(!terminal_safe(&table.to_string()).contains('\u{1b}'));
+    }
 }

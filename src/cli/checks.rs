@@ -1,6 +1,7 @@
 //! Check settings shared by `monitor create|update` and `probe`, and the
 //! parsers of what operators type for them.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::{self, BareUnit};
@@ -22,9 +23,13 @@ pub struct CheckOptions {
     /// The keyword must be absent instead (http)
     #[arg(long, requires = "keyword")]
     keyword_absent: bool,
-    /// Request header 'Name: value', repeatable; replaces all headers on update (http)
-    #[arg(long = "header", value_parser = parse_header)]
-    headers: Vec<Header>,
+    /// Request header 'Name: value', repeatable; the value may be @FILE or env:VAR to keep it out
+    /// of the process arguments; replaces all headers on update (http)
+    #[arg(long = "header", value_name = "HEADER")]
+    headers: Vec<String>,
+    /// Request headers from a file, one 'Name: value' per line (# comments) (http)
+    #[arg(long, value_name = "FILE")]
+    header_file: Option<PathBuf>,
     /// Record type to query: A, AAAA, CNAME, MX, NS, TXT, SOA, CAA, SRV (dns)
     #[arg(long, value_parser = parse_record_type)]
     record_type: Option<String>,
@@ -57,8 +62,10 @@ pub fn parse_status(text: &str) -> Result<StatusRanges, String> {
     text.parse().map_err(|e: crate::probe::StatusRangesError| e.to_string())
 }
 
-pub fn parse_header(text: &str) -> Result<Header, String> {
-    text.parse().map_err(|e: MonitorError| e.to_string())
+/// `--header` values and `--header-file`, parsed by geoctl rather than clap, whose "invalid
+/// value" error would print the (likely secret) text.
+pub fn headers(typed: &[String], file: Option<&std::path::Path>) -> Result<Vec<Header>, MonitorError> {
+    crate::monitor::resolve_headers(typed, file, |name| std::env::var(name).ok())
 }
 
 pub fn parse_method(text: &str) -> Result<String, String> {
@@ -69,16 +76,16 @@ pub fn parse_record_type(text: &str) -> Result<String, String> {
     settings::parse_record_type(text).map_err(|e| e.to_string())
 }
 
-impl From<CheckOptions> for CheckSettings {
-    fn from(o: CheckOptions) -> Self {
-        CheckSettings {
-            method: o.method,
-            expect_status: o.expect_status,
-            keyword: o.keyword,
-            keyword_absent: o.keyword_absent,
-            headers: o.headers,
-            record_type: o.record_type,
-            expect_answers: o.expect_answers,
-        }
+impl CheckOptions {
+    pub fn into_settings(self) -> Result<CheckSettings, MonitorError> {
+        Ok(CheckSettings {
+            headers: headers(&self.headers, self.header_file.as_deref())?,
+            method: self.method,
+            expect_status: self.expect_status,
+            keyword: self.keyword,
+            keyword_absent: self.keyword_absent,
+            record_type: self.record_type,
+            expect_answers: self.expect_answers,
+        })
     }
 }

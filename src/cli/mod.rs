@@ -103,7 +103,7 @@ impl Context {
             return Err(input_error(format!("{question} — not on a terminal, so pass --yes to confirm")));
         }
         let confirmed = dialoguer::Confirm::new()
-            .with_prompt(question)
+            .with_prompt(crate::output::terminal_safe(question))
             .default(false)
             .interact()
             .context("reading the confirmation")?;
@@ -138,7 +138,7 @@ pub fn main() -> i32 {
         // The reader went away (`geoctl … | head`): not an error worth a word.
         Err(err) if is_broken_pipe(&err) => EXIT_OK,
         Err(err) => {
-            eprintln!("error: {}", render_error(&err));
+            eprintln!("error: {}", crate::output::terminal_safe(&render_error(&err)));
             exit_code(&err)
         }
     }
@@ -200,7 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(args) => db::run(&ctx, args).await,
         Command::Region(args) => region::run(&ctx, args).await,
         Command::Monitor(args) => monitor::run(&ctx, args).await,
-        Command::Probe(args) => probe::run(&ctx, args).await,
+        Command::Probe(args) => crate::error::checking(probe::run(&ctx, args).await),
         Command::Summaries(args) => summaries::run(&ctx, args).await,
         Command::Report(args) => report::run(&ctx, args).await,
     }

@@ -10,7 +10,7 @@ use comfy_table::Table;
 
 use super::checks::{parse_interval, parse_type, CheckOptions};
 use super::Context;
-use crate::error::input_error;
+use crate::error::{input_error, TargetDown};
 use crate::monitor::check::spec_from_config;
 use crate::monitor::MonitorType;
 use crate::output::{or_dash, Printer};
@@ -99,7 +99,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     only(MonitorType::Ping, "--count", args.count.is_some())?;
     only(MonitorType::Tcp, "--expect-closed", args.expect_closed)?;
 
-    let config = crate::monitor::settings::CheckSettings::from(args.checks).into_config(kind, &args.target)?;
+    let config = args.checks.into_settings()?.into_config(kind, &args.target)?;
     let mut spec = spec_from_config(kind, &args.target, &config)?;
     match &mut spec {
         ProbeSpec::Http(http) => {
@@ -143,11 +143,12 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     ctx.printer.print(&result, |p| result_tables(p, &result))?;
     match &result.failure {
         None if result.up => Ok(()),
-        failure => Err(anyhow::anyhow!(
+        failure => Err(TargetDown(format!(
             "{} is down: {}",
             result.target,
             failure.as_ref().map_or_else(|| "check failed".to_string(), ToString::to_string)
-        )),
+        ))
+        .into()),
     }
 }
 

@@ -63,6 +63,9 @@ enum Command {
         /// Do not ask for confirmation
         #[arg(long, short)]
         yes: bool,
+        /// Succeed (exit 0) when there is no such region; without it that is exit 2, so typos show
+        #[arg(long)]
+        ignore_not_found: bool,
         #[arg(long)]
         dry_run: bool,
     },
@@ -146,7 +149,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let (r, c) = store.set_default(&code, dry_run).await?;
             (r, c, dry_run)
         }
-        Command::Delete { code, yes, dry_run } => {
+        Command::Delete { code, yes, dry_run, ignore_not_found } => {
+            if ignore_not_found && !store.exists(&code).await? {
+                note(format!("no region `{code}`; nothing to delete"));
+                return Ok(());
+            }
             if !dry_run {
                 // Validate first so the prompt is only shown for a deletable region.
                 store.delete(&code, true).await?;

@@ -13,7 +13,7 @@ use super::checks::parse_interval;
 use super::probe::ms;
 use super::Context;
 use crate::monitor::MonitorStore;
-use crate::output::{note, Format, Printer};
+use crate::output::{note, terminal_safe, Format, Printer};
 use crate::report::{self, html, spark, MonitorReport, Report, UptimeGrade};
 
 #[derive(Debug, clap::Args)]
@@ -155,7 +155,7 @@ fn print_charts(p: &Printer, report: &Report) -> anyhow::Result<()> {
 }
 
 fn write_monitor_charts(out: &mut impl std::io::Write, p: &Printer, monitor: &MonitorReport) -> anyhow::Result<()> {
-    writeln!(out, "\n{}", paint(p, "1", &monitor.name))?;
+    writeln!(out, "\n{}", paint(p, "1", &terminal_safe(&monitor.name)))?;
     let width = monitor.regions.iter().map(|r| r.stats.region.chars().count()).max().unwrap_or(0);
     for region in &monitor.regions {
         let line = spark::sparkline(&region.series);
@@ -172,7 +172,7 @@ fn write_monitor_charts(out: &mut impl std::io::Write, p: &Printer, monitor: &Mo
             (Some(lo), Some(hi)) => format!("min {}  max {}", ms(Some(lo)), ms(Some(hi))),
             _ => "no successful checks".to_string(),
         };
-        writeln!(out, "  {:<width$}  {chart}  {range}", region.stats.region)?;
+        writeln!(out, "  {:<width$}  {chart}  {range}", terminal_safe(&region.stats.region))?;
         if line.any_failures() {
             let marks: String = line.cells.iter().map(|c| if c.failures { '×' } else { ' ' }).collect();
             writeln!(out, "  {:<width$}  {}", "", paint(p, "31", marks.trim_end()))?;

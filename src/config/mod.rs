@@ -39,10 +39,10 @@ pub enum ConfigError {
     SecretFileEmpty { origin: String, path: PathBuf },
 }
 
-impl ConfigError {
-    /// Every configuration error is the operator's to fix.
-    pub fn is_input(&self) -> bool {
-        true
+/// Every configuration error is the operator's to fix.
+impl crate::error::Coded for ConfigError {
+    fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::Input
     }
 }
 
@@ -427,7 +427,8 @@ fn region_codes(env: &Env, file: &FileConfig) -> Vec<String> {
         let Some(rest) = name.strip_prefix("REDIS_URL_").or_else(|| name.strip_prefix("REDIS_PASSWORD_")) else {
             continue;
         };
-        let rest = rest.strip_suffix("_FILE").unwrap_or(rest);
+        // REDIS_URL_FILE / REDIS_PASSWORD_FILE are the region-less `_FILE` forms, not a region `file`.
+        let rest = if rest == "FILE" { "" } else { rest.strip_suffix("_FILE").unwrap_or(rest) };
         if !rest.is_empty() {
             codes.push(rest.to_ascii_lowercase().replace('_', "-"));
         }

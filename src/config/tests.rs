@@ -101,6 +101,28 @@ fn secrets_come_from_files_trimmed_and_never_empty() {
 }
 
 #[test]
+fn redis_url_file_is_not_a_region_named_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = write(dir.path(), "redis", "redis://:pw@127.0.0.1:6379/0\n");
+    let e = env(&[("REDIS_URL_FILE", url.to_str().unwrap()), ("REDIS_PASSWORD_FILE", url.to_str().unwrap())]);
+    let s = resolve_in(dir.path(), &Flags::default(), &e).unwrap();
+    assert!(!s.regions.contains_key("file"), "{:?}", s.regions.keys().collect::<Vec<_>>());
+    let e = env(&[("REDIS_URL_EU_WEST_FILE", url.to_str().unwrap())]);
+    assert!(resolve_in(dir.path(), &Flags::default(), &e).unwrap().regions.contains_key("eu-west"));
+}
+
+#[test]
+fn database_passwords_with_at_and_hash_are_masked_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(&[("DATABASE_URL", "postgres://geoctl:p@ss#W0rd@127.0.0.1:5432/geoctl?sslpassword=k3y")]);
+    let shown = serde_json::to_string(&resolve_in(dir.path(), &Flags::default(), &e).unwrap().shown()).unwrap();
+    for leaked in ["ss#", "W0rd", "k3y"] {
+        assert!(!shown.contains(leaked), "{leaked} leaked: {shown}");
+    }
+    assert!(shown.contains("postgres://geoctl:****@127.0.0.1:5432/geoctl"), "{shown}");
+}
+
+#[test]
 fn shown_values_mask_every_secret() {
     let dir = tempfile::tempdir().unwrap();
     let e = env(&[

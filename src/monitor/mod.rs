@@ -4,12 +4,13 @@
 
 pub mod apply;
 pub mod check;
+pub mod create;
 pub mod settings;
 mod spec;
 mod store;
 
 pub use crate::probe::StatusRanges;
-pub use spec::{DownRule, Header};
+pub use spec::{resolve_headers, DownRule, Header};
 pub use store::{
     Monitor, MonitorPatch, MonitorRegion, MonitorStore, NewMonitor, Placement, RegionEdit, RegionOverrides,
 };
@@ -96,6 +97,10 @@ pub enum MonitorError {
         "a monitor named `{0}` already exists; choose another name or update it with `geoctl monitor update {0} …`"
     )]
     DuplicateName(String),
+    #[error(
+        "a monitor named `{name}` already exists with a different {}; change it with `geoctl monitor update {name} …`", .fields.join(", ")
+    )]
+    ExistsDiffering { name: String, fields: Vec<&'static str> },
     #[error("no monitor `{0}`; list them with `geoctl monitor list`")]
     NotFound(String),
     #[error("{count} monitors are named `{name}`; name one by its id: {}", .ids.join(", "))]
@@ -122,13 +127,29 @@ impl From<sqlx::Error> for MonitorError {
     }
 }
 
-impl MonitorError {
-    pub fn is_input(&self) -> bool {
+impl crate::error::Coded for MonitorError {
+    fn exit(&self) -> crate::error::Exit {
+        use crate::error::Exit;
         match self {
-            MonitorError::Database(_) => false,
-            MonitorError::Region(e) => e.is_input(),
-            MonitorError::InEntry { source, .. } => source.is_input(),
-            _ => true,
+            MonitorError::Database(_) => Exit::Failed,
+            MonitorError::Region(e) => e.exit(),
+            MonitorError::InEntry { source, .. } => source.exit(),
+            MonitorError::UnknownType(_)
+            | MonitorError::InvalidTarget { .. }
+            | MonitorError::IntervalTooShort(_)
+            | MonitorError::IntervalTooLong(_)
+            | MonitorError::IntervalZero
+            | MonitorError::Timeout { .. }
+            | MonitorError::Invalid(_)
+            | MonitorError::OptionNotForType { .. }
+            | MonitorError::DuplicateName(_)
+            | MonitorError::ExistsDiffering { .. }
+            | MonitorError::NotFound(_)
+            | MonitorError::Ambiguous { .. }
+            | MonitorError::GeoDisabled { .. }
+            | MonitorError::NoRegions(_)
+            | MonitorError::NotInRegion { .. }
+            | MonitorError::UnsupportedStoredType { .. } => Exit::Input,
         }
     }
 }
@@ -174,9 +195,16 @@ pub fn frequency_minutes(interval_seconds: i32) -> i32 {
 /// Checks a target for a monitor type; returns it normalised.
 pub fn validate_target(kind: MonitorType, target: &str) -> Result<String, MonitorError> {
     let target = target.trim();
-    let fail = |reason: String| MonitorError::InvalidTarget { kind: kind.short(), target: target.to_string(), reason };
+    let fail = |reason: String| MonitorError::InvalidTarget {
+        kind: kind.short(),
+        target: crate::probe::display_url(target),
+        reason,
+    };
     if target.is_empty() {
         return Err(fail("it is empty".into()));
+    }
+    if target.chars().count() > crate::text::MAX_TARGET {
+        return Err(fail(format!("it must be at most {} characters", crate::text::MAX_TARGET)));
     }
     if target.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(fail("it contains spaces or control characters".into()));
@@ -300,7 +328,8 @@ mod tests {
         assert_eq!(validate_target(Http, " https://example.com ").unwrap(), "https://example.com");
         assert!(validate_target(Http, "example.com").unwrap_err().to_string().contains("https://example.com"));
         assert!(validate_target(Http, "ftp://example.com").unwrap_err().to_string().contains("scheme `ftp`"));
-        assert!(validate_target(Http, "https://u:p@example.com").is_err());
+        let err = validate_target(Http, "https://u:s3cret@example.com").unwrap_err().to_string();
+        assert!(err.contains("credentials") && !err.contains("s3cret"), "{err}");
         assert!(validate_target(Http, "https://exa mple.com").is_err());
         assert!(validate_target(Http, "https://-bad-.com").is_err());
         assert!(validate_target(Tcp, "db.example.com:5432").is_ok());

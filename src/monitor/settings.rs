@@ -72,6 +72,7 @@ impl CheckSettings {
             config.insert("expected_status".into(), status.to_string().into());
         }
         if let Some(keyword) = self.keyword {
+            crate::text::check("--keyword", &keyword, crate::text::MAX_KEYWORD).map_err(MonitorError::Invalid)?;
             config.insert("keyword".into(), keyword.into());
             config.insert("keyword_absent".into(), self.keyword_absent.into());
         }
@@ -80,6 +81,9 @@ impl CheckSettings {
         }
         if let Some(record_type) = self.record_type {
             config.insert("record_type".into(), record_type.into());
+        }
+        for answer in &self.expect_answers {
+            crate::text::check("--expect-answer", answer, crate::text::MAX_ANSWER).map_err(MonitorError::Invalid)?;
         }
         if !self.expect_answers.is_empty() {
             config.insert("expected_answers".into(), self.expect_answers.into());

@@ -1,11 +1,14 @@
 //! Small value types of a monitor's definition, parsed from what operators type.
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::MonitorError;
+use crate::probe::credential::is_credential_header;
 
 /// When a monitor counts as down across its regions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,19 +75,62 @@ impl FromStr for DownRule {
     }
 }
 
-/// One request header, `Name: value`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One request header, `Name: value`. Its `Debug` masks a credential's value; its `Serialize`
+/// does not, because that is how it is stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     pub name: String,
     pub value: String,
 }
 
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = if is_credential_header(&self.name) { MASKED } else { &self.value };
+        f.debug_struct("Header").field("name", &self.name).field("value", &value).finish()
+    }
+}
+
+/// Shown in place of a credential header's value.
+pub const MASKED: &str = "****";
+
+/// A stored header list (`[{"name": …, "value": …}, …]`) with the values of credential headers
+/// (by [`is_credential_header`]) replaced by [`MASKED`].
+pub fn masked_headers(headers: &Value) -> Value {
+    let mut headers = headers.clone();
+    for header in headers.as_array_mut().into_iter().flatten() {
+        let name = header.get("name").and_then(Value::as_str).unwrap_or("");
+        if is_credential_header(name) && header.get("value").is_some() {
+            header["value"] = Value::String(MASKED.into());
+        }
+    }
+    headers
+}
+
+/// A monitor's `config` with its `headers` masked.
+pub fn masked_config(config: &Value) -> Value {
+    let mut config = config.clone();
+    if let Some(headers) = config.get_mut("headers") {
+        *headers = masked_headers(headers);
+    }
+    config
+}
+
+pub(super) fn serialize_masked_config<S: serde::Serializer>(config: &Value, s: S) -> Result<S::Ok, S::Error> {
+    masked_config(config).serialize(s)
+}
+
+pub(super) fn serialize_masked_headers<S: serde::Serializer>(headers: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+    headers.as_ref().map(masked_headers).serialize(s)
+}
+
 impl FromStr for Header {
     type Err = MonitorError;
+    /// `Name: value`. Errors never quote the text: a malformed header is likely a credential.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad =
-            |why: &str| MonitorError::Invalid(format!("invalid header `{text}`: {why}; write it as 'Name: value'"));
-        let (name, value) = text.split_once(':').ok_or_else(|| bad("no ':'"))?;
+        let bad = |why: &str| {
+            MonitorError::Invalid(format!("invalid header: {why}; write it as 'Name: value' (the text is not shown)"))
+        };
+        let (name, value) = text.split_once(':').ok_or_else(|| bad("no ':' between name and value"))?;
         let name = name.trim();
         // RFC 9110 token characters.
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
@@ -95,8 +141,61 @@ impl FromStr for Header {
         if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
             return Err(bad("the value holds a line break or NUL"));
         }
+        if value.chars().count() > crate::text::MAX_HEADER_VALUE {
+            return Err(bad(&format!("the value must be at most {} characters", crate::text::MAX_HEADER_VALUE)));
+        }
         Ok(Header { name: name.to_string(), value: value.to_string() })
     }
+}
+
+/// Headers as typed (`--header`), each `Name: value`, `Name: @FILE` (the file's content,
+/// trimmed) or `Name: env:VAR` (the variable's value), so a credential need not appear in process
+/// arguments; then the lines of `file` (`--header-file`), one header per line, `#` comments.
+/// Errors say which header or line is wrong, never its text.
+pub fn resolve_headers(
+    typed: &[String],
+    file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<Header>, MonitorError> {
+    let mut headers = Vec::new();
+    let resolve = |text: &str, origin: &str| -> Result<Header, MonitorError> {
+        let in_origin = |e: MonitorError| MonitorError::Invalid(format!("{origin}: {e}"));
+        let mut header: Header = text.parse().map_err(in_origin)?;
+        if let Some(path) = header.value.strip_prefix('@') {
+            let content = std::fs::read_to_string(path).map_err(|e| {
+                MonitorError::Invalid(format!("{origin}: the value of header {} names file {path}: {e}", header.name))
+            })?;
+            header.value = content.trim().to_string();
+        } else if let Some(var) = header.value.strip_prefix("env:") {
+            header.value = env(var).ok_or_else(|| {
+                MonitorError::Invalid(format!(
+                    "{origin}: the value of header {} names environment variable {var}, which is not set",
+                    header.name
+                ))
+            })?;
+        } else {
+            return Ok(header);
+        }
+        // The value came from elsewhere; check it like a typed one.
+        let name = header.name.clone();
+        format!("{}: {}", header.name, header.value).parse().map_err(|_| {
+            MonitorError::Invalid(format!("{origin}: the value of header {name} holds a line break or NUL"))
+        })
+    };
+    for (i, text) in typed.iter().enumerate() {
+        headers.push(resolve(text, &format!("--header #{}", i + 1))?);
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| MonitorError::Invalid(format!("cannot read --header-file {}: {e}", path.display())))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                headers.push(resolve(line, &format!("--header-file {} line {}", path.display(), i + 1))?);
+            }
+        }
+    }
+    Ok(headers)
 }
 
 /// A cron schedule override: five fields of digits, `*`, `/`, `,` and `-`.
@@ -140,5 +239,49 @@ mod tests {
         assert!("X: a\r\nInjected: b".parse::<Header>().is_err());
         assert!(validate_schedule("*/5 * * * *").is_ok());
         assert!(validate_schedule("every minute").is_err());
+    }
+
+    #[test]
+    fn malformed_headers_are_refused_without_their_text() {
+        for text in ["Authorization=Bearer s3cret", "Authorization Bearer s3cret: x", "X: s3cret\r\nY: z"] {
+            let err = text.parse::<Header>().unwrap_err().to_string();
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        let typed = ["Accept: */*".to_string(), "Authorization=Bearer s3cret".to_string()];
+        let err = resolve_headers(&typed, None, |_| None).unwrap_err().to_string();
+        assert!(err.starts_with("--header #2: ") && !err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn header_values_from_files_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "Bearer from-file\n").unwrap();
+        let list = dir.path().join("headers");
+        std::fs::write(&list, "# credentials\nX-Api-Key: env:API_KEY\n\nAccept: text/html\n").unwrap();
+        let typed = [format!("Authorization: @{}", token.display())];
+        let env = |name: &str| (name == "API_KEY").then(|| "from-env".to_string());
+        let headers = resolve_headers(&typed, Some(&list), env).unwrap();
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
+        assert_eq!(pairs, [("Authorization", "Bearer from-file"), ("X-Api-Key", "from-env"), ("Accept", "text/html")]);
+        let err = resolve_headers(&["X-Api-Key: env:MISSING".into()], None, |_| None).unwrap_err().to_string();
+        assert!(err.contains("MISSING") && err.contains("not set"), "{err}");
+        std::fs::write(&list, "X-Api-Key s3cret\n").unwrap();
+        let err = resolve_headers(&[], Some(&list), |_| None).unwrap_err().to_string();
+        assert!(err.contains("line 1") && !err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn credential_headers_are_masked_in_stored_config_and_debug() {
+        let config = serde_json::json!({
+            "method": "GET",
+            "headers": [{"name": "X-Api-Key", "value": "k3y"}, {"name": "Accept", "value": "text/html"}],
+        });
+        let masked = masked_config(&config);
+        assert_eq!(masked["headers"][0]["value"], MASKED);
+        assert_eq!(masked["headers"][1]["value"], "text/html");
+        assert_eq!(masked["method"], "GET");
+        let h: Header = "Authorization: Bearer s3cret".parse().unwrap();
+        assert!(!format!("{h:?}").contains("s3cret"));
     }
 }

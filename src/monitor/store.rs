@@ -17,8 +17,9 @@ use super::{
 use crate::region::{validate_thresholds, RegionStore};
 use crate::store::Change;
 
-/// A monitor as stored, with the regions it runs in.
-#[derive(Debug, Clone, Serialize)]
+/// A monitor as stored, with the regions it runs in. Every way it can be shown (`Serialize`,
+/// `Debug`, [`Monitor::config_text`]) masks credential header values; only the check reads them.
+#[derive(Clone, Serialize)]
 pub struct Monitor {
     pub id: Uuid,
     pub name: String,
@@ -32,6 +33,7 @@ pub struct Monitor {
     pub enabled: bool,
     pub status: String,
     pub down_rule: String,
+    #[serde(serialize_with = "super::spec::serialize_masked_config")]
     pub config: Value,
     pub regions: Vec<MonitorRegion>,
     pub created_at: Option<DateTime<Utc>>,
@@ -46,10 +48,28 @@ impl Monitor {
     pub fn region_codes(&self) -> Vec<String> {
         self.regions.iter().map(|r| r.region.clone()).collect()
     }
+
+    /// The config as one line of JSON, credential headers masked.
+    pub fn config_text(&self) -> String {
+        super::spec::masked_config(&self.config).to_string()
+    }
+}
+
+/// Debug output goes through the masking `Serialize`, so logs cannot show a credential.
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Monitor {}", serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+impl std::fmt::Debug for MonitorRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MonitorRegion {}", serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
 }
 
 /// A monitor's assignment to one region, with that region's overrides.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct MonitorRegion {
     #[sqlx(rename = "region_code")]
     pub region: String,
@@ -59,6 +79,7 @@ pub struct MonitorRegion {
     pub schedule: Option<String>,
     pub latency_warning_ms: Option<i32>,
     pub latency_critical_ms: Option<i32>,
+    #[serde(serialize_with = "super::spec::serialize_masked_headers")]
     pub headers: Option<Value>,
     pub priority: i32,
     pub notes: Option<String>,
@@ -506,6 +527,7 @@ impl<'a> MonitorStore<'a> {
             next.priority = priority;
         }
         if let Some(notes) = o.notes {
+            crate::text::check("notes", notes.trim(), crate::text::MAX_NOTES).map_err(MonitorError::Invalid)?;
             next.notes = Some(notes).filter(|n| !n.trim().is_empty());
         }
         if &next == existing {

@@ -312,11 +312,11 @@ pub enum TargetError {
     Empty,
     #[error("unknown probe kind `{0}`; use http, tcp, ping or dns")]
     UnknownKind(String),
-    #[error("invalid URL `{input}`: {reason}")]
+    #[error("invalid URL `{}`: {reason}", display_url(.input))]
     InvalidUrl { input: String, reason: String },
     #[error("unsupported scheme `{0}`; use http:// or https://")]
     UnsupportedScheme(String),
-    #[error("URL `{0}` has no host")]
+    #[error("URL `{}` has no host", display_url(.0))]
     MissingHost(String),
     #[error("`{0}` has no port; use host:port, e.g. `{0}:443`")]
     MissingPort(String),
@@ -403,7 +403,7 @@ pub async fn run(spec: &ProbeSpec, opts: &ProbeOptions) -> ProbeResult {
     let owned_opts = opts.clone();
     let handle = tokio::spawn(async move { run_inner(&owned_spec, &owned_opts).await });
     match handle.await {
-        Ok(r) => r,
+        Ok(r) => without_password(r, spec),
         Err(e) => {
             let mut r = ProbeResult::new(spec.kind(), spec.target(), started_at);
             r.phases.total_ms = timing::ms((Utc::now() - started_at).to_std().unwrap_or_default());
@@ -411,6 +411,51 @@ pub async fn run(spec: &ProbeSpec, opts: &ProbeOptions) -> ProbeResult {
             r
         }
     }
+}
+
+/// A URL as it may be shown: a password in its user information replaced by `****`. Not a URL
+/// (or none to hide): unchanged.
+pub fn display_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("****"));
+            url.to_string()
+        }
+        _ => text.to_string(),
+    }
+}
+
+/// The result with the target URL's password taken out of everything it shows: the target,
+/// the final URL and the failure messages (which may quote the URL).
+fn without_password(mut r: ProbeResult, spec: &ProbeSpec) -> ProbeResult {
+    let ProbeSpec::Http(http) = spec else { return r };
+    let Some(password) = url::Url::parse(&http.url).ok().and_then(|u| u.password().map(str::to_string)) else {
+        return r;
+    };
+    let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let clean = |text: &str| {
+        let mut text = display_url(text).replace(&password, "****");
+        if !decoded.is_empty() {
+            text = text.replace(&decoded, "****");
+        }
+        text
+    };
+    r.target = clean(&r.target);
+    if let Some(facts) = r.http.as_mut() {
+        facts.final_url = clean(&facts.final_url);
+    }
+    if let Some(failure) = r.failure.as_mut() {
+        failure.message = clean(&failure.message);
+    }
+    for address in &mut r.per_address {
+        if let Some(failure) = address.failure.as_mut() {
+            failure.message = clean(&failure.message);
+        }
+    }
+    r
 }
 
 async fn run_inner(spec: &ProbeSpec, opts: &ProbeOptions) -> ProbeResult {

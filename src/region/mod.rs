@@ -44,6 +44,8 @@ pub enum RegionError {
     Thresholds { warning: i32, critical: i32 },
     #[error("region name must not be empty")]
     EmptyName,
+    #[error("{0}")]
+    Text(String),
     #[error("unknown region `{code}`{hint}; active regions: {}", list(.active))]
     Unknown { code: String, active: Vec<String>, hint: String },
     #[error("region `{code}` is disabled; active regions: {}; enable it with `geoctl region enable {code}`", list(.active))]
@@ -60,9 +62,25 @@ pub enum RegionError {
     Database(#[from] sqlx::Error),
 }
 
-impl RegionError {
-    pub fn is_input(&self) -> bool {
-        !matches!(self, RegionError::Database(_))
+impl crate::error::Coded for RegionError {
+    fn exit(&self) -> crate::error::Exit {
+        use crate::error::Exit;
+        match self {
+            RegionError::Database(_) => Exit::Failed,
+            RegionError::InvalidCode(_)
+            | RegionError::UnknownCountry(_)
+            | RegionError::Latitude(_)
+            | RegionError::Longitude(_)
+            | RegionError::Thresholds { .. }
+            | RegionError::EmptyName
+            | RegionError::Text(_)
+            | RegionError::Unknown { .. }
+            | RegionError::Inactive { .. }
+            | RegionError::Exists { .. }
+            | RegionError::IsDefault { .. }
+            | RegionError::InUse { .. }
+            | RegionError::NoDefault => Exit::Input,
+        }
     }
 }
 

@@ -34,9 +34,11 @@ impl RegionPatch {
             if name.trim().is_empty() {
                 return Err(RegionError::EmptyName);
             }
+            crate::text::check("region name", name.trim(), crate::text::MAX_REGION_NAME).map_err(RegionError::Text)?;
             region.name = name.trim().to_string();
         }
         if let Some(city) = &self.city {
+            crate::text::check("city", city.trim(), crate::text::MAX_REGION_NAME).map_err(RegionError::Text)?;
             region.city = Some(city.trim().to_string()).filter(|c| !c.is_empty());
         }
         if let Some(country) = &self.country {
@@ -79,6 +81,14 @@ impl<'a> RegionStore<'a> {
     }
 
     /// The region, or an error that lists the active ones.
+    /// Whether a region with this code exists, active or not.
+    pub async fn exists(&self, code: &str) -> Result<bool, RegionError> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM regions WHERE code = $1)")
+            .bind(code)
+            .fetch_one(self.pool)
+            .await?)
+    }
+
     pub async fn fetch(conn: &mut sqlx::PgConnection, code: &str) -> Result<Region, RegionError> {
         let found: Option<Region> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM regions WHERE code = $1"))
             .bind(code)

@@ -1,5 +1,7 @@
 //! The PostgreSQL connection and the embedded migrations.
 
+pub mod reach;
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -33,9 +35,13 @@ pub enum StoreError {
     Migrate(String),
 }
 
-impl StoreError {
-    pub fn is_input(&self) -> bool {
-        matches!(self, StoreError::NotConfigured | StoreError::InvalidUrl { .. })
+impl crate::error::Coded for StoreError {
+    fn exit(&self) -> crate::error::Exit {
+        use crate::error::Exit;
+        match self {
+            StoreError::NotConfigured | StoreError::InvalidUrl { .. } => Exit::Input,
+            StoreError::Unreachable { .. } | StoreError::Migrate(_) => Exit::Failed,
+        }
     }
 }
 
@@ -54,15 +60,23 @@ pub async fn connect(url: Option<&Secret>, tuning: &Tuning) -> Result<PgPool, St
             message: "use a postgres:// or postgresql:// URL".into(),
         });
     }
-    let options: PgConnectOptions = url.expose().parse().map_err(|e: sqlx::Error| StoreError::InvalidUrl {
+    let supported = without_unsupported_params(url.expose());
+    let options: PgConnectOptions = supported.parse().map_err(|e: sqlx::Error| StoreError::InvalidUrl {
         masked: url.masked(),
         message: scrub(&e.to_string(), url),
     })?;
+    // A slow statement is worth a line at -v, not the statement's 40 lines at every run.
     let options = options
         .application_name("geoctl")
         .log_statements(tracing::log::LevelFilter::Debug)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+        .log_slow_statements(tracing::log::LevelFilter::Info, Duration::from_secs(2));
     let server = server_of(&options);
+    if options.get_socket().is_none() {
+        let timeout = reach::CONNECT_TIMEOUT.min(tuning.db_pool_timeout.value);
+        reach::tcp(options.get_host(), options.get_port(), timeout)
+            .await
+            .map_err(|cause| StoreError::Unreachable { server: server.clone(), message: cause })?;
+    }
     PgPoolOptions::new()
         .max_connections(tuning.db_connection_limit.value)
         .acquire_timeout(tuning.db_pool_timeout.value)
@@ -70,6 +84,53 @@ pub async fn connect(url: Option<&Secret>, tuning: &Tuning) -> Result<PgPool, St
         .connect_with(options)
         .await
         .map_err(|e| StoreError::Unreachable { server, message: scrub(&e.to_string(), url) })
+}
+
+/// Connect parameters the PostgreSQL driver understands; it would log any other one with its
+/// value at warning level (`sslpassword=…`), so those are dropped here with a warning naming
+/// only the key.
+const SUPPORTED_PARAMS: [&str; 17] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+];
+
+fn without_unsupported_params(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            let supported = SUPPORTED_PARAMS.contains(&key) || key == "options" || key.starts_with("options[");
+            if !supported && !key.is_empty() {
+                tracing::warn!(
+                    "ignoring the database URL parameter `{key}`: the PostgreSQL driver does not support it"
+                );
+            }
+            supported
+        })
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
 }
 
 /// One migration and whether it is applied here.
@@ -168,4 +229,17 @@ pub async fn prune(
         }
     }
     Ok(PruneReport { cutoff, monitor_results: counts[0], regional_performance_metrics: counts[1], dry_run })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_url_parameters_are_dropped_before_the_driver_logs_them() {
+        let url = "postgres://u:p@h/db?sslmode=require&sslpassword=k3y&options[search_path]=x";
+        assert_eq!(without_unsupported_params(url), "postgres://u:p@h/db?sslmode=require&options[search_path]=x");
+        assert_eq!(without_unsupported_params("postgres://h/db?sslpassword=k3y"), "postgres://h/db");
+        assert_eq!(without_unsupported_params("postgres://h/db"), "postgres://h/db");
+    }
 }

@@ -74,3 +74,22 @@ fn database_url_from_a_secret_file() {
         .success();
     assert_eq!(run.json().as_array().unwrap().len(), 3);
 }
+
+/// A database on a closed port fails at once with the cause and the endpoint, not after the
+/// pool's timeout; neither the password nor a secret URL parameter is printed.
+#[test]
+fn an_unreachable_database_fails_fast_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = crate::support::ClosedPort::new();
+    let url = format!("postgres://geoctl:Pw7Secret@127.0.0.1:{}/geoctl?sslpassword=K3ySecret", closed.port);
+    let started = std::time::Instant::now();
+    let run = geoctl_in(dir.path(), &["region", "list"], &[("DATABASE_URL", &url), ("DB_POOL_TIMEOUT", "60s")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "waited for the pool timeout");
+    assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("127.0.0.1:{}/geoctl", closed.port)), "{}", run.stderr);
+    for secret in ["Pw7Secret", "K3ySecret"] {
+        assert!(!run.stderr.contains(secret), "{secret} printed: {}", run.stderr);
+    }
+    assert!(run.stderr.contains("sslpassword"), "the ignored parameter is named: {}", run.stderr);
+}

@@ -456,3 +456,30 @@ fn apply_a_monitors_file_is_idempotent_and_all_or_nothing() {
     db.geoctl(&["monitor", "apply", "-f", "/nonexistent.yaml"]).usage_error(&["cannot read"]);
     assert_eq!(db.count("monitors"), 4);
 }
+
+/// Running a changing command twice is safe: an identical create is "unchanged" (exit 0), a
+/// differing one is refused pointing at `update`, and deleting what is absent is exit 2 naming
+/// it unless --ignore-not-found.
+#[test]
+fn create_twice_is_unchanged_and_deleting_the_absent_is_named() {
+    let db = TestDb::migrated();
+    let create = ["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com/"];
+    db.geoctl(&create).success();
+    let again = db.geoctl(&create).success();
+    assert!(again.stderr.contains("unchanged"), "{}", again.stderr);
+    let mut with_regions = create.to_vec();
+    with_regions.extend(["--regions", "eu-west,us-east,ap-south", "--header", "X-Trace: 1"]);
+    let differs = db.geoctl(&with_regions).usage_error(&["already exists", "check settings", "monitor update web"]);
+    assert!(!differs.stderr.contains("regions"), "all active regions is the same: {}", differs.stderr);
+    let mut other_target = create.to_vec();
+    other_target[7] = "https://example.org/";
+    db.geoctl(&other_target).usage_error(&["different target"]);
+    assert_eq!(db.count("monitors"), 1);
+
+    db.geoctl(&["monitor", "delete", "wbe", "--yes"]).usage_error(&["no monitor `wbe`"]);
+    assert!(db.geoctl(&["monitor", "delete", "wbe", "--yes", "--ignore-not-found"]).success().stderr.contains("wbe"));
+    db.geoctl(&["region", "delete", "eu-wset", "--yes"]).usage_error(&["unknown region `eu-wset`"]);
+    db.geoctl(&["region", "delete", "eu-wset", "--yes", "--ignore-not-found"]).success();
+    assert_eq!(db.count("monitors"), 1);
+    assert_eq!(db.count("regions"), 3);
+}

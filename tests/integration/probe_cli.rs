@@ -88,3 +88,42 @@ fn bad_probe_input_is_exit_2() {
         geoctl_in(dir.path(), args, &[]).usage_error(&[needle]);
     }
 }
+
+/// 1 means "down" for a check; not being able to check or record is 3, bad input stays 2.
+#[test]
+fn a_check_that_cannot_record_is_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = crate::support::ClosedPort::new();
+    let url = format!("postgres://geoctl:pw@127.0.0.1:{}/geoctl", closed.port);
+    let env = [("DATABASE_URL", url.as_str())];
+    let run = geoctl_in(dir.path(), &["monitor", "check", "web"], &env);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(!run.stderr.contains(":pw@"), "{}", run.stderr);
+    geoctl_in(dir.path(), &["monitor", "check", "web", "--database-url", "mysql://x"], &[]).usage_error(&["postgres"]);
+    // Elsewhere the same failure stays 1.
+    assert_eq!(geoctl_in(dir.path(), &["monitor", "list"], &env).code, 1);
+}
+
+/// A password in the target URL never reaches the table, the JSON or the "is down" line, and
+/// a malformed header is refused by geoctl without printing it (clap's error would).
+#[test]
+fn probe_output_never_shows_a_url_password_or_a_bad_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = delayed_server(Duration::from_millis(0));
+    let url = format!("http://probe:Pw9Secret@127.0.0.1:{port}/");
+    let json = geoctl_in(dir.path(), &["probe", &url, "-o", "json"], &[]).success();
+    let table = geoctl_in(dir.path(), &["probe", &url], &[]).success();
+    let closed = crate::support::ClosedPort::new();
+    let down_url = format!("http://probe:Pw9Secret@127.0.0.1:{}/", closed.port);
+    let down = geoctl_in(dir.path(), &["probe", &down_url], &[]);
+    assert_eq!(down.code, 1, "{down:?}");
+    assert!(down.stderr.contains("is down"), "{}", down.stderr);
+    for run in [&json, &table, &down] {
+        assert!(!run.stdout.contains("Pw9Secret") && !run.stderr.contains("Pw9Secret"), "{run:?}");
+    }
+    assert!(json.json()["target"].as_str().unwrap().contains("probe:****@"), "{}", json.stdout);
+    for header in ["Authorization=Bearer Tok3nSecret", "Authorization Bearer Tok3nSecret"] {
+        let run = geoctl_in(dir.path(), &["probe", &url, "--header", header], &[]).usage_error(&["--header #1"]);
+        assert!(!run.stderr.contains("Tok3nSecret"), "{}", run.stderr);
+    }
+}

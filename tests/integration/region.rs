@@ -58,6 +58,7 @@ fn add_update_and_validation() {
     assert!(again.stderr.contains("unchanged"), "{}", again.stderr);
     db.geoctl(&["region", "add", "eu-central", "--name", "Other"]).usage_error(&["already exists"]);
 
+    let long_name = "x".repeat(100_000);
     let bad: &[(&[&str], &str)] = &[
         (&["region", "add", "EU_North", "--name", "x"], "invalid region code"),
         (&["region", "add", "x", "--name", "x"], "invalid region code"),
@@ -74,9 +75,15 @@ fn add_update_and_validation() {
         (&["region", "update", "eu-west", "--latency-warning", "400ms"], "must be below"),
         (&["region", "update", "eu-wset", "--city", "Cork"], "did you mean `eu-west`"),
         (&["region", "update", "eu-west"], "nothing to update"),
+        (&["region", "add", "eu-north", "--name", "evil\u{1b}]0;owned\u{7}"], "control characters"),
+        (&["region", "update", "eu-west", "--city", "Cork\u{1b}[2J"], "control characters"),
+        (&["region", "add", "eu-north", "--name", &long_name], "at most 100 characters"),
+        (&["region", "add", "eu-\u{1b}]0;x", "--name", "x"], "invalid region code"),
     ];
     for (args, needle) in bad {
-        db.geoctl(args).usage_error(&[needle]);
+        let run = db.geoctl(args).usage_error(&[needle]);
+        assert!(!run.stderr.contains('\u{1b}'), "a control character reached the terminal: {:?}", run.stderr);
+        assert!(run.stderr.len() < 2000, "the error repeats the input: {} bytes", run.stderr.len());
     }
     assert_eq!(db.count("regions"), 4);
     assert_eq!(db.scalar("SELECT latency_warning_ms FROM regions WHERE code = 'eu-west'"), "150");

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use super::super::checks::parse_interval;
 use super::super::probe::{ms, result_tables};
 use super::super::Context;
+use crate::error::TargetDown;
 use crate::monitor::{check, MonitorError, MonitorStore};
 use crate::output::or_dash;
 use crate::probe::{self, ProbeOptions};
@@ -84,7 +85,8 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
     if result.up {
         Ok(())
     } else {
-        Err(anyhow::anyhow!("{} is down from {region_code}: {}", monitor.name, or_dash(result.failure.as_ref())))
+        Err(TargetDown(format!("{} is down from {region_code}: {}", monitor.name, or_dash(result.failure.as_ref())))
+            .into())
     }
 }
 
