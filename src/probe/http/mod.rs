@@ -647,7 +647,11 @@ fn hyper_failure(e: &hyper::Error, stage: &str, eof_without_close_notify: bool) 
         );
     }
     // HTTP/2 stream and connection errors are protocol failures too; the rest is I/O.
-    let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>()).is_some();
+    let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+    if io.is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof) {
+        return Failure::new(FailureKind::Protocol, format!("truncated response while {stage}: {detail}"));
+    }
+    let io = io.is_some();
     let kind = if io { FailureKind::Other } else { FailureKind::Protocol };
     let what = if io { "I/O error" } else { "protocol error" };
     Failure::new(kind, format!("{what} while {stage}: {detail}"))

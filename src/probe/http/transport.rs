@@ -38,31 +38,57 @@ pub(crate) struct Marks {
     pub first_byte: Option<Instant>,
     /// The TLS peer closed without close_notify.
     pub eof_without_close_notify: bool,
-    h2: Option<FrameScan>,
+    /// HTTP/2: the server's frames and ours, so that only stream frames count.
+    h2: Option<(FrameScan, FrameScan)>,
 }
 
 pub(crate) type SharedMarks = Arc<Mutex<Marks>>;
 
 pub(crate) fn marks(wire: Wire) -> SharedMarks {
-    Arc::new(Mutex::new(Marks { h2: (wire == Wire::Http2).then(FrameScan::default), ..Marks::default() }))
+    let h2 = (wire == Wire::Http2).then(|| (FrameScan::default(), FrameScan::writer()));
+    Arc::new(Mutex::new(Marks { h2, ..Marks::default() }))
 }
 
-/// Where the reader stands in the server's HTTP/2 frame sequence.
+/// Where a reader or writer stands in an HTTP/2 frame sequence.
 #[derive(Debug, Default)]
 struct FrameScan {
+    /// Bytes still to skip before the first frame (the client's connection preface).
+    skip: usize,
     header: [u8; 9],
     have: usize,
     payload_left: usize,
+    /// The payload being skipped belongs to a stream (id ≠ 0).
+    payload_of_stream: bool,
+}
+
+/// What one read or write held.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Seen {
+    /// A frame of a stream started in it.
+    stream_frame_start: bool,
+    /// Some of its bytes belong to a stream's frame.
+    stream_bytes: bool,
 }
 
 impl FrameScan {
-    /// Consumes `data`; true once a frame of a stream (id ≠ 0) starts in it.
-    fn stream_frame_in(&mut self, mut data: &[u8]) -> bool {
+    fn writer() -> Self {
+        FrameScan { skip: 24, ..FrameScan::default() }
+    }
+
+    fn scan(&mut self, mut data: &[u8]) -> Seen {
+        let mut seen = Seen::default();
         while !data.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(data.len());
+                self.skip -= n;
+                data = &data[n..];
+                continue;
+            }
             if self.payload_left > 0 {
-                let skip = self.payload_left.min(data.len());
-                self.payload_left -= skip;
-                data = &data[skip..];
+                let n = self.payload_left.min(data.len());
+                self.payload_left -= n;
+                seen.stream_bytes |= self.payload_of_stream;
+                data = &data[n..];
                 continue;
             }
             let take = (9 - self.have).min(data.len());
@@ -73,13 +99,15 @@ impl FrameScan {
                 self.have = 0;
                 let h = &self.header;
                 let stream = u32::from_be_bytes([h[5] & 0x7f, h[6], h[7], h[8]]);
+                self.payload_of_stream = stream != 0;
                 if stream != 0 {
-                    return true;
+                    seen.stream_frame_start = true;
+                    seen.stream_bytes = true;
                 }
                 self.payload_left = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
             }
         }
-        false
+        seen
     }
 }
 
@@ -109,7 +137,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
                     let mut m = lock(&self.marks);
                     if m.first_byte.is_none() {
                         let first = match m.h2.as_mut() {
-                            Some(scan) => scan.stream_frame_in(new),
+                            Some((reader, _)) => reader.scan(new).stream_frame_start,
                             None => true,
                         };
                         if first {
@@ -132,16 +160,29 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
     }
 }
 
+impl<S> Timed<S> {
+    /// Notes a write of `data` (HTTP/2: only one carrying a stream's frame, so
+    /// that a SETTINGS acknowledgement does not move the request's end).
+    fn wrote(&self, data: &[u8]) {
+        let mut m = lock(&self.marks);
+        if m.first_byte.is_some() {
+            return;
+        }
+        let request_bytes = match m.h2.as_mut() {
+            Some((_, writer)) => writer.scan(data).stream_bytes,
+            None => true,
+        };
+        if request_bytes {
+            m.last_write = Some(Instant::now());
+        }
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = res {
-            if n > 0 {
-                let mut m = lock(&self.marks);
-                if m.first_byte.is_none() {
-                    m.last_write = Some(Instant::now());
-                }
-            }
+            self.wrote(&data[..n]);
         }
         res
     }
@@ -152,11 +193,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res {
-            if n > 0 {
-                let mut m = lock(&self.marks);
-                if m.first_byte.is_none() {
-                    m.last_write = Some(Instant::now());
+        if let Poll::Ready(Ok(mut n)) = res {
+            for buf in bufs {
+                let take = n.min(buf.len());
+                self.wrote(&buf[..take]);
+                n -= take;
+                if n == 0 {
+                    break;
                 }
             }
         }
@@ -231,10 +274,14 @@ mod tests {
         let mut scan = FrameScan::default();
         // SETTINGS (6 bytes payload) on stream 0, split across reads
         let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
-        assert!(!scan.stream_frame_in(&settings[..4]));
-        assert!(!scan.stream_frame_in(&settings[4..]));
+        assert_eq!(scan.scan(&settings[..4]), Seen::default());
+        assert_eq!(scan.scan(&settings[4..]), Seen::default());
         // SETTINGS ACK, then HEADERS on stream 1
-        let ack_then_headers = [0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 5, 1, 4, 0, 0, 0, 1];
-        assert!(scan.stream_frame_in(&ack_then_headers));
+        let ack_then_headers = [0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 5, 1, 4, 0, 0, 0, 1, 1, 2, 3, 4, 5];
+        assert_eq!(scan.scan(&ack_then_headers), Seen { stream_frame_start: true, stream_bytes: true });
+        // the writer skips the client preface first
+        let mut writer = FrameScan::writer();
+        assert_eq!(writer.scan(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Seen::default());
+        assert!(writer.scan(&ack_then_headers).stream_bytes);
     }
 }

@@ -1,6 +1,5 @@
 //! Happy Eyeballs in a network namespace made for the test: the name has an
-//! IPv6 address whose packets vanish (routed into a dummy interface, no
-//! answer ever) and a working IPv4 one. Also: `-4` with an IPv6 literal is bad input.
+//! IPv6 address whose packets vanish (a veth pair with no one behind it) and a working IPv4 one. Also: `-4` with an IPv6 literal is bad input.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,11 +44,11 @@ fn blackholed_ipv6_falls_back_to_ipv4_and_says_so() {
     assert!(created, "ip netns add {name} failed");
     let mut ns = Namespace { name: name.clone(), server: None };
     assert!(ns.ip(&["link", "set", "lo", "up"]));
-    // 2001:db8:dead::/64 (documentation range) is routed into a dummy
-    // interface: packets to it are dropped without a word.
-    assert!(ns.ip(&["link", "add", "blackhole0", "type", "dummy"]));
-    assert!(ns.ip(&["link", "set", "blackhole0", "up"]));
-    assert!(ns.ip(&["-6", "addr", "add", "2001:db8:dead::2/64", "dev", "blackhole0", "nodad"]));
+    // 2001:db8:dead::/64 (documentation range) is on a veth pair inside the
+    // namespace where nobody answers for ::1: its packets vanish without a word.
+    assert!(ns.ip(&["link", "add", "bh0", "type", "veth", "peer", "name", "bh1"]));
+    assert!(ns.ip(&["link", "set", "bh0", "up"]) && ns.ip(&["link", "set", "bh1", "up"]));
+    assert!(ns.ip(&["-6", "addr", "add", "2001:db8:dead::2/64", "dev", "bh0", "nodad"]));
     std::fs::create_dir_all(format!("/etc/netns/{name}")).unwrap();
     std::fs::write(format!("/etc/netns/{name}/hosts"), "2001:db8:dead::1 dual.test\n127.0.0.1 dual.test\n").unwrap();
 
