@@ -25,7 +25,7 @@ async fn gzip_page_with_the_keyword_is_up() {
             resp.extend_from_slice(b"Content-Encoding: gzip\r\n\r\n");
             resp.extend_from_slice(&body);
         } else {
-            resp = format!("HTTP/1.1 406 Not Acceptable\r\nContent-Length: 0\r\n\r\n").into_bytes();
+            resp = b"HTTP/1.1 406 Not Acceptable\r\nContent-Length: 0\r\n\r\n".to_vec();
         }
         let _ = io.write_all(&resp).await;
     })
