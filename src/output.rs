@@ -134,11 +134,19 @@ pub fn result_tables(p: &Printer, r: &ProbeResult) -> Vec<Table> {
     let state = if r.up { "up" } else { "down" };
     facts.add_row(vec!["result".into(), p.status_cell(state)]);
     facts.add_row(["target".to_string(), r.target.clone()]);
-    facts.add_row(["address".to_string(), or_dash(r.resolved_address)]);
+    let address = match (&r.resolved_address, &r.ip_family) {
+        (Some(ip), Some(family)) => format!("{ip} ({family})"),
+        (ip, _) => or_dash(ip.as_ref()),
+    };
+    facts.add_row(["address".to_string(), address]);
     if let Some(http) = &r.http {
         facts.add_row(["status".to_string(), or_dash(http.status)]);
         facts.add_row(["http version".to_string(), or_dash(http.version.as_ref())]);
-        facts.add_row(["response size".to_string(), format!("{} bytes", http.response_size)]);
+        let size = match (&http.content_encoding, http.decoded_size) {
+            (Some(coding), Some(decoded)) => format!("{} bytes {coding}, {decoded} bytes decoded", http.response_size),
+            _ => format!("{} bytes", http.response_size),
+        };
+        facts.add_row(["response size".to_string(), size]);
         facts.add_row(["redirects".to_string(), http.redirects.to_string()]);
         facts.add_row([
             "certificate expires".to_string(),

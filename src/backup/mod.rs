@@ -125,7 +125,7 @@ pub fn backups(objects: &[ObjectInfo]) -> Vec<BackupInfo> {
             Some(BackupInfo { name: name.to_string(), taken_at, bytes: o.bytes, checksum })
         })
         .collect();
-    out.sort_by(|a, b| b.taken_at.cmp(&a.taken_at));
+    out.sort_by_key(|b| std::cmp::Reverse(b.taken_at));
     out
 }
 

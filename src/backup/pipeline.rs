@@ -108,7 +108,7 @@ pub async fn run(
     let uploader = tokio::spawn(upload_parts(upload, parts_rx));
 
     let work = async {
-        let (produced, counts) = tokio::join!(compress(stdout, parts_tx, bar.clone()), count_rows(&mut *tx));
+        let (produced, counts) = tokio::join!(compress(stdout, parts_tx, bar.clone()), count_rows(&mut tx));
         let status = child.wait().await.map_err(|e| BackupError::Database(format!("waiting for pg_dump: {e}")))?;
         Ok::<_, BackupError>((produced, counts, status))
     };

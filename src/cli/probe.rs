@@ -13,7 +13,7 @@ use crate::error::{input_error, TargetDown};
 use crate::monitor::check::spec_from_config;
 use crate::monitor::MonitorType;
 use crate::output::result_tables;
-use crate::probe::{self, IpPreference, ProbeOptions, ProbeSpec};
+use crate::probe::{self, HttpVersion, IpPreference, ProbeOptions, ProbeSpec};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,6 +33,12 @@ pub struct Args {
     /// Use IPv6 addresses only
     #[arg(long, short = '6')]
     ipv6: bool,
+    /// Speak HTTP/1.1 only (http)
+    #[arg(long = "http1.1", conflicts_with = "http2")]
+    http1: bool,
+    /// Speak HTTP/2 only (http; cleartext http:// with prior knowledge)
+    #[arg(long)]
+    http2: bool,
     /// Check every address the name resolves to (http); down if any is down
     #[arg(long)]
     all_addresses: bool,
@@ -87,6 +93,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     only(MonitorType::Http, "--all-addresses", args.all_addresses)?;
     only(MonitorType::Http, "--max-redirects", args.max_redirects.is_some())?;
     only(MonitorType::Http, "--cacert", args.cacert.is_some())?;
+    only(MonitorType::Http, "--http1.1", args.http1)?;
+    only(MonitorType::Http, "--http2", args.http2)?;
     only(MonitorType::Ping, "--count", args.count.is_some())?;
     only(MonitorType::Tcp, "--expect-closed", args.expect_closed)?;
 
@@ -95,6 +103,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     match &mut spec {
         ProbeSpec::Http(http) => {
             http.probe_all_addresses = args.all_addresses;
+            http.version = match (args.http1, args.http2) {
+                (true, _) => HttpVersion::Http1,
+                (_, true) => HttpVersion::Http2,
+                _ => HttpVersion::Auto,
+            };
             if let Some(n) = args.max_redirects {
                 http.max_redirects = n;
             }
@@ -122,6 +135,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         },
         timeout: args.timeout,
     };
+    if let Some(conflict) = spec.literal_conflict(options.ip_preference) {
+        return Err(input_error(conflict));
+    }
     let result = probe::run(&spec, &options).await;
     ctx.printer.print(&result, |p| result_tables(p, &result))?;
     match &result.failure {

@@ -10,11 +10,13 @@
 //! [`Phases`] holds the **duration** of each phase; a phase that did not
 //! happen is `None` (never `0`):
 //! * `dns_ms` — name resolution (`None` when the host is an IP literal),
-//! * `connect_ms` — TCP connect (including failed attempts on earlier
-//!   addresses of the same host),
+//! * `connect_ms` — TCP connect (including failed or slower attempts on other
+//!   addresses of the same host, raced as [`connect`] describes),
 //! * `tls_ms` — TLS handshake (`None` for `http://`),
 //! * `first_byte_ms` — from the request being fully written to the first
-//!   response byte (server think time + one round trip),
+//!   response byte (server think time + one round trip); with HTTP/2, the
+//!   first byte of a frame of the request's stream (the server's connection
+//!   SETTINGS do not count),
 //! * `total_ms` — the whole check, from start to end (all redirect hops,
 //!   body read included).
 //!
@@ -28,6 +30,7 @@
 //! the facts in [`HttpFacts`] (status, size, certificate, CDN) describe the
 //! **final** response.
 
+pub mod connect;
 pub mod credential;
 pub mod dns;
 pub mod http;
@@ -46,7 +49,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use dns::{DnsFacts, DnsSpec, RecordType};
-pub use http::{Auth, CdnInfo, HttpFacts, HttpSpec, StatusRanges, StatusRangesError};
+pub use http::{Auth, CdnInfo, HttpFacts, HttpSpec, HttpVersion, StatusRanges, StatusRangesError};
 pub use ping::{PingMethod, PingMode, PingSpec, PingStats};
 pub use tcp::TcpSpec;
 pub use timing::{Phases, Timeline};
@@ -104,7 +107,7 @@ impl FromStr for ProbeKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IpPreference {
-    /// Both families, in resolver order; later addresses are tried when an earlier one fails to connect.
+    /// Both families, raced as RFC 8305 describes (see [`connect`]).
     #[default]
     Any,
     V4,
@@ -262,6 +265,10 @@ pub struct ProbeResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
     pub resolved_address: Option<IpAddr>,
+    /// `IPv4` or `IPv6`: the family of `resolved_address` (HTTP and TCP), the
+    /// one that answered when several were raced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_family: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpFacts>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -283,6 +290,7 @@ impl ProbeResult {
             phases: Phases::default(),
             timeline: None,
             resolved_address: None,
+            ip_family: None,
             http: None,
             ping: None,
             dns: None,
@@ -340,6 +348,18 @@ impl ProbeSpec {
             ProbeSpec::Ping(s) => s.host.clone(),
             ProbeSpec::Dns(s) => format!("{} {}", s.name, s.record_type),
         }
+    }
+
+    /// Bad input: the target is an IP literal of the family `preference`
+    /// excludes (`-4` with `[::1]`); says so and how to fix it.
+    pub fn literal_conflict(&self, preference: IpPreference) -> Option<String> {
+        let host = match self {
+            ProbeSpec::Http(s) => http::parse_url(&s.url).ok()?.host_str()?.to_string(),
+            ProbeSpec::Tcp(s) => s.host.clone(),
+            ProbeSpec::Ping(s) => s.host.clone(),
+            ProbeSpec::Dns(_) => return None,
+        };
+        connect::literal_conflict(&host, preference)
     }
 
     /// Parse a CLI target into a spec with default settings:

@@ -3,14 +3,11 @@
 //! Up when the port accepts a connection, or — with `expect_closed` — when it
 //! does not (refused, unreachable or no answer within the timeout).
 
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::net::SocketAddr;
 
 use chrono::Utc;
-use tokio::net::TcpStream;
 
-use super::resolve::resolve_host;
+use super::connect::{dial, family, DialTimes};
 use super::timing::{ms, Clock, Timeline};
 use super::{parse_host, Failure, FailureKind, ProbeKind, ProbeOptions, ProbeResult, TargetError};
 
@@ -66,61 +63,26 @@ pub async fn run(spec: &TcpSpec, opts: &ProbeOptions) -> ProbeResult {
     let started_at = Utc::now();
     let clock = Clock::start();
     let mut r = ProbeResult::new(ProbeKind::Tcp, spec.target(), started_at);
-    let mut timeline = Timeline::default();
-    let mut dns = None;
-    let mut connect = None;
-    let mut resolved: Option<IpAddr> = None;
+    let mut times = DialTimes::default();
 
-    let fut = async {
-        let res = resolve_host(&spec.host, opts).await;
-        let dns_done = Instant::now();
-        let addrs = match res {
-            Ok(a) => {
-                dns = a.dns;
-                if a.dns.is_some() {
-                    timeline.namelookup_ms = Some(clock.since_start(dns_done));
-                }
-                a.addrs
-            }
-            Err(e) => {
-                dns = e.elapsed();
-                return Err(Failure::new(e.kind(), e.to_string()));
-            }
-        };
-        let t0 = Instant::now();
-        let mut last: Option<(SocketAddr, io::Error)> = None;
-        for ip in addrs {
-            resolved = Some(ip);
-            let sa = SocketAddr::new(ip, spec.port);
-            match TcpStream::connect(sa).await {
-                Ok(_stream) => {
-                    let done = Instant::now();
-                    connect = Some(done - t0);
-                    timeline.connect_ms = Some(clock.since_start(done));
-                    return Ok(sa);
-                }
-                Err(e) => last = Some((sa, e)),
-            }
-        }
-        let (sa, e) =
-            last.unwrap_or((SocketAddr::new(IpAddr::from([0, 0, 0, 0]), spec.port), io::Error::other("no address")));
-        let kind =
-            if e.kind() == io::ErrorKind::ConnectionRefused { FailureKind::Refused } else { FailureKind::Connect };
-        Err(Failure::new(kind, format!("connect to {sa} failed: {e}")))
-    };
-    let res = tokio::time::timeout(opts.timeout, fut).await;
+    let res = tokio::time::timeout(opts.timeout, dial(&spec.host, spec.port, opts, None, &mut times)).await;
     let outcome = match res {
-        Ok(o) => o,
+        Ok(o) => o.map(|(_stream, addr)| addr),
         Err(_) => Err(Failure::new(
             FailureKind::Timeout,
             format!("no connection to {} within {} ms", spec.target(), opts.timeout.as_millis()),
         )),
     };
 
-    r.phases.dns_ms = dns.map(ms);
-    r.phases.connect_ms = connect.map(ms);
-    r.resolved_address = resolved;
-    r.timeline = Some(timeline);
+    r.phases.dns_ms = times.dns.map(ms);
+    r.phases.connect_ms = times.connect.map(ms);
+    r.resolved_address = times.address;
+    r.ip_family = times.address.as_ref().map(|ip| family(ip).to_string());
+    r.timeline = Some(Timeline {
+        namelookup_ms: times.dns_done.map(|i| clock.since_start(i)),
+        connect_ms: times.connect_done.map(|i| clock.since_start(i)),
+        ..Timeline::default()
+    });
     match (outcome, spec.expect_closed) {
         (Ok(_), false) => r.up = true,
         (Ok(sa), true) => {
@@ -129,7 +91,7 @@ pub async fn run(spec: &TcpSpec, opts: &ProbeOptions) -> ProbeResult {
         (Err(f), false) => r.failure = Some(f),
         (Err(f), true) => {
             // Name resolution failures still fail: we could not check the port.
-            if matches!(f.kind, FailureKind::Dns) {
+            if matches!(f.kind, FailureKind::Dns | FailureKind::Other) {
                 r.failure = Some(f);
             } else {
                 r.up = true;

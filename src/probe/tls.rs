@@ -71,9 +71,12 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
-/// A fresh client config (no session resumption, ALPN http/1.1) trusting the
-/// webpki roots plus any certificates in `extra_roots_pem`.
-pub(crate) fn client_config(extra_roots_pem: Option<&[u8]>) -> Result<(Arc<ClientConfig>, SeenCert), String> {
+/// A fresh client config (no session resumption, offering `alpn`) trusting
+/// the webpki roots plus any certificates in `extra_roots_pem`.
+pub(crate) fn client_config(
+    extra_roots_pem: Option<&[u8]>,
+    alpn: &[&[u8]],
+) -> Result<(Arc<ClientConfig>, SeenCert), String> {
     let mut roots = default_roots().clone();
     if let Some(pem) = extra_roots_pem {
         let mut added = 0usize;
@@ -97,7 +100,7 @@ pub(crate) fn client_config(extra_roots_pem: Option<&[u8]>) -> Result<(Arc<Clien
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     cfg.resumption = rustls::client::Resumption::disabled();
     Ok((Arc::new(cfg), seen))
 }

@@ -253,6 +253,11 @@ impl Ca {
 }
 
 pub fn acceptor(leaf: Leaf) -> tokio_rustls::TlsAcceptor {
+    acceptor_with_alpn(leaf, &[b"http/1.1"])
+}
+
+/// A TLS acceptor that agrees to the given ALPN protocols (e.g. `h2`).
+pub fn acceptor_with_alpn(leaf: Leaf, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -260,6 +265,6 @@ pub fn acceptor(leaf: Leaf) -> tokio_rustls::TlsAcceptor {
         .with_no_client_auth()
         .with_single_cert(leaf.chain, leaf.key)
         .unwrap();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
 }

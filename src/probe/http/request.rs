@@ -1,0 +1,182 @@
+//! The request of one hop: method, target, default and user headers, auth, body.
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http_body_util::Full;
+use url::{Position, Url};
+
+use super::transport::Wire;
+use super::Auth;
+use crate::probe::{Failure, FailureKind};
+
+const USER_AGENT: &str = concat!("geoctl-probe/", env!("CARGO_PKG_VERSION"));
+/// The content codings the response reader decodes (see [`super::response`]).
+pub const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
+
+fn invalid_spec(msg: impl Into<String>) -> Failure {
+    Failure::new(FailureKind::Other, msg)
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+            let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            out.push(hex(b[i + 1]) * 16 + hex(b[i + 2]));
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `Authorization` value the spec asks for, if any.
+fn authorization(url: &Url, auth: &Auth) -> Option<String> {
+    match auth {
+        Auth::None if !url.username().is_empty() => {
+            let creds = format!("{}:{}", percent_decode(url.username()), percent_decode(url.password().unwrap_or("")));
+            Some(format!("Basic {}", base64(creds.as_bytes())))
+        }
+        Auth::None => None,
+        Auth::Basic { user, pass } => Some(format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))),
+        Auth::Bearer(token) => Some(format!("Bearer {token}")),
+    }
+}
+
+/// The request for `url`. HTTP/1.1 gets `Host` and `Connection: close`;
+/// HTTP/2 carries the host in `:authority` (a user `Host` header becomes it)
+/// and no connection-specific headers.
+pub(crate) fn build(
+    url: &Url,
+    method: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    auth: &Auth,
+    wire: Wire,
+) -> Result<http::Request<Full<Bytes>>, Failure> {
+    let method = http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| invalid_spec(format!("invalid HTTP method `{method}`")))?;
+    let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let mut host = url.host_str().unwrap_or_default().to_string();
+    if let Some(p) = url.port() {
+        host = format!("{host}:{p}");
+    }
+    let user_host = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim().to_string());
+    let path = &url[Position::BeforePath..Position::AfterQuery];
+    let path = if path.is_empty() { "/" } else { path };
+    let uri = match wire {
+        Wire::Http1 => path.to_string(),
+        Wire::Http2 => format!("{}://{}{path}", url.scheme(), user_host.as_deref().unwrap_or(&host)),
+    };
+    let mut builder = http::Request::builder()
+        .method(method.clone())
+        .uri(uri.as_str())
+        .version(if wire == Wire::Http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 });
+    let map = builder.headers_mut().ok_or_else(|| invalid_spec(format!("invalid request target `{uri}`")))?;
+    let mut push = |name: &str, value: &str| -> Result<(), Failure> {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid_spec(format!("invalid header name `{name}`")))?;
+        let v =
+            HeaderValue::from_str(value).map_err(|_| invalid_spec(format!("header `{name}` has an invalid value")))?;
+        map.append(n, v);
+        Ok(())
+    };
+    if wire == Wire::Http1 && user_host.is_none() {
+        push("Host", &host)?;
+    }
+    if !has("user-agent") {
+        push("User-Agent", USER_AGENT)?;
+    }
+    if !has("accept") {
+        push("Accept", "*/*")?;
+    }
+    if !has("accept-encoding") {
+        push("Accept-Encoding", ACCEPT_ENCODING)?;
+    }
+    if !has("authorization") || !matches!(auth, Auth::None) {
+        if let Some(value) = authorization(url, auth) {
+            if value.contains(['\r', '\n']) {
+                return Err(invalid_spec("the credentials contain a line break"));
+            }
+            push("Authorization", &value)?;
+        }
+    }
+    for (n, v) in headers {
+        let managed = ["connection", "content-length", "transfer-encoding"].iter().any(|m| n.eq_ignore_ascii_case(m));
+        if managed || (wire == Wire::Http2 && n.eq_ignore_ascii_case("host")) {
+            continue; // set by the probe (or by the framing)
+        }
+        push(n, v)?;
+    }
+    if wire == Wire::Http1 {
+        push("Connection", "close")?;
+    }
+    let needs_len = body.is_some() || [http::Method::POST, http::Method::PUT, http::Method::PATCH].contains(&method);
+    if needs_len {
+        push("Content-Length", &body.map_or(0, <[u8]>::len).to_string())?;
+    }
+    let body = Full::new(body.map(Bytes::copy_from_slice).unwrap_or_default());
+    builder.body(body).map_err(|e| invalid_spec(format!("invalid request: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("x%zz"), "x%zz");
+    }
+
+    #[test]
+    fn request_shape() {
+        let url = Url::parse("http://u:p%40ss@example.com:8080/a?b=1#frag").unwrap();
+        let req = build(&url, "POST", &[("X-Test".into(), "1".into())], Some(b"hi"), &Auth::None, Wire::Http1).unwrap();
+        assert_eq!(req.uri(), "/a?b=1");
+        let h = req.headers();
+        assert_eq!(h.keys().next().unwrap(), "host");
+        assert_eq!(h["host"], "example.com:8080");
+        assert_eq!(h["authorization"], "Basic dTpwQHNz");
+        assert_eq!(h["x-test"], "1");
+        assert_eq!(h["connection"], "close");
+        assert_eq!(h["content-length"], "2");
+        assert_eq!(h["accept-encoding"], ACCEPT_ENCODING);
+        assert!(build(&url, "GET", &[("X".into(), "a\r\nb".into())], None, &Auth::None, Wire::Http1).is_err());
+        assert!(build(&url, "G T", &[], None, &Auth::None, Wire::Http1).is_err());
+
+        let h2 = build(&url, "GET", &[], None, &Auth::None, Wire::Http2).unwrap();
+        assert_eq!(h2.uri(), "http://example.com:8080/a?b=1");
+        assert!(h2.headers().get("host").is_none() && h2.headers().get("connection").is_none());
+    }
+}
