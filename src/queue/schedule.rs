@@ -258,9 +258,17 @@ fn plan(
     (changes, unchanged)
 }
 
-/// Applies planned changes, [`CONCURRENCY`] at a time.
+/// Applies planned changes, [`CONCURRENCY`] at a time: schedulers first, then the jobs to
+/// remove, because BullMQ refuses to remove a run while its scheduler still exists.
 async fn apply(queue: &RegionQueue, planned: &[Step]) -> Result<(), QueueError> {
-    stream::iter(planned.iter().map(Ok))
+    let (jobs, schedulers): (Vec<&Step>, Vec<&Step>) =
+        planned.iter().partition(|step| step.change.action == Action::RemoveJob);
+    apply_concurrently(queue, &schedulers).await?;
+    apply_concurrently(queue, &jobs).await
+}
+
+async fn apply_concurrently(queue: &RegionQueue, steps: &[&Step]) -> Result<(), QueueError> {
+    stream::iter(steps.iter().copied().map(Ok))
         .try_for_each_concurrent(CONCURRENCY, |Step { change, desired, recreate }| async move {
             match (change.action, desired) {
                 (Action::Add | Action::Reschedule, Some(d)) => {
