@@ -327,18 +327,7 @@ impl Known {
         };
         let mut regions = Vec::with_capacity(unique.len());
         for code in unique {
-            let fresh = MonitorRegion {
-                region: code.clone(),
-                enabled: true,
-                timeout_ms: None,
-                interval_seconds: None,
-                schedule: None,
-                latency_warning_ms: None,
-                latency_critical_ms: None,
-                headers: None,
-                priority: 0,
-                notes: None,
-            };
+            let fresh = MonitorRegion::plain(&code);
             let next = plan_overrides(&current, &fresh, decl.overrides(&code).ok()?).ok()?;
             let &(_, warning, critical) = self.regions.get(&code)?;
             if (next.latency_warning_ms.is_some() || next.latency_critical_ms.is_some())

@@ -85,6 +85,24 @@ pub struct MonitorRegion {
     pub notes: Option<String>,
 }
 
+impl MonitorRegion {
+    /// An assignment to `region` with no overrides: the monitor's own settings apply there.
+    pub fn plain(region: &str) -> Self {
+        MonitorRegion {
+            region: region.into(),
+            enabled: true,
+            timeout_ms: None,
+            interval_seconds: None,
+            schedule: None,
+            latency_warning_ms: None,
+            latency_critical_ms: None,
+            headers: None,
+            priority: 0,
+            notes: None,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct MonitorRow {
     id: Uuid,
@@ -583,22 +601,7 @@ pub(crate) fn plan_overrides(
     o: RegionOverrides,
 ) -> Result<MonitorRegion, MonitorError> {
     let region = existing.region.as_str();
-    let mut next = if o.clear {
-        MonitorRegion {
-            region: region.into(),
-            enabled: true,
-            timeout_ms: None,
-            interval_seconds: None,
-            schedule: None,
-            latency_warning_ms: None,
-            latency_critical_ms: None,
-            headers: None,
-            priority: 0,
-            notes: None,
-        }
-    } else {
-        existing.clone()
-    };
+    let mut next = if o.clear { MonitorRegion::plain(region) } else { existing.clone() };
     if let Some(enabled) = o.enabled {
         next.enabled = enabled;
     }

@@ -154,18 +154,7 @@ mod tests {
     }
 
     fn assignment(region: &str) -> MonitorRegion {
-        MonitorRegion {
-            region: region.into(),
-            enabled: true,
-            timeout_ms: None,
-            interval_seconds: None,
-            schedule: None,
-            latency_warning_ms: None,
-            latency_critical_ms: None,
-            headers: None,
-            priority: 0,
-            notes: None,
-        }
+        MonitorRegion::plain(region)
     }
 
     #[test]
