@@ -243,24 +243,16 @@ impl Target {
         let mut cleaned = Vec::new();
         match self {
             Target::S3 { client, bucket, .. } => {
-                let listed = client
-                    .list_multipart_uploads()
-                    .bucket(bucket)
-                    .prefix(PREFIX)
-                    .send()
-                    .await
-                    .map_err(|e| self.s3_error("listing unfinished uploads", &e))?;
-                for upload in listed.uploads() {
-                    let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
+                for (key, id) in self.unfinished_uploads(client, bucket).await? {
                     client
                         .abort_multipart_upload()
                         .bucket(bucket)
-                        .key(key)
+                        .key(&key)
                         .upload_id(id)
                         .send()
                         .await
                         .map_err(|e| self.s3_error("aborting an unfinished upload", &e))?;
-                    cleaned.push(key.to_string());
+                    cleaned.push(key);
                 }
             }
             Target::Local { .. } => {
@@ -312,18 +304,24 @@ impl Target {
         Ok(true)
     }
 
+    /// The (key, upload id) of every multipart upload under the prefix that was neither
+    /// completed nor aborted.
+    async fn unfinished_uploads(&self, client: &Client, bucket: &str) -> Result<Vec<(String, String)>, BackupError> {
+        let listed = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(PREFIX)
+            .send()
+            .await
+            .map_err(|e| self.s3_error("listing unfinished uploads", &e))?;
+        Ok(listed.uploads().iter().filter_map(|u| Some((u.key()?.to_string(), u.upload_id()?.to_string()))).collect())
+    }
+
     /// Unfinished uploads under the prefix (for tests and `backup list`'s warnings).
     pub async fn pending_uploads(&self) -> Result<Vec<String>, BackupError> {
         match self {
             Target::S3 { client, bucket, .. } => {
-                let listed = client
-                    .list_multipart_uploads()
-                    .bucket(bucket)
-                    .prefix(PREFIX)
-                    .send()
-                    .await
-                    .map_err(|e| self.s3_error("listing unfinished uploads", &e))?;
-                Ok(listed.uploads().iter().filter_map(|u| u.key().map(String::from)).collect())
+                Ok(self.unfinished_uploads(client, bucket).await?.into_iter().map(|(key, _)| key).collect())
             }
             Target::Local { .. } => {
                 Ok(self.list().await?.into_iter().filter(|o| o.key.ends_with(".partial")).map(|o| o.key).collect())
