@@ -87,3 +87,61 @@ fn monitors_run_in_exactly_their_regions_and_follow_changes() {
         assert_eq!(agent.terminate(Duration::from_secs(20)), 0, "{}", std::fs::read_to_string(log).unwrap());
     }
 }
+
+/// The other half of the interop test in `queue.rs`: a job that BullMQ's own
+/// Python client adds, in the seed's job format, is run by `geoctl agent`,
+/// recorded once under its job id, and seen as completed by Python.
+#[test]
+fn a_job_added_by_python_bullmq_is_run_and_recorded_once() {
+    let db = TestDb::migrated();
+    let redis = Redis::start();
+    let target = Target::start();
+    let redis_url = redis.url(4);
+    let env = [("REDIS_URL_EU_WEST", redis_url.as_str())];
+    let url = target.url();
+    db.geoctl_with(
+        &["monitor", "create", "--name", "py", "--type", "http", "--target", &url, "--every", "1h", "--regions", "eu-west"],
+        &env,
+    )
+    .success();
+    let id = db.scalar("SELECT id::text FROM monitors WHERE name = 'py'");
+    let add = r#"
+import asyncio, sys
+from bullmq import Queue
+async def main(url, monitor, target):
+    queue = Queue("monitor-eu-west", {"connection": url})
+    data = {"monitorId": monitor, "type": "http_request", "target": target, "frequencyMinutes": 60,
+            "region": "eu-west", "executionRegion": "eu-west", "createdAt": "2026-11-29T00:00:00Z"}
+    job = await queue.add("execute-monitor", data, {"jobId": "from-python-1", "attempts": 3})
+    print(job.id)
+    await queue.close()
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+"#;
+    let Some(added) = crate::queue::python_bullmq(add, &[&redis_url, &id, &url]) else { return };
+    assert_eq!(added.trim(), "from-python-1");
+
+    let mut agent_env = env.to_vec();
+    agent_env.push(("DATABASE_URL", &db.url));
+    let agent = Agent::start("eu-west", &agent_env, &db.dir().join("spool"), &[]);
+    let key = format!("{id}:eu-west:job:from-python-1");
+    let rows = || -> i64 {
+        db.scalar(&format!("SELECT count(*) FROM monitor_results WHERE run_key = '{key}' AND is_up")).parse().unwrap()
+    };
+    wait_until("the Python job's result", Duration::from_secs(30), || rows() >= 1);
+    let state = r#"
+import asyncio, sys
+from bullmq import Queue
+async def main(url):
+    queue = Queue("monitor-eu-west", {"connection": url})
+    print(await queue.getJobState("from-python-1"))
+    await queue.close()
+asyncio.run(main(sys.argv[1]))
+"#;
+    wait_until("BullMQ Python sees the job completed", Duration::from_secs(10), || {
+        crate::queue::python_bullmq(state, &[&redis_url]).unwrap().trim() == "completed"
+    });
+    let log = agent.log.clone();
+    assert_eq!(agent.terminate(Duration::from_secs(20)), 0, "{}", std::fs::read_to_string(log).unwrap());
+    assert_eq!(rows(), 1, "the job is recorded exactly once");
+    assert!(target.hits() >= 1);
+}
