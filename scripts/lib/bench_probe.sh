@@ -170,7 +170,7 @@ bench_recording() {
   "$GEOCTL_BIN" db migrate >/dev/null
   for i in $(seq 1 20); do
     "$GEOCTL_BIN" monitor create --name "bench-$i" --type http --target "https://bench-$i.example.com/" \
-      --every 1m >/dev/null
+      --every 1m >/dev/null 2>>"$_bench_work/create.log"
   done
   log "part 3: recording $BENCH_RESULTS results each way"
   timeout --kill-after=10 600 "$BENCH_BIN" record --database-url "$DATABASE_URL" --results "$BENCH_RESULTS" \

@@ -15,7 +15,8 @@
 #     lateness, agents' CPU and RSS, PostgreSQL's CPU.
 #
 # BENCH_JOBS (5000), BENCH_SCALE_MONITORS (10000), BENCH_SCALE_MINUTES (5) and
-# BENCH_PROFILE (release) change the sizes and the build.
+# BENCH_PROFILE (release) change the sizes and the build; BENCH_QUEUE_PARTS
+# (overhead,e2e,scale) picks the parts.
 
 BENCH_JOBS=${BENCH_JOBS:-5000}
 # `dev` gives quick but slower (unoptimised geoctl) figures; they are labelled so.
@@ -23,6 +24,8 @@ BENCH_PROFILE=${BENCH_PROFILE:-release}
 BENCH_SCALE=${BENCH_SCALE:-1}
 BENCH_SCALE_MONITORS=${BENCH_SCALE_MONITORS:-10000}
 BENCH_SCALE_MINUTES=${BENCH_SCALE_MINUTES:-5}
+# Which parts run, comma-separated.
+BENCH_QUEUE_PARTS=${BENCH_QUEUE_PARTS:-overhead,e2e,scale}
 
 _bq_pids=()
 _bq_work=""
@@ -53,6 +56,17 @@ bq_stop() {
 # CPU seconds (user + system) of a process so far.
 cpu_of() {
   awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"
+}
+
+# CPU seconds of a process and all its children, live and exited (PostgreSQL:
+# the postmaster's reaped backends are in its cutime/cstime).
+cpu_tree_of() {
+  local total child
+  total=$(awk '{ print ($14 + $15 + $16 + $17) / 100 }' "/proc/$1/stat")
+  for child in $(pgrep -P "$1"); do
+    total=$(awk -v t="$total" -v c="$(cpu_of "$child" 2>/dev/null || echo 0)" 'BEGIN { print t + c }')
+  done
+  echo "$total"
 }
 
 # Peak RSS of a process, MiB.
@@ -187,7 +201,7 @@ bench_queue_e2e() {
   bq_start "$_bq_work/http.log" "$PROBE_BENCH" serve-http --listen "127.0.0.1:$http_port" --lifetime-secs 900
   for i in $(seq 1 20); do
     monitors+=("$(geoctl monitor create --name "e2e-$i" --type http --target "http://127.0.0.1:$http_port/e2e/$i" \
-      --every 1d --regions eu-west -o json | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n 1)")
+      --every 1d --regions eu-west -o json 2>>"$_bq_work/create.log" | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n 1)")
   done
   local list
   list=$(IFS=,; echo "${monitors[*]}")
@@ -226,10 +240,10 @@ bench_queue_scale() {
         "$i" "$BQ_HTTP_PORT" "$i"
     done
   } >"$_bq_work/scale.yaml"
-  geoctl monitor apply -f "$_bq_work/scale.yaml" >/dev/null
+  geoctl monitor apply -f "$_bq_work/scale.yaml" >/dev/null 2>"$_bq_work/scale-apply.log"
   pg_pid=$(head -n 1 "$BQ_PGDATA/postmaster.pid")
   local pg_cpu0 start_ms end_ms
-  pg_cpu0=$(cpu_of "$pg_pid")
+  pg_cpu0=$(cpu_tree_of "$pg_pid")
   declare -A cpu0
   for region in us-east eu-west ap-south; do
     port=$(free_port)
@@ -249,14 +263,14 @@ bench_queue_scale() {
     printf '   agent pid %s: CPU %s s, peak RSS %s MiB\n' "$pid" "$cpu" "$rss"
     bq_stop "$pid"
   done
-  printf '   PostgreSQL (postmaster only) CPU %s s\n' \
-    "$(awk -v a="$pg_cpu0" -v b="$(cpu_of "$pg_pid")" 'BEGIN { printf "%.1f", b - a }')"
+  printf '   PostgreSQL (postmaster and its backends) CPU %s s\n' \
+    "$(awk -v a="$pg_cpu0" -v b="$(cpu_tree_of "$pg_pid")" 'BEGIN { printf "%.1f", b - a }')"
   # Runs scheduled in the window [start, end] (whole minutes) and what was recorded for them.
   psql_q "
     WITH runs AS (
       SELECT run_key, split_part(run_key, ':', 3)::bigint AS due, count(*) AS n,
              min(extract(epoch FROM checked_at) * 1000) AS started
-      FROM monitor_results WHERE run_key IS NOT NULL
+      FROM monitor_results WHERE run_key ~ '^[^:]+:[^:]+:[0-9]+$'
         AND split_part(run_key, ':', 3)::bigint BETWEEN $start_ms AND $end_ms
       GROUP BY run_key)
     SELECT format('   runs recorded: %s, recorded twice: %s, expected (monitors x regions x minutes): %s',
@@ -294,10 +308,12 @@ bench_queue() {
 
   printf 'geoctl queue benchmark — %s, %s cores, load %s, %s build, %s\n' "$(uname -m)" "$(nproc)" \
     "$(cut -d' ' -f1 /proc/loadavg)" "$BENCH_PROFILE" "$(date -u +%FT%TZ)"
-  bench_queue_overhead
-  bench_queue_e2e
+  case ",$BENCH_QUEUE_PARTS," in *,overhead,*) bench_queue_overhead ;; esac
+  case ",$BENCH_QUEUE_PARTS," in *,e2e,*) bench_queue_e2e ;; esac
   BQ_HTTP_PORT=$(free_port)
   bq_start "$_bq_work/http-scale.log" "$PROBE_BENCH" serve-http --listen "127.0.0.1:$BQ_HTTP_PORT" --lifetime-secs 3600
-  if [ "$BENCH_SCALE" = 1 ]; then bench_queue_scale; fi
+  if [ "$BENCH_SCALE" = 1 ]; then
+    case ",$BENCH_QUEUE_PARTS," in *,scale,*) bench_queue_scale ;; esac
+  fi
   echo "JSON lines: $BQ_JSON"
 }
