@@ -72,3 +72,12 @@ stop_docker() {
     _started_dockerd=""
   fi
 }
+
+# The gateway address of the Swarm bridge (docker_gwbridge): an address of
+# this host that every task reaches through its default route, so services
+# listening there (with passwords) serve the tasks. Empty when the engine has
+# no such bridge (not in a swarm) or is not local.
+docker_gateway() {
+  docker_api GET /networks/docker_gwbridge 2>/dev/null \
+    | sed -n 's/.*"Gateway":"\([0-9.]*\)".*/\1/p' | head -n 1
+}

@@ -7,6 +7,7 @@
 
 _started_pg_dirs=()
 _started_redis=()
+declare -gA _redis_auth_files=()
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -63,9 +64,14 @@ as_pg_owner() {
   fi
 }
 
-# start_postgres DIR [PORT] -> exports DATABASE_URL (superuser `geoctl`, trust auth on loopback)
+# start_postgres DIR [PORT [ADDR PASSWORD_FILE]] -> exports DATABASE_URL
+# (superuser `geoctl`, trust auth on loopback). With ADDR it also listens on
+# ADDR (e.g. the Swarm bridge's gateway, so tasks reach it), where `geoctl`
+# must give the password in PASSWORD_FILE (scram-sha-256), and exports
+# DATABASE_TASK_URL (postgres://geoctl:PASSWORD@ADDR:PORT/postgres). The
+# password goes to psql on stdin, never on a command line.
 start_postgres() {
-  local dir=$1 port=${2:-} bin
+  local dir=$1 port=${2:-} addr=${3:-} password_file=${4:-} bin listen=127.0.0.1
   bin=$(pg_bindir)
   [ -n "$port" ] || port=$(free_port)
   mkdir -p "$dir"
@@ -74,29 +80,91 @@ start_postgres() {
     as_pg_owner "$bin/initdb" -D "$dir/data" -U geoctl --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; return 1; }
   fi
+  if [ -n "$addr" ]; then
+    listen="127.0.0.1,$addr"
+    # initdb's loopback lines (trust) come first; every other address needs the password.
+    grep -q '^host all all 0.0.0.0/0 scram-sha-256' "$dir/data/pg_hba.conf" \
+      || echo 'host all all 0.0.0.0/0 scram-sha-256' | as_pg_owner tee -a "$dir/data/pg_hba.conf" >/dev/null
+  fi
   as_pg_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+    -o "-p $port -k $dir -c listen_addresses=$listen -c fsync=off -c max_connections=200 -c password_encryption=scram-sha-256" \
+    start >/dev/null \
     || { cat "$dir/server.log" >&2; return 1; }
   _started_pg_dirs+=("$dir")
   export DATABASE_URL="postgres://geoctl@127.0.0.1:$port/postgres"
-  log "PostgreSQL on 127.0.0.1:$port ($dir)"
+  if [ -n "$addr" ]; then
+    pg_set_password "$DATABASE_URL" "$password_file"
+    export DATABASE_TASK_URL="postgres://geoctl:$(cat "$password_file")@$addr:$port/postgres"
+    log "PostgreSQL on 127.0.0.1:$port and $addr:$port (password) ($dir)"
+  else
+    log "PostgreSQL on 127.0.0.1:$port ($dir)"
+  fi
 }
 
-# start_redis DIR [PORT] -> exports REDIS_URL
+# pg_set_password URL PASSWORD_FILE: the password of the URL's user, read from the file.
+pg_set_password() {
+  local url=$1 file=$2 password
+  password=$(cat "$file")
+  case "$password" in *"'"*|*'\'*) echo "the password in $file must not hold quotes or backslashes" >&2; return 1;; esac
+  printf "ALTER ROLE CURRENT_USER PASSWORD '%s';\n" "$password" | psql "$url" -q -v ON_ERROR_STOP=1 >/dev/null
+}
+
+# new_password FILE: a random password in FILE (0600), kept when FILE exists.
+new_password() {
+  local file=$1
+  [ -s "$file" ] && return 0
+  mkdir -p "$(dirname "$file")"
+  (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+}
+
+# start_redis DIR [PORT [ADDR PASSWORD_FILE]] -> exports REDIS_URL. With ADDR
+# it also listens on ADDR and requires the password in PASSWORD_FILE (on
+# loopback too: Redis has one password), which goes into a config file of
+# mode 0600, not on a command line; REDIS_URL then holds it, and
+# REDIS_TASK_URL is redis://ADDR:PORT/0 (no password: set it apart).
 start_redis() {
-  local dir=$1 port=${2:-}
+  local dir=$1 port=${2:-} addr=${3:-} password_file=${4:-}
   command -v redis-server >/dev/null || apt_install redis-server >/dev/null
   [ -n "$port" ] || port=$(free_port)
   mkdir -p "$dir"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no --databases 256 \
-    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
+  if [ -n "$addr" ]; then
+    (umask 077; {
+      echo "bind 127.0.0.1 $addr"
+      echo "requirepass $(cat "$password_file")"
+    } >"$dir/redis.conf")
+    redis-server "$dir/redis.conf" --port "$port" --dir "$dir" --save '' --appendonly no --databases 256 \
+      --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
+    _redis_auth_files[$port]=$password_file
+  else
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no --databases 256 \
+      --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
+  fi
   for _ in $(seq 1 50); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    redis_cli "$port" ping >/dev/null 2>&1 && break
     sleep 0.1
   done
   _started_redis+=("$port")
-  export REDIS_URL="redis://127.0.0.1:$port/0"
-  log "Redis on 127.0.0.1:$port ($dir)"
+  if [ -n "$addr" ]; then
+    export REDIS_URL="redis://:$(cat "$password_file")@127.0.0.1:$port/0"
+    export REDIS_TASK_URL="redis://$addr:$port/0"
+    log "Redis on 127.0.0.1:$port and $addr:$port (password) ($dir)"
+  else
+    export REDIS_URL="redis://127.0.0.1:$port/0"
+    log "Redis on 127.0.0.1:$port ($dir)"
+  fi
+}
+
+# redis_cli PORT ARGS...: redis-cli on a local instance, with its password
+# (through REDISCLI_AUTH, not argv) when start_redis set one.
+redis_cli() {
+  local port=$1
+  shift
+  local file=${_redis_auth_files[$port]:-}
+  if [ -n "$file" ] && [ -f "$file" ]; then
+    REDISCLI_AUTH=$(cat "$file") redis-cli -p "$port" "$@"
+  else
+    redis-cli -p "$port" "$@"
+  fi
 }
 
 stop_services() {
@@ -106,7 +174,7 @@ stop_services() {
     as_pg_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
   done
   for port in "${_started_redis[@]}"; do
-    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    redis_cli "$port" shutdown nosave >/dev/null 2>&1 || true
   done
   _started_pg_dirs=()
   _started_redis=()

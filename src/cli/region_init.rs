@@ -15,8 +15,9 @@ use super::stack::{deploy_rendered, print_report};
 use super::swarm::connect;
 use super::Context;
 use crate::output::note;
+use crate::queue::{RedisEndpoint, RegionQueue};
 use crate::region::{Region, RegionPatch, RegionStore};
-use crate::stack::{self, deploy, StackSettings};
+use crate::stack::{self, deploy, ready, StackSettings};
 use crate::swarm::node::NodeChange;
 use crate::swarm::SwarmError;
 
@@ -32,7 +33,7 @@ pub struct InitFlags {
     /// Directory holding your own stack.yml.tera
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
-    /// Give up waiting for healthy agents after this long
+    /// Give up waiting for healthy agents with a heartbeat after this long
     #[arg(long, value_parser = super::checks::parse_interval, default_value = "5m")]
     pub timeout: Duration,
 }
@@ -73,6 +74,8 @@ pub async fn init(
     }
     // Templates render and every secret has a source: checked now, before any change.
     let rendered = stack::render(&ctx.settings, &region, flags.templates.as_deref())?;
+    // The region's Redis answers: the agents' heartbeats are read from it at the end.
+    let queue = RegionQueue::connect(&RedisEndpoint::resolve(&ctx.settings, code)?, &ctx.settings.tuning).await?;
     for image in std::iter::once(&stack_settings.image).chain(stack_settings.app_image.as_ref()) {
         if engine.image_id(image).await?.is_none() {
             return Err(SwarmError::MissingImage { image: image.clone(), endpoint: engine.endpoint.clone() }.into());
@@ -163,6 +166,16 @@ pub async fn init(
         );
     }
     print_report(ctx, &report)?;
+    if !dry_run {
+        let ready = ready::wait_agents(&engine, &queue, &stack_settings.name, flags.timeout).await?;
+        let hosts: Vec<&str> = ready.agents.iter().map(|a| a.id.as_str()).collect();
+        note(format!(
+            "region {code}: {} agent(s) healthy with a heartbeat in Redis ({}){}",
+            ready.agents.len(),
+            hosts.join(", "),
+            if ready.waited_seconds >= 1.0 { format!(", after {:.1} s", ready.waited_seconds) } else { String::new() }
+        ));
+    }
     if changes.is_empty() {
         note(format!("region {code}: unchanged; its agents are running and healthy"));
     } else if dry_run {

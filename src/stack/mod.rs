@@ -7,6 +7,7 @@
 pub mod compose;
 pub mod convert;
 pub mod deploy;
+pub mod ready;
 mod settings;
 
 pub use settings::{parse_bytes, parse_cpus, StackSettings, DEFAULT_IMAGE};

@@ -45,6 +45,8 @@ pub enum SwarmError {
     Api { action: String, message: String },
     #[error("service {service} did not converge: {message}")]
     Converge { service: String, message: String },
+    #[error("region `{region}`: agents not ready after {waited} s: {missing}")]
+    AgentsNotReady { region: String, waited: u64, missing: String },
 }
 
 impl crate::error::Coded for SwarmError {
@@ -58,7 +60,10 @@ impl crate::error::Coded for SwarmError {
             | SwarmError::MissingImage { .. }
             | SwarmError::Unsatisfiable { .. }
             | SwarmError::Invalid(_) => Exit::Input,
-            SwarmError::Unreachable { .. } | SwarmError::Api { .. } | SwarmError::Converge { .. } => Exit::Failed,
+            SwarmError::Unreachable { .. }
+            | SwarmError::Api { .. }
+            | SwarmError::Converge { .. }
+            | SwarmError::AgentsNotReady { .. } => Exit::Failed,
         }
     }
 }

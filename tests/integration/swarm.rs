@@ -248,27 +248,194 @@ fn deploy_redeploy_rotate_upgrade_remove() {
     assert_eq!(volumes, Vec::<String>::new());
 }
 
+/// Where the tasks reach the servers `scripts/test` started for them (on the
+/// Swarm bridge's gateway, with passwords): PostgreSQL's URL, Redis's URL
+/// without a password, and the file holding that password.
+fn task_services() -> (String, String, String) {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: run `scripts/test`, which starts PostgreSQL and Redis where Swarm tasks reach them"
+            )
+        })
+    };
+    (
+        var("GEOCTL_TEST_TASK_DATABASE_URL"),
+        var("GEOCTL_TEST_TASK_REDIS_URL"),
+        var("GEOCTL_TEST_TASK_REDIS_PASSWORD_FILE"),
+    )
+}
+
+/// Live heartbeat keys of `region` in the Redis at `url`, read with a client of the test's own.
+fn heartbeat_keys(url: &str, region: &str) -> Vec<String> {
+    let url = url.to_string();
+    let pattern = format!("geoctl:agents:{region}:*");
+    crate::support::block_on(async move {
+        let client = redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.unwrap()
+    })
+}
+
+/// The real agent image, built from this test's binary, on the single-node
+/// swarm: `region init` deploys it, the agent connects to PostgreSQL and Redis
+/// (through the gateway, with passwords from Docker secrets) and heartbeats,
+/// init says so; a second run changes nothing; destroy leaves nothing behind.
+/// Without heartbeats (a stand-in command), init fails naming what is missing.
 #[test]
-fn region_init_is_idempotent_and_destroy_leaves_nothing() {
-    let mut f = Fixture::new("");
+fn region_init_runs_real_agents_that_heartbeat_and_destroy_leaves_nothing() {
+    let (task_db, task_redis, redis_password_file) = task_services();
+    let id = unique();
+    let code = format!("t{id}");
+    let stack = format!("geoctl-e2e-{id}");
+    let label = format!("geoctl-e2e-{id}");
+    let tag = format!("geoctl-e2e:{id}");
+    let db = TestDb::migrated();
+    // The test's database as the tasks (and, through the same address, geoctl) reach it.
+    let mut db_url = url::Url::parse(&task_db).unwrap();
+    db_url.set_path(url::Url::parse(&db.url).unwrap().path());
+    let db_url = db_url.to_string();
+    // A database index of its own on the tasks' Redis.
+    let redis_db = 1 + (u32::from_str_radix(&id[..4], 16).unwrap() % 250);
+    let redis_url = format!("{}/{redis_db}", task_redis.trim_end_matches("/0").trim_end_matches('/'));
+    let password = std::fs::read_to_string(&redis_password_file).unwrap().trim().to_string();
+    let mut witness_url = url::Url::parse(&redis_url).unwrap();
+    witness_url.set_password(Some(&password)).unwrap();
+    let witness_url = witness_url.to_string();
+    let config = format!(
+        "regions:\n  {code}:\n    redis_url: {redis_url}\n    redis_password_file: {redis_password_file}\n    stack:\n      name: {stack}\n      placement_label: {label}\n      image: {tag}\n      replicas: 1\n      cpus_reservation: \"0.01\"\n      memory_reservation: 8M\n"
+    );
+    std::fs::write(db.dir().join("geoctl.yaml"), config).unwrap();
+    let env = [("DATABASE_URL", db_url.as_str())];
+    let mut f = Fixture { db, code: code.clone(), stack: stack.clone(), label, images: Vec::new() };
+    f.geoctl_with(&["region", "add", &code, "--name", "E2E real agent"], &env).success();
+    f.build_image(&tag, "real-agent");
+
+    // A stand-in that runs and passes its health check but never heartbeats: init must not call it ready.
     let templates = test_templates(&f.db.dir());
-    let tag = format!("geoctl-e2e:{}", unique());
-    f.build_image(&tag, "init");
-    let config = std::fs::read_to_string(f.db.dir().join("geoctl.yaml")).unwrap() + &format!("      image: {tag}\n");
-    std::fs::write(f.db.dir().join("geoctl.yaml"), config).unwrap();
+    let started = std::time::Instant::now();
+    let run = f.geoctl_with(&["region", "init", &code, "--templates", &templates, "--timeout", "20s"], &env);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("agents not ready after 20 s") && run.stderr.contains("no heartbeat"),
+        "the timeout must name what was missing:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&format!("geoctl:agents:{code}:")), "{}", run.stderr);
+    assert!(!run.stderr.contains(&password), "a secret was printed");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120), "the timeout was not kept");
 
-    let plan = f.geoctl(&["region", "init", &f.code, "--templates", &templates, "--dry-run"]).success();
-    assert!(plan.stderr.contains("would"), "{}", plan.stderr);
-    assert_eq!(f.leftovers(), Vec::<String>::new(), "a dry run changed something");
+    // The real agent: healthy, and a heartbeat in Redis from its task.
+    let first = f.geoctl_with(&["region", "init", &code, "--timeout", "3m"], &env);
+    let first = first.success();
+    assert!(first.stderr.contains("1 agent(s) healthy with a heartbeat"), "{}", first.stderr);
+    assert!(first.stderr.contains("ready"), "{}", first.stderr);
+    assert!(!first.stderr.contains(&password) && !first.stdout.contains(&password), "a secret was printed");
+    let keys = heartbeat_keys(&witness_url, &code);
+    assert_eq!(keys.len(), 1, "one agent, one heartbeat: {keys:?}");
+    let witness = docker(&["stack", "services", &stack, "--format", "{{.Name}} {{.Replicas}}"]);
+    assert!(witness.contains("_agent 1/1"), "{witness}");
+    let health = docker_lines(&[
+        "ps",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={stack}"),
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(health.iter().any(|s| s.contains("(healthy)")), "{health:?}");
 
-    let first = f.geoctl(&["region", "init", &f.code, "--templates", &templates]).success();
-    assert!(first.stderr.contains("label node") && first.stderr.contains("ready"), "{}", first.stderr);
-    let witness = docker(&["stack", "services", &f.stack, "--format", "{{.Name}} {{.Replicas}}"]);
-    assert!(witness.contains("_agent 2/2"), "{witness}");
-
-    let second = f.geoctl(&["region", "init", &f.code, "--templates", &templates]).success();
+    // Again: nothing to change, and it still checks the heartbeat.
+    let second = f.geoctl_with(&["region", "init", &code, "--timeout", "1m"], &env).success();
     assert!(second.stderr.contains("unchanged"), "{}", second.stderr);
+    assert!(second.stderr.contains("1 agent(s) healthy with a heartbeat"), "{}", second.stderr);
 
-    f.geoctl(&["region", "destroy", &f.code, "--volumes", "--yes"]).success();
+    f.geoctl_with(&["region", "destroy", &code, "--volumes", "--yes"], &env).success();
     assert_eq!(f.leftovers(), Vec::<String>::new());
+    let volumes = docker_lines(&["volume", "ls", "-q", "--filter", &format!("name={stack}")]);
+    assert_eq!(volumes, Vec::<String>::new());
+    // The agent stopped cleanly: it removed its own heartbeat.
+    assert_eq!(heartbeat_keys(&witness_url, &code), Vec::<String>::new());
+}
+
+#[test]
+fn network_create_makes_an_encrypted_attachable_overlay_once() {
+    let db = TestDb::empty();
+    let name = format!("geoctl-e2e-net-{}", unique());
+    // Bad input first: exit 2 and no network.
+    db.geoctl(&["network", "create", &name, "--subnet", "10.1.2.0"]).usage_error(&["is not a subnet"]);
+    db.geoctl(&["network", "create", "bad name!"]).usage_error(&["is not a network name"]);
+    assert_eq!(docker_lines(&["network", "ls", "-q", "--filter", &format!("name={name}")]), Vec::<String>::new());
+    let plan = db.geoctl(&["network", "create", &name, "--dry-run"]).success();
+    assert!(plan.stderr.contains("would be created"), "{}", plan.stderr);
+    assert_eq!(docker_lines(&["network", "ls", "-q", "--filter", &format!("name={name}")]), Vec::<String>::new());
+
+    let third = u32::from_str_radix(&name[name.len() - 2..], 16).unwrap();
+    let subnet = format!("10.213.{third}.0/24");
+    let created = db.geoctl(&["network", "create", &name, "--subnet", &subnet]);
+    // Remove it whatever the assertions say.
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["network", "rm", &self.0]).output();
+        }
+    }
+    let _cleanup = Cleanup(name.clone());
+    let created = created.success();
+    assert!(created.stderr.contains("created"), "{}", created.stderr);
+    let inspect = docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{.Driver}} {{.Scope}} {{.Attachable}} {{index .Options \"encrypted\"}}|{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        &name,
+    ]);
+    assert_eq!(inspect.trim(), format!("overlay swarm true |{subnet}"), "docker network inspect: {inspect}");
+    let again = db.geoctl(&["network", "create", &name, "--subnet", &subnet]).success();
+    assert!(again.stderr.contains("unchanged"), "{}", again.stderr);
+    let encrypted = docker(&["network", "inspect", "--format", "{{json .Options}}", &name]);
+    assert!(encrypted.contains("\"encrypted\""), "{encrypted}");
+}
+
+#[test]
+fn prune_dry_run_lists_without_removing() {
+    let db = TestDb::empty();
+    let volume = format!("geoctl-e2e-prune-{}", unique());
+    docker(&["volume", "create", &volume]);
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["volume", "rm", "-f", &self.0]).output();
+        }
+    }
+    let _cleanup = Cleanup(volume.clone());
+    let run = db.geoctl(&["maintenance", "prune", "--dry-run", "-o", "json"]).success();
+    let report = run.json();
+    let volumes: Vec<&str> = report["volumes"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(volumes.contains(&volume.as_str()), "an unused volume must be listed: {report}");
+    assert!(report["bytes"].as_i64().is_some(), "{report}");
+    assert!(run.stderr.contains("would remove"), "{}", run.stderr);
+    // Nothing was removed.
+    assert_eq!(docker_lines(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]), vec![volume.clone()]);
+    // The real prune asks first; without a terminal and without --yes it refuses and removes nothing.
+    let refused = db.geoctl(&["maintenance", "prune"]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert_eq!(docker_lines(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]), vec![volume.clone()]);
+}
+
+#[test]
+fn node_drain_and_activate() {
+    let db = TestDb::empty();
+    let nodes = db.geoctl(&["node", "ls", "-o", "json"]).success().json();
+    let node = nodes[0]["id"].as_str().unwrap().to_string();
+    let availability = || docker(&["node", "inspect", "--format", "{{.Spec.Availability}}", &node]).trim().to_string();
+    assert_eq!(availability(), "active", "the shared node must be active before this test");
+    // Unknown node: exit 2.
+    db.geoctl(&["node", "drain", "no-such-node"]).usage_error(&["unknown node `no-such-node`"]);
+    // A dry run changes nothing (a real drain would stop every task on this shared, single node).
+    let plan = db.geoctl(&["node", "drain", &node, "--dry-run"]).success();
+    assert!(plan.stderr.contains("would change"), "{}", plan.stderr);
+    assert_eq!(availability(), "active");
+    let same = db.geoctl(&["node", "activate", &node]).success();
+    assert!(same.stderr.contains("unchanged"), "{}", same.stderr);
+    assert_eq!(availability(), "active");
 }
