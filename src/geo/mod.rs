@@ -153,13 +153,11 @@ mod tests {
 
     #[test]
     fn great_circle_distances() {
-        let dublin = (53.3498, -6.2603);
-        let mumbai = (19.0760, 72.8777);
-        let ashburn = (39.0438, -77.4874);
-        // Known distances within 1%.
-        assert!((distance_km(dublin, mumbai) - 7_215.0).abs() < 72.0, "{}", distance_km(dublin, mumbai));
-        assert!((distance_km(ashburn, dublin) - 5_480.0).abs() < 55.0, "{}", distance_km(ashburn, dublin));
-        assert_eq!(distance_km(dublin, dublin), 0.0);
+        let london = (51.5074, -0.1278);
+        // Known distances: London–Paris 344 km, New York–London 5,570 km.
+        assert!((distance_km(london, (48.8566, 2.3522)) - 344.0).abs() < 2.0);
+        assert!((distance_km((40.7128, -74.0060), london) - 5_570.0).abs() < 10.0);
+        assert_eq!(distance_km(london, london), 0.0);
         // Across the antimeridian: Fiji to Samoa is ~1,150 km, not ~39,000.
         assert!(distance_km((-18.1, 178.4), (-13.8, -171.8)) < 1_300.0);
     }
