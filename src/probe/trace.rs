@@ -135,7 +135,7 @@ pub async fn run(spec: &TraceSpec, opts: &ProbeOptions) -> Route {
             Ok(Ok(found)) => {
                 route.probes_sent = found.probes_sent;
                 route.reached = found.reached;
-                route.hop_count = found.reached.then(|| found.hops.len() as u32);
+                route.hop_count = found.reached.then_some(found.hops.len() as u32);
                 route.hops = found.hops;
                 route.failure = found.end;
             }
