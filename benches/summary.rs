@@ -89,6 +89,9 @@ fn batch(monitors: &[Uuid], round: usize) -> Vec<NewResult> {
             cdn_edge_location: None,
             details: json!({ "kind": "http" }),
             run_key: Some(format!("{id}:us-east:{}", round * 1_000_000 + i)),
+            target: None,
+            hop_count: None,
+            route_latency: None,
         })
         .collect()
 }

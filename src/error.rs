@@ -113,6 +113,7 @@ coded![
     crate::aws::AwsError,
     crate::dns::DnsError,
     crate::backup::BackupError,
+    crate::geo::GeoError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong

@@ -10,6 +10,7 @@ pub mod config;
 pub mod dns;
 pub mod duration;
 pub mod error;
+pub mod geo;
 pub mod health;
 pub mod monitor;
 pub mod output;

@@ -10,6 +10,7 @@ use std::io::{IsTerminal, Write};
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use serde::Serialize;
 
+use crate::geo::TargetFacts;
 use crate::probe::ProbeResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -192,6 +193,74 @@ pub fn result_tables(p: &Printer, r: &ProbeResult) -> Vec<Table> {
         tables.push(per);
     }
     tables
+}
+
+/// A check's result and, when GeoIP databases are configured, where its
+/// address is (`target_facts`: null when no database holds it).
+#[derive(Debug, Serialize)]
+pub struct Located<'a> {
+    #[serde(flatten)]
+    pub result: &'a ProbeResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_facts: Option<Option<&'a TargetFacts>>,
+}
+
+impl<'a> Located<'a> {
+    /// `target` is `None` when no database is configured, `Some(None)` when none holds the address.
+    pub fn new(result: &'a ProbeResult, geo_configured: bool, target: Option<&'a TargetFacts>) -> Self {
+        Located { result, target_facts: geo_configured.then_some(target) }
+    }
+}
+
+/// [`result_tables`] with the target facts added to the facts table.
+pub fn located_tables(p: &Printer, l: &Located) -> Vec<Table> {
+    let mut tables = result_tables(p, l.result);
+    let Some(target) = l.target_facts else { return tables };
+    let facts = &mut tables[1];
+    match target {
+        None => {
+            facts.add_row(["location".to_string(), "- (no GeoIP database holds this address)".to_string()]);
+        }
+        Some(t) => {
+            facts.add_row(["country".to_string(), or_dash(t.country.as_ref())]);
+            facts.add_row(["city".to_string(), or_dash(t.city.as_ref())]);
+            let coordinates = match (t.latitude, t.longitude) {
+                (Some(lat), Some(lon)) => format!("{lat:.4}, {lon:.4}"),
+                _ => "-".into(),
+            };
+            facts.add_row(["coordinates".to_string(), coordinates]);
+            facts.add_row(["asn".to_string(), or_dash(t.asn.map(|n| format!("AS{n}")))]);
+            facts.add_row(["organisation".to_string(), or_dash(t.org.as_ref())]);
+        }
+    }
+    tables
+}
+
+/// A trace's hops as `traceroute` numbers them (`*` for a probe without an
+/// answer), and a summary line.
+pub fn route_tables(p: &Printer, route: &crate::probe::trace::Route) -> Vec<Table> {
+    let mut hops = p.table(["HOP", "ADDRESS", "RTTS", "ASN"]);
+    for hop in &route.hops {
+        let rtts: Vec<String> =
+            hop.rtts_ms.iter().map(|r| r.map_or_else(|| "*".to_string(), |v| ms(Some(v)))).collect();
+        hops.add_row([
+            hop.ttl.to_string(),
+            or_dash(hop.address.as_ref()),
+            rtts.join("  "),
+            or_dash(hop.asn.map(|n| format!("AS{n}"))),
+        ]);
+    }
+    let mut facts = p.table(["FACT", "VALUE"]);
+    facts.add_row(vec!["result".into(), p.status_cell(if route.reached { "up" } else { "down" })]);
+    facts.add_row(["target".to_string(), route.target.clone()]);
+    facts.add_row(["address".to_string(), or_dash(route.address.as_ref())]);
+    facts.add_row(["hop count".to_string(), or_dash(route.hop_count)]);
+    facts.add_row(["probes sent".to_string(), route.probes_sent.to_string()]);
+    facts.add_row(["total".to_string(), ms(Some(route.total_ms))]);
+    if let Some(failure) = &route.failure {
+        facts.add_row(["failure".to_string(), failure.to_string()]);
+    }
+    vec![hops, facts]
 }
 
 /// A message for people, on stderr.

@@ -1,6 +1,7 @@
 //! The probe benchmark, driven by `scripts/bench probe`: checks per second
 //! against Prometheus' blackbox_exporter, phase accuracy against `curl -w`,
-//! and batched result recording against one INSERT per result.
+//! batched result recording against one INSERT per result, and what GeoIP
+//! target facts add to a check.
 //!
 //! The script prepares what needs root (the network namespace, the Debian
 //! packages, PostgreSQL, blackbox_exporter) and runs this program's
@@ -13,6 +14,7 @@
 
 mod accuracy;
 mod blackbox;
+mod geoip;
 mod machine;
 mod record;
 mod report;
@@ -72,6 +74,8 @@ enum Command {
     Accuracy(accuracy::Args),
     /// Part 3: results per second written to PostgreSQL, batched against one INSERT each
     Record(record::Args),
+    /// Part 4: GeoIP lookups per second and the CPU they add to a check
+    Geoip(geoip::Args),
     /// Joins the parts' JSON into one file
     Report {
         /// Part files, in order
@@ -104,6 +108,7 @@ fn main() {
         Some(Command::Load(args)) => runtime().block_on(throughput::load(args)),
         Some(Command::Accuracy(args)) => runtime().block_on(accuracy::run(args)),
         Some(Command::Record(args)) => runtime().block_on(record::run(args)),
+        Some(Command::Geoip(args)) => geoip::run(args),
         Some(Command::Report { parts, out }) => report::join(&parts, &out),
     };
     if let Err(e) = outcome {

@@ -147,6 +147,9 @@ fn results(assignments: &[(Uuid, String)], count: usize) -> Vec<NewResult> {
                 cdn_edge_location: None,
                 details: json!({ "kind": "http", "redirects": 0, "final_url": "https://example.com/" }),
                 run_key: None,
+                target: None,
+                hop_count: None,
+                route_latency: None,
             }
         })
         .collect()

@@ -197,7 +197,9 @@ bench_probe() {
   bench_throughput "$parts/throughput.json"
   bench_accuracy "$parts/accuracy.json"
   bench_recording "$parts/recording.json"
-  "$BENCH_BIN" report "$parts/throughput.json" "$parts/accuracy.json" "$parts/recording.json" \
+  log "part 4: GeoIP lookups (city + ASN databases)"
+  "$BENCH_BIN" geoip --json "$parts/geoip.json"
+  "$BENCH_BIN" report "$parts/throughput.json" "$parts/accuracy.json" "$parts/recording.json" "$parts/geoip.json" \
     --out target/bench/probe.json
   echo "JSON: target/bench/probe.json"
 }

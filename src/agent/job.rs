@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::metrics::{Metrics, Outcome};
 use super::recorder::Recorder;
 use super::Health;
+use crate::geo::GeoDb;
 use crate::monitor::{check, Monitor, MonitorStore, Placement};
 use crate::probe::{self, ProbeOptions};
 use crate::results::NewResult;
@@ -90,6 +91,7 @@ pub struct Runner {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     mode: ProbeMode,
+    geo: Arc<GeoDb>,
     /// The last definition read of each monitor: runs go on from it while
     /// PostgreSQL is unreachable (their results go to the spool).
     known: Mutex<HashMap<Uuid, Monitor>>,
@@ -106,8 +108,9 @@ impl Runner {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         mode: ProbeMode,
+        geo: Arc<GeoDb>,
     ) -> Self {
-        Runner { region: region.to_string(), pool, recorder, metrics, health, mode, known: Mutex::default() }
+        Runner { region: region.to_string(), pool, recorder, metrics, health, mode, geo, known: Mutex::default() }
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -158,7 +161,14 @@ impl Runner {
             ProbeMode::Real => {
                 let options = ProbeOptions { timeout: plan.timeout, ..ProbeOptions::default() };
                 let measured = probe::run(&plan.spec, &options).await;
-                NewResult::from_probe(monitor.id, &self.region, &measured)
+                let mut result = NewResult::from_probe(monitor.id, &self.region, &measured);
+                result.locate(&self.geo);
+                if let Some((spec, every)) = &plan.trace {
+                    if check::trace_due(job.due_ms, monitor.interval_seconds, *every) {
+                        result.add_route(probe::trace::run(spec, &options).await, &self.geo);
+                    }
+                }
+                result
             }
             ProbeMode::Instant => instant_result(monitor.id, &self.region),
         };

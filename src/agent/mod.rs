@@ -56,6 +56,8 @@ pub struct AgentOptions {
     /// reconciliations after a Redis restart or reconnect.
     pub resync_interval: Duration,
     pub probe_mode: ProbeMode,
+    /// The GeoIP databases each result's target facts come from (opened once, shared by every job).
+    pub geo: Arc<crate::geo::GeoDb>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +138,7 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
         metrics.clone(),
         health.clone(),
         options.probe_mode,
+        options.geo.clone(),
     ));
 
     let mut watcher = Watcher::new(&options, queue.clone(), pool.clone(), health.clone(), metrics.clone());

@@ -216,6 +216,9 @@ mod tests {
             cdn_edge_location: None,
             details: json!({}),
             run_key: Some(format!("m:eu-west:{total_ms}")),
+            target: None,
+            hop_count: None,
+            route_latency: None,
         }
     }
 

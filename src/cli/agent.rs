@@ -103,6 +103,7 @@ async fn run_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     if args.concurrency == 0 {
         return Err(input_error("--concurrency (MAX_CONCURRENT_EXECUTIONS) must be at least 1"));
     }
+    let geo = std::sync::Arc::new(ctx.geo()?);
     let pool = ctx.pool().await?;
     {
         let mut tx = pool.begin().await.context("reading the regions")?;
@@ -121,6 +122,7 @@ async fn run_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         shutdown_timeout: args.shutdown_timeout,
         resync_interval: args.resync_interval,
         probe_mode: if args.instant_probe { ProbeMode::Instant } else { ProbeMode::Real },
+        geo,
     };
     agent::run(options, queue, pool).await?;
     Ok(())

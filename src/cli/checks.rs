@@ -36,6 +36,9 @@ pub struct CheckOptions {
     /// An answer the query must return, repeatable (dns)
     #[arg(long = "expect-answer")]
     expect_answers: Vec<String>,
+    /// Also trace the route to the target every Nth run in each region (1 = every run)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    trace_every: Option<u32>,
 }
 
 pub fn parse_type(text: &str) -> Result<MonitorType, String> {
@@ -86,6 +89,7 @@ impl CheckOptions {
             keyword_absent: self.keyword_absent,
             record_type: self.record_type,
             expect_answers: self.expect_answers,
+            trace_every: self.trace_every,
         })
     }
 }

@@ -129,6 +129,17 @@ impl Context {
         Ok(crate::store::connect(self.settings.database_url.as_ref().map(|s| &s.value), &self.settings.tuning).await?)
     }
 
+    /// The configured GeoIP databases, memory-mapped. Commands that record or
+    /// show target facts open them once, before anything else, so a missing or
+    /// corrupt file stops them before they write anything.
+    pub fn geo(&self) -> Result<crate::geo::GeoDb, crate::geo::GeoError> {
+        let path = |v: &Option<crate::config::Sourced<PathBuf>>| v.as_ref().map(|s| s.value.clone());
+        crate::geo::GeoDb::open(
+            path(&self.settings.geoip_city_db).as_deref(),
+            path(&self.settings.geoip_asn_db).as_deref(),
+        )
+    }
+
     /// Where monitors may run, from the configuration.
     pub fn placement(&self) -> crate::monitor::Placement {
         crate::monitor::Placement {

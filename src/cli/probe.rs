@@ -11,17 +11,21 @@ use super::checks::{parse_interval, parse_type, CheckOptions};
 use super::Context;
 use crate::error::{input_error, TargetDown};
 use crate::monitor::check::spec_from_config;
+use crate::monitor::settings::CheckSettings;
 use crate::monitor::MonitorType;
-use crate::output::result_tables;
-use crate::probe::{self, HttpVersion, IpPreference, ProbeOptions, ProbeSpec};
+use crate::output::{located_tables, route_tables, Located};
+use crate::probe::{self, trace, FailureKind, HttpVersion, IpPreference, ProbeOptions, ProbeSpec};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// URL (http/https), HOST:PORT (tcp), or a host name with --type ping|dns
     target: String,
-    /// http, tcp, ping or dns [default: http for URLs, tcp for HOST:PORT]
-    #[arg(long = "type", value_parser = parse_type)]
-    kind: Option<MonitorType>,
+    /// http, tcp, ping, dns, or trace (the route, hop by hop) [default: http for URLs, tcp for HOST:PORT]
+    #[arg(long = "type", value_parser = parse_probe_type)]
+    kind: Option<ProbeType>,
+    /// Give up a trace after this many hops (trace; 1-64) [default: 30]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=i64::from(trace::MAX_HOPS)))]
+    max_hops: Option<u8>,
     #[command(flatten)]
     checks: CheckOptions,
     /// Bound on the whole check
@@ -59,6 +63,22 @@ pub struct Args {
     expect_closed: bool,
 }
 
+/// A check of a monitor's type, or a route trace (not a monitor type of its own:
+/// monitors trace with `--trace-every`).
+#[derive(Debug, Clone, Copy)]
+enum ProbeType {
+    Check(MonitorType),
+    Trace,
+}
+
+fn parse_probe_type(text: &str) -> Result<ProbeType, String> {
+    if text.trim().eq_ignore_ascii_case("trace") {
+        Ok(ProbeType::Trace)
+    } else {
+        parse_type(text).map(ProbeType::Check).map_err(|e| format!("{e}, or trace"))
+    }
+}
+
 /// The type a target implies when `--type` is not given.
 fn infer_kind(target: &str) -> Result<MonitorType, anyhow::Error> {
     if target.contains("://") {
@@ -76,12 +96,16 @@ fn infer_kind(target: &str) -> Result<MonitorType, anyhow::Error> {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let kind = match args.kind {
-        Some(kind) => kind,
-        None => infer_kind(&args.target)?,
-    };
     if args.timeout.is_zero() || args.timeout > crate::monitor::MAX_TIMEOUT {
         return Err(input_error("--timeout must be above 0 and at most 2m"));
+    }
+    let kind = match args.kind {
+        Some(ProbeType::Trace) => return run_trace(ctx, args).await,
+        Some(ProbeType::Check(kind)) => kind,
+        None => infer_kind(&args.target)?,
+    };
+    if args.max_hops.is_some() {
+        return Err(input_error("--max-hops applies to --type trace only"));
     }
     let only = |applies: MonitorType, option: &str, set: bool| {
         if set && kind != applies {
@@ -98,7 +122,12 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     only(MonitorType::Ping, "--count", args.count.is_some())?;
     only(MonitorType::Tcp, "--expect-closed", args.expect_closed)?;
 
-    let config = args.checks.into_settings()?.into_config(kind, &args.target)?;
+    let geo = ctx.geo()?;
+    let settings = args.checks.into_settings()?;
+    if settings.trace_every.is_some() {
+        return Err(input_error("--trace-every applies to monitors; trace once with --type trace"));
+    }
+    let config = settings.into_config(kind, &args.target)?;
     let mut spec = spec_from_config(kind, &args.target, &config)?;
     match &mut spec {
         ProbeSpec::Http(http) => {
@@ -139,7 +168,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         return Err(input_error(conflict));
     }
     let result = probe::run(&spec, &options).await;
-    ctx.printer.print(&result, |p| result_tables(p, &result))?;
+    let target = result.resolved_address.and_then(|ip| geo.lookup(ip));
+    let shown = Located::new(&result, geo.is_configured(), target.as_ref());
+    ctx.printer.print(&shown, |p| located_tables(p, &shown))?;
     match &result.failure {
         None if result.up => Ok(()),
         failure => Err(TargetDown(format!(
@@ -148,5 +179,57 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             failure.as_ref().map_or_else(|| "check failed".to_string(), ToString::to_string)
         ))
         .into()),
+    }
+}
+
+/// `geoctl probe HOST --type trace`: the hops to HOST, each with its address,
+/// round trips and (with GEOIP_ASN_DB) network.
+async fn run_trace(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let set = [
+        ("--all-addresses", args.all_addresses),
+        ("--max-redirects", args.max_redirects.is_some()),
+        ("--cacert", args.cacert.is_some()),
+        ("--http1.1", args.http1),
+        ("--http2", args.http2),
+        ("--count", args.count.is_some()),
+        ("--expect-closed", args.expect_closed),
+    ];
+    if let Some((option, _)) = set.iter().find(|(_, set)| *set) {
+        return Err(input_error(format!("{option} does not apply to --type trace")));
+    }
+    if args.checks.into_settings()? != CheckSettings::default() {
+        return Err(input_error("check settings (--method, --keyword, --trace-every, …) do not apply to --type trace"));
+    }
+    let geo = ctx.geo()?;
+    let mut spec = trace::TraceSpec::parse(&args.target).map_err(|e| input_error(e.to_string()))?;
+    if let Some(max_hops) = args.max_hops {
+        spec.max_hops = max_hops;
+    }
+    let options = ProbeOptions {
+        nameserver: args.nameserver,
+        ip_preference: match (args.ipv4, args.ipv6) {
+            (true, _) => IpPreference::V4,
+            (_, true) => IpPreference::V6,
+            _ => IpPreference::Any,
+        },
+        timeout: args.timeout,
+    };
+    let mut route = trace::run(&spec, &options).await;
+    for hop in &mut route.hops {
+        hop.asn = hop.address.and_then(|ip| geo.asn(ip));
+    }
+    if let Some(failure) = route.failure.as_ref().filter(|f| f.kind == FailureKind::NotPermitted) {
+        return Err(input_error(format!("cannot trace: {}", failure.message)));
+    }
+    ctx.printer.print(&route, |p| route_tables(p, &route))?;
+    if route.reached {
+        Ok(())
+    } else {
+        Err(TargetDown(format!(
+            "{} not reached: {}",
+            route.target,
+            route.failure.as_ref().map_or_else(|| "no answer".to_string(), ToString::to_string)
+        ))
+        .into())
     }
 }

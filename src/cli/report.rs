@@ -12,7 +12,7 @@ use comfy_table::{Cell, Color};
 use super::checks::parse_interval;
 use super::Context;
 use crate::monitor::MonitorStore;
-use crate::output::{ms, note, terminal_safe, Format, Printer};
+use crate::output::{ms, note, or_dash, terminal_safe, Format, Printer};
 use crate::report::{self, html, spark, MonitorReport, Report, UptimeGrade};
 
 #[derive(Debug, clap::Args)]
@@ -43,7 +43,13 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let report = report::build(&pool, &monitors, since, until).await.context("reading results")?;
     explain_gaps(&report);
 
-    ctx.printer.print(&report, |p| vec![stats_table(p, &report)])?;
+    ctx.printer.print(&report, |p| {
+        let mut tables = vec![stats_table(p, &report)];
+        if report.has_landings() {
+            tables.push(landing_table(p, &report));
+        }
+        tables
+    })?;
     if ctx.printer.format == Format::Table && !report.is_empty() {
         print_charts(&ctx.printer, &report)?;
     }
@@ -112,6 +118,38 @@ fn stats_table(p: &Printer, report: &Report) -> comfy_table::Table {
                 .map(|v| Cell::new(ms(v))),
             );
             table.add_row(row);
+        }
+    }
+    table
+}
+
+/// Where each region reached the target: one row per place, with its share
+/// of the region's checks, and the region's median hop count.
+fn landing_table(p: &Printer, report: &Report) -> comfy_table::Table {
+    let mut table = p.table(["MONITOR", "REGION", "REACHED", "ASN", "SHARE", "MEDIAN HOPS"]);
+    for monitor in &report.monitors {
+        for region in &monitor.regions {
+            let hops = or_dash(region.median_hop_count.map(|h| format!("{h:.1}")));
+            if region.landed.is_empty() && region.median_hop_count.is_some() {
+                table.add_row([
+                    monitor.name.clone(),
+                    region.stats.region.clone(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    hops.clone(),
+                ]);
+            }
+            for (i, l) in region.landed.iter().enumerate() {
+                table.add_row([
+                    monitor.name.clone(),
+                    region.stats.region.clone(),
+                    report::place(l),
+                    report::network(l),
+                    format!("{:.0}%", l.share),
+                    if i == 0 { hops.clone() } else { String::new() },
+                ]);
+            }
         }
     }
     table

@@ -25,6 +25,10 @@ pub struct FileConfig {
     #[serde(default)]
     pub stack: StackSection,
     pub backup: Option<BackupSection>,
+    /// MaxMind-format city database (`.mmdb`): the target's country, city and coordinates.
+    pub geoip_city_db: Option<PathBuf>,
+    /// MaxMind-format ASN database (`.mmdb`): the target's ASN and organisation.
+    pub geoip_asn_db: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -141,6 +141,9 @@ pub struct Settings {
     pub stack: StackSection,
     /// Where backups go when no S3 bucket is configured.
     pub backup_dir: Sourced<PathBuf>,
+    /// MaxMind-format databases for target facts (`GEOIP_CITY_DB`, `GEOIP_ASN_DB`); not secrets.
+    pub geoip_city_db: Option<Sourced<PathBuf>>,
+    pub geoip_asn_db: Option<Sourced<PathBuf>>,
 }
 
 /// One line of `config show`.
@@ -311,6 +314,14 @@ impl Settings {
                 ok_string(s).map(|s| cwd.join(s))
             })?;
 
+        let geoip_path = |env_name: &str, from_file: &Option<PathBuf>| {
+            layers.plain(None, env_name, from_file.as_ref().and_then(|p| p.to_str()), None, |s| {
+                ok_string(s).map(|s| cwd.join(s))
+            })
+        };
+        let geoip_city_db = geoip_path("GEOIP_CITY_DB", &file.geoip_city_db)?;
+        let geoip_asn_db = geoip_path("GEOIP_ASN_DB", &file.geoip_asn_db)?;
+
         Ok(Settings {
             config_file,
             database_url,
@@ -323,6 +334,8 @@ impl Settings {
             docker_cert_path,
             stack: file.stack.clone(),
             backup_dir,
+            geoip_city_db,
+            geoip_asn_db,
         })
     }
 
@@ -389,6 +402,11 @@ impl Settings {
                 }),
             ),
         ]);
+        let path = |v: &Option<Sourced<PathBuf>>| {
+            v.as_ref().map(|s| Sourced { value: s.value.display().to_string(), source: s.source.clone() })
+        };
+        rows.push(plain("geoip_city_db", &path(&self.geoip_city_db)));
+        rows.push(plain("geoip_asn_db", &path(&self.geoip_asn_db)));
         rows
     }
 }

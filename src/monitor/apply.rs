@@ -52,6 +52,7 @@ pub struct MonitorDecl {
     pub record_type: Option<String>,
     #[serde(default)]
     pub expect_answers: Vec<String>,
+    pub trace_every: Option<u32>,
     /// Per-region overrides; regions not listed have none.
     #[serde(default)]
     pub region_overrides: BTreeMap<String, OverrideDecl>,
@@ -122,6 +123,7 @@ impl MonitorDecl {
             headers: headers(&self.headers)?,
             record_type: self.record_type.as_deref().map(parse_record_type).transpose()?,
             expect_answers: self.expect_answers.clone(),
+            trace_every: self.trace_every,
         })
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{Monitor, MonitorError, MonitorRegion, MonitorType};
+use crate::probe::trace::TraceSpec;
 use crate::probe::{DnsSpec, HttpSpec, PingSpec, ProbeSpec, RecordType, StatusRanges, TcpSpec};
 
 /// Per-check timeout when neither the monitor nor its region sets one.
@@ -21,6 +22,8 @@ pub struct CheckPlan {
     /// monitor-region override, else the region's own.
     pub latency_warning_ms: Option<i32>,
     pub latency_critical_ms: Option<i32>,
+    /// The route to trace every `.1`th run, when the monitor asks for traces.
+    pub trace: Option<(TraceSpec, u32)>,
 }
 
 /// The check a monitor runs in `region` (its per-region overrides applied).
@@ -34,13 +37,43 @@ pub fn plan(monitor: &Monitor, region: Option<&MonitorRegion>) -> Result<CheckPl
         config.insert("headers".into(), merge_headers(config.get("headers"), &region_headers));
     }
     let spec = spec_from_config(kind, &monitor.target, &config)?;
+    let trace = config
+        .get("trace_every")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .and_then(|n| Some((trace_spec(&spec)?, n)));
     let timeout_ms = region.and_then(|r| r.timeout_ms).or(monitor.timeout_ms);
     Ok(CheckPlan {
         spec,
         timeout: timeout_ms.map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.max(1) as u64)),
         latency_warning_ms: region.and_then(|r| r.latency_warning_ms),
         latency_critical_ms: region.and_then(|r| r.latency_critical_ms),
+        trace,
     })
+}
+
+/// The route a check's target is reached by: its host (none for DNS checks,
+/// which ask a resolver).
+fn trace_spec(spec: &ProbeSpec) -> Option<TraceSpec> {
+    let host = match spec {
+        ProbeSpec::Http(s) => {
+            crate::probe::http::parse_url(&s.url).ok()?.host_str()?.trim_matches(['[', ']']).to_string()
+        }
+        ProbeSpec::Tcp(s) => s.host.clone(),
+        ProbeSpec::Ping(s) => s.host.clone(),
+        ProbeSpec::Dns(_) => return None,
+    };
+    Some(TraceSpec::new(host))
+}
+
+/// Whether the run scheduled at `scheduled_ms` is one of every `every` runs of
+/// a monitor checked each `interval_seconds`: counted from the epoch, so every
+/// agent of a region agrees which runs trace.
+pub fn trace_due(scheduled_ms: Option<i64>, interval_seconds: i32, every: u32) -> bool {
+    let Some(ms) = scheduled_ms else { return every == 1 };
+    let run = ms.div_euclid(i64::from(interval_seconds.max(1)) * 1000);
+    run.rem_euclid(i64::from(every.max(1))) == 0
 }
 
 /// Region headers replace monitor headers of the same name (case-insensitive).

@@ -15,6 +15,8 @@ pub struct CheckSettings {
     pub headers: Vec<Header>,
     pub record_type: Option<String>,
     pub expect_answers: Vec<String>,
+    /// Trace the route every Nth run in each region.
+    pub trace_every: Option<u32>,
 }
 
 pub fn parse_method(text: &str) -> Result<String, MonitorError> {
@@ -87,6 +89,14 @@ impl CheckSettings {
         }
         if !self.expect_answers.is_empty() {
             config.insert("expected_answers".into(), self.expect_answers.into());
+        }
+        if let Some(n) = self.trace_every {
+            if kind == MonitorType::Dns {
+                return Err(MonitorError::Invalid(format!(
+                    "--trace-every does not apply to dns monitor `{name}`: it checks a resolver, not a route"
+                )));
+            }
+            config.insert("trace_every".into(), n.into());
         }
         Ok(config)
     }

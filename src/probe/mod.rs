@@ -39,6 +39,7 @@ pub mod resolve;
 pub mod tcp;
 pub mod timing;
 mod tls;
+pub mod trace;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

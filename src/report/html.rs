@@ -227,7 +227,43 @@ fn monitor_section(out: &mut String, report: &Report, monitor: &MonitorReport, p
         w!(out, "</ul>\n");
         phase_bars(out, &monitor.regions);
     }
-    w!(out, "</div>\n</div>\n</section>\n");
+    w!(out, "</div>\n</div>\n");
+    landing_table(out, &monitor.regions);
+    w!(out, "</section>\n");
+}
+
+/// Where each region reached the target, when any was located or traced.
+fn landing_table(out: &mut String, regions: &[RegionReport]) {
+    if regions.iter().all(|r| r.landed.is_empty() && r.median_hop_count.is_none()) {
+        return;
+    }
+    w!(out, "<h3>Where each region reached the target</h3>\n<div class=\"scroll\"><table>\n<thead><tr>");
+    for header in ["Region", "Reached", "ASN", "Share", "Median hops"] {
+        w!(out, "<th>{header}</th>");
+    }
+    w!(out, "</tr></thead>\n<tbody>\n");
+    for region in regions {
+        let hops = region.median_hop_count.map_or_else(|| "-".to_string(), |h| format!("{h:.1}"));
+        if region.landed.is_empty() {
+            w!(
+                out,
+                "<tr><td>{}</td><td>-</td><td>-</td><td>-</td><td>{hops}</td></tr>\n",
+                escape(&region.stats.region)
+            );
+        }
+        for (i, l) in region.landed.iter().enumerate() {
+            w!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{}</td></tr>\n",
+                escape(&region.stats.region),
+                escape(&super::place(l)),
+                escape(&super::network(l)),
+                l.share,
+                if i == 0 { hops.as_str() } else { "" }
+            );
+        }
+    }
+    w!(out, "</tbody>\n</table></div>\n");
 }
 
 /// An axis from 0 to a round number above `max`, in round steps.

@@ -50,6 +50,62 @@ pub struct RegionReport {
     pub stats: RegionStats,
     /// Every bucket of the window, oldest first, including empty ones.
     pub series: Vec<Bucket>,
+    /// Where the region's checks reached the target (country, city, network),
+    /// most frequent first; checks no GeoIP database located are left out.
+    pub landed: Vec<Landing>,
+    /// Median route length of the region's traced checks; `None` when none was traced.
+    pub median_hop_count: Option<f64>,
+}
+
+/// One place a region reached the target, and how often.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Landing {
+    #[serde(skip)]
+    pub monitor_id: Uuid,
+    #[serde(skip)]
+    pub region: String,
+    pub country: Option<String>,
+    pub city: Option<String>,
+    pub asn: Option<i64>,
+    pub isp: Option<String>,
+    pub checks: i64,
+    /// Percent of the region's recorded checks in the window.
+    pub share: f64,
+}
+
+/// Where each region's checks landed and its median hop count since `since`.
+async fn landings(
+    pool: &PgPool,
+    ids: &[Uuid],
+    since: DateTime<Utc>,
+) -> Result<(Vec<Landing>, Vec<(Uuid, String, Option<f64>)>), sqlx::Error> {
+    let landed = sqlx::query_as(
+        "SELECT * FROM (
+            SELECT monitor_id, region_code AS region, country_code::text AS country, city, asn, isp,
+                count(*) AS checks,
+                (100.0 * count(*) / sum(count(*)) OVER (PARTITION BY monitor_id, region_code))::float8 AS share
+            FROM regional_performance_metrics
+            WHERE monitor_id = ANY($1) AND checked_at >= $2
+            GROUP BY monitor_id, region_code, country_code, city, asn, isp) l
+         WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
+         ORDER BY monitor_id, region, checks DESC, country, city, asn",
+    )
+    .bind(ids)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    let hops = sqlx::query_as(
+        "SELECT monitor_id, region_code,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count) FILTER (WHERE hop_count IS NOT NULL)
+         FROM regional_performance_metrics
+         WHERE monitor_id = ANY($1) AND checked_at >= $2
+         GROUP BY monitor_id, region_code",
+    )
+    .bind(ids)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok((landed, hops))
 }
 
 /// One time bucket of one region. `avg_ms` is the average response time of
@@ -74,6 +130,11 @@ impl Report {
         self.monitors.iter().all(|m| m.regions.is_empty())
     }
 
+    /// Whether any region has target facts or traced routes to show.
+    pub fn has_landings(&self) -> bool {
+        self.monitors.iter().flat_map(|m| &m.regions).any(|r| !r.landed.is_empty() || r.median_hop_count.is_some())
+    }
+
     /// Every region code in the report, sorted: charts give each the same colour everywhere.
     pub fn region_codes(&self) -> Vec<&str> {
         let mut codes: Vec<&str> =
@@ -81,6 +142,25 @@ impl Report {
         codes.sort_unstable();
         codes.dedup();
         codes
+    }
+}
+
+/// `City, CC`, or whichever of the two is known.
+pub fn place(l: &Landing) -> String {
+    match (&l.city, &l.country) {
+        (Some(city), Some(country)) => format!("{city}, {country}"),
+        (Some(one), None) | (None, Some(one)) => one.clone(),
+        (None, None) => "-".into(),
+    }
+}
+
+/// `AS64500 Org`, or whichever of the two is known.
+pub fn network(l: &Landing) -> String {
+    match (l.asn, &l.isp) {
+        (Some(asn), Some(isp)) => format!("AS{asn} {isp}"),
+        (Some(asn), None) => format!("AS{asn}"),
+        (None, Some(isp)) => isp.clone(),
+        (None, None) => "-".into(),
     }
 }
 
@@ -150,6 +230,13 @@ pub async fn build(
     }
     let mut report = assemble(monitors, stats, points, since, until, bucket_seconds);
     report.summarized_until = summarized_until;
+    let (landed, hops) = landings(pool, &ids, since).await?;
+    for region in report.monitors.iter_mut().flat_map(|m| m.regions.iter_mut()) {
+        let key = (region.stats.monitor_id, region.stats.region.as_str());
+        region.landed = landed.iter().filter(|l| (l.monitor_id, l.region.as_str()) == key).cloned().collect();
+        region.median_hop_count =
+            hops.iter().find(|(m, r, _)| (*m, r.as_str()) == key).and_then(|(_, _, median)| *median);
+    }
     Ok(report)
 }
 
@@ -247,7 +334,12 @@ fn assemble(
                 None => Bucket { start: Utc.timestamp_opt(start, 0).unwrap(), checks: 0, successful: 0, avg_ms: None },
             })
             .collect();
-        regions_of.entry(stats.monitor_id).or_default().push(RegionReport { stats, series });
+        regions_of.entry(stats.monitor_id).or_default().push(RegionReport {
+            stats,
+            series,
+            landed: Vec::new(),
+            median_hop_count: None,
+        });
     }
     let monitors = monitors
         .iter()

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::geo::{GeoDb, TargetFacts};
+use crate::probe::trace::Route;
 use crate::probe::ProbeResult;
 
 /// One check's outcome as it is stored: which region measured it, when, and
@@ -44,6 +46,17 @@ pub struct NewResult {
     /// The scheduled run this result belongs to (`<monitor id>:<region>:<scheduled time ms>`):
     /// at most one result is stored per key. `None` for manual checks.
     pub run_key: Option<String>,
+    /// Where the reached address is, from the GeoIP databases: `None` when no
+    /// database is configured or none holds the address.
+    #[serde(default)]
+    pub target: Option<TargetFacts>,
+    /// Hops up to and including the destination, as `traceroute` numbers them
+    /// (`None`: no trace this run).
+    #[serde(default)]
+    pub hop_count: Option<i32>,
+    /// One entry per hop (`null` for a silent hop), when traced.
+    #[serde(default)]
+    pub route_latency: Option<Value>,
 }
 
 impl NewResult {
@@ -90,7 +103,25 @@ impl NewResult {
             cdn_edge_location: cdn.and_then(|c| c.edge_location.clone()),
             details,
             run_key: None,
+            target: None,
+            hop_count: None,
+            route_latency: None,
         }
+    }
+
+    /// Adds a traced route: its hop count and per-hop facts, each hop's ASN
+    /// looked up when a database is configured.
+    pub fn add_route(&mut self, mut route: Route, geo: &GeoDb) {
+        for hop in &mut route.hops {
+            hop.asn = hop.address.and_then(|ip| geo.asn(ip));
+        }
+        self.hop_count = route.hop_count.and_then(|n| i32::try_from(n).ok());
+        self.route_latency = Some(route.route_latency());
+    }
+
+    /// Adds what the GeoIP databases hold about the reached address.
+    pub fn locate(&mut self, geo: &GeoDb) {
+        self.target = self.resolved_ip.as_deref().and_then(|ip| ip.parse().ok()).and_then(|ip| geo.lookup(ip));
     }
 
     /// The network facts of this region's view of the target.
@@ -101,6 +132,8 @@ impl NewResult {
             "http_version": self.http_version,
             "cdn_edge_location": self.cdn_edge_location,
             "cdn_cache_status": self.cdn_cache_status,
+            "country_code": self.target.as_ref().and_then(|t| t.country.clone()),
+            "isp": self.target.as_ref().and_then(|t| t.org.clone()),
         })
     }
 }
@@ -131,15 +164,25 @@ pub async fn record(pool: &PgPool, batch: &[NewResult]) -> Result<u64, sqlx::Err
 /// (the first one stays), inserted into `monitor_results` unless their run key
 /// is already there; metric rows follow only the results actually inserted.
 const INSERT: &str = "
-WITH input AS (
+WITH parsed AS (
     SELECT u.*, row_number() OVER (PARTITION BY u.run_key ORDER BY u.ord) AS copy
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::text[], $7::int[],
                 $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::text[],
                 $15::text[], $16::jsonb[], $17::jsonb[], $18::text[], $19::text[], $20::text[], $21::int[],
-                $22::int8[], $23::timestamptz[], $24::text[], $25::text[], $26::text[])
-         WITH ORDINALITY AS u(monitor_id, region, target_region, checked_at, is_up, status, response_ms, total,
+                $22::int8[], $23::timestamptz[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[],
+                $29::text[], $30::int8[], $31::float8[], $32::float8[], $33::int[], $34::jsonb[])
+         WITH ORDINALITY AS u(monitor_id, region, given_target_region, checked_at, is_up, status, response_ms, total,
                               dns, connect, tls, first_byte, latency, error_kind, error_message, details, metrics,
-                              run_key, ip, http_version, status_code, size, cert, cdn, cache, edge, ord)
+                              run_key, ip, http_version, status_code, size, cert, cdn, cache, edge, country, isp,
+                              city, asn, lat, lon, hop_count, route, ord)
+), input AS (
+    -- The target's region: the active region nearest to its coordinates.
+    SELECT p.*, COALESCE(p.given_target_region, (
+        SELECT g.code FROM regions g
+        WHERE g.is_active AND g.latitude IS NOT NULL AND g.longitude IS NOT NULL
+          AND p.lat IS NOT NULL AND p.lon IS NOT NULL
+        ORDER BY {distance}, g.code LIMIT 1)) AS target_region
+    FROM parsed p
 ), fresh AS (
     INSERT INTO monitor_results (monitor_id, execution_region, target_region, checked_at, is_up, status,
         response_time_ms, total_time, dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time,
@@ -151,13 +194,14 @@ WITH input AS (
     ORDER BY run_key, ord
     ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING
     RETURNING monitor_id, execution_region, checked_at, run_key, is_up, total_time, network_latency,
-              dns_resolution_time, tcp_connect_time
+              dns_resolution_time, tcp_connect_time, region_specific_metrics
 ), metrics AS (
     INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, resolved_ip, http_version,
         status_code, response_size, tls_cert_expires_at, cdn_provider, cdn_cache_status, cdn_edge_location,
-        dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, total_time, run_key)
+        dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, total_time, run_key,
+        country_code, isp, city, asn, latitude, longitude, hop_count, route_latency)
     SELECT monitor_id, region, checked_at, ip::inet, http_version, status_code, size, cert, cdn, cache, edge,
-           dns, connect, tls, first_byte, total, run_key
+           dns, connect, tls, first_byte, total, run_key, country, isp, city, asn, lat, lon, hop_count, route
     FROM input i
     WHERE i.run_key IS NULL OR (i.copy = 1 AND i.run_key IN (SELECT f.run_key FROM fresh f WHERE f.run_key IS NOT NULL))
     ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING
@@ -170,7 +214,13 @@ SELECT count(*) FROM fresh";
 async fn insert(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sqlx::Error> {
     let col = |f: fn(&NewResult) -> Option<f64>| batch.iter().map(f).collect::<Vec<_>>();
     let text = |f: fn(&NewResult) -> Option<String>| batch.iter().map(f).collect::<Vec<_>>();
-    let sql = INSERT.replace("{add_fresh}", &summary::add_fresh_sql());
+    let sql = INSERT
+        .replace("{add_fresh}", &summary::add_fresh_sql())
+        .replace("{distance}", &crate::geo::distance_sql("p.lat", "p.lon"));
+    let fact =
+        |f: fn(&TargetFacts) -> Option<String>| batch.iter().map(|r| r.target.as_ref().and_then(f)).collect::<Vec<_>>();
+    let coordinate =
+        |f: fn(&TargetFacts) -> Option<f64>| batch.iter().map(|r| r.target.as_ref().and_then(f)).collect::<Vec<_>>();
     let new: i64 = sqlx::query_scalar(&sql)
         .bind(batch.iter().map(|r| r.monitor_id).collect::<Vec<_>>())
         .bind(batch.iter().map(|r| r.execution_region.clone()).collect::<Vec<_>>())
@@ -198,6 +248,14 @@ async fn insert(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sql
         .bind(text(|r| r.cdn_provider.clone()))
         .bind(text(|r| r.cdn_cache_status.clone()))
         .bind(text(|r| r.cdn_edge_location.clone()))
+        .bind(fact(|t| t.country.clone()))
+        .bind(fact(|t| t.org.clone()))
+        .bind(fact(|t| t.city.clone()))
+        .bind(batch.iter().map(|r| r.target.as_ref().and_then(|t| t.asn).map(i64::from)).collect::<Vec<_>>())
+        .bind(coordinate(|t| t.latitude))
+        .bind(coordinate(|t| t.longitude))
+        .bind(batch.iter().map(|r| r.hop_count).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.route_latency.clone()).collect::<Vec<_>>())
         .fetch_one(conn)
         .await?;
     Ok(new as u64)

@@ -51,6 +51,25 @@ fn avg(avg: &str, sum: &str, count: &str) -> String {
     )
 }
 
+/// The distinct values of one region metric (`country_code`, `isp`) over rows
+/// aliased `alias`, sorted, NULL when none was measured; `count` gives its size.
+fn distinct_set(alias: &str, key: &str, count: bool) -> String {
+    let set = format!(
+        "array_agg(DISTINCT {alias}.region_specific_metrics->>'{key}' ORDER BY {alias}.region_specific_metrics->>'{key}') \
+         FILTER (WHERE {alias}.region_specific_metrics->>'{key}' IS NOT NULL)"
+    );
+    if count {
+        format!("cardinality({set})")
+    } else {
+        set
+    }
+}
+
+/// The union of a stored set and a batch's, sorted, NULL when both are.
+fn merge_sets(column: &str) -> String {
+    format!("(SELECT array_agg(DISTINCT v ORDER BY v) FROM unnest(s.{column} || EXCLUDED.{column}) v)")
+}
+
 /// The upsert that adds the results of `fresh` (a CTE of inserted
 /// `monitor_results` rows) to their days' running totals.
 pub fn add_fresh_sql() -> String {
@@ -60,16 +79,18 @@ pub fn add_fresh_sql() -> String {
             p50_response_time, p95_response_time, p99_response_time, avg_network_latency, avg_dns_time, avg_tcp_time,
             unique_countries, unique_isps, response_time_sum, response_time_count, network_latency_sum,
             network_latency_count, dns_time_sum, dns_time_count, tcp_time_sum, tcp_time_count, percentiles_exact,
-            updated_at)
+            updated_at, countries, isps)
         SELECT f.monitor_id, f.execution_region, (f.checked_at AT TIME ZONE 'UTC')::date,
             count(*), count(*) FILTER (WHERE f.is_up), count(*) FILTER (WHERE NOT f.is_up),
             100.0 * count(*) FILTER (WHERE f.is_up) / count(*),
             avg(f.total_time) FILTER (WHERE f.is_up), min(f.total_time) FILTER (WHERE f.is_up),
             max(f.total_time) FILTER (WHERE f.is_up), NULL, NULL, NULL,
-            avg(f.network_latency), avg(f.dns_resolution_time), avg(f.tcp_connect_time), NULL, NULL,
+            avg(f.network_latency), avg(f.dns_resolution_time), avg(f.tcp_connect_time),
+            {}, {},
             sum(f.total_time) FILTER (WHERE f.is_up), count(f.total_time) FILTER (WHERE f.is_up),
             sum(f.network_latency), count(f.network_latency), sum(f.dns_resolution_time),
-            count(f.dns_resolution_time), sum(f.tcp_connect_time), count(f.tcp_connect_time), false, now()
+            count(f.dns_resolution_time), sum(f.tcp_connect_time), count(f.tcp_connect_time), false, now(),
+            {}, {}
         FROM fresh f
         WHERE f.execution_region IS NOT NULL AND f.is_up IS NOT NULL
         GROUP BY 1, 2, 3
@@ -85,7 +106,16 @@ pub fn add_fresh_sql() -> String {
             max_response_time = GREATEST(s.max_response_time, EXCLUDED.max_response_time),
             p50_response_time = NULL, p95_response_time = NULL, p99_response_time = NULL,
             percentiles_exact = false, updated_at = now(),
+            countries = {}, isps = {}, unique_countries = cardinality({}), unique_isps = cardinality({}),
             {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}",
+        distinct_set("f", "country_code", true),
+        distinct_set("f", "isp", true),
+        distinct_set("f", "country_code", false),
+        distinct_set("f", "isp", false),
+        merge_sets("countries"),
+        merge_sets("isps"),
+        merge_sets("countries"),
+        merge_sets("isps"),
         avg("avg_response_time", "response_time_sum", "response_time_count"),
         avg("avg_network_latency", "network_latency_sum", "network_latency_count"),
         avg("avg_dns_time", "dns_time_sum", "dns_time_count"),
@@ -107,7 +137,8 @@ INSERT INTO regional_monitor_summaries AS s (monitor_id, region_code, day, total
     failed_checks, uptime_percentage, avg_response_time, min_response_time, max_response_time,
     p50_response_time, p95_response_time, p99_response_time, avg_network_latency, avg_dns_time, avg_tcp_time,
     unique_countries, unique_isps, response_time_sum, response_time_count, network_latency_sum,
-    network_latency_count, dns_time_sum, dns_time_count, tcp_time_sum, tcp_time_count, percentiles_exact, updated_at)
+    network_latency_count, dns_time_sum, dns_time_count, tcp_time_sum, tcp_time_count, percentiles_exact, updated_at,
+    countries, isps)
 SELECT r.monitor_id, r.execution_region, $1::date,
     count(*), count(*) FILTER (WHERE r.is_up), count(*) FILTER (WHERE NOT r.is_up),
     100.0 * count(*) FILTER (WHERE r.is_up) / count(*),
@@ -118,10 +149,10 @@ SELECT r.monitor_id, r.execution_region, $1::date,
     percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up),
     percentile_cont(0.99) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up),
     avg(r.network_latency), avg(r.dns_resolution_time), avg(r.tcp_connect_time),
-    NULL, NULL,
+    {unique_countries}, {unique_isps},
     sum(r.total_time) FILTER (WHERE r.is_up), count(r.total_time) FILTER (WHERE r.is_up),
     sum(r.network_latency), count(r.network_latency), sum(r.dns_resolution_time), count(r.dns_resolution_time),
-    sum(r.tcp_connect_time), count(r.tcp_connect_time), true, now()
+    sum(r.tcp_connect_time), count(r.tcp_connect_time), true, now(), {countries}, {isps}
 FROM monitor_results r
 WHERE r.checked_at >= ($1::date::timestamp AT TIME ZONE 'UTC')
   AND r.checked_at < (($1::date + 1)::timestamp AT TIME ZONE 'UTC')
@@ -139,9 +170,19 @@ ON CONFLICT (monitor_id, region_code, day) DO UPDATE SET
     response_time_count = EXCLUDED.response_time_count, network_latency_sum = EXCLUDED.network_latency_sum,
     network_latency_count = EXCLUDED.network_latency_count, dns_time_sum = EXCLUDED.dns_time_sum,
     dns_time_count = EXCLUDED.dns_time_count, tcp_time_sum = EXCLUDED.tcp_time_sum,
-    tcp_time_count = EXCLUDED.tcp_time_count, percentiles_exact = true, updated_at = now()";
-// unique_countries / unique_isps stay NULL: agents do not know their
-// vantage point's country or ISP yet, and an unmeasured count is not 0.
+    tcp_time_count = EXCLUDED.tcp_time_count, percentiles_exact = true, updated_at = now(),
+    unique_countries = EXCLUDED.unique_countries, unique_isps = EXCLUDED.unique_isps,
+    countries = EXCLUDED.countries, isps = EXCLUDED.isps";
+
+/// [`RECOMPUTE_DAY`] with the same sets the running totals keep (`unique_countries`
+/// and `unique_isps` count where the target was reached; NULL when never measured).
+fn recompute_day_sql() -> String {
+    RECOMPUTE_DAY
+        .replace("{unique_countries}", &distinct_set("r", "country_code", true))
+        .replace("{unique_isps}", &distinct_set("r", "isp", true))
+        .replace("{countries}", &distinct_set("r", "country_code", false))
+        .replace("{isps}", &distinct_set("r", "isp", false))
+}
 
 /// Recomputes every summary of one day in a transaction of its own; returns the rows written.
 async fn recompute_day(pool: &PgPool, day: NaiveDate) -> Result<u64, sqlx::Error> {
@@ -152,7 +193,7 @@ async fn recompute_day(pool: &PgPool, day: NaiveDate) -> Result<u64, sqlx::Error
         .execute(&mut *tx)
         .await?;
     // A new statement, a new snapshot: it sees every writer that held the lock.
-    let rows = sqlx::query(RECOMPUTE_DAY).bind(day).execute(&mut *tx).await?.rows_affected();
+    let rows = sqlx::query(&recompute_day_sql()).bind(day).execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;
     Ok(rows)
 }

@@ -52,6 +52,9 @@ fn result(monitor: Uuid, region: &str, at: chrono::DateTime<Utc>, up: bool, tota
         cdn_edge_location: None,
         details: json!({}),
         run_key: None,
+        target: None,
+        hop_count: None,
+        route_latency: None,
     }
 }
 

@@ -10,7 +10,7 @@ use super::super::checks::parse_interval;
 use super::super::Context;
 use crate::error::TargetDown;
 use crate::monitor::{check, MonitorError, MonitorStore};
-use crate::output::{ms, or_dash, result_tables};
+use crate::output::{located_tables, ms, or_dash, Located};
 use crate::probe::{self, ProbeOptions};
 use crate::region::RegionStore;
 use crate::results::{self, query, status, NewResult};
@@ -49,6 +49,7 @@ pub struct ResultsArgs {
 }
 
 pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: CheckArgs) -> anyhow::Result<()> {
+    let geo = ctx.geo()?;
     let monitor = store.get(&args.monitor).await?;
     let region_code = match args.region {
         Some(code) => code,
@@ -74,13 +75,20 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
     let plan = check::plan(&monitor, assignment)?;
     let options = ProbeOptions { timeout: plan.timeout, ..ProbeOptions::default() };
     let result = probe::run(&plan.spec, &options).await;
+    let mut recorded = NewResult::from_probe(monitor.id, &region_code, &result);
+    recorded.locate(&geo);
+    // A manual check of a monitor that traces traces too.
+    if let Some((spec, _)) = &plan.trace {
+        recorded.add_route(probe::trace::run(spec, &options).await, &geo);
+    }
     if args.dry_run {
         crate::output::note(format!("checked {} for region {region_code}; not recorded (dry run)", monitor.name));
     } else {
-        results::record(pool, &[NewResult::from_probe(monitor.id, &region_code, &result)]).await?;
+        results::record(pool, std::slice::from_ref(&recorded)).await?;
         crate::output::note(format!("checked {} for region {region_code}; result recorded", monitor.name));
     }
-    ctx.printer.print(&result, |p| result_tables(p, &result))?;
+    let shown = Located::new(&result, geo.is_configured(), recorded.target.as_ref());
+    ctx.printer.print(&shown, |p| located_tables(p, &shown))?;
     if result.up {
         Ok(())
     } else {
