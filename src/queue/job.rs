@@ -68,6 +68,17 @@ impl Timing {
         }
     }
 
+    /// The repeat options of a scheduler being added or rescheduled now
+    /// (`now_ms`, Unix ms): an interval's first run is [`first_run_delay`]
+    /// after now, so schedulers made together do not fire together.
+    pub fn repeat_options_from(&self, monitor: Uuid, now_ms: u64) -> bullmq::job_scheduler::RepeatOptions {
+        let mut options = self.repeat_options();
+        if let Timing::Every(every) = self {
+            options.start_date = Some(now_ms + first_run_delay(monitor, *every));
+        }
+        options
+    }
+
     /// How people read it: `every 1m` or `cron */5 * * * *`.
     pub fn describe(&self) -> String {
         match self {
@@ -75,6 +86,26 @@ impl Timing {
             Timing::Cron(pattern) => format!("cron {pattern}"),
         }
     }
+}
+
+/// Longest wait before an interval scheduler's first run.
+pub const MAX_FIRST_RUN_DELAY_MS: u64 = 60_000;
+
+/// How long after being (re)scheduled a monitor's interval scheduler first
+/// runs: a stable share of its interval, at most [`MAX_FIRST_RUN_DELAY_MS`],
+/// taken from the monitor's id. BullMQ keeps an `every` scheduler in the
+/// phase of its first run, so monitors created by one `monitor apply` (or
+/// re-created by one resync after Redis lost its data) would otherwise all
+/// run in the same second of every interval, and a region's agents would
+/// start each burst late. Prometheus spreads its scrape targets the same way.
+pub fn first_run_delay(monitor: Uuid, every_ms: u64) -> u64 {
+    let window = every_ms.min(MAX_FIRST_RUN_DELAY_MS);
+    if window == 0 {
+        return 0;
+    }
+    // The UUID's bits are random (v4) or time-ordered (v7); fold them all.
+    let bits = monitor.as_u128();
+    ((bits as u64) ^ ((bits >> 64) as u64)) % window
 }
 
 /// The scheduler a monitor should have on one region's queue.
@@ -132,6 +163,31 @@ pub fn job_options() -> bullmq::JobOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_runs_spread_over_the_interval_up_to_a_minute_and_stay_put() {
+        let ids: Vec<Uuid> =
+            (0..1000u128).map(|i| Uuid::from_u128(i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835))).collect();
+        for every in [1_000u64, 60_000, 3_600_000] {
+            let delays: Vec<u64> = ids.iter().map(|id| first_run_delay(*id, every)).collect();
+            let window = every.min(MAX_FIRST_RUN_DELAY_MS);
+            assert!(delays.iter().all(|d| *d < window), "every {every}: a delay outside [0, {window})");
+            // Spread: each tenth of the window gets some of the 1,000 monitors.
+            let mut tenths = [0usize; 10];
+            for d in &delays {
+                tenths[(d * 10 / window) as usize] += 1;
+            }
+            assert!(tenths.iter().all(|n| *n >= 50), "every {every}: uneven spread {tenths:?}");
+        }
+        // The same monitor always gets the same delay (a resync keeps its phase).
+        assert_eq!(first_run_delay(ids[7], 60_000), first_run_delay(ids[7], 60_000));
+        assert_eq!(first_run_delay(ids[7], 0), 0);
+        let options = Timing::Every(60_000).repeat_options_from(ids[7], 1_000_000);
+        assert_eq!(options.every, Some(60_000));
+        assert_eq!(options.start_date, Some(1_000_000 + first_run_delay(ids[7], 60_000)));
+        let cron = Timing::Cron("*/5 * * * *".into()).repeat_options_from(ids[7], 1_000_000);
+        assert_eq!(cron.start_date, None, "cron patterns keep their own times");
+    }
     use serde_json::json;
 
     fn monitor(regions: Vec<MonitorRegion>) -> Monitor {

@@ -276,9 +276,10 @@ async fn apply_concurrently(queue: &RegionQueue, steps: &[&Step]) -> Result<(), 
                         queue.run("removing a job scheduler", queue.bull().remove_job_scheduler(&d.id)).await?;
                     }
                     let data = serde_json::to_value(&d.data).unwrap_or(Value::Null);
+                    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
                     let op = queue.bull().upsert_job_scheduler(
                         &d.id,
-                        d.timing.repeat_options(),
+                        d.timing.repeat_options_from(d.monitor, now_ms),
                         Some(JOB_NAME),
                         Some(data),
                         Some(job_options()),

@@ -28,6 +28,13 @@ fn scheduler(redis: &TestRedis, region: &str, id: &str) -> HashMap<String, Strin
     redis.cmd(&["HGETALL", &format!("bull:monitor-{region}:repeat:{id}")])
 }
 
+/// 1 when an `every` scheduler's first run is already in `wait` (its spread was
+/// over by the time it was added), else 0: it waits in `delayed`.
+fn first_run_due(redis: &TestRedis, region: &str) -> i64 {
+    let waiting: Vec<String> = redis.cmd(&["LRANGE", &format!("bull:monitor-{region}:wait"), "0", "-1"]);
+    waiting.iter().filter(|id| id.starts_with("repeat:")).count() as i64
+}
+
 /// Jobs waiting or delayed on a region's queue.
 fn next_runs(redis: &TestRedis, region: &str) -> Vec<String> {
     let mut ids: Vec<String> = redis.cmd(&["LRANGE", &format!("bull:monitor-{region}:wait"), "0", "-1"]);
@@ -86,8 +93,8 @@ fn scheduling_follows_create_update_regions_pause_and_delete() {
     assert_eq!(data["executionRegion"], "eu-west");
     assert!(data["createdAt"].is_string());
     assert!(!hash["data"].contains("hunter2"), "a credential reached Redis: {}", hash["data"]);
-    // The scheduler's next run waits (an `every` scheduler's first run is due at once) with
-    // BullMQ's scheduler job id.
+    // The scheduler's next run waits (delayed by its spread, `first_run_delay`) with BullMQ's
+    // scheduler job id.
     let next = next_runs(&redis, "eu-west");
     assert_eq!(next.len(), 1, "{next:?}");
     assert!(next[0].starts_with(&format!("repeat:{sched}:")), "{next:?}");
@@ -282,10 +289,11 @@ fn queue_status_counts_and_actions() {
     assert_eq!(entries.len(), 3, "one entry per active region");
     let eu = entries.iter().find(|e| e["region"] == "eu-west").unwrap();
     assert_eq!(eu["reachable"], true);
-    // w1, w2 and the scheduler's first run (an `every` scheduler's first run is due at once).
-    assert_eq!(eu["counts"]["waiting"], 3);
+    // w1, w2, and the scheduler's first run: delayed by its spread, unless that is already over.
+    let due = first_run_due(&redis, "eu-west");
+    assert_eq!(eu["counts"]["waiting"], 2 + due);
     assert_eq!(eu["counts"]["failed"], 1);
-    assert_eq!(eu["counts"]["delayed"], 0);
+    assert_eq!(eu["counts"]["delayed"], 1 - due);
     assert_eq!(eu["schedulers"], 1);
     assert_eq!(eu["live_agents"], 1);
     assert_eq!(eu["agents"][0]["jobs_done"], 7);
@@ -302,23 +310,23 @@ fn queue_status_counts_and_actions() {
     assert_eq!(eu["is_paused"], true);
     // BullMQ 5 keeps a paused queue's jobs in `wait` (older servers moved them to `paused`).
     let parked = eu["counts"]["waiting"].as_u64().unwrap() + eu["counts"]["paused"].as_u64().unwrap();
-    assert_eq!(parked, 3);
+    assert_eq!(parked, 2 + due as u64);
     geoctl(&db, &env, &["queue", "resume", "--region", "eu-west"]).success();
 
     // Destructive ones ask; without a terminal they need --yes and change nothing.
     geoctl(&db, &env, &["queue", "drain", "--region", "eu-west"]).usage_error(&["--yes"]);
     let dry = geoctl(&db, &env, &["queue", "drain", "--region", "eu-west", "--dry-run", "-o", "json"]).success().json();
     assert_eq!(dry[0]["jobs"], 2, "the scheduler's current run is not drained");
-    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 3);
+    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 2 + due);
     geoctl(&db, &env, &["queue", "drain", "--region", "eu-west", "--yes"]).success();
-    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 1);
+    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), due);
     assert_eq!(schedulers(&redis, "eu-west").len(), 1, "drain keeps the schedulers");
     let again = geoctl(&db, &env, &["queue", "drain", "--region", "eu-west", "--yes", "-o", "json"]).success().json();
     assert_eq!(again[0]["changed"], false);
 
     geoctl(&db, &env, &["queue", "retry-failed", "--region", "eu-west"]).success();
     assert_eq!(redis.cmd::<i64>(&["ZCARD", "bull:monitor-eu-west:failed"]), 0);
-    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 2);
+    assert_eq!(redis.cmd::<i64>(&["LLEN", "bull:monitor-eu-west:wait"]), 1 + due);
 
     // Finished jobs older than the grace period go, recent ones stay.
     let now = chrono::Utc::now().timestamp_millis().to_string();
@@ -465,9 +473,11 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
     for (state, count) in theirs {
         assert_eq!(&ours[state.as_str()], count, "`{state}`: geoctl {ours} vs BullMQ Python {}", seen["counts"]);
     }
-    // Three added by Python and the `every` scheduler's first run (due at once); the cron one is delayed.
-    assert_eq!(ours["waiting"], 4);
+    // Three added by Python; the cron scheduler's run is delayed, and so is the `every` one's by
+    // its spread (unless that is already over).
+    let due = first_run_due(&redis, "eu-west");
+    assert_eq!(ours["waiting"], 3 + due);
     assert_eq!(ours["prioritized"], 1);
-    assert_eq!(ours["delayed"], 1);
+    assert_eq!(ours["delayed"], 2 - due);
     assert_eq!(status[0]["schedulers"], 2);
 }

@@ -100,7 +100,20 @@ fn a_job_added_by_python_bullmq_is_run_and_recorded_once() {
     let env = [("REDIS_URL_EU_WEST", redis_url.as_str())];
     let url = target.url();
     db.geoctl_with(
-        &["monitor", "create", "--name", "py", "--type", "http", "--target", &url, "--every", "1h", "--regions", "eu-west"],
+        &[
+            "monitor",
+            "create",
+            "--name",
+            "py",
+            "--type",
+            "http",
+            "--target",
+            &url,
+            "--every",
+            "1h",
+            "--regions",
+            "eu-west",
+        ],
         &env,
     )
     .success();
