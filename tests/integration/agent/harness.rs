@@ -403,6 +403,9 @@ pub fn rows(url: &str, sql: &str) -> Vec<Vec<String>> {
 pub struct Runs {
     pub scheduled: Vec<i64>,
     pub doubled: Vec<String>,
+    url: String,
+    monitor: String,
+    region: String,
 }
 
 impl Runs {
@@ -418,22 +421,33 @@ impl Runs {
         let mut scheduled: Vec<i64> =
             keyed.iter().filter_map(|r| r[0].rsplit(':').next().and_then(|ms| ms.parse().ok())).collect();
         scheduled.sort();
-        Runs { scheduled, doubled }
+        Runs { scheduled, doubled, url: url.into(), monitor: monitor.into(), region: region.into() }
     }
 
     /// The runs of `monitor` the queue completed (its scheduler's jobs in
     /// `completed`) that have no result. BullMQ itself skips a slot when a
     /// run starts later than the next one was due, so the queue's own record
     /// of what ran, not the clock, is what every result is checked against.
+    ///
+    /// While agents still run, a job may complete after these results were
+    /// read (it completes only once its result is committed), so runs not in
+    /// this snapshot are looked up again after the queue was read.
     pub fn missing(&self, redis: &Redis, db: u8, region: &str, monitor: &str) -> Vec<String> {
         let completed = redis.cli(db, &["ZRANGE", &format!("bull:monitor-{region}:completed"), "0", "-1"]);
         let prefix = format!("repeat:monitor-{monitor}:");
-        completed
-            .lines()
-            .filter_map(|job| job.strip_prefix(&prefix))
-            .filter(|ms| !ms.parse().is_ok_and(|ms: i64| self.scheduled.contains(&ms)))
-            .map(str::to_string)
-            .collect()
+        let absent_from = |scheduled: &[i64]| -> Vec<String> {
+            completed
+                .lines()
+                .filter_map(|job| job.strip_prefix(&prefix))
+                .filter(|ms| !ms.parse().is_ok_and(|ms: i64| scheduled.contains(&ms)))
+                .map(str::to_string)
+                .collect()
+        };
+        let missing = absent_from(&self.scheduled);
+        if missing.is_empty() {
+            return missing;
+        }
+        absent_from(&Runs::of(&self.url, &self.monitor, &self.region).scheduled)
     }
 }
 
