@@ -123,6 +123,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     only(MonitorType::Tcp, "--expect-closed", args.expect_closed)?;
 
     let geo = ctx.geo()?;
+    let options = probe_options(&args);
     let settings = args.checks.into_settings()?;
     if settings.trace_every.is_some() {
         return Err(input_error("--trace-every applies to monitors; trace once with --type trace"));
@@ -155,15 +156,6 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         ProbeSpec::Tcp(tcp) => tcp.expect_closed = args.expect_closed,
         ProbeSpec::Dns(_) => {}
     }
-    let options = ProbeOptions {
-        nameserver: args.nameserver,
-        ip_preference: match (args.ipv4, args.ipv6) {
-            (true, _) => IpPreference::V4,
-            (_, true) => IpPreference::V6,
-            _ => IpPreference::Any,
-        },
-        timeout: args.timeout,
-    };
     if let Some(conflict) = spec.literal_conflict(options.ip_preference) {
         return Err(input_error(conflict));
     }
@@ -182,9 +174,23 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// Resolver, address family and time bound, as the flags set them.
+fn probe_options(args: &Args) -> ProbeOptions {
+    ProbeOptions {
+        nameserver: args.nameserver,
+        ip_preference: match (args.ipv4, args.ipv6) {
+            (true, _) => IpPreference::V4,
+            (_, true) => IpPreference::V6,
+            _ => IpPreference::Any,
+        },
+        timeout: args.timeout,
+    }
+}
+
 /// `geoctl probe HOST --type trace`: the hops to HOST, each with its address,
 /// round trips and (with GEOIP_ASN_DB) network.
 async fn run_trace(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let options = probe_options(&args);
     let set = [
         ("--all-addresses", args.all_addresses),
         ("--max-redirects", args.max_redirects.is_some()),
@@ -205,15 +211,6 @@ async fn run_trace(ctx: &Context, args: Args) -> anyhow::Result<()> {
     if let Some(max_hops) = args.max_hops {
         spec.max_hops = max_hops;
     }
-    let options = ProbeOptions {
-        nameserver: args.nameserver,
-        ip_preference: match (args.ipv4, args.ipv6) {
-            (true, _) => IpPreference::V4,
-            (_, true) => IpPreference::V6,
-            _ => IpPreference::Any,
-        },
-        timeout: args.timeout,
-    };
     let mut route = trace::run(&spec, &options).await;
     for hop in &mut route.hops {
         hop.asn = hop.address.and_then(|ip| geo.asn(ip));
