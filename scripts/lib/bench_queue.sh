@@ -265,17 +265,23 @@ bench_queue_scale() {
   done
   printf '   PostgreSQL (postmaster and its backends) CPU %s s\n' \
     "$(awk -v a="$pg_cpu0" -v b="$(cpu_tree_of "$pg_pid")" 'BEGIN { printf "%.1f", b - a }')"
-  # Runs scheduled in the window [start, end] (whole minutes) and what was recorded for them.
+  # Runs scheduled in the window [start, end] and what was recorded for them. Each (monitor,
+  # region) runs every 60 s in a phase of its own (the spread), so a series is complete when its
+  # runs are exactly 60 s apart: (last - first) / 60 s + 1 runs.
   psql_q "
     WITH runs AS (
-      SELECT run_key, split_part(run_key, ':', 3)::bigint AS due, count(*) AS n,
+      SELECT split_part(run_key, ':', 1) AS monitor, split_part(run_key, ':', 2) AS region,
+             split_part(run_key, ':', 3)::bigint AS due, count(*) AS n,
              min(extract(epoch FROM checked_at) * 1000) AS started
       FROM monitor_results WHERE run_key ~ '^[^:]+:[^:]+:[0-9]+$'
         AND split_part(run_key, ':', 3)::bigint BETWEEN $start_ms AND $end_ms
-      GROUP BY run_key)
-    SELECT format('   runs recorded: %s, recorded twice: %s, expected (monitors x regions x minutes): %s',
-                  count(*), count(*) FILTER (WHERE n > 1),
-                  $n * 3 * (floor($end_ms / 60000.0) - ceil($start_ms / 60000.0) + 1)::bigint)
+      GROUP BY run_key),
+    series AS (
+      SELECT monitor, region, count(*) AS runs, (max(due) - min(due)) / 60000 + 1 AS due_runs
+      FROM runs GROUP BY monitor, region)
+    SELECT format('   runs recorded: %s, recorded twice: %s, missed inside a series: %s; series: %s of %s (monitors x regions)',
+                  (SELECT count(*) FROM runs), (SELECT count(*) FROM runs WHERE n > 1),
+                  (SELECT sum(due_runs - runs) FROM series), (SELECT count(*) FROM series), $n * 3)
            || format(E'\n   start lateness p50 %s ms, p99 %s ms, max %s ms',
                   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY started - due)),
                   round(percentile_cont(0.99) WITHIN GROUP (ORDER BY started - due)),
