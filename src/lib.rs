@@ -22,4 +22,5 @@ pub mod results;
 pub mod stack;
 pub mod store;
 pub mod swarm;
+pub mod synthetic;
 pub mod text;
