@@ -37,7 +37,7 @@ pub struct CheckOptions {
     #[arg(long = "expect-answer")]
     expect_answers: Vec<String>,
     /// Also trace the route to the target every Nth run in each region (1 = every run)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::monitor::MAX_TRACE_EVERY)))]
     trace_every: Option<u32>,
 }
 

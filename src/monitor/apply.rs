@@ -146,8 +146,16 @@ impl MonitorDecl {
 }
 
 /// The config keys a declaration owns: absent from the file means removed.
-const OWNED_KEYS: [&str; 7] =
-    ["method", "expected_status", "keyword", "keyword_absent", "headers", "record_type", "expected_answers"];
+const OWNED_KEYS: [&str; 8] = [
+    "method",
+    "expected_status",
+    "keyword",
+    "keyword_absent",
+    "headers",
+    "record_type",
+    "expected_answers",
+    "trace_every",
+];
 
 /// Applies every declaration in one transaction; on any error nothing is written.
 pub async fn apply(

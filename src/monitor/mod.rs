@@ -24,6 +24,8 @@ use crate::region::RegionError;
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest interval accepted without `--force`.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+/// Most runs between two traces of a monitor's route (`trace_every`).
+pub const MAX_TRACE_EVERY: u32 = 10_000;
 /// Longest per-check timeout.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 

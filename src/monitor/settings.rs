@@ -91,6 +91,12 @@ impl CheckSettings {
             config.insert("expected_answers".into(), self.expect_answers.into());
         }
         if let Some(n) = self.trace_every {
+            if !(1..=super::MAX_TRACE_EVERY).contains(&n) {
+                return Err(MonitorError::Invalid(format!(
+                    "trace_every of monitor `{name}` is {n}: it must be 1 (every run) to {}",
+                    super::MAX_TRACE_EVERY
+                )));
+            }
             if kind == MonitorType::Dns {
                 return Err(MonitorError::Invalid(format!(
                     "--trace-every does not apply to dns monitor `{name}`: it checks a resolver, not a route"

@@ -457,6 +457,38 @@ fn apply_a_monitors_file_is_idempotent_and_all_or_nothing() {
     assert_eq!(db.count("monitors"), 4);
 }
 
+/// `trace_every` in a monitors file is owned like the other check settings: set, unchanged on a
+/// second apply, removed when the line is, and refused (exit 2, nothing written) out of range or
+/// on a DNS monitor, which has no route.
+#[test]
+fn apply_files_set_and_remove_trace_every() {
+    let db = TestDb::migrated();
+    let path = db.dir().join("monitors.yaml");
+    let apply = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        db.geoctl(&["monitor", "apply", "-f", path.to_str().unwrap(), "-o", "json"])
+    };
+    let traced = "monitors:\n  - {name: edge, type: ping, target: 127.0.0.1, trace_every: 5}\n";
+    assert_eq!(apply(traced).success().json()[0]["change"], "created");
+    assert_eq!(db.scalar("SELECT config->>'trace_every' FROM monitors WHERE name = 'edge'"), "5");
+    assert_eq!(apply(traced).success().json()[0]["change"], "unchanged");
+
+    for (text, needle) in [
+        ("monitors:\n  - {name: edge, type: ping, target: 127.0.0.1, trace_every: 0}\n", "must be 1"),
+        ("monitors:\n  - {name: edge, type: ping, target: 127.0.0.1, trace_every: 10001}\n", "must be 1"),
+        ("monitors:\n  - {name: edge, type: ping, target: 127.0.0.1, trace_every: -1}\n", "trace_every"),
+        ("monitors:\n  - {name: resolver, type: dns, target: example.com, trace_every: 2}\n", "not a route"),
+    ] {
+        apply(text).usage_error(&[needle]);
+    }
+    assert_eq!(db.scalar("SELECT config->>'trace_every' FROM monitors WHERE name = 'edge'"), "5");
+    assert_eq!(db.count("monitors"), 1);
+
+    let untraced = "monitors:\n  - {name: edge, type: ping, target: 127.0.0.1}\n";
+    assert_eq!(apply(untraced).success().json()[0]["change"], "updated");
+    assert_eq!(db.scalar("SELECT config ? 'trace_every' FROM monitors WHERE name = 'edge'"), "false");
+}
+
 /// Running a changing command twice is safe: an identical create is "unchanged" (exit 0), a
 /// differing one is refused pointing at `update`, and deleting what is absent is exit 2 naming
 /// it unless --ignore-not-found.
