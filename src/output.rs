@@ -203,20 +203,35 @@ pub struct Located<'a> {
     pub result: &'a ProbeResult,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_facts: Option<Option<&'a TargetFacts>>,
+    /// The route traced with the check, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<&'a crate::probe::trace::Route>,
 }
 
 impl<'a> Located<'a> {
     /// `target` is `None` when no database is configured, `Some(None)` when none holds the address.
     pub fn new(result: &'a ProbeResult, geo_configured: bool, target: Option<&'a TargetFacts>) -> Self {
-        Located { result, target_facts: geo_configured.then_some(target) }
+        Located { result, target_facts: geo_configured.then_some(target), route: None }
+    }
+
+    pub fn with_route(self, route: Option<&'a crate::probe::trace::Route>) -> Self {
+        Located { route, ..self }
     }
 }
 
 /// [`result_tables`] with the target facts added to the facts table.
 pub fn located_tables(p: &Printer, l: &Located) -> Vec<Table> {
     let mut tables = result_tables(p, l.result);
-    let Some(target) = l.target_facts else { return tables };
-    let facts = &mut tables[1];
+    if let Some(target) = l.target_facts {
+        target_rows(&mut tables[1], target);
+    }
+    if let Some(route) = l.route {
+        tables.extend(route_tables(p, route));
+    }
+    tables
+}
+
+fn target_rows(facts: &mut Table, target: Option<&TargetFacts>) {
     match target {
         None => {
             facts.add_row(["location".to_string(), "- (no GeoIP database holds this address)".to_string()]);
@@ -233,7 +248,6 @@ pub fn located_tables(p: &Printer, l: &Located) -> Vec<Table> {
             facts.add_row(["organisation".to_string(), or_dash(t.org.as_ref())]);
         }
     }
-    tables
 }
 
 /// A trace's hops as `traceroute` numbers them (`*` for a probe without an

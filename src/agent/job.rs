@@ -165,7 +165,10 @@ impl Runner {
                 result.locate(&self.geo);
                 if let Some((spec, every)) = &plan.trace {
                     if check::trace_due(job.due_ms, monitor.interval_seconds, *every) {
-                        result.add_route(probe::trace::run(spec, &options).await, &self.geo);
+                        let mut route = probe::trace::run(spec, &options).await;
+                        if let Err(failure) = result.add_route(&mut route, &self.geo) {
+                            tracing::warn!(monitor = %monitor.name, error = %failure, "route not traced; recorded without one");
+                        }
                     }
                 }
                 result

@@ -178,7 +178,9 @@ fn socket_failure(what: &str, e: io::Error) -> Failure {
     if not_permitted(&e) {
         Failure::new(
             FailureKind::NotPermitted,
-            format!("{what}: {e}; this process may not open UDP sockets (a seccomp or network policy forbids it)"),
+            format!(
+                "{what}: {e}; sending UDP probes is not permitted here (a firewall rule or seccomp filter forbids it)"
+            ),
         )
     } else {
         Failure::new(FailureKind::Other, format!("{what}: {e}"))

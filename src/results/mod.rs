@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::geo::{GeoDb, TargetFacts};
 use crate::probe::trace::Route;
-use crate::probe::ProbeResult;
+use crate::probe::{Failure, FailureKind, ProbeResult};
 
 /// One check's outcome as it is stored: which region measured it, when, and
 /// each phase it measured (a phase not measured is `None`, stored NULL).
@@ -110,13 +110,19 @@ impl NewResult {
     }
 
     /// Adds a traced route: its hop count and per-hop facts, each hop's ASN
-    /// looked up when a database is configured.
-    pub fn add_route(&mut self, mut route: Route, geo: &GeoDb) {
+    /// looked up (into `route` too) when a database is configured. A trace
+    /// this process was not permitted to send measured nothing: it adds
+    /// nothing, so both stay NULL, and its failure is returned.
+    pub fn add_route(&mut self, route: &mut Route, geo: &GeoDb) -> Result<(), Failure> {
+        if let Some(failure) = route.failure.as_ref().filter(|f| f.kind == FailureKind::NotPermitted) {
+            return Err(failure.clone());
+        }
         for hop in &mut route.hops {
             hop.asn = hop.address.and_then(|ip| geo.asn(ip));
         }
         self.hop_count = route.hop_count.and_then(|n| i32::try_from(n).ok());
         self.route_latency = Some(route.route_latency());
+        Ok(())
     }
 
     /// Adds what the GeoIP databases hold about the reached address.

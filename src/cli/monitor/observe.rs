@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use super::super::checks::parse_interval;
 use super::super::Context;
+use crate::error::input_error;
 use crate::error::TargetDown;
 use crate::monitor::{check, MonitorError, MonitorStore};
 use crate::output::{located_tables, ms, or_dash, Located};
@@ -78,8 +79,15 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
     let mut recorded = NewResult::from_probe(monitor.id, &region_code, &result);
     recorded.locate(&geo);
     // A manual check of a monitor that traces traces too.
+    let mut route = None;
     if let Some((spec, _)) = &plan.trace {
-        recorded.add_route(probe::trace::run(spec, &options).await, &geo);
+        let traced = route.insert(probe::trace::run(spec, &options).await);
+        if let Err(failure) = recorded.add_route(traced, &geo) {
+            return Err(input_error(format!(
+                "cannot trace the route of {} (it has trace_every set): {}; nothing recorded",
+                monitor.name, failure.message
+            )));
+        }
     }
     if args.dry_run {
         crate::output::note(format!("checked {} for region {region_code}; not recorded (dry run)", monitor.name));
@@ -87,7 +95,7 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
         results::record(pool, std::slice::from_ref(&recorded)).await?;
         crate::output::note(format!("checked {} for region {region_code}; result recorded", monitor.name));
     }
-    let shown = Located::new(&result, geo.is_configured(), recorded.target.as_ref());
+    let shown = Located::new(&result, geo.is_configured(), recorded.target.as_ref()).with_route(route.as_ref());
     ctx.printer.print(&shown, |p| located_tables(p, &shown))?;
     if result.up {
         Ok(())
