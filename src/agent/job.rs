@@ -6,8 +6,7 @@
 //! Only the agent's own failures (no definition to run, a result it could not
 //! store) fail the job, so the queue retries it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,11 +14,12 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::definitions::{Definitions, Source};
 use super::metrics::{Metrics, Outcome};
 use super::recorder::Recorder;
 use super::Health;
 use crate::geo::GeoDb;
-use crate::monitor::{check, Monitor, MonitorStore, Placement};
+use crate::monitor::{check, Monitor};
 use crate::probe::{self, ProbeOptions};
 use crate::results::NewResult;
 
@@ -86,15 +86,14 @@ pub enum ProbeMode {
 
 pub struct Runner {
     region: String,
-    pool: PgPool,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     mode: ProbeMode,
     geo: Arc<GeoDb>,
-    /// The last definition read of each monitor: runs go on from it while
-    /// PostgreSQL is unreachable (their results go to the spool).
-    known: Mutex<HashMap<Uuid, Monitor>>,
+    /// The definitions runs use: kept until PostgreSQL says they changed, and
+    /// the last ones read while it is unreachable.
+    definitions: Arc<Definitions>,
 }
 
 /// Longest wait for a monitor's definition before falling back to the cached one.
@@ -110,7 +109,13 @@ impl Runner {
         mode: ProbeMode,
         geo: Arc<GeoDb>,
     ) -> Self {
-        Runner { region: region.to_string(), pool, recorder, metrics, health, mode, geo, known: Mutex::default() }
+        let definitions = Definitions::new(pool);
+        Runner { region: region.to_string(), recorder, metrics, health, mode, geo, definitions }
+    }
+
+    /// The definitions this runner uses; [`Definitions::listen`] keeps them current.
+    pub fn definitions(&self) -> Arc<Definitions> {
+        self.definitions.clone()
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -182,32 +187,28 @@ impl Runner {
         Ok(if up { Outcome::Up } else { Outcome::Down })
     }
 
-    /// The monitor's current definition; the cached one while the database
+    /// The monitor's current definition; the last one read while the database
     /// is unreachable; `None` when it was deleted.
     async fn definition(&self, id: Uuid) -> Result<Option<Monitor>, JobError> {
-        let cached = || self.known.lock().expect("cache lock").get(&id).cloned();
+        let last_known = |reason: String| {
+            self.definitions.last_known(id).map(Some).ok_or(JobError::NoDefinition { monitor: id, reason })
+        };
         if !self.health.db_ok() {
-            return cached()
-                .map(Some)
-                .ok_or_else(|| JobError::NoDefinition { monitor: id, reason: "PostgreSQL is unreachable".into() });
+            return last_known("PostgreSQL is unreachable".into());
         }
-        let store = MonitorStore::new(&self.pool, Placement { geo_distribution: true, default_region: None });
-        match tokio::time::timeout(LOOKUP_TIMEOUT, store.find(id)).await {
-            Ok(Ok(Some(monitor))) => {
-                self.known.lock().expect("cache lock").insert(id, monitor.clone());
-                Ok(Some(monitor))
+        match tokio::time::timeout(LOOKUP_TIMEOUT, self.definitions.get(id)).await {
+            Ok(Ok((monitor, source))) => {
+                let counter = match source {
+                    Source::Cache => &self.metrics.definitions_cached,
+                    Source::Database => &self.metrics.definitions_read,
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(monitor)
             }
-            Ok(Ok(None)) => {
-                self.known.lock().expect("cache lock").remove(&id);
-                Ok(None)
+            Ok(Err(e)) => last_known(e.to_string()),
+            Err(_) => {
+                last_known(format!("no answer from PostgreSQL within {}", crate::duration::format(LOOKUP_TIMEOUT)))
             }
-            Ok(Err(e)) => {
-                cached().map(Some).ok_or_else(|| JobError::NoDefinition { monitor: id, reason: e.to_string() })
-            }
-            Err(_) => cached().map(Some).ok_or_else(|| JobError::NoDefinition {
-                monitor: id,
-                reason: format!("no answer from PostgreSQL within {}", crate::duration::format(LOOKUP_TIMEOUT)),
-            }),
         }
     }
 }

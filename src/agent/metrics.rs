@@ -92,6 +92,9 @@ pub struct Metrics {
     pub spool_depth: AtomicU64,
     pub spool_dropped: AtomicU64,
     pub spool_rejected: AtomicU64,
+    /// Monitor definitions runs took from the agent's cache / read from PostgreSQL.
+    pub definitions_cached: AtomicU64,
+    pub definitions_read: AtomicU64,
 }
 
 impl Metrics {
@@ -105,6 +108,8 @@ impl Metrics {
             spool_depth: AtomicU64::new(0),
             spool_dropped: AtomicU64::new(0),
             spool_rejected: AtomicU64::new(0),
+            definitions_cached: AtomicU64::new(0),
+            definitions_read: AtomicU64::new(0),
         }
     }
 
@@ -177,6 +182,14 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
+        }
+        let name = "geoctl_definition_lookups_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Monitor definitions runs used, from the agent's cache or read from PostgreSQL\n# TYPE {name} counter"
+        );
+        for (source, value) in [("cache", &self.definitions_cached), ("database", &self.definitions_read)] {
+            let _ = writeln!(out, "{name}{{{labels},source=\"{source}\"}} {}", value.load(Ordering::Relaxed));
         }
         out
     }

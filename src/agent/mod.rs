@@ -15,6 +15,7 @@
 //! SIGTERM or SIGINT: stop taking jobs, let in-flight ones finish within the
 //! shutdown timeout, flush the results, exit 0.
 
+pub mod definitions;
 pub mod http;
 pub mod job;
 pub mod metrics;
@@ -141,6 +142,7 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
         options.geo.clone(),
     ));
 
+    let listen_task = tokio::spawn(runner.definitions().listen());
     let mut watcher = Watcher::new(&options, queue.clone(), pool.clone(), health.clone(), metrics.clone());
     watcher.reconcile("start").await;
 
@@ -171,6 +173,7 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
         tracing::warn!("the recorder did not finish in time; unacknowledged jobs run again elsewhere");
     }
     let _ = stop_tx.send(true);
+    listen_task.abort();
     let _ = watch_task.await;
     let _ = server.await;
     if let Err(e) = heartbeat::clear(&queue, &watcher_id()).await {

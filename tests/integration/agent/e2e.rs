@@ -158,3 +158,42 @@ asyncio.run(main(sys.argv[1]))
     assert_eq!(rows(), 1, "the job is recorded exactly once");
     assert!(target.hits() >= 1);
 }
+
+/// The agent keeps the definitions it read and reads one again when PostgreSQL says it changed,
+/// whoever changed it: here plain SQL, as the existing app writes, on `monitors` and then on
+/// `monitor_regions`. Each change takes effect within a run or two, and unchanged runs take
+/// their definition from the cache.
+#[test]
+fn definitions_come_from_the_cache_until_the_database_says_they_changed() {
+    let db = TestDb::migrated();
+    let redis = Redis::start();
+    let (first, second) = (Target::start(), Target::start());
+    let redis_url = redis.url(1);
+    let env = [("REDIS_URL_US_EAST", redis_url.as_str())];
+    let agent_env = [("REDIS_URL_US_EAST", redis_url.as_str()), ("DATABASE_URL", db.url.as_str())];
+    let agent = Agent::start("us-east", &agent_env, &db.dir().join("us-east"), &[]);
+    let url = first.url();
+    let create = ["monitor", "create", "--name", "web", "--type", "http", "--target", &url, "--every", "1s", "--force"];
+    db.geoctl_with(&[&create[..], &["--timeout", "1s", "--regions", "us-east"]].concat(), &env).success();
+    wait_until("four checks of the first target", Duration::from_secs(30), || first.hits() >= 4);
+    let cached = r#"geoctl_definition_lookups_total{region="us-east",source="cache"}"#;
+    let read = r#"geoctl_definition_lookups_total{region="us-east",source="database"}"#;
+    let (hits, reads) = (agent.metric(cached).unwrap(), agent.metric(read).unwrap());
+    assert!(hits >= 2.0 && reads <= 2.0, "runs should use the cache: {hits} from it, {reads} read");
+
+    db.exec(&format!("UPDATE monitors SET target = '{}' WHERE name = 'web'", second.url()));
+    wait_until("the second target checked", Duration::from_secs(5), || second.hits() >= 2);
+    let before = first.hits();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(first.hits(), before, "the old definition is no longer used");
+    assert!(agent.metric(read).unwrap() > reads, "the changed definition was read again");
+
+    // A region override the schedule does not depend on (so only the run can notice it): a
+    // timeout shorter than the target's answer turns the next runs down.
+    second.delay_ms.store(300, std::sync::atomic::Ordering::SeqCst);
+    let down = || -> i64 { db.scalar("SELECT count(*) FROM monitor_results WHERE NOT is_up").parse().unwrap() };
+    assert_eq!(down(), 0);
+    db.exec("UPDATE monitor_regions SET timeout_ms = 100");
+    wait_until("a run with the region's new timeout", Duration::from_secs(5), || down() >= 2);
+    assert_eq!(agent.terminate(Duration::from_secs(15)), 0);
+}
