@@ -201,6 +201,19 @@ pub fn exit_of(err: &anyhow::Error) -> Exit {
     err.chain().find_map(code_of).unwrap_or(Exit::Failed)
 }
 
+/// An error and each of its sources, joined with ": " (libraries often keep the useful part, the
+/// cause or the line, in a source their own message leaves out).
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// [`exit_of`] as the process's number.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     exit_of(err).code()

@@ -99,27 +99,14 @@ where
             }
         }
         SdkError::DispatchFailure(failure) => {
-            let mut text = "cannot reach the endpoint".to_string();
-            if failure.is_timeout() {
-                text.push_str(" (timed out)");
+            let timed_out = if failure.is_timeout() { " (timed out)" } else { "" };
+            match std::error::Error::source(err) {
+                Some(cause) => format!("cannot reach the endpoint{timed_out}: {}", crate::error::chain(cause)),
+                None => format!("cannot reach the endpoint{timed_out}"),
             }
-            let mut source = std::error::Error::source(err);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
         }
         SdkError::TimeoutError(_) => "the request timed out".into(),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        }
+        other => crate::error::chain(other),
     }
 }
 

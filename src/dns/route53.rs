@@ -18,29 +18,11 @@ where
     E: aws_sdk_route53::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    use aws_sdk_route53::error::SdkError;
-    let detail = match err {
-        SdkError::ServiceError(s) => match (s.err().code(), s.err().message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_string(),
-            _ => s.err().to_string(),
-        },
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        }
-    };
-    if let SdkError::ServiceError(s) = err {
-        if matches!(s.err().code(), Some("InvalidClientTokenId" | "SignatureDoesNotMatch" | "AccessDenied")) {
-            return DnsError::Input(format!(
-                "Route 53 refused {action} ({detail}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and permissions"
-            ));
-        }
+    let detail = crate::aws::describe(err);
+    if matches!(crate::aws::code(err), Some("InvalidClientTokenId" | "SignatureDoesNotMatch" | "AccessDenied")) {
+        return DnsError::Input(format!(
+            "Route 53 refused {action} ({detail}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and permissions"
+        ));
     }
     DnsError::Route53(format!("Route 53: {action} failed: {detail}"))
 }

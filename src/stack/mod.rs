@@ -124,13 +124,7 @@ pub fn render(settings: &Settings, region: &Region, templates: Option<&Path>) ->
 
 /// Tera nests the useful part (the line, the missing variable) in sources.
 fn error_chain(err: &tera::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        parts.push(cause.to_string());
-        source = cause.source();
-    }
-    parts.join(": ").replace('\n', " ")
+    crate::error::chain(err).replace('\n', " ")
 }
 
 /// The secrets an agent of `code` needs, with their values from the configuration.
