@@ -1,5 +1,6 @@
 //! `geoctl health` and `geoctl doctor`.
 
+use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use crate::error::input_error;
 use crate::health::{self, doctor, Engine, RegionHealth};
 use crate::output::{note, or_dash};
 use crate::region::RegionStore;
+use crate::stack::StackSettings;
+use crate::swarm::Endpoint;
 
 #[derive(Debug, clap::Args)]
 pub struct HealthArgs {
@@ -28,10 +31,19 @@ pub struct DoctorArgs {}
 pub async fn run(ctx: &Context, args: HealthArgs) -> anyhow::Result<()> {
     let codes = regions(ctx, args.region.as_deref()).await?;
     loop {
-        let engine = Engine::connect().await;
+        // Regions sharing an engine share one connection.
+        let mut engines: HashMap<Endpoint, Engine> = HashMap::new();
         let mut report = Vec::new();
         for code in &codes {
-            report.push(health::region(code, ctx.settings.regions.get(code), &ctx.settings.tuning, &engine).await);
+            let endpoint = Endpoint::for_region(&ctx.settings, Some(code));
+            if !engines.contains_key(&endpoint) {
+                let engine = Engine::connect(&endpoint).await;
+                engines.insert(endpoint.clone(), engine);
+            }
+            let stack =
+                StackSettings::resolve(&ctx.settings, code).map_or_else(|_| format!("geoctl-{code}"), |s| s.name);
+            let regional = ctx.settings.regions.get(code);
+            report.push(health::region(code, regional, &ctx.settings.tuning, &engines[&endpoint], &stack).await);
         }
         if args.watch && ctx.printer.terminal {
             print!("\x1b[2J\x1b[H");

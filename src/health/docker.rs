@@ -1,7 +1,8 @@
 //! What the Docker Engine says about a region's stack: whether the engine
 //! answers, whether it manages a swarm, and each service's running/desired
-//! task counts. The engine is the one `DOCKER_HOST` names (default: the
-//! local socket); the region's stack is `geoctl-<code>`.
+//! task counts. The engine is the region's (`DOCKER_HOST_<REGION>`, else
+//! `DOCKER_HOST`, else the local socket: [`crate::swarm::Endpoint::for_region`]);
+//! the stack is the region's stack name (`geoctl-<code>` unless configured).
 
 use std::collections::HashMap;
 
@@ -10,10 +11,7 @@ use bollard::Docker;
 use serde::Serialize;
 
 use super::{Part, Status};
-
-pub fn stack_name(code: &str) -> String {
-    format!("geoctl-{code}")
-}
+use crate::swarm::{Endpoint, DEFAULT_HOST};
 
 /// One service of a region's stack.
 #[derive(Debug, Clone, Serialize)]
@@ -23,9 +21,9 @@ pub struct ServiceCounts {
     pub desired: u64,
 }
 
-/// The engine as seen once per command.
+/// An engine as seen once per command.
 pub enum Engine {
-    /// No DOCKER_HOST and no local socket.
+    /// Nothing configured and no local socket.
     NotConfigured,
     Unreachable(String),
     Reachable {
@@ -36,28 +34,30 @@ pub enum Engine {
 }
 
 impl Engine {
-    pub async fn connect() -> Self {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        if std::env::var_os("DOCKER_HOST").is_none() && !std::path::Path::new("/var/run/docker.sock").exists() {
+    pub async fn connect(endpoint: &Endpoint) -> Self {
+        if endpoint.host == DEFAULT_HOST && !std::path::Path::new(&DEFAULT_HOST["unix://".len()..]).exists() {
             return Engine::NotConfigured;
         }
-        let docker = match Docker::connect_with_defaults() {
-            Ok(d) => d.with_timeout(std::time::Duration::from_secs(10)),
-            Err(e) => return Engine::Unreachable(format!("{host}: {e}")),
+        let docker = match crate::swarm::Engine::connect(endpoint).await {
+            Ok(engine) => engine.docker,
+            Err(e) => return Engine::Unreachable(e.to_string()),
         };
         let info = match docker.info().await {
             Ok(info) => info,
-            Err(e) => return Engine::Unreachable(format!("{host}: {e}")),
+            Err(e) => return Engine::Unreachable(format!("{}: {}", endpoint.host, crate::swarm::api_message(&e))),
         };
         let swarm_manager = info.swarm.and_then(|s| s.control_available).unwrap_or(false);
-        Engine::Reachable { docker, swarm_manager, host }
+        Engine::Reachable { docker, swarm_manager, host: endpoint.host.clone() }
     }
 
     /// The services of the region's stack; an `Err` part says why they cannot be known.
-    pub async fn stack_services(&self, code: &str) -> Result<Vec<ServiceCounts>, Part> {
+    pub async fn stack_services(&self, stack: &str) -> Result<Vec<ServiceCounts>, Part> {
         let docker = match self {
             Engine::NotConfigured => {
-                return Err(Part::new(Status::NotConfigured, "engine not configured (DOCKER_HOST)"))
+                return Err(Part::new(
+                    Status::NotConfigured,
+                    "engine not configured (DOCKER_HOST_<REGION> or DOCKER_HOST)",
+                ))
             }
             Engine::Unreachable(e) => return Err(Part::new(Status::NotDeployed, format!("engine unreachable: {e}"))),
             Engine::Reachable { swarm_manager: false, .. } => {
@@ -65,7 +65,7 @@ impl Engine {
             }
             Engine::Reachable { docker, .. } => docker,
         };
-        let filters = HashMap::from([("label".to_string(), vec![format!("{}={}", NAMESPACE_LABEL, stack_name(code))])]);
+        let filters = HashMap::from([("label".to_string(), vec![format!("{NAMESPACE_LABEL}={stack}")])]);
         let services = docker
             .list_services(Some(ListServicesOptions { filters: Some(filters), status: Some(true) }))
             .await

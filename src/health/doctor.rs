@@ -117,7 +117,7 @@ pub async fn run(settings: &Settings) -> Vec<Item> {
     }
 
     // Docker Engine and Swarm.
-    let engine = Engine::connect().await;
+    let engine = Engine::connect(&crate::swarm::Endpoint::for_region(settings, None)).await;
     match &engine {
         Engine::NotConfigured => items.push(fail(
             "docker engine reachable",

@@ -71,7 +71,14 @@ pub struct RegionHealth {
 }
 
 /// Everything `health` looks at for one region.
-pub async fn region(code: &str, endpoints: Option<&RegionEndpoints>, tuning: &Tuning, engine: &Engine) -> RegionHealth {
+/// `engine` is the region's Docker Engine and `stack` its stack's name.
+pub async fn region(
+    code: &str,
+    endpoints: Option<&RegionEndpoints>,
+    tuning: &Tuning,
+    engine: &Engine,
+    stack: &str,
+) -> RegionHealth {
     let mut reasons = Vec::new();
     let mut live_agents = Vec::new();
     let mut queue = None;
@@ -130,11 +137,9 @@ pub async fn region(code: &str, endpoints: Option<&RegionEndpoints>, tuning: &Tu
         }
     };
 
-    let (services, service_counts) = match engine.stack_services(code).await {
+    let (services, service_counts) = match engine.stack_services(stack).await {
         Err(part) => (part, Vec::new()),
-        Ok(counts) if counts.is_empty() => {
-            (Part::new(Status::NotDeployed, format!("no stack {}", docker::stack_name(code))), counts)
-        }
+        Ok(counts) if counts.is_empty() => (Part::new(Status::NotDeployed, format!("no stack {stack}")), counts),
         Ok(counts) => {
             let short: Vec<String> = counts
                 .iter()

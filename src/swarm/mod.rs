@@ -90,7 +90,7 @@ pub fn is_not_found(err: &bollard::errors::Error) -> bool {
 }
 
 /// How to reach one engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub host: String,
     /// Directory with ca.pem, cert.pem and key.pem for `tcp://` with TLS.

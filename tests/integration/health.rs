@@ -151,3 +151,21 @@ fn doctor_names_a_missing_secret_and_pending_migrations() {
     let missing = items.as_array().unwrap().iter().find(|i| i["check"] == "secret REDIS_URL_AP_SOUTH").unwrap();
     assert!(missing["fix"].as_str().unwrap().contains("REDIS_URL_AP_SOUTH_FILE"));
 }
+
+/// Each region is looked at on its own Docker Engine (`DOCKER_HOST_<REGION>`, else
+/// `DOCKER_HOST`, else the local socket) and under its own stack name (`geoctl-<code>` unless
+/// configured). Needs the engine `scripts/test` starts, in a swarm.
+#[test]
+fn health_asks_each_regions_engine_for_its_own_stack() {
+    let db = TestDb::migrated();
+    std::fs::write(db.dir().join("geoctl.yaml"), "regions:\n  eu-west:\n    stack:\n      name: custom-eu\n").unwrap();
+    let env = [("DOCKER_HOST_US_EAST", "unix:///nonexistent/docker.sock")];
+    let report = db.geoctl_with(&["health", "-o", "json"], &env).json();
+    let services = |code: &str| {
+        let region = report.as_array().unwrap().iter().find(|r| r["region"] == code).unwrap();
+        region["services"]["detail"].as_str().unwrap().to_string()
+    };
+    assert!(services("us-east").contains("unreachable") && services("us-east").contains("/nonexistent/docker.sock"));
+    assert_eq!(services("eu-west"), "no stack custom-eu");
+    assert_eq!(services("ap-south"), "no stack geoctl-ap-south");
+}
