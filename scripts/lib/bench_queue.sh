@@ -16,7 +16,9 @@
 #
 # BENCH_JOBS (5000), BENCH_SCALE_MONITORS (10000), BENCH_SCALE_MINUTES (5) and
 # BENCH_PROFILE (release) change the sizes and the build; BENCH_QUEUE_PARTS
-# (overhead,e2e,scale) picks the parts.
+# (overhead,e2e,scale) picks the parts. BENCH_AGENT_BASELINE=PATH adds an
+# overhead row for another geoctl binary (e.g. one built from an earlier
+# commit), measured in the same run.
 
 BENCH_JOBS=${BENCH_JOBS:-5000}
 # `dev` gives quick but slower (unoptimised geoctl) figures; they are labelled so.
@@ -158,11 +160,14 @@ overhead_run() {
   local worker=$1 concurrency=$2 queue=monitor-eu-west port
   "$QUEUE_BENCH" fill --redis "$REDIS_URL" --queue "$queue" --jobs "$BENCH_JOBS" --monitors "$BENCH_MONITOR" 2>/dev/null
   case $worker in
-    agent)
+    agent|baseline)
       port=$(free_port)
+      local bin=$GEOCTL_BIN
+      [ "$worker" = agent ] || GEOCTL_BIN=$BENCH_AGENT_BASELINE
       # shellcheck disable=SC2046
-      bq_start "$_bq_work/agent-$concurrency.log" $(agent_cmd "$concurrency" eu-west "$port" --instant-probe)
+      bq_start "$_bq_work/$worker-$concurrency.log" $(agent_cmd "$concurrency" eu-west "$port" --instant-probe)
       wait_ready "$port"
+      GEOCTL_BIN=$bin
       ;;
     bare) bq_start "$_bq_work/bare.log" "$QUEUE_BENCH" bare --redis "$REDIS_URL" --queue "$queue" --concurrency "$concurrency" ;;
     node) bq_start "$_bq_work/node.log" node "$_bq_work/node/worker.js" "$REDIS_URL" "$queue" "$concurrency" ;;
@@ -180,10 +185,14 @@ bench_queue_overhead() {
   printf '\n1. Queue overhead: jobs/s completed, %s jobs released at once, same Redis\n' "$BENCH_JOBS"
   printf '   %-44s %12s %12s\n' worker "conc. 1" "conc. 32"
   local worker label one many
-  for worker in bare agent node python; do
+  local workers=(bare agent)
+  [ -z "${BENCH_AGENT_BASELINE:-}" ] || workers+=(baseline)
+  workers+=(node python)
+  for worker in "${workers[@]}"; do
     case $worker in
       bare) label="bullmq-official, empty processor (ceiling)" ;;
       agent) label="geoctl agent (lookup, record, metrics)" ;;
+      baseline) label="geoctl agent, BENCH_AGENT_BASELINE binary" ;;
       node) label="BullMQ Node (npm bullmq 6), empty processor" ;;
       python) label="BullMQ Python (PyPI bullmq), empty processor" ;;
     esac
