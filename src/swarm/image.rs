@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use bollard::query_parameters::BuildImageOptions;
-use futures_util::StreamExt;
+use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
