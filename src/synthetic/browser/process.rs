@@ -245,11 +245,11 @@ fn kill_leftovers(pgid: libc::pid_t, profile: &Path) -> bool {
     found
 }
 
-/// Parses `/proc/PID/stat`: state is the field after the `)` closing the
-/// command name, the process group the third after it.
+/// Parses `/proc/PID/stat`: after the `)` closing the command name come the
+/// state, the parent and the process group.
 fn running_in_group(stat: &str, pgid: libc::pid_t) -> bool {
     let Some((_, rest)) = stat.rsplit_once(')') else { return false };
-    let group = rest.split_whitespace().nth(3).and_then(|g| g.parse::<libc::pid_t>().ok());
+    let group = rest.split_whitespace().nth(2).and_then(|g| g.parse::<libc::pid_t>().ok());
     group == Some(pgid) && !is_zombie(stat)
 }
 
@@ -284,9 +284,10 @@ mod tests {
 
     #[test]
     fn stat_lines_are_read_past_odd_command_names() {
-        let stat = "4242 (chro) me (x)) S 1 777 777 0 -1 4194560";
+        let stat = "4242 (chro) me (x)) S 1 777 555 0 -1 4194560";
         assert!(running_in_group(stat, 777));
-        assert!(!running_in_group(stat, 4242));
+        assert!(!running_in_group(stat, 555), "that is the session");
+        assert!(!running_in_group(stat, 1), "that is the parent");
         assert!(!running_in_group("4242 (chromium) Z 1 777 777 0", 777), "a zombie is not running");
     }
 
