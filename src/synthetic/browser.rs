@@ -26,7 +26,7 @@ pub use page::MAX_SCREENSHOT;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
-    /// Open a URL and wait for its `load` event.
+    /// Open an http(s) URL and wait for its `load` event.
     Goto(String),
     /// Click the first element matching a CSS selector.
     Click(String),
@@ -116,9 +116,9 @@ const MIN_STARTUP: Duration = Duration::from_secs(10);
 const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the actions in one fresh headless browser, stopping at the first that
-/// fails. Each action is bounded by `action_timeout`; a `goto` waits for the
-/// page's `load` event and fails on a network error or an HTTP status of 400
-/// or more for the document. The browser and its profile are gone when this
+/// fails. Each action is bounded by `action_timeout`; a `goto` opens only
+/// http(s) URLs, waits for the page's `load` event, and fails on a network
+/// error or an HTTP status of 400 or more for the document. The browser and its profile are gone when this
 /// returns, and a panic inside is reported as a failure of action 0.
 pub async fn run(actions: &[Action], opts: &Options) -> Outcome {
     let started = Instant::now();

@@ -144,6 +144,7 @@ impl Page {
     /// or an HTTP status of 400 or more for the document.
     pub async fn goto(&mut self, url: &str) -> Result<(), String> {
         let shown = crate::probe::display_url(url);
+        openable(url).map_err(|why| format!("`{shown}`: {why}"))?;
         self.pages.push(PageTiming { url: shown.clone(), ..PageTiming::default() });
         let nav = self.call("Page.navigate", json!({ "url": url })).await?;
         if let Some(error) = nav["errorText"].as_str().filter(|e| !e.is_empty()) {
@@ -324,6 +325,16 @@ impl Page {
     }
 }
 
+/// Only web pages: a `file://` or `chrome://` page would let a script read
+/// the agent's files into a failure message.
+fn openable(url: &str) -> Result<(), String> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        Ok(u) => Err(format!("only http:// and https:// pages can be opened, not {}:", u.scheme())),
+        Err(e) => Err(format!("not a URL: {e}")),
+    }
+}
+
 /// Whether an evaluation failed because its document went away.
 fn navigated(error: &str) -> bool {
     ["context was destroyed", "Cannot find context", "navigated or closed", "Cannot find default execution context"]
@@ -404,6 +415,16 @@ const WAIT_JS: &str = r#"function (sel, kind, want, ms) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_web_pages_can_be_opened() {
+        assert!(openable("https://app.example.com/login").is_ok());
+        assert!(openable("http://127.0.0.1:8080/").is_ok());
+        for url in ["file:///etc/passwd", "chrome://version", "javascript:alert(1)", "about:blank"] {
+            assert!(openable(url).unwrap_err().starts_with("only http:// and https://"), "{url}");
+        }
+        assert!(openable("/relative").unwrap_err().starts_with("not a URL"));
+    }
 
     #[test]
     fn quotes_are_collapsed_and_bounded_on_a_character_boundary() {
