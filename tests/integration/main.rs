@@ -5,6 +5,7 @@ mod support;
 
 mod agent;
 mod backup;
+mod browser;
 mod config_cli;
 mod db;
 mod dns;
