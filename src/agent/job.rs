@@ -20,7 +20,7 @@ use super::recorder::Recorder;
 use super::Health;
 use crate::geo::GeoDb;
 use crate::monitor::{check, Monitor, MonitorStore, Placement};
-use crate::probe::{self, ProbeOptions};
+use crate::probe;
 use crate::results::NewResult;
 
 /// The parts of a queue job the agent uses.
@@ -159,16 +159,11 @@ impl Runner {
         };
         let mut result = match self.mode {
             ProbeMode::Real => {
-                let options = ProbeOptions { timeout: plan.timeout, ..ProbeOptions::default() };
-                let measured = probe::run(&plan.spec, &options).await;
-                let mut result = NewResult::from_probe(monitor.id, &self.region, &measured);
-                result.locate(&self.geo);
-                if let Some((spec, every)) = &plan.trace {
-                    if check::trace_due(job.due_ms, monitor.interval_seconds, *every) {
-                        result.add_route(probe::trace::run(spec, &options).await, &self.geo);
-                    }
-                }
-                result
+                let trace = plan
+                    .trace
+                    .as_ref()
+                    .is_some_and(|(_, every)| check::trace_due(job.due_ms, monitor.interval_seconds, *every));
+                crate::monitor::run::run(&plan, monitor.id, &self.region, &self.geo, trace).await.0
             }
             ProbeMode::Instant => instant_result(monitor.id, &self.region),
         };

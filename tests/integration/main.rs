@@ -21,4 +21,5 @@ mod report;
 mod results;
 mod scale;
 mod swarm;
+mod synthetic;
 mod trace;

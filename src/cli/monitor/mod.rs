@@ -32,12 +32,17 @@ enum Command {
         /// Unique name
         #[arg(long)]
         name: String,
-        /// http, tcp, ping or dns (the stored names http_request, port_check, ping_host are accepted too)
+        /// http, tcp, ping, dns or synthetic (the stored names http_request, port_check, ping_host,
+        /// synthetic_test are accepted too)
         #[arg(long = "type", value_parser = parse_type)]
         kind: MonitorType,
-        /// URL (http), HOST:PORT (tcp), host (ping) or domain name (dns)
-        #[arg(long)]
-        target: String,
+        /// URL (http), HOST:PORT (tcp), host (ping) or domain name (dns); synthetic: a label
+        /// [default: the script's first URL]
+        #[arg(long, required_unless_present = "script")]
+        target: Option<String>,
+        /// The YAML script of a synthetic monitor (see examples/synthetic.yaml), stored with it
+        #[arg(long, value_name = "FILE")]
+        script: Option<std::path::PathBuf>,
         /// How often to check: 30s, 5m, 1h (10s to 1d without --force)
         #[arg(long, value_parser = parse_interval, default_value = "1m", allow_hyphen_values = true)]
         every: Duration,
@@ -229,8 +234,36 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let monitor = store.get(&monitor).await?;
             return p.print(&monitor, |p| detail_tables(p, &monitor));
         }
-        Command::Create { name, kind, target, every, timeout, regions, down_when, checks, paused, force, dry_run } => {
-            let config = checks.into_settings()?.into_config(kind, &name)?;
+        Command::Create {
+            name,
+            kind,
+            target,
+            script,
+            every,
+            timeout,
+            regions,
+            down_when,
+            checks,
+            paused,
+            force,
+            dry_run,
+        } => {
+            let mut config = checks.into_settings()?.into_config(kind, &name)?;
+            let target = match (kind, script) {
+                (MonitorType::Synthetic, Some(path)) => {
+                    let text = crate::synthetic::script::read(&path)?;
+                    let script = crate::synthetic::Script::parse(&text)?;
+                    config.insert(crate::monitor::check::SCRIPT_KEY.into(), text.into());
+                    target.unwrap_or_else(|| script.target())
+                }
+                (MonitorType::Synthetic, None) => {
+                    return Err(crate::error::input_error(
+                        "--type synthetic needs --script FILE (see examples/synthetic.yaml)",
+                    ))
+                }
+                (_, Some(_)) => return Err(crate::error::input_error("--script goes with --type synthetic")),
+                (_, None) => target.unwrap_or_default(),
+            };
             let new = NewMonitor {
                 name,
                 kind,
