@@ -355,3 +355,93 @@ fn apply_files_take_inline_scripts_and_paths() {
     assert_eq!(inline["target"], format!("{}/text", api.url));
     db.geoctl_with(&["monitor", "check", "inline"], &[NO_BROWSER]).success();
 }
+
+/// An agent runs a stored flow like any monitor: each scheduled run recorded once, with its
+/// steps; a browser script it cannot run is a clear "no browser" result; once the region's live
+/// agents say they have no browser, scheduling another browser script there is refused.
+#[test]
+fn an_agent_records_each_run_of_a_flow_once_and_says_when_it_has_no_browser() {
+    use crate::agent::harness::{wait_until, Agent, Redis, Runs};
+    let api = Api::start();
+    let db = TestDb::migrated();
+    let redis = Redis::start();
+    let redis_url = redis.url(5);
+    let env = [("REDIS_URL_EU_WEST", redis_url.as_str())];
+    let page = db.dir().join("page.yaml");
+    std::fs::write(&page, format!("steps:\n  - name: page\n    browser: [ {{ goto: \"{}/text\" }} ]\n", api.url))
+        .unwrap();
+    let create = |name: &str, script: &str| {
+        db.geoctl_with(
+            &[
+                "monitor",
+                "create",
+                "--name",
+                name,
+                "--type",
+                "synthetic",
+                "--script",
+                script,
+                "--every",
+                "2s",
+                "--timeout",
+                "2s",
+                "--force",
+                "--regions",
+                "eu-west",
+            ],
+            &env,
+        )
+    };
+    // No agent is live yet: nothing to refuse on, and the command says so.
+    let unknown = create("page", page.to_str().unwrap()).success();
+    assert!(unknown.stderr.contains("cannot tell whether its agents can run browser steps"), "{}", unknown.stderr);
+    create("flow", &example()).success();
+
+    let mut agent_env = vec![
+        ("DATABASE_URL", db.url.as_str()),
+        ("REDIS_URL_EU_WEST", redis_url.as_str()),
+        ("APP_URL", api.url.as_str()),
+        ("DEMO_PASSWORD", PASSWORD),
+    ];
+    agent_env.push(NO_BROWSER);
+    let agent = Agent::start("eu-west", &agent_env, &db.dir().join("eu-west"), &[]);
+    let count = |name: &str| -> i64 {
+        db.scalar(&format!(
+            "SELECT count(*) FROM monitor_results r JOIN monitors m ON m.id = r.monitor_id WHERE m.name = '{name}'"
+        ))
+        .parse()
+        .unwrap()
+    };
+    wait_until("results of both monitors", Duration::from_secs(40), || count("flow") >= 2 && count("page") >= 1);
+
+    let flow_id = db.scalar("SELECT id::text FROM monitors WHERE name = 'flow'");
+    let runs = Runs::of(&db.url, &flow_id, "eu-west");
+    assert!(runs.doubled.is_empty(), "runs recorded twice: {:?}", runs.doubled);
+    let flow_rows = db.scalar(&format!(
+        "SELECT json_agg(json_build_object('up', is_up, 'steps', jsonb_array_length(steps), 'key', run_key)) \
+         FROM monitor_results WHERE monitor_id = '{flow_id}'"
+    ));
+    let flow_rows: Value = serde_json::from_str(&flow_rows).unwrap();
+    for row in flow_rows.as_array().unwrap() {
+        assert_eq!((row["up"].as_bool(), row["steps"].as_i64()), (Some(true), Some(3)), "{row}");
+        assert!(row["key"].as_str().is_some_and(|k| k.starts_with(&flow_id)), "{row}");
+    }
+    let no_browser = db.scalar(
+        "SELECT error_kind || ' ' || error_message FROM monitor_results r JOIN monitors m ON m.id = r.monitor_id \
+         WHERE m.name = 'page' LIMIT 1",
+    );
+    assert!(no_browser.starts_with("no_browser step `page`: no browser in this region"), "{no_browser}");
+    assert!(!db.scalar("SELECT json_agg(r)::text FROM monitor_results r").contains(PASSWORD));
+
+    // The live agent says it has no browser: another browser script for eu-west is refused.
+    wait_until("the agent's heartbeat", Duration::from_secs(20), || {
+        redis.cli(5, &["KEYS", "geoctl:agents:eu-west:*"]).lines().count() > 0
+    });
+    let monitors = db.count("monitors");
+    create("page-2", page.to_str().unwrap())
+        .usage_error(&["region `eu-west` cannot run this script's browser steps", "1 live agent(s)"]);
+    assert_eq!(db.count("monitors"), monitors);
+
+    let log = agent.log.clone();
+    assert_eq!(agent.terminate(Duration::from_secs(20)), 0, "{}", std::fs::read_to_string(log).unwrap());
+}

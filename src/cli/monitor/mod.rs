@@ -253,6 +253,17 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 (MonitorType::Synthetic, Some(path)) => {
                     let text = crate::synthetic::script::read(&path)?;
                     let script = crate::synthetic::Script::parse(&text)?;
+                    if script.needs_browser() {
+                        let placement = ctx.placement();
+                        let codes = match &regions {
+                            Some(codes) => codes.clone(),
+                            None if placement.geo_distribution => {
+                                crate::region::RegionStore::active_codes(&pool).await?
+                            }
+                            None => placement.default_region.clone().into_iter().collect(),
+                        };
+                        browser_regions(ctx, &codes).await?;
+                    }
                     config.insert(crate::monitor::check::SCRIPT_KEY.into(), text.into());
                     target.unwrap_or_else(|| script.target())
                 }
@@ -391,6 +402,30 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         super::queue::follow_up(ctx, &pool, &[Touched { id: monitor.id, after, regions_before }]).await;
     }
     p.print(&monitor, |p| detail_tables(p, &monitor))
+}
+
+/// A script with browser steps goes only to regions whose live agents can run them; a region
+/// with no live agent to ask (or an unreadable Redis) is not refused, only noted: its runs will
+/// record "no browser in this region" if its agents turn out to have none.
+async fn browser_regions(ctx: &Context, regions: &[String]) -> anyhow::Result<()> {
+    use crate::queue::heartbeat::{browser_support, BrowserSupport};
+    for region in regions {
+        match browser_support(&ctx.settings, region).await {
+            BrowserSupport::Yes => {}
+            BrowserSupport::No { agents } => {
+                return Err(crate::error::input_error(format!(
+                    "region `{region}` cannot run this script's browser steps: none of its {agents} live agent(s) \
+                     has Chromium (CHROMIUM_PATH or on PATH); run the browser variant of the agent image there, \
+                     or leave the region out with --regions"
+                )))
+            }
+            BrowserSupport::Unknown(why) => crate::output::note(format!(
+                "{region}: cannot tell whether its agents can run browser steps ({why}); if none can, its runs \
+                 record `no browser in this region`"
+            )),
+        }
+    }
+    Ok(())
 }
 
 async fn apply(
