@@ -115,18 +115,36 @@ impl MonitorDecl {
         self.kind.parse()
     }
 
+    /// The script's text: inline scripts as YAML text, others read from their file.
+    fn script_text(&self) -> Result<Option<String>, MonitorError> {
+        Ok(match &self.script {
+            None => None,
+            Some(serde_yaml_ng::Value::String(path)) => {
+                Some(crate::synthetic::script::read(std::path::Path::new(path))?)
+            }
+            Some(inline) => {
+                Some(serde_yaml_ng::to_string(inline).map_err(|e| MonitorError::Invalid(format!("script: {e}")))?)
+            }
+        })
+    }
+
+    /// A valid synthetic script with browser steps (where agents must have a browser).
+    pub fn needs_browser(&self) -> bool {
+        self.kind().is_ok_and(|k| k == MonitorType::Synthetic)
+            && self
+                .script_text()
+                .ok()
+                .flatten()
+                .and_then(|text| crate::synthetic::Script::parse(&text).ok())
+                .is_some_and(|script| script.needs_browser())
+    }
+
     /// The `config` column and the target this declaration stores: its settings, and for a
     /// synthetic monitor its script (validated; inline scripts stored as YAML text).
     fn config_and_target(&self, kind: MonitorType) -> Result<(Map<String, Value>, String), MonitorError> {
         let mut config = self.settings()?.into_config(kind, &self.name)?;
-        let target = match (kind, &self.script) {
-            (MonitorType::Synthetic, Some(script)) => {
-                let text = match script {
-                    serde_yaml_ng::Value::String(path) => crate::synthetic::script::read(std::path::Path::new(path))?,
-                    inline => {
-                        serde_yaml_ng::to_string(inline).map_err(|e| MonitorError::Invalid(format!("script: {e}")))?
-                    }
-                };
+        let target = match (kind, self.script_text()?) {
+            (MonitorType::Synthetic, Some(text)) => {
                 let parsed = crate::synthetic::Script::parse(&text)?;
                 config.insert(super::check::SCRIPT_KEY.into(), text.into());
                 self.target.clone().unwrap_or_else(|| parsed.target())

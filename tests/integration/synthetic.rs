@@ -440,8 +440,44 @@ fn an_agent_records_each_run_of_a_flow_once_and_says_when_it_has_no_browser() {
     let monitors = db.count("monitors");
     create("page-2", page.to_str().unwrap())
         .usage_error(&["region `eu-west` cannot run this script's browser steps", "1 live agent(s)"]);
+    let apply = db.dir().join("browser-monitors.yaml");
+    std::fs::write(
+        &apply,
+        format!(
+            "monitors:\n  - name: page-3\n    type: synthetic\n    regions: [eu-west]\n    script: {}\n",
+            page.display()
+        ),
+    )
+    .unwrap();
+    db.geoctl_with(&["monitor", "apply", "-f", apply.to_str().unwrap()], &env)
+        .usage_error(&["monitor `page-3`", "region `eu-west` cannot run this script's browser steps"]);
     assert_eq!(db.count("monitors"), monitors);
 
     let log = agent.log.clone();
     assert_eq!(agent.terminate(Duration::from_secs(20)), 0, "{}", std::fs::read_to_string(log).unwrap());
+}
+
+#[test]
+fn a_secret_file_is_read_where_the_script_runs_and_never_shown() {
+    let api = Api::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("secret.yaml");
+    std::fs::write(
+        &script,
+        "steps:\n  - name: login\n    request:\n      url: \"{{ env.APP_URL }}/login\"\n      json: { user: demo, password: \"{{ secret.DEMO_PASSWORD }}\" }\n    expect: { status: 200, body_absent: \"{{ secret.DEMO_PASSWORD }}\" }\n",
+    )
+    .unwrap();
+    let secret = dir.path().join("demo_password");
+    std::fs::write(&secret, format!("{PASSWORD}\n")).unwrap();
+    let args = ["probe", "--type", "synthetic", "--script", script.to_str().unwrap(), "-o", "json"];
+    let env = [("APP_URL", api.url.as_str()), ("DEMO_PASSWORD_FILE", secret.to_str().unwrap())];
+    let run = geoctl_in(dir.path(), &args, &env).success();
+    assert_eq!(run.json()["steps"][0]["status"], 200, "the secret's value (newline trimmed) was sent");
+    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
+
+    // A secret that cannot be read fails its step and says how to provide it.
+    let missing = [("APP_URL", api.url.as_str()), ("DEMO_PASSWORD_FILE", "/nonexistent/demo_password")];
+    let down = geoctl_in(dir.path(), &args, &missing);
+    assert_eq!(down.code, 1, "{down:?}");
+    assert!(down.stderr.contains("secret `DEMO_PASSWORD`: cannot read /nonexistent/demo_password"), "{}", down.stderr);
 }

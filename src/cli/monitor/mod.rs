@@ -416,7 +416,7 @@ async fn browser_regions(ctx: &Context, regions: &[String]) -> anyhow::Result<()
                 return Err(crate::error::input_error(format!(
                     "region `{region}` cannot run this script's browser steps: none of its {agents} live agent(s) \
                      has Chromium (CHROMIUM_PATH or on PATH); run the browser variant of the agent image there, \
-                     or leave the region out with --regions"
+                     or leave the region out of the monitor's regions"
                 )))
             }
             BrowserSupport::Unknown(why) => crate::output::note(format!(
@@ -444,6 +444,15 @@ async fn apply(
     };
     read.map_err(|e| crate::error::input_error(format!("cannot read {}: {e}", path.display())))?;
     let file = crate::monitor::apply::MonitorFile::parse(&text)?;
+    for decl in file.monitors.iter().filter(|d| d.needs_browser()) {
+        let codes = match &decl.regions {
+            Some(codes) => codes.clone(),
+            None => crate::region::RegionStore::active_codes(pool).await?,
+        };
+        browser_regions(ctx, &codes)
+            .await
+            .map_err(|e| crate::error::input_error(format!("monitor `{}`: {e:#}", decl.name)))?;
+    }
     let before = if dry_run { Vec::new() } else { store.list().await? };
     let applied = crate::monitor::apply::apply(pool, store, &file, dry_run).await?;
     let changed = applied.iter().filter(|a| a.change != Change::Unchanged).count();
