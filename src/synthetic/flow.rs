@@ -124,11 +124,6 @@ pub struct FlowResult {
 }
 
 impl FlowResult {
-    /// The failing step's result.
-    pub fn failing(&self) -> Option<&StepResult> {
-        self.steps.iter().find(|s| s.outcome == StepOutcome::Failed)
-    }
-
     /// The measured phases summed over the request steps: `None` for a phase no step measured.
     pub fn phase_sums(&self) -> Phases {
         let sum = |f: fn(&Phases) -> Option<f64>| {
@@ -382,13 +377,16 @@ async fn run_request(
         spec.body = Some(fill(body, ctx)?.into_bytes());
     }
     let probe = ProbeOptions { timeout: remaining, ..opts.probe.clone() };
-    let (measured, response) = http::run_reading(&spec, &probe).await;
+    // In a task of its own, as `probe::run` does, so a panic in the engine is a failed step.
+    let (measured, response) = tokio::spawn(async move { http::run_reading(&spec, &probe).await })
+        .await
+        .map_err(|e| Failure::new(FailureKind::Other, format!("internal error: the request task failed: {e}")))?;
     result.phases = Some(measured.phases);
     result.status = measured.http.as_ref().and_then(|h| h.status);
     if let Some(f) = measured.failure {
         return Err(f);
     }
-    judge(step, &step.expect, result.status, &response, ctx)?;
+    judge(&step.expect, result.status, &response, ctx)?;
     if !step.extract.is_empty() {
         let body = parse_json(&response.body, "extract")?;
         for (name, path) in &step.extract {
@@ -410,14 +408,7 @@ fn parse_json(body: &[u8], what: &str) -> Result<Value, Failure> {
 }
 
 /// The step's expectations, in the order they are written in the docs: status, body, headers, JSON.
-fn judge(
-    step: &Step,
-    expect: &Expect,
-    status: Option<u16>,
-    response: &http::Response,
-    ctx: &tera::Context,
-) -> Result<(), Failure> {
-    let _ = step;
+fn judge(expect: &Expect, status: Option<u16>, response: &http::Response, ctx: &tera::Context) -> Result<(), Failure> {
     let status = status.unwrap_or(0);
     let wanted = expect.status.clone().unwrap_or_default();
     if !wanted.contains(status) {

@@ -321,6 +321,15 @@ fn a_stored_script_runs_from_monitor_check_and_its_secret_is_never_stored() {
     .unwrap();
     assert_eq!(steps.as_array().unwrap().len(), 3);
     assert_eq!(steps[0]["name"], "login");
+    // The script can be replaced; a bad one is refused and the stored one stays.
+    let stored = db.scalar("SELECT config->>'script' FROM monitors WHERE name = 'leaky'");
+    let bad = db.dir().join("bad.yaml");
+    std::fs::write(&bad, "steps:\n  - name: a\n    request: { url: \"{{ nope }}\" }\n").unwrap();
+    db.geoctl(&["monitor", "update", "leaky", "--script", bad.to_str().unwrap()])
+        .usage_error(&["undefined variable `nope`"]);
+    assert_eq!(db.scalar("SELECT config->>'script' FROM monitors WHERE name = 'leaky'"), stored);
+    db.geoctl(&["monitor", "update", "leaky", "--script", &example()]).success();
+    assert!(db.scalar("SELECT config->>'script' FROM monitors WHERE name = 'leaky'").contains("name: order"));
     let failed = db.scalar(
         "SELECT error_message FROM monitor_results r JOIN monitors m ON m.id = r.monitor_id WHERE m.name = 'leaky'",
     );

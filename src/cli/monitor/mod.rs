@@ -87,6 +87,9 @@ enum Command {
         down_when: Option<DownRule>,
         #[command(flatten)]
         checks: CheckOptions,
+        /// Replace a synthetic monitor's script
+        #[arg(long, value_name = "FILE")]
+        script: Option<std::path::PathBuf>,
         /// Remove the keyword check
         #[arg(long, conflicts_with = "keyword")]
         no_keyword: bool,
@@ -291,7 +294,19 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 crate::monitor::create::create_or_unchanged(&pool, &store, &ctx.placement(), new, dry_run).await?;
             (monitor, change, dry_run, Vec::new())
         }
-        Command::Update { monitor, name, target, every, timeout, down_when, checks, no_keyword, force, dry_run } => {
+        Command::Update {
+            monitor,
+            name,
+            target,
+            every,
+            timeout,
+            down_when,
+            checks,
+            script,
+            no_keyword,
+            force,
+            dry_run,
+        } => {
             let current = store.get(&monitor).await?;
             let kind = current.kind().ok_or_else(|| MonitorError::UnsupportedStoredType {
                 name: current.name.clone(),
@@ -301,6 +316,16 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             if no_keyword {
                 config.insert("keyword".into(), Value::Null);
                 config.insert("keyword_absent".into(), Value::Null);
+            }
+            if let Some(path) = script {
+                if kind != MonitorType::Synthetic {
+                    return Err(crate::error::input_error("--script goes with synthetic monitors"));
+                }
+                let text = crate::synthetic::script::read(&path)?;
+                if crate::synthetic::Script::parse(&text)?.needs_browser() {
+                    browser_regions(ctx, &current.region_codes()).await?;
+                }
+                config.insert(crate::monitor::check::SCRIPT_KEY.into(), text.into());
             }
             let patch = MonitorPatch { name, target, interval: every, timeout, down_rule: down_when, config, force };
             let nothing = patch.name.is_none()
