@@ -324,3 +324,66 @@ async fn insert(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sql
         .await?;
     Ok(new as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Failure, FailureKind, Phases};
+    use crate::synthetic::{StepOutcome, StepResult};
+
+    fn step(name: &str, outcome: StepOutcome, phases: Option<Phases>, failure: Option<Failure>) -> StepResult {
+        StepResult {
+            name: name.into(),
+            kind: if phases.is_some() { "request" } else { "browser" }.into(),
+            outcome,
+            duration_ms: phases.map(|p| p.total_ms).or(Some(40.0)),
+            url: None,
+            phases,
+            status: phases.map(|_| 200),
+            pages: Vec::new(),
+            console_errors: None,
+            failed_requests: None,
+            failure,
+            screenshot: None,
+        }
+    }
+
+    #[test]
+    fn a_flow_is_stored_with_summed_phases_its_failing_step_and_a_bounded_screenshot() {
+        let request = |connect: Option<f64>, total: f64| Phases {
+            dns_ms: None,
+            connect_ms: connect,
+            tls_ms: None,
+            first_byte_ms: Some(1.0),
+            total_ms: total,
+        };
+        let why = Failure::new(FailureKind::Browser, "action 2 (click #go): no such element");
+        let mut flow = FlowResult {
+            up: false,
+            started_at: Utc::now(),
+            total_ms: 70.0,
+            steps: vec![
+                step("login", StepOutcome::Passed, Some(request(Some(2.0), 10.0)), None),
+                step("api", StepOutcome::Passed, Some(request(None, 20.0)), None),
+                step("page", StepOutcome::Failed, None, Some(why.clone())),
+            ],
+            failed_step: Some("page".into()),
+            failure: Some(Failure::new(FailureKind::Browser, format!("step `page`: {}", why.message))),
+            screenshot: Some(vec![0u8; 100]),
+        };
+        let row = NewResult::from_flow(Uuid::nil(), "eu-west", &flow);
+        assert_eq!(row.total_ms, 70.0);
+        assert_eq!(row.dns_ms, None, "no step measured DNS: NULL, not 0");
+        assert_eq!(row.connect_ms, Some(2.0), "summed over the steps that measured it");
+        assert_eq!(row.first_byte_ms, Some(2.0));
+        assert_eq!(row.error_kind.as_deref(), Some("browser"));
+        assert!(row.error_message.as_deref().unwrap().starts_with("step `page`: "));
+        assert_eq!(row.screenshot.as_ref().map(Vec::len), Some(100));
+        assert!(row.steps.as_ref().unwrap()[2]["screenshot"].as_str().unwrap().contains("100 bytes"));
+
+        flow.screenshot = Some(vec![0u8; MAX_SCREENSHOT_BYTES + 1]);
+        let row = NewResult::from_flow(Uuid::nil(), "eu-west", &flow);
+        assert!(row.screenshot.is_none());
+        assert!(row.steps.as_ref().unwrap()[2]["screenshot"].as_str().unwrap().starts_with("not stored"));
+    }
+}
