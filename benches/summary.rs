@@ -92,6 +92,8 @@ fn batch(monitors: &[Uuid], round: usize) -> Vec<NewResult> {
             target: None,
             hop_count: None,
             route_latency: None,
+            steps: None,
+            screenshot: None,
         })
         .collect()
 }

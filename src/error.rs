@@ -114,6 +114,7 @@ coded![
     crate::dns::DnsError,
     crate::backup::BackupError,
     crate::geo::GeoError,
+    crate::synthetic::ScriptError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong

@@ -321,6 +321,56 @@ fn colour_code_len(text: &str) -> Option<usize> {
     body[params..].starts_with('m').then_some(2 + params + 1)
 }
 
+/// A synthetic flow: one row per step (its outcome, time, status and phases, or what it saw
+/// in the browser), then the total and the first failure.
+pub fn flow_tables(p: &Printer, flow: &crate::synthetic::FlowResult) -> Vec<Table> {
+    let mut steps =
+        p.table(["STEP", "KIND", "OUTCOME", "TIME", "STATUS", "DNS", "CONNECT", "TLS", "FIRST BYTE", "NOTES"]);
+    for s in &flow.steps {
+        let phases = s.phases.as_ref();
+        let mut notes = Vec::new();
+        if let Some(f) = &s.failure {
+            notes.push(f.to_string());
+        }
+        if !s.pages.is_empty() {
+            let loads: Vec<String> = s.pages.iter().map(|pg| format!("load {}", ms(pg.load_ms))).collect();
+            notes.push(format!("{} page(s): {}", s.pages.len(), loads.join(", ")));
+        }
+        if let Some(n) = s.console_errors.filter(|n| *n > 0) {
+            notes.push(format!("{n} console error(s)"));
+        }
+        if let Some(n) = s.failed_requests.filter(|n| *n > 0) {
+            notes.push(format!("{n} failed request(s)"));
+        }
+        if let Some(shot) = &s.screenshot {
+            notes.push(format!("screenshot: {shot}"));
+        }
+        let outcome = match s.outcome {
+            crate::synthetic::StepOutcome::Passed => "up",
+            crate::synthetic::StepOutcome::Failed => "down",
+            crate::synthetic::StepOutcome::Skipped => "skipped",
+        };
+        steps.add_row(vec![
+            Cell::new(&s.name),
+            Cell::new(&s.kind),
+            p.status_cell(outcome),
+            Cell::new(ms(s.duration_ms)),
+            Cell::new(or_dash(s.status)),
+            Cell::new(ms(phases.and_then(|p| p.dns_ms))),
+            Cell::new(ms(phases.and_then(|p| p.connect_ms))),
+            Cell::new(ms(phases.and_then(|p| p.tls_ms))),
+            Cell::new(ms(phases.and_then(|p| p.first_byte_ms))),
+            Cell::new(if notes.is_empty() { "-".to_string() } else { notes.join("; ") }),
+        ]);
+    }
+    let mut summary = p.table(["FIELD", "VALUE"]);
+    summary.add_row(vec![Cell::new("result"), p.status_cell(if flow.up { "up" } else { "down" })]);
+    summary.add_row(vec![Cell::new("total"), Cell::new(ms(Some(flow.total_ms)))]);
+    summary.add_row(vec![Cell::new("failed step"), Cell::new(or_dash(flow.failed_step.as_ref()))]);
+    summary.add_row(vec![Cell::new("failure"), Cell::new(or_dash(flow.failure.as_ref()))]);
+    vec![steps, summary]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

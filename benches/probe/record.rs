@@ -150,6 +150,8 @@ fn results(assignments: &[(Uuid, String)], count: usize) -> Vec<NewResult> {
                 target: None,
                 hop_count: None,
                 route_latency: None,
+                steps: None,
+                screenshot: None,
             }
         })
         .collect()

@@ -20,7 +20,7 @@ use super::recorder::Recorder;
 use super::Health;
 use crate::geo::GeoDb;
 use crate::monitor::{check, Monitor};
-use crate::probe::{self, ProbeOptions};
+use crate::probe;
 use crate::results::NewResult;
 
 /// The parts of a queue job the agent uses.
@@ -164,16 +164,16 @@ impl Runner {
         };
         let mut result = match self.mode {
             ProbeMode::Real => {
-                let options = ProbeOptions { timeout: plan.timeout, ..ProbeOptions::default() };
-                let measured = probe::run(&plan.spec, &options).await;
-                let mut result = NewResult::from_probe(monitor.id, &self.region, &measured);
-                result.locate(&self.geo);
-                if let Some((spec, every)) = &plan.trace {
-                    if check::trace_due(job.due_ms, monitor.interval_seconds, *every) {
-                        let mut route = probe::trace::run(spec, &options).await;
-                        if let Err(failure) = result.add_route(&mut route, &self.geo) {
-                            tracing::warn!(monitor = %monitor.name, error = %failure, "route not traced; recorded without one");
-                        }
+                let trace = plan
+                    .trace
+                    .as_ref()
+                    .is_some_and(|(_, every)| check::trace_due(job.due_ms, monitor.interval_seconds, *every));
+                let (result, measured) =
+                    crate::monitor::run::run(&plan, monitor.id, &self.region, &self.geo, trace).await;
+                if let crate::monitor::run::Measured::Probe(_, Some(route)) = &measured {
+                    if let Some(failure) = route.failure.as_ref().filter(|f| f.kind == probe::FailureKind::NotPermitted)
+                    {
+                        tracing::warn!(monitor = %monitor.name, error = %failure, "route not traced; recorded without one");
                     }
                 }
                 result

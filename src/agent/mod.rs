@@ -336,6 +336,7 @@ impl Watcher {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: self.started_at.clone(),
             jobs_done: self.metrics.jobs_done(),
+            browser: Some(crate::synthetic::browser::find_chromium().is_some()),
         };
         match heartbeat::beat(&self.queue, &beat).await {
             Ok(()) => self.last_beat = Some(Instant::now()),

@@ -219,6 +219,8 @@ mod tests {
             target: None,
             hop_count: None,
             route_latency: None,
+            steps: None,
+            screenshot: None,
         }
     }
 

@@ -13,16 +13,21 @@ use crate::error::{input_error, TargetDown};
 use crate::monitor::check::spec_from_config;
 use crate::monitor::settings::CheckSettings;
 use crate::monitor::MonitorType;
-use crate::output::{located_tables, route_tables, Located};
+use crate::output::{flow_tables, located_tables, route_tables, Located};
 use crate::probe::{self, trace, FailureKind, HttpVersion, IpPreference, ProbeOptions, ProbeSpec};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// URL (http/https), HOST:PORT (tcp), or a host name with --type ping|dns
-    target: String,
-    /// http, tcp, ping, dns, or trace (the route, hop by hop) [default: http for URLs, tcp for HOST:PORT]
+    #[arg(required_unless_present = "script")]
+    target: Option<String>,
+    /// http, tcp, ping, dns, synthetic (a --script), or trace (the route, hop by hop) [default: http for URLs,
+    /// tcp for HOST:PORT, synthetic with --script]
     #[arg(long = "type", value_parser = parse_probe_type)]
     kind: Option<ProbeType>,
+    /// The YAML script of a synthetic check (see examples/synthetic.yaml); `-` reads stdin
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    script: Option<PathBuf>,
     /// Give up a trace after this many hops (trace; 1-64) [default: 30]
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=i64::from(trace::MAX_HOPS)))]
     max_hops: Option<u8>,
@@ -99,11 +104,17 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     if args.timeout.is_zero() || args.timeout > crate::monitor::MAX_TIMEOUT {
         return Err(input_error("--timeout must be above 0 and at most 2m"));
     }
-    let kind = match args.kind {
-        Some(ProbeType::Trace) => return run_trace(ctx, args).await,
-        Some(ProbeType::Check(kind)) => kind,
-        None => infer_kind(&args.target)?,
+    let kind = match (args.kind, &args.script) {
+        (Some(ProbeType::Check(MonitorType::Synthetic)) | None, Some(_)) => return run_synthetic(ctx, args).await,
+        (Some(_), Some(_)) => return Err(input_error("--script goes with --type synthetic")),
+        (Some(ProbeType::Check(MonitorType::Synthetic)), None) => {
+            return Err(input_error("--type synthetic needs --script FILE (see examples/synthetic.yaml)"))
+        }
+        (Some(ProbeType::Trace), None) => return run_trace(ctx, args).await,
+        (Some(ProbeType::Check(kind)), None) => kind,
+        (None, None) => infer_kind(target_of(&args))?,
     };
+    let target = target_of(&args).to_string();
     if args.max_hops.is_some() {
         return Err(input_error("--max-hops applies to --type trace only"));
     }
@@ -128,8 +139,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     if settings.trace_every.is_some() {
         return Err(input_error("--trace-every applies to monitors; trace once with --type trace"));
     }
-    let config = settings.into_config(kind, &args.target)?;
-    let mut spec = spec_from_config(kind, &args.target, &config)?;
+    let config = settings.into_config(kind, &target)?;
+    let mut spec = spec_from_config(kind, &target, &config)?;
     match &mut spec {
         ProbeSpec::Http(http) => {
             http.probe_all_addresses = args.all_addresses;
@@ -174,6 +185,62 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     }
 }
 
+fn target_of(args: &Args) -> &str {
+    args.target.as_deref().unwrap_or_default()
+}
+
+/// The options a synthetic flow does not take.
+fn single_check_options(args: &Args) -> [(&'static str, bool); 8] {
+    [
+        ("--all-addresses", args.all_addresses),
+        ("--max-redirects", args.max_redirects.is_some()),
+        ("--cacert", args.cacert.is_some()),
+        ("--http1.1", args.http1),
+        ("--http2", args.http2),
+        ("--count", args.count.is_some()),
+        ("--expect-closed", args.expect_closed),
+        ("--max-hops", args.max_hops.is_some()),
+    ]
+}
+
+/// `geoctl probe --type synthetic --script FILE`: the script's steps once, from here, each with
+/// its outcome and time. `env.*` and `secret.*` come from this shell.
+async fn run_synthetic(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    if let Some((option, _)) = single_check_options(&args).iter().find(|(_, set)| *set) {
+        return Err(input_error(format!("{option} does not apply to --type synthetic (set it in the script)")));
+    }
+    let mut options = crate::synthetic::RunOptions::new(args.timeout);
+    options.probe = probe_options(&args);
+    if args.checks.into_settings()? != CheckSettings::default() {
+        return Err(input_error(
+            "check settings (--method, --keyword, --trace-every, …) do not apply to --type synthetic; set them in the script",
+        ));
+    }
+    let path = args.script.as_deref().expect("run_synthetic is called with --script");
+    let text = crate::synthetic::script::read(path)?;
+    let script = crate::synthetic::Script::parse(&text)?;
+    let flow = crate::synthetic::flow::run(&script, &options).await;
+    let mut flow = flow;
+    if let Some(png) = flow.screenshot.take() {
+        let failing = flow.steps.iter_mut().find(|s| s.failure.is_some());
+        let file = std::env::temp_dir()
+            .join(format!("geoctl-screenshot-{}.png", flow.started_at.format("%Y%m%dT%H%M%S%.3fZ")));
+        match std::fs::write(&file, &png) {
+            Ok(()) => {
+                if let Some(step) = failing {
+                    step.screenshot = Some(file.display().to_string());
+                }
+            }
+            Err(e) => crate::output::note(format!("could not write the screenshot to {}: {e}", file.display())),
+        }
+    }
+    ctx.printer.print(&flow, |p| flow_tables(p, &flow))?;
+    match &flow.failure {
+        None => Ok(()),
+        Some(failure) => Err(TargetDown(format!("synthetic check failed: {failure}")).into()),
+    }
+}
+
 /// Resolver, address family and time bound, as the flags set them.
 fn probe_options(args: &Args) -> ProbeOptions {
     ProbeOptions {
@@ -191,23 +258,16 @@ fn probe_options(args: &Args) -> ProbeOptions {
 /// round trips and (with GEOIP_ASN_DB) network.
 async fn run_trace(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let options = probe_options(&args);
-    let set = [
-        ("--all-addresses", args.all_addresses),
-        ("--max-redirects", args.max_redirects.is_some()),
-        ("--cacert", args.cacert.is_some()),
-        ("--http1.1", args.http1),
-        ("--http2", args.http2),
-        ("--count", args.count.is_some()),
-        ("--expect-closed", args.expect_closed),
-    ];
-    if let Some((option, _)) = set.iter().find(|(_, set)| *set) {
+    let set = single_check_options(&args);
+    if let Some((option, _)) = set.iter().filter(|(o, _)| *o != "--max-hops").find(|(_, set)| *set) {
         return Err(input_error(format!("{option} does not apply to --type trace")));
     }
     if args.checks.into_settings()? != CheckSettings::default() {
         return Err(input_error("check settings (--method, --keyword, --trace-every, …) do not apply to --type trace"));
     }
     let geo = ctx.geo()?;
-    let mut spec = trace::TraceSpec::parse(&args.target).map_err(|e| input_error(e.to_string()))?;
+    let mut spec =
+        trace::TraceSpec::parse(args.target.as_deref().unwrap_or_default()).map_err(|e| input_error(e.to_string()))?;
     if let Some(max_hops) = args.max_hops {
         spec.max_hops = max_hops;
     }

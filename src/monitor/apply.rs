@@ -34,7 +34,12 @@ pub struct MonitorDecl {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
-    pub target: String,
+    /// Synthetic monitors: defaults to the script's first URL.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Synthetic monitors: the script, inline (a mapping with `steps:`) or the path of its file.
+    #[serde(default)]
+    pub script: Option<serde_yaml_ng::Value>,
     pub every: Option<String>,
     pub timeout: Option<String>,
     /// Omitted: every active region for a new monitor, unchanged for an existing one.
@@ -110,6 +115,51 @@ impl MonitorDecl {
         self.kind.parse()
     }
 
+    /// The script's text: inline scripts as YAML text, others read from their file.
+    fn script_text(&self) -> Result<Option<String>, MonitorError> {
+        Ok(match &self.script {
+            None => None,
+            Some(serde_yaml_ng::Value::String(path)) => {
+                Some(crate::synthetic::script::read(std::path::Path::new(path))?)
+            }
+            Some(inline) => {
+                Some(serde_yaml_ng::to_string(inline).map_err(|e| MonitorError::Invalid(format!("script: {e}")))?)
+            }
+        })
+    }
+
+    /// A valid synthetic script with browser steps (where agents must have a browser).
+    pub fn needs_browser(&self) -> bool {
+        self.kind().is_ok_and(|k| k == MonitorType::Synthetic)
+            && self
+                .script_text()
+                .ok()
+                .flatten()
+                .and_then(|text| crate::synthetic::Script::parse(&text).ok())
+                .is_some_and(|script| script.needs_browser())
+    }
+
+    /// The `config` column and the target this declaration stores: its settings, and for a
+    /// synthetic monitor its script (validated; inline scripts stored as YAML text).
+    fn config_and_target(&self, kind: MonitorType) -> Result<(Map<String, Value>, String), MonitorError> {
+        let mut config = self.settings()?.into_config(kind, &self.name)?;
+        let target = match (kind, self.script_text()?) {
+            (MonitorType::Synthetic, Some(text)) => {
+                let parsed = crate::synthetic::Script::parse(&text)?;
+                config.insert(super::check::SCRIPT_KEY.into(), text.into());
+                self.target.clone().unwrap_or_else(|| parsed.target())
+            }
+            (MonitorType::Synthetic, None) => {
+                return Err(MonitorError::Invalid(
+                    "a synthetic monitor needs `script:` (inline, or the path of its file)".into(),
+                ))
+            }
+            (_, Some(_)) => return Err(MonitorError::Invalid("`script:` is for `type: synthetic` only".into())),
+            (_, None) => self.target.clone().unwrap_or_default(),
+        };
+        Ok((config, target))
+    }
+
     fn settings(&self) -> Result<CheckSettings, MonitorError> {
         Ok(CheckSettings {
             method: self.method.as_deref().map(parse_method).transpose()?,
@@ -146,7 +196,7 @@ impl MonitorDecl {
 }
 
 /// The config keys a declaration owns: absent from the file means removed.
-const OWNED_KEYS: [&str; 8] = [
+const OWNED_KEYS: [&str; 9] = [
     "method",
     "expected_status",
     "keyword",
@@ -155,6 +205,7 @@ const OWNED_KEYS: [&str; 8] = [
     "record_type",
     "expected_answers",
     "trace_every",
+    "script",
 ];
 
 /// Applies every declaration in one transaction; on any error nothing is written.
@@ -297,9 +348,9 @@ impl Known {
         let every = interval(decl.every.as_deref(), "1m", "every").ok()?;
         let timeout = interval(decl.timeout.as_deref(), "10s", "timeout").ok()?;
         let down_rule: DownRule = decl.down_when.as_deref().unwrap_or("majority").parse().ok()?;
-        let config = decl.settings().ok()?.into_config(kind, &decl.name).ok()?;
+        let (config, target) = decl.config_and_target(kind).ok()?;
         let name = clean_name(&decl.name).ok()?;
-        let target = validate_target(kind, &decl.target).ok()?;
+        let target = validate_target(kind, &target).ok()?;
         let interval_seconds = validate_interval(every, decl.force).ok()?;
         let timeout_ms = validate_timeout(timeout, interval_seconds).ok()?;
         let codes: Vec<String> = match &decl.regions {
@@ -414,6 +465,7 @@ async fn insert_created(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &[
 /// The patch that makes a stored monitor what `decl` says (its regions aside).
 fn patch_of(
     decl: &MonitorDecl,
+    target: &str,
     config: Map<String, Value>,
     every: Duration,
     timeout: Duration,
@@ -425,7 +477,7 @@ fn patch_of(
     }
     MonitorPatch {
         name: None,
-        target: Some(decl.target.clone()),
+        target: Some(target.to_string()),
         interval: Some(every),
         timeout: Some(timeout),
         down_rule: Some(down_rule),
@@ -444,8 +496,8 @@ async fn apply_one(
     let every = interval(decl.every.as_deref(), "1m", "every")?;
     let timeout = interval(decl.timeout.as_deref(), "10s", "timeout")?;
     let down_rule: DownRule = decl.down_when.as_deref().unwrap_or("majority").parse()?;
-    let config = decl.settings()?.into_config(kind, &decl.name)?;
-    if known.unchanged(decl, kind, &patch_of(decl, config.clone(), every, timeout, down_rule)) {
+    let (config, target) = decl.config_and_target(kind)?;
+    if known.unchanged(decl, kind, &patch_of(decl, &target, config.clone(), every, timeout, down_rule)) {
         return Ok(Change::Unchanged);
     }
     let exists: Option<String> = sqlx::query_scalar("SELECT type::text FROM monitors WHERE name = $1 LIMIT 1")
@@ -458,7 +510,7 @@ async fn apply_one(
             let new = NewMonitor {
                 name: decl.name.clone(),
                 kind,
-                target: decl.target.clone(),
+                target: target.clone(),
                 interval: every,
                 timeout,
                 down_rule,
@@ -476,7 +528,7 @@ async fn apply_one(
                     "it exists with type `{stored}`; a type cannot change: delete it first or choose another name"
                 )));
             }
-            let patch = patch_of(decl, config, every, timeout, down_rule);
+            let patch = patch_of(decl, &target, config, every, timeout, down_rule);
             let (_, mut change) = store.update_in(tx, decl.name.trim(), patch).await?;
             if let Some(regions) = &decl.regions {
                 let (_, c) = store.edit_regions_in(tx, decl.name.trim(), RegionEdit::Set, regions).await?;

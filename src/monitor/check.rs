@@ -9,14 +9,22 @@ use serde_json::{Map, Value};
 use super::{Monitor, MonitorError, MonitorRegion, MonitorType};
 use crate::probe::trace::TraceSpec;
 use crate::probe::{DnsSpec, HttpSpec, PingSpec, ProbeSpec, RecordType, StatusRanges, TcpSpec};
+use crate::synthetic::Script;
 
 /// Per-check timeout when neither the monitor nor its region sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a monitor runs: one probe, or a synthetic script.
+#[derive(Debug, Clone)]
+pub enum Check {
+    Probe(ProbeSpec),
+    Synthetic(Script),
+}
+
 /// What to run for one monitor in one region.
 #[derive(Debug, Clone)]
 pub struct CheckPlan {
-    pub spec: ProbeSpec,
+    pub check: Check,
     pub timeout: Duration,
     /// Latency thresholds (ms) that make this region `degraded`: the
     /// monitor-region override, else the region's own.
@@ -36,16 +44,21 @@ pub fn plan(monitor: &Monitor, region: Option<&MonitorRegion>) -> Result<CheckPl
     if let Some(region_headers) = region.and_then(|r| r.headers.clone()) {
         config.insert("headers".into(), merge_headers(config.get("headers"), &region_headers));
     }
-    let spec = spec_from_config(kind, &monitor.target, &config)?;
-    let trace = config
-        .get("trace_every")
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
-        .filter(|n| *n > 0)
-        .and_then(|n| Some((trace_spec(&spec)?, n)));
+    let (check, trace) = if kind == MonitorType::Synthetic {
+        (Check::Synthetic(script_from_config(&config)?), None)
+    } else {
+        let spec = spec_from_config(kind, &monitor.target, &config)?;
+        let trace = config
+            .get("trace_every")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .and_then(|n| Some((trace_spec(&spec)?, n)));
+        (Check::Probe(spec), trace)
+    };
     let timeout_ms = region.and_then(|r| r.timeout_ms).or(monitor.timeout_ms);
     Ok(CheckPlan {
-        spec,
+        check,
         timeout: timeout_ms.map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.max(1) as u64)),
         latency_warning_ms: region.and_then(|r| r.latency_warning_ms),
         latency_critical_ms: region.and_then(|r| r.latency_critical_ms),
@@ -91,6 +104,19 @@ fn merge_headers(monitor: Option<&Value>, region: &Value) -> Value {
     Value::Array(merged)
 }
 
+/// The key of a synthetic monitor's script (its YAML text, as written) in `config`.
+pub const SCRIPT_KEY: &str = "script";
+
+/// A synthetic monitor's script, parsed and validated from its `config`.
+pub fn script_from_config(config: &Map<String, Value>) -> Result<Script, MonitorError> {
+    let text = config.get(SCRIPT_KEY).and_then(Value::as_str).ok_or_else(|| {
+        MonitorError::Invalid(
+            "a synthetic monitor needs a script; pass --script FILE (or `script:` in apply files)".into(),
+        )
+    })?;
+    Ok(Script::parse(text)?)
+}
+
 /// Builds the probe for a type, a target and the type's settings.
 pub fn spec_from_config(
     kind: MonitorType,
@@ -125,6 +151,9 @@ pub fn spec_from_config(
                     .collect();
             }
             ProbeSpec::Http(spec)
+        }
+        MonitorType::Synthetic => {
+            return Err(MonitorError::Invalid("a synthetic monitor runs a script, not a single probe".into()))
         }
         MonitorType::Tcp => ProbeSpec::Tcp(TcpSpec::parse(target).map_err(|e| invalid(e.to_string()))?),
         MonitorType::Ping => ProbeSpec::Ping(PingSpec::parse(target).map_err(|e| invalid(e.to_string()))?),

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod check;
 pub mod create;
+pub mod run;
 pub mod settings;
 mod spec;
 mod store;
@@ -38,10 +39,13 @@ pub enum MonitorType {
     Tcp,
     Ping,
     Dns,
+    /// A scripted flow of requests and browser journeys (see [`crate::synthetic`]).
+    Synthetic,
 }
 
 impl MonitorType {
-    pub const ALL: [MonitorType; 4] = [MonitorType::Http, MonitorType::Tcp, MonitorType::Ping, MonitorType::Dns];
+    pub const ALL: [MonitorType; 5] =
+        [MonitorType::Http, MonitorType::Tcp, MonitorType::Ping, MonitorType::Dns, MonitorType::Synthetic];
 
     /// The name in the `monitors.type` column.
     pub fn stored(self) -> &'static str {
@@ -50,6 +54,7 @@ impl MonitorType {
             MonitorType::Tcp => "port_check",
             MonitorType::Ping => "ping_host",
             MonitorType::Dns => "dns",
+            MonitorType::Synthetic => "synthetic_test",
         }
     }
 
@@ -60,6 +65,7 @@ impl MonitorType {
             MonitorType::Tcp => "tcp",
             MonitorType::Ping => "ping",
             MonitorType::Dns => "dns",
+            MonitorType::Synthetic => "synthetic",
         }
     }
 
@@ -79,7 +85,7 @@ impl std::str::FromStr for MonitorType {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    #[error("unknown monitor type `{0}`; use http, tcp, ping or dns")]
+    #[error("unknown monitor type `{0}`; use http, tcp, ping, dns or synthetic")]
     UnknownType(String),
     #[error("invalid {kind} target `{target}`: {reason}")]
     InvalidTarget { kind: &'static str, target: String, reason: String },
@@ -115,6 +121,8 @@ pub enum MonitorError {
     NotInRegion { monitor: String, region: String },
     #[error("monitor `{name}` has type `{stored}`, which geoctl does not manage")]
     UnsupportedStoredType { name: String, stored: String },
+    #[error(transparent)]
+    Script(#[from] crate::synthetic::ScriptError),
     #[error("monitors[{index}] (`{name}`): {source}")]
     InEntry { index: usize, name: String, source: Box<MonitorError> },
     #[error(transparent)]
@@ -136,6 +144,7 @@ impl crate::error::Coded for MonitorError {
             MonitorError::Database(_) => Exit::Failed,
             MonitorError::Region(e) => e.exit(),
             MonitorError::InEntry { source, .. } => source.exit(),
+            MonitorError::Script(e) => e.exit(),
             MonitorError::UnknownType(_)
             | MonitorError::InvalidTarget { .. }
             | MonitorError::IntervalTooShort(_)
@@ -249,6 +258,9 @@ pub fn validate_target(kind: MonitorType, target: &str) -> Result<String, Monito
             check_host(target, false).map_err(fail)?;
             Ok(target.to_string())
         }
+        // A synthetic monitor's target names what it checks (the first URL of its script); the
+        // script itself is validated by [`crate::synthetic::Script::parse`].
+        MonitorType::Synthetic => Ok(target.to_string()),
         MonitorType::Dns => {
             if target.parse::<IpAddr>().is_ok() {
                 return Err(fail("use a domain name to resolve, not an IP address".into()));

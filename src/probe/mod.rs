@@ -190,6 +190,12 @@ pub enum FailureKind {
     PortOpen,
     /// ICMP sockets not allowed for this process.
     NotPermitted,
+    /// Synthetic step: an expectation (time, header, JSON value, extraction) not met.
+    Assertion,
+    /// Synthetic browser step: the page did not do what the step expects.
+    Browser,
+    /// Synthetic browser step on a host without Chromium.
+    NoBrowser,
     /// Invalid spec or anything else (I/O errors mid-response, internal errors).
     Other,
 }
@@ -214,6 +220,9 @@ impl FailureKind {
             FailureKind::BodyTooLarge => "body_too_large",
             FailureKind::PortOpen => "port_open",
             FailureKind::NotPermitted => "not_permitted",
+            FailureKind::Assertion => "assertion",
+            FailureKind::Browser => "browser",
+            FailureKind::NoBrowser => "no_browser",
             FailureKind::Other => "other",
         }
     }
@@ -523,6 +532,9 @@ mod tests {
             BodyTooLarge,
             PortOpen,
             NotPermitted,
+            Assertion,
+            Browser,
+            NoBrowser,
             Other,
         ] {
             let json = serde_json::to_string(&k).unwrap();

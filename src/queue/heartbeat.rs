@@ -1,7 +1,8 @@
 //! Agent heartbeats in a region's Redis: how `queue status` counts live agents.
 //!
 //! Each agent keeps one hash, `geoctl:agents:<region>:<agent id>`, with fields
-//! `id`, `host`, `version`, `started_at` (RFC 3339) and `jobs_done`, and a TTL
+//! `id`, `host`, `version`, `started_at` (RFC 3339), `jobs_done` and `browser`
+//! (`yes` when it can run the browser steps of synthetic checks), and a TTL
 //! of [`TTL`]. It rewrites the hash (and its TTL) every [`INTERVAL`]; an agent
 //! that dies stops refreshing and its key expires, so "live" needs no cleanup.
 //! The region is in the key because regions may share one Redis.
@@ -31,6 +32,8 @@ pub struct Heartbeat {
     pub version: String,
     pub started_at: String,
     pub jobs_done: u64,
+    /// Whether the agent found a Chromium for browser steps; `None` from agents that predate it.
+    pub browser: Option<bool>,
 }
 
 impl Heartbeat {
@@ -41,6 +44,7 @@ impl Heartbeat {
             version: fields.remove("version").unwrap_or_default(),
             started_at: fields.remove("started_at").unwrap_or_default(),
             jobs_done: fields.get("jobs_done").and_then(|n| n.parse().ok()).unwrap_or(0),
+            browser: fields.get("browser").map(|b| b == "yes"),
         })
     }
 }
@@ -58,6 +62,7 @@ pub async fn beat(queue: &RegionQueue, beat: &Heartbeat) -> Result<(), QueueErro
                 ("version", beat.version.clone()),
                 ("started_at", beat.started_at.clone()),
                 ("jobs_done", beat.jobs_done.to_string()),
+                ("browser", if beat.browser == Some(true) { "yes" } else { "no" }.to_string()),
             ],
         )
         .ignore()
@@ -109,4 +114,37 @@ pub async fn live(queue: &RegionQueue) -> Result<Vec<Heartbeat>, QueueError> {
     let mut agents: Vec<Heartbeat> = hashes.into_iter().filter_map(Heartbeat::from_fields).collect();
     agents.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(agents)
+}
+
+/// Whether a region can run browser steps, as its live agents say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrowserSupport {
+    /// At least one live agent has a browser.
+    Yes,
+    /// Live agents, none with a browser (agents that predate the field do not count as "none").
+    No { agents: usize },
+    /// No live agent to ask, or the region's Redis could not be read: nothing to refuse on.
+    Unknown(String),
+}
+
+/// What `region`'s live agents say about browsers.
+pub async fn browser_support(settings: &crate::config::Settings, region: &str) -> BrowserSupport {
+    let endpoint = match super::connect::RedisEndpoint::resolve(settings, region) {
+        Ok(e) => e,
+        Err(e) => return BrowserSupport::Unknown(e.to_string()),
+    };
+    let agents = match RegionQueue::connect(&endpoint, &settings.tuning).await {
+        Ok(queue) => {
+            let agents = live(&queue).await;
+            queue.bull().close().await;
+            agents
+        }
+        Err(e) => return BrowserSupport::Unknown(e.to_string()),
+    };
+    match agents {
+        Err(e) => BrowserSupport::Unknown(e.to_string()),
+        Ok(agents) if agents.is_empty() => BrowserSupport::Unknown("no live agent".into()),
+        Ok(agents) if agents.iter().any(|a| a.browser != Some(false)) => BrowserSupport::Yes,
+        Ok(agents) => BrowserSupport::No { agents: agents.len() },
+    }
 }

@@ -23,7 +23,7 @@
 //!   is a result, not a failed job; attempts are for the agent's own failures.
 //! - **Agent heartbeats** ([`heartbeat`]): one hash per live agent,
 //!   `geoctl:agents:<region>:<agent id>`, fields `id`, `host`, `version`,
-//!   `started_at` (RFC 3339), `jobs_done`, refreshed well within its TTL
+//!   `started_at` (RFC 3339), `jobs_done`, `browser` (can it run browser steps), refreshed well within its TTL
 //!   ([`heartbeat::TTL`]); an agent that stops refreshing disappears by itself.
 //!
 //! PostgreSQL is the source of truth. [`schedule::reconcile`] makes one region's

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::geo::{GeoDb, TargetFacts};
 use crate::probe::trace::Route;
 use crate::probe::{Failure, FailureKind, ProbeResult};
+use crate::synthetic::FlowResult;
 
 /// One check's outcome as it is stored: which region measured it, when, and
 /// each phase it measured (a phase not measured is `None`, stored NULL).
@@ -57,7 +58,16 @@ pub struct NewResult {
     /// One entry per hop (`null` for a silent hop), when traced.
     #[serde(default)]
     pub route_latency: Option<Value>,
+    /// Synthetic checks: each step's outcome, time and phases.
+    #[serde(default)]
+    pub steps: Option<Value>,
+    /// Synthetic checks: the PNG of the failing browser step (at most [`MAX_SCREENSHOT_BYTES`]).
+    #[serde(default)]
+    pub screenshot: Option<Vec<u8>>,
 }
+
+/// Largest screenshot stored with a result.
+pub const MAX_SCREENSHOT_BYTES: usize = 512 * 1024;
 
 impl NewResult {
     /// The stored form of a probe's result, measured on behalf of `region`.
@@ -106,6 +116,57 @@ impl NewResult {
             target: None,
             hop_count: None,
             route_latency: None,
+            steps: None,
+            screenshot: None,
+        }
+    }
+
+    /// The stored form of a synthetic flow: its total is the sum of its steps, its phases each
+    /// step's measured phases summed (a phase no step measured stays NULL), its error the first
+    /// failing step's, its status code the last request step's; the steps go in `steps`.
+    pub fn from_flow(monitor_id: Uuid, region: &str, flow: &FlowResult) -> Self {
+        let phases = flow.phase_sums();
+        let first_connect = flow.steps.iter().find_map(|s| s.phases.as_ref().and_then(|p| p.connect_ms));
+        let mut steps = flow.steps.clone();
+        let mut screenshot = None;
+        if let (Some(png), Some(step)) = (&flow.screenshot, steps.iter_mut().find(|s| s.failure.is_some())) {
+            if png.len() <= MAX_SCREENSHOT_BYTES {
+                screenshot = Some(png.clone());
+                step.screenshot = Some(format!("stored with this result ({} bytes)", png.len()));
+            } else {
+                step.screenshot =
+                    Some(format!("not stored: {} bytes, over the {MAX_SCREENSHOT_BYTES}-byte limit", png.len()));
+            }
+        }
+        NewResult {
+            monitor_id,
+            execution_region: region.to_string(),
+            target_region: None,
+            checked_at: flow.started_at,
+            up: flow.up,
+            dns_ms: phases.dns_ms,
+            connect_ms: phases.connect_ms,
+            tls_ms: phases.tls_ms,
+            first_byte_ms: phases.first_byte_ms,
+            total_ms: flow.total_ms,
+            network_latency_ms: first_connect,
+            error_kind: flow.failure.as_ref().map(|f| f.kind.to_string()),
+            error_message: flow.failure.as_ref().map(|f| f.message.clone()),
+            resolved_ip: None,
+            http_version: None,
+            status_code: flow.steps.iter().rev().find_map(|s| s.status).map(i32::from),
+            response_size: None,
+            cert_expires_at: None,
+            cdn_provider: None,
+            cdn_cache_status: None,
+            cdn_edge_location: None,
+            details: json!({ "kind": "synthetic", "failed_step": flow.failed_step }),
+            run_key: None,
+            target: None,
+            hop_count: None,
+            route_latency: None,
+            steps: Some(json!(steps)),
+            screenshot,
         }
     }
 
@@ -179,11 +240,12 @@ WITH parsed AS (
                 $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::text[],
                 $15::text[], $16::jsonb[], $17::jsonb[], $18::text[], $19::text[], $20::text[], $21::int[],
                 $22::int8[], $23::timestamptz[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[],
-                $29::text[], $30::int8[], $31::float8[], $32::float8[], $33::int[], $34::jsonb[])
+                $29::text[], $30::int8[], $31::float8[], $32::float8[], $33::int[], $34::jsonb[], $35::jsonb[],
+                $36::bytea[])
          WITH ORDINALITY AS u(monitor_id, region, given_target_region, checked_at, is_up, status, response_ms, total,
                               dns, connect, tls, first_byte, latency, error_kind, error_message, details, metrics,
                               run_key, ip, http_version, status_code, size, cert, cdn, cache, edge, country, isp,
-                              city, asn, lat, lon, hop_count, route, ord)
+                              city, asn, lat, lon, hop_count, route, steps, screenshot, ord)
 ), input AS (
     -- The target's region: the active region nearest to its coordinates.
     SELECT p.*, COALESCE(p.given_target_region, (
@@ -195,9 +257,9 @@ WITH parsed AS (
 ), fresh AS (
     INSERT INTO monitor_results (monitor_id, execution_region, target_region, checked_at, is_up, status,
         response_time_ms, total_time, dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time,
-        network_latency, error_kind, error_message, details, region_specific_metrics, run_key)
+        network_latency, error_kind, error_message, details, region_specific_metrics, run_key, steps, screenshot)
     SELECT monitor_id, region, target_region, checked_at, is_up, status, response_ms, total, dns, connect, tls,
-           first_byte, latency, error_kind, error_message, details, metrics, run_key
+           first_byte, latency, error_kind, error_message, details, metrics, run_key, steps, screenshot
     FROM input WHERE run_key IS NULL OR copy = 1
     -- One order for every writer, so two batches sharing run keys never deadlock.
     ORDER BY run_key, ord
@@ -265,7 +327,72 @@ async fn insert(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sql
         .bind(coordinate(|t| t.longitude))
         .bind(batch.iter().map(|r| r.hop_count).collect::<Vec<_>>())
         .bind(batch.iter().map(|r| r.route_latency.clone()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.steps.clone()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|r| r.screenshot.clone()).collect::<Vec<_>>())
         .fetch_one(conn)
         .await?;
     Ok(new as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Failure, FailureKind, Phases};
+    use crate::synthetic::{StepOutcome, StepResult};
+
+    fn step(name: &str, outcome: StepOutcome, phases: Option<Phases>, failure: Option<Failure>) -> StepResult {
+        StepResult {
+            name: name.into(),
+            kind: if phases.is_some() { "request" } else { "browser" }.into(),
+            outcome,
+            duration_ms: phases.map(|p| p.total_ms).or(Some(40.0)),
+            url: None,
+            phases,
+            status: phases.map(|_| 200),
+            pages: Vec::new(),
+            console_errors: None,
+            failed_requests: None,
+            failure,
+            screenshot: None,
+        }
+    }
+
+    #[test]
+    fn a_flow_is_stored_with_summed_phases_its_failing_step_and_a_bounded_screenshot() {
+        let request = |connect: Option<f64>, total: f64| Phases {
+            dns_ms: None,
+            connect_ms: connect,
+            tls_ms: None,
+            first_byte_ms: Some(1.0),
+            total_ms: total,
+        };
+        let why = Failure::new(FailureKind::Browser, "action 2 (click #go): no such element");
+        let mut flow = FlowResult {
+            up: false,
+            started_at: Utc::now(),
+            total_ms: 70.0,
+            steps: vec![
+                step("login", StepOutcome::Passed, Some(request(Some(2.0), 10.0)), None),
+                step("api", StepOutcome::Passed, Some(request(None, 20.0)), None),
+                step("page", StepOutcome::Failed, None, Some(why.clone())),
+            ],
+            failed_step: Some("page".into()),
+            failure: Some(Failure::new(FailureKind::Browser, format!("step `page`: {}", why.message))),
+            screenshot: Some(vec![0u8; 100]),
+        };
+        let row = NewResult::from_flow(Uuid::nil(), "eu-west", &flow);
+        assert_eq!(row.total_ms, 70.0);
+        assert_eq!(row.dns_ms, None, "no step measured DNS: NULL, not 0");
+        assert_eq!(row.connect_ms, Some(2.0), "summed over the steps that measured it");
+        assert_eq!(row.first_byte_ms, Some(2.0));
+        assert_eq!(row.error_kind.as_deref(), Some("browser"));
+        assert!(row.error_message.as_deref().unwrap().starts_with("step `page`: "));
+        assert_eq!(row.screenshot.as_ref().map(Vec::len), Some(100));
+        assert!(row.steps.as_ref().unwrap()[2]["screenshot"].as_str().unwrap().contains("100 bytes"));
+
+        flow.screenshot = Some(vec![0u8; MAX_SCREENSHOT_BYTES + 1]);
+        let row = NewResult::from_flow(Uuid::nil(), "eu-west", &flow);
+        assert!(row.screenshot.is_none());
+        assert!(row.steps.as_ref().unwrap()[2]["screenshot"].as_str().unwrap().starts_with("not stored"));
+    }
 }

@@ -9,6 +9,8 @@ use uuid::Uuid;
 /// One stored result, as `monitor results` shows it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ResultRow {
+    /// The row's id (`monitor results --screenshot ID` fetches its screenshot).
+    pub id: i64,
     pub checked_at: DateTime<Utc>,
     pub region: Option<String>,
     pub up: Option<bool>,
@@ -20,6 +22,23 @@ pub struct ResultRow {
     pub total_ms: Option<f64>,
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
+    /// Synthetic checks: each step's outcome, time and phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<serde_json::Value>,
+    /// Synthetic checks: the size of the failing browser step's stored screenshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screenshot_bytes: Option<i32>,
+}
+
+/// The screenshot stored with result `id` of `monitor_id` (`None`: no such result, or none stored).
+pub async fn screenshot(pool: &PgPool, monitor_id: Uuid, id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let found: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT screenshot FROM monitor_results WHERE monitor_id = $1 AND id = $2")
+            .bind(monitor_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.flatten())
 }
 
 /// A monitor's most recent results, newest first.
@@ -31,11 +50,12 @@ pub async fn recent(
     limit: i64,
 ) -> Result<Vec<ResultRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT r.checked_at, r.execution_region AS region, r.is_up AS up,
+        "SELECT r.id::int8 AS id, r.checked_at, r.execution_region AS region, r.is_up AS up,
                 (r.region_specific_metrics->>'status_code')::int AS status_code,
                 r.dns_resolution_time AS dns_ms, r.tcp_connect_time AS connect_ms, r.tls_handshake_time AS tls_ms,
                 r.first_byte_time AS first_byte_ms,
-                COALESCE(r.total_time, r.response_time_ms::float8) AS total_ms, r.error_kind, r.error_message
+                COALESCE(r.total_time, r.response_time_ms::float8) AS total_ms, r.error_kind, r.error_message,
+                r.steps, length(r.screenshot) AS screenshot_bytes
          FROM monitor_results r
          WHERE r.monitor_id = $1 AND ($2::text IS NULL OR r.execution_region = $2) AND r.checked_at >= $3
          ORDER BY r.checked_at DESC LIMIT $4",

@@ -152,6 +152,7 @@ mod tests {
             version: "0".into(),
             started_at: String::new(),
             jobs_done: 0,
+            browser: None,
         }
     }
 

@@ -22,4 +22,5 @@ mod report;
 mod results;
 mod scale;
 mod swarm;
+mod synthetic;
 mod trace;

@@ -55,6 +55,8 @@ fn result(monitor: Uuid, region: &str, at: chrono::DateTime<Utc>, up: bool, tota
         target: None,
         hop_count: None,
         route_latency: None,
+        steps: None,
+        screenshot: None,
     }
 }
 

@@ -32,12 +32,17 @@ enum Command {
         /// Unique name
         #[arg(long)]
         name: String,
-        /// http, tcp, ping or dns (the stored names http_request, port_check, ping_host are accepted too)
+        /// http, tcp, ping, dns or synthetic (the stored names http_request, port_check, ping_host,
+        /// synthetic_test are accepted too)
         #[arg(long = "type", value_parser = parse_type)]
         kind: MonitorType,
-        /// URL (http), HOST:PORT (tcp), host (ping) or domain name (dns)
-        #[arg(long)]
-        target: String,
+        /// URL (http), HOST:PORT (tcp), host (ping) or domain name (dns); synthetic: a label
+        /// [default: the script's first URL]
+        #[arg(long, required_unless_present = "script")]
+        target: Option<String>,
+        /// The YAML script of a synthetic monitor (see examples/synthetic.yaml), stored with it
+        #[arg(long, value_name = "FILE")]
+        script: Option<std::path::PathBuf>,
         /// How often to check: 30s, 5m, 1h (10s to 1d without --force)
         #[arg(long, value_parser = parse_interval, default_value = "1m", allow_hyphen_values = true)]
         every: Duration,
@@ -82,6 +87,9 @@ enum Command {
         down_when: Option<DownRule>,
         #[command(flatten)]
         checks: CheckOptions,
+        /// Replace a synthetic monitor's script
+        #[arg(long, value_name = "FILE")]
+        script: Option<std::path::PathBuf>,
         /// Remove the keyword check
         #[arg(long, conflicts_with = "keyword")]
         no_keyword: bool,
@@ -229,8 +237,47 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let monitor = store.get(&monitor).await?;
             return p.print(&monitor, |p| detail_tables(p, &monitor));
         }
-        Command::Create { name, kind, target, every, timeout, regions, down_when, checks, paused, force, dry_run } => {
-            let config = checks.into_settings()?.into_config(kind, &name)?;
+        Command::Create {
+            name,
+            kind,
+            target,
+            script,
+            every,
+            timeout,
+            regions,
+            down_when,
+            checks,
+            paused,
+            force,
+            dry_run,
+        } => {
+            let mut config = checks.into_settings()?.into_config(kind, &name)?;
+            let target = match (kind, script) {
+                (MonitorType::Synthetic, Some(path)) => {
+                    let text = crate::synthetic::script::read(&path)?;
+                    let script = crate::synthetic::Script::parse(&text)?;
+                    if script.needs_browser() {
+                        let placement = ctx.placement();
+                        let codes = match &regions {
+                            Some(codes) => codes.clone(),
+                            None if placement.geo_distribution => {
+                                crate::region::RegionStore::active_codes(&pool).await?
+                            }
+                            None => placement.default_region.clone().into_iter().collect(),
+                        };
+                        browser_regions(ctx, &codes).await?;
+                    }
+                    config.insert(crate::monitor::check::SCRIPT_KEY.into(), text.into());
+                    target.unwrap_or_else(|| script.target())
+                }
+                (MonitorType::Synthetic, None) => {
+                    return Err(crate::error::input_error(
+                        "--type synthetic needs --script FILE (see examples/synthetic.yaml)",
+                    ))
+                }
+                (_, Some(_)) => return Err(crate::error::input_error("--script goes with --type synthetic")),
+                (_, None) => target.unwrap_or_default(),
+            };
             let new = NewMonitor {
                 name,
                 kind,
@@ -247,7 +294,19 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 crate::monitor::create::create_or_unchanged(&pool, &store, &ctx.placement(), new, dry_run).await?;
             (monitor, change, dry_run, Vec::new())
         }
-        Command::Update { monitor, name, target, every, timeout, down_when, checks, no_keyword, force, dry_run } => {
+        Command::Update {
+            monitor,
+            name,
+            target,
+            every,
+            timeout,
+            down_when,
+            checks,
+            script,
+            no_keyword,
+            force,
+            dry_run,
+        } => {
             let current = store.get(&monitor).await?;
             let kind = current.kind().ok_or_else(|| MonitorError::UnsupportedStoredType {
                 name: current.name.clone(),
@@ -257,6 +316,16 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             if no_keyword {
                 config.insert("keyword".into(), Value::Null);
                 config.insert("keyword_absent".into(), Value::Null);
+            }
+            if let Some(path) = script {
+                if kind != MonitorType::Synthetic {
+                    return Err(crate::error::input_error("--script goes with synthetic monitors"));
+                }
+                let text = crate::synthetic::script::read(&path)?;
+                if crate::synthetic::Script::parse(&text)?.needs_browser() {
+                    browser_regions(ctx, &current.region_codes()).await?;
+                }
+                config.insert(crate::monitor::check::SCRIPT_KEY.into(), text.into());
             }
             let patch = MonitorPatch { name, target, interval: every, timeout, down_rule: down_when, config, force };
             let nothing = patch.name.is_none()
@@ -360,6 +429,30 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     p.print(&monitor, |p| detail_tables(p, &monitor))
 }
 
+/// A script with browser steps goes only to regions whose live agents can run them; a region
+/// with no live agent to ask (or an unreadable Redis) is not refused, only noted: its runs will
+/// record "no browser in this region" if its agents turn out to have none.
+async fn browser_regions(ctx: &Context, regions: &[String]) -> anyhow::Result<()> {
+    use crate::queue::heartbeat::{browser_support, BrowserSupport};
+    for region in regions {
+        match browser_support(&ctx.settings, region).await {
+            BrowserSupport::Yes => {}
+            BrowserSupport::No { agents } => {
+                return Err(crate::error::input_error(format!(
+                    "region `{region}` cannot run this script's browser steps: none of its {agents} live agent(s) \
+                     has Chromium (CHROMIUM_PATH or on PATH); run the browser variant of the agent image there, \
+                     or leave the region out of the monitor's regions"
+                )))
+            }
+            BrowserSupport::Unknown(why) => crate::output::note(format!(
+                "{region}: cannot tell whether its agents can run browser steps ({why}); if none can, its runs \
+                 record `no browser in this region`"
+            )),
+        }
+    }
+    Ok(())
+}
+
 async fn apply(
     ctx: &Context,
     pool: &sqlx::PgPool,
@@ -376,6 +469,15 @@ async fn apply(
     };
     read.map_err(|e| crate::error::input_error(format!("cannot read {}: {e}", path.display())))?;
     let file = crate::monitor::apply::MonitorFile::parse(&text)?;
+    for decl in file.monitors.iter().filter(|d| d.needs_browser()) {
+        let codes = match &decl.regions {
+            Some(codes) => codes.clone(),
+            None => crate::region::RegionStore::active_codes(pool).await?,
+        };
+        browser_regions(ctx, &codes)
+            .await
+            .map_err(|e| crate::error::input_error(format!("monitor `{}`: {e:#}", decl.name)))?;
+    }
     let before = if dry_run { Vec::new() } else { store.list().await? };
     let applied = crate::monitor::apply::apply(pool, store, &file, dry_run).await?;
     let changed = applied.iter().filter(|a| a.change != Change::Unchanged).count();

@@ -10,11 +10,12 @@ use super::super::checks::parse_interval;
 use super::super::Context;
 use crate::error::input_error;
 use crate::error::TargetDown;
+use crate::monitor::run::{self, Measured};
 use crate::monitor::{check, MonitorError, MonitorStore};
-use crate::output::{located_tables, ms, or_dash, Located};
-use crate::probe::{self, ProbeOptions};
+use crate::output::{flow_tables, located_tables, ms, or_dash, Located};
+use crate::probe::FailureKind;
 use crate::region::RegionStore;
-use crate::results::{self, query, status, NewResult};
+use crate::results::{self, query, status};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -47,6 +48,9 @@ pub struct ResultsArgs {
     /// At most this many rows
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     limit: i64,
+    /// Write the screenshot stored with result ID (a failed browser step's PNG) to stdout
+    #[arg(long, value_name = "RESULT_ID")]
+    screenshot: Option<i64>,
 }
 
 pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: CheckArgs) -> anyhow::Result<()> {
@@ -74,15 +78,10 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
         return Err(MonitorError::NotInRegion { monitor: monitor.name.clone(), region: region_code }.into());
     }
     let plan = check::plan(&monitor, assignment)?;
-    let options = ProbeOptions { timeout: plan.timeout, ..ProbeOptions::default() };
-    let result = probe::run(&plan.spec, &options).await;
-    let mut recorded = NewResult::from_probe(monitor.id, &region_code, &result);
-    recorded.locate(&geo);
     // A manual check of a monitor that traces traces too.
-    let mut route = None;
-    if let Some((spec, _)) = &plan.trace {
-        let traced = route.insert(probe::trace::run(spec, &options).await);
-        if let Err(failure) = recorded.add_route(traced, &geo) {
+    let (recorded, measured) = run::run(&plan, monitor.id, &region_code, &geo, true).await;
+    if let Measured::Probe(_, Some(route)) = &measured {
+        if let Some(failure) = route.failure.as_ref().filter(|f| f.kind == FailureKind::NotPermitted) {
             return Err(input_error(format!(
                 "cannot trace the route of {} (it has trace_every set): {}; nothing recorded",
                 monitor.name, failure.message
@@ -95,13 +94,21 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
         results::record(pool, std::slice::from_ref(&recorded)).await?;
         crate::output::note(format!("checked {} for region {region_code}; result recorded", monitor.name));
     }
-    let shown = Located::new(&result, geo.is_configured(), recorded.target.as_ref()).with_route(route.as_ref());
-    ctx.printer.print(&shown, |p| located_tables(p, &shown))?;
-    if result.up {
+    let failure = match &measured {
+        Measured::Probe(result, route) => {
+            let shown = Located::new(result, geo.is_configured(), recorded.target.as_ref()).with_route(route.as_ref());
+            ctx.printer.print(&shown, |p| located_tables(p, &shown))?;
+            result.failure.clone()
+        }
+        Measured::Flow(flow) => {
+            ctx.printer.print(flow, |p| flow_tables(p, flow))?;
+            flow.failure.clone()
+        }
+    };
+    if recorded.up {
         Ok(())
     } else {
-        Err(TargetDown(format!("{} is down from {region_code}: {}", monitor.name, or_dash(result.failure.as_ref())))
-            .into())
+        Err(TargetDown(format!("{} is down from {region_code}: {}", monitor.name, or_dash(failure.as_ref()))).into())
     }
 }
 
@@ -157,6 +164,20 @@ pub async fn results(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, arg
     if let Some(code) = &args.region {
         RegionStore::new(pool).get(code).await?;
     }
+    if let Some(id) = args.screenshot {
+        use std::io::{IsTerminal as _, Write as _};
+        let png = query::screenshot(pool, monitor.id, id).await?.ok_or_else(|| {
+            crate::error::input_error(format!(
+                "no screenshot is stored with result {id} of {}; `geoctl monitor results {}` lists them",
+                monitor.name, monitor.name
+            ))
+        })?;
+        if std::io::stdout().is_terminal() {
+            return Err(crate::error::input_error("the screenshot is a PNG; redirect it to a file (> shot.png)"));
+        }
+        std::io::stdout().write_all(&png)?;
+        return Ok(());
+    }
     let since = Utc::now() - chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::MAX);
     let rows = query::recent(pool, monitor.id, args.region.as_deref(), since, args.limit).await?;
     ctx.printer.print(&rows, |p| {
@@ -190,6 +211,47 @@ pub async fn results(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, arg
                 or_dash(r.error_kind.as_ref()).into(),
             ]);
         }
-        vec![table]
+        let mut tables = vec![table];
+        if rows.iter().any(|r| r.steps.is_some()) {
+            tables.push(step_table(p, &rows));
+        }
+        tables
     })
+}
+
+/// The steps of synthetic results: each with its outcome, time and why it failed.
+fn step_table(p: &crate::output::Printer, rows: &[query::ResultRow]) -> comfy_table::Table {
+    let mut table = p.table(["CHECKED AT", "REGION", "STEP", "OUTCOME", "TIME", "STATUS", "FAILURE"]);
+    for r in rows {
+        let Some(steps) = r.steps.as_ref().and_then(|s| s.as_array()) else { continue };
+        for step in steps {
+            let text = |key: &str| step.get(key).and_then(|v| v.as_str()).map(str::to_string);
+            let mut failure =
+                step.get("failure").and_then(|f| f.get("message")).and_then(|m| m.as_str()).map(str::to_string);
+            if let Some(bytes) =
+                r.screenshot_bytes.filter(|_| failure.is_some() && text("kind").as_deref() == Some("browser"))
+            {
+                failure = Some(format!(
+                    "{} (screenshot: {bytes} bytes; `geoctl monitor results MONITOR --screenshot {}`)",
+                    failure.unwrap_or_default(),
+                    r.id
+                ));
+            }
+            table.add_row(vec![
+                r.checked_at.format("%Y-%m-%d %H:%M:%S").to_string().into(),
+                or_dash(r.region.as_ref()).into(),
+                or_dash(text("name")).into(),
+                p.status_cell(match text("outcome").as_deref() {
+                    Some("passed") => "up",
+                    Some("failed") => "down",
+                    Some(other) => other,
+                    None => "-",
+                }),
+                ms(step.get("duration_ms").and_then(|v| v.as_f64())).into(),
+                or_dash(step.get("status").and_then(|v| v.as_u64())).into(),
+                or_dash(failure).into(),
+            ]);
+        }
+    }
+    table
 }

@@ -135,6 +135,9 @@ pub struct HttpSpec {
     pub max_body_bytes: u64,
     /// HTTP version to speak.
     pub version: HttpVersion,
+    /// Keep the final response's headers and first [`KEEP_BODY_BYTES`] decoded body bytes for
+    /// the caller ([`run_reading`]): synthetic steps judge and extract from them.
+    pub keep_response: bool,
 }
 
 impl HttpSpec {
@@ -154,6 +157,7 @@ impl HttpSpec {
             extra_root_ca_pem: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             version: HttpVersion::Auto,
+            keep_response: false,
         }
     }
 
@@ -345,6 +349,32 @@ impl State {
     }
 }
 
+/// The final response as a caller that reads it sees it (only with
+/// [`HttpSpec::keep_response`]): its headers, and its first [`KEEP_BODY_BYTES`]
+/// decoded body bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// One HTTP check of a single address that also hands back the final
+/// response's headers and kept body (synthetic request steps). The spec's
+/// `keep_response` decides whether the body is kept; `probe_all_addresses` is ignored.
+pub async fn run_reading(spec: &HttpSpec, opts: &ProbeOptions) -> (ProbeResult, Response) {
+    let started_at = Utc::now();
+    let clock = Clock::start();
+    match parse_url(&spec.url) {
+        Ok(url) => check_reading(spec, opts, &url, None, started_at, clock).await,
+        Err(e) => {
+            let mut r = ProbeResult::new(ProbeKind::Http, spec.url.clone(), started_at);
+            r.failure = Some(Failure::new(FailureKind::Other, e.to_string()));
+            r.phases.total_ms = clock.elapsed_ms();
+            (r, Response::default())
+        }
+    }
+}
+
 /// Run an HTTP check.
 pub async fn run(spec: &HttpSpec, opts: &ProbeOptions) -> ProbeResult {
     let started_at = Utc::now();
@@ -449,6 +479,17 @@ async fn check_single(
     started_at: DateTime<Utc>,
     clock: Clock,
 ) -> ProbeResult {
+    check_reading(spec, opts, url, pinned, started_at, clock).await.0
+}
+
+async fn check_reading(
+    spec: &HttpSpec,
+    opts: &ProbeOptions,
+    url: &Url,
+    pinned: Option<Pinned>,
+    started_at: DateTime<Utc>,
+    clock: Clock,
+) -> (ProbeResult, Response) {
     let mut st = State {
         stage: "starting",
         first: HopTiming::default(),
@@ -512,7 +553,12 @@ async fn check_single(
         Ok(()) => r.up = true,
         Err(f) => r.failure = Some(f),
     }
-    r
+    let response = if spec.keep_response {
+        Response { body: st.body.as_ref().map(|b| b.kept().to_vec()).unwrap_or_default(), headers: st.headers }
+    } else {
+        Response::default()
+    };
+    (r, response)
 }
 
 const WAITING: &str = "waiting for the first response byte";
@@ -564,7 +610,8 @@ async fn check(spec: &HttpSpec, opts: &ProbeOptions, start_url: &Url, st: &mut S
         // final response: read the body
         st.stage = "reading the response body";
         let coding = parts.headers.get(http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
-        let sink = st.body.insert(BodySink::new(coding, spec.max_body_bytes, spec.keyword.is_some()));
+        let sink =
+            st.body.insert(BodySink::new(coding, spec.max_body_bytes, spec.keyword.is_some() || spec.keep_response));
         let read = sink.read(&mut body).await;
         let eof_without_close_notify =
             st.marks.as_ref().is_some_and(|m| m.lock().is_ok_and(|m| m.eof_without_close_notify));
