@@ -61,13 +61,13 @@ pub struct NewResult {
     /// Synthetic checks: each step's outcome, time and phases.
     #[serde(default)]
     pub steps: Option<Value>,
-    /// Synthetic checks: the PNG of the failing browser step (at most [`MAX_SCREENSHOT_BYTES`]).
+    /// Synthetic checks: the PNG or JPEG of the failing browser step (at most [`MAX_SCREENSHOT_BYTES`]).
     #[serde(default)]
     pub screenshot: Option<Vec<u8>>,
 }
 
-/// Largest screenshot stored with a result.
-pub const MAX_SCREENSHOT_BYTES: usize = 512 * 1024;
+/// Largest screenshot stored with a result: the most the browser driver returns.
+pub const MAX_SCREENSHOT_BYTES: usize = crate::synthetic::browser::MAX_SCREENSHOT;
 
 impl NewResult {
     /// The stored form of a probe's result, measured on behalf of `region`.

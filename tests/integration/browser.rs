@@ -39,7 +39,7 @@ const HANG: &str = r#"<!doctype html><html><body><p>almost there</p><img src="/n
 
 /// Chromium, or `None` (said loudly) when it is not installed and the run
 /// does not require it; `scripts/test` installs it as root and requires it.
-fn chromium() -> Option<PathBuf> {
+pub fn chromium() -> Option<PathBuf> {
     match browser::find_chromium() {
         Some(path) => Some(path),
         None if std::env::var_os("GEOCTL_TEST_CHROMIUM").is_some() => {

@@ -77,6 +77,11 @@ fn serve(mut stream: TcpStream) {
             (200, "text/plain", "slow but fine".to_string())
         }
         ("GET", "/text") => (200, "text/plain", "hello demo, no errors here".to_string()),
+        ("GET", "/app") => (200, "text/html", APP_PAGE.to_string()),
+        ("GET", "/app/data") => {
+            std::thread::sleep(Duration::from_millis(200));
+            (200, "text/plain", "loaded".to_string())
+        }
         _ => (404, "text/plain", "not found".to_string()),
     };
     let _ = write!(
@@ -85,6 +90,12 @@ fn serve(mut stream: TcpStream) {
         text.len()
     );
 }
+
+/// A page whose button loads its content from `/app/data` (which answers after 200 ms).
+const APP_PAGE: &str = r##"<!doctype html><html><head><title>app</title><link rel="icon" href="data:,"></head><body>
+<button id="load" onclick="fetch('/app/data').then(r => r.text()).then(t => {
+  const p = document.createElement('p'); p.id = 'result'; p.textContent = t; document.body.appendChild(p); })">load</button>
+</body></html>"##;
 
 fn example() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/examples/synthetic.yaml").to_string()
@@ -489,4 +500,48 @@ fn a_secret_file_is_read_where_the_script_runs_and_never_shown() {
     let down = geoctl_in(dir.path(), &args, &missing);
     assert_eq!(down.code, 1, "{down:?}");
     assert!(down.stderr.contains("secret `DEMO_PASSWORD`: cannot read /nonexistent/demo_password"), "{}", down.stderr);
+}
+
+/// A browser step in a flow drives the real Chromium: a passing journey with its page's
+/// timings from `probe`; a failing one, stored by `monitor check`, keeps its screenshot, which
+/// `monitor results --screenshot` hands back.
+#[test]
+fn browser_steps_run_in_chromium_and_a_failure_keeps_its_screenshot() {
+    if crate::browser::chromium().is_none() {
+        return;
+    }
+    let api = Api::start();
+    let db = TestDb::migrated();
+    let script = |expected: &str| {
+        format!(
+            "steps:\n  - name: api\n    request: {{ url: \"{0}/text\" }}\n  - name: dashboard\n    browser:\n      \
+             - goto: \"{0}/app\"\n      - click: \"#load\"\n      - wait_for: \"#result\"\n      \
+             - expect_text: {{ selector: \"#result\", contains: {expected} }}\n",
+            api.url
+        )
+    };
+    let (good, bad) = (db.dir().join("good.yaml"), db.dir().join("bad.yaml"));
+    std::fs::write(&good, script("loaded")).unwrap();
+    std::fs::write(&bad, script("shipped")).unwrap();
+
+    let flow = db.geoctl(&["probe", "--type", "synthetic", "--script", good.to_str().unwrap(), "-o", "json"]);
+    let flow = flow.success().json();
+    let page = &flow["steps"][1]["pages"][0];
+    assert_eq!(flow["steps"][1]["outcome"], "passed", "{flow}");
+    assert!(page["first_byte_ms"].as_f64().is_some() && page["load_ms"].as_f64().is_some(), "{flow}");
+    assert!(page["dns_ms"].is_null(), "an IP literal has no DNS lookup: {page}");
+
+    let create = ["monitor", "create", "--name", "dash", "--type", "synthetic", "--regions", "us-east", "--script"];
+    db.geoctl(&[&create[..], &[bad.to_str().unwrap()]].concat()).success();
+    let down = db.geoctl(&["monitor", "check", "dash", "--region", "us-east", "-o", "json"]);
+    assert_eq!(down.code, 1, "{down:?}");
+    assert_eq!(down.json()["failed_step"], "dashboard");
+    assert!(down.json()["failure"]["message"].as_str().unwrap().contains("shipped"), "{}", down.stdout);
+    let magic = db.scalar("SELECT encode(substring(screenshot from 1 for 4), 'hex') FROM monitor_results");
+    assert!(magic == "89504e47" || magic.starts_with("ffd8"), "not a PNG or JPEG: {magic}");
+    let id = db.scalar("SELECT id FROM monitor_results");
+    let shot = db.geoctl(&["monitor", "results", "dash", "--screenshot", &id]).success();
+    let stored: usize = db.scalar("SELECT length(screenshot) FROM monitor_results").parse().unwrap();
+    assert!(stored > 1000 && stored <= geoctl::results::MAX_SCREENSHOT_BYTES, "{stored} bytes");
+    assert!(shot.stdout.len() >= stored / 2, "the screenshot was not written to stdout");
 }

@@ -26,7 +26,7 @@ use super::timing::{page_timing, DocumentResponse, PageReport, NAVIGATION_JS};
 use super::PageTiming;
 
 /// Largest screenshot kept: beyond it a JPEG, then a half-size JPEG, is tried.
-pub const MAX_SCREENSHOT: usize = 1 << 20;
+pub const MAX_SCREENSHOT: usize = 512 * 1024;
 /// Found text quoted in a failure, in characters.
 const QUOTE_CHARS: usize = 200;
 /// Time the in-page wait leaves the action to report what it found.
