@@ -256,40 +256,15 @@ fn bad_scripts_are_refused_at_create_and_apply_with_nothing_written() {
 fn a_stored_script_runs_from_monitor_check_and_its_secret_is_never_stored() {
     let api = Api::start();
     let db = TestDb::migrated();
-    let created = db
-        .geoctl(&[
-            "monitor",
-            "create",
-            "--name",
-            "checkout",
-            "--type",
-            "synthetic",
-            "--script",
-            &example(),
-            "--regions",
-            "eu-west",
-            "-o",
-            "json",
-        ])
-        .success()
-        .json();
+    let script = example();
+    let create =
+        ["monitor", "create", "--name", "checkout", "--type", "synthetic", "--script", &script, "--regions", "eu-west"];
+    let created = db.geoctl(&[&create[..], &["-o", "json"]].concat()).success().json();
     assert_eq!(created["type"], "synthetic_test");
     assert_eq!(created["target"], "{{env.APP_URL}}/login");
     assert!(created["config"]["script"].as_str().unwrap().contains("{{ env.DEMO_PASSWORD }}"));
     // Created again as it is: unchanged.
-    db.geoctl(&[
-        "monitor",
-        "create",
-        "--name",
-        "checkout",
-        "--type",
-        "synthetic",
-        "--script",
-        &example(),
-        "--regions",
-        "eu-west",
-    ])
-    .success();
+    db.geoctl(&create).success();
     assert_eq!(db.count("monitors"), 1);
 
     let env = [("APP_URL", api.url.as_str()), ("DEMO_PASSWORD", PASSWORD), NO_BROWSER];
