@@ -295,7 +295,8 @@ fn bad_storage_settings_are_clear_and_write_nothing() {
     // No backup was started: pg_dump never ran, so no snapshot is left open either.
     assert_eq!(
         db.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'geoctl' AND state = 'idle in transaction'"
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'geoctl' AND state = 'idle in transaction' \
+             AND datname = current_database()"
         ),
         "0"
     );
