@@ -417,13 +417,13 @@ fn judge(expect: &Expect, status: Option<u16>, response: &http::Response, ctx: &
     let body = &response.body;
     if let Some(text) = &expect.body_contains {
         let text = fill(text, ctx)?;
-        if !contains(body, text.as_bytes()) {
+        if !http::contains(body, text.as_bytes()) {
             return Err(Failure::new(FailureKind::Keyword, format!("body does not contain `{text}`")));
         }
     }
     if let Some(text) = &expect.body_absent {
         let text = fill(text, ctx)?;
-        if contains(body, text.as_bytes()) {
+        if http::contains(body, text.as_bytes()) {
             return Err(Failure::new(FailureKind::Keyword, format!("body contains `{text}`, which must be absent")));
         }
     }
@@ -476,10 +476,6 @@ fn short(value: &Value) -> String {
     } else {
         text
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Longest any one browser action may take.

@@ -508,16 +508,12 @@ pub(crate) fn render(template: &str, context: &tera::Context) -> Result<String, 
 }
 
 /// The whole cause chain of a Tera error, in one line.
+/// (Tera's own "Failed to render '__tera_one_off'" wrapper left out).
 pub(crate) fn tera_reason(e: &tera::Error) -> String {
-    use std::error::Error as _;
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
+    match std::error::Error::source(e) {
+        Some(cause) if e.to_string().starts_with("Failed to render '__tera_one_off'") => crate::error::chain(cause),
+        _ => crate::error::chain(e),
     }
-    parts.retain(|p| !p.starts_with("Failed to render '__tera_one_off'"));
-    parts.join(": ")
 }
 
 fn template_error(step: &str, e: &tera::Error) -> ScriptError {

@@ -30,6 +30,7 @@ mod response;
 mod transport;
 
 pub use cdn::{detect_cdn, CdnInfo};
+pub(crate) use response::contains;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -48,7 +49,7 @@ use super::resolve::resolve_host;
 use super::timing::{ms, Clock, Phases, Timeline};
 use super::{tls, AddressResult, Failure, FailureKind, ProbeKind, ProbeOptions, ProbeResult, TargetError};
 use redirect::{is_redirect, Hop};
-use response::{contains, BodyError, BodySink};
+use response::{BodyError, BodySink};
 use transport::{exchange, ConnTask, SharedMarks, Wire};
 
 /// Maximum size of the response header block (HTTP/2: of the header list).
