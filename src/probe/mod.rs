@@ -36,12 +36,14 @@ pub mod dns;
 pub mod http;
 pub mod ping;
 pub mod resolve;
+mod stub;
 pub mod tcp;
 pub mod timing;
 mod tls;
 pub mod trace;
 
 use std::fmt;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
@@ -409,15 +411,28 @@ pub(crate) fn parse_host(input: &str) -> Result<String, TargetError> {
 /// Must be called within a Tokio runtime.
 pub async fn run(spec: &ProbeSpec, opts: &ProbeOptions) -> ProbeResult {
     let started_at = Utc::now();
-    let owned_spec = spec.clone();
-    let owned_opts = opts.clone();
-    let handle = tokio::spawn(async move { run_inner(&owned_spec, &owned_opts).await });
-    match handle.await {
+    // In the caller's task (a task per check costs more than a local check does), with a panic caught
+    // at each poll.
+    let mut inner = std::pin::pin!(run_inner(spec, opts));
+    let caught = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(r)) => std::task::Poll::Ready(Ok(r)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    })
+    .await;
+    match caught {
         Ok(r) => without_password(r, spec),
-        Err(e) => {
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
             let mut r = ProbeResult::new(spec.kind(), spec.target(), started_at);
             r.phases.total_ms = timing::ms((Utc::now() - started_at).to_std().unwrap_or_default());
-            r.failure = Some(Failure::new(FailureKind::Other, format!("internal error: probe task failed: {e}")));
+            r.failure = Some(Failure::new(FailureKind::Other, format!("internal error: the check failed: {why}")));
             r
         }
     }

@@ -50,7 +50,7 @@ use super::timing::{ms, Clock, Phases, Timeline};
 use super::{tls, AddressResult, Failure, FailureKind, ProbeKind, ProbeOptions, ProbeResult, TargetError};
 use redirect::{is_redirect, Hop};
 use response::{BodyError, BodySink};
-use transport::{exchange, ConnTask, SharedMarks, Wire};
+use transport::{exchange, Conn, SharedMarks, Wire};
 
 /// Maximum size of the response header block (HTTP/2: of the header list).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -579,7 +579,7 @@ async fn check(spec: &HttpSpec, opts: &ProbeOptions, start_url: &Url, st: &mut S
     let mut n = 0u32;
     loop {
         st.final_url = hop.url.to_string();
-        let (response, conn) = do_hop(spec, opts, &hop, n == 0, st).await?;
+        let (response, mut conn) = do_hop(spec, opts, &hop, n == 0, st).await?;
         let (parts, mut body) = response.into_parts();
         st.version = Some(version_name(parts.version).to_string());
         st.status = Some(parts.status.as_u16());
@@ -613,7 +613,7 @@ async fn check(spec: &HttpSpec, opts: &ProbeOptions, start_url: &Url, st: &mut S
         let coding = parts.headers.get(http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
         let sink =
             st.body.insert(BodySink::new(coding, spec.max_body_bytes, spec.keyword.is_some() || spec.keep_response));
-        let read = sink.read(&mut body).await;
+        let read = conn.drive(sink.read(&mut body)).await;
         let eof_without_close_notify =
             st.marks.as_ref().is_some_and(|m| m.lock().is_ok_and(|m| m.eof_without_close_notify));
         drop((body, conn));
@@ -706,14 +706,14 @@ fn hyper_failure(e: &hyper::Error, stage: &str, eof_without_close_notify: bool) 
 }
 
 /// Connects (first hop: with the timing kept), sends the hop's request and
-/// returns the response head with the task that drives the connection.
+/// returns the response head with what drives the connection.
 async fn do_hop(
     spec: &HttpSpec,
     opts: &ProbeOptions,
     hop: &Hop,
     first: bool,
     st: &mut State,
-) -> Result<(http::Response<hyper::body::Incoming>, ConnTask), Failure> {
+) -> Result<(http::Response<hyper::body::Incoming>, Conn), Failure> {
     let url = &hop.url;
     let host = url.host().ok_or_else(|| Failure::new(FailureKind::Other, "URL has no host"))?;
     let host_str = match &host {

@@ -7,6 +7,7 @@
 //! server's connection-level SETTINGS, PING and WINDOW_UPDATE frames on
 //! stream 0 come before and do not count).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -219,24 +220,55 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
     }
 }
 
-/// Aborts the connection task when the check is done with it (or is dropped
-/// by its timeout), so no socket outlives its check.
-pub(crate) struct ConnTask(AbortHandle);
+/// What drives a connection's I/O while the check waits for the response.
+///
+/// An HTTP/1 connection is polled by the check's own task, alongside what the
+/// check awaits ([`Conn::drive`]): no task per check, and no wake-ups handed
+/// between threads. HTTP/2 needs an executor for its streams, so its
+/// connection runs in a task of its own, aborted when the check is done with
+/// it (or is dropped by its timeout), so no socket outlives its check.
+pub(crate) enum Conn {
+    Polled(Option<Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>>),
+    Spawned(AbortHandle),
+}
 
-impl Drop for ConnTask {
+impl Drop for Conn {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Conn::Spawned(task) = self {
+            task.abort();
+        }
+    }
+}
+
+impl Conn {
+    /// Awaits `work` (sending the request, reading the body) while driving the connection.
+    pub(crate) async fn drive<F: Future>(&mut self, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            let Conn::Polled(slot) = self else { return Poll::Pending };
+            let Some(conn) = slot else { return Poll::Pending };
+            if conn.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The connection is done (its end or error reaches `work` through hyper's channels).
+            *slot = None;
+            work.as_mut().poll(cx)
+        })
+        .await
     }
 }
 
 /// Sends `request` over `io` and returns the response head (and its body
-/// stream) plus the task driving the connection.
+/// stream) plus what drives the connection.
 pub(crate) async fn exchange<S>(
     io: S,
     wire: Wire,
     marks: SharedMarks,
     request: http::Request<Full<Bytes>>,
-) -> Result<(http::Response<Incoming>, ConnTask), hyper::Error>
+) -> Result<(http::Response<Incoming>, Conn), hyper::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -249,18 +281,18 @@ where
                 .max_headers(1000)
                 .handshake(io)
                 .await?;
-            let task = ConnTask(tokio::spawn(conn).abort_handle());
-            let response = sender.send_request(request).await?;
-            Ok((response, task))
+            let mut conn = Conn::Polled(Some(Box::pin(conn)));
+            let response = conn.drive(sender.send_request(request)).await?;
+            Ok((response, conn))
         }
         Wire::Http2 => {
             let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
                 .max_header_list_size(MAX_HEADER_BYTES as u32)
                 .handshake(io)
                 .await?;
-            let task = ConnTask(tokio::spawn(conn).abort_handle());
+            let conn = Conn::Spawned(tokio::spawn(conn).abort_handle());
             let response = sender.send_request(request).await?;
-            Ok((response, task))
+            Ok((response, conn))
         }
     }
 }
