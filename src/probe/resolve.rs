@@ -1,22 +1,29 @@
-//! Host name resolution (hickory-resolver) honouring `/etc/hosts`, with an
-//! optional explicit nameserver `ip:port`.
+//! Host name resolution honouring `/etc/hosts`, with an optional explicit
+//! nameserver `ip:port`.
 //!
-//! A fresh resolver (no cache, no lookups shared with other checks) is built
-//! for each lookup so that the DNS phase of every check is really measured.
-//! Reading the system configuration (`/etc/resolv.conf`) costs more than a
-//! local lookup, so it is read once per [`SYSTEM_CONF_TTL`] and reused.
+//! Every lookup asks a nameserver (nothing is cached or shared between
+//! checks) so that the DNS phase of every check is really measured. A
+//! multi-label name asks through the [`super::stub`] resolver: one question
+//! per family on a socket of its own. Single labels (search domains),
+//! `localhost` and names in `/etc/hosts` go through a fresh hickory resolver.
+//! Reading the system configuration (`/etc/resolv.conf`, `/etc/hosts`) costs
+//! more than a local lookup, so it is read once per [`SYSTEM_CONF_TTL`] and reused.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{
-    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::Name;
 use hickory_resolver::TokioResolver;
 
+use super::stub::{self, StubError};
 use super::{FailureKind, IpPreference, ProbeOptions};
 
 /// Outcome of resolving a host.
@@ -69,18 +76,49 @@ pub fn ip_literal(host: &str) -> Option<IpAddr> {
 /// How long the system resolver configuration is reused before it is read again.
 pub const SYSTEM_CONF_TTL: Duration = Duration::from_secs(30);
 
-/// The system's resolver configuration, read at most once per [`SYSTEM_CONF_TTL`].
-fn system_conf() -> Result<(ResolverConfig, ResolverOpts), String> {
-    static CONF: OnceLock<Mutex<Option<(Instant, ResolverConfig, ResolverOpts)>>> = OnceLock::new();
+/// What the system says about resolving, read at most once per [`SYSTEM_CONF_TTL`].
+#[derive(Clone)]
+struct SystemConf {
+    config: ResolverConfig,
+    options: ResolverOpts,
+    /// The nameservers the stub asks over UDP.
+    udp_servers: Arc<Vec<SocketAddr>>,
+    /// Lower-case names `/etc/hosts` gives addresses to (without a trailing dot).
+    hosts: Arc<HashSet<String>>,
+}
+
+fn system_conf() -> Result<SystemConf, String> {
+    static CONF: OnceLock<Mutex<Option<(Instant, SystemConf)>>> = OnceLock::new();
     let mut cached = CONF.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((read_at, config, opts)) = cached.as_ref() {
+    if let Some((read_at, conf)) = cached.as_ref() {
         if read_at.elapsed() < SYSTEM_CONF_TTL {
-            return Ok((config.clone(), opts.clone()));
+            return Ok(conf.clone());
         }
     }
-    let (config, opts) = hickory_resolver::system_conf::read_system_conf().map_err(|e| e.to_string())?;
-    *cached = Some((Instant::now(), config.clone(), opts.clone()));
-    Ok((config, opts))
+    let (config, options) = hickory_resolver::system_conf::read_system_conf().map_err(|e| e.to_string())?;
+    let udp_servers = config
+        .name_servers()
+        .iter()
+        .flat_map(|ns| {
+            ns.connections
+                .iter()
+                .filter(|c| matches!(c.protocol, ProtocolConfig::Udp))
+                .map(|c| SocketAddr::new(ns.ip, c.port))
+        })
+        .collect();
+    let hosts = std::fs::read_to_string("/etc/hosts").map(|text| hosts_names(&text)).unwrap_or_default();
+    let conf = SystemConf { config, options, udp_servers: Arc::new(udp_servers), hosts: Arc::new(hosts) };
+    *cached = Some((Instant::now(), conf.clone()));
+    Ok(conf)
+}
+
+/// The names a hosts file gives addresses to, lower case.
+fn hosts_names(text: &str) -> HashSet<String> {
+    text.lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .flat_map(|line| line.split_whitespace().skip(1))
+        .map(|name| name.trim_end_matches('.').to_ascii_lowercase())
+        .collect()
 }
 
 /// Build a resolver. `nameserver` overrides the system configuration (UDP
@@ -102,9 +140,9 @@ pub(crate) fn build_resolver(
             TokioResolver::builder_with_config(ResolverConfig::from_name_servers(vec![server]), provider)
         }
         None => {
-            let (config, options) = system_conf()?;
-            let mut builder = TokioResolver::builder_with_config(config, provider);
-            *builder.options_mut() = options;
+            let conf = system_conf()?;
+            let mut builder = TokioResolver::builder_with_config(conf.config, provider);
+            *builder.options_mut() = conf.options;
             builder
         }
     };
@@ -119,8 +157,8 @@ pub(crate) fn build_resolver(
 
 /// The system's first configured nameserver, for reporting.
 pub(crate) fn system_nameserver() -> Option<SocketAddr> {
-    let (cfg, _) = system_conf().ok()?;
-    let ns = cfg.name_servers().first()?;
+    let conf = system_conf().ok()?;
+    let ns = conf.config.name_servers().first()?;
     let port = ns.connections.first().map(|c| c.port).unwrap_or(53);
     Some(SocketAddr::new(ns.ip, port))
 }
@@ -144,6 +182,28 @@ pub(crate) fn is_timeout(e: &NetError) -> bool {
 pub async fn resolve_host(host: &str, opts: &ProbeOptions) -> Result<Resolved, ResolveError> {
     if let Some(ip) = ip_literal(host) {
         return Ok(Resolved { addrs: vec![ip], dns: None });
+    }
+    if let Some((name, upstream)) = stub_question(host, opts) {
+        let (v4, v6) = match opts.ip_preference {
+            IpPreference::Any => (true, true),
+            IpPreference::V4 => (true, false),
+            IpPreference::V6 => (false, true),
+        };
+        let start = Instant::now();
+        let res = stub::lookup(&name, v4, v6, &upstream).await;
+        let elapsed = start.elapsed();
+        let host = host.to_string();
+        let family = family_name(opts.ip_preference);
+        return match res {
+            Ok(addrs) => Ok(Resolved { addrs, dns: Some(elapsed) }),
+            Err(StubError::Timeout) => Err(ResolveError::Timeout { host, elapsed }),
+            Err(StubError::NoRecords(ResponseCode::NoError)) => Err(ResolveError::NoAddress { host, family, elapsed }),
+            Err(StubError::NoRecords(code)) => {
+                let message = format!("no records ({})", super::dns::rcode_name(code));
+                Err(ResolveError::Failed { host, message, elapsed })
+            }
+            Err(StubError::Failed(message)) => Err(ResolveError::Failed { host, message, elapsed }),
+        };
     }
     let strategy = match opts.ip_preference {
         IpPreference::Any => LookupIpStrategy::Ipv4AndIpv6,
@@ -181,6 +241,38 @@ pub async fn resolve_host(host: &str, opts: &ProbeOptions) -> Result<Resolved, R
         }
         Err(e) => Err(ResolveError::Failed { host: host.to_string(), message: net_error_message(&e), elapsed }),
     }
+}
+
+/// The question the stub asks for `host` and where, or `None` when hickory's resolver must answer: a
+/// single label (search domains apply), `localhost`, a name in `/etc/hosts`, no UDP nameserver.
+fn stub_question(host: &str, opts: &ProbeOptions) -> Option<(Name, stub::Upstream)> {
+    let bare = host.trim_end_matches('.');
+    if !bare.contains('.') {
+        return None;
+    }
+    let lower = bare.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        return None;
+    }
+    let servers = match opts.nameserver {
+        Some(ns) => {
+            // Only the hosts file is still the system's.
+            if system_conf().is_ok_and(|c| c.hosts.contains(&lower)) {
+                return None;
+            }
+            Arc::new(vec![ns])
+        }
+        None => {
+            let conf = system_conf().ok()?;
+            if conf.hosts.contains(&lower) || conf.udp_servers.is_empty() {
+                return None;
+            }
+            conf.udp_servers
+        }
+    };
+    let name = Name::from_ascii(format!("{bare}.")).ok()?;
+    let timeout = opts.timeout.clamp(Duration::from_millis(50), Duration::from_secs(30));
+    Some((name, stub::Upstream { servers, timeout, attempts: 2 }))
 }
 
 fn family_name(p: IpPreference) -> &'static str {

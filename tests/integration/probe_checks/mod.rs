@@ -8,6 +8,7 @@ mod dns_checks;
 mod eyeballs_checks;
 mod h2_checks;
 mod http_checks;
+mod lookup_checks;
 mod ping_checks;
 mod redirect_checks;
 mod tcp_checks;

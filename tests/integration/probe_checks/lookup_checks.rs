@@ -1,0 +1,168 @@
+//! The address lookup of an HTTP check against nameservers that do what
+//! real ones sometimes do: answer with a CNAME chain, truncate the UDP answer
+//! (so the question is asked again over TCP), send a stray answer first, fail.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use geoctl::probe::{run, FailureKind, HttpSpec, ProbeSpec};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::{A, CNAME};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::support::{opts, read_request, serve};
+
+/// How the test nameserver behaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// `www.chain.test` is a CNAME to `edge.cdn.test`, whose A record is 127.0.0.1.
+    Chain,
+    /// Over UDP only an empty, truncated answer; the real one over TCP.
+    Truncate,
+    /// First an answer with another id, then the right one.
+    Stray,
+    /// SERVFAIL to everything.
+    ServFail,
+}
+
+struct Nameserver {
+    addr: SocketAddr,
+    udp: Arc<AtomicUsize>,
+    tcp: Arc<AtomicUsize>,
+}
+
+fn answer(query: &Message, mode: Mode, over_tcp: bool) -> Message {
+    let mut resp = Message::response(query.metadata.id, query.metadata.op_code);
+    resp.metadata.recursion_desired = query.metadata.recursion_desired;
+    resp.metadata.recursion_available = true;
+    resp.add_queries(query.queries.clone());
+    if mode == Mode::ServFail {
+        resp.metadata.response_code = ResponseCode::ServFail;
+        return resp;
+    }
+    if mode == Mode::Truncate && !over_tcp {
+        resp.metadata.truncation = true;
+        return resp;
+    }
+    let Some(q) = query.queries.first() else { return resp };
+    if q.query_type != RecordType::A {
+        return resp;
+    }
+    let edge = Name::from_ascii("edge.cdn.test.").unwrap();
+    if mode == Mode::Chain {
+        resp.add_answer(Record::from_rdata(q.name.clone(), 60, RData::CNAME(CNAME(edge.clone()))));
+        resp.add_answer(Record::from_rdata(edge, 60, RData::A(A(Ipv4Addr::LOCALHOST))));
+    } else {
+        // An unrelated record first: only the asked name's address counts.
+        resp.add_answer(Record::from_rdata(edge, 60, RData::A(A(Ipv4Addr::new(127, 0, 0, 9)))));
+        resp.add_answer(Record::from_rdata(q.name.clone(), 60, RData::A(A(Ipv4Addr::LOCALHOST))));
+    }
+    resp
+}
+
+/// A nameserver on 127.0.0.1 (UDP and TCP on the same port).
+async fn nameserver(mode: Mode) -> Nameserver {
+    let udp_sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = udp_sock.local_addr().unwrap();
+    let tcp_listener = TcpListener::bind(addr).await.unwrap();
+    let (udp, tcp) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let counter = udp.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, peer)) = udp_sock.recv_from(&mut buf).await {
+            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            if mode == Mode::Stray {
+                let mut stray = answer(&query, mode, false);
+                stray.metadata.id = query.metadata.id.wrapping_add(1);
+                stray.answers.clear();
+                stray.add_answer(Record::from_rdata(
+                    query.queries[0].name.clone(),
+                    60,
+                    RData::A(A(Ipv4Addr::new(127, 0, 0, 66))),
+                ));
+                let _ = udp_sock.send_to(&stray.to_vec().unwrap(), peer).await;
+            }
+            let _ = udp_sock.send_to(&answer(&query, mode, false).to_vec().unwrap(), peer).await;
+        }
+    });
+    let counter = tcp.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = tcp_listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(len) = stream.read_u16().await else { return };
+                let mut buf = vec![0u8; usize::from(len)];
+                if stream.read_exact(&mut buf).await.is_err() {
+                    return;
+                }
+                let Ok(query) = Message::from_vec(&buf) else { return };
+                let bytes = answer(&query, mode, true).to_vec().unwrap();
+                let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&bytes);
+                let _ = stream.write_all(&framed).await;
+            });
+        }
+    });
+    Nameserver { addr, udp, tcp }
+}
+
+/// An HTTP server on 127.0.0.1 answering 200.
+async fn web() -> u16 {
+    let (addr, _) = serve(None, |mut io| async move {
+        let _ = read_request(&mut io).await;
+        let _ = io.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+    })
+    .await;
+    addr.port()
+}
+
+async fn check(host: &str, port: u16, ns: &Nameserver) -> geoctl::probe::ProbeResult {
+    let mut o = opts(3000);
+    o.nameserver = Some(ns.addr);
+    run(&ProbeSpec::Http(HttpSpec::new(format!("http://{host}:{port}/"))), &o).await
+}
+
+#[tokio::test]
+async fn a_cname_chain_is_followed_to_the_address() {
+    let (ns, port) = (nameserver(Mode::Chain).await, web().await);
+    let r = check("www.chain.test", port, &ns).await;
+    assert!(r.up, "{:?}", r.failure);
+    assert_eq!(r.resolved_address, Some(Ipv4Addr::LOCALHOST.into()));
+    assert!(r.phases.dns_ms.is_some());
+}
+
+#[tokio::test]
+async fn a_truncated_answer_is_asked_again_over_tcp() {
+    let (ns, port) = (nameserver(Mode::Truncate).await, web().await);
+    let r = check("big.answer.test", port, &ns).await;
+    assert!(r.up, "{:?}", r.failure);
+    assert_eq!(r.resolved_address, Some(Ipv4Addr::LOCALHOST.into()), "the unrelated record was used");
+    assert_eq!((ns.udp.load(Ordering::SeqCst), ns.tcp.load(Ordering::SeqCst)), (1, 1));
+}
+
+#[tokio::test]
+async fn an_answer_to_another_question_is_ignored() {
+    let (ns, port) = (nameserver(Mode::Stray).await, web().await);
+    let r = check("stray.test", port, &ns).await;
+    // 127.0.0.66 (the stray answer's address) has no server: taking it would fail the check.
+    assert!(r.up, "{:?}", r.failure);
+    assert_eq!(r.resolved_address, Some(Ipv4Addr::LOCALHOST.into()));
+}
+
+#[tokio::test]
+async fn a_server_failure_is_a_dns_failure_that_says_so() {
+    let (ns, port) = (nameserver(Mode::ServFail).await, web().await);
+    let r = check("broken.test", port, &ns).await;
+    assert!(!r.up);
+    assert_eq!(r.failure_kind(), Some(FailureKind::Dns), "{:?}", r.failure);
+    let message = &r.failure.as_ref().unwrap().message;
+    assert!(message.contains("SERVFAIL"), "{message}");
+    // Asked twice (two attempts), then gave up: no endless retry, well within the timeout.
+    assert_eq!(ns.udp.load(Ordering::SeqCst), 2);
+    assert!(r.phases.dns_ms.unwrap() < 1000.0, "{:?}", r.phases);
+    assert_eq!(r.phases.connect_ms, None);
+}
