@@ -77,18 +77,17 @@ pub fn ip_literal(host: &str) -> Option<IpAddr> {
 pub const SYSTEM_CONF_TTL: Duration = Duration::from_secs(30);
 
 /// What the system says about resolving, read at most once per [`SYSTEM_CONF_TTL`].
-#[derive(Clone)]
 struct SystemConf {
     config: ResolverConfig,
     options: ResolverOpts,
     /// The nameservers the stub asks over UDP.
     udp_servers: Arc<Vec<SocketAddr>>,
     /// Lower-case names `/etc/hosts` gives addresses to (without a trailing dot).
-    hosts: Arc<HashSet<String>>,
+    hosts: HashSet<String>,
 }
 
-fn system_conf() -> Result<SystemConf, String> {
-    static CONF: OnceLock<Mutex<Option<(Instant, SystemConf)>>> = OnceLock::new();
+fn system_conf() -> Result<Arc<SystemConf>, String> {
+    static CONF: OnceLock<Mutex<Option<(Instant, Arc<SystemConf>)>>> = OnceLock::new();
     let mut cached = CONF.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if let Some((read_at, conf)) = cached.as_ref() {
         if read_at.elapsed() < SYSTEM_CONF_TTL {
@@ -107,7 +106,7 @@ fn system_conf() -> Result<SystemConf, String> {
         })
         .collect();
     let hosts = std::fs::read_to_string("/etc/hosts").map(|text| hosts_names(&text)).unwrap_or_default();
-    let conf = SystemConf { config, options, udp_servers: Arc::new(udp_servers), hosts: Arc::new(hosts) };
+    let conf = Arc::new(SystemConf { config, options, udp_servers: Arc::new(udp_servers), hosts });
     *cached = Some((Instant::now(), conf.clone()));
     Ok(conf)
 }
@@ -141,8 +140,8 @@ pub(crate) fn build_resolver(
         }
         None => {
             let conf = system_conf()?;
-            let mut builder = TokioResolver::builder_with_config(conf.config, provider);
-            *builder.options_mut() = conf.options;
+            let mut builder = TokioResolver::builder_with_config(conf.config.clone(), provider);
+            *builder.options_mut() = conf.options.clone();
             builder
         }
     };
@@ -267,7 +266,7 @@ fn stub_question(host: &str, opts: &ProbeOptions) -> Option<(Name, stub::Upstrea
             if conf.hosts.contains(&lower) || conf.udp_servers.is_empty() {
                 return None;
             }
-            conf.udp_servers
+            conf.udp_servers.clone()
         }
     };
     let name = Name::from_ascii(format!("{bare}.")).ok()?;
