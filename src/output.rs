@@ -94,9 +94,9 @@ impl Printer {
             return cell;
         }
         match text {
-            "up" | "active" | "yes" | "applied" | "created" | "updated" => cell.fg(Color::Green),
+            "up" | "passed" | "active" | "yes" | "applied" | "created" | "updated" => cell.fg(Color::Green),
             "degraded" | "paused" | "pending" => cell.fg(Color::Yellow),
-            "down" | "disabled" | "no" | "mismatch" => cell.fg(Color::Red),
+            "down" | "failed" | "disabled" | "no" | "mismatch" => cell.fg(Color::Red),
             _ => cell,
         }
     }
@@ -345,15 +345,10 @@ pub fn flow_tables(p: &Printer, flow: &crate::synthetic::FlowResult) -> Vec<Tabl
         if let Some(shot) = &s.screenshot {
             notes.push(format!("screenshot: {shot}"));
         }
-        let outcome = match s.outcome {
-            crate::synthetic::StepOutcome::Passed => "up",
-            crate::synthetic::StepOutcome::Failed => "down",
-            crate::synthetic::StepOutcome::Skipped => "skipped",
-        };
         steps.add_row(vec![
             Cell::new(&s.name),
             Cell::new(&s.kind),
-            p.status_cell(outcome),
+            p.status_cell(s.outcome.as_str()),
             Cell::new(ms(s.duration_ms)),
             Cell::new(or_dash(s.status)),
             Cell::new(ms(phases.and_then(|p| p.dns_ms))),

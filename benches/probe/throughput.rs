@@ -438,9 +438,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }));
         println!();
     }
-    let rate_at = |n: u64| {
-        levels.iter().find(|l| l["in_flight"] == n).and_then(|l| l["geoctl"]["checks_per_s"].as_f64())
-    };
+    let rate_at =
+        |n: u64| levels.iter().find(|l| l["in_flight"] == n).and_then(|l| l["geoctl"]["checks_per_s"].as_f64());
     if let (Some(at_64), Some(at_512)) = (rate_at(64), rate_at(512)) {
         println!("  geoctl checks/s at 512 in flight / at 64: {:.2}   (target: ≥ 1)", at_512 / at_64.max(1e-9));
     }

@@ -241,12 +241,7 @@ fn step_table(p: &crate::output::Printer, rows: &[query::ResultRow]) -> comfy_ta
                 r.checked_at.format("%Y-%m-%d %H:%M:%S").to_string().into(),
                 or_dash(r.region.as_ref()).into(),
                 or_dash(text("name")).into(),
-                p.status_cell(match text("outcome").as_deref() {
-                    Some("passed") => "up",
-                    Some("failed") => "down",
-                    Some(other) => other,
-                    None => "-",
-                }),
+                p.status_cell(text("outcome").as_deref().unwrap_or("-")),
                 ms(step.get("duration_ms").and_then(|v| v.as_f64())).into(),
                 or_dash(step.get("status").and_then(|v| v.as_u64())).into(),
                 or_dash(failure).into(),
