@@ -294,7 +294,15 @@ fn status_table(p: &Printer, entries: &[StatusEntry]) -> comfy_table::Table {
                     [c.waiting, c.active, c.delayed, c.prioritized, c.completed, c.failed, c.paused, s.schedulers]
                         .map(|n| n.to_string().into()),
                 );
-                row.push(s.live_agents.to_string().into());
+                // Which live agents can run the browser steps of synthetic checks (JSON: `agents[].browser`).
+                let browsers = s.agents.iter().filter(|a| a.browser == Some(true)).count();
+                row.push(
+                    match browsers {
+                        0 => s.live_agents.to_string(),
+                        n => format!("{} ({n} with a browser)", s.live_agents),
+                    }
+                    .into(),
+                );
                 row.push(or_dash(s.oldest_waiting_seconds.map(|secs| format!("{secs:.1}s"))).into());
                 let schedule = if s.schedule_matches {
                     "matches".to_string()
