@@ -156,7 +156,7 @@ impl Task {
     /// Writes a batch straight to the database when nothing is spooled ahead
     /// of it, else (or when the write fails) appends it to the spool.
     async fn store(&mut self, batch: Vec<Submission>) {
-        let rows: Vec<NewResult> = batch.iter().map(|s| s.result.clone()).collect();
+        let (rows, waiting): (Vec<NewResult>, Vec<_>) = batch.into_iter().map(|s| (s.result, s.done)).unzip();
         self.metrics.observe_batch(rows.len());
         let mut outcome = Err(String::new());
         if self.spool.is_empty() && self.health.db_ok() {
@@ -175,8 +175,8 @@ impl Task {
                 self.spool.push(&rows).map(|()| Stored::Spooled).map_err(|e| format!("cannot spool results: {e}"));
             self.publish_spool();
         }
-        for submission in batch {
-            let _ = submission.done.send(outcome.clone());
+        for done in waiting {
+            let _ = done.send(outcome.clone());
         }
     }
 
