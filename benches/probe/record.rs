@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, PgPool};
 use uuid::Uuid;
 
 use geoctl::results::NewResult;
@@ -63,9 +63,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     check_count(&pool, results.len()).await?;
 
     empty_tables(&pool).await?;
+    // A connection of its own, opened as the agent's recorder opens its one.
+    let mut conn = geoctl::results::recording_options(&pool).connect().await.context("connecting to PostgreSQL")?;
     let start = Instant::now();
     for batch in results.chunks(args.batch) {
-        geoctl::results::record(&pool, batch).await.context("geoctl::results::record")?;
+        geoctl::results::record_on(&mut conn, batch).await.context("geoctl::results::record_on")?;
     }
     let batched_s = start.elapsed().as_secs_f64();
     check_count(&pool, results.len()).await?;

@@ -161,6 +161,9 @@ overhead_run() {
   "$QUEUE_BENCH" fill --redis "$REDIS_URL" --queue "$queue" --jobs "$BENCH_JOBS" --monitors "$BENCH_MONITOR" 2>/dev/null
   case $worker in
     agent|baseline)
+      # `fill` starts job ids at 1 again, so the run keys of an earlier run would make every write
+      # of this one a duplicate that writes nothing: each agent run starts from empty tables.
+      psql_q "TRUNCATE monitor_results, regional_performance_metrics, regional_monitor_summaries"
       port=$(free_port)
       local bin=$GEOCTL_BIN
       [ "$worker" = agent ] || GEOCTL_BIN=$BENCH_AGENT_BASELINE

@@ -7,12 +7,17 @@
 //! themselves: whatever arrived while the previous write was in flight is the
 //! next batch, so a lone job is written at once and a busy agent writes in
 //! large batches.
+//!
+//! Writes go over one connection of the recorder's own, kept open between
+//! batches: a batch costs one round trip ([`results::record_on`]), where a
+//! pooled connection would add a ping when taken and another when given back.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -66,7 +71,8 @@ impl Recorder {
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         metrics.spool_depth.store(spool.depth() as u64, Ordering::Relaxed);
-        let task = Task { pool, spool, health, metrics, rx };
+        let options = results::recording_options(&pool);
+        let task = Task { pool, options, conn: None, spool, health, metrics, rx };
         (Recorder { tx }, tokio::spawn(task.run()))
     }
 
@@ -87,7 +93,12 @@ impl Recorder {
 }
 
 struct Task {
+    /// For the spool's lookups.
     pool: PgPool,
+    /// Where writes go: the pool's server, with the plan the batch statement wants.
+    options: PgConnectOptions,
+    /// The connection writes go over, opened at the first write and after a failed one.
+    conn: Option<PgConnection>,
     spool: Spool,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
@@ -145,7 +156,7 @@ impl Task {
     /// Writes a batch straight to the database when nothing is spooled ahead
     /// of it, else (or when the write fails) appends it to the spool.
     async fn store(&mut self, batch: Vec<Submission>) {
-        let rows: Vec<NewResult> = batch.iter().map(|s| s.result.clone()).collect();
+        let (rows, waiting): (Vec<NewResult>, Vec<_>) = batch.into_iter().map(|s| (s.result, s.done)).unzip();
         self.metrics.observe_batch(rows.len());
         let mut outcome = Err(String::new());
         if self.spool.is_empty() && self.health.db_ok() {
@@ -164,8 +175,8 @@ impl Task {
                 self.spool.push(&rows).map(|()| Stored::Spooled).map_err(|e| format!("cannot spool results: {e}"));
             self.publish_spool();
         }
-        for submission in batch {
-            let _ = submission.done.send(outcome.clone());
+        for done in waiting {
+            let _ = done.send(outcome.clone());
         }
     }
 
@@ -242,15 +253,38 @@ impl Task {
         Ok(())
     }
 
-    async fn write(&self, rows: &[NewResult]) -> Result<(), Failure> {
-        match tokio::time::timeout(WRITE_TIMEOUT, results::record(&self.pool, rows))
-            .await
-            .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut))
-        {
+    async fn write(&mut self, rows: &[NewResult]) -> Result<(), Failure> {
+        let reused = self.conn.is_some();
+        let mut written = self.write_once(rows).await;
+        if reused && matches!(&written, Err(e) if !is_refusal(e) && !matches!(e, sqlx::Error::PoolTimedOut)) {
+            // The kept connection may have died while idle (PostgreSQL restarted, a proxy closed
+            // it): once more on a new one. Had the first attempt committed after all, this one
+            // writes nothing again: the agent's results all carry run keys.
+            written = self.write_once(rows).await;
+        }
+        match written {
             Ok(_) => Ok(()),
             Err(e) if is_refusal(&e) => Err(Failure::Refused(e.to_string())),
             Err(e) => Err(Failure::Transient(self.lost_database(e.to_string()))),
         }
+    }
+
+    /// One attempt on the kept connection (opened when there is none), within [`WRITE_TIMEOUT`].
+    /// The connection is kept only when it worked or the server refused the rows: after any
+    /// other failure, or a timeout, it may be half-way through a message.
+    async fn write_once(&mut self, rows: &[NewResult]) -> Result<u64, sqlx::Error> {
+        let attempt = async {
+            let mut conn = match self.conn.take() {
+                Some(conn) => conn,
+                None => self.options.connect().await?,
+            };
+            let written = results::record_on(&mut conn, rows).await;
+            if written.as_ref().map_or_else(is_refusal, |_| true) {
+                self.conn = Some(conn);
+            }
+            written
+        };
+        tokio::time::timeout(WRITE_TIMEOUT, attempt).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
     }
 
     /// Marks the database down until the health watcher sees it again.

@@ -8,6 +8,7 @@ pub mod summary;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -205,36 +206,67 @@ impl NewResult {
     }
 }
 
-/// Writes a batch of results in one transaction and a fixed number of round
-/// trips whatever its size (begin, lock the batch's days, one statement, commit):
-/// the statement inserts into both tables from `unnest(…)` arrays and adds the
-/// new results to their daily summaries' running totals, so its cost depends on
-/// the batch, never on how many results the day already holds.
+/// Writes a batch of results in one statement, so one round trip whatever its size: the
+/// statement takes the shared lock of each day the batch writes into, inserts into both tables
+/// from `unnest(…)` arrays and adds the new results to their daily summaries' running totals,
+/// all in the implicit transaction of that one statement (all of it commits, or none). Its cost
+/// depends on the batch, never on how many results the day already holds.
 ///
 /// A result with a `run_key` is stored at most once per key, however often it
 /// is recorded (a retried job, a replayed spool, two agents racing): the
 /// second copy writes nothing and is not counted in the summaries. Returns how
 /// many results were new.
+///
+/// The statement's parameters are arrays, so a plan made for their values is no better than the
+/// generic one and making it costs about a millisecond per call: a connection that records often
+/// should be opened with [`recording_options`] (the agent's recorder is), which asks for the
+/// generic plan without a round trip.
 pub async fn record(pool: &PgPool, batch: &[NewResult]) -> Result<u64, sqlx::Error> {
     if batch.is_empty() {
         return Ok(0);
     }
-    let days: Vec<chrono::NaiveDate> = batch.iter().map(|r| r.checked_at.date_naive()).collect();
-    let mut tx = pool.begin().await?;
-    // The batch statement's parameters are arrays, so a plan made for their values is no better than
-    // the generic one, and making it took longer (~1 ms) than running the statement.
-    sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan").execute(&mut *tx).await?;
-    summary::lock_days_shared(&mut tx, &days).await?;
-    let fresh = insert(&mut tx, batch).await?;
-    tx.commit().await?;
-    Ok(fresh)
+    let mut conn = pool.acquire().await?;
+    insert(&mut conn, batch).await
+}
+
+/// [`record`] on a connection of the caller's, which must not be inside a transaction of its
+/// own: the statement's implicit transaction is what makes the day locks last until its commit.
+pub async fn record_on(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sqlx::Error> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    insert(conn, batch).await
+}
+
+/// The options of a connection for [`record_on`]: the pool's, plus the generic plan for every
+/// statement of the connection, sent in the startup packet (no round trip, no `SET`).
+pub fn recording_options(pool: &PgPool) -> PgConnectOptions {
+    (*pool.connect_options()).clone().options([("plan_cache_mode", "force_generic_plan")])
 }
 
 /// The rows of a batch, with a copy of a run key inside the batch dropped
 /// (the first one stays), inserted into `monitor_results` unless their run key
 /// is already there; metric rows follow only the results actually inserted.
+///
+/// Why one statement keeps the summaries exact beside a recompute (`summaries rebuild|refresh`,
+/// which holds a day's lock exclusively and then, in a new statement, recomputes the day from the
+/// results its snapshot sees). `locked` takes the batch's day locks (shared) and every row the
+/// statement writes comes out of `parsed`, which waits for `locked` (an InitPlan evaluated before
+/// its first row): nothing is written before the locks are held, and they are held until the
+/// statement's implicit transaction commits. So for each day either
+/// - this batch committed before the recompute got its lock: the recompute's statement starts
+///   after that, sees the batch's results and counts them, replacing the running totals; or
+/// - the recompute committed before this batch got its lock: its count lacks the batch, and the
+///   batch adds itself to what the recompute wrote. This statement's snapshot may predate the
+///   recompute's commit, but nothing here reads the summaries through the snapshot: under READ
+///   COMMITTED, `ON CONFLICT DO UPDATE` locks and updates the latest committed version of the
+///   row (`s.…` is that version), and finds a row the snapshot does not see.
+///
+/// Either way each result is counted once, neither lost nor doubled.
 const INSERT: &str = "
-WITH parsed AS (
+WITH locked AS MATERIALIZED (
+    {lock_days}
+), parsed AS (
     SELECT u.*, row_number() OVER (PARTITION BY u.run_key ORDER BY u.ord) AS copy
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::text[], $7::int[],
                 $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::text[],
@@ -246,6 +278,8 @@ WITH parsed AS (
                               dns, connect, tls, first_byte, latency, error_kind, error_message, details, metrics,
                               run_key, ip, http_version, status_code, size, cert, cdn, cache, edge, country, isp,
                               city, asn, lat, lon, hop_count, route, steps, screenshot, ord)
+    -- No row reaches an INSERT before every day lock is held.
+    WHERE (SELECT days FROM locked) IS NOT NULL
 ), input AS (
     -- The target's region: the active region nearest to its coordinates.
     SELECT p.*, COALESCE(p.given_target_region, (
@@ -285,14 +319,18 @@ SELECT count(*) FROM fresh";
 async fn insert(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sqlx::Error> {
     let col = |f: fn(&NewResult) -> Option<f64>| batch.iter().map(f).collect::<Vec<_>>();
     let text = |f: fn(&NewResult) -> Option<String>| batch.iter().map(f).collect::<Vec<_>>();
-    let sql = INSERT
-        .replace("{add_fresh}", &summary::add_fresh_sql())
-        .replace("{distance}", &crate::geo::distance_sql("p.lat", "p.lon"));
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        INSERT
+            .replace("{lock_days}", &summary::lock_days_shared_sql("$4::timestamptz[]"))
+            .replace("{add_fresh}", &summary::add_fresh_sql())
+            .replace("{distance}", &crate::geo::distance_sql("p.lat", "p.lon"))
+    });
     let fact =
         |f: fn(&TargetFacts) -> Option<String>| batch.iter().map(|r| r.target.as_ref().and_then(f)).collect::<Vec<_>>();
     let coordinate =
         |f: fn(&TargetFacts) -> Option<f64>| batch.iter().map(|r| r.target.as_ref().and_then(f)).collect::<Vec<_>>();
-    let new: i64 = sqlx::query_scalar(&sql)
+    let new: i64 = sqlx::query_scalar(sql)
         .bind(batch.iter().map(|r| r.monitor_id).collect::<Vec<_>>())
         .bind(batch.iter().map(|r| r.execution_region.clone()).collect::<Vec<_>>())
         .bind(text(|r| r.target_region.clone()))

@@ -10,8 +10,9 @@
 //! results, as `report` does.
 //!
 //! Recomputing a day and writing into it exclude each other with one advisory
-//! lock per day: writers take it shared (one round trip per batch, however many
-//! keys), a recompute exclusively, so no running total is lost or counted twice.
+//! lock per day: writers take it shared (inside the batch's one statement,
+//! before it writes anything; see `results::record`), a recompute exclusively,
+//! so no running total is lost or counted twice.
 //!
 //! Days before the prune horizon (`db prune` records it in `results_retention`)
 //! lost some or all of their results: their summaries are all that is left, so
@@ -23,19 +24,25 @@ use sqlx::{PgConnection, PgPool};
 /// The exclusion lock of one day's summaries.
 const DAY_LOCK: &str = "hashtextextended('geoctl:summary-day:' || d::text, 0)";
 
-/// Takes the shared lock of each day a batch writes into, in one round trip
-/// and in day order (so a writer never waits on a recompute holding a day it needs later).
-pub async fn lock_days_shared(conn: &mut PgConnection, days: &[NaiveDate]) -> Result<(), sqlx::Error> {
-    let mut days = days.to_vec();
-    days.sort();
-    days.dedup();
-    sqlx::query(&format!(
-        "SELECT count(pg_advisory_xact_lock_shared({DAY_LOCK})) FROM (SELECT d FROM unnest($1::date[]) d ORDER BY d) x"
-    ))
-    .bind(&days)
-    .execute(conn)
-    .await
-    .map(|_| ())
+/// A query returning one row (`days`, how many) after taking the shared lock of each UTC day of
+/// the `timestamptz[]` expression `checked_at`, in day order (so a writer never waits on a
+/// recompute holding a day it needs later). [`crate::results::record`] runs it first inside its
+/// one statement, before any row is written.
+pub(crate) fn lock_days_shared_sql(checked_at: &str) -> String {
+    format!(
+        "SELECT count(pg_advisory_xact_lock_shared({DAY_LOCK})) AS days \
+         FROM (SELECT DISTINCT (t AT TIME ZONE 'UTC')::date AS d FROM unnest({checked_at}) t ORDER BY 1) x"
+    )
+}
+
+/// Takes one day's lock exclusively until the end of the connection's transaction (which must
+/// be an explicit one): waits for the writers into the day to commit, and makes later ones wait.
+pub async fn lock_day(conn: &mut PgConnection, day: NaiveDate) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock({DAY_LOCK}) FROM (SELECT $1::date AS d) x"))
+        .bind(day)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// A nullable running sum: NULL + x = x.
@@ -187,11 +194,7 @@ fn recompute_day_sql() -> String {
 /// Recomputes every summary of one day in a transaction of its own; returns the rows written.
 async fn recompute_day(pool: &PgPool, day: NaiveDate) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    // Waits for the writers into this day to commit; later ones wait for this one.
-    sqlx::query(&format!("SELECT pg_advisory_xact_lock({DAY_LOCK}) FROM (SELECT $1::date AS d) x"))
-        .bind(day)
-        .execute(&mut *tx)
-        .await?;
+    lock_day(&mut tx, day).await?;
     // A new statement, a new snapshot: it sees every writer that held the lock.
     let rows = sqlx::query(&recompute_day_sql()).bind(day).execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;

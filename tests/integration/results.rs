@@ -227,6 +227,118 @@ fn summaries_stay_equal_to_a_fresh_rebuild_under_concurrent_writers() {
     assert_eq!(db.scalar("SELECT bool_and(avg_dns_time IS NULL) FROM regional_monitor_summaries"), "true");
 }
 
+/// The running totals' columns (everything but the percentiles, which wait for a recompute).
+const TOTALS: &str = "SELECT string_agg(concat_ws('|', region_code, day, total_checks, successful_checks, \
+    failed_checks, round(uptime_percentage::numeric, 6), round(avg_response_time::numeric, 6), min_response_time, \
+    max_response_time, round(avg_network_latency::numeric, 6), avg_dns_time, round(avg_tcp_time::numeric, 6), \
+    unique_countries), ';' ORDER BY region_code, day) FROM regional_monitor_summaries";
+
+#[test]
+fn a_batch_writes_nothing_until_a_recompute_holding_its_day_commits() {
+    let db = TestDb::migrated();
+    db.geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com"]).success();
+    let id: Uuid = db.scalar("SELECT id FROM monitors").parse().unwrap();
+    let day = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+    block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        // A recompute of the 26th holds its day (and has not finished).
+        let mut recompute = pool.begin().await.unwrap();
+        geoctl::results::summary::lock_day(&mut recompute, day.date_naive()).await.unwrap();
+
+        let mut held = result(id, "eu-west", day, true, 20.0);
+        held.run_key = Some("held".into());
+        let other_day = result(id, "eu-west", day + chrono::Duration::days(1), true, 30.0);
+        let writer = tokio::spawn({
+            let pool = pool.clone();
+            async move { record(&pool, &[held, other_day]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!writer.is_finished(), "the batch went on while a recompute held one of its days");
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(waiting, 1, "the batch waits on the day lock");
+        // Had the batch inserted its row before the lock, this write of the same run key would
+        // wait for the batch's transaction; it goes through at once and keeps the key.
+        let mut first = result(id, "us-east", day + chrono::Duration::days(2), true, 40.0);
+        first.run_key = Some("held".into());
+        let probe = tokio::time::timeout(Duration::from_secs(2), record(&pool, &[first])).await;
+        assert_eq!(probe.expect("the batch held its run key before it held its day lock").unwrap(), 1);
+
+        recompute.commit().await.unwrap();
+        assert_eq!(writer.await.unwrap().unwrap(), 1, "the key was taken meanwhile; the other row is new");
+    });
+    assert_eq!(db.count("monitor_results"), 2);
+    assert_eq!(db.count("regional_performance_metrics"), 2);
+    assert_eq!(db.scalar("SELECT sum(total_checks) FROM regional_monitor_summaries"), "2");
+    assert_eq!(db.scalar("SELECT execution_region FROM monitor_results WHERE run_key = 'held'"), "us-east");
+}
+
+#[test]
+fn summaries_stay_exact_while_recomputes_race_the_writers() {
+    let db = TestDb::migrated();
+    db.geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com"]).success();
+    let id: Uuid = db.scalar("SELECT id FROM monitors").parse().unwrap();
+    let day1 = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
+
+    // 3 writers × 40 batches × 6 results over two days; the same days are recomputed over and
+    // over meanwhile, each time replacing the running totals with the results it sees, until
+    // two thirds are written (so the last recompute races writes too, and the batches after it
+    // add to what it wrote: a result it lost or doubled stays lost or doubled).
+    let recomputes = block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let mut writers = Vec::new();
+        for w in 0..3u32 {
+            let pool = pool.clone();
+            writers.push(tokio::spawn(async move {
+                for b in 0..40u32 {
+                    let batch: Vec<NewResult> = (0..6u32)
+                        .map(|i| {
+                            let n = (w * 1000 + b * 6 + i) as i64;
+                            let region = ["us-east", "eu-west"][(n % 2) as usize];
+                            let at = day1 + chrono::Duration::minutes(n * 13 % 2880);
+                            let mut r = result(id, region, at, n % 7 != 0, 10.0 + (n % 89) as f64);
+                            r.run_key = Some(format!("race:{n}"));
+                            r
+                        })
+                        .collect();
+                    record(&pool, &batch).await.unwrap();
+                }
+            }));
+        }
+        let recompute = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                let mut runs = 0u32;
+                loop {
+                    geoctl::results::summary::rebuild(&pool, None).await.unwrap();
+                    runs += 1;
+                    if sqlx::query_scalar::<_, i64>("SELECT count(*) FROM monitor_results")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap()
+                        >= 480
+                    {
+                        return runs;
+                    }
+                }
+            }
+        });
+        for w in writers {
+            w.await.unwrap();
+        }
+        recompute.await.unwrap()
+    });
+    assert!(recomputes >= 2, "the recomputes ran while the writers wrote ({recomputes})");
+    assert_eq!(db.count("monitor_results"), 720);
+    let raced = db.scalar(TOTALS);
+    assert_eq!(db.scalar("SELECT sum(total_checks) FROM regional_monitor_summaries"), "720");
+    db.geoctl(&["summaries", "rebuild"]).success();
+    assert_eq!(db.scalar(TOTALS), raced, "a recompute from the results agrees with the raced totals");
+}
+
 #[test]
 fn one_region_down_of_three_is_up_by_majority_and_named() {
     let db = TestDb::migrated();
