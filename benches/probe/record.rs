@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use geoctl::results::NewResult;
@@ -64,7 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     empty_tables(&pool).await?;
     // A connection of its own, opened as the agent's recorder opens its one.
-    let mut conn = geoctl::results::recording_options(&pool).connect().await.context("connecting to PostgreSQL")?;
+    let mut conn = geoctl::results::recording_connection(&pool).await.context("connecting to PostgreSQL")?;
     let start = Instant::now();
     for batch in results.chunks(args.batch) {
         geoctl::results::record_on(&mut conn, batch).await.context("geoctl::results::record_on")?;

@@ -16,8 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -71,8 +70,7 @@ impl Recorder {
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         metrics.spool_depth.store(spool.depth() as u64, Ordering::Relaxed);
-        let options = results::recording_options(&pool);
-        let task = Task { pool, options, conn: None, spool, health, metrics, rx };
+        let task = Task { pool, conn: None, spool, health, metrics, rx };
         (Recorder { tx }, tokio::spawn(task.run()))
     }
 
@@ -95,8 +93,6 @@ impl Recorder {
 struct Task {
     /// For the spool's lookups.
     pool: PgPool,
-    /// Where writes go: the pool's server, with the plan the batch statement wants.
-    options: PgConnectOptions,
     /// The connection writes go over, opened at the first write and after a failed one.
     conn: Option<PgConnection>,
     spool: Spool,
@@ -276,7 +272,7 @@ impl Task {
         let attempt = async {
             let mut conn = match self.conn.take() {
                 Some(conn) => conn,
-                None => self.options.connect().await?,
+                None => results::recording_connection(&self.pool).await?,
             };
             let written = results::record_on(&mut conn, rows).await;
             if written.as_ref().map_or_else(is_refusal, |_| true) {

@@ -8,7 +8,6 @@ pub mod summary;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -219,8 +218,8 @@ impl NewResult {
 ///
 /// The statement's parameters are arrays, so a plan made for their values is no better than the
 /// generic one and making it costs about a millisecond per call: a connection that records often
-/// should be opened with [`recording_options`] (the agent's recorder is), which asks for the
-/// generic plan without a round trip.
+/// should be opened with [`recording_connection`] (the agent's recorder is), which asks for the
+/// generic plan once per connection.
 pub async fn record(pool: &PgPool, batch: &[NewResult]) -> Result<u64, sqlx::Error> {
     if batch.is_empty() {
         return Ok(0);
@@ -238,10 +237,14 @@ pub async fn record_on(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u
     insert(conn, batch).await
 }
 
-/// The options of a connection for [`record_on`]: the pool's, plus the generic plan for every
-/// statement of the connection, sent in the startup packet (no round trip, no `SET`).
-pub fn recording_options(pool: &PgPool) -> PgConnectOptions {
-    (*pool.connect_options()).clone().options([("plan_cache_mode", "force_generic_plan")])
+/// A connection for [`record_on`], with the same settings as the pool's, that uses the generic
+/// plan for every statement. A `SET` once per connection rather than the `options` startup
+/// parameter, which PgBouncer refuses unless told to ignore it.
+pub async fn recording_connection(pool: &PgPool) -> Result<PgConnection, sqlx::Error> {
+    use sqlx::Connection as _;
+    let mut conn = PgConnection::connect_with(pool.connect_options().as_ref()).await?;
+    sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut conn).await?;
+    Ok(conn)
 }
 
 /// The rows of a batch, with a copy of a run key inside the batch dropped
