@@ -87,7 +87,8 @@ struct SystemConf {
 }
 
 fn system_conf() -> Result<Arc<SystemConf>, String> {
-    static CONF: OnceLock<Mutex<Option<(Instant, Arc<SystemConf>)>>> = OnceLock::new();
+    type Cached = Option<(Instant, Arc<SystemConf>)>;
+    static CONF: OnceLock<Mutex<Cached>> = OnceLock::new();
     let mut cached = CONF.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if let Some((read_at, conf)) = cached.as_ref() {
         if read_at.elapsed() < SYSTEM_CONF_TTL {

@@ -220,6 +220,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
     }
 }
 
+/// An HTTP/1 connection's I/O, to be polled until it ends.
+type ConnFuture = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
+
 /// What drives a connection's I/O while the check waits for the response.
 ///
 /// An HTTP/1 connection is polled by the check's own task, alongside what the
@@ -228,7 +231,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
 /// connection runs in a task of its own, aborted when the check is done with
 /// it (or is dropped by its timeout), so no socket outlives its check.
 pub(crate) enum Conn {
-    Polled(Option<Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>>),
+    /// `None` once the connection has ended.
+    Polled(Option<ConnFuture>),
     Spawned(AbortHandle),
 }
 
