@@ -121,6 +121,14 @@ fn hosts_names(text: &str) -> HashSet<String> {
         .collect()
 }
 
+/// Rounds over the nameservers before a lookup gives up, whichever resolver asks.
+const ATTEMPTS: usize = 2;
+
+/// How long one question waits for its answer: the check's timeout, within sane bounds.
+fn question_timeout(check_timeout: Duration) -> Duration {
+    check_timeout.clamp(Duration::from_millis(50), Duration::from_secs(30))
+}
+
 /// Build a resolver. `nameserver` overrides the system configuration (UDP
 /// with TCP fallback on that `ip:port`, no search domains).
 pub(crate) fn build_resolver(
@@ -147,8 +155,8 @@ pub(crate) fn build_resolver(
         }
     };
     let o: &mut ResolverOpts = builder.options_mut();
-    o.timeout = timeout.clamp(Duration::from_millis(50), Duration::from_secs(30));
-    o.attempts = 2;
+    o.timeout = question_timeout(timeout);
+    o.attempts = ATTEMPTS;
     o.cache_size = 0;
     o.ip_strategy = strategy;
     o.use_hosts_file = if use_hosts { ResolveHosts::Always } else { ResolveHosts::Never };
@@ -184,13 +192,8 @@ pub async fn resolve_host(host: &str, opts: &ProbeOptions) -> Result<Resolved, R
         return Ok(Resolved { addrs: vec![ip], dns: None });
     }
     if let Some((name, upstream)) = stub_question(host, opts) {
-        let (v4, v6) = match opts.ip_preference {
-            IpPreference::Any => (true, true),
-            IpPreference::V4 => (true, false),
-            IpPreference::V6 => (false, true),
-        };
         let start = Instant::now();
-        let res = stub::lookup(&name, v4, v6, &upstream).await;
+        let res = stub::lookup(&name, opts.ip_preference, &upstream).await;
         let elapsed = start.elapsed();
         let host = host.to_string();
         let family = family_name(opts.ip_preference);
@@ -254,25 +257,17 @@ fn stub_question(host: &str, opts: &ProbeOptions) -> Option<(Name, stub::Upstrea
     if lower == "localhost" || lower.ends_with(".localhost") {
         return None;
     }
+    // The hosts file is the system's even when the nameserver is not.
+    let conf = system_conf().ok();
+    if conf.as_ref().is_some_and(|c| c.hosts.contains(&lower)) {
+        return None;
+    }
     let servers = match opts.nameserver {
-        Some(ns) => {
-            // Only the hosts file is still the system's.
-            if system_conf().is_ok_and(|c| c.hosts.contains(&lower)) {
-                return None;
-            }
-            Arc::new(vec![ns])
-        }
-        None => {
-            let conf = system_conf().ok()?;
-            if conf.hosts.contains(&lower) || conf.udp_servers.is_empty() {
-                return None;
-            }
-            conf.udp_servers.clone()
-        }
+        Some(ns) => Arc::new(vec![ns]),
+        None => conf.map(|c| c.udp_servers.clone()).filter(|servers| !servers.is_empty())?,
     };
     let name = Name::from_ascii(format!("{bare}.")).ok()?;
-    let timeout = opts.timeout.clamp(Duration::from_millis(50), Duration::from_secs(30));
-    Some((name, stub::Upstream { servers, timeout, attempts: 2 }))
+    Some((name, stub::Upstream { servers, timeout: question_timeout(opts.timeout), attempts: ATTEMPTS }))
 }
 
 fn family_name(p: IpPreference) -> &'static str {

@@ -16,6 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
+use super::IpPreference;
+
 /// The UDP payload size offered with EDNS(0): the DNS flag day 2020 value,
 /// which avoids IP fragmentation.
 const UDP_PAYLOAD: u16 = 1232;
@@ -45,11 +47,11 @@ pub(crate) enum StubError {
 /// The addresses of the fully-qualified `name`: `A`, `AAAA`, or both asked at
 /// once (IPv4 first in the result; one family failing is not an error when the
 /// other has addresses).
-pub(crate) async fn lookup(name: &Name, v4: bool, v6: bool, upstream: &Upstream) -> Result<Vec<IpAddr>, StubError> {
-    match (v4, v6) {
-        (true, false) => ask(name, RecordType::A, upstream).await,
-        (false, true) => ask(name, RecordType::AAAA, upstream).await,
-        _ => {
+pub(crate) async fn lookup(name: &Name, family: IpPreference, upstream: &Upstream) -> Result<Vec<IpAddr>, StubError> {
+    match family {
+        IpPreference::V4 => ask(name, RecordType::A, upstream).await,
+        IpPreference::V6 => ask(name, RecordType::AAAA, upstream).await,
+        IpPreference::Any => {
             let (a, aaaa) = tokio::join!(ask(name, RecordType::A, upstream), ask(name, RecordType::AAAA, upstream));
             match (a, aaaa) {
                 (Ok(mut a), Ok(aaaa)) => {
