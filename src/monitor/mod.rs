@@ -89,9 +89,9 @@ pub enum MonitorError {
     UnknownType(String),
     #[error("invalid {kind} target `{target}`: {reason}")]
     InvalidTarget { kind: &'static str, target: String, reason: String },
-    #[error("interval {0} is too short; the minimum is 10s (pass --force to go below it)")]
+    #[error("interval {0} is too short; the minimum is 10s (pass --force, or `force: true` in a `monitor apply` file, to go below it)")]
     IntervalTooShort(String),
-    #[error("interval {0} is too long; the maximum is 1d (pass --force to go above it)")]
+    #[error("interval {0} is too long; the maximum is 1d (pass --force, or `force: true` in a `monitor apply` file, to go above it)")]
     IntervalTooLong(String),
     #[error("interval must be at least 1s")]
     IntervalZero,
