@@ -11,13 +11,14 @@
 //! runs go on from the last definition read (their results go to the spool).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::monitor::check::{self, CheckPlan};
 use crate::monitor::{Monitor, MonitorError, MonitorStore, Placement};
 
 /// The channel the trigger notifies.
@@ -25,8 +26,34 @@ pub const CHANNEL: &str = "geoctl_monitor_changed";
 /// Wait between attempts to listen again after the connection was lost.
 const RELISTEN_EVERY: Duration = Duration::from_secs(1);
 
+/// One monitor's definition as read, shared by the runs that use it, with its check for this
+/// agent's region worked out at the first run that needs it.
+pub struct Definition {
+    pub monitor: Monitor,
+    region: String,
+    plan: OnceLock<Result<CheckPlan, String>>,
+}
+
+impl Definition {
+    fn new(monitor: Monitor, region: &str) -> Self {
+        Definition { monitor, region: region.to_string(), plan: OnceLock::new() }
+    }
+
+    /// The check this monitor runs in the agent's region (its overrides applied), or why it
+    /// cannot be checked.
+    pub fn plan(&self) -> Result<&CheckPlan, &str> {
+        self.plan
+            .get_or_init(|| {
+                let assignment = self.monitor.regions.iter().find(|r| r.region == self.region);
+                check::plan(&self.monitor, assignment).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+}
+
 struct Entry {
-    monitor: Monitor,
+    definition: Arc<Definition>,
     /// Read while listening and not notified since: usable without a query.
     fresh: bool,
 }
@@ -49,12 +76,14 @@ pub enum Source {
 
 pub struct Definitions {
     pool: PgPool,
+    /// The agent's region, whose overrides the checks take.
+    region: String,
     state: Mutex<State>,
 }
 
 impl Definitions {
-    pub fn new(pool: PgPool) -> Arc<Self> {
-        Arc::new(Definitions { pool, state: Mutex::default() })
+    pub fn new(pool: PgPool, region: &str) -> Arc<Self> {
+        Arc::new(Definitions { pool, region: region.to_string(), state: Mutex::default() })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -62,27 +91,27 @@ impl Definitions {
     }
 
     /// A fresh definition, without asking the database.
-    pub fn fresh(&self, id: Uuid) -> Option<Monitor> {
+    pub fn fresh(&self, id: Uuid) -> Option<Arc<Definition>> {
         let state = self.state();
-        state.entries.get(&id).filter(|e| e.fresh && state.listening).map(|e| e.monitor.clone())
+        state.entries.get(&id).filter(|e| e.fresh && state.listening).map(|e| e.definition.clone())
     }
 
     /// The last definition read, fresh or not: what runs go on from while the
     /// database is unreachable.
-    pub fn last_known(&self, id: Uuid) -> Option<Monitor> {
-        self.state().entries.get(&id).map(|e| e.monitor.clone())
+    pub fn last_known(&self, id: Uuid) -> Option<Arc<Definition>> {
+        self.state().entries.get(&id).map(|e| e.definition.clone())
     }
 
     /// The definition from the database (`None`: deleted), kept for the next runs.
-    pub async fn read(&self, id: Uuid) -> Result<Option<Monitor>, MonitorError> {
+    pub async fn read(&self, id: Uuid) -> Result<Option<Arc<Definition>>, MonitorError> {
         let generation = self.state().generation;
         let store = MonitorStore::new(&self.pool, Placement { geo_distribution: true, default_region: None });
-        let found = store.find(id).await?;
+        let found = store.find(id).await?.map(|monitor| Arc::new(Definition::new(monitor, &self.region)));
         let mut state = self.state();
         let fresh = state.listening && state.generation == generation;
         match &found {
-            Some(monitor) => {
-                state.entries.insert(id, Entry { monitor: monitor.clone(), fresh });
+            Some(definition) => {
+                state.entries.insert(id, Entry { definition: definition.clone(), fresh });
             }
             None => {
                 state.entries.remove(&id);
@@ -92,9 +121,9 @@ impl Definitions {
     }
 
     /// A definition, from the cache when fresh, else from the database.
-    pub async fn get(&self, id: Uuid) -> Result<(Option<Monitor>, Source), MonitorError> {
-        if let Some(monitor) = self.fresh(id) {
-            return Ok((Some(monitor), Source::Cache));
+    pub async fn get(&self, id: Uuid) -> Result<(Option<Arc<Definition>>, Source), MonitorError> {
+        if let Some(definition) = self.fresh(id) {
+            return Ok((Some(definition), Source::Cache));
         }
         Ok((self.read(id).await?, Source::Database))
     }

@@ -14,12 +14,13 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::definitions::{Definitions, Source};
+use super::definitions::{Definition, Definitions, Source};
 use super::metrics::{Metrics, Outcome};
 use super::recorder::Recorder;
+use super::slots::Slots;
 use super::Health;
 use crate::geo::GeoDb;
-use crate::monitor::{check, Monitor};
+use crate::monitor::check;
 use crate::probe;
 use crate::results::NewResult;
 
@@ -94,6 +95,8 @@ pub struct Runner {
     /// The definitions runs use: kept until PostgreSQL says they changed, and
     /// the last ones read while it is unreachable.
     definitions: Arc<Definitions>,
+    /// Where a job lends its check slot while its result is stored.
+    slots: Option<Arc<Slots>>,
 }
 
 /// Longest wait for a monitor's definition before falling back to the cached one.
@@ -109,8 +112,14 @@ impl Runner {
         mode: ProbeMode,
         geo: Arc<GeoDb>,
     ) -> Self {
-        let definitions = Definitions::new(pool);
-        Runner { region: region.to_string(), recorder, metrics, health, mode, geo, definitions }
+        let definitions = Definitions::new(pool, region);
+        Runner { region: region.to_string(), recorder, metrics, health, mode, geo, definitions, slots: None }
+    }
+
+    /// Jobs lend their check slot to `slots` while their results are stored.
+    pub fn lending(mut self, slots: Arc<Slots>) -> Self {
+        self.slots = Some(slots);
+        self
     }
 
     /// The definitions this runner uses; [`Definitions::listen`] keeps them current.
@@ -143,19 +152,19 @@ impl Runner {
             tracing::warn!(job = %job.id, "job names no monitor (data.monitorId); completed without a result");
             return Ok(Outcome::Skipped);
         };
-        let Some(monitor) = self.definition(monitor_id).await? else {
+        let Some(definition) = self.definition(monitor_id).await? else {
             tracing::info!(job = %job.id, monitor = %monitor_id, "monitor deleted; job completed without a result");
             self.metrics.forget(monitor_id);
             return Ok(Outcome::Skipped);
         };
-        if crate::queue::desired_scheduler(&monitor, &self.region, true).is_none() {
+        let monitor = &definition.monitor;
+        if crate::queue::desired_scheduler(monitor, &self.region, true).is_none() {
             tracing::info!(job = %job.id, monitor = %monitor.name, region = %self.region,
                 "monitor paused or not assigned to this region; job completed without a result");
             self.metrics.forget(monitor_id);
             return Ok(Outcome::Skipped);
         }
-        let assignment = monitor.regions.iter().find(|r| r.region == self.region);
-        let plan = match check::plan(&monitor, assignment) {
+        let plan = match definition.plan() {
             Ok(plan) => plan,
             Err(e) => {
                 tracing::warn!(job = %job.id, monitor = %monitor.name, error = %e, "monitor cannot be checked; job completed without a result");
@@ -169,7 +178,7 @@ impl Runner {
                     .as_ref()
                     .is_some_and(|(_, every)| check::trace_due(job.due_ms, monitor.interval_seconds, *every));
                 let (result, measured) =
-                    crate::monitor::run::run(&plan, monitor.id, &self.region, &self.geo, trace).await;
+                    crate::monitor::run::run(plan, monitor.id, &self.region, &self.geo, trace).await;
                 if let crate::monitor::run::Measured::Probe(_, Some(route)) = &measured {
                     if let Some(failure) = route.failure.as_ref().filter(|f| f.kind == probe::FailureKind::NotPermitted)
                     {
@@ -183,13 +192,14 @@ impl Runner {
         result.run_key = Some(run_key(monitor.id, &self.region, &job.id));
         self.metrics.observe_probe(&monitor.name, &result);
         let up = result.up;
+        let _lease = self.slots.as_ref().map(|slots| slots.lend());
         self.recorder.record(result).await.map_err(|reason| JobError::NotStored { monitor: monitor.id, reason })?;
         Ok(if up { Outcome::Up } else { Outcome::Down })
     }
 
     /// The monitor's current definition; the last one read while the database
     /// is unreachable; `None` when it was deleted.
-    async fn definition(&self, id: Uuid) -> Result<Option<Monitor>, JobError> {
+    async fn definition(&self, id: Uuid) -> Result<Option<Arc<Definition>>, JobError> {
         let last_known = |reason: String| {
             self.definitions.last_known(id).map(Some).ok_or(JobError::NoDefinition { monitor: id, reason })
         };

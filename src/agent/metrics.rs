@@ -28,7 +28,7 @@ pub enum Outcome {
 impl Outcome {
     const ALL: [Outcome; 4] = [Outcome::Up, Outcome::Down, Outcome::Skipped, Outcome::Failed];
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Outcome::Up => "up",
             Outcome::Down => "down",

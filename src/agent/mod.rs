@@ -20,6 +20,7 @@ pub mod http;
 pub mod job;
 pub mod metrics;
 pub mod recorder;
+pub mod slots;
 pub mod spool;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use crate::queue::{heartbeat, schedule, RegionQueue};
 use job::{JobRef, ProbeMode, Runner};
 use metrics::Metrics;
 use recorder::Recorder;
+use slots::Slots;
 use spool::Spool;
 
 /// How one agent runs.
@@ -132,21 +134,26 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
     health.set_db(true);
     let metrics = Arc::new(Metrics::new(&region));
     let (recorder, recorder_task) = Recorder::start(pool.clone(), spool, health.clone(), metrics.clone());
-    let runner = Arc::new(Runner::new(
-        &region,
-        pool.clone(),
-        recorder.clone(),
-        metrics.clone(),
-        health.clone(),
-        options.probe_mode,
-        options.geo.clone(),
-    ));
+    let slots = Slots::new(options.concurrency, most_waiting(options.concurrency));
+    let runner = Arc::new(
+        Runner::new(
+            &region,
+            pool.clone(),
+            recorder.clone(),
+            metrics.clone(),
+            health.clone(),
+            options.probe_mode,
+            options.geo.clone(),
+        )
+        .lending(slots.clone()),
+    );
 
     let listen_task = tokio::spawn(runner.definitions().listen());
     let mut watcher = Watcher::new(&options, queue.clone(), pool.clone(), health.clone(), metrics.clone());
     watcher.reconcile("start").await;
 
-    let worker = start_worker(&options, &queue, runner.clone()).await?;
+    let worker = Arc::new(start_worker(&options, &queue, runner.clone()).await?);
+    slots.attach(&worker);
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(http::serve(listener, health.clone(), metrics.clone(), stop_rx.clone()));
     let watch_task = tokio::spawn(watcher.run(stop_rx));
@@ -193,7 +200,7 @@ async fn start_worker(
         async move {
             let job = JobRef::from_bull(&job);
             match runner.run(&job).await {
-                Ok(outcome) => Ok(serde_json::json!({ "outcome": format!("{outcome:?}").to_lowercase() })),
+                Ok(outcome) => Ok(serde_json::json!({ "outcome": outcome.label() })),
                 Err(e) => {
                     tracing::warn!(job = %job.id, error = %e, "job failed; the queue retries it");
                     Err(bullmq::Error::ProcessingError(e.to_string()))
@@ -212,6 +219,18 @@ async fn start_worker(
         .await
         .map_err(|e| AgentError::Worker { queue: queue.name().to_string(), reason: e.to_string() })
 }
+
+/// Most jobs that wait for their results with their check slot lent (see [`slots`]): enough for a
+/// few batches to form while one commits, so even at `--concurrency 1` a result shares its
+/// statement with others, and bounded so a stalled database does not make the agent take jobs
+/// without end. With checks that take real time, far fewer wait: about the results per second
+/// times one commit.
+fn most_waiting(concurrency: usize) -> usize {
+    concurrency.clamp(MOST_WAITING, recorder::MAX_BATCH)
+}
+
+/// The least of [`most_waiting`], whatever the concurrency.
+pub const MOST_WAITING: usize = 64;
 
 /// This process's agent id: host name and process id, unique among live agents.
 pub fn agent_id() -> String {

@@ -5,8 +5,9 @@
 //! A job finishes only after its result is durable — committed, or fsynced to
 //! the spool — so a crash never loses an acknowledged run. Batches form by
 //! themselves: whatever arrived while the previous write was in flight is the
-//! next batch, so a lone job is written at once and a busy agent writes in
-//! large batches.
+//! next batch, and a small one waits up to [`LINGER`] for company, so a lone
+//! job is written within a few milliseconds and a busy agent writes in large
+//! batches.
 //!
 //! Writes go over one connection of the recorder's own, kept open between
 //! batches: a batch costs one round trip ([`results::record_on`]), where a
@@ -27,6 +28,12 @@ use crate::results::{self, NewResult};
 
 /// Most results written in one batch.
 pub const MAX_BATCH: usize = 500;
+/// A batch smaller than this waits up to [`LINGER`] for more results before it is written: one
+/// statement's fixed cost is most of a small batch's (jobs lend their check slot while they wait,
+/// see [`super::slots`], so waiting costs the queue nothing but latency).
+pub const LINGER_FILL: usize = 32;
+/// The longest a result waits for others to share its batch.
+pub const LINGER: Duration = Duration::from_millis(2);
 /// How long to wait between attempts to write the spool back while the
 /// database refuses connections.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
@@ -121,6 +128,9 @@ impl Task {
             tokio::select! {
                 received = self.rx.recv_many(&mut messages, MAX_BATCH) => {
                     let mut stop = received == 0;
+                    if !stop {
+                        self.linger(&mut messages).await;
+                    }
                     let mut batch = Vec::with_capacity(messages.len());
                     for message in messages.drain(..) {
                         match message {
@@ -146,6 +156,19 @@ impl Task {
                 rows = self.spool.depth(),
                 "exiting with results in the spool; they are written at the next start"
             );
+        }
+    }
+
+    /// Waits up to [`LINGER`] for a small batch to grow to [`LINGER_FILL`]; not at all once a stop
+    /// is asked for.
+    async fn linger(&mut self, messages: &mut Vec<Message>) {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while messages.len() < LINGER_FILL && !messages.iter().any(|m| matches!(m, Message::Stop)) {
+            let room = MAX_BATCH - messages.len();
+            match tokio::time::timeout_at(deadline, self.rx.recv_many(messages, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
         }
     }
 

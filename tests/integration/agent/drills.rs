@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::harness::{active_job, free_port, wait_until, Agent, Postgres, Redis, Runs, Target};
 use crate::support::{geoctl_in, TestDb};
 
-const QUEUE: &str = "monitor-eu-west";
+pub(super) const QUEUE: &str = "monitor-eu-west";
 
 /// Creates an HTTP monitor on `target` running in eu-west; returns its id.
 fn create_monitor(dir: &Path, env: &[(&str, &str)], name: &str, target: &Target, every: &str) -> String {
@@ -40,11 +40,11 @@ fn create_monitor(dir: &Path, env: &[(&str, &str)], name: &str, target: &Target,
     run.json()["id"].as_str().unwrap().to_string()
 }
 
-fn run_key_of(monitor: &str, job_id: &str) -> String {
+pub(super) fn run_key_of(monitor: &str, job_id: &str) -> String {
     format!("{monitor}:eu-west:{}", job_id.rsplit(':').next().unwrap())
 }
 
-fn rows_with_key(url: &str, key: &str) -> usize {
+pub(super) fn rows_with_key(url: &str, key: &str) -> usize {
     super::harness::rows(url, &format!("SELECT id::text FROM monitor_results WHERE run_key = '{key}'")).len()
 }
 

@@ -208,10 +208,12 @@ fn run_ok(cmd: &mut Command) {
 }
 
 /// An HTTP server on 127.0.0.1 answering every request with `status`
-/// after `delay_ms`, counting the requests it received.
+/// after `delay_ms`, counting the requests it received and the most it
+/// answered at once.
 pub struct Target {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
+    pub most_at_once: Arc<AtomicUsize>,
     pub delay_ms: Arc<AtomicU64>,
     pub status: Arc<AtomicU16>,
     stop: Arc<AtomicBool>,
@@ -224,19 +226,22 @@ impl Target {
         let target = Target {
             port,
             hits: Arc::default(),
+            most_at_once: Arc::default(),
             delay_ms: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
             stop: Arc::default(),
         };
         let (hits, delay, status, stop) =
             (target.hits.clone(), target.delay_ms.clone(), target.status.clone(), target.stop.clone());
+        let (most, now) = (target.most_at_once.clone(), Arc::new(AtomicUsize::new(0)));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
                 let Ok(mut stream) = stream else { continue };
-                let (hits, delay, status) = (hits.clone(), delay.clone(), status.clone());
+                let (hits, delay, status, most, now) =
+                    (hits.clone(), delay.clone(), status.clone(), most.clone(), now.clone());
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 4096];
                     let mut request = Vec::new();
@@ -247,8 +252,10 @@ impl Target {
                         }
                     }
                     hits.fetch_add(1, Ordering::SeqCst);
+                    most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(delay.load(Ordering::SeqCst)));
                     let code = status.load(Ordering::SeqCst);
+                    now.fetch_sub(1, Ordering::SeqCst);
                     let _ = write!(stream, "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
                 });
             }
@@ -280,18 +287,11 @@ pub struct Agent {
 }
 
 /// The options drills use: short locks and checks, so they run in seconds.
-pub const FAST: &[&str] = &[
-    "--lock-duration",
-    "2s",
-    "--stalled-interval",
-    "1s",
-    "--resync-interval",
-    "2s",
-    "--shutdown-timeout",
-    "10s",
-    "--concurrency",
-    "4",
-];
+pub const FAST: &[&str] =
+    &["--lock-duration", "2s", "--stalled-interval", "1s", "--resync-interval", "2s", "--shutdown-timeout", "10s"];
+
+/// Checks at once, unless a test's own options say otherwise.
+const CONCURRENCY: &[&str] = &["--concurrency", "4"];
 
 impl Agent {
     /// Starts `geoctl agent --region <region>` with `env` (DATABASE_URL,
@@ -304,6 +304,7 @@ impl Agent {
         cmd.args(["agent", "--region", region, "--listen", &listen, "--spool-dir"])
             .arg(spool)
             .args(FAST)
+            .args(if extra.contains(&"--concurrency") { &[] } else { CONCURRENCY })
             .args(extra)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -6,3 +6,4 @@ mod bad_input;
 mod drills;
 mod e2e;
 pub mod harness;
+mod slots;
