@@ -10,8 +10,9 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -231,8 +232,9 @@ type ConnFuture = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>
 /// connection runs in a task of its own, aborted when the check is done with
 /// it (or is dropped by its timeout), so no socket outlives its check.
 pub(crate) enum Conn {
-    /// `None` once the connection has ended.
-    Polled(Option<ConnFuture>),
+    /// The connection (`None` once it has ended), and the waker every [`Conn::drive`] of it polls
+    /// with: hyper keeps the wakers it was polled with, so one drive's wakes may come during the next.
+    Polled(Option<ConnFuture>, Option<Arc<InPoll>>),
     Spawned(AbortHandle),
 }
 
@@ -246,22 +248,97 @@ impl Drop for Conn {
 
 impl Conn {
     /// Awaits `work` (sending the request, reading the body) while driving the connection.
+    ///
+    /// The two wake each other through hyper's channels (the request handed to the connection,
+    /// the response handed back), and both wake this same task. A task woken while it is being
+    /// polled is put back on the runtime's shared queue and another worker thread is woken to
+    /// take it: a thread hop and two futex calls per check. So the wakes that happen inside this
+    /// poll are caught by [`InPoll`] and answered by polling again, here; only wakes from outside
+    /// (the socket, a timer) reach the task's own waker.
     pub(crate) async fn drive<F: Future>(&mut self, work: F) -> F::Output {
         let mut work = std::pin::pin!(work);
         std::future::poll_fn(|cx| {
-            if let Poll::Ready(out) = work.as_mut().poll(cx) {
-                return Poll::Ready(out);
+            let flag = match self {
+                Conn::Polled(_, Some(flag)) => {
+                    if let Ok(mut task) = flag.task.lock() {
+                        if !task.will_wake(cx.waker()) {
+                            task.clone_from(cx.waker());
+                        }
+                    }
+                    flag.clone()
+                }
+                Conn::Polled(_, in_poll) => in_poll.insert(InPoll::new(cx.waker())).clone(),
+                // HTTP/2: the connection runs in its own task.
+                Conn::Spawned(_) => return work.as_mut().poll(cx),
+            };
+            let waker = Waker::from(flag.clone());
+            let mut inner = Context::from_waker(&waker);
+            // Bounded, so a connection that keeps waking itself cannot starve the runtime.
+            for _ in 0..8 {
+                flag.woken.store(false, Ordering::SeqCst);
+                flag.polling.store(true, Ordering::SeqCst);
+                let polled = self.poll_both(work.as_mut(), &mut inner);
+                flag.polling.store(false, Ordering::SeqCst);
+                let woken = flag.woken.swap(false, Ordering::SeqCst);
+                match polled {
+                    Poll::Ready(out) => return Poll::Ready(out),
+                    Poll::Pending if woken => continue,
+                    Poll::Pending => return Poll::Pending,
+                }
             }
-            let Conn::Polled(slot) = self else { return Poll::Pending };
-            let Some(conn) = slot else { return Poll::Pending };
-            if conn.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            // The connection is done (its end or error reaches `work` through hyper's channels).
-            *slot = None;
-            work.as_mut().poll(cx)
+            cx.waker().wake_by_ref();
+            Poll::Pending
         })
         .await
+    }
+
+    fn poll_both<F: Future>(&mut self, mut work: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        let Conn::Polled(slot, _) = self else { return Poll::Pending };
+        let Some(conn) = slot else { return Poll::Pending };
+        if conn.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        // The connection is done (its end or error reaches `work` through hyper's channels).
+        *slot = None;
+        work.poll(cx)
+    }
+}
+
+/// The waker [`Conn::drive`] polls with: a wake during the poll only raises `woken` (the poll
+/// goes round again); any other wake goes to the task.
+pub(crate) struct InPoll {
+    task: Mutex<Waker>,
+    polling: AtomicBool,
+    woken: AtomicBool,
+}
+
+impl InPoll {
+    fn new(task: &Waker) -> Arc<Self> {
+        Arc::new(InPoll {
+            task: Mutex::new(task.clone()),
+            polling: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+        })
+    }
+}
+
+impl std::task::Wake for InPoll {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        // Raised before `polling` is read: if the poll has just ended, it either sees `woken`
+        // and goes round again, or has already returned and this wake reaches the task.
+        if !self.polling.load(Ordering::SeqCst) {
+            if let Ok(task) = self.task.lock() {
+                task.wake_by_ref();
+            }
+        }
     }
 }
 
@@ -285,7 +362,7 @@ where
                 .max_headers(1000)
                 .handshake(io)
                 .await?;
-            let mut conn = Conn::Polled(Some(Box::pin(conn)));
+            let mut conn = Conn::Polled(Some(Box::pin(conn)), None);
             let response = conn.drive(sender.send_request(request)).await?;
             Ok((response, conn))
         }
