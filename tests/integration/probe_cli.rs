@@ -31,8 +31,11 @@ fn http_probe_prints_each_phase_and_exits_by_result() {
     assert_eq!(r["up"], true);
     assert!(r["phases"]["dns_ms"].is_null(), "IP literal: no DNS phase");
     assert!(r["phases"]["tls_ms"].is_null(), "http: no TLS phase");
+    // The server's 120 ms wait, less a few scheduler slices at most: the request's end is marked
+    // when its write returns, which a busy machine may run late (117 ms seen with the cores
+    // oversubscribed).
     let first_byte = r["phases"]["first_byte_ms"].as_f64().unwrap();
-    assert!(first_byte >= 120.0);
+    assert!(first_byte >= 100.0, "first byte {first_byte} ms: the server's 120 ms wait is not in it");
     assert!(r["phases"]["connect_ms"].as_f64().unwrap() < first_byte, "relative, not `< 100 ms`");
     assert_eq!(r["http"]["status"], 200);
 
