@@ -65,9 +65,17 @@ fn answer(query: &Message, mode: Mode, over_tcp: bool) -> Message {
 
 /// A nameserver on 127.0.0.1 (UDP and TCP on the same port).
 async fn nameserver(mode: Mode) -> Nameserver {
-    let udp_sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    // A free UDP port may be taken for TCP (another test's connection): try another one.
+    let mut tries = 0;
+    let (udp_sock, tcp_listener) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        match TcpListener::bind(udp.local_addr().unwrap()).await {
+            Ok(tcp) => break (Arc::new(udp), tcp),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => tries += 1,
+            Err(e) => panic!("no port free for both UDP and TCP: {e}"),
+        }
+    };
     let addr = udp_sock.local_addr().unwrap();
-    let tcp_listener = TcpListener::bind(addr).await.unwrap();
     let (udp, tcp) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let counter = udp.clone();
     tokio::spawn(async move {
