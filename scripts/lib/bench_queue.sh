@@ -53,6 +53,10 @@ bq_start() {
 bq_stop() {
   kill -TERM "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
+  # Reaped: the cleanup must not wait for it again (bash complains of a PID it no longer knows).
+  local pid kept=()
+  for pid in "${_bq_pids[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+  _bq_pids=("${kept[@]}")
 }
 
 # CPU seconds (user + system) of a process so far.
@@ -155,7 +159,8 @@ wait_ready() {
   return 1
 }
 
-# overhead_run WORKER CONCURRENCY -> prints jobs/s
+# overhead_run WORKER CONCURRENCY -> prints "jobs/s worker-µs redis-µs postgres-µs": the rate, and
+# the CPU each process spent per job from the release to the last completion.
 overhead_run() {
   local worker=$1 concurrency=$2 queue=monitor-eu-west port
   "$QUEUE_BENCH" fill --redis "$REDIS_URL" --queue "$queue" --jobs "$BENCH_JOBS" --monitors "$BENCH_MONITOR" 2>/dev/null
@@ -176,18 +181,22 @@ overhead_run() {
     node) bq_start "$_bq_work/node.log" node "$_bq_work/node/worker.js" "$REDIS_URL" "$queue" "$concurrency" ;;
     python) bq_start "$_bq_work/python.log" "$BQ_PYTHON" "$_bq_work/py/worker.py" "$REDIS_URL" "$queue" "$concurrency" ;;
   esac
-  local pid=$BQ_PID
+  local pid=$BQ_PID rate w0 r0 p0
   sleep 1
-  "$QUEUE_BENCH" release --redis "$REDIS_URL" --queue "$queue" --jobs "$BENCH_JOBS" \
-    | sed -n 's/.*"jobs_per_s":\([0-9.]*\).*/\1/p' | awk '{ printf "%.0f", $1 }'
+  w0=$(cpu_tree_of "$pid") r0=$(cpu_of "$BQ_REDIS_PID") p0=$(cpu_tree_of "$BQ_PG_PID")
+  rate=$("$QUEUE_BENCH" release --redis "$REDIS_URL" --queue "$queue" --jobs "$BENCH_JOBS" \
+    | sed -n 's/.*"jobs_per_s":\([0-9.]*\).*/\1/p')
+  awk -v rate="$rate" -v n="$BENCH_JOBS" -v w="$w0 $(cpu_tree_of "$pid")" -v r="$r0 $(cpu_of "$BQ_REDIS_PID")" \
+    -v p="$p0 $(cpu_tree_of "$BQ_PG_PID")" 'function us(d,  a) { split(d, a, " "); return (a[2] - a[1]) * 1e6 / n }
+    BEGIN { if (rate == "") exit; printf "%.0f %.0f %.0f %.0f", rate, us(w), us(r), us(p) }'
   bq_stop "$pid"
 }
 
 bench_queue_overhead() {
   log "part 1: queue overhead, $BENCH_JOBS no-op jobs per run"
   printf '\n1. Queue overhead: jobs/s completed, %s jobs released at once, same Redis\n' "$BENCH_JOBS"
-  printf '   %-44s %12s %12s\n' worker "conc. 1" "conc. 32"
-  local worker label one many
+  printf '   %-44s %8s %8s   %s\n' worker "conc. 1" "conc. 32" "CPU µs/job, worker+Redis+PostgreSQL: at 1 | at 32"
+  local worker label one many split1 split32 bare32="" agent32=""
   local workers=(bare agent)
   [ -z "${BENCH_AGENT_BASELINE:-}" ] || workers+=(baseline)
   workers+=(node python)
@@ -199,11 +208,31 @@ bench_queue_overhead() {
       node) label="BullMQ Node (npm bullmq 6), empty processor" ;;
       python) label="BullMQ Python (PyPI bullmq), empty processor" ;;
     esac
-    one=$(overhead_run "$worker" 1)
-    many=$(overhead_run "$worker" 32)
-    printf '   %-44s %12s %12s\n' "$label" "$one" "$many"
-    printf '{"part":"overhead","worker":"%s","c1":%s,"c32":%s}\n' "$worker" "${one:-null}" "${many:-null}" >>"$BQ_JSON"
+    read -r one split1 <<<"$(overhead_run "$worker" 1)"
+    read -r many split32 <<<"$(overhead_run "$worker" 32)"
+    printf '   %-44s %8s %8s   %s | %s\n' "$label" "$one" "$many" "$(cpu_split "$split1")" "$(cpu_split "$split32")"
+    printf '{"part":"overhead","worker":"%s","c1":%s,"c32":%s,"cpu_us_per_job_c1":%s,"cpu_us_per_job_c32":%s}\n' \
+      "$worker" "${one:-null}" "${many:-null}" "$(cpu_json "$split1")" "$(cpu_json "$split32")" >>"$BQ_JSON"
+    [ "$worker" != bare ] || bare32=$many
+    [ "$worker" != agent ] || agent32=$split32
   done
+  # What the 32-in-flight target leaves per job: every process here shares these cores, so at the
+  # target rate (80 % of the bare worker's) a job may cost at most cores / rate of CPU in all.
+  if [ -n "$bare32" ] && [ -n "$agent32" ]; then
+    awk -v bare="$bare32" -v cores="$(nproc)" -v s="$agent32" 'BEGIN { split(s, a, " "); target = bare * 0.8
+      printf "   at 32, 80 %% of the ceiling is %.0f jobs/s: %d cores then leave %.0f µs of CPU per job, all processes\n", target, cores, cores * 1e6 / target
+      printf "   together; the agent'"'"'s jobs took %.0f (agent %.0f, Redis %.0f, PostgreSQL %.0f)\n", a[1] + a[2] + a[3], a[1], a[2], a[3] }'
+  fi
+}
+
+# cpu_split "W R P" -> "W+R+P=T"; cpu_json "W R P" -> {"worker":W,"redis":R,"postgres":P}
+cpu_split() {
+  [ -n "$1" ] || { echo -; return; }
+  awk -v s="$1" 'BEGIN { split(s, a, " "); printf "%d+%d+%d=%d", a[1], a[2], a[3], a[1] + a[2] + a[3] }'
+}
+cpu_json() {
+  [ -n "$1" ] || { echo null; return; }
+  awk -v s="$1" 'BEGIN { split(s, a, " "); printf "{\"worker\":%d,\"redis\":%d,\"postgres\":%d}", a[1], a[2], a[3] }'
 }
 
 bench_queue_e2e() {
@@ -317,6 +346,8 @@ bench_queue() {
   start_postgres "$_bq_work/pg"
   BQ_PGDATA="$_bq_work/pg/data"
   start_redis "$_bq_work/redis"
+  BQ_REDIS_PID=$(cat "$_bq_work/redis/redis.pid")
+  BQ_PG_PID=$(head -n 1 "$BQ_PGDATA/postmaster.pid")
   export DATABASE_URL
   export REDIS_URL_US_EAST="${REDIS_URL%/*}/1" REDIS_URL_EU_WEST="${REDIS_URL%/*}/0" REDIS_URL_AP_SOUTH="${REDIS_URL%/*}/2"
   REDIS_URL=$REDIS_URL_EU_WEST
