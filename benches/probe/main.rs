@@ -85,6 +85,11 @@ enum Command {
     },
 }
 
+/// The allocator `geoctl` ships with (see `src/main.rs`): the probe engine
+/// measured here allocates as in `geoctl`, and the bare client shares it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {

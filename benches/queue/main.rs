@@ -58,6 +58,12 @@ enum Command {
     },
 }
 
+/// The allocator `geoctl` ships with (see `src/main.rs`): the bare worker, the
+/// ceiling, allocates as `geoctl agent` does, so the ratio between them is
+/// their own work.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
