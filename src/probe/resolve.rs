@@ -121,12 +121,17 @@ fn hosts_names(text: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Rounds over the nameservers before a lookup gives up, whichever resolver asks.
-const ATTEMPTS: usize = 2;
-
-/// How long one question waits for its answer: the check's timeout, within sane bounds.
-fn question_timeout(check_timeout: Duration) -> Duration {
-    check_timeout.clamp(Duration::from_millis(50), Duration::from_secs(30))
+/// How long a question waits before it is asked again, and how many rounds over the nameservers a
+/// lookup makes, whichever resolver asks: the system's `options timeout:` and `attempts:` (5 s and
+/// 2 when unset, as glibc and Go use), the wait shortened so that every round fits in the check's
+/// timeout. A lost UDP question is thus asked again, as any resolver does, instead of holding the
+/// check until its timeout and failing it.
+fn retransmit(check_timeout: Duration, system: Option<&ResolverOpts>) -> (Duration, usize) {
+    let defaults = ResolverOpts::default();
+    let system = system.unwrap_or(&defaults);
+    let attempts = system.attempts.clamp(1, 5);
+    let wait = system.timeout.min(check_timeout / attempts as u32);
+    (wait.clamp(Duration::from_millis(50), Duration::from_secs(30)), attempts)
 }
 
 /// Build a resolver. `nameserver` overrides the system configuration (UDP
@@ -138,6 +143,7 @@ pub(crate) fn build_resolver(
     strategy: LookupIpStrategy,
 ) -> Result<TokioResolver, String> {
     let provider = TokioRuntimeProvider::default();
+    let mut system = None;
     let mut builder = match nameserver {
         Some(ns) => {
             let mut server = NameServerConfig::udp_and_tcp(ns.ip());
@@ -151,12 +157,12 @@ pub(crate) fn build_resolver(
             let conf = system_conf()?;
             let mut builder = TokioResolver::builder_with_config(conf.config.clone(), provider);
             *builder.options_mut() = conf.options.clone();
+            system = Some(conf);
             builder
         }
     };
     let o: &mut ResolverOpts = builder.options_mut();
-    o.timeout = question_timeout(timeout);
-    o.attempts = ATTEMPTS;
+    (o.timeout, o.attempts) = retransmit(timeout, system.as_ref().map(|c| &c.options));
     o.cache_size = 0;
     o.ip_strategy = strategy;
     o.use_hosts_file = if use_hosts { ResolveHosts::Always } else { ResolveHosts::Never };
@@ -264,10 +270,13 @@ fn stub_question(host: &str, opts: &ProbeOptions) -> Option<(Name, stub::Upstrea
     }
     let servers = match opts.nameserver {
         Some(ns) => Arc::new(vec![ns]),
-        None => conf.map(|c| c.udp_servers.clone()).filter(|servers| !servers.is_empty())?,
+        None => conf.as_ref().map(|c| c.udp_servers.clone()).filter(|servers| !servers.is_empty())?,
     };
     let name = Name::from_ascii(format!("{bare}.")).ok()?;
-    Some((name, stub::Upstream { servers, timeout: question_timeout(opts.timeout), attempts: ATTEMPTS }))
+    // The system's options go with the system's nameservers.
+    let system = conf.as_ref().filter(|_| opts.nameserver.is_none()).map(|c| &c.options);
+    let (timeout, attempts) = retransmit(opts.timeout, system);
+    Some((name, stub::Upstream { servers, timeout, attempts }))
 }
 
 fn family_name(p: IpPreference) -> &'static str {
@@ -275,5 +284,28 @@ fn family_name(p: IpPreference) -> &'static str {
         IpPreference::Any => "IP",
         IpPreference::V4 => "IPv4",
         IpPreference::V6 => "IPv6",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_question_is_asked_again_before_the_check_gives_up() {
+        let s = Duration::from_secs;
+        // glibc's defaults (5 s, 2 rounds) when the system sets nothing.
+        assert_eq!(retransmit(s(30), None), (s(5), 2));
+        assert_eq!(retransmit(s(10), None), (s(5), 2));
+        // Shortened so both rounds fit in a shorter check.
+        assert_eq!(retransmit(s(3), None), (Duration::from_millis(1500), 2));
+        // The system's `options timeout:1 attempts:3`.
+        let mut system = ResolverOpts::default();
+        (system.timeout, system.attempts) = (s(1), 3);
+        assert_eq!(retransmit(s(10), Some(&system)), (s(1), 3));
+        // Never a wait so short that an answer on a slow link cannot arrive, nor endless rounds.
+        assert_eq!(retransmit(Duration::from_millis(40), None), (Duration::from_millis(50), 2));
+        system.attempts = 100;
+        assert_eq!(retransmit(s(10), Some(&system)).1, 5);
     }
 }

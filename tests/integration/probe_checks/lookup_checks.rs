@@ -1,6 +1,7 @@
 //! The address lookup of an HTTP check against nameservers that do what
 //! real ones sometimes do: answer with a CNAME chain, truncate the UDP answer
-//! (so the question is asked again over TCP), send a stray answer first, fail.
+//! (so the question is asked again over TCP), send a stray answer first, fail,
+//! lose a question.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +27,8 @@ enum Mode {
     Stray,
     /// SERVFAIL to everything.
     ServFail,
+    /// The first UDP question gets no answer at all (lost), later ones the right one.
+    LoseFirst,
 }
 
 struct Nameserver {
@@ -82,7 +85,9 @@ async fn nameserver(mode: Mode) -> Nameserver {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, peer)) = udp_sock.recv_from(&mut buf).await {
             let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
-            counter.fetch_add(1, Ordering::SeqCst);
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 && mode == Mode::LoseFirst {
+                continue;
+            }
             if mode == Mode::Stray {
                 let mut stray = answer(&query, mode, false);
                 stray.metadata.id = query.metadata.id.wrapping_add(1);
@@ -173,4 +178,17 @@ async fn a_server_failure_is_a_dns_failure_that_says_so() {
     assert_eq!(ns.udp.load(Ordering::SeqCst), 2);
     assert!(r.phases.dns_ms.unwrap() < 1000.0, "{:?}", r.phases);
     assert_eq!(r.phases.connect_ms, None);
+}
+
+#[tokio::test]
+async fn a_lost_question_is_asked_again_within_the_timeout() {
+    let (ns, port) = (nameserver(Mode::LoseFirst).await, web().await);
+    // A 3 s check asks again after 1.5 s (the system's 5 s wait, fitted so both rounds fit).
+    let r = check("lossy.test", port, &ns).await;
+    assert!(r.up, "a lost UDP question failed the check: {:?}", r.failure);
+    assert_eq!(r.resolved_address, Some(Ipv4Addr::LOCALHOST.into()));
+    assert_eq!(ns.udp.load(Ordering::SeqCst), 2);
+    // The wait for the lost answer is DNS time: the phase says the lookup was slow.
+    let dns = r.phases.dns_ms.unwrap();
+    assert!((1400.0..2900.0).contains(&dns), "{:?}", r.phases);
 }
