@@ -162,6 +162,33 @@ pub fn parse_delay(s: &str) -> Result<(String, Duration), String> {
     Ok((name.trim_end_matches('.').to_ascii_lowercase(), Duration::from_millis(ms)))
 }
 
+/// Deep enough for 512 clients asking at once, as the HTTP listener's accept
+/// queue is, and as production nameservers size theirs: the default buffer
+/// (`net.core.rmem_default`, ~208 KiB) holds about 280 questions, and a
+/// question dropped there costs its client a resolver retransmission (5 s for
+/// geoctl and glibc), which would measure this server's buffer, not the
+/// prober. SO_RCVBUFFORCE passes `net.core.rmem_max` (the benchmark runs as
+/// root for its network namespace); if refused, SO_RCVBUF gets what it may.
+fn deepen_receive_buffer(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd as _;
+    const BYTES: libc::c_int = 8 << 20;
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: a valid socket descriptor and a c_int option value of the given size.
+        let set = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&BYTES as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if set == 0 {
+            return;
+        }
+    }
+}
+
 /// Answers over UDP from one thread (no runtime between the socket and the
 /// answer): A queries for names under `zone` with 127.0.0.1 (TTL 0), other
 /// types for those names with no answer, other names with NXDOMAIN. Names in
@@ -174,6 +201,7 @@ pub fn serve_dns(
 ) -> anyhow::Result<()> {
     let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("binding {addr}/udp"))?;
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    deepen_receive_buffer(&socket);
     let zone = zone.trim_end_matches('.').to_ascii_lowercase();
     let end = Instant::now() + lifetime;
     let mut buf = [0u8; 1500];
