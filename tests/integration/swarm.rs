@@ -382,13 +382,18 @@ fn network_create_makes_an_encrypted_attachable_overlay_once() {
     let _cleanup = Cleanup(name.clone());
     let created = created.success();
     assert!(created.stderr.contains("created"), "{}", created.stderr);
-    let inspect = docker(&[
-        "network",
-        "inspect",
-        "--format",
-        "{{.Driver}} {{.Scope}} {{.Attachable}} {{index .Options \"encrypted\"}}|{{range .IPAM.Config}}{{.Subnet}}{{end}}",
-        &name,
-    ]);
+    // The swarm allocates a new network after the create call returns: until then a manager's
+    // inspect shows it with no driver and no subnet (seen once under CI load). Wait for that.
+    let format =
+        "{{.Driver}} {{.Scope}} {{.Attachable}} {{index .Options \"encrypted\"}}|{{range .IPAM.Config}}{{.Subnet}}{{end}}";
+    let mut inspect = String::new();
+    for _ in 0..80 {
+        inspect = docker(&["network", "inspect", "--format", format, &name]);
+        if !inspect.starts_with(' ') {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     assert_eq!(inspect.trim(), format!("overlay swarm true |{subnet}"), "docker network inspect: {inspect}");
     let again = db.geoctl(&["network", "create", &name, "--subnet", &subnet]).success();
     assert!(again.stderr.contains("unchanged"), "{}", again.stderr);
