@@ -142,6 +142,10 @@ impl Runner {
     }
 
     async fn run_inner(&self, job: &JobRef) -> Result<Outcome, JobError> {
+        let slot = match &self.slots {
+            Some(slots) => Some(slots.check().await),
+            None => None,
+        };
         let monitor_id = job
             .data
             .get("monitorId")
@@ -192,7 +196,7 @@ impl Runner {
         result.run_key = Some(run_key(monitor.id, &self.region, &job.id));
         self.metrics.observe_probe(&monitor.name, &result);
         let up = result.up;
-        let _lease = self.slots.as_ref().map(|slots| slots.lend());
+        let _lease = self.slots.as_ref().zip(slot).map(|(slots, slot)| slots.lend(&job.id, slot));
         self.recorder.record(result).await.map_err(|reason| JobError::NotStored { monitor: monitor.id, reason })?;
         Ok(if up { Outcome::Up } else { Outcome::Down })
     }

@@ -154,7 +154,7 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
 
     let worker = Arc::new(start_worker(&options, &queue, runner.clone()).await?);
     slots.attach(&worker);
-    let events_task = tokio::spawn(drain_events(worker.clone()));
+    let events_task = tokio::spawn(drain_events(worker.clone(), slots.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(http::serve(listener, health.clone(), metrics.clone(), stop_rx.clone()));
     let watch_task = tokio::spawn(watcher.run(stop_rx));
@@ -222,15 +222,19 @@ async fn start_worker(
         .map_err(|e| AgentError::Worker { queue: queue.name().to_string(), reason: e.to_string() })
 }
 
-/// Reads the worker's events for as long as it runs. The worker queues one or two events per job
-/// in an unbounded channel and never drops one, so an agent that did not read them would grow by
-/// about 800 bytes a job (16 MiB every 20,000 jobs). Nothing here needs them: the agent's own
-/// metrics and logs come from its jobs. (The crate's `Stalled` event would be worth a counter,
-/// but bullmq-official 1.4.4 never sends it: it reads the stalled-jobs script's flat reply as nested.)
-async fn drain_events(worker: Arc<bullmq::Worker>) {
+/// Reads the worker's events for as long as it runs: a completed or failed job gives up the place
+/// it kept to take the next job in the same call (see [`slots`]). The worker queues one or two
+/// events per job in an unbounded channel and never drops one, so an agent that did not read them
+/// would grow by about 800 bytes a job (16 MiB every 20,000 jobs). (The crate's `Stalled` event
+/// would be worth a counter, but bullmq-official 1.4.4 never sends it: it reads the stalled-jobs
+/// script's flat reply as a nested one.)
+async fn drain_events(worker: Arc<bullmq::Worker>, slots: Arc<Slots>) {
+    use bullmq::worker::WorkerEvent;
     while let Some(event) = worker.next_event().await {
-        if let bullmq::worker::WorkerEvent::Error(error) = event {
-            tracing::debug!(error = %error, "queue worker");
+        match event {
+            WorkerEvent::Completed { job_id, .. } | WorkerEvent::Failed { job_id, .. } => slots.finished(&job_id),
+            WorkerEvent::Error(error) => tracing::debug!(error = %error, "queue worker"),
+            _ => {}
         }
     }
 }
