@@ -334,9 +334,23 @@ struct State {
     redirects: u32,
     final_url: String,
     body: Option<BodySink>,
+    /// The timing of a later hop's dial (a redirect), while it is under way.
+    later_dial: DialTimes,
 }
 
+/// The stage from a hop's dial to its connection: the name is looked up first, unless the address
+/// is known ([`State::resolving`] tells which part a timeout cut short).
+const CONNECTING: &str = "connecting";
+
 impl State {
+    /// Whether the hop being connected is still waiting for its host name's addresses.
+    fn resolving(&self) -> bool {
+        let (dial, pinned) =
+            if self.redirects == 0 { (&self.first.dial, self.pinned.is_some()) } else { (&self.later_dial, false) };
+        let named = url::Url::parse(&self.final_url).is_ok_and(|u| u.domain().is_some());
+        named && !pinned && dial.dns_done.is_none()
+    }
+
     /// Takes the first hop's request-written and first-byte instants from its connection's notes.
     fn note_first_byte(&mut self) {
         let Some(marks) = self.marks.as_ref() else {
@@ -503,6 +517,7 @@ async fn check_reading(
         redirects: 0,
         final_url: url.to_string(),
         body: None,
+        later_dial: DialTimes::default(),
     };
     let res = tokio::time::timeout(opts.timeout, check(spec, opts, url, &mut st)).await;
     let outcome = match res {
@@ -511,6 +526,9 @@ async fn check_reading(
             st.note_first_byte();
             if st.stage == WAITING && st.first.first_byte.is_some() {
                 st.stage = "reading the response headers";
+            }
+            if st.stage == CONNECTING && st.resolving() {
+                st.stage = "resolving the host name";
             }
             Err(Failure::new(
                 FailureKind::Timeout,
@@ -725,9 +743,9 @@ async fn do_hop(
     let https = url.scheme() == "https";
 
     // 1. resolve and connect
-    st.stage = "connecting";
-    let mut scratch = DialTimes::default();
-    let times = if first { &mut st.first.dial } else { &mut scratch };
+    st.stage = CONNECTING;
+    st.later_dial = DialTimes::default();
+    let times = if first { &mut st.first.dial } else { &mut st.later_dial };
     let pinned = if first { st.pinned } else { None };
     let (tcp, _addr) = dial(&host_str, port, opts, pinned, times).await?;
     let _ = tcp.set_nodelay(true);

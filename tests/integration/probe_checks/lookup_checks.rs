@@ -29,6 +29,8 @@ enum Mode {
     ServFail,
     /// The first UDP question gets no answer at all (lost), later ones the right one.
     LoseFirst,
+    /// No answer to anything.
+    Silent,
 }
 
 struct Nameserver {
@@ -85,7 +87,7 @@ async fn nameserver(mode: Mode) -> Nameserver {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, peer)) = udp_sock.recv_from(&mut buf).await {
             let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
-            if counter.fetch_add(1, Ordering::SeqCst) == 0 && mode == Mode::LoseFirst {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 && mode == Mode::LoseFirst || mode == Mode::Silent {
                 continue;
             }
             if mode == Mode::Stray {
@@ -191,4 +193,19 @@ async fn a_lost_question_is_asked_again_within_the_timeout() {
     // The wait for the lost answer is DNS time: the phase says the lookup was slow.
     let dns = r.phases.dns_ms.unwrap();
     assert!((1400.0..2900.0).contains(&dns), "{:?}", r.phases);
+}
+
+#[tokio::test]
+async fn a_check_that_times_out_waiting_for_the_nameserver_says_so() {
+    let (ns, port) = (nameserver(Mode::Silent).await, web().await);
+    let mut o = opts(1000);
+    o.nameserver = Some(ns.addr);
+    let r = run(&ProbeSpec::Http(HttpSpec::new(format!("http://silent.test:{port}/"))), &o).await;
+    let failure = r.failure.expect("down");
+    assert!(!r.up);
+    assert!(failure.message.contains("resolv"), "the wait was for the name, not the connection: {failure:?}");
+    assert!(!failure.message.contains("connecting"), "{failure:?}");
+    // Nothing was measured but the total: no lookup finished, no connection was tried.
+    assert_eq!((r.phases.dns_ms, r.phases.connect_ms), (None, None), "{:?}", r.phases);
+    assert!(ns.udp.load(Ordering::SeqCst) >= 2, "the question was asked again");
 }
