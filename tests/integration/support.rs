@@ -23,6 +23,9 @@ pub struct TestDb {
     admin: String,
     /// Working directory and HOME for geoctl, so no stray config file is read.
     pub home: tempfile::TempDir,
+    /// One runtime and pool for every query the test makes, made on first use: a poll
+    /// loop (`wait_until` over `scalar`) would otherwise connect anew every 100 ms.
+    client: std::sync::OnceLock<(tokio::runtime::Runtime, sqlx::PgPool)>,
 }
 
 impl TestDb {
@@ -36,7 +39,7 @@ impl TestDb {
         });
         let mut url = url::Url::parse(&admin).unwrap();
         url.set_path(&name);
-        TestDb { url: url.to_string(), name, admin, home: tempfile::tempdir().unwrap() }
+        TestDb { url: url.to_string(), name, admin, home: tempfile::tempdir().unwrap(), client: Default::default() }
     }
 
     /// A migrated database.
@@ -46,24 +49,28 @@ impl TestDb {
         db
     }
 
+    /// Runs `query` on this database's pool, on the test's own runtime.
+    fn query<T>(&self, query: impl AsyncFnOnce(&sqlx::PgPool) -> T) -> T {
+        let (runtime, pool) = self.client.get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let options = sqlx::postgres::PgPoolOptions::new().max_connections(2);
+            let pool = runtime.block_on(options.connect(&self.url)).expect("connect to the test database");
+            (runtime, pool)
+        });
+        runtime.block_on(query(pool))
+    }
+
     /// Runs SQL statements (separated by `;`) on this database.
     pub fn exec(&self, sql: &str) {
-        block_on(async {
-            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-            pool.close().await;
-        });
+        self.query(async |pool| sqlx::raw_sql(sql).execute(pool).await.unwrap());
     }
 
     /// The first column of the first row, as text.
     pub fn scalar(&self, sql: &str) -> String {
-        block_on(async {
-            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
-            let value: Option<String> =
-                sqlx::query_scalar(&format!("SELECT ({sql})::text")).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            value.unwrap_or_default()
-        })
+        let value: Option<String> = self.query(async |pool| {
+            sqlx::query_scalar(&format!("SELECT ({sql})::text")).fetch_one(pool).await.unwrap()
+        });
+        value.unwrap_or_default()
     }
 
     pub fn count(&self, table: &str) -> i64 {
@@ -88,6 +95,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if let Some((runtime, pool)) = self.client.take() {
+            runtime.block_on(pool.close());
+        }
         let (admin, name) = (self.admin.clone(), self.name.clone());
         // Drop in a thread of its own: a test may be unwinding inside a runtime.
         let _ = std::thread::spawn(move || {
@@ -186,11 +196,12 @@ pub struct TestRedis {
 
 impl TestRedis {
     pub fn new() -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        // db 0 is left to people; scripts/test starts Redis with enough databases.
-        static NEXT: AtomicU32 = AtomicU32::new(1);
-        let db = NEXT.fetch_add(1, Ordering::SeqCst);
-        let mut url = url::Url::parse(&redis_admin_url()).unwrap();
+        // db 0 is left to people; scripts/test starts Redis with enough databases. Tests run
+        // as processes of their own (nextest), so the next index is counted by Redis, not here.
+        let admin = redis_admin_url();
+        let next: u32 = redis_cmd(&admin, &["INCR", "geoctl-test:next-db"]);
+        let db = (next - 1) % 255 + 1;
+        let mut url = url::Url::parse(&admin).unwrap();
         url.set_path(&format!("/{db}"));
         let redis = TestRedis { url: url.to_string() };
         let databases: Vec<String> = redis.cmd(&["CONFIG", "GET", "databases"]);
@@ -214,18 +225,21 @@ impl TestRedis {
 
     /// Runs one command on this database.
     pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
-        let url = self.url.clone();
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        block_on(async {
-            let client = redis::Client::open(url).unwrap();
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            let mut cmd = redis::cmd(&args[0]);
-            for a in &args[1..] {
-                cmd.arg(a);
-            }
-            cmd.query_async(&mut conn).await.unwrap()
-        })
+        redis_cmd(&self.url, args)
     }
+}
+
+/// Runs one command on the Redis database `url` names.
+fn redis_cmd<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
+    block_on(async {
+        let client = redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(a);
+        }
+        cmd.query_async(&mut conn).await.unwrap()
+    })
 }
 
 impl Drop for TestRedis {
