@@ -115,7 +115,11 @@ fn test_templates(dir: &Path) -> String {
         .replace("start_period: 20s", "start_period: 1s")
         // The ping does not trap SIGTERM as PID 1; do not wait the agent's 30 s drain for it.
         .replace("stop_grace_period: 30s", "stop_grace_period: 1s")
-        .replace("interval: 15s", "interval: 1s");
+        .replace("interval: 15s", "interval: 1s")
+        // Swarm watches each updated task for `monitor` before it calls an update done, and
+        // waits `delay` between tasks: 30 s and 5 s per update would be most of these tests.
+        .replace("monitor: 30s", "monitor: 2s")
+        .replace("delay: 5s", "delay: 1s");
     let templates = dir.join("templates");
     std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(templates.join("stack.yml.tera"), text).unwrap();

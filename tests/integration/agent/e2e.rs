@@ -63,12 +63,14 @@ fn monitors_run_in_exactly_their_regions_and_follow_changes() {
     assert_eq!(count("us-east"), 0, "us-east is not one of the monitor's regions");
 
     db.geoctl_with(&["monitor", "regions", "remove", "web", "ap-south"], &env).success();
-    // A run already started in ap-south may still land; after that, nothing.
-    std::thread::sleep(Duration::from_secs(3));
+    // A run already started in ap-south may still land; after that, nothing. Time is measured
+    // in eu-west's runs (one a second), not in sleeps: two runs for a straggler to land, then
+    // ap-south must stay still while eu-west goes on for two more.
+    let eu_west = count("eu-west");
+    wait_until("two more eu-west runs", Duration::from_secs(10), || count("eu-west") >= eu_west + 2);
     let (ap_south, eu_west) = (count("ap-south"), count("eu-west"));
-    std::thread::sleep(Duration::from_secs(3));
+    wait_until("eu-west to go on", Duration::from_secs(10), || count("eu-west") >= eu_west + 2);
     assert_eq!(count("ap-south"), ap_south, "ap-south results stop once the region is removed");
-    assert!(count("eu-west") >= eu_west + 2, "eu-west goes on");
     assert_eq!(redis.cli(3, &["ZCARD", "bull:monitor-ap-south:repeat"]), "0", "ap-south's scheduler is gone");
 
     for (region, n) in [("eu-west", 2), ("ap-south", 3)] {
@@ -183,8 +185,9 @@ fn definitions_come_from_the_cache_until_the_database_says_they_changed() {
 
     db.exec(&format!("UPDATE monitors SET target = '{}' WHERE name = 'web'", second.url()));
     wait_until("the second target checked", Duration::from_secs(5), || second.hits() >= 2);
-    let before = first.hits();
-    std::thread::sleep(Duration::from_secs(2));
+    // Two more runs of the new definition, and none of them asked the first target.
+    let (before, checked) = (first.hits(), second.hits());
+    wait_until("two more runs", Duration::from_secs(5), || second.hits() >= checked + 2);
     assert_eq!(first.hits(), before, "the old definition is no longer used");
     assert!(agent.metric(read).unwrap() > reads, "the changed definition was read again");
 
