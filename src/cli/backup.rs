@@ -63,7 +63,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         Command::Run => {
             let url = database_url(ctx)?;
             let pg = PgTool::new(&url)?;
-            let pool = ctx.pool().await?;
+            let pool = ctx.pool_any_schema().await?;
             note(format!("backing up {} to {}", pg.server, target.describe()));
             let summary = backup::run(&target, &pool, &pg, progress, say).await.context("backup failed")?;
             let mb = summary.dump_bytes as f64 / 1e6;
@@ -170,7 +170,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             backup::validate_name(&name)?;
             let url = database_url(ctx)?;
             let pg = PgTool::new(&url)?;
-            let pool = ctx.pool().await?;
+            let pool = ctx.pool_any_schema().await?;
             let report = backup::verify(&target, &name, &pool, &pg, &ctx.settings.tuning, progress)
                 .await
                 .context("verify failed")?;

@@ -65,7 +65,11 @@ struct MigrateReport {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let pool = ctx.pool().await?;
+    // Migrating and showing migrations work on any schema; pruning needs geoctl's.
+    let pool = match args.command {
+        Command::Prune { .. } => ctx.pool().await?,
+        Command::Migrate { .. } | Command::Status => ctx.pool_any_schema().await?,
+    };
     match args.command {
         Command::Migrate { dry_run } => {
             let pending: Vec<i64> =

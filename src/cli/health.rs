@@ -73,7 +73,7 @@ async fn regions(ctx: &Context, only: Option<&str>) -> anyhow::Result<Vec<String
     let mut codes = match ctx.pool().await {
         Ok(pool) => RegionStore::active_codes(&pool).await?,
         Err(e) => {
-            note(format!("database not reachable ({e}); checking the configured regions"));
+            note(format!("database not usable ({e}); checking the configured regions"));
             ctx.settings.regions.keys().cloned().collect()
         }
     };

@@ -125,7 +125,13 @@ pub struct Context {
 }
 
 impl Context {
+    /// The database, refused unless it has this binary's whole schema ([`crate::store::open`]).
     pub async fn pool(&self) -> anyhow::Result<PgPool> {
+        Ok(crate::store::open(self.settings.database_url.as_ref().map(|s| &s.value), &self.settings.tuning).await?)
+    }
+
+    /// The database whatever its schema: for what migrates it (`db`, `region init`) and for backups.
+    pub async fn pool_any_schema(&self) -> anyhow::Result<PgPool> {
         Ok(crate::store::connect(self.settings.database_url.as_ref().map(|s| &s.value), &self.settings.tuning).await?)
     }
 

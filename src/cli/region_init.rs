@@ -52,7 +52,7 @@ pub async fn init(
     if state.active && !state.manager {
         return Err(SwarmError::NotManager { endpoint: engine.endpoint.clone() }.into());
     }
-    let pool = ctx.pool().await?;
+    let pool = ctx.pool_any_schema().await?;
     let pending = crate::store::status(&pool).await?.iter().filter(|m| !m.applied).count();
     let store = RegionStore::new(&pool);
     let existing = if pending == 0 { store.get(code).await.ok() } else { None };

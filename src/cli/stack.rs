@@ -207,6 +207,9 @@ pub fn print_report(ctx: &Context, report: &DeployReport) -> anyhow::Result<()> 
         }
         vec![t]
     })?;
+    for line in &report.notes {
+        note(line.clone());
+    }
     let converged = report.converged_seconds.map(|s| format!(", converged in {s:.2} s")).unwrap_or_default();
     if report.changed_anything() {
         note(format!(

@@ -218,31 +218,32 @@ impl Settings {
         for code in region_codes(env, &file) {
             let from_file = file.regions.get(&code).cloned().unwrap_or_default();
             let suffix = env_suffix(&code);
+            let var = |prefix: &str| format!("{prefix}{suffix}");
             let endpoints = RegionEndpoints {
                 redis_url: layers.secret(
                     None,
-                    &format!("REDIS_URL_{suffix}"),
+                    &var(region_env::REDIS_URL),
                     &format!("regions.{code}.redis_url"),
                     from_file.redis_url.as_deref(),
                     from_file.redis_url_file.as_deref(),
                 )?,
                 redis_password: layers.secret(
                     None,
-                    &format!("REDIS_PASSWORD_{suffix}"),
+                    &var(region_env::REDIS_PASSWORD),
                     &format!("regions.{code}.redis_password"),
                     from_file.redis_password.as_deref(),
                     from_file.redis_password_file.as_deref(),
                 )?,
                 docker_host: layers.plain(
                     None,
-                    &format!("DOCKER_HOST_{suffix}"),
+                    &var(region_env::DOCKER_HOST),
                     from_file.docker_host.as_deref(),
                     None,
                     parse_docker_host,
                 )?,
                 docker_cert_path: layers.plain(
                     None,
-                    &format!("DOCKER_CERT_PATH_{suffix}"),
+                    &var(region_env::DOCKER_CERT_PATH),
                     from_file.docker_cert_path.as_ref().and_then(|p| p.to_str()),
                     None,
                     ok_string,
@@ -250,21 +251,21 @@ impl Settings {
                 stack: from_file.stack.clone(),
                 public_address: layers.plain(
                     None,
-                    &format!("PUBLIC_ADDRESS_{suffix}"),
+                    &var(region_env::PUBLIC_ADDRESS),
                     from_file.public_address.as_deref(),
                     None,
                     parse_ip,
                 )?,
                 aws_region: layers.plain(
                     None,
-                    &format!("AWS_REGION_{suffix}"),
+                    &var(region_env::AWS_REGION),
                     from_file.aws_region.as_deref(),
                     None,
                     ok_string,
                 )?,
                 health_url: layers.plain(
                     None,
-                    &format!("HEALTH_URL_{suffix}"),
+                    &var(region_env::HEALTH_URL),
                     from_file.health_url.as_deref(),
                     None,
                     parse_http_url,
@@ -383,6 +384,7 @@ impl Settings {
             rows.push(secret(&format!("regions.{code}.redis_url"), &endpoints.redis_url));
             rows.push(secret(&format!("regions.{code}.redis_password"), &endpoints.redis_password));
             rows.push(plain(&format!("regions.{code}.docker_host"), &endpoints.docker_host));
+            rows.push(plain(&format!("regions.{code}.docker_cert_path"), &endpoints.docker_cert_path));
             rows.push(plain(&format!("regions.{code}.public_address"), &endpoints.public_address));
             rows.push(plain(&format!("regions.{code}.aws_region"), &endpoints.aws_region));
             rows.push(plain(&format!("regions.{code}.health_url"), &endpoints.health_url));
@@ -539,17 +541,43 @@ pub fn env_suffix(code: &str) -> String {
     code.to_ascii_uppercase().replace('-', "_")
 }
 
-/// Regions named in the environment (`REDIS_URL_*`, `REDIS_PASSWORD_*`, with
-/// or without `_FILE`) or in the file's `regions:` map.
+/// The per-region environment variables, each `<PREFIX><SUFFIX>` (`PUBLIC_ADDRESS_US_EAST`).
+/// `region_codes` and `Settings::resolve` both read them from here, so every variable the
+/// resolver reads for a region also makes that region known.
+mod region_env {
+    pub const REDIS_URL: &str = "REDIS_URL_";
+    pub const REDIS_PASSWORD: &str = "REDIS_PASSWORD_";
+    pub const DOCKER_HOST: &str = "DOCKER_HOST_";
+    pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH_";
+    pub const PUBLIC_ADDRESS: &str = "PUBLIC_ADDRESS_";
+    pub const AWS_REGION: &str = "AWS_REGION_";
+    pub const HEALTH_URL: &str = "HEALTH_URL_";
+    /// Secrets, which may also come from `<PREFIX><SUFFIX>_FILE`.
+    pub const SECRETS: [&str; 2] = [REDIS_URL, REDIS_PASSWORD];
+    pub const ALL: [&str; 7] =
+        [REDIS_URL, REDIS_PASSWORD, DOCKER_HOST, DOCKER_CERT_PATH, PUBLIC_ADDRESS, AWS_REGION, HEALTH_URL];
+}
+
+/// Regions named in the file's `regions:` map or by any per-region variable
+/// (`region_env`). A region registered in the database needs no extra step:
+/// `env_suffix` is one-to-one on valid codes, so its variables are found here.
 fn region_codes(env: &Env, file: &FileConfig) -> Vec<String> {
     let mut codes: Vec<String> = file.regions.keys().cloned().collect();
     for name in env.keys() {
-        let Some(rest) = ["REDIS_URL_", "REDIS_PASSWORD_", "DOCKER_HOST_"].iter().find_map(|p| name.strip_prefix(p))
+        let Some((prefix, rest)) = region_env::ALL.iter().find_map(|p| name.strip_prefix(p).map(|rest| (*p, rest)))
         else {
             continue;
         };
-        // REDIS_URL_FILE / REDIS_PASSWORD_FILE are the region-less `_FILE` forms, not a region `file`.
-        let rest = if rest == "FILE" { "" } else { rest.strip_suffix("_FILE").unwrap_or(rest) };
+        let rest = if region_env::SECRETS.contains(&prefix) {
+            // REDIS_URL_FILE / REDIS_PASSWORD_FILE are the region-less `_FILE` forms, not a region `file`.
+            if rest == "FILE" {
+                ""
+            } else {
+                rest.strip_suffix("_FILE").unwrap_or(rest)
+            }
+        } else {
+            rest
+        };
         if !rest.is_empty() {
             codes.push(rest.to_ascii_lowercase().replace('_', "-"));
         }

@@ -161,3 +161,60 @@ fn bare_numbers_follow_the_seed_units() {
     assert_eq!(s.tuning.db_pool_timeout.value, Duration::from_secs(20));
     assert_eq!(s.tuning.redis_command_timeout.value, Duration::from_millis(1500));
 }
+
+#[test]
+fn every_per_region_variable_makes_its_region_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = |prefix: &str| match prefix {
+        region_env::REDIS_URL => "redis://127.0.0.1:6379/0",
+        region_env::DOCKER_HOST => "tcp://127.0.0.1:2376",
+        region_env::PUBLIC_ADDRESS => "192.0.2.10",
+        region_env::HEALTH_URL => "http://127.0.0.1:8080/health",
+        _ => "x",
+    };
+    for prefix in region_env::ALL {
+        let name = format!("{prefix}US_EAST");
+        let s = resolve_in(dir.path(), &Flags::default(), &env(&[(&name, value(prefix))])).unwrap();
+        assert_eq!(s.regions.keys().collect::<Vec<_>>(), ["us-east"], "{name}");
+        // …and the value is read for it, from that variable.
+        let source = format!("env {name}");
+        assert!(
+            s.shown().iter().any(|row| row.key.starts_with("regions.us-east.") && row.source == source),
+            "{name} not resolved: {:?}",
+            s.shown()
+        );
+    }
+}
+
+#[test]
+fn public_address_and_aws_region_alone_configure_a_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(&[("PUBLIC_ADDRESS_US_EAST", "192.0.2.10"), ("AWS_REGION_US_EAST", "us-east-1")]);
+    let s = resolve_in(dir.path(), &Flags::default(), &e).unwrap();
+    let us_east = &s.regions["us-east"];
+    assert_eq!(us_east.public_address.as_ref().unwrap().value, "192.0.2.10");
+    assert_eq!(us_east.aws_region.as_ref().unwrap().value, "us-east-1");
+}
+
+#[test]
+fn region_less_variables_name_no_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(&[
+        ("AWS_REGION", "us-east-1"),
+        ("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        ("DOCKER_CERT_PATH", "/certs"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    ]);
+    assert!(resolve_in(dir.path(), &Flags::default(), &e).unwrap().regions.is_empty());
+}
+
+/// A registered region's variables are found by name alone because suffix and code map one to one.
+#[test]
+fn env_suffix_round_trips_every_valid_code() {
+    for code in ["us-east", "eu-west-1", "ap-south2", "a--b", "x9"] {
+        crate::region::validate_code(code).unwrap();
+        let name = format!("{}{}", region_env::AWS_REGION, env_suffix(code));
+        let s = resolve_in(tempfile::tempdir().unwrap().path(), &Flags::default(), &env(&[(&name, "r")])).unwrap();
+        assert_eq!(s.regions.keys().collect::<Vec<_>>(), [code]);
+    }
+}

@@ -10,9 +10,10 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use maxminddb::{geoip2, Mmap, Reader};
-use serde::{Deserialize, Serialize};
+use maxminddb::{Mmap, Reader};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A database file geoctl cannot use.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +56,16 @@ impl TargetFacts {
 /// The configured databases, memory-mapped; either may be absent.
 #[derive(Default)]
 pub struct GeoDb {
-    city: Option<Reader<Mmap>>,
-    asn: Option<Reader<Mmap>>,
+    city: Option<Mapped>,
+    asn: Option<Mapped>,
+}
+
+/// One mapped file, and whether it has been reported for records that do not decode.
+struct Mapped {
+    reader: Reader<Mmap>,
+    setting: &'static str,
+    path: PathBuf,
+    warned: AtomicBool,
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -83,18 +92,18 @@ impl GeoDb {
     /// The facts of `ip`; `None` when no database holds anything about it.
     pub fn lookup(&self, ip: IpAddr) -> Option<TargetFacts> {
         let mut facts = TargetFacts::default();
-        if let Some(city) = self.city.as_ref().and_then(|r| decode::<geoip2::City>(r, ip)) {
+        if let Some(city) = self.city.as_ref().and_then(|db| db.decode::<CityRecord>(ip)) {
             // ISO codes only: the column is two letters, and a malformed one is no fact.
             facts.country = city
                 .country
                 .iso_code
                 .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
                 .map(str::to_string);
-            facts.city = city.city.names.english.map(str::to_string);
+            facts.city = city.city.names.en.map(str::to_string);
             facts.latitude = city.location.latitude;
             facts.longitude = city.location.longitude;
         }
-        if let Some(asn) = self.asn.as_ref().and_then(|r| decode::<geoip2::Asn>(r, ip)) {
+        if let Some(asn) = self.asn.as_ref().and_then(|db| db.decode::<AsnRecord>(ip)) {
             facts.asn = asn.autonomous_system_number;
             facts.org = asn.autonomous_system_organization.map(str::to_string);
         }
@@ -103,11 +112,118 @@ impl GeoDb {
 
     /// Only the ASN of `ip` (route hops).
     pub fn asn(&self, ip: IpAddr) -> Option<u32> {
-        self.asn.as_ref().and_then(|r| decode::<geoip2::Asn>(r, ip)).and_then(|a| a.autonomous_system_number)
+        self.asn.as_ref().and_then(|db| db.decode::<AsnRecord>(ip)).and_then(|a| a.autonomous_system_number)
     }
 }
 
-fn map(setting: &'static str, path: &Path) -> Result<Reader<Mmap>, GeoError> {
+impl Mapped {
+    /// The record of `ip`, or `None` when the database holds none (or cannot
+    /// hold it: an IPv6 address in an IPv4-only database). A record that does
+    /// not decode is `None` too, and the first one of each file is logged.
+    fn decode<'a, T: Deserialize<'a>>(&'a self, ip: IpAddr) -> Option<T> {
+        match self.reader.lookup(ip).ok()?.decode::<T>() {
+            Ok(record) => record,
+            Err(error) => {
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "{} {}: records do not decode as expected ({error}); their facts are left empty \
+                         (reported once per file)",
+                        self.setting,
+                        self.path.display()
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
+// The fields geoctl reads, and only those: fields it does not read cannot fail a
+// record, and numbers are taken at any width the file stores them in. (The
+// `geoip2` types of the maxminddb crate insist on the exact MaxMind type, so a
+// GeoLite2-shaped file written with a uint16 ASN decoded to nothing.)
+
+#[derive(Deserialize)]
+struct CityRecord<'a> {
+    #[serde(borrow, default)]
+    country: Country<'a>,
+    #[serde(borrow, default)]
+    city: City<'a>,
+    #[serde(default)]
+    location: Location,
+}
+
+#[derive(Deserialize, Default)]
+struct Country<'a> {
+    #[serde(borrow)]
+    iso_code: Option<&'a str>,
+}
+
+#[derive(Deserialize, Default)]
+struct City<'a> {
+    #[serde(borrow, default)]
+    names: Names<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct Names<'a> {
+    #[serde(borrow)]
+    en: Option<&'a str>,
+}
+
+#[derive(Deserialize, Default)]
+struct Location {
+    #[serde(default, deserialize_with = "any_float")]
+    latitude: Option<f64>,
+    #[serde(default, deserialize_with = "any_float")]
+    longitude: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct AsnRecord<'a> {
+    #[serde(default, deserialize_with = "any_u32")]
+    autonomous_system_number: Option<u32>,
+    #[serde(borrow)]
+    autonomous_system_organization: Option<&'a str>,
+}
+
+/// An integer of any stored width (uint16/32/64/128, int32) that fits in a `u32`.
+fn any_u32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = u32;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an integer from 0 to 4294967295")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+        fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Other("a larger integer"), &self))
+        }
+    }
+    deserializer.deserialize_any(Visitor).map(Some)
+}
+
+/// A coordinate stored as a double or a float.
+fn any_float<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = f64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+    }
+    deserializer.deserialize_any(Visitor).map(Some)
+}
+
+fn map(setting: &'static str, path: &Path) -> Result<Mapped, GeoError> {
     let file = std::fs::File::open(path).map_err(|e| GeoError::Unreadable {
         setting,
         path: path.into(),
@@ -121,13 +237,12 @@ fn map(setting: &'static str, path: &Path) -> Result<Reader<Mmap>, GeoError> {
         path: path.into(),
         reason: e.to_string(),
     })?;
-    Reader::from_source(mapped).map_err(|e| GeoError::Corrupt { setting, path: path.into(), reason: e.to_string() })
-}
-
-/// A record of `ip`, or `None` when the database holds none (or cannot hold
-/// it: an IPv6 address in an IPv4-only database).
-fn decode<'a, T: Deserialize<'a>>(reader: &'a Reader<Mmap>, ip: IpAddr) -> Option<T> {
-    reader.lookup(ip).ok()?.decode::<T>().ok().flatten()
+    let reader = Reader::from_source(mapped).map_err(|e| GeoError::Corrupt {
+        setting,
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    Ok(Mapped { reader, setting, path: path.into(), warned: AtomicBool::new(false) })
 }
 
 /// Great-circle distance in kilometres between two points (haversine, mean Earth radius).

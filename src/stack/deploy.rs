@@ -20,7 +20,7 @@ use super::compose::ComposeFile;
 use super::convert::{convert, StackObjects};
 use super::{Rendered, NAMESPACE_LABEL, SECRET_BASE_LABEL, SPEC_HASH_LABEL};
 use crate::swarm::node::satisfies;
-use crate::swarm::service::service_name;
+use crate::swarm::service::{previous_rollback, rolls_tasks, service_name};
 use crate::swarm::{api_message, Engine, SwarmError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +52,8 @@ pub struct DeployReport {
     /// Seconds from the first change to every service converged (None when not waited).
     pub converged_seconds: Option<f64>,
     pub dry_run: bool,
+    /// What the operator should know that is not a failure (an earlier update that Swarm rolled back).
+    pub notes: Vec<String>,
 }
 
 impl DeployReport {
@@ -131,6 +133,7 @@ pub async fn deploy(
         secrets_removed: Vec::new(),
         converged_seconds: None,
         dry_run: options.dry_run,
+        notes: Vec::new(),
     };
     if options.dry_run {
         for spec in &objects.services {
@@ -167,6 +170,7 @@ pub async fn deploy(
         .filter_map(|t| t.id)
         .collect();
     let mut ids = Vec::new();
+    let mut rolling = HashSet::new();
     for spec in objects.services {
         let name = spec.name.clone().unwrap_or_default();
         let hash = fingerprint(&spec);
@@ -187,6 +191,14 @@ pub async fn deploy(
                         action: format!("updating service {name}"),
                         message: api_message(&e),
                     })?;
+                // Compared as the engine shows both, so its own defaults do not count as a change.
+                let updated = engine.docker.inspect_service(&id, None).await.map_err(|e| SwarmError::Api {
+                    action: format!("reading service {name}"),
+                    message: api_message(&e),
+                })?;
+                if rolls_tasks(current, &updated) {
+                    rolling.insert(id.clone());
+                }
                 id
             }
             _ => engine
@@ -197,6 +209,11 @@ pub async fn deploy(
                 .id
                 .unwrap_or_default(),
         };
+        if action == Action::Unchanged {
+            if let Some(message) = current.and_then(previous_rollback) {
+                report.notes.push(format!("{name}: the previous update was rolled back ({message})"));
+            }
+        }
         report.services.push(ServicePlan {
             name,
             action,
@@ -207,7 +224,7 @@ pub async fn deploy(
     }
 
     if options.wait {
-        engine.wait_services(&ids, &known_tasks, options.timeout, progress).await?;
+        engine.wait_services(&ids, &rolling, &known_tasks, options.timeout, progress).await?;
         report.converged_seconds = Some(started.elapsed().as_secs_f64());
         report.secrets_removed = remove_superseded_secrets(engine, namespace).await?;
     }

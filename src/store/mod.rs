@@ -33,6 +33,21 @@ pub enum StoreError {
     Unreachable { server: String, message: String },
     #[error("migration failed: {0}")]
     Migrate(String),
+    #[error(
+        "database {server} has no geoctl schema; run `geoctl db migrate` to create it \
+         (or check that DATABASE_URL names geoctl's database)"
+    )]
+    NoSchema { server: String },
+    #[error(
+        "database {server} has the existing app's tables but no geoctl schema; run `geoctl db migrate`, \
+         which adds geoctl's tables next to them and keeps their rows"
+    )]
+    LegacySchema { server: String },
+    #[error(
+        "database {server} is {behind} migration(s) behind this geoctl ({applied} of {known} applied, \
+         next: {next}); run `geoctl db migrate`"
+    )]
+    SchemaBehind { server: String, behind: usize, applied: usize, known: usize, next: String },
 }
 
 impl crate::error::Coded for StoreError {
@@ -40,6 +55,11 @@ impl crate::error::Coded for StoreError {
         use crate::error::Exit;
         match self {
             StoreError::NotConfigured | StoreError::InvalidUrl { .. } => Exit::Input,
+            // Not a fault of the run, and running it again will not help: the operator must
+            // migrate (or point DATABASE_URL at the right database), as with a bad setting.
+            StoreError::NoSchema { .. } | StoreError::LegacySchema { .. } | StoreError::SchemaBehind { .. } => {
+                Exit::Input
+            }
             StoreError::Unreachable { .. } | StoreError::Migrate(_) => Exit::Failed,
         }
     }
@@ -84,6 +104,65 @@ pub async fn connect(url: Option<&Secret>, tuning: &Tuning) -> Result<PgPool, St
         .connect_with(options)
         .await
         .map_err(|e| StoreError::Unreachable { server, message: scrub(&e.to_string(), url) })
+}
+
+/// [`connect`], then [`require_schema`]: what every command that works on geoctl's
+/// tables (and the agent) opens the database with. Only what migrates it
+/// (`db migrate`, `region init`), `db status` and backups, which must work on
+/// any schema, use [`connect`] alone.
+pub async fn open(url: Option<&Secret>, tuning: &Tuning) -> Result<PgPool, StoreError> {
+    let pool = connect(url, tuning).await?;
+    require_schema(&pool).await?;
+    Ok(pool)
+}
+
+/// Fails unless every migration embedded in this binary is applied, saying
+/// what is missing in the operator's terms: no geoctl schema at all, the
+/// existing app's tables without geoctl's, or N migrations behind. One query
+/// when the schema is there. Migrations applied that this binary does not
+/// know (a newer geoctl migrated) only warn: they add to the schema, and an
+/// older agent restarted during a rolling upgrade must keep working.
+pub async fn require_schema(pool: &PgPool) -> Result<(), StoreError> {
+    let server = server_of(&pool.connect_options());
+    let err = |e: sqlx::Error| StoreError::Migrate(e.to_string());
+    let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await
+    {
+        Ok(versions) => versions,
+        // 42P01 undefined_table: no migration was ever recorded here.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+            let legacy: bool =
+                sqlx::query_scalar("SELECT to_regclass('monitors') IS NOT NULL").fetch_one(pool).await.map_err(err)?;
+            return Err(if legacy { StoreError::LegacySchema { server } } else { StoreError::NoSchema { server } });
+        }
+        Err(e) => return Err(err(e)),
+    };
+    let known: Vec<&sqlx::migrate::Migration> =
+        MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).collect();
+    let missing: Vec<&&sqlx::migrate::Migration> = known.iter().filter(|m| !applied.contains(&m.version)).collect();
+    if let Some(next) = missing.first() {
+        if missing.len() == known.len() {
+            return Err(StoreError::NoSchema { server });
+        }
+        return Err(StoreError::SchemaBehind {
+            server,
+            behind: missing.len(),
+            applied: known.len() - missing.len(),
+            known: known.len(),
+            next: format!("{}_{}", next.version, next.description.replace(' ', "_")),
+        });
+    }
+    let unknown: Vec<String> =
+        applied.iter().filter(|v| !known.iter().any(|m| m.version == **v)).map(i64::to_string).collect();
+    if !unknown.is_empty() {
+        tracing::warn!(
+            "database {server} has migration(s) {} that this geoctl does not know: a newer geoctl migrated it; \
+             upgrade this one",
+            unknown.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Connect parameters the PostgreSQL driver understands; it would log any other one with its

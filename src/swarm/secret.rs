@@ -167,7 +167,9 @@ impl Engine {
                 .map_err(SwarmError::api(format!("moving service {id} to secret {new_name}")))?;
             moved.push(id);
         }
-        self.wait_services(&moved, &Default::default(), std::time::Duration::from_secs(300), None).await?;
+        // A new secret reference changes the task template: every moved service rolls its tasks.
+        let rolling = moved.iter().cloned().collect();
+        self.wait_services(&moved, &rolling, &Default::default(), std::time::Duration::from_secs(300), None).await?;
         let mut removed = Vec::new();
         for s in versions.iter().filter(|s| s.id.as_ref().is_some_and(|id| old_ids.contains(id))) {
             let id = s.id.clone().unwrap_or_default();

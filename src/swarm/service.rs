@@ -42,11 +42,14 @@ impl Engine {
 
     /// Waits until every service runs its desired replicas of its current
     /// spec. Fails fast, with the task's own error, on a rejected task, a
-    /// crash loop, a rollback, or a task no node can take. Tasks in `before`
-    /// (ids that existed before the change) are history, not failures.
+    /// crash loop, a rollback of a rolling update in `rolling` (ids of the
+    /// services whose tasks this run's spec update replaces, see
+    /// [`rolls_tasks`]), or a task no node can take. Tasks in `before` (ids
+    /// that existed before the change) are history, not failures.
     pub async fn wait_services(
         &self,
         service_ids: &[String],
+        rolling: &HashSet<String>,
         before: &HashSet<String>,
         timeout: Duration,
         progress: Option<&MultiProgress>,
@@ -72,7 +75,7 @@ impl Engine {
                 let id = service.id.clone().unwrap_or_default();
                 let name = service_name(service).to_string();
                 let own: Vec<&Task> = tasks.iter().filter(|t| t.service_id.as_deref() == Some(&id)).collect();
-                let state = judge(service, &own, before)
+                let state = judge(service, &own, before, rolling.contains(&id))
                     .map_err(|message| SwarmError::Converge { service: name.clone(), message })?;
                 if let Some(multi) = progress {
                     let bar = bars.entry(id.clone()).or_insert_with(|| {
@@ -126,9 +129,47 @@ pub fn desired_replicas(service: &Service, tasks: &[&Task]) -> u64 {
     }
 }
 
+/// The rollback of an earlier update, which left the service on its previous
+/// spec: its `UpdateStatus` stays until the next update, so it says nothing
+/// about a run that did not update the service. The message is Swarm's.
+pub fn previous_rollback(service: &Service) -> Option<String> {
+    let status = service.update_status.as_ref()?;
+    matches!(
+        status.state,
+        Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED | ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
+    )
+    .then(|| status.message.clone().unwrap_or_default())
+}
+
+/// Whether updating a service from `before` to `after` (both as the engine
+/// shows them) makes Swarm replace its tasks: a rolling update, which Swarm
+/// reports in `UpdateStatus`. The task template or the published ports
+/// changed; placement alone does not count, as Swarm keeps a task whose node
+/// still satisfies the new constraints (and then reports no update at all).
+pub fn rolls_tasks(before: &Service, after: &Service) -> bool {
+    let parts = |s: &Service| {
+        let spec = s.spec.clone().unwrap_or_default();
+        let mut template = spec.task_template.unwrap_or_default();
+        template.placement = None;
+        (template, spec.endpoint_spec)
+    };
+    parts(before) != parts(after)
+}
+
 /// Where one service stands, from its tasks: converged, on its way, or
-/// failed (the error says why, in the engine's words).
-pub fn judge(service: &Service, tasks: &[&Task], before: &HashSet<String>) -> Result<Convergence, String> {
+/// failed (the error says why, in the engine's words). `rolling`: this run's
+/// spec update replaces the service's tasks. Swarm clears `UpdateStatus` on
+/// every spec update and sets it once its updater starts, so for a rolling
+/// update it is this run's: not done until Swarm says COMPLETED (the old
+/// tasks still run meanwhile, and a task that fails within the update's
+/// monitor period still rolls it back), failed on a rollback. Otherwise any
+/// status is an earlier update's, and the service is judged by its tasks.
+pub fn judge(
+    service: &Service,
+    tasks: &[&Task],
+    before: &HashSet<String>,
+    rolling: bool,
+) -> Result<Convergence, String> {
     let desired = desired_replicas(service, tasks);
     let state_of = |t: &Task| t.status.as_ref().and_then(|s| s.state);
     let error_of = |t: &Task| {
@@ -145,6 +186,9 @@ pub fn judge(service: &Service, tasks: &[&Task], before: &HashSet<String>) -> Re
     if let Some(status) = &service.update_status {
         let message = status.message.clone().unwrap_or_default();
         match status.state {
+            Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
+            | Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
+                if !rolling => {}
             Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
             | Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
             | Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED) => {
@@ -186,7 +230,16 @@ pub fn judge(service: &Service, tasks: &[&Task], before: &HashSet<String>) -> Re
         .iter()
         .filter(|t| t.desired_state != Some(TaskState::RUNNING) && state_of(t) == Some(TaskState::RUNNING))
         .count();
-    let updating = service.update_status.as_ref().and_then(|s| s.state) == Some(ServiceUpdateStatusStateEnum::UPDATING);
+    let update_state = service.update_status.as_ref().and_then(|s| s.state);
+    let updating = if rolling {
+        desired > 0 && update_state != Some(ServiceUpdateStatusStateEnum::COMPLETED)
+    } else {
+        // An earlier update still under way (a rollback brings the tasks back to the spec).
+        matches!(
+            update_state,
+            Some(ServiceUpdateStatusStateEnum::UPDATING | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
+        )
+    };
     let done = running == desired && starting == 0 && stopping == 0 && !updating;
     let note = if done {
         "converged".to_string()
@@ -206,4 +259,99 @@ fn last_failure<'a>(tasks: impl Iterator<Item = &'a Task>, error_of: &impl Fn(&T
         .collect();
     failed.sort_by_key(|t| t.updated_at.clone().map(|d| d.to_string()));
     failed.last().map(|t| format!("; last task error: {}", error_of(t))).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceUpdateStatus, TaskStatus};
+
+    fn service(state: ServiceUpdateStatusStateEnum) -> Service {
+        Service {
+            spec: Some(ServiceSpec {
+                mode: Some(ServiceSpecMode {
+                    replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_status: Some(ServiceUpdateStatus {
+                state: Some(state),
+                message: Some("update rolled back due to failure or early termination of task abc".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn running(id: &str) -> Task {
+        Task {
+            id: Some(id.into()),
+            desired_state: Some(TaskState::RUNNING),
+            status: Some(TaskStatus { state: Some(TaskState::RUNNING), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_rolling_update_is_done_when_swarm_says_completed() {
+        let tasks = [running("old")];
+        let tasks: Vec<&Task> = tasks.iter().collect();
+        let mut updated = service(ServiceUpdateStatusStateEnum::COMPLETED);
+        updated.update_status = None;
+        // Right after the update call the old task still runs and Swarm has said nothing yet.
+        assert!(!judge(&updated, &tasks, &HashSet::new(), true).unwrap().done);
+        assert!(judge(&updated, &tasks, &HashSet::new(), false).unwrap().done, "nothing to replace");
+        let state = judge(&service(ServiceUpdateStatusStateEnum::UPDATING), &tasks, &HashSet::new(), true).unwrap();
+        assert!(!state.done);
+        let state = judge(&service(ServiceUpdateStatusStateEnum::COMPLETED), &tasks, &HashSet::new(), true).unwrap();
+        assert!(state.done);
+    }
+
+    #[test]
+    fn only_the_task_template_and_ports_roll_tasks() {
+        use bollard::models::{TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement};
+        let with = |image: &str, constraint: &str| Service {
+            spec: Some(ServiceSpec {
+                task_template: Some(TaskSpec {
+                    container_spec: Some(TaskSpecContainerSpec { image: Some(image.into()), ..Default::default() }),
+                    placement: Some(TaskSpecPlacement {
+                        constraints: Some(vec![constraint.into()]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(rolls_tasks(&with("a", "node.labels.r == x"), &with("b", "node.labels.r == x")));
+        assert!(!rolls_tasks(&with("a", "node.labels.r == x"), &with("a", "node.labels.q == x")));
+        let mut scaled = with("a", "node.labels.r == x");
+        scaled.spec.as_mut().unwrap().mode = Some(ServiceSpecMode::default());
+        assert!(!rolls_tasks(&with("a", "node.labels.r == x"), &scaled));
+    }
+
+    #[test]
+    fn an_earlier_rollback_is_history_for_a_run_that_changed_nothing() {
+        let tasks = [running("t1")];
+        let tasks: Vec<&Task> = tasks.iter().collect();
+        let rolled_back = service(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED);
+        let state = judge(&rolled_back, &tasks, &HashSet::new(), false).unwrap();
+        assert!(state.done, "{state:?}");
+        assert!(previous_rollback(&rolled_back).unwrap().contains("rolled back due to failure"));
+
+        // This run's own rolling update rolled back: a failure.
+        let err = judge(&rolled_back, &tasks, &HashSet::new(), true).unwrap_err();
+        assert!(err.contains("the update was rolled back"), "{err}");
+
+        // A rollback under way is not done yet, and not a failure.
+        let rolling = service(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED);
+        assert!(!judge(&rolling, &tasks, &HashSet::new(), false).unwrap().done);
+
+        // A paused rollback left tasks off the spec, whoever started it.
+        let paused = service(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED);
+        assert!(judge(&paused, &tasks, &HashSet::new(), false).is_err());
+        assert_eq!(previous_rollback(&paused), None);
+    }
 }

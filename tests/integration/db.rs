@@ -136,3 +136,42 @@ fn prune_deletes_old_results_only_and_keeps_summaries() {
     let again = db.geoctl(&["db", "prune", "--older-than", "30d", "--yes", "-o", "json"]).success().json();
     assert_eq!(again["monitor_results"], 0);
 }
+
+/// A database geoctl has not migrated is named as such, with the fix, for the CLI and the
+/// agent alike (exit 2: the operator must act, a retry would not help); `db status` and
+/// `db migrate` still work on it, and migrating fixes it.
+#[test]
+fn a_database_without_geoctls_schema_says_so_and_how_to_fix_it() {
+    let db = TestDb::empty();
+    let no_schema = ["no geoctl schema", "geoctl db migrate"];
+    db.geoctl(&["region", "list"]).usage_error(&no_schema);
+    db.geoctl(&["monitor", "list"]).usage_error(&no_schema);
+    db.geoctl(&["agent", "--region", "us-east"]).usage_error(&no_schema);
+    db.geoctl(&["db", "prune", "--older-than", "30d", "--yes"]).usage_error(&no_schema);
+    db.geoctl(&["db", "status"]).success();
+    assert_eq!(db.scalar("to_regclass('regions') IS NULL"), "true", "nothing was created");
+
+    // The existing app's tables, not migrated yet.
+    let legacy = TestDb::empty();
+    legacy.exec(LEGACY);
+    legacy.geoctl(&["monitor", "list"]).usage_error(&["existing app's tables", "geoctl db migrate", "keeps"]);
+
+    // Behind: the newest migration this binary embeds is not applied.
+    db.geoctl(&["db", "migrate"]).success();
+    let known = db.geoctl(&["db", "status", "-o", "json"]).success().json().as_array().unwrap().len();
+    let newest = db.scalar("SELECT max(version) FROM _sqlx_migrations");
+    db.exec(&format!("DELETE FROM _sqlx_migrations WHERE version = {newest}"));
+    let behind = format!("1 migration(s) behind this geoctl ({} of {known} applied, next: {newest}_", known - 1);
+    db.geoctl(&["region", "list"]).usage_error(&[&behind, "geoctl db migrate"]);
+    db.geoctl(&["agent", "--region", "us-east"]).usage_error(&[&behind]);
+    db.geoctl(&["db", "migrate"]).success();
+    db.geoctl(&["region", "list"]).success();
+
+    // A newer geoctl's migration: this one still works, and says it is older.
+    db.exec(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (29991231000001, 'from the future', true, '\\x00', 0)",
+    );
+    let run = db.geoctl(&["region", "list"]).success();
+    assert!(run.stderr.contains("29991231000001") && run.stderr.contains("newer geoctl"), "{}", run.stderr);
+}

@@ -119,3 +119,25 @@ fn region_without_aws_mapping_is_named() {
     assert_eq!(block_on(geoctl::dns::find_zone(&zone.client, &zone.name)).unwrap(), None);
     db.geoctl_with(&["dns", "plan", "--zone", "not a zone"], &env).usage_error(&["not a DNS zone name"]);
 }
+
+/// PUBLIC_ADDRESS_<R> and AWS_REGION_<R> alone, with no Redis or Docker variable and no
+/// config file, are the region's AWS mapping.
+#[test]
+fn aws_mapping_from_the_environment_alone() {
+    let db = TestDb::migrated();
+    db.geoctl(&["region", "disable", "eu-west"]).success();
+    db.geoctl(&["region", "disable", "ap-south"]).success();
+    let zone = Zone::new();
+    let mut env = aws_env(&endpoint());
+    env.push(("PUBLIC_ADDRESS_US_EAST", "192.0.2.10".into()));
+    env.push(("AWS_REGION_US_EAST", "us-east-1".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let planned = db
+        .geoctl_with(&["dns", "sync", "--zone", &zone.name, "--create-zone", "--dry-run", "-o", "json"], &env)
+        .success()
+        .json();
+    let steps = planned.as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{planned}");
+    assert!(steps.iter().all(|s| s["region"] == "us-east"), "{planned}");
+    assert!(planned.to_string().contains("192.0.2.10"), "{planned}");
+}

@@ -172,3 +172,82 @@ fn recorded_results_carry_facts_nearest_region_and_unique_counts() {
     db.geoctl(&["summaries", "rebuild"]).success();
     assert_eq!(summaries(), before);
 }
+
+/// Log lines of `run`, as a subscriber of the test's own formats them.
+fn logged(run: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = buffer.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || Sink(sink.clone())).finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    text
+}
+
+/// GeoLite2 stores ASNs as uint32; other writers use uint16, int32 or uint64. Any width that
+/// fits is read; a record that does not decode is reported once per file, never passed over.
+#[test]
+fn asns_of_any_integer_width_and_undecodable_records_reported_once() {
+    use mmdb::{asn_as, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let ip = |last: u8| Ipv4Addr::new(127, 0, 0, last);
+    let widths = mmdb::build(
+        "GeoLite2-ASN",
+        &[
+            (ip(2), 32, asn_as(Value::U16(64500), "Edge Net SG")),
+            (ip(3), 32, asn_as(Value::I32(64501), "Transit UK")),
+            (ip(5), 32, asn_as(Value::U64(4_200_000_000), "Private Net")),
+        ],
+    );
+    let widths_path = dir.path().join("widths.mmdb");
+    std::fs::write(&widths_path, widths).unwrap();
+    let geo = geoctl::geo::GeoDb::open(None, Some(&widths_path)).unwrap();
+    let lookups = logged(|| {
+        assert_eq!(geo.asn(ip(2).into()), Some(64500));
+        assert_eq!(geo.asn(ip(3).into()), Some(64501));
+        assert_eq!(geo.asn(ip(5).into()), Some(4_200_000_000));
+        assert_eq!(geo.lookup(ip(3).into()).unwrap().org.as_deref(), Some("Transit UK"));
+    });
+    assert_eq!(lookups, "", "a readable file is not reported");
+    // And through the binary.
+    let target = format!("127.0.0.2:{}", listen([127, 0, 0, 2]));
+    let env = [("GEOIP_ASN_DB", widths_path.to_str().unwrap())];
+    let run = geoctl_in(dir.path(), &["probe", &target, "-o", "json"], &env).success();
+    assert_eq!(run.json()["target_facts"]["asn"], 64500, "{}", run.stdout);
+
+    // Numbers that are no ASN: text, past u32, negative.
+    let bad = mmdb::build(
+        "GeoLite2-ASN",
+        &[
+            (ip(2), 32, asn_as(mmdb::s("AS64500"), "Edge Net SG")),
+            (ip(3), 32, asn_as(Value::U64(1 << 40), "Transit UK")),
+            (ip(5), 32, asn_as(Value::I32(-1), "Private Net")),
+        ],
+    );
+    let bad_path = dir.path().join("bad.mmdb");
+    std::fs::write(&bad_path, bad).unwrap();
+    let geo = geoctl::geo::GeoDb::open(None, Some(&bad_path)).unwrap();
+    let lookups = logged(|| {
+        for last in [2, 3, 5, 2] {
+            assert_eq!(geo.lookup(ip(last).into()), None);
+        }
+        assert_eq!(geo.lookup(ip(4).into()), None, "no record: nothing to report");
+    });
+    let reports: Vec<&str> = lookups.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(reports.len(), 1, "once per file:\n{lookups}");
+    assert!(reports[0].contains(&format!("GEOIP_ASN_DB {}", bad_path.display())), "{lookups}");
+    assert!(reports[0].contains("do not decode"), "{lookups}");
+    let env = [("GEOIP_ASN_DB", bad_path.to_str().unwrap())];
+    let run = geoctl_in(dir.path(), &["probe", &target], &env).success();
+    assert!(run.stderr.contains("do not decode") && run.stderr.contains("bad.mmdb"), "{}", run.stderr);
+}

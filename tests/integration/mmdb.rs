@@ -10,7 +10,10 @@ use std::net::Ipv4Addr;
 pub enum Value {
     Str(String),
     Double(f64),
+    U16(u16),
     U32(u32),
+    U64(u64),
+    I32(i32),
     Map(Vec<(String, Value)>),
 }
 
@@ -35,8 +38,13 @@ pub fn city(country: &str, city_name: &str, latitude: f64, longitude: f64) -> Va
 
 /// A GeoLite2 ASN record.
 pub fn asn(number: u32, organisation: &str) -> Value {
+    asn_as(Value::U32(number), organisation)
+}
+
+/// A GeoLite2-shaped ASN record whose number is stored as `number` (any type, as other writers do).
+pub fn asn_as(number: Value, organisation: &str) -> Value {
     Value::Map(vec![
-        ("autonomous_system_number".into(), Value::U32(number)),
+        ("autonomous_system_number".into(), number),
         ("autonomous_system_organization".into(), s(organisation)),
     ])
 }
@@ -75,7 +83,14 @@ fn encode(out: &mut Vec<u8>, value: &Value) {
             control(out, 3, 8);
             out.extend(v.to_be_bytes());
         }
+        Value::U16(v) => unsigned(out, 5, u64::from(*v)),
         Value::U32(v) => unsigned(out, 6, u64::from(*v)),
+        Value::U64(v) => unsigned(out, 9, *v),
+        // Two's complement in four bytes (the format allows fewer for small values; four is always valid).
+        Value::I32(v) => {
+            control(out, 8, 4);
+            out.extend(v.to_be_bytes());
+        }
         Value::Map(pairs) => {
             control(out, 7, pairs.len());
             for (key, value) in pairs {

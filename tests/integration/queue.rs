@@ -398,14 +398,18 @@ fn bad_redis_settings_are_named_and_no_password_is_printed() {
 
 /// Runs a Python snippet with PyPI `bullmq` importable (the venv
 /// `scripts/test` prepares) and returns its stdout; `None`, said loudly, when
-/// that venv is missing because PyPI was unreachable.
+/// that venv is missing and the run does not require it
+/// (`GEOCTL_TEST_PYTHON_BULLMQ=required`, set by `scripts/test` as root).
 ///
 /// Hook for the agent's half of the interop test ("a job Python adds is run by
 /// `geoctl agent`"): add a job with `Queue(name, {"connection": url}).add(…)`
 /// through this, run the agent, and check the result row.
 pub(crate) fn python_bullmq(script: &str, args: &[&str]) -> Option<String> {
     let Ok(python) = std::env::var("GEOCTL_TEST_PYTHON") else {
-        eprintln!("SKIPPED: PyPI bullmq is not installed (GEOCTL_TEST_PYTHON unset; scripts/test installs it)");
+        crate::support::requirement_unmet(
+            "GEOCTL_TEST_PYTHON_BULLMQ",
+            "PyPI bullmq is not installed (GEOCTL_TEST_PYTHON is unset; see scripts/test's output for why)",
+        );
         return None;
     };
     let out = std::process::Command::new(python).arg("-c").arg(script).args(args).output().expect("run python");

@@ -111,6 +111,18 @@ impl Drop for TestDb {
     }
 }
 
+/// A requirement of a test (root, a tool, a package) that this run lacks. Where `scripts/test`
+/// provides it, it declares so with `<declared>=required` (`GEOCTL_TEST_ROUTES`,
+/// `GEOCTL_TEST_PYTHON_BULLMQ`): then the test fails here, so a CI run cannot pass without running
+/// it. Elsewhere (a developer's plain `cargo test`) the test is skipped, and says so.
+#[track_caller]
+pub fn requirement_unmet(declared: &str, what: &str) {
+    if std::env::var(declared).is_ok_and(|v| v == "required") {
+        panic!("{declared}=required: this run must provide it, but {what}");
+    }
+    eprintln!("SKIPPED: {what} (`scripts/test` as root provides it and sets {declared}=required)");
+}
+
 /// What one geoctl run did.
 #[derive(Debug)]
 pub struct Run {

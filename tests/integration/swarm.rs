@@ -116,10 +116,12 @@ fn test_templates(dir: &Path) -> String {
         // The ping does not trap SIGTERM as PID 1; do not wait the agent's 30 s drain for it.
         .replace("stop_grace_period: 30s", "stop_grace_period: 1s")
         .replace("interval: 15s", "interval: 1s")
-        // Swarm watches each updated task for `monitor` before it calls an update done, and
-        // waits `delay` between tasks: 30 s and 5 s per update would be most of these tests.
+        // Swarm watches each updated task for `monitor` before it calls an update done (and a
+        // deploy waits for that), and waits `delay` between tasks: 30 s and 5 s per update
+        // would be most of these tests.
         .replace("monitor: 30s", "monitor: 2s")
-        .replace("delay: 5s", "delay: 1s");
+        .replace("delay: 5s\n        failure_action: rollback", "delay: 1s\n        failure_action: rollback");
+    assert!(text.contains("monitor: 2s") && text.contains("delay: 1s"), "the template changed; adjust test_templates");
     let templates = dir.join("templates");
     std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(templates.join("stack.yml.tera"), text).unwrap();
@@ -447,4 +449,58 @@ fn node_drain_and_activate() {
     let same = db.geoctl(&["node", "activate", &node]).success();
     assert!(same.stderr.contains("unchanged"), "{}", same.stderr);
     assert_eq!(availability(), "active");
+}
+
+/// An update that Swarm rolls back fails the deploy that made it, and only that one: a later
+/// deploy of the spec the service rolled back to (a no-op) converges, noting the rollback, and
+/// a later real update converges too. `test_templates` shortens the update and rollback
+/// monitors, so the rollback takes seconds, not the template's 30 s.
+#[test]
+fn a_rolled_back_update_fails_only_the_deploy_that_made_it() {
+    let mut f = Fixture::new("");
+    let good = test_templates(&f.db.dir());
+    let quick = std::fs::read_to_string(Path::new(&good).join("stack.yml.tera")).unwrap();
+    let variant = |name: &str, text: String| {
+        let dir = f.db.dir().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("stack.yml.tera"), text).unwrap();
+        dir.display().to_string()
+    };
+    let command = quick.lines().find(|l| l.trim_start().starts_with("command:")).unwrap();
+    // Exits 2 at once: every task of this spec fails, and the update's failure action rolls it back.
+    let broken = variant("broken", quick.replace(command, "    command: [\"geoctl\", \"no-such-command\"]"));
+    let changed = variant("changed", quick.replace("stop_grace_period: 1s", "stop_grace_period: 2s"));
+    let tag = format!("geoctl-e2e:{}", unique());
+    f.build_image(&tag, "rollback");
+    let config = std::fs::read_to_string(f.db.dir().join("geoctl.yaml")).unwrap() + &format!("      image: {tag}\n");
+    std::fs::write(f.db.dir().join("geoctl.yaml"), config).unwrap();
+    let node = f.node_id();
+    f.geoctl(&["node", "label", &node, "--region", &f.code, "--label", &f.label]).success();
+    let deploy = |templates: &str| f.geoctl(&["stack", "deploy", "--region", &f.code, "--templates", templates]);
+    let agent = format!("{}_agent", f.stack);
+
+    deploy(&good).success();
+    let started = std::time::Instant::now();
+    let failed = deploy(&broken);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    assert!(failed.stderr.contains("the update was rolled back"), "{}", failed.stderr);
+
+    // The same spec as before the broken one: nothing to update, and the rollback is no failure.
+    let again = deploy(&good).success();
+    assert!(again.stderr.contains("the previous update was rolled back"), "{}", again.stderr);
+    assert!(again.stderr.contains("unchanged"), "{}", again.stderr);
+    let state = docker(&["service", "inspect", "--format", "{{.UpdateStatus.State}}", &agent]);
+    assert_eq!(state.trim(), "rollback_completed");
+    let witness = docker(&["service", "ls", "--filter", &format!("name={agent}"), "--format", "{{.Replicas}}"]);
+    assert_eq!(witness.trim(), "2/2");
+    // Once more, after the rollback ended.
+    deploy(&good).success();
+
+    // A real update after the rollback converges and is judged on its own.
+    let updated = deploy(&changed).success();
+    assert!(updated.stderr.contains("1 of 1 service(s) changed"), "{}", updated.stderr);
+    assert!(!updated.stderr.contains("rolled back"), "{}", updated.stderr);
+    let state = docker(&["service", "inspect", "--format", "{{.UpdateStatus.State}}", &agent]);
+    assert_eq!(state.trim(), "completed");
+    assert!(started.elapsed() < std::time::Duration::from_secs(180), "took {:?}", started.elapsed());
 }

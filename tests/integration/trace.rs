@@ -2,8 +2,9 @@
 //! router r1 → router r2 → host dst, over veth pairs, in 198.18.0.0/15 (the
 //! range RFC 2544 sets aside for tests). `probe --type trace` must find the
 //! hops Debian's `traceroute -n` finds, record a silent hop as null, and keep
-//! to its hop limit and time bound. Needs root (CI runs as root); skips with
-//! a message otherwise.
+//! to its hop limit and time bound. Needs root: `scripts/test` as root sets
+//! `GEOCTL_TEST_ROUTES=required`, and then not being root fails them; without
+//! it they skip with a message.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -14,7 +15,7 @@ use serde_json::Value;
 
 use crate::agent::harness::{wait_until, Agent, Redis};
 use crate::mmdb;
-use crate::support::{geoctl_in, TestDb};
+use crate::support::{geoctl_in, requirement_unmet, TestDb};
 
 fn run(args: &[&str]) -> std::process::Output {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
@@ -31,11 +32,11 @@ struct Bed {
 }
 
 impl Bed {
-    /// A new chain, or `None` (the test skips) when not root.
+    /// A new chain, or `None` (the test skips) when not root and the run does not require it.
     fn new() -> Option<Bed> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipping: route tests create network namespaces and need root (CI runs them as root)");
+            requirement_unmet("GEOCTL_TEST_ROUTES", "route tests create network namespaces and need root");
             return None;
         }
         static NEXT: AtomicU32 = AtomicU32::new(0);
