@@ -157,6 +157,8 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
     let events_task = tokio::spawn(drain_events(worker.clone(), slots.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(http::serve(listener, health.clone(), metrics.clone(), stop_rx.clone()));
+    let stalled_task =
+        tokio::spawn(check_stalled(queue.clone(), options.stalled_interval, metrics.clone(), stop_rx.clone()));
     let watch_task = tokio::spawn(watcher.run(stop_rx));
     tracing::info!(region = %region, queue = %queue.name(), redis = %queue.endpoint(), concurrency = options.concurrency,
         listen = %options.listen, "agent started");
@@ -184,6 +186,7 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
     listen_task.abort();
     events_task.abort();
     let _ = watch_task.await;
+    let _ = stalled_task.await;
     let _ = server.await;
     if let Err(e) = heartbeat::clear(&queue, &watcher_id()).await {
         tracing::debug!(error = %e, "heartbeat not removed; it expires by itself");
@@ -225,14 +228,15 @@ async fn start_worker(
 /// Reads the worker's events for as long as it runs: a completed or failed job gives up the place
 /// it kept to take the next job in the same call (see [`slots`]). The worker queues one or two
 /// events per job in an unbounded channel and never drops one, so an agent that did not read them
-/// would grow by about 800 bytes a job (16 MiB every 20,000 jobs). (The crate's `Stalled` event
-/// would be worth a counter, but bullmq-official 1.4.4 never sends it: it reads the stalled-jobs
-/// script's flat reply as a nested one.)
+/// would grow by about 800 bytes a job (16 MiB every 20,000 jobs). (Stalled jobs are counted by
+/// [`check_stalled`]: the crate's `Stalled` event never comes.)
 async fn drain_events(worker: Arc<bullmq::Worker>, slots: Arc<Slots>) {
     use bullmq::worker::WorkerEvent;
     while let Some(event) = worker.next_event().await {
         match event {
             WorkerEvent::Completed { job_id, .. } | WorkerEvent::Failed { job_id, .. } => slots.finished(&job_id),
+        // The agent runs the stall check itself (check_stalled), to count what it finds.
+        .skip_stalled_check()
             WorkerEvent::Error(error) => tracing::debug!(error = %error, "queue worker"),
             _ => {}
         }
@@ -254,6 +258,30 @@ pub const MOST_WAITING: usize = 64;
 /// This process's agent id: host name and process id, unique among live agents.
 pub fn agent_id() -> String {
     format!("{}-{}", host_name(), std::process::id())
+}
+
+/// Runs the queue's stall check every `interval` until stopped (see [`crate::queue::stalled`]):
+/// jobs whose worker died holding them go back to wait, and `geoctl_jobs_stalled_total` counts
+/// them, so an operator sees agents dying. bullmq-official's own check is skipped: it moves the
+/// jobs too but never says which.
+async fn check_stalled(queue: RegionQueue, interval: Duration, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stop) => return,
+        }
+        match crate::queue::stalled::check(&queue, interval).await {
+            Ok(jobs) if jobs.is_empty() => {}
+            Ok(jobs) => {
+                metrics.jobs_stalled.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                tracing::warn!(count = jobs.len(), jobs = %jobs.join(","),
+                    "jobs held by a worker that stopped renewing their locks (died?) went back to wait");
+            }
+            Err(e) => tracing::debug!(error = %e, "stall check not made; trying again at the next"),
+        }
+    }
 }
 
 fn watcher_id() -> String {

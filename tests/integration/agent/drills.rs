@@ -68,6 +68,9 @@ fn sigkill_mid_job_the_run_is_recorded_once_by_the_next_agent() {
     let key = run_key_of(&id, &job);
     let killed_at: i64 = job.rsplit(':').next().unwrap().parse().unwrap();
     wait_until("the killed run to be recorded", Duration::from_secs(20), || rows_with_key(&db.url, &key) == 1);
+    // The operator sees the death: the agent whose stall check found the killed run counts it.
+    assert_eq!(second.metric("geoctl_jobs_stalled_total"), Some(1.0), "{}", second.log_text());
+    assert!(second.log_text().contains(&job), "the stalled job is named in the log:\n{}", second.log_text());
     wait_until("two more runs", Duration::from_secs(20), || {
         Runs::of(&db.url, &id, "eu-west").scheduled.iter().filter(|t| **t > killed_at).count() >= 2
     });
