@@ -115,9 +115,9 @@ impl Health {
     }
 }
 
-/// Runs the agent until SIGTERM/SIGINT. `queue` is the region's queue,
-/// connected; `pool` the results database.
-pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Result<(), AgentError> {
+/// Runs the agent until SIGTERM/SIGINT and returns the signal's name. `queue` is the region's
+/// queue, connected; `pool` the results database.
+pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Result<&'static str, AgentError> {
     let region = options.region.clone();
     let spool = Spool::open(&options.spool_dir, options.spool_max)
         .map_err(|source| AgentError::Spool { dir: options.spool_dir.clone(), source })?;
@@ -192,7 +192,24 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
         tracing::debug!(error = %e, "heartbeat not removed; it expires by itself");
     }
     tracing::info!(jobs_done = metrics.jobs_done(), "agent stopped");
-    Ok(())
+    Ok(signal)
+}
+
+/// Logs a panic at error level with its message and place, on any thread, so an agent that
+/// panics leaves its cause in the service's log in the log's own format (JSON lines too), not
+/// only as the runtime's plain text. Installed by `geoctl agent` before anything runs.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let location = info.location().map_or_else(|| "unknown".to_string(), |l| format!("{}:{}", l.file(), l.line()));
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        tracing::error!(panic = %message, location = %location, thread = %thread, "panicked: {message}");
+    }));
 }
 
 async fn start_worker(
@@ -219,6 +236,8 @@ async fn start_worker(
         .concurrency(options.concurrency.max(1))
         .lock_duration(options.lock_duration)
         .stalled_interval(options.stalled_interval)
+        // The agent runs the stall check itself (check_stalled), to count what it finds.
+        .skip_stalled_check()
         .run_retry_delay(Duration::from_millis(500));
     bullmq::Worker::with_options(queue.name(), processor, worker_options)
         .await
@@ -235,29 +254,10 @@ async fn drain_events(worker: Arc<bullmq::Worker>, slots: Arc<Slots>) {
     while let Some(event) = worker.next_event().await {
         match event {
             WorkerEvent::Completed { job_id, .. } | WorkerEvent::Failed { job_id, .. } => slots.finished(&job_id),
-        // The agent runs the stall check itself (check_stalled), to count what it finds.
-        .skip_stalled_check()
             WorkerEvent::Error(error) => tracing::debug!(error = %error, "queue worker"),
             _ => {}
         }
     }
-}
-
-/// Most jobs that wait for their results with their check slot lent (see [`slots`]): enough for a
-/// few batches to form while one commits, so even at `--concurrency 1` a result shares its
-/// statement with others, and bounded so a stalled database does not make the agent take jobs
-/// without end. With checks that take real time, far fewer wait: about the results per second
-/// times one commit.
-fn most_waiting(concurrency: usize) -> usize {
-    concurrency.clamp(MOST_WAITING, recorder::MAX_BATCH)
-}
-
-/// The least of [`most_waiting`], whatever the concurrency.
-pub const MOST_WAITING: usize = 64;
-
-/// This process's agent id: host name and process id, unique among live agents.
-pub fn agent_id() -> String {
-    format!("{}-{}", host_name(), std::process::id())
 }
 
 /// Runs the queue's stall check every `interval` until stopped (see [`crate::queue::stalled`]):
@@ -282,6 +282,23 @@ async fn check_stalled(queue: RegionQueue, interval: Duration, metrics: Arc<Metr
             Err(e) => tracing::debug!(error = %e, "stall check not made; trying again at the next"),
         }
     }
+}
+
+/// Most jobs that wait for their results with their check slot lent (see [`slots`]): enough for a
+/// few batches to form while one commits, so even at `--concurrency 1` a result shares its
+/// statement with others, and bounded so a stalled database does not make the agent take jobs
+/// without end. With checks that take real time, far fewer wait: about the results per second
+/// times one commit.
+fn most_waiting(concurrency: usize) -> usize {
+    concurrency.clamp(MOST_WAITING, recorder::MAX_BATCH)
+}
+
+/// The least of [`most_waiting`], whatever the concurrency.
+pub const MOST_WAITING: usize = 64;
+
+/// This process's agent id: host name and process id, unique among live agents.
+pub fn agent_id() -> String {
+    format!("{}-{}", host_name(), std::process::id())
 }
 
 fn watcher_id() -> String {
@@ -458,5 +475,43 @@ impl Signals {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A panic is an error-level log line with its message and where it happened.
+    #[test]
+    fn a_panic_is_logged_at_error_level_with_its_message() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).finish();
+        let previous = std::panic::take_hook();
+        super::log_panics();
+        let caught = tracing::subscriber::with_default(subscriber, || {
+            std::panic::catch_unwind(|| panic!("the spool is {} bytes past its end", 42))
+        });
+        std::panic::set_hook(previous);
+        assert!(caught.is_err());
+        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("ERROR"), "{out}");
+        assert!(out.contains("panicked: the spool is 42 bytes past its end"), "{out}");
+        assert!(out.contains(&format!("location={}:", file!())), "{out}");
     }
 }

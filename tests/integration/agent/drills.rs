@@ -100,6 +100,7 @@ fn sigterm_finishes_the_runs_in_flight_records_them_and_exits_0() {
     let started = Instant::now();
     assert_eq!(agent.terminate(Duration::from_secs(20)), 0, "{}", std::fs::read_to_string(&log).unwrap());
     assert!(started.elapsed() < Duration::from_secs(10), "drained within the shutdown timeout");
+    super::bad_input::assert_exit_logged(&std::fs::read_to_string(&log).unwrap(), "received SIGTERM");
 
     assert_eq!(rows_with_key(&db.url, &run_key_of(&id, &job)), 1, "the run in flight was recorded");
     assert_eq!(redis.cli(0, &["LLEN", &format!("bull:{QUEUE}:active")]), "0", "nothing left in flight");
