@@ -417,7 +417,7 @@ pub fn flow_tables(p: &Printer, flow: &crate::synthetic::FlowResult) -> Vec<Tabl
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -436,22 +436,30 @@ mod tests {
         assert!(!escape_controls(coloured, false).contains('\u{1b}'));
     }
 
+    /// Log output kept in memory, for tests of what gets logged (shared by the crate's tests).
+    #[derive(Clone, Default)]
+    pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Captured {
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     /// What an error from a server puts in a log line stays text: no escape sequence reaches the
     /// terminal and no newline starts a forged line, with colour on or off.
     #[test]
     fn log_lines_escape_control_characters_in_fields_and_messages() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Captured(Arc<Mutex<Vec<u8>>>);
-        impl Write for Captured {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         for colour in [false, true] {
             let captured = Captured::default();
             let sink = captured.clone();
@@ -463,7 +471,7 @@ mod tests {
                 let error = "refused\u{1b}]0;owned\u{7}\n2026-01-01T00:00:00Z ERROR forged";
                 tracing::warn!(error = %error, target_host = "eu\u{9b}2J", "job \u{1b}[2Jfailed");
             });
-            let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            let out = captured.text();
             assert_eq!(out.matches('\n').count(), 1, "one event, one line: {out:?}");
             assert!(out.ends_with('\n'), "{out:?}");
             assert!(out.contains("\\u{1b}]0;owned\\u{7}\\u{a}2026"), "{out:?}");

@@ -480,21 +480,7 @@ impl Signals {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::output::tests::Captured;
 
     /// A panic is an error-level log line with its message and where it happened.
     #[test]
@@ -509,7 +495,7 @@ mod tests {
         });
         std::panic::set_hook(previous);
         assert!(caught.is_err());
-        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let out = captured.text();
         assert!(out.contains("ERROR"), "{out}");
         assert!(out.contains("panicked: the spool is 42 bytes past its end"), "{out}");
         assert!(out.contains(&format!("location={}:", file!())), "{out}");
