@@ -294,6 +294,11 @@ fn is_unsafe(c: char) -> bool {
 
 /// [`terminal_safe`], optionally keeping well-formed colour codes (`ESC [ digits ; … m`).
 fn escape_controls(text: &str, keep_colours: bool) -> String {
+    escape_where(text, keep_colours, is_unsafe)
+}
+
+/// `text` with every character `escape` picks written as a visible escape.
+fn escape_where(text: &str, keep_colours: bool, escape: fn(char) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
@@ -304,7 +309,7 @@ fn escape_controls(text: &str, keep_colours: bool) -> String {
                 continue;
             }
         }
-        if is_unsafe(c) {
+        if escape(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -312,6 +317,51 @@ fn escape_controls(text: &str, keep_colours: bool) -> String {
         rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+/// The agent's and the commands' log lines in the text format (`tracing`'s formatter on stderr),
+/// passed through [`terminal_safe`]'s rule: a field holding text from a target, a server, the
+/// database or an error message cannot drive the operator's terminal. Newlines inside a line are
+/// escaped too, so such text cannot forge a log line either. With colour on, the formatter's own
+/// colour codes are kept (and a hostile one can only colour). JSON lines escape by themselves.
+pub struct SafeLog<M> {
+    make: M,
+    colour: bool,
+}
+
+impl<M> SafeLog<M> {
+    pub fn new(make: M, colour: bool) -> Self {
+        SafeLog { make, colour }
+    }
+}
+
+impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a> for SafeLog<M> {
+    type Writer = SafeLine<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        SafeLine { inner: self.make.make_writer(), colour: self.colour }
+    }
+}
+
+/// One formatted event on its way out (the formatter writes each event whole, in one call).
+pub struct SafeLine<W> {
+    inner: W,
+    colour: bool,
+}
+
+impl<W: Write> Write for SafeLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (line, end) = text.strip_suffix('\n').map_or((&*text, ""), |line| (line, "\n"));
+        let safe = escape_where(line, self.colour, |c| is_unsafe(c) || c == '\n');
+        self.inner.write_all(safe.as_bytes())?;
+        self.inner.write_all(end.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The length of the SGR sequence `text` starts with, if it is one.
@@ -367,7 +417,7 @@ pub fn flow_tables(p: &Printer, flow: &crate::synthetic::FlowResult) -> Vec<Tabl
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -384,6 +434,55 @@ mod tests {
         let coloured = "\u{1b}[38;5;10mup\u{1b}[0m \u{1b}]0;x\u{7}";
         assert_eq!(escape_controls(coloured, true), "\u{1b}[38;5;10mup\u{1b}[0m \\u{1b}]0;x\\u{7}");
         assert!(!escape_controls(coloured, false).contains('\u{1b}'));
+    }
+
+    /// Log output kept in memory, for tests of what gets logged (shared by the crate's tests).
+    #[derive(Clone, Default)]
+    pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Captured {
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What an error from a server puts in a log line stays text: no escape sequence reaches the
+    /// terminal and no newline starts a forged line, with colour on or off.
+    #[test]
+    fn log_lines_escape_control_characters_in_fields_and_messages() {
+        for colour in [false, true] {
+            let captured = Captured::default();
+            let sink = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(SafeLog::new(move || sink.clone(), colour))
+                .with_ansi(colour)
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                let error = "refused\u{1b}]0;owned\u{7}\n2026-01-01T00:00:00Z ERROR forged";
+                tracing::warn!(error = %error, target_host = "eu\u{9b}2J", "job \u{1b}[2Jfailed");
+            });
+            let out = captured.text();
+            assert_eq!(out.matches('\n').count(), 1, "one event, one line: {out:?}");
+            assert!(out.ends_with('\n'), "{out:?}");
+            assert!(out.contains("\\u{1b}]0;owned\\u{7}\\u{a}2026"), "{out:?}");
+            // tracing escapes the message's own escapes; the fields' values are left to us.
+            assert!(out.contains("\\u{9b}2J") && out.contains("[2Jfailed"), "{out:?}");
+            assert!(!out.contains('\u{7}') && !out.contains('\u{9b}'), "{out:?}");
+            // Only the formatter's own colour codes are left, and only when colour is on.
+            let kept = out.matches('\u{1b}').count();
+            assert_eq!(kept == 0, !colour, "{out:?}");
+            assert!(!out.contains("\u{1b}]") && !out.contains("\u{1b}[2J"), "{out:?}");
+        }
     }
 
     #[test]

@@ -31,23 +31,70 @@ BENCH_QUEUE_PARTS=${BENCH_QUEUE_PARTS:-overhead,e2e,scale}
 
 _bq_pids=()
 _bq_work=""
+declare -gA _bq_logs=()
 
+# Stops what the run started. A run that failed keeps its processes' logs in
+# target/bench/queue-logs-<time>/ (the work directory goes), and every process
+# that had died before the end is reported with its exit status or signal:
+# an agent gone mid-run must leave its cause behind.
 bq_cleanup() {
-  local pid
+  local status=$? pid code kept
+  for pid in "${_bq_pids[@]}"; do
+    bq_running "$pid" && continue
+    code=0
+    wait "$pid" 2>/dev/null || code=$?
+    printf '%s (pid %s) had exited before the end of the run: %s\n' "$(bq_what "$pid")" "$pid" "$(bq_exit_text "$code")" >&2
+    # A process that failed makes the run a failed one, whose logs are kept.
+    [ "$code" -eq 0 ] || [ "$status" -ne 0 ] || status=1
+  done
   for pid in "${_bq_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${_bq_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   _bq_pids=()
   stop_services
-  [ -z "$_bq_work" ] || rm -rf "$_bq_work"
+  if [ -n "$_bq_work" ]; then
+    if [ "$status" -ne 0 ]; then
+      kept="target/bench/queue-logs-$(date -u +%Y%m%dT%H%M%SZ)"
+      mkdir -p "$kept"
+      cp "$_bq_work"/*.log "$kept"/ 2>/dev/null || true
+      echo "the run failed; the logs of its processes are kept in $kept" >&2
+    fi
+    rm -rf "$_bq_work"
+  fi
 }
 
-# Background process whose PID is kept for cleanup; sets BQ_PID.
+# Background process whose PID and log are kept for cleanup; sets BQ_PID.
 bq_start() {
   local log=$1
   shift
   "$@" >"$log" 2>&1 &
   BQ_PID=$!
   _bq_pids+=("$BQ_PID")
+  _bq_logs[$BQ_PID]=$log
+}
+
+# Whether PID still runs (a zombie does not: it has exited and waits to be reaped).
+bq_running() {
+  [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]
+}
+
+# What PID is, for people: its log's name (agent-scale-us-east, …) or "process".
+bq_what() {
+  local log=${_bq_logs[$1]:-}
+  if [ -n "$log" ]; then basename "$log" .log; else echo process; fi
+}
+
+bq_exit_text() {
+  if [ "$1" -gt 128 ]; then echo "killed by SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))"; else echo "exit status $1"; fi
+}
+
+# Fails, saying so with the end of its log, when PID no longer runs; the
+# measurements below read /proc/PID, which a dead process no longer has.
+bq_require_running() {
+  bq_running "$1" && return 0
+  local log=${_bq_logs[$1]:-}
+  echo "$(bq_what "$1") (pid $1) is no longer running${log:+; the end of its log $log:}" >&2
+  [ -z "$log" ] || tail -n 20 "$log" | sed 's/^/   | /' >&2
+  return 1
 }
 
 bq_stop() {
@@ -61,6 +108,7 @@ bq_stop() {
 
 # CPU seconds (user + system) of a process so far.
 cpu_of() {
+  bq_require_running "$1" || return 1
   awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"
 }
 
@@ -68,6 +116,7 @@ cpu_of() {
 # the postmaster's reaped backends are in its cutime/cstime).
 cpu_tree_of() {
   local total child
+  bq_require_running "$1" || return 1
   total=$(awk '{ print ($14 + $15 + $16 + $17) / 100 }' "/proc/$1/stat")
   for child in $(pgrep -P "$1"); do
     total=$(awk -v t="$total" -v c="$(cpu_of "$child" 2>/dev/null || echo 0)" 'BEGIN { print t + c }')
@@ -77,6 +126,7 @@ cpu_tree_of() {
 
 # Peak RSS of a process, MiB.
 rss_of() {
+  bq_require_running "$1" || return 1
   awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"
 }
 
@@ -296,6 +346,14 @@ bench_queue_scale() {
   start_ms=$(( $(date +%s%3N) + 60000 ))
   sleep $(( minutes * 60 + 60 ))
   end_ms=$(( $(date +%s%3N) - 60000 ))
+  # An agent that died mid-run makes every figure below wrong: name each one, then fail the run
+  # (bq_cleanup reports how each exited and keeps the logs).
+  local dead=0
+  for pid in "${pids[@]}"; do bq_require_running "$pid" || dead=1; done
+  if [ "$dead" = 1 ]; then
+    echo "the scale run lost an agent before its end; no figures for it" >&2
+    return 1
+  fi
   printf '\n3. Scale: %s monitors x 3 regions at 1 min, %s min, one agent per region (concurrency 64)\n' "$n" "$minutes"
   local cpu rss
   for pid in "${pids[@]}"; do

@@ -75,9 +75,35 @@ stop_docker() {
 
 # The gateway address of the Swarm bridge (docker_gwbridge): an address of
 # this host that every task reaches through its default route, so services
-# listening there (with passwords) serve the tasks. Empty when the engine has
-# no such bridge (not in a swarm) or is not local.
+# listening there (with passwords) serve the tasks. Empty when the engine is
+# not local or not in a swarm.
+#
+# The engine makes the bridge a moment after it joins a swarm (for the ingress
+# network's sandbox), not during /swarm/init: right after ensure_docker
+# initialised one, the bridge is not there yet. So it waits for it, up to
+# DOCKER_GWBRIDGE_WAIT seconds (60), and fails saying so when it never comes.
 docker_gateway() {
-  docker_api GET /networks/docker_gwbridge 2>/dev/null \
-    | sed -n 's/.*"Gateway":"\([0-9.]*\)".*/\1/p' | head -n 1
+  local wait=${DOCKER_GWBRIDGE_WAIT:-60} state network gateway deadline
+  if [ -n "${DOCKER_HOST:-}" ] && [ "${DOCKER_HOST#unix://}" = "$DOCKER_HOST" ]; then
+    return 0
+  fi
+  state=$(docker_api GET /info | sed -n 's/.*"LocalNodeState":"\([a-z]*\)".*/\1/p')
+  [ "$state" = "active" ] || return 0
+  deadline=$((SECONDS + wait))
+  while :; do
+    if network=$(docker_api GET /networks/docker_gwbridge 2>/dev/null); then
+      gateway=$(sed -n 's/.*"Gateway":"\([0-9.]*\)".*/\1/p' <<<"$network")
+      if [ -n "$gateway" ]; then
+        echo "$gateway"
+        return 0
+      fi
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "the engine is in a swarm but its docker_gwbridge network did not appear within ${wait} s" \
+        "(it makes it soon after joining); see \`docker network ls\` and the engine's log," \
+        "or raise DOCKER_GWBRIDGE_WAIT if the engine is just slow" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
 }

@@ -8,11 +8,17 @@
 # (GEOCTL_TEST_PYTHON_BULLMQ=required, as root).
 
 PYTHON_BULLMQ_VERSION=${PYTHON_BULLMQ_VERSION:-3.4.4}
+# bullmq 3.4 accepts redis-py up to 8, but redis-py 8 reads every reply within a 5 s socket
+# timeout by default, and a BullMQ worker blocks on the queue's marker for up to 10 s (until its
+# next delayed job is due): the read times out, the client retries the same block, and a waiting
+# worker never takes a delayed job due more than ~5 s after it went to sleep. redis-py 7 waits.
+PYTHON_REDIS_SPEC=${PYTHON_REDIS_SPEC:-redis<8}
 
 setup_python_bullmq() {
   local venv
   venv=$(realpath -m "$1")
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import bullmq' 2>/dev/null; then
+  if [ -x "$venv/bin/python" ] \
+    && "$venv/bin/python" -c 'import bullmq, redis, sys; sys.exit(int(redis.__version__.split(".")[0]) >= 8)' 2>/dev/null; then
     export GEOCTL_TEST_PYTHON="$venv/bin/python"
     return 0
   fi
@@ -22,8 +28,9 @@ setup_python_bullmq() {
     rm -rf "$venv"
     python3 -m venv "$venv" >/dev/null
   fi
-  log "installing PyPI bullmq $PYTHON_BULLMQ_VERSION into $venv"
-  if "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "bullmq==$PYTHON_BULLMQ_VERSION" >&2; then
+  log "installing PyPI bullmq $PYTHON_BULLMQ_VERSION ($PYTHON_REDIS_SPEC) into $venv"
+  if "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "bullmq==$PYTHON_BULLMQ_VERSION" \
+    "$PYTHON_REDIS_SPEC" >&2; then
     export GEOCTL_TEST_PYTHON="$venv/bin/python"
   else
     rm -rf "$venv"

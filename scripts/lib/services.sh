@@ -1,5 +1,6 @@
 # Private PostgreSQL and Redis instances for tests and the quickstart.
-# Sourced by scripts/test and scripts/quickstart; not run on its own.
+# Sourced first by every entry script (scripts/test, scripts/quickstart,
+# scripts/bench); not run on its own.
 #
 # Each start_* function installs the Debian package when the server binary is
 # missing, starts a private instance on a free loopback port under the given
@@ -10,6 +11,29 @@ _started_redis=()
 declare -gA _redis_auth_files=()
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+# Every entry script under scripts/ sources this file first, so this is where
+# they all learn to say what failed: under `set -euo pipefail` a failing
+# command otherwise ends the script without a word. The report names the
+# script, the file and line, the line's text (the whole pipeline, where
+# $BASH_COMMAND would only name its last part) and the functions it was called
+# through. errtrace hands the trap to functions and subshells; a shell whose
+# errexit is off (a $(…) substitution, a `set +e` stretch) is not ended by the
+# failure, so it stays quiet there and the command that used the substitution
+# reports when it fails in turn.
+_report_failure() {
+  local status=$1 line=$2 command=$3 file=${BASH_SOURCE[1]:-$0} text="" i
+  case $- in *e*) ;; *) return 0 ;; esac
+  if [ -r "$file" ]; then
+    text=$(sed -n "${line}{s/^[[:space:]]*//;p;q}" "$file" 2>/dev/null) || text=""
+  fi
+  printf '%s: failed (exit %s) at %s:%s: %s\n' "${0##*/}" "$status" "$file" "$line" "${text:-$command}" >&2
+  for ((i = 1; i < ${#FUNCNAME[@]} - 1; i++)); do
+    printf '  in %s, called from %s:%s\n' "${FUNCNAME[i]}" "${BASH_SOURCE[i + 1]}" "${BASH_LINENO[i]}" >&2
+  done
+}
+set -o errtrace
+trap '_report_failure $? "$LINENO" "$BASH_COMMAND"' ERR
 
 # A free TCP port on 127.0.0.1.
 free_port() {

@@ -95,6 +95,8 @@ pub struct Metrics {
     /// Monitor definitions runs took from the agent's cache / read from PostgreSQL.
     pub definitions_cached: AtomicU64,
     pub definitions_read: AtomicU64,
+    /// Jobs this agent's stall checks moved back to wait: jobs whose worker died holding them.
+    pub jobs_stalled: AtomicU64,
 }
 
 impl Metrics {
@@ -110,6 +112,7 @@ impl Metrics {
             spool_rejected: AtomicU64::new(0),
             definitions_cached: AtomicU64::new(0),
             definitions_read: AtomicU64::new(0),
+            jobs_stalled: AtomicU64::new(0),
         }
     }
 
@@ -179,6 +182,12 @@ impl Metrics {
                 &self.spool_dropped,
             ),
             ("geoctl_spool_rejected_total", "Results the database refused, set aside", "counter", &self.spool_rejected),
+            (
+                "geoctl_jobs_stalled_total",
+                "Jobs this agent's stall checks found held by a dead worker and moved back to wait",
+                "counter",
+                &self.jobs_stalled,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
@@ -286,5 +295,6 @@ mod tests {
         assert!(!text.contains("probe_dns_lookup_time_seconds{"), "dns was not measured:\n{text}");
         assert!(text.contains("geoctl_jobs_total{region=\"eu-west\",outcome=\"up\"} 1"), "{text}");
         assert!(text.contains("geoctl_run_start_lateness_seconds_bucket{region=\"eu-west\",le=\"0.25\"} 1"), "{text}");
+        assert!(text.contains("geoctl_jobs_stalled_total{region=\"eu-west\"} 0"), "{text}");
     }
 }

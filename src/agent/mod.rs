@@ -115,9 +115,9 @@ impl Health {
     }
 }
 
-/// Runs the agent until SIGTERM/SIGINT. `queue` is the region's queue,
-/// connected; `pool` the results database.
-pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Result<(), AgentError> {
+/// Runs the agent until SIGTERM/SIGINT and returns the signal's name. `queue` is the region's
+/// queue, connected; `pool` the results database.
+pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Result<&'static str, AgentError> {
     let region = options.region.clone();
     let spool = Spool::open(&options.spool_dir, options.spool_max)
         .map_err(|source| AgentError::Spool { dir: options.spool_dir.clone(), source })?;
@@ -157,6 +157,8 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
     let events_task = tokio::spawn(drain_events(worker.clone(), slots.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(http::serve(listener, health.clone(), metrics.clone(), stop_rx.clone()));
+    let stalled_task =
+        tokio::spawn(check_stalled(queue.clone(), options.stalled_interval, metrics.clone(), stop_rx.clone()));
     let watch_task = tokio::spawn(watcher.run(stop_rx));
     tracing::info!(region = %region, queue = %queue.name(), redis = %queue.endpoint(), concurrency = options.concurrency,
         listen = %options.listen, "agent started");
@@ -184,12 +186,30 @@ pub async fn run(options: AgentOptions, queue: RegionQueue, pool: PgPool) -> Res
     listen_task.abort();
     events_task.abort();
     let _ = watch_task.await;
+    let _ = stalled_task.await;
     let _ = server.await;
     if let Err(e) = heartbeat::clear(&queue, &watcher_id()).await {
         tracing::debug!(error = %e, "heartbeat not removed; it expires by itself");
     }
     tracing::info!(jobs_done = metrics.jobs_done(), "agent stopped");
-    Ok(())
+    Ok(signal)
+}
+
+/// Logs a panic at error level with its message and place, on any thread, so an agent that
+/// panics leaves its cause in the service's log in the log's own format (JSON lines too), not
+/// only as the runtime's plain text. Installed by `geoctl agent` before anything runs.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let location = info.location().map_or_else(|| "unknown".to_string(), |l| format!("{}:{}", l.file(), l.line()));
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        tracing::error!(panic = %message, location = %location, thread = %thread, "panicked: {message}");
+    }));
 }
 
 async fn start_worker(
@@ -216,6 +236,8 @@ async fn start_worker(
         .concurrency(options.concurrency.max(1))
         .lock_duration(options.lock_duration)
         .stalled_interval(options.stalled_interval)
+        // The agent runs the stall check itself (check_stalled), to count what it finds.
+        .skip_stalled_check()
         .run_retry_delay(Duration::from_millis(500));
     bullmq::Worker::with_options(queue.name(), processor, worker_options)
         .await
@@ -225,9 +247,8 @@ async fn start_worker(
 /// Reads the worker's events for as long as it runs: a completed or failed job gives up the place
 /// it kept to take the next job in the same call (see [`slots`]). The worker queues one or two
 /// events per job in an unbounded channel and never drops one, so an agent that did not read them
-/// would grow by about 800 bytes a job (16 MiB every 20,000 jobs). (The crate's `Stalled` event
-/// would be worth a counter, but bullmq-official 1.4.4 never sends it: it reads the stalled-jobs
-/// script's flat reply as a nested one.)
+/// would grow by about 800 bytes a job (16 MiB every 20,000 jobs). (Stalled jobs are counted by
+/// [`check_stalled`]: the crate's `Stalled` event never comes.)
 async fn drain_events(worker: Arc<bullmq::Worker>, slots: Arc<Slots>) {
     use bullmq::worker::WorkerEvent;
     while let Some(event) = worker.next_event().await {
@@ -235,6 +256,30 @@ async fn drain_events(worker: Arc<bullmq::Worker>, slots: Arc<Slots>) {
             WorkerEvent::Completed { job_id, .. } | WorkerEvent::Failed { job_id, .. } => slots.finished(&job_id),
             WorkerEvent::Error(error) => tracing::debug!(error = %error, "queue worker"),
             _ => {}
+        }
+    }
+}
+
+/// Runs the queue's stall check every `interval` until stopped (see [`crate::queue::stalled`]):
+/// jobs whose worker died holding them go back to wait, and `geoctl_jobs_stalled_total` counts
+/// them, so an operator sees agents dying. bullmq-official's own check is skipped: it moves the
+/// jobs too but never says which.
+async fn check_stalled(queue: RegionQueue, interval: Duration, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stop) => return,
+        }
+        match crate::queue::stalled::check(&queue, interval).await {
+            Ok(jobs) if jobs.is_empty() => {}
+            Ok(jobs) => {
+                metrics.jobs_stalled.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                tracing::warn!(count = jobs.len(), jobs = %jobs.join(","),
+                    "jobs held by a worker that stopped renewing their locks (died?) went back to wait");
+            }
+            Err(e) => tracing::debug!(error = %e, "stall check not made; trying again at the next"),
         }
     }
 }
@@ -430,5 +475,29 @@ impl Signals {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::output::tests::Captured;
+
+    /// A panic is an error-level log line with its message and where it happened.
+    #[test]
+    fn a_panic_is_logged_at_error_level_with_its_message() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).finish();
+        let previous = std::panic::take_hook();
+        super::log_panics();
+        let caught = tracing::subscriber::with_default(subscriber, || {
+            std::panic::catch_unwind(|| panic!("the spool is {} bytes past its end", 42))
+        });
+        std::panic::set_hook(previous);
+        assert!(caught.is_err());
+        let out = captured.text();
+        assert!(out.contains("ERROR"), "{out}");
+        assert!(out.contains("panicked: the spool is 42 bytes past its end"), "{out}");
+        assert!(out.contains(&format!("location={}:", file!())), "{out}");
     }
 }

@@ -98,7 +98,24 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// Runs the agent and logs, at error level and as its last line, why it exits: the signal that
+/// stopped it or the error that ended it (a panic is logged by [`agent::log_panics`]), so a task
+/// or bench agent that is gone leaves its cause in its log.
 async fn run_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+    agent::log_panics();
+    match start_agent(ctx, args).await {
+        Ok(signal) => {
+            tracing::error!(signal, "agent exiting: received {signal}");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "agent exiting: {e:#}");
+            Err(e)
+        }
+    }
+}
+
+async fn start_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<&'static str> {
     let region = args.region.ok_or_else(|| input_error("no region; pass --region CODE or set WORKER_REGION"))?;
     if args.concurrency == 0 {
         return Err(input_error("--concurrency (MAX_CONCURRENT_EXECUTIONS) must be at least 1"));
@@ -124,8 +141,7 @@ async fn run_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         probe_mode: if args.instant_probe { ProbeMode::Instant } else { ProbeMode::Real },
         geo,
     };
-    agent::run(options, queue, pool).await?;
-    Ok(())
+    Ok(agent::run(options, queue, pool).await?)
 }
 
 /// Asks the agent's readiness endpoint, with the probe engine (the image has no curl).

@@ -243,11 +243,12 @@ fn init_logging(verbose: u8, service: Option<agent::LogFormat>) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if service == Some(agent::LogFormat::Json) {
-        builder.json().with_current_span(false).try_init()
+        builder.with_writer(std::io::stderr).json().with_current_span(false).try_init()
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()).try_init()
+        let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        builder.with_writer(crate::output::SafeLog::new(std::io::stderr, colour)).with_ansi(colour).try_init()
     };
 }
 

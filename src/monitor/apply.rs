@@ -106,8 +106,13 @@ fn latency(text: &Option<String>) -> Result<Option<i32>, MonitorError> {
         .transpose()
 }
 
-fn headers(list: &[String]) -> Result<Vec<Header>, MonitorError> {
-    list.iter().map(|h| h.parse()).collect()
+/// A declaration's headers, resolved as `--header` resolves them (`@FILE`, `env:VAR`), so a
+/// monitors file need not hold a credential either. `what` names the list in errors.
+fn headers(list: &[String], what: &str) -> Result<Vec<Header>, MonitorError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, h)| super::resolve_header(h, &format!("{what}[{i}]"), |var| std::env::var(var).ok()))
+        .collect()
 }
 
 impl MonitorDecl {
@@ -170,7 +175,7 @@ impl MonitorDecl {
                 .transpose()?,
             keyword: self.keyword.clone(),
             keyword_absent: self.keyword_absent,
-            headers: headers(&self.headers)?,
+            headers: headers(&self.headers, "headers")?,
             record_type: self.record_type.as_deref().map(parse_record_type).transpose()?,
             expect_answers: self.expect_answers.clone(),
             trace_every: self.trace_every,
@@ -187,7 +192,9 @@ impl MonitorDecl {
             schedule: o.schedule.clone(),
             latency_warning_ms: latency(&o.latency_warning)?,
             latency_critical_ms: latency(&o.latency_critical)?,
-            headers: (!o.headers.is_empty()).then(|| headers(&o.headers)).transpose()?,
+            headers: (!o.headers.is_empty())
+                .then(|| headers(&o.headers, &format!("region_overrides.{region}.headers")))
+                .transpose()?,
             priority: o.priority,
             notes: o.notes.clone(),
             force: self.force,

@@ -11,7 +11,7 @@ mod spec;
 mod store;
 
 pub use crate::probe::StatusRanges;
-pub use spec::{next_runs, resolve_headers, DownRule, Header};
+pub use spec::{next_runs, resolve_header, resolve_headers, DownRule, Header};
 pub use store::{
     Monitor, MonitorPatch, MonitorRegion, MonitorStore, NewMonitor, Placement, RegionEdit, RegionOverrides,
 };

@@ -148,40 +148,45 @@ impl FromStr for Header {
     }
 }
 
-/// Headers as typed (`--header`), each `Name: value`, `Name: @FILE` (the file's content,
-/// trimmed) or `Name: env:VAR` (the variable's value), so a credential need not appear in process
-/// arguments; then the lines of `file` (`--header-file`), one header per line, `#` comments.
-/// Errors say which header or line is wrong, never its text.
+/// One header as written, `Name: value`, `Name: @FILE` (the file's content, trimmed) or
+/// `Name: env:VAR` (the variable's value), so a credential need not appear in process arguments or
+/// in a monitors file. `origin` says where it was written (`--header #2`, `headers[0]`); errors
+/// name it and never quote the text. The flags and `monitor apply` files both resolve through it.
+pub fn resolve_header(text: &str, origin: &str, env: impl Fn(&str) -> Option<String>) -> Result<Header, MonitorError> {
+    let in_origin = |e: MonitorError| MonitorError::Invalid(format!("{origin}: {e}"));
+    let mut header: Header = text.parse().map_err(in_origin)?;
+    if let Some(path) = header.value.strip_prefix('@') {
+        let content = std::fs::read_to_string(path).map_err(|e| {
+            MonitorError::Invalid(format!("{origin}: the value of header {} names file {path}: {e}", header.name))
+        })?;
+        header.value = content.trim().to_string();
+    } else if let Some(var) = header.value.strip_prefix("env:") {
+        header.value = env(var).ok_or_else(|| {
+            MonitorError::Invalid(format!(
+                "{origin}: the value of header {} names environment variable {var}, which is not set",
+                header.name
+            ))
+        })?;
+    } else {
+        return Ok(header);
+    }
+    // The value came from elsewhere; check it like a typed one.
+    let name = header.name.clone();
+    format!("{}: {}", header.name, header.value)
+        .parse()
+        .map_err(|_| MonitorError::Invalid(format!("{origin}: the value of header {name} holds a line break or NUL")))
+}
+
+/// Headers as typed (`--header`), each resolved by [`resolve_header`]; then the lines of `file`
+/// (`--header-file`), one header per line, `#` comments. Errors say which header or line is
+/// wrong, never its text.
 pub fn resolve_headers(
     typed: &[String],
     file: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<Header>, MonitorError> {
     let mut headers = Vec::new();
-    let resolve = |text: &str, origin: &str| -> Result<Header, MonitorError> {
-        let in_origin = |e: MonitorError| MonitorError::Invalid(format!("{origin}: {e}"));
-        let mut header: Header = text.parse().map_err(in_origin)?;
-        if let Some(path) = header.value.strip_prefix('@') {
-            let content = std::fs::read_to_string(path).map_err(|e| {
-                MonitorError::Invalid(format!("{origin}: the value of header {} names file {path}: {e}", header.name))
-            })?;
-            header.value = content.trim().to_string();
-        } else if let Some(var) = header.value.strip_prefix("env:") {
-            header.value = env(var).ok_or_else(|| {
-                MonitorError::Invalid(format!(
-                    "{origin}: the value of header {} names environment variable {var}, which is not set",
-                    header.name
-                ))
-            })?;
-        } else {
-            return Ok(header);
-        }
-        // The value came from elsewhere; check it like a typed one.
-        let name = header.name.clone();
-        format!("{}: {}", header.name, header.value).parse().map_err(|_| {
-            MonitorError::Invalid(format!("{origin}: the value of header {name} holds a line break or NUL"))
-        })
-    };
+    let resolve = |text: &str, origin: &str| resolve_header(text, origin, &env);
     for (i, text) in typed.iter().enumerate() {
         headers.push(resolve(text, &format!("--header #{}", i + 1))?);
     }

@@ -37,6 +37,7 @@ mod connect;
 pub mod heartbeat;
 mod job;
 pub mod schedule;
+pub mod stalled;
 pub mod status;
 
 pub use connect::{RedisEndpoint, RegionQueue};

@@ -21,6 +21,7 @@ mod region;
 mod report;
 mod results;
 mod scale;
+mod scripts;
 mod swarm;
 mod synthetic;
 mod trace;

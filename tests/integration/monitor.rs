@@ -457,6 +457,50 @@ fn apply_a_monitors_file_is_idempotent_and_all_or_nothing() {
     assert_eq!(db.count("monitors"), 4);
 }
 
+/// A monitors file's headers resolve `@FILE` and `env:VAR` as `--header` does, in the monitor's
+/// headers and in its region overrides: the stored value is the file's or the variable's, never
+/// the reference; an unset variable is exit 2 naming the entry and the variable, and nothing is
+/// written.
+#[test]
+fn apply_files_resolve_header_references_like_the_flags() {
+    let db = TestDb::migrated();
+    let token = db.dir().join("token");
+    std::fs::write(&token, "Bearer from-a-file\n").unwrap();
+    let path = db.dir().join("monitors.yaml");
+    let text = format!(
+        "monitors:\n  - name: api\n    type: http\n    target: https://api.example.com/\n    regions: [eu-west]\n    \
+         headers:\n      - \"Authorization: @{}\"\n      - \"X-Api-Key: env:GEOCTL_TEST_API_KEY\"\n    \
+         region_overrides:\n      eu-west:\n        headers: [\"X-Region-Key: env:GEOCTL_TEST_REGION_KEY\"]\n",
+        token.display()
+    );
+    std::fs::write(&path, &text).unwrap();
+    let file = path.to_str().unwrap();
+    let env = [("GEOCTL_TEST_API_KEY", "key-from-env"), ("GEOCTL_TEST_REGION_KEY", "region-key-from-env")];
+    let applied = db.geoctl_with(&["monitor", "apply", "-f", file, "-o", "json"], &env).success();
+    assert_eq!(applied.json()[0]["change"], "created", "{}", applied.stdout);
+    let config = db.scalar("SELECT config::text FROM monitors WHERE name = 'api'");
+    assert!(config.contains("Bearer from-a-file") && config.contains("key-from-env"), "{config}");
+    assert!(!config.contains("env:") && !config.contains('@'), "a reference was stored as the value: {config}");
+    let overrides = db.scalar("SELECT headers::text FROM monitor_regions WHERE region_code = 'eu-west'");
+    assert!(overrides.contains("region-key-from-env") && !overrides.contains("env:"), "{overrides}");
+    assert!(
+        !applied.stdout.contains("key-from-env") && !applied.stderr.contains("key-from-env"),
+        "a secret was printed"
+    );
+    let again = db.geoctl_with(&["monitor", "apply", "-f", file, "-o", "json"], &env).success();
+    assert_eq!(again.json()[0]["change"], "unchanged", "{}", again.stdout);
+
+    let missing = text.replace("name: api", "name: api-2").replace("GEOCTL_TEST_API_KEY", "GEOCTL_TEST_UNSET_KEY");
+    std::fs::write(&path, format!("{}{}", text, missing.trim_start_matches("monitors:\n"))).unwrap();
+    db.geoctl_with(&["monitor", "apply", "-f", file], &env).usage_error(&[
+        "monitors[1] (`api-2`)",
+        "headers[1]",
+        "GEOCTL_TEST_UNSET_KEY",
+        "not set",
+    ]);
+    assert_eq!(db.count("monitors"), 1);
+}
+
 /// `trace_every` in a monitors file is owned like the other check settings: set, unchanged on a
 /// second apply, removed when the line is, and refused (exit 2, nothing written) out of range or
 /// on a DNS monitor, which has no route.

@@ -485,3 +485,117 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
     assert_eq!(ours["delayed"], 2 - due);
     assert_eq!(status[0]["schedulers"], 2);
 }
+
+/// A BullMQ Python worker that waits for jobs: prints `waiting`, then one JSON line, the first job
+/// it took (`{"id", "taken_ms"}`) or `null` after the timeout.
+const PYTHON_WORKER: &str = r#"
+import asyncio, json, sys, time
+from bullmq import Worker
+
+async def main(url, name, timeout):
+    taken = asyncio.get_running_loop().create_future()
+    async def process(job, token):
+        if not taken.done():
+            taken.set_result({"id": job.id, "taken_ms": int(time.time() * 1000)})
+        return "ok"
+    worker = Worker(name, process, {"connection": url})
+    print("waiting", flush=True)
+    try:
+        print(json.dumps(await asyncio.wait_for(taken, timeout)), flush=True)
+    except asyncio.TimeoutError:
+        print("null", flush=True)
+    await worker.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+"#;
+
+/// A Python worker started before `monitor create` is already blocked waiting on the queue's
+/// marker. BullMQ ≥ 5 wakes it through that key when a delayed job is added (`ZADD marker <due ms>
+/// "1"`, which geoctl writes too, through the crate's addJobScheduler); the worker then sleeps until
+/// the run is due. It must take the first run within a few seconds of its time. (It took nothing
+/// in 35 s from a 10 s scheduler with redis-py 8, whose 5 s socket timeout cuts that sleep: see
+/// scripts/lib/python_bullmq.sh.)
+#[test]
+fn a_waiting_python_worker_takes_geoctls_scheduled_run_when_it_is_due() {
+    use std::io::BufRead;
+    let db = TestDb::migrated();
+    let redis = TestRedis::new();
+    let env = env_for(&redis, &["eu-west"]);
+    let Ok(python) = std::env::var("GEOCTL_TEST_PYTHON") else {
+        panic!("PyPI bullmq is not installed (GEOCTL_TEST_PYTHON unset): run `scripts/test`, which installs it");
+    };
+    let mut worker = std::process::Command::new(python)
+        .arg("-c")
+        .arg(PYTHON_WORKER)
+        .args([redis.url.as_str(), "monitor-eu-west", "40"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the Python worker");
+    let mut lines = std::io::BufReader::new(worker.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "waiting");
+    // Blocked on the marker (BZPOPMIN) before the scheduler exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !redis.cmd::<String>(&["CLIENT", "LIST"]).contains("cmd=bzpopmin") {
+        assert!(std::time::Instant::now() < deadline, "the Python worker never waited on the queue");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let run = geoctl(
+        &db,
+        &env,
+        &[
+            "monitor",
+            "create",
+            "--name",
+            "soon",
+            "--type",
+            "http",
+            "--target",
+            "https://example.com/",
+            "--every",
+            "10s",
+            "--regions",
+            "eu-west",
+        ],
+    );
+    run.success();
+    let jobs = next_runs(&redis, "eu-west");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let due: i64 = jobs[0].rsplit(':').next().unwrap().parse().unwrap();
+
+    let taken: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let _ = worker.wait();
+    assert!(!taken.is_null(), "the waiting Python worker never took the run due at {due} (ms)");
+    assert_eq!(taken["id"], jobs[0].as_str());
+    let late = taken["taken_ms"].as_i64().unwrap() - due;
+    assert!(late < 3_000, "the waiting Python worker took the run {late} ms after it was due");
+
+    // With no worker waiting, the marker of the next added scheduler's run stays for the next
+    // worker to find: what BullMQ itself writes.
+    let run = geoctl(
+        &db,
+        &env,
+        &[
+            "monitor",
+            "create",
+            "--name",
+            "later",
+            "--type",
+            "http",
+            "--target",
+            "https://example.com/",
+            "--every",
+            "1h",
+            "--regions",
+            "eu-west",
+            "-o",
+            "json",
+        ],
+    );
+    let id = run.success().json()["id"].as_str().unwrap().to_string();
+    let delayed: Vec<String> = redis.cmd(&["ZRANGE", "bull:monitor-eu-west:delayed", "0", "-1"]);
+    assert!(delayed.iter().any(|j| j.contains(&id)), "the new scheduler's run is delayed: {delayed:?}");
+    // The member `1` at the due time of the first delayed run (the queue's, whoever added it).
+    let first_due = delayed.iter().map(|j| j.rsplit(':').next().unwrap().parse::<i64>().unwrap()).min().unwrap();
+    let marker: Option<String> = redis.cmd(&["ZSCORE", "bull:monitor-eu-west:marker", "1"]);
+    assert_eq!(marker, Some(first_due.to_string()), "the delay marker");
+}

@@ -67,6 +67,20 @@ impl Fixture {
         docker(&["image", "inspect", "--format", "{{.Id}}", tag]).trim().to_string()
     }
 
+    /// Builds the agent image with Debian's dash added as /bin/sh, so a test can start processes
+    /// inside a task (the image holds geoctl and the libraries it loads, which dash shares).
+    fn build_image_with_shell(&mut self, tag: &str, label: &str) -> String {
+        self.build_image(tag, label);
+        let with_shell = format!("{tag}-sh");
+        let context = self.db.dir().join("shell-image");
+        std::fs::create_dir_all(&context).unwrap();
+        std::fs::copy(std::fs::canonicalize("/bin/sh").unwrap(), context.join("sh")).expect("copy Debian's /bin/sh");
+        std::fs::write(context.join("Dockerfile"), format!("FROM {tag}\nCOPY sh /bin/sh\n")).unwrap();
+        docker(&["build", "--quiet", "--tag", &with_shell, context.to_str().unwrap()]);
+        self.images.push(with_shell.clone());
+        with_shell
+    }
+
     /// Objects of this stack still on the engine, by kind.
     fn leftovers(&self) -> Vec<String> {
         let filter = format!("label=com.docker.stack.namespace={}", self.stack);
@@ -254,6 +268,51 @@ fn deploy_redeploy_rotate_upgrade_remove() {
     assert_eq!(volumes, Vec::<String>::new());
 }
 
+/// Processes in zombie state in the PID namespace of `container`, read from this host's /proc
+/// (the engine is local): a zombie is a child that exited and was never reaped.
+fn zombies_in(container: &str) -> Vec<String> {
+    let pid = docker(&["inspect", "--format", "{{.State.Pid}}", container]).trim().to_string();
+    let namespace = std::fs::read_link(format!("/proc/{pid}/ns/pid")).expect("the task's PID namespace");
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = entry.path();
+        if std::fs::read_link(path.join("ns/pid")).ok().as_ref() != Some(&namespace) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
+        // `pid (comm) state …`: the state follows the last `)`.
+        if stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) {
+            zombies.push(stat.trim().to_string());
+        }
+    }
+    zombies
+}
+
+/// The agent's task reaps what is orphaned inside it: processes that outlive their parent there
+/// (Chromium's helpers, or here `docker exec`'d children) are re-parented to the task's PID 1,
+/// which must be an init that reaps them, not the agent. Returns the zombies left after a while.
+fn orphans_left_as_zombies(stack: &str) -> Vec<String> {
+    let containers = docker_lines(&["ps", "-q", "--filter", &format!("label=com.docker.stack.namespace={stack}")]);
+    assert_eq!(containers.len(), 1, "one agent task: {containers:?}");
+    let container = &containers[0];
+    // Eight children that the shell leaves behind when it exits at once.
+    docker(&[
+        "exec",
+        container,
+        "/bin/sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do geoctl --version >/dev/null & done; exit 0",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let zombies = zombies_in(container);
+        if zombies.is_empty() || std::time::Instant::now() > deadline {
+            return zombies;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Where the tasks reach the servers `scripts/test` started for them (on the
 /// Swarm bridge's gateway, with passwords): PostgreSQL's URL, Redis's URL
 /// without a password, and the file holding that password.
@@ -287,7 +346,8 @@ fn heartbeat_keys(url: &str, region: &str) -> Vec<String> {
 /// swarm: `region init` deploys it, the agent connects to PostgreSQL and Redis
 /// (through the gateway, with passwords from Docker secrets) and heartbeats,
 /// init says so; a second run changes nothing; destroy leaves nothing behind.
-/// Without heartbeats (a stand-in command), init fails naming what is missing.
+/// Without heartbeats (a stand-in command), init fails naming what is missing. Processes
+/// orphaned in the agent's task are reaped (an init is its PID 1), so no zombie stays.
 #[test]
 fn region_init_runs_real_agents_that_heartbeat_and_destroy_leaves_nothing() {
     let (task_db, task_redis, redis_password_file) = task_services();
@@ -315,7 +375,13 @@ fn region_init_runs_real_agents_that_heartbeat_and_destroy_leaves_nothing() {
     let env = [("DATABASE_URL", db_url.as_str())];
     let mut f = Fixture { db, code: code.clone(), stack: stack.clone(), label, images: Vec::new() };
     f.geoctl_with(&["region", "add", &code, "--name", "E2E real agent"], &env).success();
-    f.build_image(&tag, "real-agent");
+    let image = f.build_image_with_shell(&tag, "real-agent");
+    let config = std::fs::read_to_string(f.db.dir().join("geoctl.yaml")).unwrap();
+    std::fs::write(
+        f.db.dir().join("geoctl.yaml"),
+        config.replace(&format!("image: {tag}\n"), &format!("image: {image}\n")),
+    )
+    .unwrap();
 
     // A stand-in that runs and passes its health check but never heartbeats: init must not call it ready.
     let templates = test_templates(&f.db.dir());
@@ -349,6 +415,17 @@ fn region_init_runs_real_agents_that_heartbeat_and_destroy_leaves_nothing() {
         "{{.Status}}",
     ]);
     assert!(health.iter().any(|s| s.contains("(healthy)")), "{health:?}");
+
+    // The agent is not the task's PID 1: an init reaps what is orphaned in the task.
+    assert_eq!(orphans_left_as_zombies(&stack), Vec::<String>::new(), "zombies in the agent's task");
+    let init = docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Init}}",
+        &format!("{stack}_agent"),
+    ]);
+    assert_eq!(init.trim(), "true", "the agent service runs with an init");
 
     // Again: nothing to change, and it still checks the heartbeat.
     let second = f.geoctl_with(&["region", "init", &code, "--timeout", "1m"], &env).success();

@@ -68,6 +68,9 @@ fn sigkill_mid_job_the_run_is_recorded_once_by_the_next_agent() {
     let key = run_key_of(&id, &job);
     let killed_at: i64 = job.rsplit(':').next().unwrap().parse().unwrap();
     wait_until("the killed run to be recorded", Duration::from_secs(20), || rows_with_key(&db.url, &key) == 1);
+    // The operator sees the death: the agent whose stall check found the killed run counts it.
+    assert_eq!(second.metric("geoctl_jobs_stalled_total"), Some(1.0), "{}", second.log_text());
+    assert!(second.log_text().contains(&job), "the stalled job is named in the log:\n{}", second.log_text());
     wait_until("two more runs", Duration::from_secs(20), || {
         Runs::of(&db.url, &id, "eu-west").scheduled.iter().filter(|t| **t > killed_at).count() >= 2
     });
@@ -97,6 +100,7 @@ fn sigterm_finishes_the_runs_in_flight_records_them_and_exits_0() {
     let started = Instant::now();
     assert_eq!(agent.terminate(Duration::from_secs(20)), 0, "{}", std::fs::read_to_string(&log).unwrap());
     assert!(started.elapsed() < Duration::from_secs(10), "drained within the shutdown timeout");
+    super::bad_input::assert_exit_logged(&std::fs::read_to_string(&log).unwrap(), "received SIGTERM");
 
     assert_eq!(rows_with_key(&db.url, &run_key_of(&id, &job)), 1, "the run in flight was recorded");
     assert_eq!(redis.cli(0, &["LLEN", &format!("bull:{QUEUE}:active")]), "0", "nothing left in flight");
