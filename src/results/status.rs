@@ -66,6 +66,12 @@ pub fn region_state(up: Option<bool>, total_ms: Option<f64>, warning_ms: i32, st
     }
 }
 
+/// How long a region's latest result still says something: three intervals,
+/// and at least five minutes. `monitor status` and the alerter both judge by it.
+pub fn fresh_for(interval_seconds: i32) -> chrono::Duration {
+    chrono::Duration::seconds((3 * i64::from(interval_seconds)).max(300))
+}
+
 /// Applies the rule to the regions that have a recent result.
 pub fn overall(rule: DownRule, regions: &[RegionStatus]) -> (State, Vec<String>, Vec<String>) {
     let known: Vec<&RegionStatus> = regions.iter().filter(|r| r.state != State::Unknown).collect();
@@ -144,9 +150,7 @@ fn judge(monitor: &Monitor, rows: Vec<Latest>, now: DateTime<Utc>) -> MonitorSta
     let regions: Vec<RegionStatus> = rows
         .into_iter()
         .map(|row| {
-            // A result older than three intervals (and at least five minutes) no longer says anything.
-            let interval = i64::from(row.interval_seconds.unwrap_or(monitor.interval_seconds));
-            let horizon = chrono::Duration::seconds((3 * interval).max(300));
+            let horizon = fresh_for(row.interval_seconds.unwrap_or(monitor.interval_seconds));
             let stale = row.checked_at.is_none_or(|t| now - t > horizon);
             RegionStatus {
                 state: region_state(row.is_up, row.total_time, row.warning, stale),
