@@ -81,6 +81,21 @@ pub async fn open_for(pool: &PgPool, monitors: &[Uuid]) -> Result<Vec<Incident>,
     .await?)
 }
 
+/// `#12 down (acknowledged), #14 latency`, or `-`: a status table's cell.
+pub fn incident_refs(incidents: &[Incident]) -> String {
+    if incidents.is_empty() {
+        return "-".into();
+    }
+    let refs: Vec<String> = incidents
+        .iter()
+        .map(|i| match i.state() {
+            "open" => format!("#{} {}", i.id, i.cause),
+            state => format!("#{} {} ({state})", i.id, i.cause),
+        })
+        .collect();
+    refs.join(", ")
+}
+
 async fn fetch(conn: &mut PgConnection, id: i64) -> Result<Incident, AlertError> {
     sqlx::query_as(&format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents i LEFT JOIN monitors m ON m.id = i.monitor_id WHERE i.id = $1"

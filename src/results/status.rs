@@ -54,6 +54,9 @@ pub struct MonitorStatus {
     /// failure a majority rule would otherwise hide.
     pub failing_below_quorum: Vec<String>,
     pub regions: Vec<RegionStatus>,
+    /// The monitor's incidents open now (filled by the caller that reads them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub open_incidents: Vec<crate::alert::manage::Incident>,
 }
 
 /// Judges one region's latest result.
@@ -174,6 +177,7 @@ fn judge(monitor: &Monitor, rows: Vec<Latest>, now: DateTime<Utc>) -> MonitorSta
         failing,
         failing_below_quorum,
         regions,
+        open_incidents: Vec::new(),
     }
 }
 
