@@ -191,7 +191,11 @@ pub struct Resolution {
     pub subject: Subject,
     pub cause: Cause,
     pub summary: String,
+    /// The incident opened in maintenance: nothing about it is sent.
+    pub in_maintenance: bool,
+    /// Recorded but not sent (maintenance, or the monitor is flapping).
     pub muted: bool,
+    /// This change started flapping: a `flapping` event follows.
     pub flapping: bool,
 }
 
@@ -279,6 +283,7 @@ pub fn evaluate(memory: &mut Memory, tick: &Tick) -> Outcome {
                     subject: subject.clone(),
                     cause: Cause::Down,
                     summary: format!("{} is up again", m.name),
+                    in_maintenance: open.in_maintenance,
                     muted: muted || open.in_maintenance,
                     flapping,
                 }));
@@ -309,6 +314,7 @@ pub fn evaluate(memory: &mut Memory, tick: &Tick) -> Outcome {
                     subject,
                     cause: Cause::Latency,
                     summary: format!("{} is back under its critical latency threshold", m.name),
+                    in_maintenance: open.in_maintenance,
                     muted: open.in_maintenance,
                     flapping: false,
                 }));
@@ -383,6 +389,7 @@ fn agents(tick: &Tick, out: &mut Outcome) {
                 subject,
                 cause: Cause::NoAgent,
                 summary: format!("an agent is back in {code}"),
+                in_maintenance: open.in_maintenance,
                 muted: open.in_maintenance,
                 flapping: false,
             })),
@@ -458,6 +465,7 @@ fn impairment<'t>(
                 subject,
                 cause: Cause::RegionImpaired,
                 summary: format!("{code} sees its monitors as the other regions do again"),
+                in_maintenance: open.in_maintenance,
                 muted: open.in_maintenance,
                 flapping: false,
             })),

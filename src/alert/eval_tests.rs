@@ -34,6 +34,9 @@ fn down(at: i64) -> Observation {
     Observation { checked_at: t(at), up: false, total_ms: None, error: Some("timeout: no answer".into()) }
 }
 
+/// Results for one tick: (monitor number, region, result).
+type Batch = Vec<(u128, &'static str, Observation)>;
+
 /// A world the tests drive tick by tick, carrying open incidents like the store does.
 struct World {
     settings: Settings,
@@ -105,7 +108,7 @@ impl World {
     }
 }
 
-fn each_region(m: u128, f: impl Fn(&str) -> Observation) -> Vec<(u128, &'static str, Observation)> {
+fn each_region(m: u128, f: impl Fn(&str) -> Observation) -> Batch {
     REGIONS.iter().map(|r| (m, *r, f(r))).collect()
 }
 
@@ -200,7 +203,7 @@ fn slower_than_critical_in_a_majority_is_a_latency_warning() {
 }
 
 /// 12 monitors everywhere; eu-west sees 10 of them down, the others see all up.
-fn impaired_world() -> (World, impl Fn(i64, bool) -> Vec<(u128, &'static str, Observation)>) {
+fn impaired_world() -> (World, impl Fn(i64, bool) -> Batch) {
     let monitors = (1..=12).map(|n| monitor(n, DownRule::Any)).collect();
     let results = |at: i64, eu_broken: bool| {
         let mut all = Vec::new();

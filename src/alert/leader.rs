@@ -33,6 +33,16 @@ impl Leadership {
         let taken: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_LOCK).fetch_one(&mut conn).await?;
         if taken {
+            // A leader that vanishes without closing its socket (a cut cable, a
+            // frozen host) would hold the lock until the server notices: have
+            // the server probe this connection so it drops it in about 10 s.
+            // Ignored on Unix sockets, where the kernel tells at once.
+            sqlx::raw_sql(
+                "SET tcp_keepalives_idle = 4; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3; \
+                 SET tcp_user_timeout = 10000",
+            )
+            .execute(&mut conn)
+            .await?;
             Ok(Some(Leadership { conn }))
         } else {
             let _ = conn.close().await;

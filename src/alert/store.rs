@@ -338,7 +338,7 @@ async fn apply(
             writes.push((r.incident, "resolved", detail, &r.subject, r.muted));
             if r.flapping {
                 let detail = json!({ "summary": format!("flapping: {}", r.summary) });
-                writes.push((r.incident, "flapping", detail, &r.subject, false));
+                writes.push((r.incident, "flapping", detail, &r.subject, r.in_maintenance));
             }
         }
         Transition::Firing { incident, reason } => {

@@ -109,6 +109,8 @@ pub struct StackSection {
     pub network_subnet: Option<String>,
     pub app_image: Option<String>,
     pub app_replicas: Option<u32>,
+    /// Run a `geoctl alerter` in the stack (one leads across regions; the others stand by).
+    pub alerter: Option<bool>,
     pub templates: Option<PathBuf>,
 }
 

@@ -401,3 +401,27 @@ fn two_alerters_one_leads_and_the_standby_takes_over_within_10_s_of_a_sigkill_wi
     assert_eq!(count(&db, "notifications"), 2);
     eprintln!("standby took over {took_over:?} after the leader's SIGKILL");
 }
+
+#[test]
+fn the_stack_runs_an_alerter_only_when_asked_and_docker_accepts_the_file() {
+    let db = TestDb::migrated();
+    let env = [("REDIS_URL_US_EAST", "redis://127.0.0.1:6379/0")];
+    let render = |config: &str| {
+        std::fs::write(db.dir().join("geoctl.yaml"), config).unwrap();
+        let file = db.dir().join("stack.yml");
+        db.geoctl_with(&["stack", "render", "--region", "us-east", "--file", file.to_str().unwrap()], &env).success();
+        std::fs::read_to_string(&file).unwrap()
+    };
+    let plain = render("");
+    assert!(!plain.contains("alerter"), "off by default:\n{plain}");
+    let with = render("stack:\n  alerter: true\n");
+    assert!(with.contains("  alerter:\n"), "{with}");
+    assert!(with.contains(r#"command: ["geoctl", "alerter"]"#), "{with}");
+    assert!(with.contains("DATABASE_URL_FILE: /run/secrets/database_url"), "{with}");
+    let out = Command::new("docker")
+        .args(["stack", "config", "-c", db.dir().join("stack.yml").to_str().unwrap()])
+        .output()
+        .expect("run the docker CLI");
+    assert!(out.status.success(), "docker stack config: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alerter"));
+}
