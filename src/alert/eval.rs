@@ -322,6 +322,7 @@ pub fn evaluate(memory: &mut Memory, tick: &Tick) -> Outcome {
             _ => {}
         }
     }
+    no_longer_evaluated(tick, &mut out);
     for t in &out.transitions {
         if let Transition::Resolve(r) = t {
             resolved.insert(r.incident);
@@ -329,6 +330,27 @@ pub fn evaluate(memory: &mut Memory, tick: &Tick) -> Outcome {
     }
     held_back(memory, tick, &resolved, &mut out);
     out
+}
+
+/// A monitor paused, deleted from every region or left with no enabled
+/// region is no longer evaluated: its open incidents resolve rather than stay
+/// open for ever.
+fn no_longer_evaluated(tick: &Tick, out: &mut Outcome) {
+    let evaluated: HashSet<Uuid> = tick.monitors.iter().map(|m| m.id).collect();
+    let mut gone: Vec<(&(Cause, Subject), &OpenIncident)> =
+        tick.open.iter().filter(|((_, s), _)| matches!(s, Subject::Monitor(id) if !evaluated.contains(id))).collect();
+    gone.sort_by_key(|(_, o)| o.id);
+    for ((cause, subject), open) in gone {
+        out.transitions.push(Transition::Resolve(Resolution {
+            incident: open.id,
+            subject: subject.clone(),
+            cause: *cause,
+            summary: "no longer evaluated: the monitor is paused or runs in no enabled region".into(),
+            in_maintenance: open.in_maintenance,
+            muted: open.in_maintenance,
+            flapping: false,
+        }));
+    }
 }
 
 /// Rule 1: each new result moves its (monitor, region) streaks. In a region

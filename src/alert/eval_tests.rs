@@ -362,3 +362,14 @@ fn numbers_and_lists_read_well() {
     assert_eq!(and_list(&["a".into()]), "a");
     assert_eq!(and_list(&["a".into(), "b".into(), "c".into()]), "a, b and c");
 }
+
+#[test]
+fn a_paused_monitor_s_open_incident_resolves_instead_of_staying_open() {
+    let mut w = World::new(vec![monitor(1, DownRule::Any)]);
+    w.tick(0, vec![(1, "us-east", down(0))]);
+    w.tick(30, vec![(1, "us-east", down(30))]);
+    assert!(w.is_open(Cause::Down, Subject::Monitor(Uuid::from_u128(1))));
+    w.monitors.clear();
+    let tr = w.tick(60, vec![]);
+    assert!(matches!(&tr[..], [Transition::Resolve(r)] if r.summary.starts_with("no longer evaluated")), "{tr:?}");
+}

@@ -3,6 +3,7 @@
 //! `alerting.interval`, until SIGTERM/SIGINT or the lock is lost.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tokio::time::{sleep, MissedTickBehavior};
@@ -14,51 +15,75 @@ use super::{AlertError, Settings};
 use crate::queue::heartbeat;
 use crate::queue::{RedisEndpoint, RegionQueue};
 
+/// How long one region's Redis may take to answer within a tick: a region
+/// that does not answer must not hold up the verdicts of every other.
+const ASK_BUDGET: Duration = Duration::from_secs(2);
+/// How long to leave a Redis that could not be reached before trying again.
+const RECONNECT_AFTER: Duration = Duration::from_secs(30);
+
 /// The regions' Redis, connected as they become reachable.
 pub struct Heartbeats {
     config: crate::config::Settings,
     queues: HashMap<String, RegionQueue>,
+    retry_at: HashMap<String, Instant>,
 }
 
 impl Heartbeats {
     pub fn new(config: &crate::config::Settings) -> Self {
-        Heartbeats { config: config.clone(), queues: HashMap::new() }
+        Heartbeats { config: config.clone(), queues: HashMap::new(), retry_at: HashMap::new() }
     }
 
     /// What each active region's heartbeats say. A region with no Redis
-    /// configured here, or whose Redis does not answer, is left out: the
-    /// evaluator then judges its results alone rather than calling it dead.
+    /// configured here, or whose Redis does not answer within [`ASK_BUDGET`],
+    /// is left out: the evaluator then judges its results alone rather than
+    /// calling it dead. Regions are asked side by side.
     pub async fn read(&mut self, pool: &PgPool) -> Result<HashMap<String, Liveness>, AlertError> {
         let regions = crate::region::RegionStore::active_codes(pool).await?;
-        let mut liveness = HashMap::new();
-        for code in regions {
-            if !self.queues.contains_key(&code) {
-                let Ok(endpoint) = RedisEndpoint::resolve(&self.config, &code) else { continue };
-                match RegionQueue::connect(&endpoint, &self.config.tuning).await {
-                    Ok(queue) => {
-                        self.queues.insert(code.clone(), queue);
-                    }
-                    Err(e) => {
-                        tracing::warn!(region = %code, "cannot read the region's heartbeats: {e}");
-                        continue;
-                    }
-                }
+        let now = Instant::now();
+        let mut connects = Vec::new();
+        for code in &regions {
+            if self.queues.contains_key(code) || self.retry_at.get(code).is_some_and(|t| *t > now) {
+                continue;
             }
-            let queue = &self.queues[&code];
-            match heartbeat::live(queue).await {
-                Ok(agents) if agents.is_empty() => {
+            let Ok(endpoint) = RedisEndpoint::resolve(&self.config, code) else { continue };
+            let tuning = self.config.tuning.clone();
+            connects.push(async move {
+                let connected = tokio::time::timeout(ASK_BUDGET, RegionQueue::connect(&endpoint, &tuning)).await;
+                (endpoint.region.clone(), connected)
+            });
+        }
+        for (code, connected) in futures::future::join_all(connects).await {
+            match connected {
+                Ok(Ok(queue)) => {
+                    self.queues.insert(code, queue);
+                }
+                Ok(Err(e)) => self.unreachable(code, &e.to_string()),
+                Err(_) => self.unreachable(code, "no answer in time"),
+            }
+        }
+        let asks = regions.iter().filter_map(|code| self.queues.get(code)).map(|queue| async move {
+            (queue.region.clone(), tokio::time::timeout(ASK_BUDGET, heartbeat::live(queue)).await)
+        });
+        let mut liveness = HashMap::new();
+        for (code, agents) in futures::future::join_all(asks).await {
+            match agents {
+                Ok(Ok(agents)) if agents.is_empty() => {
                     liveness.insert(code, Liveness::NoAgent);
                 }
-                Ok(_) => {
+                Ok(Ok(_)) => {
                     liveness.insert(code, Liveness::Live);
                 }
-                Err(e) => {
-                    tracing::warn!(region = %code, "cannot read the region's heartbeats: {e}");
-                    self.queues.remove(&code);
-                }
+                Ok(Err(e)) => self.unreachable(code, &e.to_string()),
+                Err(_) => self.unreachable(code, "no answer in time"),
             }
         }
         Ok(liveness)
+    }
+
+    fn unreachable(&mut self, code: String, why: &str) {
+        tracing::warn!(region = %code, "cannot read the region's heartbeats ({why}); judging its results alone");
+        self.queues.remove(&code);
+        self.retry_at.insert(code, Instant::now() + RECONNECT_AFTER);
     }
 }
 

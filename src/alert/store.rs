@@ -209,13 +209,17 @@ pub async fn tick(
     let cursor: Option<DateTime<Utc>> =
         sqlx::query_scalar("SELECT evaluated_at FROM alert_cursor").fetch_optional(&mut *tx).await?;
     let since = cursor.map_or(now - LOOKBACK, |c| (c - LATE_GRACE).max(now - LOOKBACK));
+    // Only what no earlier tick counted leaves the server: the window overlaps
+    // the last one by LATE_GRACE, and each pair's newest counted result cuts it.
     let rows: Vec<ResultRow> = sqlx::query_as(
-        "SELECT monitor_id, execution_region, checked_at, is_up, total_time,
-                NULLIF(concat_ws(': ', error_kind, left(error_message, 300)), '') AS error
-         FROM monitor_results
-         WHERE monitor_id = ANY($1) AND checked_at > $2 AND checked_at <= $3
-           AND is_up IS NOT NULL AND execution_region IS NOT NULL
-         ORDER BY checked_at",
+        "SELECT r.monitor_id, r.execution_region, r.checked_at, r.is_up, r.total_time,
+                NULLIF(concat_ws(': ', r.error_kind, left(r.error_message, 300)), '') AS error
+         FROM monitor_results r
+         LEFT JOIN alert_region_state s ON s.monitor_id = r.monitor_id AND s.region_code = r.execution_region
+         WHERE r.monitor_id = ANY($1) AND r.checked_at > $2 AND r.checked_at <= $3
+           AND r.is_up IS NOT NULL AND r.execution_region IS NOT NULL
+           AND (s.last_checked_at IS NULL OR r.checked_at > s.last_checked_at)
+         ORDER BY r.checked_at",
     )
     .bind(&ids)
     .bind(since)
