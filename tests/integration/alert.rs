@@ -428,3 +428,31 @@ fn the_stack_runs_an_alerter_only_when_asked_and_docker_accepts_the_file() {
     assert!(out.status.success(), "docker stack config: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("alerter"));
 }
+
+#[test]
+fn a_leader_stopped_with_sigterm_exits_0_and_hands_over_at_once() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let mut first = Alerter::start(&db);
+    wait_until("the first alerter to lead", Duration::from_secs(10), || first.leads());
+    let second = Alerter::start(&db);
+    wait_until("the second to stand by", Duration::from_secs(10), || {
+        second.log.lock().unwrap().contains("standing by")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!second.leads());
+    let status = Command::new("kill").args(["-TERM", &first.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let stopped = Instant::now();
+    let code = loop {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(5), "no exit within 5 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0), "{}", first.log.lock().unwrap());
+    assert!(first.log.lock().unwrap().contains("releasing the leader lock"));
+    // The lock was given back, so the standby's next try (every 2 s) takes it.
+    wait_until("the standby to lead", Duration::from_secs(3), || second.leads());
+}
