@@ -202,7 +202,9 @@ pub async fn tick(
 ) -> Result<TickReport, AlertError> {
     let mut tx = pool.begin().await?;
     lock_ticks(&mut tx).await?;
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&mut *tx).await?;
+    // The time once the lock is ours: a tick that waited for another must not
+    // evaluate "now" as the moment it started waiting.
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut *tx).await?;
     let monitors = load_monitors(&mut tx, settings).await?;
     let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
 
