@@ -121,6 +121,12 @@ fn a_target_failing_in_two_of_three_regions_opens_one_incident_with_one_notifica
     let kinds: Vec<&str> = shown["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["opened", "resolved"]);
     assert_eq!(shown["results"].as_array().unwrap().len(), 12, "the results around it");
+    let table = db.geoctl(&["incident", "show", &id]).success().stdout;
+    for needle in ["shop is down in eu-west and us-east", "opened", "resolved", "timeout: no answer in 10s"] {
+        assert!(table.contains(needle), "lacks `{needle}`:\n{table}");
+    }
+    let listed = db.geoctl(&["incident", "list"]).success().stdout;
+    assert!(listed.contains("resolved") && listed.contains("shop"), "{listed}");
 }
 
 #[test]
@@ -223,6 +229,10 @@ fn maintenance_records_and_marks_incidents_without_sending_and_an_incident_outli
     assert_eq!(db.scalar("SELECT string_agg(state, ',') FROM notifications"), "suppressed");
     let listed = db.geoctl(&["maintenance", "list", "-o", "json"]).success().json();
     assert_eq!(listed[0]["reason"], "upgrade");
+    let table = db.geoctl(&["maintenance", "list"]).success().stdout;
+    assert!(table.contains("monitor db") && table.contains("upgrade"), "{table}");
+    let incidents = db.geoctl(&["incident", "list", "--open"]).success().stdout;
+    assert!(incidents.contains("in maintenance"), "{incidents}");
 
     // The window ends while the target is still down: the incident is sent now, once.
     db.geoctl(&["maintenance", "end", &added["id"].to_string()]).success();
