@@ -3,6 +3,7 @@
 //! wires them to the command line.
 
 pub mod agent;
+pub mod alert;
 pub mod aws;
 pub mod backup;
 pub mod cli;

@@ -2,6 +2,7 @@
 //! into messages and exit codes.
 
 mod agent;
+mod alerter;
 mod backup;
 mod checks;
 mod completions;
@@ -10,6 +11,7 @@ mod db;
 mod dns;
 mod health;
 mod image;
+mod incident;
 mod maintenance;
 mod monitor;
 mod network;
@@ -104,8 +106,12 @@ enum Command {
     Network(network::Args),
     /// The agent image, built from this binary
     Image(image::Args),
-    /// Engine housekeeping
+    /// Maintenance windows (add, list, end) and engine housekeeping (prune)
     Maintenance(maintenance::Args),
+    /// Turn results into incidents and notifications (one leader across all regions)
+    Alerter(alerter::Args),
+    /// Incidents: list, show, ack, resolve
+    Incident(incident::Args),
     /// Database backups to S3 (or a local directory): run, list, prune, restore, verify
     Backup(backup::Args),
     /// GeoDNS on Route 53: latency records and health checks per active region
@@ -188,6 +194,7 @@ pub fn main() -> i32 {
     };
     let service_log = match &cli.command {
         Command::Agent(args) => args.log_format(),
+        Command::Alerter(args) if args.is_service() => Some(agent::LogFormat::Text),
         _ => None,
     };
     init_logging(cli.global.verbose, service_log);
@@ -291,6 +298,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Network(args) => network::run(&ctx, args).await,
         Command::Image(args) => image::run(&ctx, args).await,
         Command::Maintenance(args) => maintenance::run(&ctx, args).await,
+        Command::Alerter(args) => alerter::run(&ctx, args).await,
+        Command::Incident(args) => incident::run(&ctx, args).await,
         Command::Backup(args) => backup::run(&ctx, args).await,
         Command::Dns(args) => dns::run(&ctx, args).await,
         Command::Health(args) => health::run(&ctx, args).await,

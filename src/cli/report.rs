@@ -40,8 +40,19 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     };
     let until = Utc::now();
     let since = report::window(until, args.since);
-    let report = report::build(&pool, &monitors, since, until).await.context("reading results")?;
+    let mut report = report::build(&pool, &monitors, since, until).await.context("reading results")?;
+    let ids: Vec<uuid::Uuid> = monitors.iter().map(|m| m.id).collect();
+    report.open_incidents = crate::alert::manage::open_for(&pool, &ids).await?;
     explain_gaps(&report);
+    for incident in &report.open_incidents {
+        note(format!(
+            "open incident {} ({}, since {}): {}",
+            incident.id,
+            incident.severity,
+            incident.opened_at.format("%Y-%m-%d %H:%M UTC"),
+            incident.summary
+        ));
+    }
 
     ctx.printer.print(&report, |p| {
         let mut tables = vec![stats_table(p, &report)];

@@ -29,6 +29,24 @@ pub struct FileConfig {
     pub geoip_city_db: Option<PathBuf>,
     /// MaxMind-format ASN database (`.mmdb`): the target's ASN and organisation.
     pub geoip_asn_db: Option<PathBuf>,
+    pub alerting: Option<AlertingSection>,
+}
+
+/// `alerting:`: the alerter's rules and where incidents go.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingSection {
+    pub confirm: Option<u32>,
+    pub recover: Option<u32>,
+    pub region_impaired_ratio: Option<f64>,
+    pub region_impaired_min: Option<u32>,
+    pub flap_changes: Option<u32>,
+    #[serde(default, deserialize_with = "text")]
+    pub flap_window: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub interval: Option<String>,
+    pub default_channels: Option<Vec<String>>,
+    pub region_channels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -91,6 +109,8 @@ pub struct StackSection {
     pub network_subnet: Option<String>,
     pub app_image: Option<String>,
     pub app_replicas: Option<u32>,
+    /// Run a `geoctl alerter` in the stack (one leads across regions; the others stand by).
+    pub alerter: Option<bool>,
     pub templates: Option<PathBuf>,
 }
 

@@ -9,7 +9,7 @@
 mod file;
 mod secret;
 
-pub use file::{FileConfig, StackSection};
+pub use file::{AlertingSection, FileConfig, StackSection};
 pub use secret::{mask, scrub, Secret};
 
 use std::collections::BTreeMap;
@@ -144,6 +144,72 @@ pub struct Settings {
     /// MaxMind-format databases for target facts (`GEOIP_CITY_DB`, `GEOIP_ASN_DB`); not secrets.
     pub geoip_city_db: Option<Sourced<PathBuf>>,
     pub geoip_asn_db: Option<Sourced<PathBuf>>,
+    /// The alerter's rules and channels (`alerting:`, `ALERT_*`).
+    pub alerting: Alerting,
+}
+
+/// `alerting.*`, each with its origin.
+#[derive(Debug, Clone)]
+pub struct Alerting {
+    pub confirm: Sourced<u32>,
+    pub recover: Sourced<u32>,
+    pub region_impaired_ratio: Sourced<f64>,
+    pub region_impaired_min: Sourced<u32>,
+    pub flap_changes: Sourced<u32>,
+    pub flap_window: Sourced<Duration>,
+    pub interval: Sourced<Duration>,
+    pub default_channels: Sourced<Vec<String>>,
+    pub region_channels: Sourced<Vec<String>>,
+}
+
+impl Alerting {
+    /// The values, without their origins, as the alerter uses them.
+    pub fn settings(&self) -> crate::alert::Settings {
+        crate::alert::Settings {
+            confirm: self.confirm.value,
+            recover: self.recover.value,
+            region_impaired_ratio: self.region_impaired_ratio.value,
+            region_impaired_min: self.region_impaired_min.value as usize,
+            flap_changes: self.flap_changes.value as usize,
+            flap_window: self.flap_window.value,
+            default_channels: self.default_channels.value.clone(),
+            region_channels: self.region_channels.value.clone(),
+            interval: self.interval.value,
+        }
+    }
+
+    fn resolve(layers: &Layers, file: Option<&AlertingSection>) -> Result<Self, ConfigError> {
+        let file = file.cloned().unwrap_or_default();
+        let defaults = crate::alert::Settings::default();
+        let count = |env: &str, value: Option<u32>, default: u32| {
+            layers.required(env, value.map(|n| n.to_string()), &default.to_string(), parse_streak)
+        };
+        let list = |env: &str, value: Option<Vec<String>>| {
+            layers.required(env, value.map(|v| v.join(",")), "", |s| Ok(parse_list(s)))
+        };
+        Ok(Alerting {
+            confirm: count("ALERT_CONFIRM", file.confirm, defaults.confirm)?,
+            recover: count("ALERT_RECOVER", file.recover, defaults.recover)?,
+            region_impaired_ratio: layers.required(
+                "ALERT_REGION_IMPAIRED_RATIO",
+                file.region_impaired_ratio.map(|r| r.to_string()),
+                &defaults.region_impaired_ratio.to_string(),
+                parse_ratio,
+            )?,
+            region_impaired_min: count(
+                "ALERT_REGION_IMPAIRED_MIN",
+                file.region_impaired_min,
+                defaults.region_impaired_min as u32,
+            )?,
+            flap_changes: count("ALERT_FLAP_CHANGES", file.flap_changes, defaults.flap_changes as u32)?,
+            flap_window: layers
+                .required("ALERT_FLAP_WINDOW", file.flap_window, "30m", |s| parse_duration(s, BareUnit::Seconds))?,
+            interval: layers
+                .required("ALERT_INTERVAL", file.interval, "2s", |s| parse_duration(s, BareUnit::Seconds))?,
+            default_channels: list("ALERT_DEFAULT_CHANNELS", file.default_channels)?,
+            region_channels: list("ALERT_REGION_CHANNELS", file.region_channels)?,
+        })
+    }
 }
 
 /// One line of `config show`.
@@ -322,6 +388,7 @@ impl Settings {
         };
         let geoip_city_db = geoip_path("GEOIP_CITY_DB", &file.geoip_city_db)?;
         let geoip_asn_db = geoip_path("GEOIP_ASN_DB", &file.geoip_asn_db)?;
+        let alerting = Alerting::resolve(&layers, file.alerting.as_ref())?;
 
         Ok(Settings {
             config_file,
@@ -337,6 +404,7 @@ impl Settings {
             backup_dir,
             geoip_city_db,
             geoip_asn_db,
+            alerting,
         })
     }
 
@@ -409,6 +477,19 @@ impl Settings {
         };
         rows.push(plain("geoip_city_db", &path(&self.geoip_city_db)));
         rows.push(plain("geoip_asn_db", &path(&self.geoip_asn_db)));
+        let a = &self.alerting;
+        let list = |v: &Sourced<Vec<String>>| Some(Sourced { value: v.value.join(","), source: v.source.clone() });
+        rows.extend([
+            plain("alerting.confirm", &Some(a.confirm.clone())),
+            plain("alerting.recover", &Some(a.recover.clone())),
+            plain("alerting.region_impaired_ratio", &Some(a.region_impaired_ratio.clone())),
+            plain("alerting.region_impaired_min", &Some(a.region_impaired_min.clone())),
+            plain("alerting.flap_changes", &Some(a.flap_changes.clone())),
+            duration("alerting.flap_window", &a.flap_window),
+            duration("alerting.interval", &a.interval),
+            plain("alerting.default_channels", &list(&a.default_channels)),
+            plain("alerting.region_channels", &list(&a.region_channels)),
+        ]);
         rows
     }
 }
@@ -616,6 +697,26 @@ fn parse_duration(text: &str, bare: BareUnit) -> Result<Duration, String> {
         return Err("must be greater than zero".into());
     }
     Ok(value)
+}
+
+/// A streak length or a count: a whole number of at least 1.
+fn parse_streak(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a count; use a whole number of at least 1")),
+    }
+}
+
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!("`{text}` is not a ratio; use a number above 0 and at most 1, such as 0.5")),
+    }
+}
+
+/// `a, b,c` → `[a, b, c]`; empty items are dropped.
+fn parse_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
 fn parse_region_code(text: &str) -> Result<String, String> {

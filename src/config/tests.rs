@@ -218,3 +218,36 @@ fn env_suffix_round_trips_every_valid_code() {
         assert_eq!(s.regions.keys().collect::<Vec<_>>(), [code]);
     }
 }
+
+#[test]
+fn alerting_settings_come_from_env_then_file_then_defaults_and_bad_values_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = resolve_in(dir.path(), &Flags::default(), &env(&[])).unwrap();
+    assert_eq!(s.alerting.settings(), crate::alert::Settings::default());
+    assert_eq!(s.alerting.confirm.source, Source::Default);
+
+    write(
+        dir.path(),
+        FILE_NAME,
+        "alerting:\n  confirm: 3\n  flap_window: 10m\n  region_impaired_ratio: 0.8\n  default_channels: [a, b]\n",
+    );
+    let s = resolve_in(
+        dir.path(),
+        &Flags::default(),
+        &env(&[("ALERT_CONFIRM", "4"), ("ALERT_REGION_CHANNELS", "ops, pager")]),
+    )
+    .unwrap();
+    let a = s.alerting.settings();
+    assert_eq!((a.confirm, a.recover), (4, 2), "env beats file; default fills the rest");
+    assert_eq!(s.alerting.confirm.source, Source::Env("ALERT_CONFIRM".into()));
+    assert_eq!(a.flap_window, Duration::from_secs(600));
+    assert_eq!(a.region_impaired_ratio, 0.8);
+    assert_eq!(a.default_channels, ["a", "b"]);
+    assert_eq!(a.region_channels, ["ops", "pager"]);
+
+    for (name, value) in [("ALERT_CONFIRM", "0"), ("ALERT_REGION_IMPAIRED_RATIO", "1.5"), ("ALERT_FLAP_WINDOW", "soon")]
+    {
+        let err = resolve_in(dir.path(), &Flags::default(), &env(&[(name, value)])).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+    }
+}

@@ -61,6 +61,18 @@ pub struct MonitorDecl {
     /// Per-region overrides; regions not listed have none.
     #[serde(default)]
     pub region_overrides: BTreeMap<String, OverrideDecl>,
+    /// Alerting: consecutive failed runs before a region is failing (omitted: unchanged, default `alerting.confirm`).
+    pub confirm: Option<u32>,
+    /// Consecutive passing runs before it passes again.
+    pub recover: Option<u32>,
+    /// Channels to notify; `[]` returns to `alerting.default_channels`.
+    pub notify: Option<Vec<String>>,
+}
+
+impl MonitorDecl {
+    fn alert_patch(&self) -> crate::alert::manage::AlertPatch {
+        crate::alert::manage::AlertPatch { confirm: self.confirm, recover: self.recover, notify: self.notify.clone() }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -273,6 +285,20 @@ pub async fn apply(
             })?,
         };
         applied.push(Applied { name: decl.name.trim().to_string(), change });
+    }
+    // Alert settings last, when every declared monitor exists, in the same transaction.
+    for (index, decl) in file.monitors.iter().enumerate() {
+        let patch = decl.alert_patch();
+        if patch.is_empty() {
+            continue;
+        }
+        let in_entry =
+            |source: MonitorError| MonitorError::InEntry { index, name: decl.name.clone(), source: Box::new(source) };
+        let id = MonitorStore::resolve_id(&mut tx, decl.name.trim()).await.map_err(in_entry)?;
+        let change = crate::alert::manage::set_monitor_alerting(&mut tx, id, &patch)
+            .await
+            .map_err(|e| in_entry(MonitorError::Alert(Box::new(e))))?;
+        applied[index].change = merge(applied[index].change, change);
     }
     if dry_run {
         tx.rollback().await?;

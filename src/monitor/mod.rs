@@ -127,6 +127,9 @@ pub enum MonitorError {
     InEntry { index: usize, name: String, source: Box<MonitorError> },
     #[error(transparent)]
     Region(#[from] RegionError),
+    /// A monitor's alert settings (unknown channel, a streak of 0).
+    #[error(transparent)]
+    Alert(Box<crate::alert::AlertError>),
     #[error(transparent)]
     Database(sqlx::Error),
 }
@@ -145,6 +148,7 @@ impl crate::error::Coded for MonitorError {
             MonitorError::Region(e) => e.exit(),
             MonitorError::InEntry { source, .. } => source.exit(),
             MonitorError::Script(e) => e.exit(),
+            MonitorError::Alert(e) => e.exit(),
             MonitorError::UnknownType(_)
             | MonitorError::InvalidTarget { .. }
             | MonitorError::IntervalTooShort(_)

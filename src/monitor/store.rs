@@ -246,6 +246,11 @@ impl<'a> MonitorStore<'a> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM monitors").fetch_one(self.pool).await?)
     }
 
+    /// The id of a monitor named by id or unique name, inside the caller's transaction.
+    pub async fn resolve_id(conn: &mut PgConnection, reference: &str) -> Result<Uuid, MonitorError> {
+        resolve(conn, reference).await
+    }
+
     /// A monitor by id or unique name.
     pub async fn get(&self, reference: &str) -> Result<Monitor, MonitorError> {
         let mut conn = self.pool.acquire().await?;

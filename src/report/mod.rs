@@ -34,6 +34,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summarized_until: Option<DateTime<Utc>>,
     pub monitors: Vec<MonitorReport>,
+    /// The reported monitors' incidents open now (filled by the caller that reads them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub open_incidents: Vec<crate::alert::manage::Incident>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -349,7 +352,7 @@ fn assemble(
             MonitorReport { monitor_id: m.id, name: m.name.clone(), regions }
         })
         .collect();
-    Report { since, until, bucket_seconds, summarized_until: None, monitors }
+    Report { since, until, bucket_seconds, summarized_until: None, monitors, open_incidents: Vec::new() }
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub struct MonitorStatus {
     /// failure a majority rule would otherwise hide.
     pub failing_below_quorum: Vec<String>,
     pub regions: Vec<RegionStatus>,
+    /// The monitor's incidents open now (filled by the caller that reads them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub open_incidents: Vec<crate::alert::manage::Incident>,
 }
 
 /// Judges one region's latest result.
@@ -64,6 +67,12 @@ pub fn region_state(up: Option<bool>, total_ms: Option<f64>, warning_ms: i32, st
         (Some(true), _) if total_ms.is_some_and(|t| t > f64::from(warning_ms)) => State::Degraded,
         (Some(true), _) => State::Up,
     }
+}
+
+/// How long a region's latest result still says something: three intervals,
+/// and at least five minutes. `monitor status` and the alerter both judge by it.
+pub fn fresh_for(interval_seconds: i32) -> chrono::Duration {
+    chrono::Duration::seconds((3 * i64::from(interval_seconds)).max(300))
 }
 
 /// Applies the rule to the regions that have a recent result.
@@ -144,9 +153,7 @@ fn judge(monitor: &Monitor, rows: Vec<Latest>, now: DateTime<Utc>) -> MonitorSta
     let regions: Vec<RegionStatus> = rows
         .into_iter()
         .map(|row| {
-            // A result older than three intervals (and at least five minutes) no longer says anything.
-            let interval = i64::from(row.interval_seconds.unwrap_or(monitor.interval_seconds));
-            let horizon = chrono::Duration::seconds((3 * interval).max(300));
+            let horizon = fresh_for(row.interval_seconds.unwrap_or(monitor.interval_seconds));
             let stale = row.checked_at.is_none_or(|t| now - t > horizon);
             RegionStatus {
                 state: region_state(row.is_up, row.total_time, row.warning, stale),
@@ -170,6 +177,7 @@ fn judge(monitor: &Monitor, rows: Vec<Latest>, now: DateTime<Utc>) -> MonitorSta
         failing,
         failing_below_quorum,
         regions,
+        open_incidents: Vec::new(),
     }
 }
 

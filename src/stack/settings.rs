@@ -28,6 +28,8 @@ pub struct StackSettings {
     pub network_subnet: Option<String>,
     pub app_image: Option<String>,
     pub app_replicas: u32,
+    /// A `geoctl alerter` service next to the agents; off unless asked for.
+    pub alerter: bool,
     #[serde(skip)]
     pub templates: Option<PathBuf>,
 }
@@ -56,6 +58,7 @@ impl StackSettings {
             network_subnet: pick!(network_subnet),
             app_image: pick!(app_image),
             app_replicas: pick!(app_replicas).unwrap_or(1),
+            alerter: pick!(alerter).unwrap_or(false),
             templates: pick!(templates),
         };
         stack.validate(origin)

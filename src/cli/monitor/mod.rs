@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::checks::{headers, parse_interval, parse_latency, parse_rule, parse_type, CheckOptions};
 use super::region::report_change;
 use super::Context;
+use crate::alert::manage::AlertPatch;
 use crate::duration;
 use crate::monitor::{
     DownRule, Monitor, MonitorError, MonitorPatch, MonitorStore, MonitorType, NewMonitor, RegionEdit, RegionOverrides,
@@ -57,6 +58,8 @@ enum Command {
         down_when: DownRule,
         #[command(flatten)]
         checks: CheckOptions,
+        #[command(flatten)]
+        alerting: AlertOptions,
         /// Create it paused
         #[arg(long)]
         paused: bool,
@@ -87,6 +90,8 @@ enum Command {
         down_when: Option<DownRule>,
         #[command(flatten)]
         checks: CheckOptions,
+        #[command(flatten)]
+        alerting: AlertOptions,
         /// Replace a synthetic monitor's script
         #[arg(long, value_name = "FILE")]
         script: Option<std::path::PathBuf>,
@@ -177,6 +182,50 @@ enum RegionsCommand {
     },
 }
 
+/// When the alerter calls a region failing for this monitor, and whom it tells.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Alerting")]
+struct AlertOptions {
+    /// Consecutive failed runs before a region counts as failing [default: alerting.confirm, 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    confirm: Option<u32>,
+    /// Consecutive passing runs before it counts as passing again [default: alerting.recover, 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    recover: Option<u32>,
+    /// Channels to notify, comma-separated; `--notify ''` returns to alerting.default_channels
+    #[arg(long, value_name = "CHANNELS", value_delimiter = ',')]
+    notify: Option<Vec<String>>,
+}
+
+impl AlertOptions {
+    fn patch(self) -> AlertPatch {
+        let notify = self
+            .notify
+            .map(|names| names.into_iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect::<Vec<_>>());
+        AlertPatch { confirm: self.confirm, recover: self.recover, notify }
+    }
+}
+
+/// Checks alert settings before anything is written: an unknown channel is bad input.
+async fn check_alerting(pool: &sqlx::PgPool, patch: &AlertPatch) -> anyhow::Result<()> {
+    if !patch.is_empty() {
+        let mut conn = pool.acquire().await?;
+        crate::alert::manage::check_alerting(&mut conn, patch).await?;
+    }
+    Ok(())
+}
+
+/// Writes a monitor's alert settings (already checked); returns what changed.
+async fn write_alerting(pool: &sqlx::PgPool, monitor: uuid::Uuid, patch: &AlertPatch) -> anyhow::Result<Change> {
+    if patch.is_empty() {
+        return Ok(Change::Unchanged);
+    }
+    let mut tx = pool.begin().await?;
+    let change = crate::alert::manage::set_monitor_alerting(&mut tx, monitor, patch).await?;
+    tx.commit().await?;
+    Ok(change)
+}
+
 #[derive(Debug, clap::Args)]
 struct OverrideOptions {
     /// Reset this region's overrides before applying the others
@@ -247,10 +296,13 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             regions,
             down_when,
             checks,
+            alerting,
             paused,
             force,
             dry_run,
         } => {
+            let alerting = alerting.patch();
+            check_alerting(&pool, &alerting).await?;
             let mut config = checks.into_settings()?.into_config(kind, &name)?;
             let target = match (kind, script) {
                 (MonitorType::Synthetic, Some(path)) => {
@@ -290,8 +342,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 enabled: !paused,
                 force,
             };
-            let (monitor, change) =
+            let (monitor, mut change) =
                 crate::monitor::create::create_or_unchanged(&pool, &store, &ctx.placement(), new, dry_run).await?;
+            if !dry_run && write_alerting(&pool, monitor.id, &alerting).await? == Change::Updated {
+                change = if change == Change::Unchanged { Change::Updated } else { change };
+            }
             (monitor, change, dry_run, Vec::new())
         }
         Command::Update {
@@ -302,12 +357,15 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             timeout,
             down_when,
             checks,
+            alerting,
             script,
             no_keyword,
             force,
             dry_run,
         } => {
+            let alerting = alerting.patch();
             let current = store.get(&monitor).await?;
+            check_alerting(&pool, &alerting).await?;
             let kind = current.kind().ok_or_else(|| MonitorError::UnsupportedStoredType {
                 name: current.name.clone(),
                 stored: current.stored_type.clone(),
@@ -334,12 +392,19 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 && patch.timeout.is_none()
                 && patch.down_rule.is_none()
                 && patch.config.is_empty();
-            if nothing {
+            if nothing && alerting.is_empty() {
                 return Err(crate::error::input_error(
                     "nothing to update; pass a field to change, e.g. --every 5m (see `geoctl monitor update --help`)",
                 ));
             }
-            let (m, c) = store.update(&current.id.to_string(), patch, dry_run).await?;
+            let (m, mut c) = if nothing {
+                (current.clone(), Change::Unchanged)
+            } else {
+                store.update(&current.id.to_string(), patch, dry_run).await?
+            };
+            if !dry_run && write_alerting(&pool, m.id, &alerting).await? == Change::Updated && c == Change::Unchanged {
+                c = Change::Updated;
+            }
             (m, c, dry_run, current.region_codes())
         }
         Command::Delete { monitor, yes, dry_run, ignore_not_found } => {

@@ -118,9 +118,15 @@ pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args
         None => store.list().await?,
     };
     let now = Utc::now();
-    let statuses = status::statuses(pool, &monitors, now).await?;
+    let mut statuses = status::statuses(pool, &monitors, now).await?;
+    let ids: Vec<uuid::Uuid> = monitors.iter().map(|m| m.id).collect();
+    for incident in crate::alert::manage::open_for(pool, &ids).await? {
+        if let Some(s) = statuses.iter_mut().find(|s| Some(s.monitor_id) == incident.monitor_id) {
+            s.open_incidents.push(incident);
+        }
+    }
     ctx.printer.print(&statuses, |p| {
-        let mut overview = p.table(["MONITOR", "STATE", "RULE", "REGIONS", "FAILING BELOW QUORUM"]);
+        let mut overview = p.table(["MONITOR", "STATE", "RULE", "REGIONS", "FAILING BELOW QUORUM", "INCIDENT"]);
         let mut detail = p.table(["MONITOR", "REGION", "STATE", "LAST CHECK", "TOTAL", "WARN/CRIT", "ERROR"]);
         for s in &statuses {
             let counts =
@@ -132,6 +138,7 @@ pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args
                 counts.into(),
                 (if s.failing_below_quorum.is_empty() { "-".to_string() } else { s.failing_below_quorum.join(", ") })
                     .into(),
+                crate::alert::manage::incident_refs(&s.open_incidents).into(),
             ]);
             for r in &s.regions {
                 detail.add_row(vec![

@@ -1,0 +1,157 @@
+//! The long-running alerter: stand by until it holds the leader lock, then
+//! read the regions' heartbeats, tick, and hand the outbox to delivery, every
+//! `alerting.interval`, until SIGTERM/SIGINT or the lock is lost.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tokio::time::{sleep, MissedTickBehavior};
+
+use super::eval::Liveness;
+use super::leader::{Leadership, RETRY};
+use super::store::{self, TickReport};
+use super::{AlertError, Settings};
+use crate::queue::heartbeat;
+use crate::queue::{RedisEndpoint, RegionQueue};
+
+/// How long one region's Redis may take to answer within a tick: a region
+/// that does not answer must not hold up the verdicts of every other.
+const ASK_BUDGET: Duration = Duration::from_secs(2);
+/// How long to leave a Redis that could not be reached before trying again.
+const RECONNECT_AFTER: Duration = Duration::from_secs(30);
+
+/// The regions' Redis, connected as they become reachable.
+pub struct Heartbeats {
+    config: crate::config::Settings,
+    queues: HashMap<String, RegionQueue>,
+    retry_at: HashMap<String, Instant>,
+}
+
+impl Heartbeats {
+    pub fn new(config: &crate::config::Settings) -> Self {
+        Heartbeats { config: config.clone(), queues: HashMap::new(), retry_at: HashMap::new() }
+    }
+
+    /// What each active region's heartbeats say. A region with no Redis
+    /// configured here, or whose Redis does not answer within [`ASK_BUDGET`],
+    /// is left out: the evaluator then judges its results alone rather than
+    /// calling it dead. Regions are asked side by side.
+    pub async fn read(&mut self, pool: &PgPool) -> Result<HashMap<String, Liveness>, AlertError> {
+        let regions = crate::region::RegionStore::active_codes(pool).await?;
+        let now = Instant::now();
+        let mut connects = Vec::new();
+        for code in &regions {
+            if self.queues.contains_key(code) || self.retry_at.get(code).is_some_and(|t| *t > now) {
+                continue;
+            }
+            let Ok(endpoint) = RedisEndpoint::resolve(&self.config, code) else { continue };
+            let tuning = self.config.tuning.clone();
+            connects.push(async move {
+                let connected = tokio::time::timeout(ASK_BUDGET, RegionQueue::connect(&endpoint, &tuning)).await;
+                (endpoint.region.clone(), connected)
+            });
+        }
+        for (code, connected) in futures::future::join_all(connects).await {
+            match connected {
+                Ok(Ok(queue)) => {
+                    self.queues.insert(code, queue);
+                }
+                Ok(Err(e)) => self.unreachable(code, &e.to_string()),
+                Err(_) => self.unreachable(code, "no answer in time"),
+            }
+        }
+        let asks = regions.iter().filter_map(|code| self.queues.get(code)).map(|queue| async move {
+            (queue.region.clone(), tokio::time::timeout(ASK_BUDGET, heartbeat::live(queue)).await)
+        });
+        let mut liveness = HashMap::new();
+        for (code, agents) in futures::future::join_all(asks).await {
+            match agents {
+                Ok(Ok(agents)) if agents.is_empty() => {
+                    liveness.insert(code, Liveness::NoAgent);
+                }
+                Ok(Ok(_)) => {
+                    liveness.insert(code, Liveness::Live);
+                }
+                Ok(Err(e)) => self.unreachable(code, &e.to_string()),
+                Err(_) => self.unreachable(code, "no answer in time"),
+            }
+        }
+        Ok(liveness)
+    }
+
+    fn unreachable(&mut self, code: String, why: &str) {
+        tracing::warn!(region = %code, "cannot read the region's heartbeats ({why}); judging its results alone");
+        self.queues.remove(&code);
+        self.retry_at.insert(code, Instant::now() + RECONNECT_AFTER);
+    }
+}
+
+/// One tick: heartbeats, evaluation, delivery.
+pub async fn once(pool: &PgPool, settings: &Settings, heartbeats: &mut Heartbeats) -> Result<TickReport, AlertError> {
+    let liveness = heartbeats.read(pool).await?;
+    let report = store::tick(pool, settings, &liveness).await?;
+    deliver(pool).await;
+    Ok(report)
+}
+
+/// THE DELIVERY HOOK. The single place where the outbox the tick just
+/// committed is handed to delivery: `notify::outbox::deliver_due(...)` is
+/// called here, once per tick, when the notify half is merged. Until then it
+/// does nothing and the rows stay pending for whoever delivers them.
+async fn deliver(_pool: &PgPool) {}
+
+/// Runs until a signal: stands by, leads, ticks. Checks the configured
+/// channels first, so a misnamed one stops it before it ever leads.
+pub async fn run(pool: &PgPool, settings: &Settings, heartbeats: &mut Heartbeats) -> anyhow::Result<()> {
+    {
+        let mut conn = pool.acquire().await?;
+        store::Routing::load(&mut conn, settings, Some(&[])).await?;
+    }
+    let mut signals = crate::agent::Signals::install()?;
+    loop {
+        tracing::info!("standing by for the alerter's leader lock");
+        let mut leadership = loop {
+            match Leadership::try_take(pool).await {
+                Ok(Some(leadership)) => break leadership,
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cannot ask for the leader lock: {e}"),
+            }
+            tokio::select! {
+                signal = signals.next() => {
+                    tracing::info!("{signal}: stopping");
+                    return Ok(());
+                }
+                _ = sleep(RETRY) => {}
+            }
+        };
+        tracing::info!("leading: evaluating every {}", crate::duration::format(settings.interval));
+        let mut every = tokio::time::interval(settings.interval);
+        every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                signal = signals.next() => {
+                    tracing::info!("{signal}: releasing the leader lock and stopping");
+                    leadership.release().await;
+                    return Ok(());
+                }
+                _ = every.tick() => {}
+            }
+            if !leadership.still().await {
+                tracing::warn!("lost the leader lock's connection; standing by");
+                break;
+            }
+            match once(pool, settings, heartbeats).await {
+                Ok(r) if r.opened + r.resolved + r.events > 0 => tracing::info!(
+                    results = r.results,
+                    opened = r.opened,
+                    resolved = r.resolved,
+                    notifications = r.notifications,
+                    "tick"
+                ),
+                Ok(r) => tracing::debug!(results = r.results, monitors = r.monitors, "tick"),
+                Err(e) => tracing::warn!("tick failed, retrying at the next: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! The alerter's tick against PostgreSQL: read everything [`eval::evaluate`]
+//! needs, and write what it decided, in one transaction.
+//!
+//! A tick reads a fixed number of queries whatever the number of monitors
+//! (monitors with their regions, state, open incidents, windows, channels, and
+//! the results since the last tick), and writes the changed state in one
+//! statement plus two statements per transition. Results are read keyed by
+//! monitor and a `checked_at` range, so a results table partitioned by day (or
+//! distributed by monitor) is read only where the new rows are.
+//!
+//! Everything happens under [`TICK_LOCK`], a transaction-scoped advisory lock
+//! that manual changes ([`super::manage`]) take too: an `incident resolve`
+//! never interleaves with a tick, and even two alerters that both believed they
+//! lead would evaluate one after the other from the same committed state, so
+//! no result is counted twice and no event is written twice.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::eval::{
+    self, Flap, Liveness, Maintenance, Memory, MonitorView, Observation, OpenIncident, RegionView, Streak, Track,
+    Transition,
+};
+use super::{AlertError, Cause, Settings, Subject};
+use crate::monitor::DownRule;
+
+/// The advisory lock (transaction scope) that serializes ticks and manual changes.
+pub const TICK_LOCK: i64 = 0x6765_6f63_746c_0002;
+
+/// How late a result may be committed after the time it was checked and still
+/// be counted: the longest check timeout (2 min) and the agents' batching.
+const LATE_GRACE: chrono::Duration = chrono::Duration::minutes(3);
+/// The furthest back a tick reads: on the first tick, and after a long pause
+/// (older results say nothing about now; their streaks would only replay the past).
+const LOOKBACK: chrono::Duration = chrono::Duration::minutes(15);
+
+/// What one tick did, for the alerter's log.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TickReport {
+    pub evaluated_at: Option<DateTime<Utc>>,
+    pub monitors: usize,
+    pub results: usize,
+    pub opened: usize,
+    pub resolved: usize,
+    pub events: usize,
+    pub notifications: usize,
+}
+
+/// Which channels hear about which incidents.
+pub(crate) struct Routing {
+    by_monitor: HashMap<Uuid, Vec<Uuid>>,
+    default: Vec<Uuid>,
+    region: Vec<Uuid>,
+}
+
+impl Routing {
+    /// The monitor's own channels, else the default list; region incidents go to the region list.
+    pub(crate) fn channels(&self, subject: &Subject) -> &[Uuid] {
+        match subject {
+            Subject::Monitor(id) => self.by_monitor.get(id).map_or(&self.default[..], |c| &c[..]),
+            Subject::Region(_) => &self.region,
+        }
+    }
+
+    /// Reads the routing of `monitors` (all when `None`). Configured names that
+    /// are not channels are bad input.
+    pub(crate) async fn load(
+        conn: &mut PgConnection,
+        settings: &Settings,
+        monitors: Option<&[Uuid]>,
+    ) -> Result<Self, AlertError> {
+        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT monitor_id, channel_id FROM monitor_channels WHERE $1::uuid[] IS NULL OR monitor_id = ANY($1)",
+        )
+        .bind(monitors)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut by_monitor: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for (monitor, channel) in rows {
+            by_monitor.entry(monitor).or_default().push(channel);
+        }
+        let default = configured_channels(conn, "alerting.default_channels", &settings.default_channels).await?;
+        let region = configured_channels(conn, "alerting.region_channels", &settings.region_channels).await?;
+        Ok(Routing { by_monitor, default, region })
+    }
+}
+
+/// The ids of channels named in the configuration.
+async fn configured_channels(conn: &mut PgConnection, origin: &str, names: &[String]) -> Result<Vec<Uuid>, AlertError> {
+    channel_ids(conn, names).await.map_err(|e| match e {
+        AlertError::UnknownChannels(names) => AlertError::UnknownConfiguredChannels { origin: origin.into(), names },
+        other => other,
+    })
+}
+
+/// The ids of the named channels, in order; any unknown name is bad input naming them all.
+pub async fn channel_ids(conn: &mut PgConnection, names: &[String]) -> Result<Vec<Uuid>, AlertError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, Uuid)> = sqlx::query_as("SELECT name, id FROM alert_channels WHERE name = ANY($1)")
+        .bind(names)
+        .fetch_all(&mut *conn)
+        .await?;
+    let found: HashMap<String, Uuid> = rows.into_iter().collect();
+    let missing: Vec<String> = names.iter().filter(|n| !found.contains_key(*n)).cloned().collect();
+    if !missing.is_empty() {
+        return Err(AlertError::UnknownChannels(missing));
+    }
+    Ok(names.iter().map(|n| found[n]).collect())
+}
+
+/// Writes one incident event and, in the same statement, one outbox row per
+/// channel (`suppressed` when it must not be sent), keyed
+/// `geoctl-<incident>-<event>-<channel>` so every attempt of it carries the
+/// same idempotency key. Returns the event id and the rows written.
+pub(crate) async fn write_event(
+    conn: &mut PgConnection,
+    incident: i64,
+    kind: &str,
+    detail: &Value,
+    channels: &[Uuid],
+    suppressed: bool,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "WITH e AS (INSERT INTO incident_events (incident_id, kind, detail) VALUES ($1, $2, $3) RETURNING id, incident_id),
+              n AS (INSERT INTO notifications (event_id, channel_id, idempotency_key, state)
+                    SELECT e.id, c, 'geoctl-' || e.incident_id || '-' || e.id || '-' || c, $5
+                    FROM e, unnest($4::uuid[]) AS c RETURNING 1)
+         SELECT (SELECT id FROM e), (SELECT count(*) FROM n)",
+    )
+    .bind(incident)
+    .bind(kind)
+    .bind(detail)
+    .bind(channels)
+    .bind(if suppressed { "suppressed" } else { "pending" })
+    .fetch_one(conn)
+    .await
+}
+
+/// Takes the tick lock for the rest of the transaction.
+pub(crate) async fn lock_ticks(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(TICK_LOCK).execute(conn).await.map(|_| ())
+}
+
+#[derive(sqlx::FromRow)]
+struct MonitorRegionRow {
+    id: Uuid,
+    name: Option<String>,
+    down_rule: Option<String>,
+    alert_confirm: Option<i32>,
+    alert_recover: Option<i32>,
+    region_code: String,
+    interval_seconds: i32,
+    warning_ms: i32,
+    critical_ms: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct ResultRow {
+    monitor_id: Uuid,
+    execution_region: String,
+    checked_at: DateTime<Utc>,
+    is_up: bool,
+    total_time: Option<f64>,
+    error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TrackRow {
+    monitor_id: Uuid,
+    region_code: String,
+    failing: bool,
+    failing_toward: i32,
+    slow: bool,
+    slow_toward: i32,
+    last_checked_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OpenRow {
+    id: i64,
+    cause: String,
+    monitor_id: Option<Uuid>,
+    region_code: Option<String>,
+    regions: Vec<String>,
+    in_maintenance: bool,
+}
+
+/// Evaluates once: reads, decides and writes in one transaction. `liveness`
+/// holds the regions whose heartbeats could be read (see [`eval::Liveness`]).
+pub async fn tick(
+    pool: &PgPool,
+    settings: &Settings,
+    liveness: &HashMap<String, Liveness>,
+) -> Result<TickReport, AlertError> {
+    let mut tx = pool.begin().await?;
+    lock_ticks(&mut tx).await?;
+    // The time once the lock is ours: a tick that waited for another must not
+    // evaluate "now" as the moment it started waiting.
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut *tx).await?;
+    let monitors = load_monitors(&mut tx, settings).await?;
+    let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
+
+    let cursor: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT evaluated_at FROM alert_cursor").fetch_optional(&mut *tx).await?;
+    let since = cursor.map_or(now - LOOKBACK, |c| (c - LATE_GRACE).max(now - LOOKBACK));
+    // Only what no earlier tick counted leaves the server: the window overlaps
+    // the last one by LATE_GRACE, and each pair's newest counted result cuts it.
+    let rows: Vec<ResultRow> = sqlx::query_as(
+        "SELECT r.monitor_id, r.execution_region, r.checked_at, r.is_up, r.total_time,
+                NULLIF(concat_ws(': ', r.error_kind, left(r.error_message, 300)), '') AS error
+         FROM monitor_results r
+         LEFT JOIN alert_region_state s ON s.monitor_id = r.monitor_id AND s.region_code = r.execution_region
+         WHERE r.monitor_id = ANY($1) AND r.checked_at > $2 AND r.checked_at <= $3
+           AND r.is_up IS NOT NULL AND r.execution_region IS NOT NULL
+           AND (s.last_checked_at IS NULL OR r.checked_at > s.last_checked_at)
+         ORDER BY r.checked_at",
+    )
+    .bind(&ids)
+    .bind(since)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut report =
+        TickReport { evaluated_at: Some(now), monitors: monitors.len(), results: rows.len(), ..Default::default() };
+    let mut results: HashMap<(Uuid, String), Vec<Observation>> = HashMap::new();
+    for r in rows {
+        results.entry((r.monitor_id, r.execution_region)).or_default().push(Observation {
+            checked_at: r.checked_at,
+            up: r.is_up,
+            total_ms: r.total_time,
+            error: r.error,
+        });
+    }
+
+    let mut memory = load_memory(&mut tx, &ids).await?;
+    let open = load_open(&mut tx).await?;
+    let maintenance = load_maintenance(&mut tx, now).await?;
+    let routing = Routing::load(&mut tx, settings, None).await?;
+
+    let outcome = eval::evaluate(
+        &mut memory,
+        &eval::Tick {
+            now,
+            settings,
+            monitors: &monitors,
+            results: &results,
+            liveness,
+            open: &open,
+            maintenance: &maintenance,
+        },
+    );
+
+    save_tracks(&mut tx, &memory, &outcome.changed_tracks).await?;
+    for id in &outcome.changed_flaps {
+        let flap = memory.flaps.get(id).cloned().unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO alert_monitor_state (monitor_id, changes, flapping) VALUES ($1, $2, $3)
+             ON CONFLICT (monitor_id) DO UPDATE SET changes = EXCLUDED.changes, flapping = EXCLUDED.flapping",
+        )
+        .bind(id)
+        .bind(&flap.changes)
+        .bind(flap.flapping)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    let subjects: HashMap<i64, Subject> = open.iter().map(|((_, s), o)| (o.id, s.clone())).collect();
+    let names: HashMap<Uuid, &str> = monitors.iter().map(|m| (m.id, m.name.as_str())).collect();
+    for transition in &outcome.transitions {
+        apply(&mut tx, transition, &routing, &subjects, &names, &mut report).await?;
+    }
+    sqlx::query(
+        "INSERT INTO alert_cursor (singleton, evaluated_at) VALUES (true, $1)
+         ON CONFLICT (singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// Writes one transition: the incident change, its event(s) and their outbox rows.
+async fn apply(
+    conn: &mut PgConnection,
+    transition: &Transition,
+    routing: &Routing,
+    subjects: &HashMap<i64, Subject>,
+    names: &HashMap<Uuid, &str>,
+    report: &mut TickReport,
+) -> Result<(), AlertError> {
+    let mut writes: Vec<(i64, &'static str, Value, &Subject, bool)> = Vec::new();
+    match transition {
+        Transition::Open(o) => {
+            let (kind, monitor_id, region) = match &o.subject {
+                Subject::Monitor(id) => ("monitor", Some(*id), None),
+                Subject::Region(code) => ("region", None, Some(code.clone())),
+            };
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO incidents (kind, cause, severity, monitor_id, region_code, summary, regions, first_error, in_maintenance)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(kind)
+            .bind(o.cause.as_str())
+            .bind(o.cause.severity())
+            .bind(monitor_id)
+            .bind(&region)
+            .bind(&o.summary)
+            .bind(&o.regions)
+            .bind(&o.first_error)
+            .bind(o.in_maintenance)
+            .fetch_one(&mut *conn)
+            .await?;
+            report.opened += 1;
+            let monitor = monitor_id.map(|m| json!({ "id": m, "name": names.get(&m) }));
+            let detail = json!({
+                "summary": o.summary, "cause": o.cause, "severity": o.cause.severity(), "kind": kind,
+                "monitor": monitor, "region": region, "regions": o.regions, "first_error": o.first_error,
+                "in_maintenance": o.in_maintenance, "muted": o.muted,
+            });
+            writes.push((id, "opened", detail, &o.subject, o.muted));
+            if o.flapping {
+                let detail = json!({ "summary": format!("flapping: {}", o.summary), "monitor": monitor });
+                writes.push((id, "flapping", detail, &o.subject, o.in_maintenance));
+            }
+        }
+        Transition::Resolve(r) => {
+            sqlx::query(
+                "UPDATE incidents SET resolved_at = now(), resolved_by = 'alerter' WHERE id = $1 AND resolved_at IS NULL",
+            )
+            .bind(r.incident)
+            .execute(&mut *conn)
+            .await?;
+            report.resolved += 1;
+            let detail = json!({ "summary": r.summary, "cause": r.cause, "muted": r.muted });
+            writes.push((r.incident, "resolved", detail, &r.subject, r.muted));
+            if r.flapping {
+                let detail = json!({ "summary": format!("flapping: {}", r.summary) });
+                writes.push((r.incident, "flapping", detail, &r.subject, r.in_maintenance));
+            }
+        }
+        Transition::Firing { incident, reason } => {
+            sqlx::query("UPDATE incidents SET in_maintenance = false WHERE id = $1")
+                .bind(incident)
+                .execute(&mut *conn)
+                .await?;
+            let subject = subjects.get(incident).expect("firing is only decided for open incidents");
+            writes.push((*incident, "firing", json!({ "summary": reason, "reason": reason }), subject, false));
+        }
+    }
+    for (incident, kind, detail, subject, muted) in writes {
+        let (_, sent) = write_event(conn, incident, kind, &detail, routing.channels(subject), muted).await?;
+        report.events += 1;
+        report.notifications += sent as usize;
+    }
+    Ok(())
+}
+
+async fn load_monitors(conn: &mut PgConnection, settings: &Settings) -> Result<Vec<MonitorView>, sqlx::Error> {
+    let rows: Vec<MonitorRegionRow> = sqlx::query_as(
+        "SELECT m.id, m.name::text AS name, m.down_rule, m.alert_confirm, m.alert_recover, mr.region_code,
+                COALESCE(mr.interval_seconds, m.interval_seconds, m.frequency_minutes * 60, 300) AS interval_seconds,
+                COALESCE(mr.latency_warning_ms, g.latency_warning_ms) AS warning_ms,
+                COALESCE(mr.latency_critical_ms, g.latency_critical_ms) AS critical_ms
+         FROM monitors m
+         JOIN monitor_regions mr ON mr.monitor_id = m.id AND mr.enabled
+         JOIN regions g ON g.code = mr.region_code AND g.is_active
+         WHERE m.enabled IS DISTINCT FROM false
+         ORDER BY m.id, mr.region_code",
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut monitors: Vec<MonitorView> = Vec::new();
+    for row in rows {
+        if monitors.last().is_none_or(|m| m.id != row.id) {
+            let count = |v: Option<i32>, default: u32| v.and_then(|n| u32::try_from(n).ok()).unwrap_or(default);
+            monitors.push(MonitorView {
+                id: row.id,
+                name: row.name.unwrap_or_else(|| row.id.to_string()),
+                rule: row.down_rule.as_deref().and_then(|r| r.parse::<DownRule>().ok()).unwrap_or_default(),
+                confirm: count(row.alert_confirm, settings.confirm),
+                recover: count(row.alert_recover, settings.recover),
+                regions: Vec::new(),
+            });
+        }
+        monitors.last_mut().expect("pushed above").regions.push(RegionView {
+            code: row.region_code,
+            interval_seconds: row.interval_seconds,
+            warning_ms: row.warning_ms,
+            critical_ms: row.critical_ms,
+        });
+    }
+    Ok(monitors)
+}
+
+async fn load_memory(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Memory, sqlx::Error> {
+    let rows: Vec<TrackRow> = sqlx::query_as(
+        "SELECT monitor_id, region_code, failing, failing_toward, slow, slow_toward, last_checked_at, last_error
+         FROM alert_region_state WHERE monitor_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let streak = |on: bool, toward: i32| Streak { on, toward: toward.max(0) as u32 };
+    let tracks = rows
+        .into_iter()
+        .map(|r| {
+            let track = Track {
+                down: streak(r.failing, r.failing_toward),
+                slow: streak(r.slow, r.slow_toward),
+                last_checked_at: r.last_checked_at,
+                last_error: r.last_error,
+            };
+            ((r.monitor_id, r.region_code), track)
+        })
+        .collect();
+    let flaps: Vec<(Uuid, Vec<DateTime<Utc>>, bool)> =
+        sqlx::query_as("SELECT monitor_id, changes, flapping FROM alert_monitor_state WHERE monitor_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
+    let flaps = flaps.into_iter().map(|(id, changes, flapping)| (id, Flap { changes, flapping })).collect();
+    Ok(Memory { tracks, flaps })
+}
+
+async fn load_open(conn: &mut PgConnection) -> Result<HashMap<(Cause, Subject), OpenIncident>, sqlx::Error> {
+    let rows: Vec<OpenRow> = sqlx::query_as(
+        "SELECT id, cause, monitor_id, region_code, regions, in_maintenance FROM incidents WHERE resolved_at IS NULL",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let cause = Cause::parse(&r.cause)?;
+            let subject = match (r.monitor_id, r.region_code) {
+                (Some(id), _) => Subject::Monitor(id),
+                (None, Some(code)) => Subject::Region(code),
+                (None, None) => return None,
+            };
+            Some(((cause, subject), OpenIncident { id: r.id, regions: r.regions, in_maintenance: r.in_maintenance }))
+        })
+        .collect())
+}
+
+async fn load_maintenance(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Maintenance, sqlx::Error> {
+    let rows: Vec<(Option<Uuid>, Option<String>)> = sqlx::query_as(
+        "SELECT monitor_id, region_code FROM maintenance_windows WHERE starts_at <= $1 AND ends_at > $1",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    let mut maintenance = Maintenance::default();
+    for row in rows {
+        match row {
+            (Some(monitor), _) => {
+                maintenance.monitors.insert(monitor);
+            }
+            (None, Some(region)) => {
+                maintenance.regions.insert(region);
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(maintenance)
+}
+
+/// Upserts the changed (monitor, region) state in one statement.
+async fn save_tracks(
+    conn: &mut PgConnection,
+    memory: &Memory,
+    changed: &std::collections::BTreeSet<(Uuid, String)>,
+) -> Result<(), sqlx::Error> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut monitor = Vec::new();
+    let mut region = Vec::new();
+    let (mut failing, mut failing_toward, mut slow, mut slow_toward) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut checked, mut error) = (Vec::new(), Vec::new());
+    for key in changed {
+        let t = memory.tracks.get(key).cloned().unwrap_or_default();
+        monitor.push(key.0);
+        region.push(key.1.clone());
+        failing.push(t.down.on);
+        failing_toward.push(t.down.toward as i32);
+        slow.push(t.slow.on);
+        slow_toward.push(t.slow.toward as i32);
+        checked.push(t.last_checked_at);
+        error.push(t.last_error);
+    }
+    sqlx::query(
+        "INSERT INTO alert_region_state
+             (monitor_id, region_code, failing, failing_toward, slow, slow_toward, last_checked_at, last_error)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::int[], $5::bool[], $6::int[],
+                              $7::timestamptz[], $8::text[])
+         ON CONFLICT (monitor_id, region_code) DO UPDATE SET
+             failing = EXCLUDED.failing, failing_toward = EXCLUDED.failing_toward, slow = EXCLUDED.slow,
+             slow_toward = EXCLUDED.slow_toward, last_checked_at = EXCLUDED.last_checked_at,
+             last_error = EXCLUDED.last_error",
+    )
+    .bind(&monitor)
+    .bind(&region)
+    .bind(&failing)
+    .bind(&failing_toward)
+    .bind(&slow)
+    .bind(&slow_toward)
+    .bind(&checked)
+    .bind(&error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,468 @@
+//! The alerter through the binary against real PostgreSQL (and Redis for
+//! heartbeats): results are inserted with SQL, with their region and time, so
+//! each scenario is exact and fast.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::agent::harness::wait_until;
+use crate::support::{TestDb, TestRedis};
+
+const ALL: &str = "us-east,eu-west,ap-south";
+
+/// A webhook channel, inserted as `geoctl channel add` would store it.
+fn channel(db: &TestDb, name: &str) {
+    db.exec(&format!(
+        "INSERT INTO alert_channels (name, kind, settings) VALUES ('{name}', 'webhook', '{{\"url\": \"http://127.0.0.1:9/\"}}')"
+    ));
+}
+
+/// A monitor in every region unless `extra` names its regions.
+fn monitor(db: &TestDb, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["monitor", "create", "--name", name, "--type", "tcp", "--target", "127.0.0.1:9"];
+    if !extra.contains(&"--regions") {
+        args.extend(["--regions", ALL]);
+    }
+    args.extend_from_slice(extra);
+    db.geoctl(&args).success();
+    db.scalar(&format!("SELECT id FROM monitors WHERE name = '{name}'"))
+}
+
+/// One result of `monitor` in `region`, `ago` seconds ago.
+fn result(db: &TestDb, monitor: &str, region: &str, ago: i64, up: bool) {
+    let (total, kind, message) = if up { ("40", "NULL", "NULL") } else { ("NULL", "'timeout'", "'no answer in 10s'") };
+    db.exec(&format!(
+        "INSERT INTO monitor_results (monitor_id, execution_region, checked_at, is_up, status, total_time, error_kind, error_message)
+         VALUES ('{monitor}', '{region}', now() - interval '{ago} seconds', {up}, '{}', {total}, {kind}, {message})",
+        if up { "up" } else { "down" }
+    ));
+}
+
+fn results(db: &TestDb, monitor: &str, agos: &[i64], up_in: &[&str], down_in: &[&str]) {
+    for ago in agos {
+        for r in up_in {
+            result(db, monitor, r, *ago, true);
+        }
+        for r in down_in {
+            result(db, monitor, r, *ago, false);
+        }
+    }
+}
+
+fn once(db: &TestDb, env: &[(&str, &str)]) -> serde_json::Value {
+    db.geoctl_with(&["alerter", "--once", "-o", "json"], env).success().json()
+}
+
+fn count(db: &TestDb, sql: &str) -> i64 {
+    db.scalar(&format!("SELECT count(*) FROM {sql}")).parse().unwrap()
+}
+
+#[test]
+fn a_target_failing_in_two_of_three_regions_opens_one_incident_with_one_notification_per_channel_then_resolves() {
+    let db = TestDb::migrated();
+    channel(&db, "ops-hook");
+    channel(&db, "team-hook");
+    channel(&db, "unused");
+    let m = monitor(&db, "shop", &["--notify", "ops-hook,team-hook"]);
+
+    // One failed run in two regions is not confirmed (confirm defaults to 2).
+    results(&db, &m, &[60], &["ap-south"], &["us-east", "eu-west"]);
+    assert_eq!(once(&db, &[])["opened"], 0);
+    results(&db, &m, &[30], &["ap-south"], &["us-east", "eu-west"]);
+    let report = once(&db, &[]);
+    assert_eq!((report["opened"].as_i64(), report["notifications"].as_i64()), (Some(1), Some(2)), "{report}");
+    assert_eq!(count(&db, "incidents"), 1);
+    assert_eq!(
+        db.scalar("SELECT summary || ' | ' || first_error || ' | ' || array_to_string(regions, ',') FROM incidents"),
+        "shop is down in eu-west and us-east (rule: majority) | eu-west: timeout: no answer in 10s | eu-west,us-east"
+    );
+    assert_eq!(count(&db, "notifications WHERE state = 'pending'"), 2);
+    assert_eq!(
+        count(
+            &db,
+            "notifications n JOIN alert_channels c ON c.id = n.channel_id WHERE c.name IN ('ops-hook', 'team-hook')"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &db,
+            "notifications n JOIN incident_events e ON e.id = n.event_id \
+                    WHERE n.idempotency_key = 'geoctl-' || e.incident_id || '-' || e.id || '-' || n.channel_id"
+        ),
+        2
+    );
+
+    // Evaluating again with nothing new repeats nothing.
+    assert_eq!(once(&db, &[])["events"], 0);
+    assert_eq!(count(&db, "notifications"), 2);
+
+    // Status and the incident list show it.
+    let status = db.geoctl(&["monitor", "status", "shop", "-o", "json"]).success().json();
+    assert_eq!(status[0]["open_incidents"][0]["cause"], "down");
+    let open = db.geoctl(&["incident", "list", "--open", "-o", "json"]).success().json();
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    let report = db.geoctl(&["report", "--monitor", "shop", "-o", "json"]).success();
+    assert_eq!(report.json()["open_incidents"][0]["summary"], open[0]["summary"]);
+    assert!(report.stderr.contains("open incident"), "{}", report.stderr);
+
+    // One passing run is not recovery; two are.
+    results(&db, &m, &[20], &["us-east", "eu-west", "ap-south"], &[]);
+    assert_eq!(once(&db, &[])["resolved"], 0);
+    results(&db, &m, &[10], &["us-east", "eu-west", "ap-south"], &[]);
+    assert_eq!(once(&db, &[])["resolved"], 1);
+    assert_eq!(count(&db, "incidents WHERE resolved_at IS NOT NULL AND resolved_by = 'alerter'"), 1);
+    assert_eq!(count(&db, "notifications"), 4, "one resolved notification per channel");
+
+    let id = db.scalar("SELECT id FROM incidents");
+    let shown = db.geoctl(&["incident", "show", &id, "-o", "json"]).success().json();
+    let kinds: Vec<&str> = shown["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["opened", "resolved"]);
+    assert_eq!(shown["results"].as_array().unwrap().len(), 12, "the results around it");
+    let table = db.geoctl(&["incident", "show", &id]).success().stdout;
+    for needle in ["shop is down in eu-west and us-east", "opened", "resolved", "timeout: no answer in 10s"] {
+        assert!(table.contains(needle), "lacks `{needle}`:\n{table}");
+    }
+    let listed = db.geoctl(&["incident", "list"]).success().stdout;
+    assert!(listed.contains("resolved") && listed.contains("shop"), "{listed}");
+}
+
+#[test]
+fn a_region_seeing_everything_down_that_others_see_up_is_one_region_incident_and_no_monitor_incident() {
+    let db = TestDb::migrated();
+    channel(&db, "ops-pager");
+    let names = ["a", "b", "c", "d"];
+    let file = db.dir().join("monitors.yaml");
+    let entries: Vec<String> = names
+        .iter()
+        .map(|n| format!("  - name: {n}\n    type: tcp\n    target: 127.0.0.1:9\n    down_when: any\n"))
+        .collect();
+    std::fs::write(&file, format!("monitors:\n{}", entries.concat())).unwrap();
+    db.geoctl(&["monitor", "apply", "-f", file.to_str().unwrap()]).success();
+    for n in names {
+        let m = db.scalar(&format!("SELECT id FROM monitors WHERE name = '{n}'"));
+        results(&db, &m, &[60, 30], &["us-east", "ap-south"], &["eu-west"]);
+    }
+    let env = [("ALERT_REGION_IMPAIRED_MIN", "4"), ("ALERT_REGION_CHANNELS", "ops-pager")];
+    let report = once(&db, &env);
+    assert_eq!(report["opened"], 1, "{report}");
+    assert_eq!(count(&db, "incidents WHERE kind = 'monitor'"), 0);
+    assert_eq!(
+        db.scalar("SELECT kind || ' ' || cause || ' ' || region_code || ': ' || summary FROM incidents"),
+        "region region_impaired eu-west: eu-west sees 4 of 4 monitors down that ap-south and us-east see up"
+    );
+    assert_eq!(
+        count(&db, "notifications n JOIN alert_channels c ON c.id = n.channel_id WHERE c.name = 'ops-pager'"),
+        1
+    );
+
+    // Still broken a tick later: still one incident, still none per monitor.
+    for n in names {
+        let m = db.scalar(&format!("SELECT id FROM monitors WHERE name = '{n}'"));
+        results(&db, &m, &[20], &["us-east", "ap-south"], &["eu-west"]);
+    }
+    assert_eq!(once(&db, &env)["opened"], 0);
+    assert_eq!(count(&db, "incidents"), 1);
+}
+
+#[test]
+fn a_region_with_no_live_agent_is_a_region_incident_until_one_beats_again() {
+    let db = TestDb::migrated();
+    let redis = TestRedis::new();
+    // The regions share one Redis; heartbeats carry the region in their key.
+    let env = [
+        ("REDIS_URL_US_EAST", redis.url.as_str()),
+        ("REDIS_URL_EU_WEST", redis.url.as_str()),
+        ("REDIS_URL_AP_SOUTH", redis.url.as_str()),
+    ];
+    let beat = |region: &str| {
+        let key = format!("geoctl:agents:{region}:agent-1");
+        redis.cmd::<()>(&["HSET", &key, "id", "agent-1", "host", "test", "version", "0", "started_at", "now"]);
+        redis.cmd::<()>(&["EXPIRE", &key, "60"]);
+    };
+    beat("us-east");
+    beat("ap-south");
+    let report = once(&db, &env);
+    assert_eq!(report["opened"], 1, "{report}");
+    assert_eq!(
+        db.scalar("SELECT cause || ' ' || region_code || ': ' || summary FROM incidents WHERE resolved_at IS NULL"),
+        "no_agent eu-west: no agent in eu-west: no live heartbeat for 3 intervals; its results are unknown"
+    );
+    assert_eq!(once(&db, &env)["opened"], 0, "one incident, not one per tick");
+    beat("eu-west");
+    assert_eq!(once(&db, &env)["resolved"], 1);
+    assert_eq!(count(&db, "incidents WHERE resolved_at IS NULL"), 0);
+}
+
+#[test]
+fn flapping_is_said_once_and_the_changes_after_it_are_recorded_but_not_sent() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let m = monitor(&db, "flappy", &["--notify", "hook", "--confirm", "1", "--recover", "1", "--regions", "us-east"]);
+    let env = [("ALERT_FLAP_CHANGES", "2")];
+    for (ago, up) in [(50, false), (40, true), (30, false), (20, true)] {
+        result(&db, &m, "us-east", ago, up);
+        once(&db, &env);
+    }
+    let states = db.scalar(
+        "SELECT string_agg(e.kind || ':' || n.state, ' ' ORDER BY e.id) FROM incident_events e JOIN notifications n ON n.event_id = e.id",
+    );
+    // Changes 1 and 2 are sent; the third starts flapping (said once); the fourth is recorded only.
+    assert_eq!(states, "opened:pending resolved:pending opened:suppressed flapping:pending resolved:suppressed");
+    assert_eq!(count(&db, "incidents"), 2);
+}
+
+#[test]
+fn maintenance_records_and_marks_incidents_without_sending_and_an_incident_outliving_it_fires() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let m = monitor(&db, "db", &["--notify", "hook"]);
+    let added = db
+        .geoctl(&["maintenance", "add", "--monitor", "db", "--for", "2h", "--reason", "upgrade", "-o", "json"])
+        .success()
+        .json();
+    results(&db, &m, &[60, 30], &[], &["us-east", "eu-west", "ap-south"]);
+    once(&db, &[]);
+    assert_eq!(db.scalar("SELECT in_maintenance FROM incidents"), "true");
+    assert_eq!(db.scalar("SELECT string_agg(state, ',') FROM notifications"), "suppressed");
+    let listed = db.geoctl(&["maintenance", "list", "-o", "json"]).success().json();
+    assert_eq!(listed[0]["reason"], "upgrade");
+    let table = db.geoctl(&["maintenance", "list"]).success().stdout;
+    assert!(table.contains("monitor db") && table.contains("upgrade"), "{table}");
+    let incidents = db.geoctl(&["incident", "list", "--open"]).success().stdout;
+    assert!(incidents.contains("in maintenance"), "{incidents}");
+
+    // The window ends while the target is still down: the incident is sent now, once.
+    db.geoctl(&["maintenance", "end", &added["id"].to_string()]).success();
+    results(&db, &m, &[10], &[], &["us-east", "eu-west", "ap-south"]);
+    once(&db, &[]);
+    once(&db, &[]);
+    assert_eq!(db.scalar("SELECT in_maintenance FROM incidents"), "false");
+    assert_eq!(
+        db.scalar("SELECT string_agg(e.kind || ':' || n.state, ' ' ORDER BY e.id) FROM incident_events e JOIN notifications n ON n.event_id = e.id"),
+        "opened:suppressed firing:pending"
+    );
+}
+
+#[test]
+fn ack_and_manual_resolve_notify_and_a_later_failure_opens_a_new_incident() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let m = monitor(&db, "api", &[]);
+    let env = [("ALERT_DEFAULT_CHANNELS", "hook")];
+    results(&db, &m, &[90, 80], &[], &["us-east", "eu-west"]);
+    once(&db, &env);
+    let id = db.scalar("SELECT id FROM incidents");
+    db.geoctl_with(&["incident", "ack", &id, "--by", "alice"], &env).success();
+    assert_eq!(db.scalar("SELECT acknowledged_by FROM incidents"), "alice");
+    // Twice is the same.
+    db.geoctl_with(&["incident", "ack", &id, "--by", "bob"], &env).success();
+    assert_eq!(db.scalar("SELECT acknowledged_by FROM incidents"), "alice");
+    db.geoctl_with(&["incident", "resolve", &id, "--by", "alice"], &env).success();
+    assert_eq!(db.scalar("SELECT resolved_by FROM incidents"), "alice");
+    assert_eq!(
+        db.scalar("SELECT string_agg(e.kind || ':' || n.state, ' ' ORDER BY e.id) FROM incident_events e JOIN notifications n ON n.event_id = e.id"),
+        "opened:pending acknowledged:pending resolved:pending"
+    );
+    // Still failing, but it takes a new streak of failures to open again.
+    results(&db, &m, &[70], &[], &["us-east", "eu-west"]);
+    assert_eq!(once(&db, &env)["opened"], 0);
+    results(&db, &m, &[60], &[], &["us-east", "eu-west"]);
+    assert_eq!(once(&db, &env)["opened"], 1);
+    assert_eq!(count(&db, "incidents"), 2);
+    db.geoctl(&["incident", "ack", "999"]).usage_error(&["no incident 999"]);
+}
+
+#[test]
+fn bad_input_is_exit_2_and_writes_nothing() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec!["monitor", "create", "--name", name, "--type", "tcp", "--target", "127.0.0.1:9"];
+        args.extend_from_slice(extra);
+        db.geoctl(&args)
+    };
+    create("x", &["--notify", "hook,nope"]).usage_error(&["unknown channel `nope`", "geoctl channel add"]);
+    create("x", &["--confirm", "0"]).usage_error(&["--confirm"]);
+    assert_eq!(count(&db, "monitors"), 0);
+
+    let file = db.dir().join("m.yaml");
+    std::fs::write(&file, "monitors:\n  - name: y\n    type: tcp\n    target: 127.0.0.1:9\n    notify: [nope]\n")
+        .unwrap();
+    db.geoctl(&["monitor", "apply", "-f", file.to_str().unwrap()]).usage_error(&["unknown channel `nope`"]);
+    std::fs::write(&file, "monitors:\n  - name: y\n    type: tcp\n    target: 127.0.0.1:9\n    confirm: 0\n").unwrap();
+    db.geoctl(&["monitor", "apply", "-f", file.to_str().unwrap()]).usage_error(&["confirm must be at least 1"]);
+    assert_eq!(count(&db, "monitors"), 0);
+
+    monitor(&db, "z", &[]);
+    db.geoctl(&["monitor", "update", "z", "--notify", "nope"]).usage_error(&["unknown channel `nope`"]);
+    assert_eq!(count(&db, "monitor_channels"), 0);
+    db.geoctl(&["monitor", "update", "z", "--notify", "hook", "--confirm", "3"]).success();
+    assert_eq!(db.scalar("SELECT alert_confirm FROM monitors"), "3");
+    assert_eq!(count(&db, "monitor_channels"), 1);
+
+    let add = |extra: &[&str]| {
+        let mut args = vec!["maintenance", "add", "--reason", "r"];
+        args.extend_from_slice(extra);
+        db.geoctl(&args)
+    };
+    add(&["--monitor", "z", "--from", "2030-01-02T00:00:00Z", "--to", "2030-01-01T00:00:00Z"])
+        .usage_error(&["ends", "before it starts"]);
+    add(&["--monitor", "nope", "--for", "1h"]).usage_error(&["no monitor `nope`"]);
+    add(&["--region", "mars", "--for", "1h"]).usage_error(&["mars"]);
+    add(&["--for", "1h"]).usage_error(&["--monitor"]);
+    add(&["--region", "eu-west", "--from", "2030-01-01 10:00", "--for", "2h"]).success();
+    add(&["--region", "eu-west", "--from", "2030-01-01 11:00", "--for", "2h"])
+        .usage_error(&["overlaps maintenance window"]);
+    assert_eq!(count(&db, "maintenance_windows"), 1);
+    db.geoctl(&["maintenance", "end", "999"]).usage_error(&["no maintenance window 999"]);
+
+    // A configured channel that does not exist stops the alerter before it writes anything.
+    db.geoctl_with(&["alerter", "--once"], &[("ALERT_DEFAULT_CHANNELS", "ghost")])
+        .usage_error(&["alerting.default_channels", "`ghost`"]);
+    assert_eq!(count(&db, "alert_cursor"), 0);
+    db.geoctl_with(&["alerter", "--once"], &[("ALERT_CONFIRM", "0")]).usage_error(&["ALERT_CONFIRM"]);
+}
+
+/// A `geoctl alerter` process whose log is collected as it runs.
+struct Alerter {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Alerter {
+    fn start(db: &TestDb) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_geoctl"))
+            .args(["alerter"])
+            .current_dir(db.dir())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", db.dir())
+            .env("DATABASE_URL", &db.url)
+            .env("ALERT_INTERVAL", "200ms")
+            .env("ALERT_DEFAULT_CHANNELS", "hook")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Alerter { child, log }
+    }
+
+    fn leads(&self) -> bool {
+        self.log.lock().unwrap().contains("leading")
+    }
+}
+
+impl Drop for Alerter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_alerters_one_leads_and_the_standby_takes_over_within_10_s_of_a_sigkill_without_repeating_an_event() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let m = monitor(&db, "api", &[]);
+    let mut first = Alerter::start(&db);
+    let mut second = Alerter::start(&db);
+    wait_until("one alerter to lead", Duration::from_secs(10), || first.leads() || second.leads());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !(first.leads() && second.leads()),
+        "both lead:\n{}\n{}",
+        first.log.lock().unwrap(),
+        second.log.lock().unwrap()
+    );
+    let (leader, standby) = if first.leads() { (&mut first, &second) } else { (&mut second, &first) };
+
+    results(&db, &m, &[2, 1], &["ap-south"], &["us-east", "eu-west"]);
+    wait_until("the leader to open the incident", Duration::from_secs(10), || count(&db, "incidents") == 1);
+
+    leader.child.kill().unwrap();
+    leader.child.wait().unwrap();
+    let killed = Instant::now();
+    results(&db, &m, &[0], &["us-east", "eu-west", "ap-south"], &[]);
+    wait_until("the standby to lead", Duration::from_secs(10), || standby.leads());
+    let took_over = killed.elapsed();
+    assert!(took_over < Duration::from_secs(10), "took {took_over:?}");
+    db.exec(
+        "INSERT INTO monitor_results (monitor_id, execution_region, checked_at, is_up, status, total_time)
+         SELECT id, r, now(), true, 'up', 40 FROM monitors, unnest(ARRAY['us-east','eu-west','ap-south']) r",
+    );
+    wait_until("the standby to resolve it", Duration::from_secs(10), || {
+        count(&db, "incidents WHERE resolved_at IS NOT NULL") == 1
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(count(&db, "incidents"), 1);
+    assert_eq!(db.scalar("SELECT string_agg(kind, ',' ORDER BY id) FROM incident_events"), "opened,resolved");
+    assert_eq!(count(&db, "notifications"), 2);
+    eprintln!("standby took over {took_over:?} after the leader's SIGKILL");
+}
+
+#[test]
+fn the_stack_runs_an_alerter_only_when_asked_and_docker_accepts_the_file() {
+    let db = TestDb::migrated();
+    let env = [("REDIS_URL_US_EAST", "redis://127.0.0.1:6379/0")];
+    let render = |config: &str| {
+        std::fs::write(db.dir().join("geoctl.yaml"), config).unwrap();
+        let file = db.dir().join("stack.yml");
+        db.geoctl_with(&["stack", "render", "--region", "us-east", "--file", file.to_str().unwrap()], &env).success();
+        std::fs::read_to_string(&file).unwrap()
+    };
+    let plain = render("");
+    assert!(!plain.contains("alerter"), "off by default:\n{plain}");
+    let with = render("stack:\n  alerter: true\n");
+    assert!(with.contains("  alerter:\n"), "{with}");
+    assert!(with.contains(r#"command: ["geoctl", "alerter"]"#), "{with}");
+    assert!(with.contains("DATABASE_URL_FILE: /run/secrets/database_url"), "{with}");
+    let out = Command::new("docker")
+        .args(["stack", "config", "-c", db.dir().join("stack.yml").to_str().unwrap()])
+        .output()
+        .expect("run the docker CLI");
+    assert!(out.status.success(), "docker stack config: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alerter"));
+}
+
+#[test]
+fn a_leader_stopped_with_sigterm_exits_0_and_hands_over_at_once() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let mut first = Alerter::start(&db);
+    wait_until("the first alerter to lead", Duration::from_secs(10), || first.leads());
+    let second = Alerter::start(&db);
+    wait_until("the second to stand by", Duration::from_secs(10), || {
+        second.log.lock().unwrap().contains("standing by")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!second.leads());
+    let status = Command::new("kill").args(["-TERM", &first.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let stopped = Instant::now();
+    let code = loop {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(5), "no exit within 5 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0), "{}", first.log.lock().unwrap());
+    assert!(first.log.lock().unwrap().contains("releasing the leader lock"));
+    // The lock was given back, so the standby's next try (every 2 s) takes it.
+    wait_until("the standby to lead", Duration::from_secs(3), || second.leads());
+}
