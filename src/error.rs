@@ -115,6 +115,7 @@ coded![
     crate::backup::BackupError,
     crate::geo::GeoError,
     crate::synthetic::ScriptError,
+    crate::notify::NotifyError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong

@@ -9,7 +9,7 @@
 mod file;
 mod secret;
 
-pub use file::{FileConfig, StackSection};
+pub use file::{FileConfig, NotifySection, StackSection};
 pub use secret::{mask, scrub, Secret};
 
 use std::collections::BTreeMap;
@@ -144,6 +144,10 @@ pub struct Settings {
     /// MaxMind-format databases for target facts (`GEOIP_CITY_DB`, `GEOIP_ASN_DB`); not secrets.
     pub geoip_city_db: Option<Sourced<PathBuf>>,
     pub geoip_asn_db: Option<Sourced<PathBuf>>,
+    /// Template overrides for notifications (`NOTIFY_TEMPLATES`, `notify.templates`).
+    pub notify_templates: Option<Sourced<PathBuf>>,
+    /// The dashboard link notifications carry (`DASHBOARD_URL`, `notify.dashboard_url`).
+    pub dashboard_url: Option<Sourced<String>>,
 }
 
 /// One line of `config show`.
@@ -321,6 +325,10 @@ impl Settings {
         };
         let geoip_city_db = geoip_path("GEOIP_CITY_DB", &file.geoip_city_db)?;
         let geoip_asn_db = geoip_path("GEOIP_ASN_DB", &file.geoip_asn_db)?;
+        let notify = file.notify.clone().unwrap_or_default();
+        let notify_templates = geoip_path("NOTIFY_TEMPLATES", &notify.templates)?;
+        let dashboard_url =
+            layers.plain(None, "DASHBOARD_URL", notify.dashboard_url.as_deref(), None, parse_http_url)?;
 
         Ok(Settings {
             config_file,
@@ -336,6 +344,8 @@ impl Settings {
             backup_dir,
             geoip_city_db,
             geoip_asn_db,
+            notify_templates,
+            dashboard_url,
         })
     }
 
@@ -407,6 +417,8 @@ impl Settings {
         };
         rows.push(plain("geoip_city_db", &path(&self.geoip_city_db)));
         rows.push(plain("geoip_asn_db", &path(&self.geoip_asn_db)));
+        rows.push(plain("notify.templates", &path(&self.notify_templates)));
+        rows.push(plain("notify.dashboard_url", &self.dashboard_url));
         rows
     }
 }
@@ -520,8 +532,9 @@ impl Layers<'_> {
     }
 }
 
-/// Reads a mounted secret; one trailing newline (as `echo` writes) is dropped.
-fn read_secret_file(path: &Path, origin: &str) -> Result<Secret, ConfigError> {
+/// Reads a mounted secret; one trailing newline (as `echo` writes) is dropped. Channels' secret
+/// files (`notify::SecretRef`) are read with it too, at send time.
+pub(crate) fn read_secret_file(path: &Path, origin: &str) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFileUnreadable {
         origin: origin.into(),
         path: path.into(),
