@@ -3,6 +3,7 @@
 
 mod agent;
 mod backup;
+mod channel;
 mod checks;
 mod completions;
 mod config;
@@ -14,6 +15,7 @@ mod maintenance;
 mod monitor;
 mod network;
 mod node;
+mod notification;
 mod probe;
 mod queue;
 mod region;
@@ -114,6 +116,10 @@ enum Command {
     Health(health::HealthArgs),
     /// Check everything geoctl needs, each item ✓ or ✗ with how to fix it
     Doctor(health::DoctorArgs),
+    /// Notification channels: add, list, test, remove
+    Channel(channel::Args),
+    /// The notification outbox: list, retry
+    Notification(notification::Args),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -288,6 +294,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dns(args) => dns::run(&ctx, args).await,
         Command::Health(args) => health::run(&ctx, args).await,
         Command::Doctor(args) => health::doctor(&ctx, args).await,
+        Command::Channel(args) => channel::run(&ctx, args).await,
+        Command::Notification(args) => notification::run(&ctx, args).await,
     }
 }
 
