@@ -1,31 +1,20 @@
 # PyPI `bullmq` (BullMQ's Python client) in a private venv, for the interop tests.
-# Sourced by scripts/test; not run on its own.
+# Sourced by scripts/test and the queue bench; not run on its own.
 #
-# setup_python_bullmq DIR installs it into the venv DIR (kept between runs, so
-# it is downloaded once) and exports GEOCTL_TEST_PYTHON, the venv's python.
-# When PyPI cannot be reached it says so loudly and leaves GEOCTL_TEST_PYTHON
-# unset: the interop tests then report themselves skipped.
+# setup_python_bullmq DIR installs it into the venv DIR and exports
+# GEOCTL_TEST_PYTHON, the venv's python. When PyPI cannot be reached it says so
+# loudly and leaves GEOCTL_TEST_PYTHON unset: the interop tests then report
+# themselves skipped.
+
+source scripts/lib/python_venv.sh
 
 PYTHON_BULLMQ_VERSION=${PYTHON_BULLMQ_VERSION:-3.4.4}
 
 setup_python_bullmq() {
-  local venv
-  venv=$(realpath -m "$1")
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import bullmq' 2>/dev/null; then
-    export GEOCTL_TEST_PYTHON="$venv/bin/python"
-    return 0
-  fi
-  command -v python3 >/dev/null || apt_install python3 >/dev/null
-  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-    apt_install python3-venv >/dev/null
-    rm -rf "$venv"
-    python3 -m venv "$venv" >/dev/null
-  fi
-  log "installing PyPI bullmq $PYTHON_BULLMQ_VERSION into $venv"
-  if "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "bullmq==$PYTHON_BULLMQ_VERSION" >&2; then
-    export GEOCTL_TEST_PYTHON="$venv/bin/python"
+  local python
+  if python=$(python_venv "$1" bullmq "bullmq==$PYTHON_BULLMQ_VERSION"); then
+    export GEOCTL_TEST_PYTHON="$python"
   else
-    rm -rf "$venv"
     log "WARNING: PyPI is unreachable; the BullMQ Python interop tests will be SKIPPED"
   fi
 }
