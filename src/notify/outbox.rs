@@ -4,10 +4,10 @@
 //! index-only query), and safe to run in several processes at once:
 //!
 //! - **Claiming is a lease.** A row is claimed with `FOR UPDATE SKIP LOCKED` and its
-//!   `next_attempt_at` pushed past the attempt's deadline in the same statement, so no other
-//!   alerter takes it while it is being sent, and one that dies mid-send leaves it due again
-//!   once the lease runs out. A crash may repeat an attempt (with the same idempotency key),
-//!   never lose one.
+//!   `next_attempt_at` pushed past the attempt's deadline (`2 × timeout + 1 s`) in the same
+//!   statement, so no other alerter takes it while it is being sent, and one that dies
+//!   mid-send leaves it due again once the lease runs out. A crash may repeat an attempt (with
+//!   the same idempotency key), never lose one.
 //! - **Order per incident and channel.** A row is due only when no earlier event of the same
 //!   incident is still pending for the same channel, so a receiver never sees `resolved`
 //!   before the `opened` it ends (PagerDuty would keep the page open otherwise).
@@ -82,9 +82,11 @@ impl DeliveryOptions {
         self.backoff_base.saturating_mul(1u32 << exponent).min(self.backoff_max)
     }
 
-    /// How long a claimed row is ours: the attempt's deadline and a margin.
+    /// How long a claimed row is ours. A claim takes at most `per_channel` rows and sends them
+    /// all at once, each bounded by `timeout` (see [`send::send`]), so twice that and a second
+    /// for the database covers claim to record.
     fn lease(&self) -> Duration {
-        self.timeout * 2 + Duration::from_secs(5)
+        self.timeout * 2 + Duration::from_secs(1)
     }
 
     /// How long Alertmanager keeps an alert we stopped posting: a few missed reposts.

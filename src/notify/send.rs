@@ -78,19 +78,26 @@ pub async fn send(channel: &Channel, notice: &Notice, text: &Rendered, options: 
         Ok(ca) => ca,
         Err(e) => return Answer::retry(e.to_string()),
     };
-    let answer = match channel.kind() {
-        Kind::Email => super::email::send(channel, notice, text, secret.as_ref(), ca, options.timeout).await,
-        kind => {
-            let request = match kind {
-                Kind::Webhook => webhook(channel, notice, text, secret.as_ref(), options),
-                Kind::Slack => slack(notice, text, secret.as_ref(), options),
-                Kind::Pagerduty => pagerduty(channel, notice, text, secret.as_ref(), options),
-                Kind::Alertmanager => alertmanager(channel, notice, text, secret.as_ref(), options),
-                Kind::Email => unreachable!("handled above"),
-            };
-            post(request, notice, ca, options.timeout).await
+    let attempt = async {
+        match channel.kind() {
+            Kind::Email => super::email::send(channel, notice, text, secret.as_ref(), ca, options.timeout).await,
+            kind => {
+                let request = match kind {
+                    Kind::Webhook => webhook(channel, notice, text, secret.as_ref(), options),
+                    Kind::Slack => slack(notice, text, secret.as_ref(), options),
+                    Kind::Pagerduty => pagerduty(channel, notice, text, secret.as_ref(), options),
+                    Kind::Alertmanager => alertmanager(channel, notice, text, secret.as_ref(), options),
+                    Kind::Email => unreachable!("handled above"),
+                };
+                post(request, notice, ca, options.timeout).await
+            }
         }
     };
+    // lettre's timeout bounds each SMTP read and write, not the whole conversation; the outbox's
+    // lease needs the whole attempt bounded.
+    let answer = tokio::time::timeout(options.timeout + Duration::from_millis(500), attempt)
+        .await
+        .unwrap_or_else(|_| Answer::retry(format!("timeout: no answer within {:?}", options.timeout)));
     match &secret {
         Some(secret) => Answer { detail: scrub(&answer.detail, secret), ..answer },
         None => answer,

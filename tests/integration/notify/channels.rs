@@ -24,6 +24,7 @@ fn bad_channels_are_refused_and_nothing_is_written() {
     // There is no flag that takes a secret's value.
     let run = add(&["chat", "--type", "slack", "--secret", "https://hooks.slack.com/services/T/B/X"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
+    db.geoctl(&["channel", "test", "nope"]).usage_error(&["unknown channel `nope`", "there are none yet"]);
     assert_eq!(db.count("alert_channels"), 0);
 }
 

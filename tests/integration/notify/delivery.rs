@@ -282,3 +282,44 @@ fn two_alerters_never_send_the_same_row_at_once() {
     keys.dedup();
     assert_eq!(keys.len(), 30, "a row was sent twice");
 }
+
+#[test]
+fn an_attempt_cut_short_by_a_crash_is_made_again_once_its_lease_ends() {
+    let rt = runtime();
+    // A receiver that accepts and never answers: the first alerter dies while it waits.
+    let silent = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let silent_url = format!("http://{}/in", silent.local_addr().unwrap());
+    rt.spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let hook = rt.block_on(Receiver::start());
+    let db = TestDb::migrated();
+    add_channel(
+        &db,
+        &["ops", "--type", "webhook", "--url", &silent_url, "--secret-file", &secret_file(&db, "w", WEBHOOK_KEY)],
+    );
+    open_incident(&db, "api", &["ops"]);
+    let pool = pool(&rt, &db);
+    let leader = Notifier::new(DeliveryOptions { timeout: Duration::from_secs(1), ..options() }).unwrap();
+    let crashed =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(300), deliver_due(&pool, &leader)).await });
+    assert!(crashed.is_err(), "the leader was still waiting for its receiver");
+    assert_eq!(
+        db.scalar("SELECT state || ' ' || attempts || ' ' || (next_attempt_at > now()) FROM notifications"),
+        "pending 0 true",
+        "claimed and leased, nothing recorded"
+    );
+
+    // The standby, with the receiver back: nothing while the lease lasts, then the row, once.
+    db.exec(&format!("UPDATE alert_channels SET settings = jsonb_set(settings, '{{url}}', '\"{}\"')", hook.url("/in")));
+    let standby = Notifier::new(options()).unwrap();
+    assert_eq!(rt.block_on(deliver_due(&pool, &standby)).unwrap().delivered, 0);
+    std::thread::sleep(Duration::from_millis(3100));
+    assert_eq!(rt.block_on(deliver_due(&pool, &standby)).unwrap().delivered, 1);
+    let key = db.scalar("SELECT idempotency_key FROM notifications");
+    assert_eq!(hook.requests().iter().filter(|r| r.header("Idempotency-Key") == Some(key.as_str())).count(), 1);
+    assert_eq!(db.scalar("SELECT state || ' ' || attempts FROM notifications"), "delivered 1");
+}
