@@ -81,16 +81,7 @@ pub async fn send(channel: &Channel, notice: &Notice, text: &Rendered, options: 
     let attempt = async {
         match channel.kind() {
             Kind::Email => super::email::send(channel, notice, text, secret.as_ref(), ca, options.timeout).await,
-            kind => {
-                let request = match kind {
-                    Kind::Webhook => webhook(channel, notice, text, secret.as_ref(), options),
-                    Kind::Slack => slack(notice, text, secret.as_ref(), options),
-                    Kind::Pagerduty => pagerduty(channel, notice, text, secret.as_ref(), options),
-                    Kind::Alertmanager => alertmanager(channel, notice, text, secret.as_ref(), options),
-                    Kind::Email => unreachable!("handled above"),
-                };
-                post(request, notice, ca, options.timeout).await
-            }
+            _ => post(request(channel, notice, text, secret.as_ref(), options), notice, ca, options.timeout).await,
         }
     };
     // lettre's timeout bounds each SMTP read and write, not the whole conversation; the outbox's
@@ -110,6 +101,44 @@ struct Request {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     bearer: Option<String>,
+}
+
+/// The request of an HTTP channel: its URL, body and, for webhooks, the signature.
+fn request(
+    channel: &Channel,
+    notice: &Notice,
+    text: &Rendered,
+    secret: Option<&Secret>,
+    options: &SendOptions,
+) -> Request {
+    let kind = channel.kind();
+    let url = channel.spec.settings.url.clone().unwrap_or_default();
+    let dashboard_url = options.dashboard_url.as_deref();
+    let secret_text = secret.map(|s| s.expose().to_string());
+    let (url, body, bearer) = match kind {
+        Kind::Webhook => (url, webhook_body(notice, text, dashboard_url), None),
+        Kind::Slack => (secret_text.unwrap_or_default(), slack_body(notice, text, dashboard_url), None),
+        Kind::Pagerduty => {
+            let url = channel.spec.settings.url.clone().unwrap_or_else(|| PAGERDUTY_EVENTS_URL.to_string());
+            (url, pagerduty_body(notice, text, secret_text.as_deref().unwrap_or_default(), dashboard_url), None)
+        }
+        Kind::Alertmanager => (
+            format!("{}/api/v2/alerts", url.trim_end_matches('/')),
+            alertmanager_body(notice, text, options.alertmanager_ttl, dashboard_url),
+            secret_text,
+        ),
+        Kind::Email => unreachable!("email goes over SMTP"),
+    };
+    let body = body.to_string().into_bytes();
+    let mut headers = Vec::new();
+    if kind == Kind::Webhook {
+        headers.push(("X-Geoctl-Event".to_string(), notice.event.kind.clone()));
+        if let Some(key) = secret {
+            headers
+                .push(("X-Geoctl-Signature".into(), signature(key.expose().as_bytes(), Utc::now().timestamp(), &body)));
+        }
+    }
+    Request { url, headers, body, bearer }
 }
 
 async fn post(request: Request, notice: &Notice, ca: Option<Vec<u8>>, timeout: Duration) -> Answer {
@@ -190,21 +219,6 @@ pub fn signature(key: &[u8], unix: i64, body: &[u8]) -> String {
     format!("t={unix},v1={hex}")
 }
 
-fn webhook(
-    channel: &Channel,
-    notice: &Notice,
-    text: &Rendered,
-    secret: Option<&Secret>,
-    options: &SendOptions,
-) -> Request {
-    let body = webhook_body(notice, text, options.dashboard_url.as_deref()).to_string().into_bytes();
-    let mut headers = vec![("X-Geoctl-Event".to_string(), notice.event.kind.clone())];
-    if let Some(key) = secret {
-        headers.push(("X-Geoctl-Signature".into(), signature(key.expose().as_bytes(), Utc::now().timestamp(), &body)));
-    }
-    Request { url: channel.spec.settings.url.clone().unwrap_or_default(), headers, body, bearer: None }
-}
-
 /// Slack's mrkdwn gives `&`, `<` and `>` a meaning.
 fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
@@ -236,11 +250,6 @@ pub fn slack_body(notice: &Notice, text: &Rendered, dashboard_url: Option<&str>)
         "text": format!("geoctl · incident #{} · {}", notice.incident.id, notice.event.kind),
     }]}));
     json!({"text": slack_escape(&text.title), "blocks": blocks})
-}
-
-fn slack(notice: &Notice, text: &Rendered, secret: Option<&Secret>, options: &SendOptions) -> Request {
-    let body = slack_body(notice, text, options.dashboard_url.as_deref()).to_string().into_bytes();
-    Request { url: secret.map(|s| s.expose().to_string()).unwrap_or_default(), headers: Vec::new(), body, bearer: None }
 }
 
 /// The PagerDuty alert of an incident: one per incident, so its resolve closes its trigger.
@@ -293,19 +302,6 @@ pub fn pagerduty_body(notice: &Notice, text: &Rendered, routing_key: &str, dashb
     body
 }
 
-fn pagerduty(
-    channel: &Channel,
-    notice: &Notice,
-    text: &Rendered,
-    secret: Option<&Secret>,
-    options: &SendOptions,
-) -> Request {
-    let key = secret.map(Secret::expose).unwrap_or_default();
-    let body = pagerduty_body(notice, text, key, options.dashboard_url.as_deref()).to_string().into_bytes();
-    let url = channel.spec.settings.url.clone().unwrap_or_else(|| PAGERDUTY_EVENTS_URL.to_string());
-    Request { url, headers: Vec::new(), body, bearer: None }
-}
-
 /// The alert's name, by what the incident is about.
 fn alertname(notice: &Notice) -> &'static str {
     match (notice.event.kind.as_str(), notice.incident.cause.as_str()) {
@@ -356,23 +352,6 @@ pub fn alertmanager_body(notice: &Notice, text: &Rendered, ttl: Duration, dashbo
         alert["generatorURL"] = json!(url);
     }
     json!([alert])
-}
-
-fn alertmanager(
-    channel: &Channel,
-    notice: &Notice,
-    text: &Rendered,
-    secret: Option<&Secret>,
-    options: &SendOptions,
-) -> Request {
-    let body = alertmanager_body(notice, text, options.alertmanager_ttl, options.dashboard_url.as_deref());
-    let base = channel.spec.settings.url.clone().unwrap_or_default();
-    Request {
-        url: format!("{}/api/v2/alerts", base.trim_end_matches('/')),
-        headers: Vec::new(),
-        body: body.to_string().into_bytes(),
-        bearer: secret.map(|s| s.expose().to_string()),
-    }
 }
 
 #[cfg(test)]
