@@ -12,8 +12,9 @@
 //!   incident is still pending for the same channel, so a receiver never sees `resolved`
 //!   before the `opened` it ends (PagerDuty would keep the page open otherwise).
 //! - **Channels are independent.** Each channel with due rows gets its own task, sending up to
-//!   `per_channel` rows at once; a channel that does not answer stops its own batch (the rest
-//!   wait for the same backoff, untried) and never holds up another channel.
+//!   `per_channel` rows at once and recording them in one statement; a channel that does not
+//!   answer stops its own work (its other due rows wait for the same backoff, untried) and
+//!   never holds up another channel.
 //! - **Backoff.** After a retryable failure the row waits `backoff_base × 2^(attempts-1)`,
 //!   capped at `backoff_max`; once `give_up_after` (24 h) has passed since the row was written
 //!   it is `failed`. A refusal (4xx other than 408/429, SMTP 5xx) is `failed` at once: see
@@ -24,12 +25,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -63,7 +62,7 @@ impl Default for DeliveryOptions {
     fn default() -> Self {
         DeliveryOptions {
             timeout: Duration::from_secs(10),
-            per_channel: 4,
+            per_channel: 8,
             budget: Duration::from_secs(5),
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(3600),
@@ -76,12 +75,6 @@ impl Default for DeliveryOptions {
 }
 
 impl DeliveryOptions {
-    /// The wait after the `attempts`-th failed attempt.
-    pub fn backoff(&self, attempts: i32) -> Duration {
-        let exponent = attempts.saturating_sub(1).clamp(0, 30) as u32;
-        self.backoff_base.saturating_mul(1u32 << exponent).min(self.backoff_max)
-    }
-
     /// How long a claimed row is ours. A claim takes at most `per_channel` rows and sends them
     /// all at once, each bounded by `timeout` (see [`send::send`]), so twice that and a second
     /// for the database covers claim to record.
@@ -134,7 +127,7 @@ pub struct DeliveryReport {
     pub failed: usize,
     /// Not delivered this time; due again after their backoff.
     pub retrying: usize,
-    /// Not tried: their channel had just failed to answer.
+    /// Not tried: their channel had just failed to answer; due with the rows that failed.
     pub deferred: usize,
     /// Open incidents posted to Alertmanager again, and how many of those posts failed.
     pub reposted: usize,
@@ -173,7 +166,10 @@ pub async fn deliver_due(pool: &PgPool, notifier: &Notifier) -> Result<DeliveryR
     Ok(report)
 }
 
-/// Delivers the due rows of one channel until none is left or the budget is spent.
+/// Delivers the due rows of one channel until none is left or the budget is spent: claim up
+/// to `per_channel` rows, send them all at once, record every answer in one statement. When
+/// the receiver does not answer at all, the channel's other due rows wait as long as the
+/// failed ones, untried, so a dead receiver costs one timeout per backoff step, not one per row.
 pub async fn deliver_channel(
     pool: &PgPool,
     notifier: &Notifier,
@@ -187,57 +183,44 @@ pub async fn deliver_channel(
         if ids.is_empty() {
             break;
         }
-        let mut rows = event::load(pool, &ids).await?;
-        rows.sort_by_key(|r| r.notification_id);
-        let silent = AtomicBool::new(false);
-        let outcomes: Vec<(i64, Option<Answer>)> = futures::stream::iter(rows.iter())
-            .map(|row| attempt(notifier, channel, row, &silent))
-            .buffer_unordered(options.per_channel.max(1))
-            .collect()
-            .await;
+        let rows = event::load(pool, &ids).await?;
+        let answers = futures::future::join_all(rows.iter().map(|row| attempt(notifier, channel, row))).await;
+        let outcomes: Vec<(i64, &Answer)> = rows.iter().map(|r| r.notification_id).zip(&answers).collect();
+        let recorded = record(pool, &outcomes, options).await?;
         let mut retry_at: Option<DateTime<Utc>> = None;
-        for (id, answer) in &outcomes {
-            if let Some(answer) = answer {
-                let (state, next) = record(pool, *id, answer, options).await?;
-                match state.as_str() {
-                    "delivered" => report.delivered += 1,
-                    "failed" => report.failed += 1,
-                    _ => {
-                        report.retrying += 1;
-                        retry_at = retry_at.max(Some(next));
-                    }
+        for (state, next) in recorded {
+            match state.as_str() {
+                "delivered" => report.delivered += 1,
+                "failed" => report.failed += 1,
+                _ => {
+                    report.retrying += 1;
+                    retry_at = retry_at.max(Some(next));
                 }
             }
         }
-        let deferred: Vec<i64> = outcomes.iter().filter(|(_, a)| a.is_none()).map(|(id, _)| *id).collect();
-        if !deferred.is_empty() {
-            let at = retry_at.unwrap_or_else(|| Utc::now() + chrono_duration(options.backoff_base));
-            sqlx::query("UPDATE notifications SET next_attempt_at = $2 WHERE id = ANY($1) AND state = 'pending'")
-                .bind(&deferred)
-                .bind(at)
-                .execute(pool)
-                .await?;
-            report.deferred += deferred.len();
-        }
-        if silent.load(Ordering::Relaxed) {
+        let unanswered = answers.iter().any(|a| a.verdict == Verdict::Retry && a.status.is_none());
+        if let (true, Some(at)) = (unanswered, retry_at) {
+            let deferred = sqlx::query(
+                "UPDATE notifications SET next_attempt_at = $2
+                 WHERE channel_id = $1 AND state = 'pending' AND next_attempt_at <= now()",
+            )
+            .bind(channel.id)
+            .bind(at)
+            .execute(pool)
+            .await?;
+            report.deferred += deferred.rows_affected() as usize;
             break;
         }
     }
     Ok(report)
 }
 
-/// Sends one row, unless its channel has just failed to answer another (then `None`).
-async fn attempt(notifier: &Notifier, channel: &Channel, row: &Loaded, silent: &AtomicBool) -> (i64, Option<Answer>) {
-    if silent.load(Ordering::Relaxed) {
-        return (row.notification_id, None);
-    }
+/// Sends one row.
+async fn attempt(notifier: &Notifier, channel: &Channel, row: &Loaded) -> Answer {
     let answer = match notifier.renderer.render(&row.notice) {
         Ok(text) => send::send(channel, &row.notice, &text, &notifier.options.send_options()).await,
         Err(e) => Answer { verdict: Verdict::Retry, status: None, detail: e.to_string() },
     };
-    if answer.verdict == Verdict::Retry && answer.status.is_none() {
-        silent.store(true, Ordering::Relaxed);
-    }
     if answer.verdict != Verdict::Delivered {
         tracing::warn!(
             channel = channel.name(),
@@ -247,7 +230,7 @@ async fn attempt(notifier: &Notifier, channel: &Channel, row: &Loaded, silent: &
             answer.detail
         );
     }
-    (row.notification_id, Some(answer))
+    answer
 }
 
 /// Claims up to `per_channel` due rows of a channel: locked against other alerters for the
@@ -275,66 +258,62 @@ async fn claim(pool: &PgPool, channel_id: Uuid, options: &DeliveryOptions) -> Re
     .await
 }
 
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Records one attempt; returns the row's state and when it is due next.
+/// Records a round's answers in one statement; returns each row's state and when it is due
+/// next. A retried row waits `backoff_base × 2^(attempts before this one)`, at most
+/// `backoff_max`, and fails instead when that wait would
+/// end past `give_up_after` from the row's creation.
 async fn record(
     pool: &PgPool,
-    id: i64,
-    answer: &Answer,
+    outcomes: &[(i64, &Answer)],
     options: &DeliveryOptions,
-) -> Result<(String, DateTime<Utc>), sqlx::Error> {
-    let status = answer.status.map(i32::from);
-    let detail = (!answer.detail.is_empty()).then_some(answer.detail.as_str());
-    let row: (String, DateTime<Utc>) = match answer.verdict {
-        Verdict::Delivered => {
-            sqlx::query_as(
-                "UPDATE notifications SET state = 'delivered', attempts = attempts + 1, last_attempt_at = now(),
-                    delivered_at = now(), last_status = $2, last_error = NULL
-                 WHERE id = $1 RETURNING state, next_attempt_at",
-            )
-            .bind(id)
-            .bind(status)
-            .fetch_one(pool)
-            .await?
-        }
-        Verdict::Rejected => {
-            sqlx::query_as(
-                "UPDATE notifications SET state = 'failed', attempts = attempts + 1, last_attempt_at = now(),
-                    last_status = $2, last_error = $3
-                 WHERE id = $1 RETURNING state, next_attempt_at",
-            )
-            .bind(id)
-            .bind(status)
-            .bind(detail)
-            .fetch_one(pool)
-            .await?
-        }
-        Verdict::Retry => {
-            // The backoff follows the attempts so far; past the give-up age the row fails.
-            let attempts: i32 = sqlx::query_scalar("SELECT attempts + 1 FROM notifications WHERE id = $1")
-                .bind(id)
-                .fetch_one(pool)
-                .await?;
-            sqlx::query_as(
-                "UPDATE notifications SET attempts = attempts + 1, last_attempt_at = now(),
-                    last_status = $2, last_error = $3,
-                    next_attempt_at = now() + $4,
-                    state = CASE WHEN created_at + $5 <= now() + $4 THEN 'failed' ELSE 'pending' END
-                 WHERE id = $1 RETURNING state, next_attempt_at",
-            )
-            .bind(id)
-            .bind(status)
-            .bind(detail.or(Some("no answer")))
-            .bind(options.backoff(attempts))
-            .bind(options.give_up_after)
-            .fetch_one(pool)
-            .await?
-        }
-    };
-    Ok(row)
+) -> Result<Vec<(String, DateTime<Utc>)>, sqlx::Error> {
+    let ids: Vec<i64> = outcomes.iter().map(|(id, _)| *id).collect();
+    let statuses: Vec<Option<i32>> = outcomes.iter().map(|(_, a)| a.status.map(i32::from)).collect();
+    let details: Vec<Option<&str>> = outcomes
+        .iter()
+        .map(|(_, a)| match a.verdict {
+            Verdict::Delivered => None,
+            _ if a.detail.is_empty() => Some("(empty answer)"),
+            _ => Some(a.detail.as_str()),
+        })
+        .collect();
+    let verdicts: Vec<&str> = outcomes
+        .iter()
+        .map(|(_, a)| match a.verdict {
+            Verdict::Delivered => "delivered",
+            Verdict::Rejected => "rejected",
+            Verdict::Retry => "retry",
+        })
+        .collect();
+    sqlx::query_as(
+        "WITH u AS (
+            SELECT u.*, least($5::interval * power(2, least(n.attempts, 30)), $6::interval) AS wait
+            FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[]) AS u(id, status, detail, verdict)
+            JOIN notifications n ON n.id = u.id)
+         UPDATE notifications n SET
+            attempts = n.attempts + 1,
+            last_attempt_at = now(),
+            last_status = u.status,
+            last_error = u.detail,
+            delivered_at = CASE WHEN u.verdict = 'delivered' THEN now() ELSE n.delivered_at END,
+            next_attempt_at = CASE WHEN u.verdict = 'retry' THEN now() + u.wait ELSE n.next_attempt_at END,
+            state = CASE
+                WHEN u.verdict = 'delivered' THEN 'delivered'
+                WHEN u.verdict = 'rejected' THEN 'failed'
+                WHEN n.created_at + $7 <= now() + u.wait THEN 'failed'
+                ELSE 'pending' END
+         FROM u WHERE n.id = u.id
+         RETURNING n.state, n.next_attempt_at",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&details)
+    .bind(&verdicts)
+    .bind(options.backoff_base)
+    .bind(options.backoff_max)
+    .bind(options.give_up_after)
+    .fetch_all(pool)
+    .await
 }
 
 /// Posts the open incidents already delivered to Alertmanager channels again, once per
@@ -437,16 +416,4 @@ pub async fn retry(pool: &PgPool, notifier: &Notifier, id: i64) -> Result<Row, N
     let channel = channel::by_ids(pool, &[channel_id]).await?.pop().ok_or(NotifyError::UnknownNotification(id))?;
     deliver_channel(pool, notifier, &channel).await?;
     get(pool, id).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        let o = DeliveryOptions::default();
-        let secs: Vec<u64> = [1, 2, 3, 10, 40].iter().map(|&a| o.backoff(a).as_secs()).collect();
-        assert_eq!(secs, [10, 20, 40, 3600, 3600]);
-    }
 }

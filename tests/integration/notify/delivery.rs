@@ -192,10 +192,16 @@ fn a_receiver_down_for_a_while_gets_everything_in_order_and_the_others_do_not_wa
     let kinds: Vec<String> =
         up.requests().iter().map(|r| r.json()["event"]["kind"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds.last().map(String::as_str), Some("resolved"), "resolved after its opened: {kinds:?}");
-    assert_eq!(report.retrying + report.deferred, 3, "{report:?}");
+    assert_eq!((report.retrying, report.deferred), (3, 1), "the dead channel's resolved waits untried: {report:?}");
     let down_rows =
         "SELECT count(*) FROM notifications n JOIN alert_channels c ON c.id = n.channel_id WHERE c.name = 'down'";
     assert_eq!(db.scalar(&format!("{down_rows} AND n.state = 'pending'")), "4");
+    let first_wait = db.scalar(
+        "SELECT extract(epoch FROM n.next_attempt_at - n.last_attempt_at) FROM notifications n
+         JOIN alert_channels c ON c.id = n.channel_id WHERE c.name = 'down' AND n.attempts = 1 LIMIT 1",
+    );
+    let first_wait: f64 = first_wait.parse().unwrap();
+    assert!((0.09..0.3).contains(&first_wait), "the first retry waits backoff_base (100 ms): {first_wait}");
 
     // Back, but answering 503 for a while: retried, with the status recorded.
     drop(closed);

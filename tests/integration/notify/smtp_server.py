@@ -5,16 +5,16 @@ listens and stops when its stdin closes.
 usage: smtp_server.py PORT CERT_PEM KEY_PEM USER PASSWORD DIR
 """
 
+import logging
 import os
 import ssl
 import sys
-import warnings
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-# aiosmtpd 1.4 warns about its own use of a deprecated attribute on every AUTH.
-warnings.filterwarnings("ignore", message="Session.login_data")
+# aiosmtpd 1.4 logs a warning about its own use of a deprecated attribute on every AUTH.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 port, cert, key, user, password, outdir = sys.argv[1:7]
 
