@@ -24,6 +24,8 @@ fn bad_channels_are_refused_and_nothing_is_written() {
     // There is no flag that takes a secret's value.
     let run = add(&["chat", "--type", "slack", "--secret", "https://hooks.slack.com/services/T/B/X"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
+    let dry = add(&["ops", "--type", "webhook", "--url", url, "--secret-env", "PATH", "--dry-run"]).success();
+    assert!(dry.stderr.contains("would be created"), "{}", dry.stderr);
     db.geoctl(&["channel", "test", "nope"]).usage_error(&["unknown channel `nope`", "there are none yet"]);
     assert_eq!(db.count("alert_channels"), 0);
 }
