@@ -173,8 +173,9 @@ impl SecretRef {
     }
 }
 
-/// A valid channel, before it is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A valid channel, before it is stored. Not `Serialize`: what is shown of it goes through
+/// [`ChannelSpec::shown_settings`], so a URL's token cannot reach output by accident.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelSpec {
     pub name: String,
     pub kind: Kind,
@@ -183,10 +184,9 @@ pub struct ChannelSpec {
 }
 
 /// A stored channel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Channel {
     pub id: Uuid,
-    #[serde(flatten)]
     pub spec: ChannelSpec,
     pub created_at: DateTime<Utc>,
 }
