@@ -116,5 +116,18 @@ fn channel_test_says_what_the_receiver_answered() {
     let got = hook.requests();
     assert_eq!(got.len(), 2);
     assert_eq!(got[1].json()["event"]["kind"], "test");
+
+    // An operator's template and dashboard link, from the configuration.
+    let templates = db.dir().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("title.txt"), "ACME {{ incident.summary }}").unwrap();
+    let env = [("NOTIFY_TEMPLATES", "templates"), ("DASHBOARD_URL", "https://status.example.com")];
+    db.geoctl_with(&["channel", "test", "ops"], &env).success();
+    let body = hook.requests()[2].json();
+    assert!(body["title"].as_str().unwrap().starts_with("ACME geoctl test notification"), "{body}");
+    assert_eq!(body["dashboard_url"], "https://status.example.com");
+    std::fs::write(templates.join("text.txt"), "{% if %}").unwrap();
+    db.geoctl_with(&["channel", "test", "ops"], &env).usage_error(&["text.txt"]);
+    assert_eq!(hook.requests().len(), 3, "a broken template stops before sending");
     assert_eq!(db.count("notifications"), 0, "a test is not an outbox row");
 }
