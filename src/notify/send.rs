@@ -385,6 +385,33 @@ mod tests {
     }
 
     #[test]
+    fn alertmanager_labels_stay_the_same_for_an_incident_and_resolving_ends_it() {
+        let mut notice = Notice::test("am");
+        notice.event.kind = "opened".into();
+        notice.incident.id = 9;
+        notice.incident.kind = "region".into();
+        notice.incident.cause = "region_impaired".into();
+        notice.incident.region = Some("eu-west".into());
+        let ttl = Duration::from_secs(190);
+        let firing = &alertmanager_body(&notice, &rendered(), ttl, None)[0];
+        let labels = firing["labels"].as_object().unwrap();
+        let names: Vec<&str> = labels.keys().map(String::as_str).collect();
+        assert_eq!(names, ["alertname", "incident", "kind", "region", "severity"]);
+        assert_eq!(
+            (labels["alertname"].as_str(), labels["region"].as_str()),
+            (Some("GeoctlRegionImpaired"), Some("eu-west"))
+        );
+        let ends: chrono::DateTime<Utc> = serde_json::from_value(firing["endsAt"].clone()).unwrap();
+        assert!(ends > Utc::now() + chrono::Duration::seconds(180), "firing ends a ttl from now: {ends}");
+
+        notice.event.kind = "resolved".into();
+        notice.incident.resolved_at = Some(Utc::now());
+        let resolved = &alertmanager_body(&notice, &rendered(), ttl, None)[0];
+        assert_eq!(resolved["labels"], firing["labels"]);
+        assert_eq!(resolved["endsAt"], serde_json::json!(notice.incident.resolved_at));
+    }
+
+    #[test]
     fn slack_text_is_escaped_and_the_dashboard_linked() {
         let body = slack_body(&Notice::test("s"), &rendered(), Some("https://dash.example.com"));
         assert_eq!(body["blocks"][1]["text"]["text"], "a &lt; b &amp; c");
