@@ -116,6 +116,7 @@ coded![
     crate::geo::GeoError,
     crate::synthetic::ScriptError,
     crate::alert::AlertError,
+    crate::notify::NotifyError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong

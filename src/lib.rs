@@ -14,6 +14,7 @@ pub mod error;
 pub mod geo;
 pub mod health;
 pub mod monitor;
+pub mod notify;
 pub mod output;
 pub mod probe;
 pub mod queue;

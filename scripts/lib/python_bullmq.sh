@@ -1,11 +1,13 @@
 # PyPI `bullmq` (BullMQ's Python client) in a private venv, for the interop tests.
-# Sourced by scripts/test; not run on its own.
+# Sourced by scripts/test and the queue bench; not run on its own.
 #
 # setup_python_bullmq DIR installs it into the venv DIR (kept between runs, so
 # it is downloaded once) and exports GEOCTL_TEST_PYTHON, the venv's python.
 # When PyPI cannot be reached it says so loudly and leaves GEOCTL_TEST_PYTHON
 # unset: the interop tests then skip, or fail where scripts/test requires them
 # (GEOCTL_TEST_PYTHON_BULLMQ=required, as root).
+
+source scripts/lib/python_venv.sh
 
 PYTHON_BULLMQ_VERSION=${PYTHON_BULLMQ_VERSION:-3.4.4}
 # bullmq 3.4 accepts redis-py up to 8, but redis-py 8 reads every reply within a 5 s socket
@@ -15,25 +17,12 @@ PYTHON_BULLMQ_VERSION=${PYTHON_BULLMQ_VERSION:-3.4.4}
 PYTHON_REDIS_SPEC=${PYTHON_REDIS_SPEC:-redis<8}
 
 setup_python_bullmq() {
-  local venv
-  venv=$(realpath -m "$1")
-  if [ -x "$venv/bin/python" ] \
-    && "$venv/bin/python" -c 'import bullmq, redis, sys; sys.exit(int(redis.__version__.split(".")[0]) >= 8)' 2>/dev/null; then
-    export GEOCTL_TEST_PYTHON="$venv/bin/python"
-    return 0
-  fi
-  command -v python3 >/dev/null || apt_install python3 >/dev/null
-  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-    apt_install python3-venv >/dev/null
-    rm -rf "$venv"
-    python3 -m venv "$venv" >/dev/null
-  fi
-  log "installing PyPI bullmq $PYTHON_BULLMQ_VERSION ($PYTHON_REDIS_SPEC) into $venv"
-  if "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "bullmq==$PYTHON_BULLMQ_VERSION" \
-    "$PYTHON_REDIS_SPEC" >&2; then
-    export GEOCTL_TEST_PYTHON="$venv/bin/python"
+  local python
+  # A venv that holds redis-py 8 (from before the pin) is remade.
+  local check='import bullmq, redis, sys; sys.exit(int(redis.__version__.split(".")[0]) >= 8)'
+  if python=$(python_venv "$1" "$check" "bullmq==$PYTHON_BULLMQ_VERSION" "$PYTHON_REDIS_SPEC"); then
+    export GEOCTL_TEST_PYTHON="$python"
   else
-    rm -rf "$venv"
     log "WARNING: PyPI is unreachable; the BullMQ Python interop tests will be skipped, or fail as root"
   fi
 }

@@ -4,6 +4,7 @@
 mod agent;
 mod alerter;
 mod backup;
+mod channel;
 mod checks;
 mod completions;
 mod config;
@@ -16,6 +17,7 @@ mod maintenance;
 mod monitor;
 mod network;
 mod node;
+mod notification;
 mod probe;
 mod queue;
 mod region;
@@ -120,6 +122,10 @@ enum Command {
     Health(health::HealthArgs),
     /// Check everything geoctl needs, each item ✓ or ✗ with how to fix it
     Doctor(health::DoctorArgs),
+    /// Notification channels: add, list, test, remove
+    Channel(channel::Args),
+    /// The notification outbox: list, retry
+    Notification(notification::Args),
 }
 
 /// What every command gets: the configuration, the printer, and whether a
@@ -304,6 +310,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dns(args) => dns::run(&ctx, args).await,
         Command::Health(args) => health::run(&ctx, args).await,
         Command::Doctor(args) => health::doctor(&ctx, args).await,
+        Command::Channel(args) => channel::run(&ctx, args).await,
+        Command::Notification(args) => notification::run(&ctx, args).await,
     }
 }
 

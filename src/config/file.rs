@@ -30,6 +30,17 @@ pub struct FileConfig {
     /// MaxMind-format ASN database (`.mmdb`): the target's ASN and organisation.
     pub geoip_asn_db: Option<PathBuf>,
     pub alerting: Option<AlertingSection>,
+    pub notify: Option<NotifySection>,
+}
+
+/// Notification text and links (`notify:`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// A directory whose `title.txt`, `text.txt`, `email.html` replace the built-in templates.
+    pub templates: Option<PathBuf>,
+    /// The dashboard link notifications carry.
+    pub dashboard_url: Option<String>,
 }
 
 /// `alerting:`: the alerter's rules and where incidents go.

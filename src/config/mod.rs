@@ -9,7 +9,7 @@
 mod file;
 mod secret;
 
-pub use file::{AlertingSection, FileConfig, StackSection};
+pub use file::{AlertingSection, FileConfig, NotifySection, StackSection};
 pub use secret::{mask, scrub, Secret};
 
 use std::collections::BTreeMap;
@@ -146,6 +146,10 @@ pub struct Settings {
     pub geoip_asn_db: Option<Sourced<PathBuf>>,
     /// The alerter's rules and channels (`alerting:`, `ALERT_*`).
     pub alerting: Alerting,
+    /// Template overrides for notifications (`NOTIFY_TEMPLATES`, `notify.templates`).
+    pub notify_templates: Option<Sourced<PathBuf>>,
+    /// The dashboard link notifications carry (`DASHBOARD_URL`, `notify.dashboard_url`).
+    pub dashboard_url: Option<Sourced<String>>,
 }
 
 /// `alerting.*`, each with its origin.
@@ -389,6 +393,10 @@ impl Settings {
         let geoip_city_db = geoip_path("GEOIP_CITY_DB", &file.geoip_city_db)?;
         let geoip_asn_db = geoip_path("GEOIP_ASN_DB", &file.geoip_asn_db)?;
         let alerting = Alerting::resolve(&layers, file.alerting.as_ref())?;
+        let notify = file.notify.clone().unwrap_or_default();
+        let notify_templates = geoip_path("NOTIFY_TEMPLATES", &notify.templates)?;
+        let dashboard_url =
+            layers.plain(None, "DASHBOARD_URL", notify.dashboard_url.as_deref(), None, parse_http_url)?;
 
         Ok(Settings {
             config_file,
@@ -405,6 +413,8 @@ impl Settings {
             geoip_city_db,
             geoip_asn_db,
             alerting,
+            notify_templates,
+            dashboard_url,
         })
     }
 
@@ -490,6 +500,8 @@ impl Settings {
             plain("alerting.default_channels", &list(&a.default_channels)),
             plain("alerting.region_channels", &list(&a.region_channels)),
         ]);
+        rows.push(plain("notify.templates", &path(&self.notify_templates)));
+        rows.push(plain("notify.dashboard_url", &self.dashboard_url));
         rows
     }
 }
@@ -603,8 +615,9 @@ impl Layers<'_> {
     }
 }
 
-/// Reads a mounted secret; one trailing newline (as `echo` writes) is dropped.
-fn read_secret_file(path: &Path, origin: &str) -> Result<Secret, ConfigError> {
+/// Reads a mounted secret; one trailing newline (as `echo` writes) is dropped. Channels' secret
+/// files (`notify::SecretRef`) are read with it too, at send time.
+pub(crate) fn read_secret_file(path: &Path, origin: &str) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFileUnreadable {
         origin: origin.into(),
         path: path.into(),

@@ -15,6 +15,7 @@ mod geo;
 mod health;
 mod mmdb;
 mod monitor;
+mod notify;
 mod probe_checks;
 mod probe_cli;
 mod queue;
