@@ -12,6 +12,7 @@ mod dns;
 mod examples;
 mod geo;
 mod health;
+mod history;
 mod mmdb;
 mod monitor;
 mod probe_checks;
