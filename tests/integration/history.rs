@@ -1,8 +1,6 @@
 //! Results and metrics partitioned by day (issue 24): the three databases geoctl starts from,
 //! partitions made ahead, a write into a day without one, retention by whole days.
 
-use std::borrow::Cow;
-
 use chrono::{Duration, NaiveDate, Utc};
 use geoctl::results::{record, NewResult};
 use serde_json::json;
@@ -171,23 +169,12 @@ fn the_existing_apps_table_becomes_the_past_and_its_inserts_and_reads_keep_worki
     assert!(!results.as_array().unwrap().is_empty());
 }
 
-/// Applies the migrations before partitioning, as a geoctl of before this change did.
-fn migrated_before_partitioning(db: &TestDb) {
-    block_on(async {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        let all = sqlx::migrate::Migrator::new(dir).await.unwrap();
-        let earlier: Vec<_> = all.iter().filter(|m| m.version < 20261206100001).cloned().collect();
-        let migrator = sqlx::migrate::Migrator { migrations: Cow::Owned(earlier), ..sqlx::migrate::Migrator::DEFAULT };
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        migrator.run(&pool).await.unwrap();
-        pool.close().await;
-    });
-}
+/// The migration that partitions results by day.
+const PARTITIONING: i64 = 20261206100001;
 
 #[test]
 fn geoctls_own_database_keeps_its_results_and_one_result_per_run() {
-    let db = TestDb::empty();
-    migrated_before_partitioning(&db);
+    let db = TestDb::migrated_before(PARTITIONING);
     assert_eq!(db.scalar("SELECT relkind FROM pg_class WHERE oid = 'monitor_results'::regclass"), "r");
     let id = monitor(&db);
     let at = Utc::now() - Duration::hours(2);

@@ -46,6 +46,24 @@ impl TestDb {
         db
     }
 
+    /// A database migrated as a geoctl without the migrations from `version` on left it.
+    pub fn migrated_before(version: i64) -> Self {
+        let db = Self::empty();
+        block_on(async {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+            let all = sqlx::migrate::Migrator::new(dir).await.unwrap();
+            let earlier: Vec<_> = all.iter().filter(|m| m.version < version).cloned().collect();
+            let migrator = sqlx::migrate::Migrator {
+                migrations: std::borrow::Cow::Owned(earlier),
+                ..sqlx::migrate::Migrator::DEFAULT
+            };
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            pool.close().await;
+        });
+        db
+    }
+
     /// Runs SQL statements (separated by `;`) on this database.
     pub fn exec(&self, sql: &str) {
         block_on(async {
