@@ -82,6 +82,13 @@ pub async fn partitions(pool: &PgPool, table: &str) -> Result<Vec<Partition>, sq
     .await
 }
 
+/// The tables that hold `table`'s rows: its partitions, or itself when it is not partitioned.
+/// Deleting by `ctid` must name one of these: a `ctid` is unique only within one of them.
+pub async fn leaves(pool: &PgPool, table: &str) -> Result<Vec<String>, sqlx::Error> {
+    let parts = partitions(pool, table).await?;
+    Ok(if parts.is_empty() { vec![table.to_string()] } else { parts.into_iter().map(|p| p.name).collect() })
+}
+
 fn day_start(day: NaiveDate) -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
 }
