@@ -13,7 +13,7 @@
 # ones. EXPLAIN of the heaviest reads on the day layout goes to target/bench/history-explain.txt;
 # figures to stdout and target/bench/history.json. Debug build unless BENCH_RELEASE=1.
 
-history_psql() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+history_psql() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 # Seconds a command takes, its output discarded.
 history_time() {
@@ -48,9 +48,10 @@ COPY (
 HISTORY_METRICS_COLUMNS="monitor_id, region_code, checked_at, resolved_ip, http_version, status_code,
   response_size, dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, total_time, run_key"
 
-# Size of a table with its partitions and indexes, in bytes.
+# Size of a table with its partitions and indexes, in bytes (a plain table has no partition tree).
 history_size() {
-  history_psql "$1" -c "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('$2')"
+  history_psql "$1" -c "SELECT COALESCE((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('$2')),
+                                        pg_total_relation_size('$2'))"
 }
 
 bench_history() {

@@ -3,7 +3,6 @@
 
 use chrono::{Duration, NaiveDate, Utc};
 use geoctl::results::{record, NewResult};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::{LEGACY, LEGACY_RESULTS};
@@ -34,37 +33,9 @@ fn monitor(db: &TestDb) -> Uuid {
     db.scalar("SELECT id FROM monitors WHERE name = 'web'").parse().unwrap()
 }
 
+/// A result of `monitor` measured from us-east at `at`.
 fn result(monitor: Uuid, at: chrono::DateTime<Utc>, run_key: Option<String>) -> NewResult {
-    NewResult {
-        monitor_id: monitor,
-        execution_region: "us-east".into(),
-        target_region: None,
-        checked_at: at,
-        up: true,
-        dns_ms: Some(1.0),
-        connect_ms: Some(2.0),
-        tls_ms: None,
-        first_byte_ms: Some(5.0),
-        total_ms: 10.0,
-        network_latency_ms: Some(2.0),
-        error_kind: None,
-        error_message: None,
-        resolved_ip: Some("127.0.0.1".into()),
-        http_version: Some("HTTP/1.1".into()),
-        status_code: Some(200),
-        response_size: Some(2),
-        cert_expires_at: None,
-        cdn_provider: None,
-        cdn_cache_status: None,
-        cdn_edge_location: None,
-        details: json!({}),
-        run_key,
-        target: None,
-        hop_count: None,
-        route_latency: None,
-        steps: None,
-        screenshot: None,
-    }
+    NewResult { run_key, ..crate::results::result(monitor, "us-east", at, true, 10.0) }
 }
 
 fn write(db: &TestDb, batch: &[NewResult]) -> u64 {
@@ -340,4 +311,21 @@ fn maintain_without_the_right_to_create_partitions_says_what_to_grant_and_writes
     let at = last.and_hms_opt(12, 0, 0).unwrap().and_utc();
     assert_eq!(write(&db, &[result(id, at, None)]), 1);
     assert_eq!(where_is(&db, "monitor_results", "true"), "monitor_results_default");
+}
+
+#[test]
+fn deleting_a_monitor_takes_only_its_own_rows_from_every_day() {
+    let db = TestDb::migrated();
+    let web = monitor(&db);
+    db.geoctl(&["monitor", "create", "--name", "api", "--type", "http", "--target", "https://example.org"]).success();
+    let api: Uuid = db.scalar("SELECT id FROM monitors WHERE name = 'api'").parse().unwrap();
+    // The first rows of several partitions share their ctids: web's in some, api's in others.
+    let day = |n: i64| Utc::now() + Duration::days(n);
+    let rows =
+        [result(web, day(2), None), result(api, day(3), None), result(api, day(4), None), result(web, day(4), None)];
+    assert_eq!(write(&db, &rows), 4);
+    db.geoctl(&["monitor", "delete", "web", "--yes"]).success();
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM monitor_results WHERE monitor_id = '{api}'")), "2");
+    assert_eq!(db.count("monitor_results"), 2);
+    assert_eq!(db.count("regional_performance_metrics"), 2);
 }
