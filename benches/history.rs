@@ -1,7 +1,8 @@
 //! `scripts/bench history`, the write side: `results::record` at batches of BENCH_BATCH (500)
 //! on the agent's kind of connection, into the database GEOCTL_BENCH_DATABASE_URL names (one
 //! layout per run; the script runs it against both). Monitor ids are those the script's
-//! generated history uses. Prints one JSON line: results per second.
+//! generated history uses. Prints one JSON line: results per second. With `plain-layout`, it
+//! makes the layout before partitioning instead.
 
 use std::time::Instant;
 
@@ -49,9 +50,25 @@ fn row(monitor_id: Uuid, region: &str, n: usize) -> NewResult {
     }
 }
 
+/// The layout before partitioning: the embedded migrations before it, recorded as a geoctl of
+/// then recorded them, so a later `db migrate` applies only the partitioning.
+async fn plain_layout(url: &str) -> anyhow::Result<()> {
+    let earlier: Vec<_> =
+        geoctl::store::MIGRATOR.iter().filter(|m| m.version < geoctl::store::partition::MIGRATION).cloned().collect();
+    // `Migrator`'s fields are public for `migrate!` and exempt from semver; sqlx is pinned.
+    let migrator =
+        sqlx::migrate::Migrator { migrations: std::borrow::Cow::Owned(earlier), ..sqlx::migrate::Migrator::DEFAULT };
+    let pool = sqlx::PgPool::connect(url).await?;
+    migrator.run(&pool).await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("GEOCTL_BENCH_DATABASE_URL").context("set GEOCTL_BENCH_DATABASE_URL")?;
+    if std::env::args().any(|a| a == "plain-layout") {
+        return plain_layout(&url).await;
+    }
     let (monitors, batch, batches) =
         (env_usize("BENCH_MONITORS", 1000), env_usize("BENCH_BATCH", 500), env_usize("BENCH_BATCHES", 20));
     let pool = sqlx::PgPool::connect(&url).await?;

@@ -86,11 +86,7 @@ for line in sys.stdin:
     url=$(python3 -c "import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p._replace(path='/geoctl_bench_$layout').geturl())" "$admin")
     history_psql "$admin" -c "DROP DATABASE IF EXISTS geoctl_bench_$layout" -c "CREATE DATABASE geoctl_bench_$layout"
     if [ "$layout" = plain ]; then
-      local f
-      for f in migrations/*.sql; do
-        [ "$(basename "$f" | cut -d_ -f1)" -lt 20261206100001 ] || continue
-        if grep -q '^-- no-transaction' "$f"; then history_psql "$url" -f "$f"; else history_psql "$url" -1 -f "$f"; fi
-      done
+      GEOCTL_BENCH_DATABASE_URL=$url "$bench" plain-layout
     else
       DATABASE_URL=$url "$bin" db migrate >/dev/null
       # The history's days as partitions, as if partitioned before it began: the partition of
