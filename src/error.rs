@@ -99,6 +99,8 @@ coded![
     TargetDown,
     crate::config::ConfigError,
     crate::store::StoreError,
+    crate::store::partition::PartitionError,
+    crate::store::partition::PruneError,
     crate::region::RegionError,
     crate::monitor::MonitorError,
     crate::probe::TargetError,

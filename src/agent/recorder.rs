@@ -41,6 +41,11 @@ const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// committed; spooling it again is harmless (run keys keep results single).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often the recorder makes sure today's and tomorrow's day partitions exist (a catalog
+/// look when they do), so results keep landing in their day's partition when no one runs
+/// `geoctl db maintain`.
+const DAYS_AHEAD_EVERY: Duration = Duration::from_secs(3600);
+
 /// Where a result ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -121,6 +126,8 @@ impl Task {
         let mut messages: Vec<Message> = Vec::with_capacity(MAX_BATCH);
         let mut retry = tokio::time::interval(RETRY_EVERY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut days_ahead = tokio::time::interval(DAYS_AHEAD_EVERY);
+        days_ahead.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if !self.spool.is_empty() && self.health.db_ok() {
                 self.drain_spool().await;
@@ -146,6 +153,17 @@ impl Task {
                     }
                 }
                 _ = retry.tick(), if !self.spool.is_empty() => {}
+                _ = days_ahead.tick() => {
+                    // Beside the writes, which never wait on it: a result for a day without its
+                    // partition lands in the default one anyway.
+                    let pool = self.pool.clone();
+                    tokio::spawn(async move {
+                        let today = chrono::Utc::now().date_naive();
+                        if let Err(e) = crate::store::partition::maintain(&pool, today, 1).await {
+                            tracing::warn!("could not create tomorrow's result partitions: {e}");
+                        }
+                    });
+                }
             }
         }
         if !self.spool.is_empty() && self.health.db_ok() {

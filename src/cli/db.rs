@@ -1,10 +1,11 @@
-//! `geoctl db migrate|status`.
+//! `geoctl db migrate|status|maintain|prune`.
 
 use serde::Serialize;
 
 use super::Context;
 use crate::output::{note, or_dash};
 use crate::store;
+use crate::store::partition;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,7 +23,15 @@ enum Command {
     },
     /// Show which migrations are applied and which are pending
     Status,
-    /// Delete per-check results older than a retention period (daily summaries are kept)
+    /// Create the day partitions of results and metrics for the next days, and move rows the
+    /// default partition caught into theirs (safe to run again; run it daily, e.g. from cron)
+    Maintain {
+        /// Days ahead to have partitions for, today not counted
+        #[arg(long, default_value_t = partition::AHEAD_DAYS, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+    },
+    /// Delete per-check results older than a retention period: whole days are dropped, the day
+    /// the cutoff falls in is trimmed row by row (daily summaries are kept)
     Prune {
         /// Keep this much history, e.g. 90d
         #[arg(long, value_parser = parse_retention)]
@@ -39,14 +48,20 @@ enum Command {
     },
 }
 
-/// At least a day, so a typo like `90m` cannot wipe today's results.
+/// The summaries' safety window: today's and yesterday's summaries are still being written as
+/// running totals and get their exact percentiles from their results once the day is closed, so
+/// results younger than this are never pruned (a typo like `90m` cannot wipe them either).
+const MIN_RETENTION_DAYS: u64 = 2;
 /// Longest retention: 100 years.
 const MAX_RETENTION_DAYS: u64 = 36_500;
 
 fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
     crate::duration::parse_checked(text, |d| {
-        if d < std::time::Duration::from_secs(86_400) {
-            Err(format!("retention {text} is under 1d; keep at least one day of results"))
+        if d < std::time::Duration::from_secs(MIN_RETENTION_DAYS * 86_400) {
+            Err(format!(
+                "retention {text} is under {MIN_RETENTION_DAYS}d; the daily summaries need the results of today and \
+                 yesterday, so keep at least {MIN_RETENTION_DAYS}d"
+            ))
         } else if d > std::time::Duration::from_secs(MAX_RETENTION_DAYS * 86_400) {
             Err(format!("retention {text} is too long; the maximum is {MAX_RETENTION_DAYS}d"))
         } else {
@@ -113,10 +128,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             if !dry_run {
                 ctx.confirm(&format!("Delete results checked before {}?", cutoff.format("%Y-%m-%d %H:%M UTC")), yes)?;
             }
-            let report = store::prune(&pool, cutoff, batch, dry_run).await?;
-            let verb = if dry_run { "would delete" } else { "deleted" };
+            let report = partition::prune(&pool, cutoff, batch, dry_run).await?;
+            let (verb, dropped) = if dry_run { ("would delete", "would drop") } else { ("deleted", "dropped") };
             note(format!(
-                "{verb} {} result(s) and {} metric row(s) checked before {}",
+                "{dropped} {} day partition(s); {verb} {} result(s) and {} metric row(s) row by row, checked before {}",
+                report.dropped_partitions.len(),
                 report.monitor_results,
                 report.regional_performance_metrics,
                 cutoff.format("%Y-%m-%d %H:%M UTC")
@@ -128,6 +144,28 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     "regional_performance_metrics".to_string(),
                     report.regional_performance_metrics.to_string(),
                 ]);
+                for name in &report.dropped_partitions {
+                    table
+                        .add_row([name.clone(), if dry_run { "whole (would drop)" } else { "whole (dropped)" }.into()]);
+                }
+                vec![table]
+            })
+        }
+        Command::Maintain { days } => {
+            let created = partition::maintain(&pool, chrono::Utc::now().date_naive(), days).await?;
+            let moved: u64 = created.iter().map(|c| c.moved_rows).sum();
+            match created.len() {
+                0 => note(format!("every day up to {days} day(s) ahead has its partitions; nothing to do")),
+                n => note(format!("created {n} partition(s); moved {moved} row(s) out of the default partitions")),
+            }
+            ctx.printer.print(&created, |p| {
+                if created.is_empty() {
+                    return vec![];
+                }
+                let mut table = p.table(["TABLE", "DAY", "PARTITION", "MOVED ROWS"]);
+                for c in &created {
+                    table.add_row([c.table.clone(), c.day.to_string(), c.partition.clone(), c.moved_rows.to_string()]);
+                }
                 vec![table]
             })
         }

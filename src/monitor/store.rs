@@ -397,17 +397,20 @@ impl<'a> MonitorStore<'a> {
         let monitor = self.get(reference).await?;
         if !dry_run {
             for table in ["regional_performance_metrics", "monitor_results"] {
-                loop {
-                    let deleted = sqlx::query(&format!(
-                        "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE monitor_id = $1 LIMIT $2))"
-                    ))
-                    .bind(monitor.id)
-                    .bind(DELETE_BATCH)
-                    .execute(self.pool)
-                    .await?
-                    .rows_affected();
-                    if deleted < DELETE_BATCH as u64 {
-                        break;
+                // Partition by partition: a ctid names a row only within one.
+                for part in crate::store::partition::leaves(self.pool, table).await? {
+                    loop {
+                        let deleted = sqlx::query(&format!(
+                            "DELETE FROM {part} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {part} WHERE monitor_id = $1 LIMIT $2))"
+                        ))
+                        .bind(monitor.id)
+                        .bind(DELETE_BATCH)
+                        .execute(self.pool)
+                        .await?
+                        .rows_affected();
+                        if deleted < DELETE_BATCH as u64 {
+                            break;
+                        }
                     }
                 }
             }

@@ -213,8 +213,10 @@ impl NewResult {
 ///
 /// A result with a `run_key` is stored at most once per key, however often it
 /// is recorded (a retried job, a replayed spool, two agents racing): the
-/// second copy writes nothing and is not counted in the summaries. Returns how
-/// many results were new.
+/// second copy writes nothing and is not counted in the summaries. (Results are partitioned by
+/// day: a copy measured on another day than the first is found by a look at the neighbouring
+/// days; two such copies committed at the same instant are the one case left, see migration
+/// `20261206100001`.) Returns how many results were new.
 ///
 /// The statement's parameters are arrays, so a plan made for their values is no better than the
 /// generic one and making it costs about a millisecond per call: a connection that records often
@@ -297,10 +299,22 @@ WITH locked AS MATERIALIZED (
         network_latency, error_kind, error_message, details, region_specific_metrics, run_key, steps, screenshot)
     SELECT monitor_id, region, target_region, checked_at, is_up, status, response_ms, total, dns, connect, tls,
            first_byte, latency, error_kind, error_message, details, metrics, run_key, steps, screenshot
-    FROM input WHERE run_key IS NULL OR copy = 1
+    FROM input i
+    WHERE i.run_key IS NULL OR (i.copy = 1 AND (
+        -- A copy of the run measured the day before or after: the unique index of this row's
+        -- day cannot see it (migration 20261206100001). It names the three days, so each row
+        -- probes only their partitions' run key indexes (pruned at run time). A scalar subquery
+        -- with LIMIT, not NOT EXISTS, which the planner may turn into an anti join hashing
+        -- every partition.
+        SELECT true FROM monitor_results m
+        WHERE m.run_key = i.run_key
+          AND m.checked_at >= ((i.checked_at AT TIME ZONE 'UTC')::date - 1)::timestamp AT TIME ZONE 'UTC'
+          AND m.checked_at < ((i.checked_at AT TIME ZONE 'UTC')::date + 2)::timestamp AT TIME ZONE 'UTC'
+        LIMIT 1) IS NULL)
     -- One order for every writer, so two batches sharing run keys never deadlock.
     ORDER BY run_key, ord
-    ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING
+    -- The arbiters are the unique indexes of the partition each row lands in: its day's run key.
+    ON CONFLICT DO NOTHING
     RETURNING monitor_id, execution_region, checked_at, run_key, is_up, total_time, network_latency,
               dns_resolution_time, tcp_connect_time, region_specific_metrics
 ), metrics AS (
@@ -312,7 +326,7 @@ WITH locked AS MATERIALIZED (
            dns, connect, tls, first_byte, total, run_key, country, isp, city, asn, lat, lon, hop_count, route
     FROM input i
     WHERE i.run_key IS NULL OR (i.copy = 1 AND i.run_key IN (SELECT f.run_key FROM fresh f WHERE f.run_key IS NOT NULL))
-    ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING
+    ON CONFLICT DO NOTHING
 ), totals AS (
     {add_fresh}
 )

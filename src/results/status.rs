@@ -115,9 +115,14 @@ pub async fn monitor_status(
     Ok(all.pop().expect("one status per monitor"))
 }
 
+/// How far back the latest result of a region is looked for: results are partitioned by day and
+/// a bound lets the planner read only these days' partitions. A region silent for longer shows
+/// no last check (it is long stale anyway).
+const LOOKBACK: chrono::Duration = chrono::Duration::days(7);
+
 /// The status of each monitor, in the order given, in one query whatever
-/// their number: each enabled region's latest result, found through the
-/// (monitor, region, checked_at) index.
+/// their number: each enabled region's latest result of the last [`LOOKBACK`], found through
+/// the (monitor, region, checked_at) index.
 pub async fn statuses(
     pool: &PgPool,
     monitors: &[Monitor],
@@ -134,12 +139,13 @@ pub async fn statuses(
          JOIN regions g ON g.code = mr.region_code
          LEFT JOIN LATERAL (
              SELECT is_up, checked_at, total_time, error_kind, error_message FROM monitor_results r
-             WHERE r.monitor_id = mr.monitor_id AND r.execution_region = mr.region_code
+             WHERE r.monitor_id = mr.monitor_id AND r.execution_region = mr.region_code AND r.checked_at >= $2
              ORDER BY checked_at DESC LIMIT 1) l ON true
          WHERE mr.monitor_id = ANY($1) AND mr.enabled
          ORDER BY mr.monitor_id, mr.region_code",
     )
     .bind(&ids)
+    .bind(now - LOOKBACK)
     .fetch_all(pool)
     .await?;
     let mut by_monitor: std::collections::HashMap<Uuid, Vec<Latest>> = std::collections::HashMap::new();

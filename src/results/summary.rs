@@ -270,10 +270,14 @@ pub async fn rebuild(pool: &PgPool, day: Option<NaiveDate>) -> Result<Rebuilt, R
             vec![day]
         }
         None => {
+            // From the prune horizon on: the days before it keep only their summaries, and naming
+            // the range spares the partitions of those days (and what is left of them) a scan.
             let range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(
                 "SELECT min(checked_at), max(checked_at) FROM monitor_results \
-                 WHERE execution_region IS NOT NULL AND is_up IS NOT NULL AND monitor_id IS NOT NULL",
+                 WHERE checked_at >= $1 \
+                   AND execution_region IS NOT NULL AND is_up IS NOT NULL AND monitor_id IS NOT NULL",
             )
+            .bind(first.map_or(DateTime::UNIX_EPOCH, |d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()))
             .fetch_one(pool)
             .await?;
             let (Some(lo), Some(hi)) = range else { return Ok(out) };

@@ -1,5 +1,6 @@
 //! The PostgreSQL connection and the embedded migrations.
 
+pub mod partition;
 pub mod reach;
 
 use std::time::Duration;
@@ -48,6 +49,8 @@ pub enum StoreError {
          next: {next}); run `geoctl db migrate`"
     )]
     SchemaBehind { server: String, behind: usize, applied: usize, known: usize, next: String },
+    #[error(transparent)]
+    Partition(#[from] partition::PartitionError),
 }
 
 impl crate::error::Coded for StoreError {
@@ -61,6 +64,7 @@ impl crate::error::Coded for StoreError {
                 Exit::Input
             }
             StoreError::Unreachable { .. } | StoreError::Migrate(_) => Exit::Failed,
+            StoreError::Partition(e) => e.exit(),
         }
     }
 }
@@ -252,6 +256,15 @@ async fn migrate_locked(pool: &PgPool) -> Result<Migrated, StoreError> {
     let mut rerun = Vec::new();
     for index in invalid_indexes(pool).await? {
         let Some(version) = index.migration else { continue };
+        if index.on_partition {
+            // Its migration names the table it now is a partition of; rebuilt where it is.
+            sqlx::raw_sql(&format!("REINDEX INDEX CONCURRENTLY \"{}\"", index.name.replace('"', "\"\"")))
+                .execute(pool)
+                .await
+                .map_err(err)?;
+            rebuilt.push(index.name);
+            continue;
+        }
         sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS \"{}\"", index.name.replace('"', "\"\"")))
             .execute(pool)
             .await
@@ -261,14 +274,46 @@ async fn migrate_locked(pool: &PgPool) -> Result<Migrated, StoreError> {
         }
         rebuilt.push(index.name);
     }
-    MIGRATOR.run(pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+    let partitioned = before.contains(&partition::MIGRATION);
+    if !partitioned {
+        partition::prepare(pool, chrono::Utc::now()).await?;
+    }
+    if let Err(e) = run_pending(pool).await {
+        if !partitioned {
+            // The error that stopped the migrations is the one to report; this one only logs.
+            if let Err(cleanup) = partition::unprepare(pool).await {
+                tracing::warn!("could not drop the past partitions' CHECK constraints: {cleanup}");
+            }
+        }
+        return Err(e);
+    }
     // Applied migrations are not run again by sqlx: their index files are
     // idempotent (`IF NOT EXISTS`), so run them again here.
     for m in MIGRATOR.iter().filter(|m| rerun.contains(&m.version)) {
         sqlx::raw_sql(&m.sql).execute(pool).await.map_err(err)?;
     }
     let applied = MIGRATOR.iter().map(|m| m.version).filter(|v| !before.contains(v)).collect();
+    // Writes from the moment the migration is done have their days' partitions.
+    partition::maintain(pool, chrono::Utc::now().date_naive(), partition::AHEAD_DAYS).await?;
     Ok(Migrated { applied, rebuilt_indexes: rebuilt })
+}
+
+/// Runs the pending migrations, again when one gave up waiting for a lock (the partitioning
+/// migration waits at most a second, so the existing app's writes never queue longer behind it).
+async fn run_pending(pool: &PgPool) -> Result<(), StoreError> {
+    let mut attempt = 1;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Err(sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _))
+                if attempt < 5 && partition::is_lock_timeout(&e) =>
+            {
+                tracing::info!(attempt, "a migration waited too long for a lock; trying again");
+                tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                attempt += 1;
+            }
+            other => return other.map_err(|e| StoreError::Migrate(e.to_string())),
+        }
+    }
 }
 
 /// An index that PostgreSQL will not use: a concurrent build that failed or was interrupted.
@@ -278,6 +323,9 @@ pub struct InvalidIndex {
     pub table: String,
     /// The geoctl migration that builds it; `None` for someone else's index.
     pub migration: Option<i64>,
+    /// On a partition (of a table partitioned since that migration): built again in place.
+    #[serde(skip)]
+    pub on_partition: bool,
 }
 
 impl InvalidIndex {
@@ -292,8 +340,8 @@ impl InvalidIndex {
 
 /// Every INVALID index of the current schema, with the geoctl migration that builds it.
 pub async fn invalid_indexes(pool: &PgPool) -> Result<Vec<InvalidIndex>, StoreError> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT c.relname::text, t.relname::text FROM pg_index i \
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, t.relname::text, t.relispartition FROM pg_index i \
          JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE NOT i.indisvalid AND n.nspname = current_schema() ORDER BY 1",
@@ -303,13 +351,13 @@ pub async fn invalid_indexes(pool: &PgPool) -> Result<Vec<InvalidIndex>, StoreEr
     .map_err(|e| StoreError::Migrate(e.to_string()))?;
     Ok(rows
         .into_iter()
-        .map(|(name, table)| {
+        .map(|(name, table, on_partition)| {
             let builds = format!("IF NOT EXISTS {name}\n");
             let migration = MIGRATOR
                 .iter()
                 .find(|m| m.sql.contains("CREATE") && m.sql.contains(&builds) && m.sql.contains("CONCURRENTLY"))
                 .map(|m| m.version);
-            InvalidIndex { name, table, migration }
+            InvalidIndex { name, table, migration, on_partition }
         })
         .collect())
 }
@@ -345,65 +393,6 @@ async fn applied(pool: &PgPool) -> Result<Vec<(i64, chrono::DateTime<chrono::Utc
         .fetch_all(pool)
         .await
         .map_err(|e| StoreError::Migrate(e.to_string()))
-}
-
-/// What a retention run removed (or would remove).
-#[derive(Debug, Clone, Serialize)]
-pub struct PruneReport {
-    pub cutoff: chrono::DateTime<chrono::Utc>,
-    pub monitor_results: i64,
-    pub regional_performance_metrics: i64,
-    pub dry_run: bool,
-}
-
-/// Per-result tables that retention trims; daily summaries are kept.
-const PRUNED_TABLES: [&str; 2] = ["monitor_results", "regional_performance_metrics"];
-
-/// Deletes per-result rows older than `cutoff` in batches of `batch` rows,
-/// each batch its own short transaction, so agents keep writing meanwhile.
-pub async fn prune(
-    pool: &PgPool,
-    cutoff: chrono::DateTime<chrono::Utc>,
-    batch: i64,
-    dry_run: bool,
-) -> Result<PruneReport, sqlx::Error> {
-    let mut counts = [0i64; 2];
-    if !dry_run {
-        // Recorded first: a prune interrupted halfway has still cut into these days.
-        sqlx::query(
-            "INSERT INTO results_retention (table_name, pruned_before) SELECT unnest($1::text[]), $2 \
-             ON CONFLICT (table_name) DO UPDATE SET \
-             pruned_before = GREATEST(results_retention.pruned_before, EXCLUDED.pruned_before), pruned_at = now()",
-        )
-        .bind(PRUNED_TABLES.map(String::from).to_vec())
-        .bind(cutoff)
-        .execute(pool)
-        .await?;
-    }
-    for (table, count) in PRUNED_TABLES.iter().zip(counts.iter_mut()) {
-        if dry_run {
-            *count = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE checked_at < $1"))
-                .bind(cutoff)
-                .fetch_one(pool)
-                .await?;
-            continue;
-        }
-        loop {
-            let deleted = sqlx::query(&format!(
-                "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE checked_at < $1 LIMIT $2))"
-            ))
-            .bind(cutoff)
-            .bind(batch)
-            .execute(pool)
-            .await?
-            .rows_affected() as i64;
-            *count += deleted;
-            if deleted < batch {
-                break;
-            }
-        }
-    }
-    Ok(PruneReport { cutoff, monitor_results: counts[0], regional_performance_metrics: counts[1], dry_run })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ fn migrate_dry_run_changes_nothing() {
 }
 
 /// The legacy app's tables, as they exist before geoctl, with rows.
-const LEGACY: &str = r#"
+pub(crate) const LEGACY: &str = r#"
 CREATE TABLE monitors (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     name text NOT NULL,
@@ -59,7 +59,7 @@ INSERT INTO monitor_results (monitor_id, checked_at, status, response_time_ms, d
 
 const LEGACY_MONITORS: &str =
     "SELECT string_agg(concat_ws('|', id, name, type, target, frequency_minutes, enabled, status, config, created_at, updated_at), ';' ORDER BY id) FROM monitors";
-const LEGACY_RESULTS: &str =
+pub(crate) const LEGACY_RESULTS: &str =
     "SELECT string_agg(concat_ws('|', id, monitor_id, checked_at, status, response_time_ms, details, is_up), ';' ORDER BY id) FROM monitor_results";
 
 #[test]
@@ -123,7 +123,7 @@ fn prune_deletes_old_results_only_and_keeps_summaries() {
          INSERT INTO regional_monitor_summaries (monitor_id, region_code, day, total_checks)
            SELECT '33333333-3333-3333-3333-333333333333', 'us-east', (now() - (n || ' days')::interval)::date, 1 FROM generate_series(0, 99) n;",
     );
-    db.geoctl(&["db", "prune", "--older-than", "90m"]).usage_error(&["under 1d"]);
+    db.geoctl(&["db", "prune", "--older-than", "90m"]).usage_error(&["under 2d"]);
     db.geoctl(&["db", "prune", "--older-than", "30d"]).usage_error(&["--yes"]);
     let dry = db.geoctl(&["db", "prune", "--older-than", "30d", "--dry-run", "-o", "json"]).success().json();
     assert_eq!(dry["monitor_results"], 70);

@@ -13,6 +13,7 @@ mod dns;
 mod examples;
 mod geo;
 mod health;
+mod history;
 mod mmdb;
 mod monitor;
 mod notify;

@@ -27,7 +27,7 @@ fn slow_server(delay: Duration) -> u16 {
     port
 }
 
-fn result(monitor: Uuid, region: &str, at: chrono::DateTime<Utc>, up: bool, total: f64) -> NewResult {
+pub(crate) fn result(monitor: Uuid, region: &str, at: chrono::DateTime<Utc>, up: bool, total: f64) -> NewResult {
     NewResult {
         monitor_id: monitor,
         execution_region: region.into(),

@@ -49,6 +49,24 @@ impl TestDb {
         db
     }
 
+    /// A database migrated as a geoctl without the migrations from `version` on left it.
+    pub fn migrated_before(version: i64) -> Self {
+        let db = Self::empty();
+        block_on(async {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+            let all = sqlx::migrate::Migrator::new(dir).await.unwrap();
+            let earlier: Vec<_> = all.iter().filter(|m| m.version < version).cloned().collect();
+            let migrator = sqlx::migrate::Migrator {
+                migrations: std::borrow::Cow::Owned(earlier),
+                ..sqlx::migrate::Migrator::DEFAULT
+            };
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            pool.close().await;
+        });
+        db
+    }
+
     /// Runs `query` on this database's pool, on the test's own runtime.
     fn query<T>(&self, query: impl AsyncFnOnce(&sqlx::PgPool) -> T) -> T {
         let (runtime, pool) = self.client.get_or_init(|| {

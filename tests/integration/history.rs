@@ -1,0 +1,331 @@
+//! Results and metrics partitioned by day (issue 24): the three databases geoctl starts from,
+//! partitions made ahead, a write into a day without one, retention by whole days.
+
+use chrono::{Duration, NaiveDate, Utc};
+use geoctl::results::{record, NewResult};
+use uuid::Uuid;
+
+use crate::db::{LEGACY, LEGACY_RESULTS};
+use crate::support::{block_on, TestDb};
+
+const TABLES: [&str; 2] = ["monitor_results", "regional_performance_metrics"];
+
+fn day_name(table: &str, day: NaiveDate) -> String {
+    format!("{table}_p{}", day.format("%Y%m%d"))
+}
+
+fn partitions(db: &TestDb, table: &str) -> Vec<String> {
+    db.scalar(&format!(
+        "SELECT string_agg(inhrelid::regclass::text, ',' ORDER BY inhrelid::regclass::text) \
+         FROM pg_inherits WHERE inhparent = '{table}'::regclass"
+    ))
+    .split(',')
+    .map(String::from)
+    .collect()
+}
+
+fn where_is(db: &TestDb, table: &str, filter: &str) -> String {
+    db.scalar(&format!("SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM {table} WHERE {filter}"))
+}
+
+fn monitor(db: &TestDb) -> Uuid {
+    db.geoctl(&["monitor", "create", "--name", "web", "--type", "http", "--target", "https://example.com"]).success();
+    db.scalar("SELECT id FROM monitors WHERE name = 'web'").parse().unwrap()
+}
+
+/// A result of `monitor` measured from us-east at `at`.
+fn result(monitor: Uuid, at: chrono::DateTime<Utc>, run_key: Option<String>) -> NewResult {
+    NewResult { run_key, ..crate::results::result(monitor, "us-east", at, true, 10.0) }
+}
+
+fn write(db: &TestDb, batch: &[NewResult]) -> u64 {
+    block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let new = record(&pool, batch).await.unwrap();
+        pool.close().await;
+        new
+    })
+}
+
+/// Both tables partitioned: the partition of the past, the default one, and a partition for
+/// each day from the past's bound (the day after tomorrow) to a week ahead.
+fn assert_partitioned(db: &TestDb) {
+    let today = Utc::now().date_naive();
+    for table in TABLES {
+        assert_eq!(db.scalar(&format!("SELECT relkind FROM pg_class WHERE oid = '{table}'::regclass")), "p");
+        let parts = partitions(db, table);
+        assert!(parts.contains(&format!("{table}_past")), "{parts:?}");
+        assert!(parts.contains(&format!("{table}_default")), "{parts:?}");
+        for n in 2..=7 {
+            assert!(parts.contains(&day_name(table, today + Duration::days(n))), "day +{n} missing: {parts:?}");
+        }
+        // The CHECK that let the heap be attached without a scan is gone.
+        assert_eq!(db.scalar(&format!("SELECT count(*) FROM pg_constraint WHERE conname = '{table}_past_bound'")), "0");
+    }
+    // Every partition refuses a second copy of a run; the indexes the queries need are on all.
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM pg_inherits i WHERE i.inhparent = 'monitor_results'::regclass AND NOT EXISTS (
+                 SELECT FROM pg_index x WHERE x.indrelid = i.inhrelid AND x.indisunique
+                   AND pg_get_indexdef(x.indexrelid) LIKE '%(run_key) WHERE (run_key IS NOT NULL)')"
+        ),
+        "0"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_partition_tree('monitor_results_monitor_checked_idx') WHERE level = 1"),
+        db.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'monitor_results'::regclass")
+    );
+}
+
+#[test]
+fn an_empty_database_is_partitioned_with_days_made_ahead_and_maintain_is_idempotent() {
+    let db = TestDb::migrated();
+    assert_partitioned(&db);
+
+    let again = db.geoctl(&["db", "maintain", "-o", "json"]).success();
+    assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
+    assert_eq!(again.json().as_array().unwrap().len(), 0);
+
+    let today = Utc::now().date_naive();
+    let more = db.geoctl(&["db", "maintain", "--days", "9", "-o", "json"]).success().json();
+    let made: Vec<&str> = more.as_array().unwrap().iter().map(|c| c["partition"].as_str().unwrap()).collect();
+    let mut expected = Vec::new();
+    for table in TABLES {
+        for n in 8..=9 {
+            expected.push(day_name(table, today + Duration::days(n)));
+        }
+    }
+    assert_eq!(made, expected);
+    db.geoctl(&["db", "maintain", "--days", "0"]).usage_error(&["--days"]);
+}
+
+#[test]
+fn the_existing_apps_table_becomes_the_past_and_its_inserts_and_reads_keep_working() {
+    let db = TestDb::empty();
+    db.exec(LEGACY);
+    let before = db.scalar(LEGACY_RESULTS);
+    db.geoctl(&["db", "migrate"]).success();
+    assert_partitioned(&db);
+    assert_eq!(db.scalar(LEGACY_RESULTS), before, "legacy results changed");
+    assert_eq!(where_is(&db, "monitor_results", "true"), "monitor_results_past");
+    // Its primary key and foreign key stay on its rows; the sequence now belongs to the
+    // partitioned table, so dropping the past one day keeps it.
+    assert_eq!(
+        db.scalar("SELECT conrelid::regclass::text FROM pg_constraint WHERE conname = 'monitor_results_pkey'"),
+        "monitor_results_past"
+    );
+    assert_eq!(
+        db.scalar("SELECT d.refobjid::regclass::text FROM pg_depend d WHERE d.objid = 'monitor_results_id_seq'::regclass AND d.deptype = 'a'"),
+        "monitor_results"
+    );
+
+    // The app's own statements, unchanged: an insert now, one for a later day, reads by id.
+    let site = "11111111-1111-1111-1111-111111111111";
+    db.exec(&format!(
+        "INSERT INTO monitor_results (monitor_id, checked_at, status, response_time_ms, details, is_up)
+         VALUES ('{site}', now(), 'up', 99, '{{\"code\":200}}', true)"
+    ));
+    let id: i64 = db.scalar("SELECT id FROM monitor_results WHERE response_time_ms = 99").parse().unwrap();
+    assert!(id > 3, "ids continue from the app's sequence: {id}");
+    db.exec(&format!(
+        "INSERT INTO monitor_results (monitor_id, checked_at, status, is_up) VALUES ('{site}', now() + interval '3 days', 'down', false)"
+    ));
+    assert_eq!(db.scalar(&format!("SELECT status FROM monitor_results WHERE id = {id}")), "up");
+    let later = day_name("monitor_results", (Utc::now() + Duration::days(3)).date_naive());
+    assert_eq!(where_is(&db, "monitor_results", "status = 'down' AND checked_at > now()"), later);
+    assert_eq!(db.count("monitor_results"), 5);
+
+    // geoctl reads the app's rows next to its own.
+    let results = db.geoctl(&["monitor", "results", "legacy-site", "--since", "60d", "-o", "json"]).success().json();
+    assert!(!results.as_array().unwrap().is_empty());
+}
+
+/// The migration that partitions results by day.
+const PARTITIONING: i64 = 20261206100001;
+
+#[test]
+fn geoctls_own_database_keeps_its_results_and_one_result_per_run() {
+    let db = TestDb::migrated_before(PARTITIONING);
+    assert_eq!(db.scalar("SELECT relkind FROM pg_class WHERE oid = 'monitor_results'::regclass"), "r");
+    let id = monitor(&db);
+    let at = Utc::now() - Duration::hours(2);
+    let key = format!("{id}:us-east:{}", at.timestamp_millis());
+    assert_eq!(write(&db, &[result(id, at, Some(key.clone())), result(id, at, None)]), 2);
+
+    db.geoctl(&["db", "migrate"]).success();
+    assert_partitioned(&db);
+    assert_eq!(db.count("monitor_results"), 2);
+    assert_eq!(db.count("regional_performance_metrics"), 2);
+    assert_eq!(where_is(&db, "monitor_results", "true"), "monitor_results_past");
+    // The run stored before the change is still stored once.
+    assert_eq!(write(&db, &[result(id, at, Some(key))]), 0);
+    assert_eq!(db.count("monitor_results"), 2);
+    let status = db.geoctl(&["monitor", "status", "web", "-o", "json"]).success().json();
+    assert!(status.to_string().contains("us-east"), "{status}");
+}
+
+#[test]
+fn a_write_for_a_day_without_a_partition_lands_in_default_and_maintain_moves_it() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let far = Utc::now() + Duration::days(20);
+    let key = format!("{id}:us-east:{}", far.timestamp_millis());
+    assert_eq!(write(&db, &[result(id, far, Some(key.clone()))]), 1);
+    assert_eq!(where_is(&db, "monitor_results", "true"), "monitor_results_default");
+    assert_eq!(where_is(&db, "regional_performance_metrics", "true"), "regional_performance_metrics_default");
+
+    let made = db.geoctl(&["db", "maintain", "-o", "json"]).success().json();
+    let moved: Vec<(String, u64)> = made
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["partition"].as_str().unwrap().to_string(), c["moved_rows"].as_u64().unwrap()))
+        .collect();
+    let day = far.date_naive();
+    assert_eq!(moved, TABLES.map(|t| (day_name(t, day), 1)).to_vec());
+    for table in TABLES {
+        assert_eq!(where_is(&db, table, "true"), day_name(table, day));
+        assert_eq!(db.count(&format!("{table}_default")), 0);
+    }
+    // Moved with its run key: the run is still refused a second time.
+    assert_eq!(write(&db, &[result(id, far, Some(key))]), 0);
+    assert_eq!(db.scalar("SELECT sum(total_checks) FROM regional_monitor_summaries"), "1");
+}
+
+#[test]
+fn a_run_retried_across_midnight_is_stored_once() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let midnight = (Utc::now().date_naive() + Duration::days(3)).and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let scheduled = midnight - Duration::seconds(30);
+    let key = format!("{id}:us-east:{}", scheduled.timestamp_millis());
+    assert_eq!(write(&db, &[result(id, midnight - Duration::seconds(1), Some(key.clone()))]), 1);
+    // The retry measured after midnight lands in the next day's partition, whose unique index
+    // has not seen the run: the look at the neighbouring days refuses it.
+    assert_eq!(write(&db, &[result(id, midnight + Duration::seconds(5), Some(key.clone()))]), 0);
+    // And the other way round: a copy measured before midnight recorded after the later one.
+    let other = format!("{id}:us-east:{}", (scheduled - Duration::minutes(1)).timestamp_millis());
+    assert_eq!(write(&db, &[result(id, midnight + Duration::seconds(20), Some(other.clone()))]), 1);
+    assert_eq!(write(&db, &[result(id, midnight - Duration::seconds(50), Some(other))]), 0);
+    assert_eq!(db.count("monitor_results"), 2);
+    assert_eq!(db.count("regional_performance_metrics"), 2);
+}
+
+#[test]
+fn prune_drops_whole_days_keeps_summaries_and_reports_read_across_the_boundary() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    // History as if partitioned 40 days ago: the partition of the past ends then.
+    let start = Utc::now().date_naive() - Duration::days(40);
+    for table in TABLES {
+        db.exec(&format!(
+            "ALTER TABLE {table} DETACH PARTITION {table}_past;
+             ALTER TABLE {table} ATTACH PARTITION {table}_past FOR VALUES FROM (MINVALUE) TO ('{start} 00:00:00+00')"
+        ));
+    }
+    let now = Utc::now();
+    let batch: Vec<NewResult> = (1..=39).map(|n| result(id, now - Duration::days(n), None)).collect();
+    assert_eq!(write(&db, &batch), 39);
+    // Days without their partition: all in the default one, until maintenance.
+    assert_eq!(db.count("monitor_results_default"), 39);
+    db.geoctl(&["db", "maintain"]).success();
+    assert_eq!(db.count("monitor_results_default"), 0);
+    assert_eq!(db.count("monitor_results"), 39);
+
+    // Closed days still without exact percentiles need their results: refused, nothing dropped.
+    let parts_before = partitions(&db, "monitor_results");
+    db.geoctl(&["db", "prune", "--older-than", "30d", "--yes"]).usage_error(&["summaries refresh"]);
+    db.geoctl(&["db", "prune", "--older-than", "1d", "--yes"]).usage_error(&["under 2d"]);
+    db.geoctl(&["db", "prune", "--older-than", "-3d", "--yes"]).usage_error(&["--older-than"]);
+    assert_eq!(partitions(&db, "monitor_results"), parts_before);
+    assert_eq!(db.count("monitor_results"), 39);
+    assert_eq!(db.scalar("SELECT count(*) FROM results_retention"), "0");
+
+    db.geoctl(&["summaries", "refresh"]).success();
+    let checks = |db: &TestDb| {
+        let report = db.geoctl(&["report", "--since", "45d", "-o", "json"]).success().json();
+        report["monitors"][0]["regions"][0]["checks"].as_i64().unwrap()
+    };
+    assert_eq!(checks(&db), 39);
+
+    let dry = db.geoctl(&["db", "prune", "--older-than", "30d", "--dry-run", "-o", "json"]).success().json();
+    assert_eq!(dry["dropped_partitions"].as_array().unwrap().len(), 20, "{dry}");
+    assert_eq!(db.count("monitor_results"), 39);
+
+    let done = db.geoctl(&["db", "prune", "--older-than", "30d", "--yes", "-o", "json"]).success().json();
+    // Days 31..39 ago and the past, whole, in each table; the result 30 days ago row by row.
+    let dropped: Vec<&str> =
+        done["dropped_partitions"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert_eq!(dropped.len(), 20, "{dropped:?}");
+    for table in TABLES {
+        assert!(dropped.contains(&format!("{table}_past").as_str()));
+        for n in 31..=39 {
+            assert!(dropped.contains(&day_name(table, (now - Duration::days(n)).date_naive()).as_str()), "{n}");
+        }
+    }
+    assert_eq!(done["monitor_results"], 1);
+    assert_eq!(done["regional_performance_metrics"], 1);
+    assert_eq!(db.count("monitor_results"), 29);
+    assert_eq!(db.count("regional_performance_metrics"), 29);
+    assert_eq!(db.count("regional_monitor_summaries"), 39, "summaries are kept");
+    assert_ne!(db.scalar("SELECT min(pruned_before) FROM results_retention"), "");
+    // The report reads the pruned days from their summaries: the same checks as before.
+    assert_eq!(checks(&db), 39);
+    // Writes keep working, for today and for a day before the partitions (the default catches it).
+    assert_eq!(write(&db, &[result(id, Utc::now(), None), result(id, now - Duration::days(60), None)]), 2);
+    assert_eq!(where_is(&db, "monitor_results", "checked_at < now() - interval '50 days'"), "monitor_results_default");
+    let again = db.geoctl(&["db", "prune", "--older-than", "30d", "--yes", "-o", "json"]).success().json();
+    assert_eq!(again["dropped_partitions"].as_array().unwrap().len(), 0);
+    assert_eq!(again["monitor_results"], 1, "the stray row in the default partition, row by row");
+}
+
+#[test]
+fn maintain_without_the_right_to_create_partitions_says_what_to_grant_and_writes_go_on() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let last = Utc::now().date_naive() + Duration::days(7);
+    for table in TABLES {
+        db.exec(&format!("DROP TABLE {}", day_name(table, last)));
+    }
+    let role = format!("geoctl_nopriv_{}", Uuid::new_v4().simple());
+    db.exec(&format!("CREATE ROLE {role} LOGIN"));
+    struct DropRole<'a>(&'a TestDb, String);
+    impl Drop for DropRole<'_> {
+        fn drop(&mut self) {
+            self.0.exec(&format!("DROP OWNED BY {0}; DROP ROLE {0}", self.1));
+        }
+    }
+    let _cleanup = DropRole(&db, role.clone());
+    db.exec(&format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"));
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&role).unwrap();
+    url.set_password(None).unwrap();
+
+    let run = db.geoctl_with(&["db", "maintain"], &[("DATABASE_URL", url.as_str())]);
+    assert_eq!(run.code, 1, "{run:?}");
+    for part in ["monitor_results", &day_name("monitor_results", last), "GRANT CREATE ON SCHEMA public TO", &role] {
+        assert!(run.stderr.contains(part), "{part} not in {}", run.stderr);
+    }
+    assert!(!partitions(&db, "monitor_results").contains(&day_name("monitor_results", last)));
+    // The writers' rows for that day land in the default partition meanwhile.
+    let at = last.and_hms_opt(12, 0, 0).unwrap().and_utc();
+    assert_eq!(write(&db, &[result(id, at, None)]), 1);
+    assert_eq!(where_is(&db, "monitor_results", "true"), "monitor_results_default");
+}
+
+#[test]
+fn deleting_a_monitor_takes_only_its_own_rows_from_every_day() {
+    let db = TestDb::migrated();
+    let web = monitor(&db);
+    db.geoctl(&["monitor", "create", "--name", "api", "--type", "http", "--target", "https://example.org"]).success();
+    let api: Uuid = db.scalar("SELECT id FROM monitors WHERE name = 'api'").parse().unwrap();
+    // The first rows of several partitions share their ctids: web's in some, api's in others.
+    let day = |n: i64| Utc::now() + Duration::days(n);
+    let rows =
+        [result(web, day(2), None), result(api, day(3), None), result(api, day(4), None), result(web, day(4), None)];
+    assert_eq!(write(&db, &rows), 4);
+    db.geoctl(&["monitor", "delete", "web", "--yes"]).success();
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM monitor_results WHERE monitor_id = '{api}'")), "2");
+    assert_eq!(db.count("monitor_results"), 2);
+    assert_eq!(db.count("regional_performance_metrics"), 2);
+}
