@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
 use tokio::time::{sleep, MissedTickBehavior};
 
@@ -12,6 +14,7 @@ use super::eval::Liveness;
 use super::leader::{Leadership, RETRY};
 use super::store::{self, TickReport};
 use super::{AlertError, Settings};
+use crate::notify::Notifier;
 use crate::queue::heartbeat;
 use crate::queue::{RedisEndpoint, RegionQueue};
 
@@ -87,23 +90,66 @@ impl Heartbeats {
     }
 }
 
-/// One tick: heartbeats, evaluation, delivery.
+/// One tick: heartbeats, then evaluation. Delivery of the outbox it wrote is
+/// [`deliver`]'s, beside it.
 pub async fn once(pool: &PgPool, settings: &Settings, heartbeats: &mut Heartbeats) -> Result<TickReport, AlertError> {
     let liveness = heartbeats.read(pool).await?;
-    let report = store::tick(pool, settings, &liveness).await?;
-    deliver(pool).await;
-    Ok(report)
+    store::tick(pool, settings, &liveness).await
 }
 
-/// THE DELIVERY HOOK. The single place where the outbox the tick just
-/// committed is handed to delivery: `notify::outbox::deliver_due(...)` is
-/// called here, once per tick, when the notify half is merged. Until then it
-/// does nothing and the rows stay pending for whoever delivers them.
-async fn deliver(_pool: &PgPool) {}
+/// How often the leader's delivery looks for due notifications when no tick woke it: backoffs
+/// end between ticks, and a standby's claims expire.
+const DELIVERY_POLL: Duration = Duration::from_secs(1);
+/// How often the leader makes sure the next days' result partitions exist (`db maintain`'s
+/// work; agents only look one day ahead).
+const MAINTAIN_EVERY: Duration = Duration::from_secs(3600);
+
+/// Delivers the outbox until aborted, beside evaluation: one send may take a receiver's whole
+/// timeout, which must not hold up the verdicts. `wake` (a tick that wrote notifications)
+/// starts a round at once. A round aborted mid-send leaves its rows claimed until their lease
+/// ends; then whoever delivers sends them again, under the same idempotency key.
+fn deliver(pool: PgPool, notifier: Arc<Notifier>, wake: Arc<tokio::sync::Notify>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match crate::notify::deliver_due(&pool, &notifier).await {
+                Ok(r) if r.delivered + r.failed + r.retrying > 0 => tracing::info!(
+                    delivered = r.delivered,
+                    failed = r.failed,
+                    retrying = r.retrying,
+                    deferred = r.deferred,
+                    "delivery"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("delivery failed, retrying: {e}"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = sleep(DELIVERY_POLL) => {}
+            }
+        }
+    })
+}
+
+/// `db maintain`'s partitions for the next week, from the leader, so an installation without a
+/// cron job for it keeps them too.
+async fn maintain_partitions(pool: &PgPool) {
+    let today = chrono::Utc::now().date_naive();
+    match crate::store::partition::maintain(pool, today, 7).await {
+        Ok(created) if !created.is_empty() => tracing::info!(created = created.len(), "result partitions created"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not create the next days' result partitions: {e}"),
+    }
+}
 
 /// Runs until a signal: stands by, leads, ticks. Checks the configured
 /// channels first, so a misnamed one stops it before it ever leads.
-pub async fn run(pool: &PgPool, settings: &Settings, heartbeats: &mut Heartbeats) -> anyhow::Result<()> {
+pub async fn run(
+    pool: &PgPool,
+    settings: &Settings,
+    heartbeats: &mut Heartbeats,
+    notifier: Notifier,
+) -> anyhow::Result<()> {
+    let notifier = Arc::new(notifier);
     {
         let mut conn = pool.acquire().await?;
         store::Routing::load(&mut conn, settings, Some(&[])).await?;
@@ -126,12 +172,16 @@ pub async fn run(pool: &PgPool, settings: &Settings, heartbeats: &mut Heartbeats
             }
         };
         tracing::info!("leading: evaluating every {}", crate::duration::format(settings.interval));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let delivery = deliver(pool.clone(), notifier.clone(), wake.clone());
         let mut every = tokio::time::interval(settings.interval);
         every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut maintained: Option<Instant> = None;
         loop {
             tokio::select! {
                 signal = signals.next() => {
                     tracing::info!("{signal}: releasing the leader lock and stopping");
+                    delivery.abort();
                     leadership.release().await;
                     return Ok(());
                 }
@@ -139,9 +189,18 @@ pub async fn run(pool: &PgPool, settings: &Settings, heartbeats: &mut Heartbeats
             }
             if !leadership.still().await {
                 tracing::warn!("lost the leader lock's connection; standing by");
+                delivery.abort();
                 break;
             }
-            match once(pool, settings, heartbeats).await {
+            if maintained.is_none_or(|at| at.elapsed() >= MAINTAIN_EVERY) {
+                maintain_partitions(pool).await;
+                maintained = Some(Instant::now());
+            }
+            let tick = once(pool, settings, heartbeats).await;
+            if tick.as_ref().is_ok_and(|r| r.notifications > 0) {
+                wake.notify_one();
+            }
+            match tick {
                 Ok(r) if r.opened + r.resolved + r.events > 0 => tracing::info!(
                     results = r.results,
                     opened = r.opened,

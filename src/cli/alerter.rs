@@ -5,6 +5,7 @@
 
 use super::Context;
 use crate::alert::service::{self, Heartbeats};
+use crate::notify::Notifier;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,20 +26,33 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let settings = ctx.settings.alerting.settings();
     let pool = ctx.pool().await?;
     let mut heartbeats = Heartbeats::new(&ctx.settings);
+    let notifier = Notifier::new(super::notification::delivery_options(ctx))?;
     if !args.once {
-        return service::run(&pool, &settings, &mut heartbeats).await;
+        return service::run(&pool, &settings, &mut heartbeats, notifier).await;
     }
-    let report = service::once(&pool, &settings, &mut heartbeats).await?;
+    let tick = service::once(&pool, &settings, &mut heartbeats).await?;
+    let delivery = crate::notify::deliver_due(&pool, &notifier).await?;
+    let report = Once { tick, delivery };
     ctx.printer.print(&report, |p| {
-        let mut t = p.table(["RESULTS", "MONITORS", "OPENED", "RESOLVED", "EVENTS", "NOTIFICATIONS"]);
+        let mut t = p.table(["RESULTS", "MONITORS", "OPENED", "RESOLVED", "EVENTS", "NOTIFICATIONS", "DELIVERED"]);
+        let (tick, delivery) = (&report.tick, &report.delivery);
         t.add_row(vec![
-            report.results.to_string(),
-            report.monitors.to_string(),
-            report.opened.to_string(),
-            report.resolved.to_string(),
-            report.events.to_string(),
-            report.notifications.to_string(),
+            tick.results.to_string(),
+            tick.monitors.to_string(),
+            tick.opened.to_string(),
+            tick.resolved.to_string(),
+            tick.events.to_string(),
+            tick.notifications.to_string(),
+            delivery.delivered.to_string(),
         ]);
         vec![t]
     })
+}
+
+/// What `alerter --once` did: one evaluation, then one round of delivery.
+#[derive(serde::Serialize)]
+struct Once {
+    #[serde(flatten)]
+    tick: crate::alert::store::TickReport,
+    delivery: crate::notify::DeliveryReport,
 }

@@ -80,9 +80,9 @@ struct MigrateReport {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    // Migrating and showing migrations work on any schema; pruning needs geoctl's.
+    // Migrating and showing migrations work on any schema; pruning and partitions need geoctl's.
     let pool = match args.command {
-        Command::Prune { .. } => ctx.pool().await?,
+        Command::Prune { .. } | Command::Maintain { .. } => ctx.pool().await?,
         Command::Migrate { .. } | Command::Status => ctx.pool_any_schema().await?,
     };
     match args.command {

@@ -415,6 +415,59 @@ fn two_alerters_one_leads_and_the_standby_takes_over_within_10_s_of_a_sigkill_wi
     eprintln!("standby took over {took_over:?} after the leader's SIGKILL");
 }
 
+/// The leader dies while a receiver holds its request: the standby delivers that notification
+/// (again, under the same idempotency key, once the claim's lease ends) and everything after it.
+#[test]
+fn a_leader_killed_mid_delivery_leaves_the_standby_to_deliver_everything() {
+    let rt = crate::notify::runtime();
+    let hook = rt.block_on(crate::notify::Receiver::start());
+    let db = TestDb::migrated();
+    let secret = db.dir().join("hook-secret");
+    std::fs::write(&secret, "whsec_failover\n").unwrap();
+    let url = hook.url("/geoctl");
+    db.geoctl(&[
+        "channel",
+        "add",
+        "hook",
+        "--type",
+        "webhook",
+        "--url",
+        &url,
+        "--secret-file",
+        &secret.to_string_lossy(),
+    ])
+    .success();
+    let m = monitor(&db, "api", &["--notify", "hook"]);
+    let mut first = Alerter::start(&db);
+    let mut second = Alerter::start(&db);
+    wait_until("one alerter to lead", Duration::from_secs(10), || first.leads() || second.leads());
+    let (leader, standby) = if first.leads() { (&mut first, &second) } else { (&mut second, &first) };
+
+    hook.delay(Duration::from_secs(60));
+    results(&db, &m, &[2, 1], &["ap-south"], &["us-east", "eu-west"]);
+    wait_until("the leader to send the incident", Duration::from_secs(10), || hook.requests().len() == 1);
+    leader.child.kill().unwrap();
+    leader.child.wait().unwrap();
+    hook.delay(Duration::ZERO);
+    wait_until("the standby to lead", Duration::from_secs(10), || standby.leads());
+    // Two passing runs everywhere (`recover` is 2): the incident resolves.
+    results(&db, &m, &[1, 0], &["us-east", "eu-west", "ap-south"], &[]);
+    // The held row is the standby's once its claim's lease (2 × the 10 s timeout + 1 s) ends.
+    wait_until("both events delivered", Duration::from_secs(45), || {
+        count(&db, "notifications WHERE state = 'delivered'") == 2
+    });
+    assert_eq!(count(&db, "notifications"), 2, "one notification per event");
+    let keys: Vec<String> = hook.requests().iter().map(|r| r.header("Idempotency-Key").unwrap().to_string()).collect();
+    let mut distinct = keys.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2, "the opened and resolved events: {keys:?}");
+    let repeated = keys.len() - distinct.len();
+    assert!(repeated <= 1, "only the held send may arrive again: {keys:?}");
+    let events: Vec<String> = hook.requests().iter().map(|r| r.json()["event"]["kind"].to_string()).collect();
+    eprintln!("receiver got {} request(s) for 2 events ({repeated} repeated under its key): {events:?}", keys.len());
+}
+
 #[test]
 fn the_stack_runs_an_alerter_only_when_asked_and_docker_accepts_the_file() {
     let db = TestDb::migrated();

@@ -10,6 +10,7 @@ mod peers;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::probe_checks::support::{read_request_with_body, BoxIo};
 use crate::support::TestDb;
@@ -37,7 +38,7 @@ impl Received {
 pub struct Receiver {
     pub addr: SocketAddr,
     pub got: Arc<Mutex<Vec<Received>>>,
-    answer: Arc<Mutex<(u16, String)>>,
+    answer: Arc<Mutex<(u16, String, Duration)>>,
 }
 
 impl Receiver {
@@ -48,7 +49,7 @@ impl Receiver {
     /// A receiver on a given port of 127.0.0.1 (one that was closed until now).
     pub async fn start_on(port: u16) -> Receiver {
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let answer = Arc::new(Mutex::new((200, "ok".to_string())));
+        let answer = Arc::new(Mutex::new((200, "ok".to_string(), Duration::ZERO)));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (g, a) = (got.clone(), answer.clone());
@@ -65,7 +66,13 @@ impl Receiver {
     }
 
     pub fn answer(&self, status: u16, body: &str) {
-        *self.answer.lock().unwrap() = (status, body.to_string());
+        let mut answer = self.answer.lock().unwrap();
+        (answer.0, answer.1) = (status, body.to_string());
+    }
+
+    /// Answers each request only after `delay`, as a receiver that hangs does.
+    pub fn delay(&self, delay: Duration) {
+        self.answer.lock().unwrap().2 = delay;
     }
 
     pub fn requests(&self) -> Vec<Received> {
@@ -73,7 +80,7 @@ impl Receiver {
     }
 }
 
-async fn handle(mut io: BoxIo, got: Arc<Mutex<Vec<Received>>>, answer: Arc<Mutex<(u16, String)>>) {
+async fn handle(mut io: BoxIo, got: Arc<Mutex<Vec<Received>>>, answer: Arc<Mutex<(u16, String, Duration)>>) {
     let text = read_request_with_body(&mut io).await;
     let Some((head, body)) = text.split_once("\r\n\r\n") else { return };
     let mut lines = head.lines();
@@ -81,7 +88,8 @@ async fn handle(mut io: BoxIo, got: Arc<Mutex<Vec<Received>>>, answer: Arc<Mutex
     let headers =
         lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     got.lock().unwrap().push(Received { path, headers, body: body.to_string() });
-    let (status, body) = answer.lock().unwrap().clone();
+    let (status, body, delay) = answer.lock().unwrap().clone();
+    tokio::time::sleep(delay).await;
     let response = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     let _ = io.write_all(response.as_bytes()).await;
     let _ = io.shutdown().await;
