@@ -85,9 +85,8 @@ impl TestDb {
 
     /// The first column of the first row, as text.
     pub fn scalar(&self, sql: &str) -> String {
-        let value: Option<String> = self.query(async |pool| {
-            sqlx::query_scalar(&format!("SELECT ({sql})::text")).fetch_one(pool).await.unwrap()
-        });
+        let value: Option<String> = self
+            .query(async |pool| sqlx::query_scalar(&format!("SELECT ({sql})::text")).fetch_one(pool).await.unwrap());
         value.unwrap_or_default()
     }
 
