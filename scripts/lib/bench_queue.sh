@@ -29,6 +29,8 @@ BENCH_SCALE_MINUTES=${BENCH_SCALE_MINUTES:-5}
 # Which parts run, comma-separated.
 BENCH_QUEUE_PARTS=${BENCH_QUEUE_PARTS:-overhead,e2e,scale}
 
+source scripts/lib/runs.sh
+
 _bq_pids=()
 _bq_work=""
 
@@ -57,27 +59,6 @@ bq_stop() {
   local pid kept=()
   for pid in "${_bq_pids[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
   _bq_pids=("${kept[@]}")
-}
-
-# CPU seconds (user + system) of a process so far.
-cpu_of() {
-  awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"
-}
-
-# CPU seconds of a process and all its children, live and exited (PostgreSQL:
-# the postmaster's reaped backends are in its cutime/cstime).
-cpu_tree_of() {
-  local total child
-  total=$(awk '{ print ($14 + $15 + $16 + $17) / 100 }' "/proc/$1/stat")
-  for child in $(pgrep -P "$1"); do
-    total=$(awk -v t="$total" -v c="$(cpu_of "$child" 2>/dev/null || echo 0)" 'BEGIN { print t + c }')
-  done
-  echo "$total"
-}
-
-# Peak RSS of a process, MiB.
-rss_of() {
-  awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"
 }
 
 bq_install() {
@@ -129,12 +110,6 @@ bq_build() {
   PROBE_BENCH=$(artifact "$artifacts" probe bench)
   [ -x "$GEOCTL_BIN" ] && [ -x "$QUEUE_BENCH" ] && [ -x "$PROBE_BENCH" ] \
     || { echo "build produced no executables" >&2; return 1; }
-}
-
-# artifact FILE NAME KIND: the executable cargo reported for that target.
-artifact() {
-  grep '"reason":"compiler-artifact"' "$1" | grep "\"name\":\"$2\"" | grep "\"kind\":\[\"$3\"\]" \
-    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
 geoctl() {
@@ -267,20 +242,10 @@ bench_queue_e2e() {
     "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "${rss:-null}" "${recorded:-null}" >>"$BQ_JSON"
 }
 
-psql_q() {
-  "$(pg_bindir)/psql" -X -A -t -q "$DATABASE_URL" -c "$1"
-}
-
 bench_queue_scale() {
   local n=$BENCH_SCALE_MONITORS minutes=$BENCH_SCALE_MINUTES region port pids=() pg_pid i
   log "part 3: scale, $n monitors x 3 regions every minute for $minutes minutes"
-  {
-    echo "monitors:"
-    for i in $(seq 1 "$n"); do
-      printf '  - {name: scale-%s, type: http, target: "http://127.0.0.1:%s/s/%s", every: 1m, timeout: 10s}\n' \
-        "$i" "$BQ_HTTP_PORT" "$i"
-    done
-  } >"$_bq_work/scale.yaml"
+  monitors_yaml "$n" scale "http://127.0.0.1:$BQ_HTTP_PORT/s" 1m >"$_bq_work/scale.yaml"
   geoctl monitor apply -f "$_bq_work/scale.yaml" >/dev/null 2>"$_bq_work/scale-apply.log"
   pg_pid=$(head -n 1 "$BQ_PGDATA/postmaster.pid")
   local pg_cpu0 start_ms end_ms
@@ -311,12 +276,7 @@ bench_queue_scale() {
   # runs are exactly 60 s apart: (last - first) / 60 s + 1 runs.
   psql_q "
     WITH runs AS (
-      SELECT split_part(run_key, ':', 1) AS monitor, split_part(run_key, ':', 2) AS region,
-             split_part(run_key, ':', 3)::bigint AS due, count(*) AS n,
-             min(extract(epoch FROM checked_at) * 1000) AS started
-      FROM monitor_results WHERE run_key ~ '^[^:]+:[^:]+:[0-9]+$'
-        AND split_part(run_key, ':', 3)::bigint BETWEEN $start_ms AND $end_ms
-      GROUP BY run_key),
+$(runs_cte "$start_ms" "$end_ms")),
     series AS (
       SELECT monitor, region, count(*) AS runs, (max(due) - min(due)) / 60000 + 1 AS due_runs
       FROM runs GROUP BY monitor, region)
