@@ -29,6 +29,8 @@ BENCH_SCALE_MINUTES=${BENCH_SCALE_MINUTES:-5}
 # Which parts run, comma-separated.
 BENCH_QUEUE_PARTS=${BENCH_QUEUE_PARTS:-overhead,e2e,scale}
 
+source scripts/lib/runs.sh
+
 _bq_pids=()
 _bq_work=""
 declare -gA _bq_logs=()
@@ -40,7 +42,7 @@ declare -gA _bq_logs=()
 bq_cleanup() {
   local status=$? pid code kept
   for pid in "${_bq_pids[@]}"; do
-    bq_running "$pid" && continue
+    process_running "$pid" && continue
     code=0
     wait "$pid" 2>/dev/null || code=$?
     printf '%s (pid %s) had exited before the end of the run: %s\n' "$(bq_what "$pid")" "$pid" "$(bq_exit_text "$code")" >&2
@@ -72,11 +74,6 @@ bq_start() {
   _bq_logs[$BQ_PID]=$log
 }
 
-# Whether PID still runs (a zombie does not: it has exited and waits to be reaped).
-bq_running() {
-  [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]
-}
-
 # What PID is, for people: its log's name (agent-scale-us-east, …) or "process".
 bq_what() {
   local log=${_bq_logs[$1]:-}
@@ -87,14 +84,11 @@ bq_exit_text() {
   if [ "$1" -gt 128 ]; then echo "killed by SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))"; else echo "exit status $1"; fi
 }
 
-# Fails, saying so with the end of its log, when PID no longer runs; the
-# measurements below read /proc/PID, which a dead process no longer has.
-bq_require_running() {
-  bq_running "$1" && return 0
+# runs.sh's helpers (which read /proc/PID) call this when their process is gone: name it and show its log's end.
+on_process_gone() {
   local log=${_bq_logs[$1]:-}
   echo "$(bq_what "$1") (pid $1) is no longer running${log:+; the end of its log $log:}" >&2
   [ -z "$log" ] || tail -n 20 "$log" | sed 's/^/   | /' >&2
-  return 1
 }
 
 bq_stop() {
@@ -104,30 +98,6 @@ bq_stop() {
   local pid kept=()
   for pid in "${_bq_pids[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
   _bq_pids=("${kept[@]}")
-}
-
-# CPU seconds (user + system) of a process so far.
-cpu_of() {
-  bq_require_running "$1" || return 1
-  awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"
-}
-
-# CPU seconds of a process and all its children, live and exited (PostgreSQL:
-# the postmaster's reaped backends are in its cutime/cstime).
-cpu_tree_of() {
-  local total child
-  bq_require_running "$1" || return 1
-  total=$(awk '{ print ($14 + $15 + $16 + $17) / 100 }' "/proc/$1/stat")
-  for child in $(pgrep -P "$1"); do
-    total=$(awk -v t="$total" -v c="$(cpu_of "$child" 2>/dev/null || echo 0)" 'BEGIN { print t + c }')
-  done
-  echo "$total"
-}
-
-# Peak RSS of a process, MiB.
-rss_of() {
-  bq_require_running "$1" || return 1
-  awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"
 }
 
 bq_install() {
@@ -179,12 +149,6 @@ bq_build() {
   PROBE_BENCH=$(artifact "$artifacts" probe bench)
   [ -x "$GEOCTL_BIN" ] && [ -x "$QUEUE_BENCH" ] && [ -x "$PROBE_BENCH" ] \
     || { echo "build produced no executables" >&2; return 1; }
-}
-
-# artifact FILE NAME KIND: the executable cargo reported for that target.
-artifact() {
-  grep '"reason":"compiler-artifact"' "$1" | grep "\"name\":\"$2\"" | grep "\"kind\":\[\"$3\"\]" \
-    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
 geoctl() {
@@ -317,20 +281,10 @@ bench_queue_e2e() {
     "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "${rss:-null}" "${recorded:-null}" >>"$BQ_JSON"
 }
 
-psql_q() {
-  "$(pg_bindir)/psql" -X -A -t -q "$DATABASE_URL" -c "$1"
-}
-
 bench_queue_scale() {
   local n=$BENCH_SCALE_MONITORS minutes=$BENCH_SCALE_MINUTES region port pids=() pg_pid i
   log "part 3: scale, $n monitors x 3 regions every minute for $minutes minutes"
-  {
-    echo "monitors:"
-    for i in $(seq 1 "$n"); do
-      printf '  - {name: scale-%s, type: http, target: "http://127.0.0.1:%s/s/%s", every: 1m, timeout: 10s}\n' \
-        "$i" "$BQ_HTTP_PORT" "$i"
-    done
-  } >"$_bq_work/scale.yaml"
+  monitors_yaml "$n" scale "http://127.0.0.1:$BQ_HTTP_PORT/s" 1m >"$_bq_work/scale.yaml"
   geoctl monitor apply -f "$_bq_work/scale.yaml" >/dev/null 2>"$_bq_work/scale-apply.log"
   pg_pid=$(head -n 1 "$BQ_PGDATA/postmaster.pid")
   local pg_cpu0 start_ms end_ms
@@ -349,7 +303,7 @@ bench_queue_scale() {
   # An agent that died mid-run makes every figure below wrong: name each one, then fail the run
   # (bq_cleanup reports how each exited and keeps the logs).
   local dead=0
-  for pid in "${pids[@]}"; do bq_require_running "$pid" || dead=1; done
+  for pid in "${pids[@]}"; do require_running "$pid" || dead=1; done
   if [ "$dead" = 1 ]; then
     echo "the scale run lost an agent before its end; no figures for it" >&2
     return 1
@@ -369,12 +323,7 @@ bench_queue_scale() {
   # runs are exactly 60 s apart: (last - first) / 60 s + 1 runs.
   psql_q "
     WITH runs AS (
-      SELECT split_part(run_key, ':', 1) AS monitor, split_part(run_key, ':', 2) AS region,
-             split_part(run_key, ':', 3)::bigint AS due, count(*) AS n,
-             min(extract(epoch FROM checked_at) * 1000) AS started
-      FROM monitor_results WHERE run_key ~ '^[^:]+:[^:]+:[0-9]+$'
-        AND split_part(run_key, ':', 3)::bigint BETWEEN $start_ms AND $end_ms
-      GROUP BY run_key),
+$(runs_cte "$start_ms" "$end_ms")),
     series AS (
       SELECT monitor, region, count(*) AS runs, (max(due) - min(due)) / 60000 + 1 AS due_runs
       FROM runs GROUP BY monitor, region)
