@@ -15,7 +15,6 @@ pub mod geo;
 pub mod health;
 pub mod monitor;
 pub mod notify;
-pub mod output;
 pub mod probe;
 pub mod queue;
 pub mod region;
@@ -25,4 +24,6 @@ pub mod stack;
 pub mod store;
 pub mod swarm;
 pub mod synthetic;
+#[cfg(test)]
+mod test_support;
 pub mod text;

@@ -18,6 +18,7 @@ mod monitor;
 mod network;
 mod node;
 mod notification;
+pub mod output;
 mod probe;
 mod queue;
 mod region;
@@ -35,9 +36,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sqlx::PgPool;
 
+use crate::cli::output::{Format, Printer};
 use crate::config::{Flags, Settings};
 use crate::error::{exit_code, input_error, EXIT_OK};
-use crate::output::{Format, Printer};
 
 /// Control plane for geo-distributed uptime and latency monitoring on Docker Swarm.
 #[derive(Debug, Parser)]
@@ -176,7 +177,7 @@ impl Context {
             return Err(input_error(format!("{question} — not on a terminal, so pass --yes to confirm")));
         }
         let confirmed = dialoguer::Confirm::new()
-            .with_prompt(crate::output::terminal_safe(question))
+            .with_prompt(crate::cli::output::terminal_safe(question))
             .default(false)
             .interact()
             .context("reading the confirmation")?;
@@ -219,7 +220,7 @@ pub fn main() -> i32 {
         // The reader went away (`geoctl … | head`): not an error worth a word.
         Err(err) if is_broken_pipe(&err) => EXIT_OK,
         Err(err) => {
-            eprintln!("error: {}", crate::output::terminal_safe(&render_error(&err)));
+            eprintln!("error: {}", crate::cli::output::terminal_safe(&render_error(&err)));
             exit_code(&err)
         }
     }
@@ -261,7 +262,7 @@ fn init_logging(verbose: u8, service: Option<agent::LogFormat>) {
         builder.with_writer(std::io::stderr).json().with_current_span(false).try_init()
     } else {
         let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        builder.with_writer(crate::output::SafeLog::new(std::io::stderr, colour)).with_ansi(colour).try_init()
+        builder.with_writer(crate::cli::output::SafeLog::new(std::io::stderr, colour)).with_ansi(colour).try_init()
     };
 }
 

@@ -14,7 +14,7 @@ use chrono::Utc;
 use super::stack::{deploy_rendered, print_report};
 use super::swarm::connect;
 use super::Context;
-use crate::output::note;
+use crate::cli::output::note;
 use crate::queue::{RedisEndpoint, RegionQueue};
 use crate::region::{Region, RegionPatch, RegionStore};
 use crate::stack::{self, deploy, ready, StackSettings};
