@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod check;
 pub mod create;
+mod plan;
 pub mod run;
 pub mod settings;
 mod spec;
