@@ -16,6 +16,7 @@ pub mod health;
 pub mod monitor;
 pub mod notify;
 pub mod probe;
+pub mod provision;
 pub mod queue;
 pub mod region;
 pub mod report;

@@ -173,7 +173,7 @@ async fn deploy_region(ctx: &Context, settings: &Settings, code: &str, flags: &D
 }
 
 /// Deploys with a progress bar per service on stderr (when it is a terminal).
-pub async fn deploy_rendered(
+async fn deploy_rendered(
     _ctx: &Context,
     engine: &crate::swarm::Engine,
     rendered: &Rendered,
