@@ -37,7 +37,7 @@ use clap::{Parser, Subcommand};
 use sqlx::PgPool;
 
 use crate::cli::output::{Format, Printer};
-use crate::config::{Flags, Settings};
+use crate::config::{Flags, LogFormat, Settings};
 use crate::error::{exit_code, input_error, EXIT_OK};
 
 /// Control plane for geo-distributed uptime and latency monitoring on Docker Swarm.
@@ -199,12 +199,6 @@ pub fn main() -> i32 {
             return e.exit_code();
         }
     };
-    let service_log = match &cli.command {
-        Command::Agent(args) => args.log_format(),
-        Command::Alerter(args) if args.is_service() => Some(agent::LogFormat::Text),
-        _ => None,
-    };
-    init_logging(cli.global.verbose, service_log);
     // One TLS crypto provider for every library that asks rustls for the
     // default one (redis for `rediss://`, bollard, the AWS SDKs, which can bring aws-lc-rs next to ring); installing fails only when one is set.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -249,7 +243,7 @@ fn render_error(err: &anyhow::Error) -> String {
 
 /// Logs on stderr. Commands log warnings unless `-v`; a long-running service
 /// (`service` set: the agent) logs what it does at info, as text or JSON lines.
-fn init_logging(verbose: u8, service: Option<agent::LogFormat>) {
+fn init_logging(verbose: u8, service: Option<LogFormat>) {
     let default = match (verbose, service.is_some()) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info,sqlx=warn,bullmq=warn",
@@ -258,7 +252,7 @@ fn init_logging(verbose: u8, service: Option<agent::LogFormat>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if service == Some(agent::LogFormat::Json) {
+    let _ = if service == Some(LogFormat::Json) {
         builder.with_writer(std::io::stderr).json().with_current_span(false).try_init()
     } else {
         let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -278,10 +272,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config: g.config.clone(),
         database_url: g.database_url.clone(),
         default_region: g.default_region.clone(),
+        agent: match &cli.command {
+            Command::Agent(args) => args.flags(),
+            _ => Default::default(),
+        },
     };
     let env: crate::config::Env = std::env::vars().collect();
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let settings = Settings::resolve(&flags, &env, &cwd, dirs::config_dir().as_deref())?;
+    // After the settings: the agent's log format is one of them.
+    let service_log = match &cli.command {
+        Command::Agent(args) if args.is_service() => Some(settings.agent.log_format.value),
+        Command::Alerter(args) if args.is_service() => Some(LogFormat::Text),
+        _ => None,
+    };
+    init_logging(g.verbose, service_log);
     let ctx = Context {
         settings,
         printer: Printer::new(g.output, g.no_color),
