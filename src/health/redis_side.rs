@@ -12,7 +12,8 @@ use crate::queue::{QueueError, RedisEndpoint, RegionQueue};
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueCounts {
     pub queue: String,
-    /// Waiting plus prioritized jobs.
+    /// Waiting jobs (on the wait list, or the paused list while the queue is paused) plus
+    /// prioritized ones: the jobs "oldest waiting" is taken from.
     pub waiting: u64,
     pub active: u64,
     pub delayed: u64,
@@ -25,7 +26,7 @@ pub async fn queue(queue: &RegionQueue) -> Result<QueueCounts, QueueError> {
     let counts = status::counts(queue).await?;
     Ok(QueueCounts {
         queue: queue.name().to_string(),
-        waiting: counts.waiting + counts.prioritized,
+        waiting: counts.waiting + counts.paused + counts.prioritized,
         active: counts.active,
         delayed: counts.delayed,
         failed: counts.failed,
