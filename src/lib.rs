@@ -15,8 +15,8 @@ pub mod geo;
 pub mod health;
 pub mod monitor;
 pub mod notify;
-pub mod output;
 pub mod probe;
+pub mod provision;
 pub mod queue;
 pub mod region;
 pub mod report;
@@ -25,4 +25,6 @@ pub mod stack;
 pub mod store;
 pub mod swarm;
 pub mod synthetic;
+#[cfg(test)]
+mod test_support;
 pub mod text;

@@ -480,7 +480,7 @@ impl Signals {
 
 #[cfg(test)]
 mod tests {
-    use crate::output::tests::Captured;
+    use crate::test_support::Captured;
 
     /// A panic is an error-level log line with its message and where it happened.
     #[test]

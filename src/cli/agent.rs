@@ -1,18 +1,17 @@
 //! `geoctl agent`: run the worker of one region, or check a running one.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 
 use super::Context;
 use crate::agent::{self, job::ProbeMode, AgentOptions};
+use crate::config::AgentFlags;
 use crate::duration::{self, BareUnit};
 use crate::error::input_error;
 use crate::probe::{self, HttpSpec, ProbeOptions, ProbeSpec};
-use crate::queue::{RedisEndpoint, RegionQueue};
+use crate::queue::RegionQueue;
 use crate::region::RegionStore;
 
 #[derive(Debug, clap::Args)]
@@ -31,11 +30,14 @@ enum Command {
     Health(HealthArgs),
 }
 
+// The values are resolved with every other setting (`config::Settings::resolve`: flag >
+// environment > `agent:` in the config file > default), so clap only collects the flags' text.
+
 #[derive(Debug, clap::Args)]
 struct HealthArgs {
-    /// The agent's readiness endpoint
-    #[arg(long, env = "AGENT_HEALTH_URL", default_value = "http://127.0.0.1:3001/health/ready")]
-    url: String,
+    /// The agent's readiness endpoint [env: AGENT_HEALTH_URL] [default: http://127.0.0.1:3001/health/ready]
+    #[arg(long)]
+    url: Option<String>,
     /// Longest wait for the answer
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
@@ -43,57 +45,72 @@ struct HealthArgs {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// The region whose queue this agent runs (`monitor-<CODE>`)
-    #[arg(long, env = "WORKER_REGION", value_name = "CODE")]
+    /// The region whose queue this agent runs (`monitor-<CODE>`) [env: WORKER_REGION]
+    #[arg(long, value_name = "CODE")]
     region: Option<String>,
-    /// Jobs run at once
-    #[arg(long, env = "MAX_CONCURRENT_EXECUTIONS", default_value_t = 10)]
-    concurrency: usize,
-    /// A job's lock; after a crash its job runs again once the lock expired
-    #[arg(long, env = "AGENT_LOCK_DURATION", default_value = "30s", value_parser = parse_duration)]
-    lock_duration: Duration,
-    /// How often jobs with expired locks are looked for [default: the lock duration]
-    #[arg(long, env = "AGENT_STALLED_INTERVAL", value_parser = parse_duration)]
-    stalled_interval: Option<Duration>,
-    /// Address of /health/live, /health/ready and /metrics (`:PORT` = every interface)
-    #[arg(long, env = "AGENT_LISTEN", default_value = ":3001", value_parser = parse_listen)]
-    listen: SocketAddr,
-    /// Where results wait while PostgreSQL is unreachable (keep it on a volume)
-    #[arg(long, env = "AGENT_SPOOL_DIR", default_value = "/var/lib/geoctl/spool")]
-    spool_dir: PathBuf,
-    /// Most results kept in the spool; past it the oldest are dropped (and counted)
-    #[arg(long, env = "AGENT_SPOOL_MAX", default_value_t = 100_000)]
-    spool_max: usize,
-    /// On SIGTERM/SIGINT, how long jobs in flight may take to finish
-    #[arg(long, env = "AGENT_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    shutdown_timeout: Duration,
-    /// Reconcile the queue with the database this often (also done at start and after Redis comes back)
-    #[arg(long, env = "AGENT_RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
-    resync_interval: Duration,
-    /// Log format on stderr
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Jobs run at once [env: MAX_CONCURRENT_EXECUTIONS] [default: 10]
+    #[arg(long)]
+    concurrency: Option<String>,
+    /// A job's lock; after a crash its job runs again once the lock expired [env: AGENT_LOCK_DURATION] [default: 30s]
+    #[arg(long)]
+    lock_duration: Option<String>,
+    /// How often jobs with expired locks are looked for [env: AGENT_STALLED_INTERVAL] [default: the lock duration]
+    #[arg(long)]
+    stalled_interval: Option<String>,
+    /// Address of /health/live, /health/ready and /metrics (`:PORT` = every interface) [env: AGENT_LISTEN] [default: :3001]
+    #[arg(long)]
+    listen: Option<String>,
+    /// Where results wait while PostgreSQL is unreachable (keep it on a volume) [env: AGENT_SPOOL_DIR] [default: /var/lib/geoctl/spool]
+    #[arg(long)]
+    spool_dir: Option<String>,
+    /// Most results kept in the spool; past it the oldest are dropped (and counted) [env: AGENT_SPOOL_MAX] [default: 100000]
+    #[arg(long)]
+    spool_max: Option<String>,
+    /// On SIGTERM/SIGINT, how long jobs in flight may take to finish [env: AGENT_SHUTDOWN_TIMEOUT] [default: 30s]
+    #[arg(long)]
+    shutdown_timeout: Option<String>,
+    /// Reconcile the queue with the database this often (also done at start and after Redis comes back) [env: AGENT_RESYNC_INTERVAL] [default: 5m]
+    #[arg(long)]
+    resync_interval: Option<String>,
+    /// Log format on stderr: text or json [env: LOG_FORMAT] [default: text]
+    #[arg(long)]
+    log_format: Option<String>,
     /// Benchmarks only: every check succeeds at once without touching the network
     #[arg(long, hide = true)]
     instant_probe: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 impl Args {
-    /// How the agent logs; `None` for the sub-commands, which log like any command.
-    pub fn log_format(&self) -> Option<LogFormat> {
-        self.command.is_none().then_some(self.run.log_format)
+    /// Whether this runs the agent itself (a long-running service), not a sub-command.
+    pub fn is_service(&self) -> bool {
+        self.command.is_none()
+    }
+
+    /// The flags given, for the configuration resolver.
+    pub fn flags(&self) -> AgentFlags {
+        let r = &self.run;
+        AgentFlags {
+            region: r.region.clone(),
+            concurrency: r.concurrency.clone(),
+            lock_duration: r.lock_duration.clone(),
+            stalled_interval: r.stalled_interval.clone(),
+            listen: r.listen.clone(),
+            spool_dir: r.spool_dir.clone(),
+            spool_max: r.spool_max.clone(),
+            shutdown_timeout: r.shutdown_timeout.clone(),
+            resync_interval: r.resync_interval.clone(),
+            log_format: r.log_format.clone(),
+            health_url: match &self.command {
+                Some(Command::Health(h)) => h.url.clone(),
+                None => None,
+            },
+        }
     }
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     match args.command {
-        Some(Command::Health(health)) => check_health(health).await,
+        Some(Command::Health(health)) => check_health(ctx, health).await,
         None => run_agent(ctx, args.run).await,
     }
 }
@@ -116,8 +133,13 @@ async fn run_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn start_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<&'static str> {
-    let region = args.region.ok_or_else(|| input_error("no region; pass --region CODE or set WORKER_REGION"))?;
-    if args.concurrency == 0 {
+    let settings = &ctx.settings.agent;
+    let region = settings
+        .region
+        .as_ref()
+        .map(|r| r.value.clone())
+        .ok_or_else(|| input_error("no region; pass --region CODE or set WORKER_REGION"))?;
+    if settings.concurrency.value == 0 {
         return Err(input_error("--concurrency (MAX_CONCURRENT_EXECUTIONS) must be at least 1"));
     }
     let geo = std::sync::Arc::new(ctx.geo()?);
@@ -126,18 +148,18 @@ async fn start_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<&'static st
         let mut tx = pool.begin().await.context("reading the regions")?;
         RegionStore::require_active(&mut tx, std::slice::from_ref(&region)).await?;
     }
-    let endpoint = RedisEndpoint::resolve(&ctx.settings, &region)?;
-    let queue = RegionQueue::connect(&endpoint, &ctx.settings.tuning).await?;
+    let queue = RegionQueue::open(&ctx.settings, &region).await?;
+    let lock_duration = settings.lock_duration.value;
     let options = AgentOptions {
         region,
-        concurrency: args.concurrency,
-        lock_duration: args.lock_duration,
-        stalled_interval: args.stalled_interval.unwrap_or(args.lock_duration),
-        listen: args.listen,
-        spool_dir: args.spool_dir,
-        spool_max: args.spool_max,
-        shutdown_timeout: args.shutdown_timeout,
-        resync_interval: args.resync_interval,
+        concurrency: settings.concurrency.value,
+        lock_duration,
+        stalled_interval: settings.stalled_interval.as_ref().map_or(lock_duration, |s| s.value),
+        listen: settings.listen.value,
+        spool_dir: settings.spool_dir.value.clone(),
+        spool_max: settings.spool_max.value,
+        shutdown_timeout: settings.shutdown_timeout.value,
+        resync_interval: settings.resync_interval.value,
         probe_mode: if args.instant_probe { ProbeMode::Instant } else { ProbeMode::Real },
         geo,
     };
@@ -145,8 +167,9 @@ async fn start_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<&'static st
 }
 
 /// Asks the agent's readiness endpoint, with the probe engine (the image has no curl).
-async fn check_health(args: HealthArgs) -> anyhow::Result<()> {
-    let spec = HttpSpec::parse(&args.url).map_err(|e| input_error(format!("--url {}: {e}", args.url)))?;
+async fn check_health(ctx: &Context, args: HealthArgs) -> anyhow::Result<()> {
+    let url = &ctx.settings.agent.health_url.value;
+    let spec = HttpSpec::parse(url).map_err(|e| input_error(format!("--url {url}: {e}")))?;
     let result =
         probe::run(&ProbeSpec::Http(spec), &ProbeOptions { timeout: args.timeout, ..ProbeOptions::default() }).await;
     if result.up {
@@ -158,29 +181,9 @@ async fn check_health(args: HealthArgs) -> anyhow::Result<()> {
         (None, Some(failure)) => failure.message.clone(),
         (None, None) => "no answer".into(),
     };
-    anyhow::bail!("agent at {} is not ready: {why}", args.url)
+    anyhow::bail!("agent at {url} is not ready: {why}")
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse(text, BareUnit::Seconds)
-}
-
-/// `:3001` → every interface, port 3001; otherwise `HOST:PORT`.
-fn parse_listen(text: &str) -> Result<SocketAddr, String> {
-    let text = text.trim();
-    let full = if text.starts_with(':') { format!("0.0.0.0{text}") } else { text.to_string() };
-    full.parse()
-        .map_err(|_| format!("`{text}` is not an address; use :PORT or HOST:PORT, e.g. :3001 or 127.0.0.1:3001"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listen_addresses() {
-        assert_eq!(parse_listen(":3001").unwrap(), "0.0.0.0:3001".parse().unwrap());
-        assert_eq!(parse_listen("127.0.0.1:9").unwrap(), "127.0.0.1:9".parse().unwrap());
-        assert!(parse_listen("3001").is_err());
-    }
 }

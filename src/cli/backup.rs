@@ -7,9 +7,9 @@ use chrono::Utc;
 
 use super::Context;
 use crate::backup::{self, BackupError, PgTool, RestoreOptions, Target};
+use crate::cli::output::note;
 use crate::config::Secret;
 use crate::error::input_error;
-use crate::output::note;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

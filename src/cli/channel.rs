@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use super::region::report_change;
 use super::Context;
+use crate::cli::output::{note, Printer};
 use crate::notify::{
     channel, Channel, ChannelSpec, Kind, Notifier, NotifyError, SecretRef, Settings, SmtpTls, Verdict,
 };
-use crate::output::{note, Printer};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -207,7 +207,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 t.add_row([
                     name.clone(),
                     "delivered".into(),
-                    crate::output::or_dash(answer.status),
+                    crate::cli::output::or_dash(answer.status),
                     answer.detail.clone(),
                 ]);
                 vec![t]

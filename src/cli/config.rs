@@ -1,7 +1,7 @@
 //! `geoctl config show`.
 
 use super::Context;
-use crate::output::or_dash;
+use crate::cli::output::or_dash;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Context;
-use crate::output::{note, or_dash};
+use crate::cli::output::{note, or_dash};
 use crate::store;
 use crate::store::partition;
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::Context;
+use crate::cli::output::note;
 use crate::dns::{self, DesiredRegion, DnsError, Step};
-use crate::output::note;
 use crate::region::RegionStore;
 
 #[derive(Debug, clap::Args)]

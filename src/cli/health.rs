@@ -5,9 +5,9 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use super::Context;
+use crate::cli::output::{note, or_dash};
 use crate::error::input_error;
-use crate::health::{self, doctor, Engine, RegionHealth};
-use crate::output::{note, or_dash};
+use crate::health::{self, doctor, EngineReach, RegionHealth};
 use crate::region::RegionStore;
 use crate::stack::StackSettings;
 use crate::swarm::Endpoint;
@@ -32,18 +32,17 @@ pub async fn run(ctx: &Context, args: HealthArgs) -> anyhow::Result<()> {
     let codes = regions(ctx, args.region.as_deref()).await?;
     loop {
         // Regions sharing an engine share one connection.
-        let mut engines: HashMap<Endpoint, Engine> = HashMap::new();
+        let mut engines: HashMap<Endpoint, EngineReach> = HashMap::new();
         let mut report = Vec::new();
         for code in &codes {
             let endpoint = Endpoint::for_region(&ctx.settings, Some(code));
             if !engines.contains_key(&endpoint) {
-                let engine = Engine::connect(&endpoint).await;
+                let engine = EngineReach::connect(&endpoint).await;
                 engines.insert(endpoint.clone(), engine);
             }
             let stack =
                 StackSettings::resolve(&ctx.settings, code).map_or_else(|_| format!("geoctl-{code}"), |s| s.name);
-            let regional = ctx.settings.regions.get(code);
-            report.push(health::region(code, regional, &ctx.settings.tuning, &engines[&endpoint], &stack).await);
+            report.push(health::region(&ctx.settings, code, &engines[&endpoint], &stack).await);
         }
         if args.watch && ctx.printer.terminal {
             print!("\x1b[2J\x1b[H");

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use super::swarm::EngineArgs;
 use super::Context;
+use crate::cli::output::note;
 use crate::error::input_error;
-use crate::output::note;
 use crate::stack::DEFAULT_IMAGE;
 
 #[derive(Debug, clap::Args)]

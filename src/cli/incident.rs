@@ -2,8 +2,8 @@
 
 use super::Context;
 use crate::alert::manage::{self, Incident};
+use crate::cli::output::{note, or_dash};
 use crate::monitor::MonitorStore;
-use crate::output::{note, or_dash};
 use crate::store::Change;
 
 #[derive(Debug, clap::Args)]
@@ -82,7 +82,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                         comfy_table::Cell::new(r.checked_at.format("%Y-%m-%d %H:%M:%S").to_string()),
                         comfy_table::Cell::new(or_dash(r.region.clone())),
                         p.status_cell(state),
-                        comfy_table::Cell::new(crate::output::ms(r.total_ms)),
+                        comfy_table::Cell::new(crate::cli::output::ms(r.total_ms)),
                         comfy_table::Cell::new(or_dash(r.error.clone())),
                     ]);
                 }
@@ -110,7 +110,7 @@ fn say(ctx: &Context, incident: &Incident, change: Change, verb: &str) -> anyhow
     Ok(())
 }
 
-fn incident_table(p: &crate::output::Printer, incidents: &[Incident]) -> comfy_table::Table {
+fn incident_table(p: &crate::cli::output::Printer, incidents: &[Incident]) -> comfy_table::Table {
     let mut t = p.table(["ID", "STATE", "SEVERITY", "SUBJECT", "SUMMARY", "OPENED", "RESOLVED", "NOTE"]);
     for i in incidents {
         let subject = i.monitor.clone().or_else(|| i.region_code.clone()).unwrap_or_default();

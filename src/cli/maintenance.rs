@@ -10,7 +10,7 @@ use super::checks::parse_interval;
 use super::swarm::EngineArgs;
 use super::Context;
 use crate::alert::manage::{self, NewWindow, Scope, Window};
-use crate::output::{note, or_dash};
+use crate::cli::output::{note, or_dash};
 use crate::store::Change;
 
 #[derive(Debug, clap::Args)]
@@ -125,7 +125,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn window_table(p: &crate::output::Printer, windows: &[Window]) -> comfy_table::Table {
+fn window_table(p: &crate::cli::output::Printer, windows: &[Window]) -> comfy_table::Table {
     let mut t = p.table(["ID", "SUBJECT", "FROM", "TO", "REASON", "BY"]);
     for w in windows {
         let subject = match (&w.monitor, &w.region_code) {

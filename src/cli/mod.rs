@@ -18,6 +18,7 @@ mod monitor;
 mod network;
 mod node;
 mod notification;
+pub mod output;
 mod probe;
 mod queue;
 mod region;
@@ -35,9 +36,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sqlx::PgPool;
 
-use crate::config::{Flags, Settings};
+use crate::cli::output::{Format, Printer};
+use crate::config::{Flags, LogFormat, Settings};
 use crate::error::{exit_code, input_error, EXIT_OK};
-use crate::output::{Format, Printer};
 
 /// Control plane for geo-distributed uptime and latency monitoring on Docker Swarm.
 #[derive(Debug, Parser)]
@@ -176,7 +177,7 @@ impl Context {
             return Err(input_error(format!("{question} — not on a terminal, so pass --yes to confirm")));
         }
         let confirmed = dialoguer::Confirm::new()
-            .with_prompt(crate::output::terminal_safe(question))
+            .with_prompt(crate::cli::output::terminal_safe(question))
             .default(false)
             .interact()
             .context("reading the confirmation")?;
@@ -198,12 +199,6 @@ pub fn main() -> i32 {
             return e.exit_code();
         }
     };
-    let service_log = match &cli.command {
-        Command::Agent(args) => args.log_format(),
-        Command::Alerter(args) if args.is_service() => Some(agent::LogFormat::Text),
-        _ => None,
-    };
-    init_logging(cli.global.verbose, service_log);
     // One TLS crypto provider for every library that asks rustls for the
     // default one (redis for `rediss://`, bollard, the AWS SDKs, which can bring aws-lc-rs next to ring); installing fails only when one is set.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -219,7 +214,7 @@ pub fn main() -> i32 {
         // The reader went away (`geoctl … | head`): not an error worth a word.
         Err(err) if is_broken_pipe(&err) => EXIT_OK,
         Err(err) => {
-            eprintln!("error: {}", crate::output::terminal_safe(&render_error(&err)));
+            eprintln!("error: {}", crate::cli::output::terminal_safe(&render_error(&err)));
             exit_code(&err)
         }
     }
@@ -248,7 +243,7 @@ fn render_error(err: &anyhow::Error) -> String {
 
 /// Logs on stderr. Commands log warnings unless `-v`; a long-running service
 /// (`service` set: the agent) logs what it does at info, as text or JSON lines.
-fn init_logging(verbose: u8, service: Option<agent::LogFormat>) {
+fn init_logging(verbose: u8, service: Option<LogFormat>) {
     let default = match (verbose, service.is_some()) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info,sqlx=warn,bullmq=warn",
@@ -257,11 +252,11 @@ fn init_logging(verbose: u8, service: Option<agent::LogFormat>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if service == Some(agent::LogFormat::Json) {
+    let _ = if service == Some(LogFormat::Json) {
         builder.with_writer(std::io::stderr).json().with_current_span(false).try_init()
     } else {
         let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        builder.with_writer(crate::output::SafeLog::new(std::io::stderr, colour)).with_ansi(colour).try_init()
+        builder.with_writer(crate::cli::output::SafeLog::new(std::io::stderr, colour)).with_ansi(colour).try_init()
     };
 }
 
@@ -277,10 +272,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config: g.config.clone(),
         database_url: g.database_url.clone(),
         default_region: g.default_region.clone(),
+        agent: match &cli.command {
+            Command::Agent(args) => args.flags(),
+            _ => Default::default(),
+        },
     };
     let env: crate::config::Env = std::env::vars().collect();
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let settings = Settings::resolve(&flags, &env, &cwd, dirs::config_dir().as_deref())?;
+    // After the settings: the agent's log format is one of them.
+    let service_log = match &cli.command {
+        Command::Agent(args) if args.is_service() => Some(settings.agent.log_format.value),
+        Command::Alerter(args) if args.is_service() => Some(LogFormat::Text),
+        _ => None,
+    };
+    init_logging(g.verbose, service_log);
     let ctx = Context {
         settings,
         printer: Printer::new(g.output, g.no_color),

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use super::swarm::EngineArgs;
 use super::Context;
+use crate::cli::output::note;
 use crate::error::input_error;
-use crate::output::note;
 use crate::swarm::overlay_network;
 
 #[derive(Debug, clap::Args)]

@@ -4,7 +4,7 @@ use bollard::models::NodeSpecAvailabilityEnum;
 
 use super::swarm::{connect, EngineArgs};
 use super::Context;
-use crate::output::{note, or_dash};
+use crate::cli::output::{note, or_dash};
 use crate::swarm::node::{short, NodeChange};
 
 #[derive(Debug, clap::Args)]

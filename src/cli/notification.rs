@@ -4,9 +4,9 @@
 use comfy_table::Table;
 
 use super::Context;
+use crate::cli::output::{note, or_dash, Printer};
 use crate::notify::outbox::{self, Row};
 use crate::notify::{DeliveryOptions, Notifier};
-use crate::output::{note, or_dash, Printer};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -9,11 +9,11 @@ use anyhow::Context as _;
 
 use super::checks::{parse_interval, parse_type, CheckOptions};
 use super::Context;
+use crate::cli::output::{flow_tables, located_tables, route_tables, Located};
 use crate::error::{input_error, TargetDown};
 use crate::monitor::check::spec_from_config;
 use crate::monitor::settings::CheckSettings;
 use crate::monitor::MonitorType;
-use crate::output::{flow_tables, located_tables, route_tables, Located};
 use crate::probe::{self, trace, FailureKind, HttpVersion, IpPreference, ProbeOptions, ProbeSpec};
 
 #[derive(Debug, clap::Args)]
@@ -231,7 +231,7 @@ async fn run_synthetic(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     step.screenshot = Some(file.display().to_string());
                 }
             }
-            Err(e) => crate::output::note(format!("could not write the screenshot to {}: {e}", file.display())),
+            Err(e) => crate::cli::output::note(format!("could not write the screenshot to {}: {e}", file.display())),
         }
     }
     ctx.printer.print(&flow, |p| flow_tables(p, &flow))?;

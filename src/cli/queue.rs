@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::checks::parse_interval;
 use super::Context;
-use crate::output::{note, or_dash, Printer};
+use crate::cli::output::{note, or_dash, Printer};
+use crate::queue::control::{self, Done};
 use crate::queue::schedule::{self, SyncReport, Wanted};
-use crate::queue::status::{self, QueueState};
-use crate::queue::{QueueError, RedisEndpoint, RegionQueue};
+use crate::queue::status::{self, RegionStatus};
+use crate::queue::{QueueError, RegionQueue};
 use crate::region::RegionStore;
 
 #[derive(Debug, clap::Args)]
@@ -101,93 +102,43 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         Command::Status(scope) => {
             let regions = regions(&pool, &scope).await?;
             let wanted = Wanted::load(&pool).await?;
-            let entries = futures::future::join_all(regions.iter().map(|r| status_of(ctx, r, &wanted))).await;
+            let entries =
+                futures::future::join_all(regions.iter().map(|r| status::of_region(&ctx.settings, r, &wanted))).await;
             ctx.printer.print(&entries, |p| vec![status_table(p, &entries)])
         }
         Command::Sync { scope, dry_run } => sync(ctx, &pool, &scope, dry_run).await,
         Command::Pause { scope, dry_run } => {
             let regions = regions(&pool, &scope).await?;
-            each_region(ctx, &regions, dry_run, |q| async move {
-                let paused = q.run("reading the paused flag", q.bull().is_paused()).await?;
-                if paused {
-                    return Ok(Outcome::unchanged("already paused"));
-                }
-                if !dry_run {
-                    q.run("pausing the queue", q.bull().pause()).await?;
-                }
-                Ok(Outcome::changed("paused", None))
-            })
-            .await
+            each_region(ctx, &regions, dry_run, |q| async move { control::pause(&q, dry_run).await }).await
         }
         Command::Resume { scope, dry_run } => {
             let regions = regions(&pool, &scope).await?;
-            each_region(ctx, &regions, dry_run, |q| async move {
-                let paused = q.run("reading the paused flag", q.bull().is_paused()).await?;
-                if !paused {
-                    return Ok(Outcome::unchanged("not paused"));
-                }
-                if !dry_run {
-                    q.run("resuming the queue", q.bull().resume()).await?;
-                }
-                Ok(Outcome::changed("resumed", None))
-            })
-            .await
+            each_region(ctx, &regions, dry_run, |q| async move { control::resume(&q, dry_run).await }).await
         }
         Command::Drain { scope, yes, dry_run } => {
             let regions = regions(&pool, &scope).await?;
             if !dry_run {
                 ctx.confirm(&format!("Remove every waiting job in {}?", regions.join(", ")), yes)?;
             }
-            each_region(ctx, &regions, dry_run, |q| async move {
-                let waiting = status::drainable(&q).await?.len() as u64;
-                if waiting == 0 {
-                    return Ok(Outcome::unchanged("no waiting job"));
-                }
-                let removed = if dry_run { waiting } else { status::drain(&q).await? };
-                Ok(Outcome::changed("drained", Some(removed)))
-            })
-            .await
+            each_region(ctx, &regions, dry_run, |q| async move { control::drain(&q, dry_run).await }).await
         }
         Command::Clean { scope, state, older_than, yes, dry_run } => {
             let regions = regions(&pool, &scope).await?;
-            let states: &[&str] = match state {
-                Finished::Completed => &["completed"],
-                Finished::Failed => &["failed"],
-                Finished::Both => &["completed", "failed"],
+            let which = match state {
+                Finished::Completed => control::Finished::Completed,
+                Finished::Failed => control::Finished::Failed,
+                Finished::Both => control::Finished::Both,
             };
             if !dry_run {
-                ctx.confirm(&format!("Remove {} jobs in {}?", states.join(" and "), regions.join(", ")), yes)?;
+                let states = which.states().join(" and ");
+                ctx.confirm(&format!("Remove {states} jobs in {}?", regions.join(", ")), yes)?;
             }
-            let grace = older_than.as_millis() as u64;
-            each_region(ctx, &regions, dry_run, |q| async move {
-                let mut removed = 0u64;
-                for state in states {
-                    if dry_run {
-                        removed += finished_before(&q, state, grace).await?;
-                    } else {
-                        removed += q.run("cleaning finished jobs", q.bull().clean(grace, 0, state)).await?.len() as u64;
-                    }
-                }
-                if removed == 0 {
-                    return Ok(Outcome::unchanged("nothing to clean"));
-                }
-                Ok(Outcome::changed("cleaned", Some(removed)))
-            })
-            .await
+            each_region(ctx, &regions, dry_run, |q| async move { control::clean(&q, which, older_than, dry_run).await })
+                .await
         }
         Command::RetryFailed { scope, dry_run } => {
             let regions = regions(&pool, &scope).await?;
-            each_region(ctx, &regions, dry_run, |q| async move {
-                let failed = q.run("counting failed jobs", q.bull().get_failed_count()).await?;
-                if failed == 0 {
-                    return Ok(Outcome::unchanged("no failed job"));
-                }
-                if !dry_run {
-                    q.run("retrying failed jobs", q.bull().retry_jobs("failed", 1000, None)).await?;
-                }
-                Ok(Outcome::changed("retried", Some(failed)))
-            })
-            .await
+            each_region(ctx, &regions, dry_run, |q| async move { control::retry_failed(&q, dry_run).await }).await
         }
     }
 }
@@ -207,63 +158,7 @@ async fn regions(pool: &sqlx::PgPool, scope: &Scope) -> anyhow::Result<Vec<Strin
     }
 }
 
-async fn connect(ctx: &Context, region: &str) -> Result<RegionQueue, QueueError> {
-    let endpoint = RedisEndpoint::resolve(&ctx.settings, region)?;
-    RegionQueue::connect(&endpoint, &ctx.settings.tuning).await
-}
-
-/// One region in `queue status`.
-#[derive(Debug, Serialize)]
-struct StatusEntry {
-    region: String,
-    queue: String,
-    configured: bool,
-    endpoint: Option<String>,
-    reachable: bool,
-    error: Option<String>,
-    #[serde(flatten)]
-    state: Option<QueueState>,
-}
-
-async fn status_of(ctx: &Context, region: &str, wanted: &Wanted) -> StatusEntry {
-    let mut entry = StatusEntry {
-        region: region.into(),
-        queue: crate::queue::queue_name(region),
-        configured: false,
-        endpoint: None,
-        reachable: false,
-        error: None,
-        state: None,
-    };
-    let endpoint = match RedisEndpoint::resolve(&ctx.settings, region) {
-        Ok(e) => e,
-        Err(e) => {
-            entry.error = Some(e.to_string());
-            return entry;
-        }
-    };
-    entry.configured = true;
-    entry.endpoint = Some(endpoint.shown());
-    let state = async {
-        let queue = RegionQueue::connect(&endpoint, &ctx.settings.tuning).await?;
-        let state = status::read(&queue, wanted).await;
-        queue.bull().close().await;
-        state
-    };
-    match state.await {
-        Ok(state) => {
-            entry.reachable = true;
-            entry.state = Some(state);
-        }
-        Err(e) => {
-            entry.reachable = !matches!(e, QueueError::Unreachable { .. });
-            entry.error = Some(e.to_string());
-        }
-    }
-    entry
-}
-
-fn status_table(p: &Printer, entries: &[StatusEntry]) -> comfy_table::Table {
+fn status_table(p: &Printer, entries: &[RegionStatus]) -> comfy_table::Table {
     let mut table = p.table([
         "REGION",
         "REDIS",
@@ -327,9 +222,9 @@ async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) 
     let results = futures::future::join_all(regions.iter().map(|region| {
         let wanted = &wanted;
         async move {
-            let queue = connect(ctx, region).await?;
+            let queue = RegionQueue::open(&ctx.settings, region).await?;
             let report = schedule::reconcile(&queue, wanted, dry_run).await;
-            queue.bull().close().await;
+            queue.close().await;
             report
         }
     }))
@@ -384,7 +279,7 @@ async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) 
     }
 }
 
-/// What an action did to one region.
+/// What an action did to one region, as `-o json` shows it.
 #[derive(Debug, Serialize)]
 struct Outcome {
     region: String,
@@ -395,43 +290,37 @@ struct Outcome {
     error: Option<String>,
 }
 
-impl Outcome {
-    fn changed(result: &str, jobs: Option<u64>) -> Self {
-        Outcome { region: String::new(), changed: true, result: result.into(), jobs, error: None }
-    }
-
-    fn unchanged(result: &str) -> Self {
-        Outcome { region: String::new(), changed: false, result: result.into(), jobs: None, error: None }
-    }
-}
-
 /// Runs an action on each region's queue, prints one line per region, and
 /// fails (after trying every region) when a region could not be reached.
 async fn each_region<F, Fut>(ctx: &Context, regions: &[String], dry_run: bool, action: F) -> anyhow::Result<()>
 where
     F: Fn(RegionQueue) -> Fut,
-    Fut: std::future::Future<Output = Result<Outcome, QueueError>>,
+    Fut: std::future::Future<Output = Result<Done, QueueError>>,
 {
     let mut outcomes = Vec::new();
     let mut failures = 0;
     for region in regions {
-        let result = match connect(ctx, region).await {
+        let result = match RegionQueue::open(&ctx.settings, region).await {
             Ok(queue) => {
                 let outcome = action(queue.clone()).await;
-                queue.bull().close().await;
+                queue.close().await;
                 outcome
             }
             Err(e) if regions.len() == 1 => return Err(e).context(format!("region {region}")),
             Err(e) => Err(e),
         };
         let outcome = match result {
-            Ok(mut o) => {
-                o.region = region.clone();
-                if dry_run && o.changed {
-                    o.result = format!("would be {} (dry run)", o.result);
-                }
-                o
-            }
+            Ok(done) => Outcome {
+                region: region.clone(),
+                changed: done.changed,
+                result: if dry_run && done.changed {
+                    format!("would be {} (dry run)", done.result)
+                } else {
+                    done.result.to_string()
+                },
+                jobs: done.jobs,
+                error: None,
+            },
             Err(e) => {
                 if !matches!(e, QueueError::NoRedis { .. }) {
                     failures += 1;
@@ -461,15 +350,6 @@ where
         return Err(anyhow::anyhow!("{failures} region(s) could not be reached (see above)"));
     }
     Ok(())
-}
-
-/// Finished jobs older than `grace` ms in `state`, counted without removing them.
-async fn finished_before(q: &RegionQueue, state: &str, grace: u64) -> Result<u64, QueueError> {
-    let key = q.bull().keys().get(state);
-    let before = (chrono::Utc::now().timestamp_millis().max(0) as u64).saturating_sub(grace);
-    let mut conn = q.connection();
-    q.redis("counting finished jobs", redis::cmd("ZCOUNT").arg(key).arg("-inf").arg(before).query_async(&mut conn))
-        .await
 }
 
 /// After a `monitor` command's database write: reschedule in the regions

@@ -5,7 +5,7 @@ use comfy_table::Table;
 
 use super::checks::parse_latency;
 use super::Context;
-use crate::output::{note, or_dash, Printer};
+use crate::cli::output::{note, or_dash, Printer};
 use crate::region::{Region, RegionPatch, RegionStore};
 use crate::store::Change;
 

@@ -11,8 +11,8 @@ use comfy_table::{Cell, Color};
 
 use super::checks::parse_interval;
 use super::Context;
+use crate::cli::output::{ms, note, or_dash, terminal_safe, Format, Printer};
 use crate::monitor::MonitorStore;
-use crate::output::{ms, note, or_dash, terminal_safe, Format, Printer};
 use crate::report::{self, html, spark, MonitorReport, Report, UptimeGrade};
 
 #[derive(Debug, clap::Args)]

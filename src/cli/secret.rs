@@ -10,9 +10,9 @@ use anyhow::Context as _;
 
 use super::swarm::EngineArgs;
 use super::Context;
+use crate::cli::output::{note, or_dash};
 use crate::config::Secret;
 use crate::error::input_error;
-use crate::output::{note, or_dash};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

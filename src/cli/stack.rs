@@ -10,8 +10,8 @@ use indicatif::{MultiProgress, ProgressDrawTarget};
 use super::checks::parse_interval;
 use super::swarm::connect;
 use super::Context;
+use crate::cli::output::{note, or_dash};
 use crate::config::Settings;
-use crate::output::{note, or_dash};
 use crate::region::RegionStore;
 use crate::stack::deploy::{self, Action, DeployOptions, DeployReport};
 use crate::stack::{self, Rendered, StackSettings};
@@ -173,7 +173,7 @@ async fn deploy_region(ctx: &Context, settings: &Settings, code: &str, flags: &D
 }
 
 /// Deploys with a progress bar per service on stderr (when it is a terminal).
-pub async fn deploy_rendered(
+async fn deploy_rendered(
     _ctx: &Context,
     engine: &crate::swarm::Engine,
     rendered: &Rendered,

@@ -4,7 +4,7 @@ use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 
 use super::Context;
-use crate::output::note;
+use crate::cli::output::note;
 use crate::results::summary;
 
 #[derive(Debug, clap::Args)]

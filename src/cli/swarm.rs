@@ -2,7 +2,7 @@
 //! engine command shares to pick that region's engine.
 
 use super::Context;
-use crate::output::note;
+use crate::cli::output::note;
 use crate::swarm::{quorum_warnings, Endpoint, Engine};
 
 /// Which engine: the region's (`regions.<code>.docker_host`), else `DOCKER_HOST`, else the local socket.

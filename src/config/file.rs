@@ -31,6 +31,29 @@ pub struct FileConfig {
     pub geoip_asn_db: Option<PathBuf>,
     pub alerting: Option<AlertingSection>,
     pub notify: Option<NotifySection>,
+    /// `geoctl agent`'s settings.
+    pub agent: Option<AgentSection>,
+}
+
+/// `agent:`: `geoctl agent`'s settings, written as its flags take them (`30s`, `:3001`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    pub region: Option<String>,
+    pub concurrency: Option<usize>,
+    #[serde(default, deserialize_with = "text")]
+    pub lock_duration: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub stalled_interval: Option<String>,
+    pub listen: Option<String>,
+    pub spool_dir: Option<PathBuf>,
+    pub spool_max: Option<usize>,
+    #[serde(default, deserialize_with = "text")]
+    pub shutdown_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub resync_interval: Option<String>,
+    pub log_format: Option<String>,
+    pub health_url: Option<String>,
 }
 
 /// Notification text and links (`notify:`).

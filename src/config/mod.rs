@@ -6,10 +6,12 @@
 //! the value, as Docker and Kubernetes mount secrets. Each resolved value
 //! remembers where it came from, so `geoctl config show` can say.
 
+mod agent;
 mod file;
 mod secret;
 
-pub use file::{AlertingSection, FileConfig, NotifySection, StackSection};
+pub use agent::{Agent, AgentFlags, LogFormat};
+pub use file::{AgentSection, AlertingSection, FileConfig, NotifySection, StackSection};
 pub use secret::{mask, scrub, Secret};
 
 use std::collections::BTreeMap;
@@ -79,6 +81,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub database_url: Option<String>,
     pub default_region: Option<String>,
+    /// `geoctl agent`'s own flags.
+    pub agent: AgentFlags,
 }
 
 /// The process environment, captured once so resolution is a pure function.
@@ -150,6 +154,8 @@ pub struct Settings {
     pub notify_templates: Option<Sourced<PathBuf>>,
     /// The dashboard link notifications carry (`DASHBOARD_URL`, `notify.dashboard_url`).
     pub dashboard_url: Option<Sourced<String>>,
+    /// The agent's settings (`agent:`, `WORKER_REGION`, `AGENT_*`, …).
+    pub agent: Agent,
 }
 
 /// `alerting.*`, each with its origin.
@@ -397,6 +403,7 @@ impl Settings {
         let notify_templates = geoip_path("NOTIFY_TEMPLATES", &notify.templates)?;
         let dashboard_url =
             layers.plain(None, "DASHBOARD_URL", notify.dashboard_url.as_deref(), None, parse_http_url)?;
+        let agent = Agent::resolve(&layers, &flags.agent, file.agent.as_ref())?;
 
         Ok(Settings {
             config_file,
@@ -415,6 +422,7 @@ impl Settings {
             alerting,
             notify_templates,
             dashboard_url,
+            agent,
         })
     }
 
@@ -502,6 +510,27 @@ impl Settings {
         ]);
         rows.push(plain("notify.templates", &path(&self.notify_templates)));
         rows.push(plain("notify.dashboard_url", &self.dashboard_url));
+        let g = &self.agent;
+        let shown =
+            |v: &Sourced<PathBuf>| Some(Sourced { value: v.value.display().to_string(), source: v.source.clone() });
+        rows.extend([
+            plain("agent.region", &g.region),
+            plain("agent.concurrency", &Some(g.concurrency.clone())),
+            duration("agent.lock_duration", &g.lock_duration),
+            plain(
+                "agent.stalled_interval",
+                &g.stalled_interval
+                    .as_ref()
+                    .map(|v| Sourced { value: duration::format(v.value), source: v.source.clone() }),
+            ),
+            plain("agent.listen", &Some(g.listen.clone())),
+            plain("agent.spool_dir", &shown(&g.spool_dir)),
+            plain("agent.spool_max", &Some(g.spool_max.clone())),
+            duration("agent.shutdown_timeout", &g.shutdown_timeout),
+            duration("agent.resync_interval", &g.resync_interval),
+            plain("agent.log_format", &Some(g.log_format.clone())),
+            plain("agent.health_url", &Some(g.health_url.clone())),
+        ]);
         rows
     }
 }
@@ -752,9 +781,10 @@ fn parse_ip(text: &str) -> Result<String, String> {
         .map_err(|_| format!("`{text}` is not an IP address; use the region's public IPv4 or IPv6 address"))
 }
 
+/// An http(s) URL as the probe reads one, its scheme spelled out (the probe would guess `https://`).
 fn parse_http_url(text: &str) -> Result<String, String> {
-    match url::Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(text.into()),
+    match crate::probe::http::parse_url(text) {
+        Ok(_) if text.contains("://") => Ok(text.into()),
         _ => Err(format!("`{text}` is not an http(s) URL")),
     }
 }

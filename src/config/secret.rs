@@ -29,102 +29,14 @@ impl fmt::Debug for Secret {
     }
 }
 
-const MASK: &str = "****";
+pub use crate::probe::credential::mask;
 
-/// Masks a secret for display. URLs keep their scheme, user, host, path and harmless query
-/// parameters so an operator can still tell which server is meant; any other secret is replaced
-/// whole. The URL is not parsed as a URL: a password with an unencoded `@`, `#`, `/` or `?` would
-/// make a parser find the host inside the password, so the user information ends at the last `@`.
-pub fn mask(value: &str) -> String {
-    let Some((scheme, rest)) = value.split_once("://") else {
-        return MASK.to_string();
-    };
-    let (user, after) = match split_userinfo(rest) {
-        Some((userinfo, after)) => match userinfo.split_once(':') {
-            Some((user, _)) => (format!("{user}:{MASK}@"), after),
-            None => (format!("{userinfo}@"), after),
-        },
-        None => (String::new(), rest),
-    };
-    let after = match after.split_once('?') {
-        Some((before, query)) => format!("{before}?{}", mask_query(query)),
-        None => after.to_string(),
-    };
-    format!("{scheme}://{user}{after}")
-}
-
-/// `user[:password]` and what follows its last `@`, if there is user information.
-fn split_userinfo(rest: &str) -> Option<(&str, &str)> {
-    let at = rest.rfind('@')?;
-    Some((&rest[..at], &rest[at + 1..]))
-}
-
-fn mask_query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if is_secret_param(key) => format!("{key}={MASK}"),
-            _ => pair.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Query parameters whose values are secrets (`password`, `sslpassword`, `token`, …).
-pub fn is_secret_param(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "key"].iter().any(|s| key.contains(s)) && key != "sslkey"
-}
-
-/// The sensitive parts of a URL-like secret: its password and secret query values, raw.
-fn sensitive_parts(value: &str) -> Vec<&str> {
-    let Some((_, rest)) = value.split_once("://") else {
-        return vec![value];
-    };
-    let mut parts = Vec::new();
-    let after = match split_userinfo(rest) {
-        Some((userinfo, after)) => {
-            if let Some((_, password)) = userinfo.split_once(':') {
-                parts.push(password);
-            }
-            after
-        }
-        None => rest,
-    };
-    if let Some((_, query)) = after.split_once('?') {
-        for pair in query.split('&') {
-            if let Some((key, value)) = pair.split_once('=') {
-                if is_secret_param(key) {
-                    parts.push(value);
-                }
-            }
-        }
-    }
-    parts.into_iter().filter(|p| !p.is_empty()).collect()
-}
-
-/// Removes every occurrence of the secret's sensitive parts from `text`, raw or
-/// percent-decoded, for error messages of libraries that might echo what they were given.
+/// Removes every occurrence of the secret's sensitive parts from `text` ([`credential::scrub`]),
+/// for error messages of libraries that might echo what they were given.
+///
+/// [`credential::scrub`]: crate::probe::credential::scrub
 pub fn scrub(text: &str, secret: &Secret) -> String {
-    let raw = secret.expose();
-    let mut out = text.replace(raw, &secret.masked());
-    for part in sensitive_parts(raw) {
-        out = out.replace(part, MASK);
-        if let Ok(decoded) = urlencoding_decode(part) {
-            if !decoded.is_empty() {
-                out = out.replace(&decoded, MASK);
-            }
-        }
-    }
-    out
-}
-
-fn urlencoding_decode(text: &str) -> Result<String, ()> {
-    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .ok_or(())?;
-    String::from_utf8(bytes).map_err(|_| ())
+    crate::probe::credential::scrub(text, secret.expose())
 }
 
 #[cfg(test)]

@@ -251,3 +251,31 @@ fn alerting_settings_come_from_env_then_file_then_defaults_and_bad_values_are_na
         assert!(err.to_string().contains(name), "{err}");
     }
 }
+
+#[test]
+fn agent_settings_come_from_flag_then_env_then_file_then_default() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        FILE_NAME,
+        "agent:\n  region: ap-south\n  concurrency: 4\n  lock_duration: 45\n  listen: \":4001\"\n  log_format: json\n",
+    );
+    let with_env = env(&[("WORKER_REGION", "eu-west"), ("AGENT_LISTEN", "127.0.0.1:5001")]);
+    let flags =
+        Flags { agent: AgentFlags { region: Some("us-east".into()), ..AgentFlags::default() }, ..Flags::default() };
+    let a = resolve_in(dir.path(), &flags, &with_env).unwrap().agent;
+    assert_eq!(a.region.as_ref().unwrap().value, "us-east");
+    assert_eq!(a.region.unwrap().source, Source::Flag("--region"));
+    assert_eq!(a.listen.value, "127.0.0.1:5001".parse().unwrap());
+    assert_eq!(a.listen.source, Source::Env("AGENT_LISTEN".into()));
+    assert_eq!(a.concurrency.value, 4);
+    assert_eq!(a.lock_duration.value, Duration::from_secs(45), "a bare number is seconds");
+    assert_eq!(a.log_format.value, LogFormat::Json);
+    assert_eq!(a.resync_interval.value, Duration::from_secs(300));
+    assert_eq!(a.resync_interval.source, Source::Default);
+    assert!(a.stalled_interval.is_none(), "unset: the agent uses the lock duration");
+
+    let bad = env(&[("AGENT_SPOOL_MAX", "lots")]);
+    let err = resolve_in(dir.path(), &Flags::default(), &bad).unwrap_err().to_string();
+    assert!(err.contains("AGENT_SPOOL_MAX") && err.contains("lots"), "{err}");
+}

@@ -156,11 +156,7 @@ pub fn normalize(name: &str) -> String {
 /// Checks a zone name given on the command line.
 pub fn validate_zone(zone: &str) -> Result<String, DnsError> {
     let zone = normalize(zone);
-    let ok = !zone.is_empty()
-        && zone.contains('.')
-        && zone
-            .split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    let ok = zone.contains('.') && crate::probe::check_hostname(&zone, false).is_ok();
     if ok {
         Ok(zone)
     } else {

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{connect_redis, redis_target, Engine};
+use super::{redis_side, EngineReach};
 use crate::config::{env_suffix, Settings};
+use crate::queue::{QueueError, RedisEndpoint, RegionQueue};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
@@ -83,26 +84,28 @@ pub async fn run(settings: &Settings) -> Vec<Item> {
     regions.dedup();
     for code in &regions {
         let suffix = env_suffix(code);
-        let endpoints = settings.regions.get(code);
-        match endpoints.map(redis_target) {
-            None | Some(Ok(None)) => items.push(fail(
+        match RedisEndpoint::resolve(settings, code) {
+            Err(QueueError::NoRedis { .. }) => items.push(fail(
                 format!("secret REDIS_URL_{suffix}"),
                 format!("region {code} has no Redis URL"),
                 format!("set REDIS_URL_{suffix} (or REDIS_URL_{suffix}_FILE, or regions.{code}.redis_url)"),
             )),
-            Some(Err(message)) => {
-                items.push(fail(format!("secret REDIS_URL_{suffix}"), message, format!("fix REDIS_URL_{suffix}")))
+            Err(e) => {
+                items.push(fail(format!("secret REDIS_URL_{suffix}"), e.to_string(), format!("fix REDIS_URL_{suffix}")))
             }
-            Some(Ok(Some(target))) => {
+            Ok(endpoint) => {
                 let started = Instant::now();
-                match connect_redis(&target, &settings.tuning).await {
-                    Ok(_) => items.push(pass(
-                        format!("redis {code} reachable"),
-                        format!("{} ({:.1} ms)", target.server, started.elapsed().as_secs_f64() * 1000.0),
-                    )),
+                match RegionQueue::connect(&endpoint, &settings.tuning).await {
+                    Ok(queue) => {
+                        items.push(pass(
+                            format!("redis {code} reachable"),
+                            format!("{} ({:.1} ms)", endpoint.server(), started.elapsed().as_secs_f64() * 1000.0),
+                        ));
+                        queue.close().await;
+                    }
                     Err(e) => items.push(fail(
                         format!("redis {code} reachable"),
-                        e,
+                        redis_side::problem(&endpoint, &e),
                         format!("start region {code}'s Redis or fix REDIS_URL_{suffix}"),
                     )),
                 }
@@ -117,21 +120,21 @@ pub async fn run(settings: &Settings) -> Vec<Item> {
     }
 
     // Docker Engine and Swarm.
-    let engine = Engine::connect(&crate::swarm::Endpoint::for_region(settings, None)).await;
+    let engine = EngineReach::connect(&crate::swarm::Endpoint::for_region(settings, None)).await;
     match &engine {
-        Engine::NotConfigured => items.push(fail(
+        EngineReach::NotConfigured => items.push(fail(
             "docker engine reachable",
             "no DOCKER_HOST and no /var/run/docker.sock",
             "set DOCKER_HOST to the region's engine (e.g. ssh://… or tcp://…:2376)",
         )),
-        Engine::Unreachable(e) => {
+        EngineReach::Unreachable(e) => {
             items.push(fail("docker engine reachable", e.clone(), "start dockerd or fix DOCKER_HOST"))
         }
-        Engine::Reachable { swarm_manager, host, .. } => {
-            items.push(pass("docker engine reachable", host.clone()));
+        EngineReach::Reachable { swarm_manager, engine } => {
+            items.push(pass("docker engine reachable", engine.endpoint.clone()));
             if *swarm_manager {
                 items.push(pass("swarm manager", "this engine manages the swarm"));
-                items.extend(swarm_ports(host).await);
+                items.extend(swarm_ports(&engine.endpoint).await);
             } else {
                 items.push(fail(
                     "swarm manager",

@@ -7,15 +7,17 @@ mod docker;
 pub mod doctor;
 mod redis_side;
 
-pub use docker::{Engine, ServiceCounts};
-pub use redis_side::{connect_redis, redis_target, Agent, QueueCounts};
+pub use docker::{EngineReach, ServiceCounts};
+pub use redis_side::QueueCounts;
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::{RegionEndpoints, Tuning};
+use crate::config::Settings;
 use crate::probe::{http::HttpSpec, ProbeOptions, ProbeSpec};
+use crate::queue::heartbeat::{self, Heartbeat};
+use crate::queue::{QueueError, RedisEndpoint, RegionQueue};
 
 /// A region whose oldest waiting job is older than this, with no live agent
 /// taking jobs, is unhealthy.
@@ -63,7 +65,7 @@ pub struct RegionHealth {
     pub reasons: Vec<String>,
     pub redis: Part,
     pub agents: Part,
-    pub live_agents: Vec<Agent>,
+    pub live_agents: Vec<Heartbeat>,
     pub queue: Option<QueueCounts>,
     pub services: Part,
     pub service_counts: Vec<ServiceCounts>,
@@ -72,50 +74,47 @@ pub struct RegionHealth {
 
 /// Everything `health` looks at for one region.
 /// `engine` is the region's Docker Engine and `stack` its stack's name.
-pub async fn region(
-    code: &str,
-    endpoints: Option<&RegionEndpoints>,
-    tuning: &Tuning,
-    engine: &Engine,
-    stack: &str,
-) -> RegionHealth {
+pub async fn region(settings: &Settings, code: &str, engine: &EngineReach, stack: &str) -> RegionHealth {
     let mut reasons = Vec::new();
     let mut live_agents = Vec::new();
     let mut queue = None;
     let suffix = crate::config::env_suffix(code);
+    let endpoints = settings.regions.get(code);
 
-    let (redis, agents) = match endpoints.and_then(|e| redis_target(e).transpose()) {
-        None => {
+    let (redis, agents) = match RedisEndpoint::resolve(settings, code) {
+        Err(QueueError::NoRedis { .. }) => {
             reasons.push(format!("no Redis configured; set REDIS_URL_{suffix} or regions.{code}.redis_url"));
             (
                 Part::new(Status::NotConfigured, format!("set REDIS_URL_{suffix}")),
                 Part::new(Status::NotConfigured, "needs Redis"),
             )
         }
-        Some(Err(message)) => {
+        Err(e) => {
+            let message = e.to_string();
             reasons.push(message.clone());
             (Part::new(Status::Down, message), Part::new(Status::NotConfigured, "needs Redis"))
         }
-        Some(Ok(target)) => {
+        Ok(endpoint) => {
             let started = Instant::now();
-            match connect_redis(&target, tuning).await {
-                Err(message) => {
+            match RegionQueue::connect(&endpoint, &settings.tuning).await {
+                Err(e) => {
+                    let message = redis_side::problem(&endpoint, &e);
                     reasons.push(format!("Redis unreachable: {message}"));
                     (Part::new(Status::Down, message), Part::new(Status::Down, "Redis unreachable"))
                 }
-                Ok(mut conn) => {
-                    let mut redis = Part::new(Status::Ok, target.server.clone());
+                Ok(region_queue) => {
+                    let mut redis = Part::new(Status::Ok, endpoint.server());
                     redis.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-                    let agents = match redis_side::agents(&mut conn, code).await {
+                    let agents = match heartbeat::live(&region_queue).await {
                         Ok(list) if list.is_empty() => Part::new(Status::NotDeployed, "no heartbeat"),
                         Ok(list) => {
                             let part = Part::new(Status::Ok, format!("{} live", list.len()));
                             live_agents = list;
                             part
                         }
-                        Err(e) => Part::new(Status::Down, e),
+                        Err(e) => Part::new(Status::Down, e.to_string()),
                     };
-                    match redis_side::queue(&mut conn, code).await {
+                    match redis_side::queue(&region_queue).await {
                         Ok(counts) => {
                             if live_agents.is_empty() {
                                 if let Some(age) =
@@ -131,6 +130,7 @@ pub async fn region(
                         }
                         Err(e) => reasons.push(format!("reading the queue: {e}")),
                     }
+                    region_queue.close().await;
                     (redis, agents)
                 }
             }

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sqlx::PgPool;
 
+use super::plan::{plan_fields, plan_overrides};
 use super::settings::{parse_method, parse_record_type, CheckSettings};
 use super::store::{
-    clean_name, load_named, plan_fields, plan_overrides, Monitor, MonitorPatch, MonitorRegion, MonitorStore,
-    NewMonitor, RegionEdit, RegionOverrides,
+    clean_name, load_named, Monitor, MonitorPatch, MonitorRegion, MonitorStore, NewMonitor, RegionEdit, RegionOverrides,
 };
 use super::{frequency_minutes, validate_interval, validate_target, validate_timeout};
 use super::{DownRule, Header, MonitorError, MonitorType, StatusRanges};

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod check;
 pub mod create;
+mod plan;
 pub mod run;
 pub mod settings;
 mod spec;
@@ -19,6 +20,7 @@ pub use store::{
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::probe::{check_hostname, ProbeKind, ProbeSpec, TargetError};
 use crate::region::RegionError;
 
 /// Shortest interval accepted without `--force`.
@@ -207,7 +209,10 @@ pub fn frequency_minutes(interval_seconds: i32) -> i32 {
     (interval_seconds + 59) / 60
 }
 
-/// Checks a target for a monitor type; returns it normalised.
+/// Checks a target for a monitor type; returns it normalised. The probe's parser (the one the
+/// agent runs the stored target through) decides what a URL, `host:port` or host is; a stored
+/// monitor adds its own rules: stored-text limits, a URL spelled out with its scheme and without
+/// credentials, RFC 1123 host names, and a DNS target that is a name (its record type is a setting).
 pub fn validate_target(kind: MonitorType, target: &str) -> Result<String, MonitorError> {
     let target = target.trim();
     let fail = |reason: String| MonitorError::InvalidTarget {
@@ -224,85 +229,56 @@ pub fn validate_target(kind: MonitorType, target: &str) -> Result<String, Monito
     if target.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(fail("it contains spaces or control characters".into()));
     }
-    match kind {
-        MonitorType::Http => {
-            if !target.contains("://") {
-                return Err(fail(format!("it has no scheme; did you mean https://{target} ?")));
-            }
-            let url = url::Url::parse(target).map_err(|e| fail(e.to_string()))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(fail(format!("unsupported scheme `{}`; use http:// or https://", url.scheme())));
-            }
+    let probe_kind = match kind {
+        MonitorType::Http if !target.contains("://") => {
+            return Err(fail(format!("it has no scheme; did you mean https://{target} ?")))
+        }
+        MonitorType::Http => ProbeKind::Http,
+        MonitorType::Tcp => ProbeKind::Tcp,
+        MonitorType::Ping if target.contains("://") || target.contains('/') => {
+            return Err(fail("use a host name or IP address, without scheme or path".into()))
+        }
+        MonitorType::Ping => ProbeKind::Ping,
+        // A synthetic monitor's target names what it checks (the first URL of its script); the
+        // script itself is validated by [`crate::synthetic::Script::parse`].
+        MonitorType::Synthetic => return Ok(target.to_string()),
+        MonitorType::Dns if target.parse::<IpAddr>().is_ok() => {
+            return Err(fail("use a domain name to resolve, not an IP address".into()))
+        }
+        MonitorType::Dns => {
+            check_hostname(target.trim_end_matches('.'), true).map_err(fail)?;
+            return Ok(target.to_string());
+        }
+    };
+    let host = match ProbeSpec::parse_target(probe_kind, target).map_err(|e| fail(target_reason(e)))? {
+        ProbeSpec::Http(spec) => {
+            let url = url::Url::parse(&spec.url).map_err(|e| fail(e.to_string()))?;
             if !url.username().is_empty() || url.password().is_some() {
                 return Err(fail(
                     "it carries credentials; send them with --header 'Authorization: …' instead of the URL".into(),
                 ));
             }
-            match url.host() {
-                Some(url::Host::Domain(host)) => check_hostname(host, false).map_err(fail)?,
-                Some(_) => {}
-                None => return Err(fail("it has no host".into())),
-            }
-            Ok(target.to_string())
+            url.host_str().unwrap_or_default().to_string()
         }
-        MonitorType::Tcp => {
-            let (host, port) = split_host_port(target)
-                .ok_or_else(|| fail("use HOST:PORT, e.g. db.example.com:5432 or [2001:db8::1]:443".into()))?;
-            match port.parse::<u16>() {
-                Ok(p) if p > 0 => {}
-                _ => return Err(fail(format!("port `{port}` is not a number from 1 to 65535"))),
-            }
-            check_host(host, false).map_err(fail)?;
-            Ok(target.to_string())
-        }
-        MonitorType::Ping => {
-            if target.contains("://") || target.contains('/') {
-                return Err(fail("use a host name or IP address, without scheme or path".into()));
-            }
-            check_host(target, false).map_err(fail)?;
-            Ok(target.to_string())
-        }
-        // A synthetic monitor's target names what it checks (the first URL of its script); the
-        // script itself is validated by [`crate::synthetic::Script::parse`].
-        MonitorType::Synthetic => Ok(target.to_string()),
-        MonitorType::Dns => {
-            if target.parse::<IpAddr>().is_ok() {
-                return Err(fail("use a domain name to resolve, not an IP address".into()));
-            }
-            check_hostname(target.trim_end_matches('.'), true).map_err(fail)?;
-            Ok(target.to_string())
-        }
+        ProbeSpec::Tcp(spec) => spec.host,
+        ProbeSpec::Ping(spec) => spec.host,
+        ProbeSpec::Dns(_) => unreachable!("DNS targets are checked above"),
+    };
+    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
+    if literal.parse::<IpAddr>().is_err() {
+        check_hostname(&host, false).map_err(fail)?;
     }
+    Ok(target.to_string())
 }
 
-fn split_host_port(target: &str) -> Option<(&str, &str)> {
-    if let Some(rest) = target.strip_prefix('[') {
-        let (host, port) = rest.split_once("]:")?;
-        return host.parse::<std::net::Ipv6Addr>().is_ok().then_some((host, port));
+/// The probe's parse error in the words of a monitor's target error.
+fn target_reason(e: TargetError) -> String {
+    match e {
+        TargetError::InvalidUrl { reason, .. } => reason,
+        TargetError::MissingHost(_) => "it has no host".into(),
+        TargetError::MissingPort(_) => "use HOST:PORT, e.g. db.example.com:5432 or [2001:db8::1]:443".into(),
+        other => other.to_string(),
     }
-    let (host, port) = target.rsplit_once(':')?;
-    (!host.contains(':')).then_some((host, port))
-}
-
-fn check_host(host: &str, allow_underscore: bool) -> Result<(), String> {
-    if host.parse::<IpAddr>().is_ok() {
-        return Ok(());
-    }
-    check_hostname(host, allow_underscore)
-}
-
-/// RFC 1123 host names; DNS names may also hold `_` labels (`_dmarc.example.com`).
-fn check_hostname(host: &str, allow_underscore: bool) -> Result<(), String> {
-    if host.is_empty() || host.len() > 253 {
-        return Err("host name must be 1 to 253 characters".into());
-    }
-    for label in host.split('.') {
-        let ok_chars = label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || (allow_underscore && c == '_'));
-        if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("`{host}` is not a valid host name"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ impl fmt::Debug for Header {
 }
 
 /// Shown in place of a credential header's value.
-pub const MASKED: &str = "****";
+pub use crate::probe::credential::MASK as MASKED;
 
 /// A stored header list (`[{"name": …, "value": …}, …]`) with the values of credential headers
 /// (by [`is_credential_header`]) replaced by [`MASKED`].

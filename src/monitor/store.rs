@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::spec::validate_schedule;
+use super::plan::{plan_fields, plan_overrides, Planned};
 use super::{
     frequency_minutes, validate_interval, validate_target, validate_timeout, DownRule, Header, MonitorError,
     MonitorType,
@@ -599,91 +599,6 @@ impl<'a> MonitorStore<'a> {
             None => Ok(RegionStore::default_code(&mut **tx).await?),
         }
     }
-}
-
-/// A region assignment with overrides applied and validated (all but the
-/// latency thresholds, which need the region's defaults).
-pub(crate) fn plan_overrides(
-    current: &Monitor,
-    existing: &MonitorRegion,
-    o: RegionOverrides,
-) -> Result<MonitorRegion, MonitorError> {
-    let region = existing.region.as_str();
-    let mut next = if o.clear { MonitorRegion::plain(region) } else { existing.clone() };
-    if let Some(enabled) = o.enabled {
-        next.enabled = enabled;
-    }
-    if let Some(interval) = o.interval {
-        next.interval_seconds = Some(validate_interval(interval, o.force)?);
-    }
-    let interval = next.interval_seconds.unwrap_or(current.interval_seconds);
-    if let Some(timeout) = o.timeout {
-        next.timeout_ms = Some(validate_timeout(timeout, interval)?);
-    } else if let Some(ms) = next.timeout_ms.or(current.timeout_ms) {
-        validate_timeout(Duration::from_millis(ms as u64), interval)?;
-    }
-    if let Some(schedule) = &o.schedule {
-        next.schedule = Some(validate_schedule(schedule)?).filter(|s| !s.is_empty());
-    }
-    next.latency_warning_ms = o.latency_warning_ms.or(next.latency_warning_ms);
-    next.latency_critical_ms = o.latency_critical_ms.or(next.latency_critical_ms);
-    if let Some(headers) = o.headers {
-        next.headers = Some(serde_json::to_value(headers).expect("headers serialise"));
-    }
-    if let Some(priority) = o.priority {
-        next.priority = priority;
-    }
-    if let Some(notes) = o.notes {
-        crate::text::check("notes", notes.trim(), crate::text::MAX_NOTES).map_err(MonitorError::Invalid)?;
-        next.notes = Some(notes).filter(|n| !n.trim().is_empty());
-    }
-    Ok(next)
-}
-
-/// A monitor's fields after a patch (all but its name), validated.
-pub(crate) struct Planned {
-    pub target: String,
-    pub interval_seconds: i32,
-    pub timeout_ms: Option<i32>,
-    pub down_rule: String,
-    pub config: Value,
-}
-
-impl Planned {
-    /// Nothing would change but, maybe, the name.
-    pub fn same_as(&self, current: &Monitor) -> bool {
-        self.target == current.target
-            && self.interval_seconds == current.interval_seconds
-            && self.timeout_ms == current.timeout_ms
-            && self.down_rule == current.down_rule
-            && self.config == current.config
-    }
-}
-
-pub(crate) fn plan_fields(current: &Monitor, kind: MonitorType, patch: &MonitorPatch) -> Result<Planned, MonitorError> {
-    let target = match &patch.target {
-        Some(t) => validate_target(kind, t)?,
-        None => current.target.clone(),
-    };
-    let interval_seconds = match patch.interval {
-        Some(i) => validate_interval(i, patch.force)?,
-        None => current.interval_seconds,
-    };
-    let timeout_ms = match (patch.timeout, current.timeout_ms) {
-        (Some(t), _) => Some(validate_timeout(t, interval_seconds)?),
-        (None, Some(ms)) => Some(validate_timeout(Duration::from_millis(ms as u64), interval_seconds)?),
-        (None, None) => None,
-    };
-    let down_rule = patch.down_rule.map(|r| r.to_string()).unwrap_or_else(|| current.down_rule.clone());
-    let mut config = current.config.as_object().cloned().unwrap_or_default();
-    for (key, value) in &patch.config {
-        if value.is_null() {
-            config.remove(key);
-        } else {
-            config.insert(key.clone(), value.clone());
-        }
-    }
-    Ok(Planned { target, interval_seconds, timeout_ms, down_rule, config: Value::Object(config) })
 }
 
 /// The monitors named `names` with their regions, in two queries whatever

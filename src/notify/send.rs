@@ -183,7 +183,7 @@ pub(crate) fn snippet(body: &[u8]) -> String {
 /// `text` without the secret: the whole value, its URL password and secret query values (see
 /// [`crate::config::scrub`]) and, for a URL such as Slack's, the path that holds its token.
 pub(crate) fn scrub(text: &str, secret: &Secret) -> String {
-    let mut out = text.replace(secret.expose(), "****");
+    let mut out = text.replace(secret.expose(), crate::probe::credential::MASK);
     out = crate::config::scrub(&out, secret);
     if let Ok(url) = url::Url::parse(secret.expose()) {
         if url.path().len() > 1 {

@@ -120,13 +120,7 @@ impl DnsSpec {
             Some((n, t)) => (n.trim(), t.trim().parse::<RecordType>()?),
             None => (s, RecordType::A),
         };
-        let check = name.trim_end_matches('.');
-        if check.is_empty()
-            || check.len() > 253
-            || check.split('.').any(|l| {
-                l.is_empty() || l.len() > 63 || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            })
-        {
+        if super::check_hostname(name.trim_end_matches('.'), true).is_err() {
             return Err(TargetError::InvalidHost(name.to_string()));
         }
         Ok(DnsSpec::new(name, rtype))

@@ -389,6 +389,22 @@ impl ProbeSpec {
     }
 }
 
+/// The one rule for host names: RFC 1123 labels (letters, digits and `-`, neither first nor
+/// last; 1 to 63 characters, 253 in all). DNS names may also hold `_` labels
+/// (`_dmarc.example.com`): `allow_underscore`. Stored monitors, DNS checks and zone names use it.
+pub fn check_hostname(host: &str, allow_underscore: bool) -> Result<(), String> {
+    if host.is_empty() || host.len() > 253 {
+        return Err("host name must be 1 to 253 characters".into());
+    }
+    for label in host.split('.') {
+        let ok_chars = label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || (allow_underscore && c == '_'));
+        if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("`{host}` is not a valid host name"));
+        }
+    }
+    Ok(())
+}
+
 /// Validate a bare host (name or IP, IPv6 optionally in brackets); returns it without brackets.
 pub(crate) fn parse_host(input: &str) -> Result<String, TargetError> {
     let s = input.trim();
@@ -443,7 +459,7 @@ pub async fn run(spec: &ProbeSpec, opts: &ProbeOptions) -> ProbeResult {
 pub fn display_url(text: &str) -> String {
     match url::Url::parse(text) {
         Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("****"));
+            let _ = url.set_password(Some(credential::MASK));
             url.to_string()
         }
         _ => text.to_string(),
@@ -457,17 +473,7 @@ fn without_password(mut r: ProbeResult, spec: &ProbeSpec) -> ProbeResult {
     let Some(password) = url::Url::parse(&http.url).ok().and_then(|u| u.password().map(str::to_string)) else {
         return r;
     };
-    let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    let clean = |text: &str| {
-        let mut text = display_url(text).replace(&password, "****");
-        if !decoded.is_empty() {
-            text = text.replace(&decoded, "****");
-        }
-        text
-    };
+    let clean = |text: &str| credential::scrub(&display_url(text), &password);
     r.target = clean(&r.target);
     if let Some(facts) = r.http.as_mut() {
         facts.final_url = clean(&facts.final_url);

@@ -57,6 +57,12 @@ impl RedisEndpoint {
         self.url.masked()
     }
 
+    /// `host:port/db`, for messages that name the server without its URL.
+    pub fn server(&self) -> String {
+        let url = url::Url::parse(self.url.expose()).expect("resolve keeps a parsed URL");
+        format!("{}:{}{}", url.host_str().unwrap_or("localhost"), url.port().unwrap_or(6379), url.path())
+    }
+
     fn has_password(&self) -> bool {
         url::Url::parse(self.url.expose()).is_ok_and(|u| u.password().is_some())
     }
@@ -117,6 +123,17 @@ impl RegionQueue {
             queue,
             command_timeout,
         })
+    }
+
+    /// The region's queue as the configuration says: [`RedisEndpoint::resolve`], then [`connect`](Self::connect).
+    pub async fn open(settings: &Settings, region: &str) -> Result<Self, QueueError> {
+        let endpoint = RedisEndpoint::resolve(settings, region)?;
+        Self::connect(&endpoint, &settings.tuning).await
+    }
+
+    /// Closes the queue's connections (a command's last use of it).
+    pub async fn close(&self) {
+        self.queue.close().await;
     }
 
     /// The BullMQ queue, for what this module does not wrap (the agent's worker).

@@ -129,14 +129,10 @@ pub enum BrowserSupport {
 
 /// What `region`'s live agents say about browsers.
 pub async fn browser_support(settings: &crate::config::Settings, region: &str) -> BrowserSupport {
-    let endpoint = match super::connect::RedisEndpoint::resolve(settings, region) {
-        Ok(e) => e,
-        Err(e) => return BrowserSupport::Unknown(e.to_string()),
-    };
-    let agents = match RegionQueue::connect(&endpoint, &settings.tuning).await {
+    let agents = match RegionQueue::open(settings, region).await {
         Ok(queue) => {
             let agents = live(&queue).await;
-            queue.bull().close().await;
+            queue.close().await;
             agents
         }
         Err(e) => return BrowserSupport::Unknown(e.to_string()),

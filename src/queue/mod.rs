@@ -34,6 +34,7 @@
 //! each write, for the regions the change concerns.
 
 mod connect;
+pub mod control;
 pub mod heartbeat;
 mod job;
 pub mod schedule;

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::heartbeat::{self, Heartbeat};
 use super::schedule::{self, Wanted};
-use super::{QueueError, RegionQueue};
+use super::{QueueError, RedisEndpoint, RegionQueue};
+use crate::config::Settings;
 
 /// Jobs per state, read exactly as BullMQ's `getJobCounts` reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,17 +43,7 @@ pub struct QueueState {
 /// Reads the state in a handful of round trips; writes nothing.
 pub async fn read(queue: &RegionQueue, wanted: &Wanted) -> Result<QueueState, QueueError> {
     let bull = queue.bull();
-    let c = queue.run("counting jobs", bull.get_job_counts()).await?;
-    let counts = Counts {
-        waiting: c.waiting,
-        active: c.active,
-        delayed: c.delayed,
-        prioritized: c.prioritized,
-        completed: c.completed,
-        failed: c.failed,
-        paused: c.paused,
-        waiting_children: c.waiting_children,
-    };
+    let counts = counts(queue).await?;
     let is_paused = queue.run("reading the paused flag", bull.is_paused()).await?;
     let schedulers = queue.run("counting job schedulers", bull.get_job_schedulers_count()).await?;
     let agents = heartbeat::live(queue).await?;
@@ -70,10 +61,81 @@ pub async fn read(queue: &RegionQueue, wanted: &Wanted) -> Result<QueueState, Qu
     })
 }
 
+/// Jobs per state, in one round trip.
+pub async fn counts(queue: &RegionQueue) -> Result<Counts, QueueError> {
+    let c = queue.run("counting jobs", queue.bull().get_job_counts()).await?;
+    Ok(Counts {
+        waiting: c.waiting,
+        active: c.active,
+        delayed: c.delayed,
+        prioritized: c.prioritized,
+        completed: c.completed,
+        failed: c.failed,
+        paused: c.paused,
+        waiting_children: c.waiting_children,
+    })
+}
+
+/// One region in `queue status`: where its Redis is and what its queue holds, or why that
+/// cannot be told. Serialised as `queue status -o json` shows it.
+#[derive(Debug, Serialize)]
+pub struct RegionStatus {
+    pub region: String,
+    pub queue: String,
+    pub configured: bool,
+    /// The Redis URL, password masked.
+    pub endpoint: Option<String>,
+    pub reachable: bool,
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub state: Option<QueueState>,
+}
+
+/// [`read`] for one region of the configuration; never fails, a region that cannot be read
+/// says why in its `error`.
+pub async fn of_region(settings: &Settings, region: &str, wanted: &Wanted) -> RegionStatus {
+    let mut entry = RegionStatus {
+        region: region.into(),
+        queue: super::queue_name(region),
+        configured: false,
+        endpoint: None,
+        reachable: false,
+        error: None,
+        state: None,
+    };
+    let endpoint = match RedisEndpoint::resolve(settings, region) {
+        Ok(e) => e,
+        Err(e) => {
+            entry.error = Some(e.to_string());
+            return entry;
+        }
+    };
+    entry.configured = true;
+    entry.endpoint = Some(endpoint.shown());
+    let state = async {
+        let queue = RegionQueue::connect(&endpoint, &settings.tuning).await?;
+        let state = read(&queue, wanted).await;
+        queue.close().await;
+        state
+    };
+    match state.await {
+        Ok(state) => {
+            entry.reachable = true;
+            entry.state = Some(state);
+        }
+        Err(e) => {
+            entry.reachable = !matches!(e, QueueError::Unreachable { .. });
+            entry.error = Some(e.to_string());
+        }
+    }
+    entry
+}
+
 /// The oldest job of the wait (or paused) list: BullMQ pushes on the left and
 /// takes from the right, so it is the rightmost. It became due at its
 /// `timestamp` plus its `delay` (a scheduler's job waits in `delayed` first).
-async fn oldest_waiting(queue: &RegionQueue) -> Result<Option<f64>, QueueError> {
+/// `queue status` and `health` both ask this, so they agree on a backlog's age.
+pub async fn oldest_waiting(queue: &RegionQueue) -> Result<Option<f64>, QueueError> {
     let keys = queue.bull().keys();
     let mut conn = queue.connection();
     let mut pipe = redis::pipe();

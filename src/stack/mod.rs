@@ -15,7 +15,6 @@ pub use settings::{parse_bytes, parse_cpus, StackSettings, DEFAULT_IMAGE};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::config::{env_suffix, Secret, Settings};
 use crate::region::Region;
@@ -25,14 +24,13 @@ use crate::region::Region;
 pub const TEMPLATE_NAME: &str = "stack.yml.tera";
 const BUILT_IN: &str = include_str!("../../templates/stack.yml.tera");
 
-/// The label `docker stack` groups a stack's objects by.
-pub const NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
+// The labels and names Swarm objects carry are the engine module's; the stack uses them.
+pub use crate::swarm::secret::{versioned_name, SECRET_BASE_LABEL};
+pub use crate::swarm::NAMESPACE_LABEL;
 /// The label `docker stack` records a service's image under.
 pub const IMAGE_LABEL: &str = "com.docker.stack.image";
 /// geoctl's fingerprint of the spec it sent: equal means nothing to update.
 pub const SPEC_HASH_LABEL: &str = "io.geoctl.spec-hash";
-/// A secret's unversioned name: every rotation of it shares this label.
-pub const SECRET_BASE_LABEL: &str = "io.geoctl.secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -160,17 +158,4 @@ fn secrets(settings: &Settings, code: &str, stack: &str) -> Result<Vec<StackSecr
         out.push(StackSecret { key, env, name, base, value: value.value.clone() });
     }
     Ok(out)
-}
-
-/// `<base>-<12 hex digits>`: a new value gets a new name, since Swarm secrets
-/// cannot change; the same value always gets the same name, so a redeploy
-/// with nothing new changes nothing.
-pub fn versioned_name(base: &str, value: &Secret) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(base.as_bytes());
-    hasher.update([0]);
-    hasher.update(value.expose().as_bytes());
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("{base}-{hex}")
 }

@@ -18,6 +18,8 @@ use bollard::Docker;
 
 use crate::config::Settings;
 
+/// The label `docker stack` groups a stack's objects by (geoctl's stacks carry it too).
+pub const NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
 /// Where an engine listens when nothing else is configured.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// Requests that wait on the engine (image builds) get this long.

@@ -9,10 +9,10 @@ use base64::Engine as _;
 use bollard::models::{Secret as DockerSecret, SecretSpec, ServiceSpec};
 use bollard::query_parameters::{ListSecretsOptions, ListServicesOptions, UpdateServiceOptions};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use super::{api_message, Engine, SwarmError};
+use super::{api_message, Engine, SwarmError, NAMESPACE_LABEL};
 use crate::config::Secret;
-use crate::stack::{versioned_name, NAMESPACE_LABEL, SECRET_BASE_LABEL};
 
 /// One row of `secret ls` (never the value: the API does not return it).
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +32,22 @@ pub struct Rotation {
     pub unchanged: bool,
     pub services: Vec<String>,
     pub removed: Vec<String>,
+}
+
+/// A secret's unversioned name: every rotation of it shares this label.
+pub const SECRET_BASE_LABEL: &str = "io.geoctl.secret";
+
+/// `<base>-<12 hex digits>`: a new value gets a new name, since Swarm secrets
+/// cannot change; the same value always gets the same name, so a redeploy
+/// with nothing new changes nothing.
+pub fn versioned_name(base: &str, value: &Secret) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(base.as_bytes());
+    hasher.update([0]);
+    hasher.update(value.expose().as_bytes());
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{base}-{hex}")
 }
 
 impl Engine {

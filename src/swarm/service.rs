@@ -8,8 +8,8 @@ use bollard::models::{Service, ServiceUpdateStatusStateEnum, Task, TaskState};
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::NAMESPACE_LABEL;
 use super::{Engine, SwarmError};
-use crate::stack::NAMESPACE_LABEL;
 
 /// Failed tasks of one service, since the change, that make a crash loop.
 const CRASH_LOOP_FAILURES: usize = 3;

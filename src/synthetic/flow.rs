@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::browser::{self, Action, PageTiming};
 use super::script::{references, render, tera_reason, Expect, Request, Script, Step, StepKind};
 use crate::config::{scrub, Secret};
-use crate::probe::credential::is_credential_header;
+use crate::probe::credential::{is_credential_header, MASK};
 use crate::probe::http::{self, HttpSpec};
 use crate::probe::{Failure, FailureKind, Phases, ProbeOptions, StatusRanges};
 
@@ -161,9 +161,15 @@ impl Source for Environment {
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/run/secrets").join(name));
-        std::fs::read_to_string(&path).map(|text| text.trim_end_matches(['\r', '\n']).to_string()).map_err(|e| {
-            format!("secret `{name}`: cannot read {} ({e}); set {name}_FILE or mount the Docker secret", path.display())
-        })
+        // The one rule for secret files (one trailing newline dropped, empty refused), as for settings.
+        match crate::config::read_secret_file(&path, &format!("secret `{name}`")) {
+            Ok(secret) => Ok(secret.expose().to_string()),
+            Err(crate::config::ConfigError::SecretFileUnreadable { source, .. }) => Err(format!(
+                "secret `{name}`: cannot read {} ({source}); set {name}_FILE or mount the Docker secret",
+                path.display()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -183,15 +189,6 @@ impl Masks {
         let mut out = text.to_string();
         for secret in &self.0 {
             out = scrub(&out, secret);
-            let encoded: String = url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
-            if encoded != secret.expose() {
-                out = out.replace(&encoded, "****");
-            }
-            let percent =
-                percent_encoding::utf8_percent_encode(secret.expose(), percent_encoding::NON_ALPHANUMERIC).to_string();
-            if percent != secret.expose() {
-                out = out.replace(&percent, "****");
-            }
         }
         out
     }
@@ -435,7 +432,7 @@ fn judge(expect: &Expect, status: Option<u16>, response: &http::Response, ctx: &
                 return Err(Failure::new(FailureKind::Assertion, format!("header `{name}` is missing")));
             }
             Some(value) if !value.contains(&wanted) => {
-                let shown = if is_credential_header(name) { "****" } else { value };
+                let shown = if is_credential_header(name) { MASK } else { value };
                 return Err(Failure::new(
                     FailureKind::Assertion,
                     format!("header `{name}` is `{shown}`; expected it to contain `{wanted}`"),

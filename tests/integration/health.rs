@@ -22,9 +22,14 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -168,4 +173,39 @@ fn health_asks_each_regions_engine_for_its_own_stack() {
     assert!(services("us-east").contains("unreachable") && services("us-east").contains("/nonexistent/docker.sock"));
     assert_eq!(services("eu-west"), "no stack custom-eu");
     assert_eq!(services("ap-south"), "no stack geoctl-ap-south");
+}
+
+/// `health` reads a region's queue as `queue status` does: the same password rule (the region's
+/// `REDIS_PASSWORD_<REGION>` wins over one in the URL) and the same oldest waiting job (due at
+/// its `timestamp` plus `delay`, on the wait or the paused list), so the two cannot disagree.
+#[test]
+fn health_and_queue_status_agree_about_a_queue() {
+    let db = TestDb::migrated();
+    let redis = OwnRedis::start_with(&["--requirepass", "right-horse"]);
+    let url = format!("redis://:wr0ng@127.0.0.1:{}/0", redis.port);
+    let authed = format!("redis://:right-horse@127.0.0.1:{}/0", redis.port);
+    // A job of a paused queue, created 20 minutes ago with a 10-minute delay: due 10 minutes ago.
+    let created = (chrono::Utc::now().timestamp_millis() - 1_200_000).to_string();
+    redis_exec(
+        &authed,
+        &[
+            &["LPUSH", "bull:monitor-us-east:paused", "9"],
+            &["HSET", "bull:monitor-us-east:9", "name", "execute-monitor", "timestamp", &created, "delay", "600000"],
+        ],
+    );
+    let env = [("REDIS_URL_US_EAST", url.as_str()), ("REDIS_PASSWORD_US_EAST", "right-horse")];
+
+    let status = db.geoctl_with(&["queue", "status", "--region", "us-east", "-o", "json"], &env).success().json();
+    let queued = status[0]["oldest_waiting_seconds"].as_f64().unwrap_or_else(|| panic!("{status}"));
+    // No live agent and a job waiting past the 5-minute limit: unhealthy, and said so.
+    let run = db.geoctl_with(&["health", "--region", "us-east", "-o", "json"], &env);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("1 job(s) waiting") && run.stderr.contains("no live agent"), "{}", run.stderr);
+    let health = run.json();
+    assert_eq!(health[0]["redis"]["status"], "ok", "the region's password wins: {health}");
+    assert_eq!(health[0]["queue"]["waiting"], 1, "a paused queue's jobs wait too: {health}");
+    let healthy = health[0]["queue"]["oldest_waiting_seconds"].as_f64().unwrap_or_else(|| panic!("{health}"));
+    assert!((590.0..700.0).contains(&queued), "due 10 minutes ago: {queued}");
+    assert!((healthy - queued).abs() < 30.0, "health {healthy} s, queue status {queued} s");
+    assert!(!run.stdout.contains("wr0ng") && !run.stderr.contains("wr0ng") && !run.stderr.contains("right-horse"));
 }

@@ -12,11 +12,11 @@ use super::checks::{headers, parse_interval, parse_latency, parse_rule, parse_ty
 use super::region::report_change;
 use super::Context;
 use crate::alert::manage::AlertPatch;
+use crate::cli::output::{or_dash, Printer};
 use crate::duration;
 use crate::monitor::{
     DownRule, Monitor, MonitorError, MonitorPatch, MonitorStore, MonitorType, NewMonitor, RegionEdit, RegionOverrides,
 };
-use crate::output::{or_dash, Printer};
 use crate::queue::schedule::Touched;
 use crate::store::Change;
 
@@ -410,7 +410,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         Command::Delete { monitor, yes, dry_run, ignore_not_found } => {
             let found = match store.get(&monitor).await {
                 Err(MonitorError::NotFound(name)) if ignore_not_found => {
-                    crate::output::note(format!("no monitor `{name}`; nothing to delete"));
+                    crate::cli::output::note(format!("no monitor `{name}`; nothing to delete"));
                     return Ok(());
                 }
                 found => found?,
@@ -463,7 +463,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                         let runs = crate::monitor::next_runs(&schedule, chrono::Utc::now(), 3);
                         let runs: Vec<String> =
                             runs.iter().map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).collect();
-                        crate::output::note(format!(
+                        crate::cli::output::note(format!(
                             "schedule `{schedule}` in {region}: next runs {}",
                             runs.join(", ")
                         ));
@@ -509,7 +509,7 @@ async fn browser_regions(ctx: &Context, regions: &[String]) -> anyhow::Result<()
                      or leave the region out of the monitor's regions"
                 )))
             }
-            BrowserSupport::Unknown(why) => crate::output::note(format!(
+            BrowserSupport::Unknown(why) => crate::cli::output::note(format!(
                 "{region}: cannot tell whether its agents can run browser steps ({why}); if none can, its runs \
                  record `no browser in this region`"
             )),
@@ -546,7 +546,7 @@ async fn apply(
     let before = if dry_run { Vec::new() } else { store.list().await? };
     let applied = crate::monitor::apply::apply(pool, store, &file, dry_run).await?;
     let changed = applied.iter().filter(|a| a.change != Change::Unchanged).count();
-    crate::output::note(match (dry_run, changed) {
+    crate::cli::output::note(match (dry_run, changed) {
         (_, 0) => "nothing to change; every monitor is as declared".to_string(),
         (true, n) => format!("{n} monitor(s) would change (dry run, nothing written)"),
         (false, n) => format!("{n} monitor(s) changed"),

@@ -8,11 +8,11 @@ use sqlx::PgPool;
 
 use super::super::checks::parse_interval;
 use super::super::Context;
+use crate::cli::output::{flow_tables, located_tables, ms, or_dash, Located};
 use crate::error::input_error;
 use crate::error::TargetDown;
 use crate::monitor::run::{self, Measured};
 use crate::monitor::{check, MonitorError, MonitorStore};
-use crate::output::{flow_tables, located_tables, ms, or_dash, Located};
 use crate::probe::FailureKind;
 use crate::region::RegionStore;
 use crate::results::{self, query, status};
@@ -89,10 +89,10 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
         }
     }
     if args.dry_run {
-        crate::output::note(format!("checked {} for region {region_code}; not recorded (dry run)", monitor.name));
+        crate::cli::output::note(format!("checked {} for region {region_code}; not recorded (dry run)", monitor.name));
     } else {
         results::record(pool, std::slice::from_ref(&recorded)).await?;
-        crate::output::note(format!("checked {} for region {region_code}; result recorded", monitor.name));
+        crate::cli::output::note(format!("checked {} for region {region_code}; result recorded", monitor.name));
     }
     let failure = match &measured {
         Measured::Probe(result, route) => {
@@ -155,7 +155,7 @@ pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args
         vec![overview, detail]
     })?;
     for s in statuses.iter().filter(|s| !s.failing_below_quorum.is_empty()) {
-        crate::output::note(format!(
+        crate::cli::output::note(format!(
             "{}: {} by the {} rule, but failing in {}",
             s.name,
             s.state.as_str(),
@@ -227,7 +227,7 @@ pub async fn results(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, arg
 }
 
 /// The steps of synthetic results: each with its outcome, time and why it failed.
-fn step_table(p: &crate::output::Printer, rows: &[query::ResultRow]) -> comfy_table::Table {
+fn step_table(p: &crate::cli::output::Printer, rows: &[query::ResultRow]) -> comfy_table::Table {
     let mut table = p.table(["CHECKED AT", "REGION", "STEP", "OUTCOME", "TIME", "STATUS", "FAILURE"]);
     for r in rows {
         let Some(steps) = r.steps.as_ref().and_then(|s| s.as_array()) else { continue };

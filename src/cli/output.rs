@@ -417,8 +417,9 @@ pub fn flow_tables(p: &Printer, flow: &crate::synthetic::FlowResult) -> Vec<Tabl
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::test_support::Captured;
 
     #[test]
     fn control_characters_are_escaped_and_text_kept() {
@@ -434,26 +435,6 @@ pub(crate) mod tests {
         let coloured = "\u{1b}[38;5;10mup\u{1b}[0m \u{1b}]0;x\u{7}";
         assert_eq!(escape_controls(coloured, true), "\u{1b}[38;5;10mup\u{1b}[0m \\u{1b}]0;x\\u{7}");
         assert!(!escape_controls(coloured, false).contains('\u{1b}'));
-    }
-
-    /// Log output kept in memory, for tests of what gets logged (shared by the crate's tests).
-    #[derive(Clone, Default)]
-    pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl Captured {
-        pub(crate) fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     /// What an error from a server puts in a log line stays text: no escape sequence reaches the
