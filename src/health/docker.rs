@@ -59,7 +59,8 @@ impl Engine {
                     "engine not configured (DOCKER_HOST_<REGION> or DOCKER_HOST)",
                 ))
             }
-            Engine::Unreachable(e) => return Err(Part::new(Status::NotDeployed, format!("engine unreachable: {e}"))),
+            // An engine that should answer and does not is the region's failure, named with its address.
+            Engine::Unreachable(e) => return Err(Part::new(Status::Down, format!("engine unreachable: {e}"))),
             Engine::Reachable { swarm_manager: false, .. } => {
                 return Err(Part::new(Status::NotDeployed, "engine is not a swarm manager"))
             }
