@@ -105,7 +105,8 @@ start_postgres() {
       || { cat "$dir/initdb.log" >&2; return 1; }
   fi
   if [ -n "$addr" ]; then
-    listen="127.0.0.1,$addr"
+    # PG_EXTRA_LISTEN: more addresses (comma-separated) where it also answers, with the password.
+    listen="127.0.0.1,$addr${PG_EXTRA_LISTEN:+,$PG_EXTRA_LISTEN}"
     # initdb's loopback lines (trust) come first; every other address needs the password.
     grep -q '^host all all 0.0.0.0/0 scram-sha-256' "$dir/data/pg_hba.conf" \
       || echo 'host all all 0.0.0.0/0 scram-sha-256' | as_pg_owner tee -a "$dir/data/pg_hba.conf" >/dev/null

@@ -1,8 +1,11 @@
-//! `geoctl swarm …`: init, join-token, status — and the `--region` flag every
-//! engine command shares to pick that region's engine.
+//! `geoctl swarm …`: init, join, leave, join-token, status — and the
+//! `--region` flag every engine command shares to pick that region's engine.
+
+use std::time::Duration;
 
 use super::Context;
 use crate::cli::output::note;
+use crate::swarm::join::{JoinRequest, Membership, Role};
 use crate::swarm::{quorum_warnings, Endpoint, Engine};
 
 /// Which engine: the region's (`regions.<code>.docker_host`), else `DOCKER_HOST`, else the local socket.
@@ -53,11 +56,101 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Join another node's engine to a region's swarm, through its API, and label it for the region
+    Join {
+        /// The region whose swarm the node joins (its engine is the manager)
+        #[arg(long, value_name = "CODE")]
+        region: String,
+        #[command(flatten)]
+        node: NodeEngineArgs,
+        /// The node's role
+        #[arg(long, value_enum, default_value = "worker")]
+        role: RoleArg,
+        /// Address the node advertises to the swarm [default: the host of --engine]
+        #[arg(long, value_name = "ADDR")]
+        advertise_addr: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Take a node out of a region's swarm: drain it, then have its engine leave
+    Leave {
+        /// The region whose swarm the node leaves
+        #[arg(long, value_name = "CODE")]
+        region: String,
+        #[command(flatten)]
+        node: NodeEngineArgs,
+        /// Give up when its tasks have not moved off it after this long
+        #[arg(long, value_parser = super::checks::parse_interval, default_value = "2m")]
+        timeout: Duration,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The swarm as this engine sees it, with quorum warnings
     Status {
         #[command(flatten)]
         engine: EngineArgs,
     },
+}
+
+/// The engine of the node joining or leaving.
+#[derive(Debug, Clone, clap::Args)]
+struct NodeEngineArgs {
+    /// The node's Docker Engine, e.g. tcp://HOST:2376
+    #[arg(long, value_name = "URL")]
+    engine: String,
+    /// Its TLS client certificates (ca.pem, cert.pem, key.pem) [default: the region's docker_cert_path]
+    #[arg(long, value_name = "DIR")]
+    cert_path: Option<String>,
+}
+
+impl NodeEngineArgs {
+    async fn connect(&self, ctx: &Context, region: &str) -> anyhow::Result<Engine> {
+        if !["tcp://", "unix://", "http://", "https://"].iter().any(|p| self.engine.starts_with(p)) {
+            return Err(crate::error::input_error(format!(
+                "--engine `{}` is not an engine address; give tcp://HOST:2376 (or unix:///PATH)",
+                self.engine
+            )));
+        }
+        let cert_path = self.cert_path.clone().or_else(|| Endpoint::for_region(&ctx.settings, Some(region)).cert_path);
+        Ok(Engine::connect(&Endpoint { host: self.engine.clone(), cert_path }).await?)
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Worker,
+    Manager,
+}
+
+fn print_membership(ctx: &Context, membership: &Membership) -> anyhow::Result<()> {
+    ctx.printer.print(membership, |p| {
+        if membership.steps.is_empty() {
+            return vec![];
+        }
+        let mut t = p.table(["STEP"]);
+        for step in &membership.steps {
+            t.add_row(vec![step.clone()]);
+        }
+        vec![t]
+    })?;
+    let node = membership.node_id.as_deref().map_or("-", crate::swarm::node::short);
+    let what = if membership.dry_run {
+        "dry run, nothing changed"
+    } else if membership.changed {
+        "changed"
+    } else {
+        "unchanged"
+    };
+    note(format!(
+        "region {}: node {node} ({}) at {}: {what}",
+        membership.region,
+        membership.role.as_str(),
+        membership.engine
+    ));
+    for warning in &membership.warnings {
+        note(format!("warning: {warning}"));
+    }
+    Ok(())
 }
 
 #[derive(serde::Serialize)]
@@ -84,6 +177,49 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             engine.init_swarm(advertise_addr.as_deref()).await?;
             note(format!("{}: swarm initialised; this engine is its manager", engine.endpoint));
             Ok(())
+        }
+        Command::Join { region, node, role, advertise_addr, dry_run } => {
+            let stack = crate::stack::StackSettings::resolve(&ctx.settings, &region)?;
+            let label = stack.placement_label.clone();
+            let manager = connect(ctx, Some(&region)).await?;
+            let node = node.connect(ctx, &region).await?;
+            let role = match role {
+                RoleArg::Worker => Role::Worker,
+                RoleArg::Manager => Role::Manager,
+            };
+            let request = JoinRequest {
+                region: &region,
+                label: &label,
+                role,
+                advertise_addr: advertise_addr.as_deref(),
+                dry_run,
+            };
+            // No registry: the node gets the region's images from its manager before it is labelled
+            // for the region, so no task is placed where its image is missing.
+            let mut copied = Vec::new();
+            for image in std::iter::once(&stack.image).chain(stack.app_image.as_ref()) {
+                let step = format!("copy image {image} from {} to {}", manager.endpoint, node.endpoint);
+                if dry_run {
+                    if node.image_id(image).await? != manager.image_id(image).await? {
+                        note(format!("would {step}"));
+                        copied.push(step);
+                    }
+                } else if manager.copy_image_to(image, &node).await? {
+                    note(format!("done: {step}"));
+                    copied.push(step);
+                }
+            }
+            let mut membership = crate::swarm::join::join(&manager, &node, &request, &mut |step| note(step)).await?;
+            membership.changed |= !dry_run && !copied.is_empty();
+            membership.steps.splice(0..0, copied);
+            print_membership(ctx, &membership)
+        }
+        Command::Leave { region, node, timeout, dry_run } => {
+            let manager = connect(ctx, Some(&region)).await?;
+            let node = node.connect(ctx, &region).await?;
+            let membership =
+                crate::swarm::join::leave(&manager, &node, &region, timeout, dry_run, &mut |step| note(step)).await?;
+            print_membership(ctx, &membership)
         }
         Command::JoinToken { role, engine } => {
             let engine = engine.connect(ctx).await?;

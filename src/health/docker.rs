@@ -55,8 +55,9 @@ impl EngineReach {
                     "engine not configured (DOCKER_HOST_<REGION> or DOCKER_HOST)",
                 ))
             }
+            // An engine that should answer and does not is the region's failure, named with its address.
             EngineReach::Unreachable(e) => {
-                return Err(Part::new(Status::NotDeployed, format!("engine unreachable: {e}")))
+                return Err(Part::new(Status::Down, format!("engine unreachable: {e}")))
             }
             EngineReach::Reachable { swarm_manager: false, .. } => {
                 return Err(Part::new(Status::NotDeployed, "engine is not a swarm manager"))

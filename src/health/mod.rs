@@ -138,7 +138,12 @@ pub async fn region(settings: &Settings, code: &str, engine: &EngineReach, stack
     };
 
     let (services, service_counts) = match engine.stack_services(stack).await {
-        Err(part) => (part, Vec::new()),
+        Err(part) => {
+            if part.status == Status::Down {
+                reasons.push(part.detail.clone());
+            }
+            (part, Vec::new())
+        }
         Ok(counts) if counts.is_empty() => (Part::new(Status::NotDeployed, format!("no stack {stack}")), counts),
         Ok(counts) => {
             let short: Vec<String> = counts

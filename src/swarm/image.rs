@@ -206,6 +206,43 @@ impl Engine {
     }
 
     /// The local image id of `reference`, or None when the engine has no such image.
+    /// Copies `image` from this engine to `to` (Engine API image save, then
+    /// load), unless `to` has it already under the same ID: how a node joined
+    /// to a region gets the images its tasks run, with no registry. True when
+    /// copied; an image this engine lacks is an error naming how to build it.
+    pub async fn copy_image_to(&self, image: &str, to: &Engine) -> Result<bool, SwarmError> {
+        let Some(id) = self.image_id(image).await? else {
+            return Err(SwarmError::MissingImage { image: image.to_string(), endpoint: self.endpoint.clone() });
+        };
+        if to.image_id(image).await?.as_deref() == Some(id.as_str()) {
+            return Ok(false);
+        }
+        let action = || format!("copying image {image} from {} to {}", self.endpoint, to.endpoint);
+        // Streamed through: the image (about 110 MB) is never held whole here.
+        let saved = self.docker.export_image(image);
+        let mut loaded = to.docker.import_image_stream(
+            bollard::query_parameters::ImportImageOptions { quiet: true, ..Default::default() },
+            saved,
+            None,
+        );
+        while let Some(progress) = loaded.next().await {
+            let progress = progress.map_err(|e| SwarmError::Api { action: action(), message: api_message(&e) })?;
+            if let Some(error) = progress.error_detail.and_then(|d| d.message) {
+                return Err(SwarmError::Api { action: action(), message: error });
+            }
+        }
+        match to.image_id(image).await? {
+            Some(copied) if copied == id => Ok(true),
+            other => Err(SwarmError::Api {
+                action: action(),
+                message: format!(
+                    "the target reports {} after the load, not {id}",
+                    other.as_deref().unwrap_or("no image")
+                ),
+            }),
+        }
+    }
+
     pub async fn image_id(&self, reference: &str) -> Result<Option<String>, SwarmError> {
         match self.docker.inspect_image(reference).await {
             Ok(image) => Ok(image.id),

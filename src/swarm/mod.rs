@@ -3,6 +3,7 @@
 //! the swarm itself, nodes, secrets, networks, images and cleanup.
 
 pub mod image;
+pub mod join;
 pub mod node;
 pub mod prune;
 pub mod secret;
@@ -29,6 +30,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub enum SwarmError {
     #[error("cannot reach the Docker Engine at {endpoint}: {message}; start dockerd or point DOCKER_HOST (or regions.<code>.docker_host) at a running engine")]
     Unreachable { endpoint: String, message: String },
+    #[error("the Docker Engine at {endpoint} and geoctl do not accept each other's certificates ({message}); docker_cert_path (regions.<code>.docker_cert_path, DOCKER_CERT_PATH_<REGION>) must hold ca.pem (the CA that signed the engine's certificate), and cert.pem and key.pem signed by the CA the engine verifies clients with")]
+    TlsRefused { endpoint: String, message: String },
     #[error(
         "the Docker Engine at {endpoint} is not in a swarm; run `geoctl swarm init` (or `geoctl region init`) first"
     )]
@@ -63,6 +66,7 @@ impl crate::error::Coded for SwarmError {
             | SwarmError::Unsatisfiable { .. }
             | SwarmError::Invalid(_) => Exit::Input,
             SwarmError::Unreachable { .. }
+            | SwarmError::TlsRefused { .. }
             | SwarmError::Api { .. }
             | SwarmError::Converge { .. }
             | SwarmError::AgentsNotReady { .. } => Exit::Failed,
@@ -78,12 +82,35 @@ impl SwarmError {
     }
 }
 
-/// The engine's own message, without bollard's wrapping.
+/// The engine's own message, without bollard's wrapping. A failure below
+/// HTTP (refused connection, TLS) is named by its innermost cause, which is
+/// the part that says what happened: bollard's own text for it is only
+/// "client error (SendRequest)".
 pub fn api_message(err: &bollard::errors::Error) -> String {
     match err {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.trim().to_string(),
-        other => other.to_string(),
+        other => {
+            let mut cause: &dyn std::error::Error = other;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            let innermost = cause.to_string();
+            if is_tls_refusal(&innermost) {
+                format!("TLS refused: {innermost}")
+            } else if std::ptr::eq(cause as *const _ as *const u8, other as *const _ as *const u8) {
+                innermost
+            } else {
+                format!("{other}: {innermost}")
+            }
+        }
     }
+}
+
+/// Whether a connection failure's innermost cause is the TLS handshake
+/// refusing a certificate (either side's).
+fn is_tls_refusal(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("certificate") || lower.contains("unknownca") || lower.contains("unknown ca")
 }
 
 /// True when the engine answered 404.
@@ -151,11 +178,14 @@ impl Engine {
         } else {
             Docker::connect_with_http(&endpoint.host, timeout, version)
         }
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| unreachable(api_message(&e)))?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| unreachable("no answer within 10 s".into()))?
-            .map_err(|e| unreachable(api_message(&e)))?;
+            .map_err(|e| match api_message(&e).strip_prefix("TLS refused: ") {
+                Some(why) => SwarmError::TlsRefused { endpoint: endpoint.host.clone(), message: why.to_string() },
+                None => unreachable(api_message(&e)),
+            })?;
         Ok(Engine { docker, endpoint: endpoint.host.clone() })
     }
 

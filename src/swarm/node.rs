@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{Node, NodeSpec, NodeSpecAvailabilityEnum, NodeState};
+use bollard::models::{Node, NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState};
 use bollard::query_parameters::UpdateNodeOptions;
 use serde::Serialize;
 
@@ -149,6 +149,11 @@ impl Engine {
         dry_run: bool,
     ) -> Result<NodeChange, SwarmError> {
         self.update_node_spec(name, dry_run, |spec| spec.availability = Some(availability)).await
+    }
+
+    /// Promotes or demotes a node.
+    pub async fn set_role(&self, name: &str, role: NodeSpecRoleEnum, dry_run: bool) -> Result<NodeChange, SwarmError> {
+        self.update_node_spec(name, dry_run, |spec| spec.role = Some(role)).await
     }
 }
 

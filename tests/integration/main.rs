@@ -26,5 +26,6 @@ mod results;
 mod scale;
 mod scripts;
 mod swarm;
+mod swarms;
 mod synthetic;
 mod trace;
