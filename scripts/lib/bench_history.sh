@@ -4,9 +4,11 @@
 # server DATABASE_URL names; it creates and drops databases geoctl_bench_plain/_days):
 #   plain  today's layout before partitioning (the migrations before 20261206100001)
 #   days   partitioned by day (geoctl db migrate, days made by geoctl db maintain)
-# Each gets the same generated history with COPY: BENCH_HISTORY_MONITORS (1000) monitors x
-# 3 regions x 1 check a minute over BENCH_HISTORY_DAYS (14) days up to now, results and metrics.
-# Then, each layout: `monitor status`, `report --since 1d` and `--since 7d`, `monitor results
+# Each gets the same generated history with COPY (history_generate below): BENCH_HISTORY_MONITORS
+# (1000) monitors x 3 regions x 1 check a minute over BENCH_HISTORY_DAYS (14) days up to now,
+# results and metrics, and their daily summaries (`summaries rebuild`). It first checks the disk:
+# a history that would leave less than BENCH_HISTORY_KEEP_FREE_GB (12) free exits 2 and says how
+# much of it fits (the full size needs about 70 GB). Then, each layout: `monitor status`, `report --since 1d` and `--since 7d`, `monitor results
 # NAME --since 1h` (seconds, the geoctl binary), `results::record` at batches of 500
 # (results/s, benches/history.rs), and a prune of the oldest day (seconds, WAL written, size of
 # both tables after); last, `db migrate` turning the plain layout's full tables into partitioned
@@ -24,29 +26,97 @@ history_time() {
   python3 -c "print(round($end - $start, 3))"
 }
 
-# The history, generated once per layout by the same query, in time order as agents write it.
-HISTORY_RESULTS_SQL="
-COPY (
-  SELECT md5('m' || g)::uuid, r, t, 'up', (40 + (g + extract(minute FROM t)::int) % 60), NULL::jsonb,
-         (g + extract(minute FROM t)::int) % 97 <> 0, r, NULL::text,
-         3.0, 1.5, 3.0, 6.0, 20.0, 40.0 + (g + extract(minute FROM t)::int) % 60, NULL::jsonb, NULL::text, NULL::text,
-         md5('m' || g) || ':' || r || ':' || (extract(epoch FROM t) * 1000)::bigint
-  FROM generate_series(:'start'::timestamptz, now() - interval '1 minute', interval '1 minute') t,
-       generate_series(1, :monitors) g, unnest(ARRAY['us-east', 'eu-west', 'ap-south']) r
-) TO STDOUT"
+# The generated history: monitors `md5('m' || g)::uuid` (g = 1..N, named `m<g>`) checked from
+# us-east, eu-west and ap-south every minute; one in 97 checks down; response 40-99 ms.
+# history_generate is the reusable part (the dashboard bench loads its data with it too):
+#
+#   history_generate URL FROM TO MONITORS [JOBS]
+#
+# COPYs the results and metrics rows of every minute in [FROM, TO) (timestamptz literals, FROM
+# on a whole hour) into URL's monitor_results and regional_performance_metrics, whatever their
+# layout (partitions must exist for the days, or the default partition takes them). It writes
+# no monitors and no summaries: insert the monitors with history_monitors, and run `geoctl
+# summaries rebuild` when the summaries are wanted. Fast because each hour is one COPY whose
+# rows come sorted by (monitor, region, time), so every index takes them in order instead of
+# at 3,000 places a minute, the monitors' ids are hashed once per hour rather than once per row,
+# and JOBS (BENCH_HISTORY_JOBS, 2) streams run side by side, each over its own stretch of hours.
+HISTORY_REGIONS="ARRAY['ap-south', 'eu-west', 'us-east']"
+history_hour_sql() {
+  local table=$1 hour=$2 to=$3 monitors=$4 columns
+  case $table in
+    monitor_results) columns="m.id, r, t, 'up', 40 + (m.g + extract(minute FROM t)::int) % 60, NULL::jsonb,
+         (m.g + extract(minute FROM t)::int) % 97 <> 0, r, NULL::text,
+         3.0, 1.5, 3.0, 6.0, 20.0, 40.0 + (m.g + extract(minute FROM t)::int) % 60, NULL::jsonb, NULL::text, NULL::text,
+         m.hex || ':' || r || ':' || (extract(epoch FROM t) * 1000)::bigint" ;;
+    regional_performance_metrics) columns="m.id, r, t, '127.0.0.1'::inet, 'HTTP/1.1', 200, 512, 1.5, 3.0, 6.0, 20.0,
+         40.0 + (m.g + extract(minute FROM t)::int) % 60,
+         m.hex || ':' || r || ':' || (extract(epoch FROM t) * 1000)::bigint" ;;
+  esac
+  echo "COPY (
+  SELECT $columns
+  FROM (SELECT md5('m' || g)::uuid AS id, md5('m' || g) AS hex, g FROM generate_series(1, $monitors) g) m,
+       unnest($HISTORY_REGIONS) r,
+       generate_series('$hour'::timestamptz, least('$hour'::timestamptz + interval '59 minutes', '$to'::timestamptz - interval '1 minute'), interval '1 minute') t
+  ORDER BY m.id, r, t
+) TO STDOUT;"
+}
 HISTORY_RESULTS_COLUMNS="monitor_id, execution_region, checked_at, status, response_time_ms, details, is_up,
   target_region, error_kind, network_latency, dns_resolution_time, tcp_connect_time, tls_handshake_time,
   first_byte_time, total_time, region_specific_metrics, error_message, steps, run_key"
-HISTORY_METRICS_SQL="
-COPY (
-  SELECT md5('m' || g)::uuid, r, t, '127.0.0.1'::inet, 'HTTP/1.1', 200, 512, 1.5, 3.0, 6.0, 20.0,
-         40.0 + (g + extract(minute FROM t)::int) % 60,
-         md5('m' || g) || ':' || r || ':' || (extract(epoch FROM t) * 1000)::bigint
-  FROM generate_series(:'start'::timestamptz, now() - interval '1 minute', interval '1 minute') t,
-       generate_series(1, :monitors) g, unnest(ARRAY['us-east', 'eu-west', 'ap-south']) r
-) TO STDOUT"
 HISTORY_METRICS_COLUMNS="monitor_id, region_code, checked_at, resolved_ip, http_version, status_code,
   response_size, dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, total_time, run_key"
+
+history_generate() {
+  local url=$1 from=$2 to=$3 monitors=$4 jobs=${5:-${BENCH_HISTORY_JOBS:-2}} table columns job hour
+  local -a hours pids=()
+  mapfile -t hours < <(history_psql "$url" -c "SELECT generate_series('$from'::timestamptz, '$to'::timestamptz - interval '1 minute', interval '1 hour')")
+  for table in monitor_results regional_performance_metrics; do
+    columns=$HISTORY_RESULTS_COLUMNS
+    [ "$table" = monitor_results ] || columns=$HISTORY_METRICS_COLUMNS
+    for ((job = 0; job < jobs; job++)); do
+      # Contiguous stretches of hours, so each stream writes in time order as agents do.
+      local first=$((job * ${#hours[@]} / jobs)) last=$(((job + 1) * ${#hours[@]} / jobs))
+      (
+        for ((i = first; i < last; i++)); do history_hour_sql "$table" "${hours[i]}" "$to" "$monitors"; done \
+          | PGOPTIONS='-c client_min_messages=warning -c work_mem=64MB' psql -X -q -v ON_ERROR_STOP=1 "$url" \
+          | history_psql "$url" -c "COPY $table ($columns) FROM STDIN"
+      ) &
+      pids+=($!)
+    done
+  done
+  for job in "${pids[@]}"; do wait "$job"; done
+}
+
+# history_monitors URL MONITORS: the monitors history_generate's rows belong to, in three regions.
+history_monitors() {
+  history_psql "$1" -c "INSERT INTO monitors (id, name, type, target, interval_seconds)
+      SELECT md5('m' || g)::uuid, 'm' || g, 'http', 'https://example.com/' || g, 60 FROM generate_series(1, $2) g" \
+    -c "INSERT INTO monitor_regions (monitor_id, region_code)
+      SELECT md5('m' || g)::uuid, r FROM generate_series(1, $2) g, unnest($HISTORY_REGIONS) r"
+}
+
+# Bytes one result and its metrics row take with their indexes in either layout (measured with
+# 100 monitors over a day: 500 + 463), and what a run needs on top of that (WAL, summaries).
+HISTORY_BYTES_PER_ROW=1000
+HISTORY_SLACK=1.15
+
+# history_check_disk DIR ROWS: refuses (exit 2) a history of ROWS results that would leave less
+# than BENCH_HISTORY_KEEP_FREE_GB (12) free on DIR's disk, and says what would fit.
+history_check_disk() {
+  local dir=$1 rows=$2 keep=${BENCH_HISTORY_KEEP_FREE_GB:-12}
+  python3 - "$dir" "$rows" "$keep" "$HISTORY_BYTES_PER_ROW" "$HISTORY_SLACK" <<'PY'
+import shutil, sys
+path, rows, keep, per_row, slack = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+need = rows * per_row * slack / 1e9
+free = shutil.disk_usage(path).free / 1e9
+print(f"==> history: {rows:,} results and as many metrics rows need about {need:.1f} GB; {free:.1f} GB free, keeping {keep:.0f} GB", file=sys.stderr)
+if need > free - keep:
+    fit = max(free - keep, 0) / need
+    print(f"not enough disk: about {fit:.0%} of this history fits; lower BENCH_HISTORY_DAYS or BENCH_HISTORY_MONITORS "
+          f"(or BENCH_HISTORY_KEEP_FREE_GB)", file=sys.stderr)
+    sys.exit(2)
+PY
+}
 
 # Size of a table with its partitions and indexes, in bytes (a plain table has no partition tree).
 history_size() {
@@ -56,7 +126,7 @@ history_size() {
 
 bench_history() {
   require_cargo
-  local work monitors days start bin bench layout url admin out
+  local work monitors days start until bin bench layout url admin out
   work=$(mktemp -d /tmp/geoctl-bench-history.XXXXXX)
   chmod 755 "$work"
   # shellcheck disable=SC2064
@@ -68,6 +138,11 @@ bench_history() {
   out=$(realpath -m "${CARGO_TARGET_DIR:-target}/bench")
   mkdir -p "$out"
   start=$(history_psql "$admin" -c "SELECT ((now() AT TIME ZONE 'UTC')::date - $days)::timestamp AT TIME ZONE 'UTC'")
+  until=$(history_psql "$admin" -c "SELECT date_trunc('minute', now())")
+  # One layout at a time is on disk: each database is dropped before the next is made.
+  history_check_disk "$(history_psql "$admin" -c "SHOW data_directory")" \
+    "$(history_psql "$admin" -c "SELECT 3 * $monitors * extract(epoch FROM '$until'::timestamptz - '$start'::timestamptz)::bigint / 60")" \
+    || exit 2
 
   local profile=() build=debug
   [ "${BENCH_RELEASE:-0}" = 1 ] && profile=(--release) && build=release
@@ -87,6 +162,10 @@ for line in sys.stdin:
     history_psql "$admin" -c "DROP DATABASE IF EXISTS geoctl_bench_$layout" -c "CREATE DATABASE geoctl_bench_$layout"
     if [ "$layout" = plain ]; then
       GEOCTL_BENCH_DATABASE_URL=$url "$bench" plain-layout
+      # geoctl works only on a schema it has migrated whole: the partitioning is recorded as
+      # applied (and unrecorded before `db migrate` below), the tables stay as they were.
+      history_psql "$url" -c "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+        VALUES (20261206100001, 'bench: the plain tables, read as if partitioned', true, '\\x00', 0)"
     else
       DATABASE_URL=$url "$bin" db migrate >/dev/null
       # The history's days as partitions, as if partitioned before it began: the partition of
@@ -105,21 +184,16 @@ for line in sys.stdin:
       history_psql "$url" -c "DELETE FROM monitor_results WHERE monitor_id = md5('marker')::uuid" \
         -c "DELETE FROM regional_performance_metrics WHERE monitor_id = md5('marker')::uuid"
     fi
-    history_psql "$url" -c "INSERT INTO monitors (id, name, type, target, interval_seconds)
-        SELECT md5('m' || g)::uuid, 'm' || g, 'http', 'https://example.com/' || g, 60 FROM generate_series(1, $monitors) g" \
-      -c "INSERT INTO monitor_regions (monitor_id, region_code)
-        SELECT md5('m' || g)::uuid, r FROM generate_series(1, $monitors) g, unnest(ARRAY['us-east', 'eu-west', 'ap-south']) r"
-    log "$layout: generating $monitors monitors x 3 regions x 1/min x $days days with COPY"
+    history_monitors "$url" "$monitors"
+    log "$layout: generating $monitors monitors x 3 regions x 1/min from $start to $until with COPY"
     local t0
     t0=$(date +%s)
-    # Through stdin: psql interpolates its variables there, not in -c.
-    history_psql "$url" -v start="$start" -v monitors="$monitors" <<<"$HISTORY_RESULTS_SQL" \
-      | history_psql "$url" -c "COPY monitor_results ($HISTORY_RESULTS_COLUMNS) FROM STDIN"
-    history_psql "$url" -v start="$start" -v monitors="$monitors" <<<"$HISTORY_METRICS_SQL" \
-      | history_psql "$url" -c "COPY regional_performance_metrics ($HISTORY_METRICS_COLUMNS) FROM STDIN"
+    history_generate "$url" "$start" "$until" "$monitors"
     history_psql "$url" -c "VACUUM ANALYZE monitor_results" -c "VACUUM ANALYZE regional_performance_metrics"
-    fig[$layout.rows]=$(history_psql "$url" -c "SELECT count(*) FROM monitor_results")
     fig[$layout.load_s]=$(( $(date +%s) - t0 ))
+    # The daily summaries agents would have kept, each day recomputed from its results.
+    fig[$layout.summaries_s]=$(DATABASE_URL=$url history_time "$bin" summaries rebuild)
+    fig[$layout.rows]=$(history_psql "$url" -c "SELECT count(*) FROM monitor_results")
 
     export DATABASE_URL=$url
     fig[$layout.status_s]=$(history_time "$bin" monitor status -o json)
@@ -140,39 +214,46 @@ for line in sys.stdin:
     fig[$layout.size_after_bytes]=$(( $(history_size "$url" monitor_results) + $(history_size "$url" regional_performance_metrics) ))
 
     if [ "$layout" = days ]; then
-      local since1d since7d
-      since1d=$(history_psql "$url" -c "SELECT now() - interval '1 day'")
-      since7d=$(history_psql "$url" -c "SELECT now() - interval '7 days'")
+      # The statements of the heaviest reads as geoctl sends them, with the bounds it computes.
+      local e="EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)" ids="ARRAY(SELECT id FROM monitors)"
+      local head="checked_at >= now() - interval '7 days' AND checked_at < date_trunc('day', now() - interval '6 days', 'UTC')"
       {
-        echo "# monitor results m1 --since 1h"
-        history_psql "$url" -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-          SELECT r.checked_at, r.is_up, r.total_time FROM monitor_results r
+        echo "# monitor results m1 --since 1h (results::query::recent)"
+        history_psql "$url" -c "$e SELECT r.checked_at, r.is_up, r.total_time FROM monitor_results r
           WHERE r.monitor_id = md5('m1')::uuid AND r.checked_at >= now() - interval '1 hour'
+            AND r.checked_at <= now() + interval '1 hour'
           ORDER BY r.checked_at DESC LIMIT 50"
-        echo; echo "# report --since 7d: per-region statistics (results::query::region_stats)"
-        history_psql "$url" -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-          SELECT r.monitor_id, r.execution_region, count(*),
+        echo; echo "# report --since 7d: statistics over the partial first day (results::query::region_stats)"
+        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, count(*),
                  percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)
           FROM monitor_results r
-          WHERE r.monitor_id = ANY(ARRAY(SELECT id FROM monitors)) AND r.checked_at >= '$since7d'
+          WHERE r.monitor_id = ANY($ids) AND ($head) AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+          GROUP BY 1, 2"
+        echo; echo "# report --since 7d: the whole days after it (results::query::day_summaries)"
+        history_psql "$url" -c "$e SELECT monitor_id, region_code, day, total_checks FROM regional_monitor_summaries
+          WHERE monitor_id = ANY($ids) AND day >= (now() AT TIME ZONE 'UTC')::date - 6
+            AND day < (now() AT TIME ZONE 'UTC')::date + 1"
+        echo; echo "# report --since 7d: where the partial first day's checks landed (report::landings)"
+        history_psql "$url" -c "$e SELECT monitor_id, region_code, country_code, count(*) FROM regional_performance_metrics
+          WHERE monitor_id = ANY($ids) AND ($head) GROUP BY 1, 2, 3"
+        echo; echo "# report --since 1d: a day or less is read from results (results::query::region_stats)"
+        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, count(*),
+                 percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)
+          FROM monitor_results r
+          WHERE r.monitor_id = ANY($ids) AND (r.checked_at >= now() - interval '1 day' AND r.checked_at < now())
             AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
           GROUP BY 1, 2"
-        echo; echo "# report --since 1d: where checks landed (report::landings)"
-        history_psql "$url" -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-          SELECT monitor_id, region_code, country_code, count(*) FROM regional_performance_metrics
-          WHERE monitor_id = ANY(ARRAY(SELECT id FROM monitors)) AND checked_at >= '$since1d'
-          GROUP BY 1, 2, 3"
         echo; echo "# monitor status: each region's latest result (results::status::statuses)"
-        history_psql "$url" -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-          SELECT mr.monitor_id, mr.region_code, l.checked_at FROM monitor_regions mr
+        history_psql "$url" -c "$e SELECT mr.monitor_id, mr.region_code, l.checked_at FROM monitor_regions mr
           LEFT JOIN LATERAL (SELECT checked_at FROM monitor_results r
              WHERE r.monitor_id = mr.monitor_id AND r.execution_region = mr.region_code
-               AND r.checked_at >= now() - interval '7 days'
+               AND r.checked_at >= now() - interval '7 days' AND r.checked_at <= now() + interval '1 hour'
              ORDER BY checked_at DESC LIMIT 1) l ON true
           WHERE mr.monitor_id = ANY(ARRAY(SELECT id FROM monitors LIMIT 2))"
       } >"$out/history-explain.txt"
     else
       # The plain layout's tables, full, turned into partitioned ones by `db migrate`.
+      history_psql "$url" -c "DELETE FROM _sqlx_migrations WHERE version = 20261206100001"
       fig[plain.migrate_s]=$(history_time "$bin" db migrate)
     fi
     unset DATABASE_URL
@@ -197,7 +278,8 @@ print(f'{d["monitors"]} monitors x 3 regions x 1/min x {d["days"]} days: {int(q[
 print(f'{"":28} {"plain":>12} {"by day":>12}')
 rows = [("prune oldest day (s)", "prune_s"), ("  WAL written (MB)", "prune_wal_bytes"), ("  tables after (MB)", "size_after_bytes"),
         ("monitor status (s)", "status_s"), ("report --since 1d (s)", "report_1d_s"), ("report --since 7d (s)", "report_7d_s"),
-        ("monitor results --since 1h", "results_1h_s"), ("record, batches of 500 (/s)", "record_per_s")]
+        ("monitor results --since 1h", "results_1h_s"), ("record, batches of 500 (/s)", "record_per_s"),
+        ("load with COPY (s)", "load_s"), ("summaries rebuild (s)", "summaries_s")]
 for label, key in rows:
     a, b = p[key], q[key]
     if key.endswith("bytes"):

@@ -89,6 +89,14 @@ fn explain_gaps(report: &Report) {
             note(format!("no results since {since} for: {}", silent.join(", ")));
         }
     }
+    if let (Some(from), Some(to)) = (report.summarized_since, report.summarized_until) {
+        note(format!(
+            "{} to {} read from the daily summaries (a bucket per day): percentiles, TLS, first byte and \
+             where checks landed cover only the results outside it",
+            from.format("%Y-%m-%d %H:%M UTC"),
+            to.format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
 }
 
 fn stats_table(p: &Printer, report: &Report) -> comfy_table::Table {

@@ -9,28 +9,34 @@ pub mod spark;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::monitor::Monitor;
-use crate::results::query::{self, RegionStats, SeriesPoint};
+use crate::results::query::{self, RegionStats, SeriesPoint, Span};
 use crate::results::summary;
 
 /// About this many buckets per chart: enough to see a shape, few enough for
 /// one terminal line.
 pub const BUCKETS: i64 = 60;
 
+/// The bucket of a report that reads daily summaries.
+const DAY_SECONDS: i64 = 86_400;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
     pub bucket_seconds: i64,
-    /// Set when the window reaches before the prune horizon: up to this time,
-    /// checks, uptime and the response, DNS and connect averages come from the
-    /// daily summaries (whole UTC days); percentiles and the TLS and first-byte
-    /// averages cover the results from this time on.
+    /// Set when whole UTC days of the window were read from the daily summaries (a window longer
+    /// than a day, or one reaching before the prune horizon): from `summarized_since` to `summarized_until`, checks, uptime,
+    /// the response, DNS and connect averages and the series (a bucket per day) come from the
+    /// summaries; percentiles, the TLS and first-byte averages and where checks landed cover
+    /// only the results outside that span. See [`plan`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summarized_since: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summarized_until: Option<DateTime<Utc>>,
     pub monitors: Vec<MonitorReport>,
@@ -76,38 +82,37 @@ pub struct Landing {
     pub share: f64,
 }
 
-/// Where each region's checks landed and its median hop count since `since`.
+/// Where each region's checks landed and its median hop count over the results of `spans`.
 async fn landings(
     pool: &PgPool,
     ids: &[Uuid],
-    since: DateTime<Utc>,
+    spans: &[Span],
 ) -> Result<(Vec<Landing>, Vec<(Uuid, String, Option<f64>)>), sqlx::Error> {
-    let landed = sqlx::query_as(
+    if spans.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let landed = format!(
         "SELECT * FROM (
             SELECT monitor_id, region_code AS region, country_code::text AS country, city, asn, isp,
                 count(*) AS checks,
                 (100.0 * count(*) / sum(count(*)) OVER (PARTITION BY monitor_id, region_code))::float8 AS share
             FROM regional_performance_metrics
-            WHERE monitor_id = ANY($1) AND checked_at >= $2
+            WHERE monitor_id = ANY($1) AND {}
             GROUP BY monitor_id, region_code, country_code, city, asn, isp) l
          WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
          ORDER BY monitor_id, region, checks DESC, country, city, asn",
-    )
-    .bind(ids)
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
-    let hops = sqlx::query_as(
+        query::spans_sql("checked_at", spans, 2)
+    );
+    let landed = query::bind_spans(sqlx::query_as(&landed).bind(ids), spans).fetch_all(pool).await?;
+    let hops = format!(
         "SELECT monitor_id, region_code,
             percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count) FILTER (WHERE hop_count IS NOT NULL)
          FROM regional_performance_metrics
-         WHERE monitor_id = ANY($1) AND checked_at >= $2
+         WHERE monitor_id = ANY($1) AND {}
          GROUP BY monitor_id, region_code",
-    )
-    .bind(ids)
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
+        query::spans_sql("checked_at", spans, 2)
+    );
+    let hops = query::bind_spans(sqlx::query_as(&hops).bind(ids), spans).fetch_all(pool).await?;
     Ok((landed, hops))
 }
 
@@ -210,7 +215,84 @@ fn bucket_grid(since: DateTime<Utc>, until: DateTime<Utc>, bucket_seconds: i64) 
     (first..=last).step_by(bucket_seconds as usize).collect()
 }
 
-/// Reads the statistics and series of `monitors` over `[since, until]`.
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
+/// Where a report reads each part of its window from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Results read row by row: the partial days at the window's edges (at most two spans).
+    pub raw: Vec<Span>,
+    /// Days `[from, until)` read from their daily summaries.
+    pub days: Option<(NaiveDate, NaiveDate)>,
+}
+
+/// Splits the window `[since, end)` into the days its daily summaries answer and the results
+/// read row by row. A window longer than a day reads from summaries each day it covers whole,
+/// and its last day when no result of that day comes after `end` (`last_day_ends_at_end`: the
+/// day's running totals are then exactly the window's part of it, as in a report up to now);
+/// any window reads the days before `pruned_first` (the first whole day after the prune
+/// horizon) from their summaries, all that is left of them. The rest (the partial day at the
+/// start, and the last one when later results exist) is read from results: about a day at most
+/// however long the window. A window of a day or less (the default 24 hours) is read from
+/// results alone, as exact as ever: its percentiles cover all of it and its chart keeps buckets
+/// shorter than a day.
+pub fn plan(
+    since: DateTime<Utc>,
+    end: DateTime<Utc>,
+    pruned_first: Option<NaiveDate>,
+    last_day_ends_at_end: bool,
+) -> Plan {
+    let first_day = since.date_naive();
+    let from = if midnight(first_day) == since { first_day } else { first_day.succ_opt().expect("a day after") };
+    let last = end - chrono::Duration::microseconds(1);
+    let mut until = if midnight(end.date_naive()) == end { end.date_naive() } else { last.date_naive() };
+    if last_day_ends_at_end {
+        until = until.max(last.date_naive().succ_opt().expect("a day after"));
+    }
+    let mut from = from;
+    if last - since <= chrono::Duration::days(1) {
+        until = from;
+    }
+    if let Some(pruned_first) = pruned_first.filter(|p| midnight(*p) > since) {
+        from = first_day;
+        until = until.max(pruned_first.min(last.date_naive().succ_opt().expect("a day after")));
+    }
+    if from >= until {
+        return Plan { raw: vec![Span { from: since, to: end }], days: None };
+    }
+    let mut raw = Vec::new();
+    if since < midnight(from) {
+        raw.push(Span { from: since, to: midnight(from) });
+    }
+    if midnight(until) < end {
+        raw.push(Span { from: midnight(until), to: end });
+    }
+    Plan { raw, days: Some((from, until)) }
+}
+
+/// Whether any of `ids` has a result checked from `end` to the end of its day.
+async fn later_results_that_day(pool: &PgPool, ids: &[Uuid], end: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let day_end = midnight((end - chrono::Duration::microseconds(1)).date_naive() + chrono::Days::new(1));
+    if day_end <= end {
+        return Ok(false);
+    }
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM monitor_results
+                        WHERE monitor_id = ANY($1) AND checked_at >= $2 AND checked_at < $3)",
+    )
+    .bind(ids)
+    .bind(end)
+    .bind(day_end)
+    .fetch_one(pool)
+    .await
+}
+
+/// Reads the statistics and series of `monitors` over `[since, until]`: whole days from their
+/// daily summaries and the partial edges from results (see [`plan`]), so a report over weeks
+/// reads about as many rows as one over a day. A report that reads summaries has a bucket per
+/// UTC day, the summaries' grain.
 pub async fn build(
     pool: &PgPool,
     monitors: &[Monitor],
@@ -218,22 +300,24 @@ pub async fn build(
     until: DateTime<Utc>,
 ) -> Result<Report, sqlx::Error> {
     let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
-    let bucket_seconds = bucket_seconds(since, until);
-    // Days the prune cut into keep only their summaries: read those, and the results after them.
-    let summarized_until = summary::pruned_before(pool)
-        .await?
-        .map(|h| summary::first_whole_day(h).and_hms_opt(0, 0, 0).expect("midnight").and_utc())
-        .filter(|t| *t > since);
-    let raw_since = summarized_until.unwrap_or(since);
-    let mut stats = query::region_stats(pool, &ids, raw_since).await?;
-    let mut points = query::series(pool, &ids, raw_since, bucket_seconds).await?;
-    if let Some(end) = summarized_until {
-        let days = query::day_summaries(pool, &ids, since.date_naive(), end.date_naive()).await?;
+    // The window inclusive of `until`, as a half-open range at the database's precision.
+    let end = until + chrono::Duration::microseconds(1);
+    let pruned_first = summary::pruned_before(pool).await?.map(summary::first_whole_day);
+    let whole_last_day = !later_results_that_day(pool, &ids, end).await?;
+    let plan = plan(since, end, pruned_first, whole_last_day);
+    let bucket_seconds = if plan.days.is_some() { DAY_SECONDS } else { bucket_seconds(since, until) };
+    let mut stats = query::region_stats(pool, &ids, &plan.raw).await?;
+    let mut points = query::series(pool, &ids, &plan.raw, bucket_seconds).await?;
+    if let Some((from, to)) = plan.days {
+        let days = query::day_summaries(pool, &ids, from, to).await?;
         merge_summaries(&mut stats, &mut points, days, since, bucket_seconds);
     }
     let mut report = assemble(monitors, stats, points, since, until, bucket_seconds);
-    report.summarized_until = summarized_until;
-    let (landed, hops) = landings(pool, &ids, since).await?;
+    if let Some((from, to)) = plan.days {
+        report.summarized_since = Some(midnight(from).max(since));
+        report.summarized_until = Some(midnight(to).min(until));
+    }
+    let (landed, hops) = landings(pool, &ids, &plan.raw).await?;
     for region in report.monitors.iter_mut().flat_map(|m| m.regions.iter_mut()) {
         let key = (region.stats.monitor_id, region.stats.region.as_str());
         region.landed = landed.iter().filter(|l| (l.monitor_id, l.region.as_str()) == key).cloned().collect();
@@ -352,7 +436,15 @@ fn assemble(
             MonitorReport { monitor_id: m.id, name: m.name.clone(), regions }
         })
         .collect();
-    Report { since, until, bucket_seconds, summarized_until: None, monitors, open_incidents: Vec::new() }
+    Report {
+        since,
+        until,
+        bucket_seconds,
+        summarized_since: None,
+        summarized_until: None,
+        monitors,
+        open_incidents: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +466,61 @@ mod tests {
         assert!(grid[0] <= since.timestamp() && since.timestamp() < grid[0] + size);
         assert!(*grid.last().unwrap() <= until.timestamp() && until.timestamp() < grid.last().unwrap() + size);
         assert!(grid.iter().all(|s| s % size == 0));
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn span(from: &str, to: &str) -> Span {
+        Span { from: at(from), to: at(to) }
+    }
+
+    #[test]
+    fn a_week_up_to_now_reads_its_first_partial_day_from_results_and_the_rest_from_summaries() {
+        let p = plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, true);
+        assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-09"))));
+        assert_eq!(p.raw, [span("2026-03-01T21:30:00Z", "2026-03-02T00:00:00Z")]);
+        // Results after the window's end on its last day: that day is read from results too.
+        let p = plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, false);
+        assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-08"))));
+        assert_eq!(
+            p.raw,
+            [
+                span("2026-03-01T21:30:00Z", "2026-03-02T00:00:00Z"),
+                span("2026-03-08T00:00:00Z", "2026-03-08T21:30:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn windows_on_midnights_need_no_results_and_short_ones_no_summaries() {
+        let p = plan(at("2026-03-01T00:00:00Z"), at("2026-03-03T00:00:00Z"), None, false);
+        assert_eq!((p.days, p.raw), (Some((day("2026-03-01"), day("2026-03-03"))), vec![]));
+        // Under a day, across midnight: results alone, whatever the last day holds.
+        let p = plan(at("2026-03-01T22:00:00Z"), at("2026-03-02T01:00:00Z"), None, true);
+        assert_eq!((p.days, p.raw), (None, vec![span("2026-03-01T22:00:00Z", "2026-03-02T01:00:00Z")]));
+        // A day exactly (the default report), across midnight: results alone.
+        let p = plan(at("2026-03-01T06:00:00Z"), at("2026-03-02T06:00:00.000001Z"), None, true);
+        assert_eq!((p.days, p.raw), (None, vec![span("2026-03-01T06:00:00Z", "2026-03-02T06:00:00.000001Z")]));
+        // A bit more: the last day from its running totals.
+        let p = plan(at("2026-03-01T05:00:00Z"), at("2026-03-02T06:00:00Z"), None, true);
+        assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-03"))));
+        assert_eq!(p.raw, [span("2026-03-01T05:00:00Z", "2026-03-02T00:00:00Z")]);
+    }
+
+    #[test]
+    fn days_before_the_prune_horizon_come_from_summaries_even_in_a_short_window() {
+        // The horizon cut into Mar 3: its summary and the days before are all that is left.
+        let p = plan(at("2026-03-01T12:00:00Z"), at("2026-03-10T12:00:00Z"), Some(day("2026-03-04")), false);
+        assert_eq!(p.days, Some((day("2026-03-01"), day("2026-03-10"))));
+        assert_eq!(p.raw, [span("2026-03-10T00:00:00Z", "2026-03-10T12:00:00Z")]);
+        let p = plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), false);
+        assert_eq!(p.days, Some((day("2026-03-03"), day("2026-03-04"))));
+        assert_eq!(p.raw, [span("2026-03-04T00:00:00Z", "2026-03-04T06:00:00Z")]);
+        // A horizon before the window changes nothing.
+        let p = plan(at("2026-03-05T12:00:00Z"), at("2026-03-05T18:00:00Z"), Some(day("2026-03-04")), false);
+        assert_eq!(p.days, None);
     }
 
     #[test]

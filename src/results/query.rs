@@ -1,5 +1,8 @@
 //! Reading results back: recent rows, per-region statistics over a window,
 //! and time series for charts.
+//!
+//! Results are partitioned by day: every query here names both ends of the time it reads, so
+//! the planner opens only those days' partitions.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -41,12 +44,33 @@ pub async fn screenshot(pool: &PgPool, monitor_id: Uuid, id: i64) -> Result<Opti
     Ok(found.flatten())
 }
 
-/// A monitor's most recent results, newest first.
+/// How far ahead of this host's clock a result may have been stamped (an agent's clock running
+/// fast) and still count as already measured: "up to now" reads up to now plus this.
+pub const CLOCK_SLACK: chrono::Duration = chrono::Duration::hours(1);
+
+/// A half-open time range `[from, to)` of results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// `(checked_at >= $n AND checked_at < $n+1 OR …)` over `spans`, their parameters numbered from
+/// `first`: one OR branch per span, which partition pruning follows branch by branch.
+pub(crate) fn spans_sql(column: &str, spans: &[Span], first: usize) -> String {
+    let branches: Vec<String> = (0..spans.len())
+        .map(|i| format!("{column} >= ${} AND {column} < ${}", first + 2 * i, first + 2 * i + 1))
+        .collect();
+    format!("({})", branches.join(" OR "))
+}
+
+/// A monitor's most recent results checked from `since` to `until`, newest first.
 pub async fn recent(
     pool: &PgPool,
     monitor_id: Uuid,
     region: Option<&str>,
     since: DateTime<Utc>,
+    until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<ResultRow>, sqlx::Error> {
     sqlx::query_as(
@@ -57,13 +81,15 @@ pub async fn recent(
                 COALESCE(r.total_time, r.response_time_ms::float8) AS total_ms, r.error_kind, r.error_message,
                 r.steps, length(r.screenshot) AS screenshot_bytes
          FROM monitor_results r
-         WHERE r.monitor_id = $1 AND ($2::text IS NULL OR r.execution_region = $2) AND r.checked_at >= $3
+         WHERE r.monitor_id = $1 AND ($2::text IS NULL OR r.execution_region = $2)
+           AND r.checked_at >= $3 AND r.checked_at <= $5
          ORDER BY r.checked_at DESC LIMIT $4",
     )
     .bind(monitor_id)
     .bind(region)
     .bind(since)
     .bind(limit)
+    .bind(until)
     .fetch_all(pool)
     .await
 }
@@ -93,12 +119,12 @@ pub struct RegionStats {
     pub connect_count: i64,
 }
 
-pub async fn region_stats(
-    pool: &PgPool,
-    monitors: &[Uuid],
-    since: DateTime<Utc>,
-) -> Result<Vec<RegionStats>, sqlx::Error> {
-    sqlx::query_as(
+/// The statistics of `monitors` over the results checked in `spans` (none: nothing to read).
+pub async fn region_stats(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<RegionStats>, sqlx::Error> {
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
         "SELECT r.monitor_id, r.execution_region AS region, count(*) AS checks,
                 count(*) FILTER (WHERE r.is_up) AS successful,
                 (100.0 * count(*) FILTER (WHERE r.is_up) / count(*))::float8 AS uptime_percentage,
@@ -111,14 +137,23 @@ pub async fn region_stats(
                 count(r.total_time) FILTER (WHERE r.is_up) AS response_count,
                 count(r.dns_resolution_time) AS dns_count, count(r.tcp_connect_time) AS connect_count
          FROM monitor_results r
-         WHERE r.monitor_id = ANY($1) AND r.checked_at >= $2 AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+         WHERE r.monitor_id = ANY($1) AND {} AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
          GROUP BY r.monitor_id, r.execution_region
          ORDER BY r.monitor_id, r.execution_region",
-    )
-    .bind(monitors)
-    .bind(since)
-    .fetch_all(pool)
-    .await
+        spans_sql("r.checked_at", spans, 2)
+    );
+    bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
+}
+
+/// Binds each span's two ends, in the order [`spans_sql`] numbers them.
+pub(crate) fn bind_spans<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    spans: &[Span],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    for span in spans {
+        query = query.bind(span.from).bind(span.to);
+    }
+    query
 }
 
 /// Average response time and uptime of one region in one time bucket.
@@ -132,27 +167,28 @@ pub struct SeriesPoint {
     pub avg_ms: Option<f64>,
 }
 
-/// Results grouped into `bucket_seconds` buckets per monitor and region, oldest first.
+/// The results checked in `spans` grouped into `bucket_seconds` buckets per monitor and region,
+/// oldest first.
 pub async fn series(
     pool: &PgPool,
     monitors: &[Uuid],
-    since: DateTime<Utc>,
+    spans: &[Span],
     bucket_seconds: i64,
 ) -> Result<Vec<SeriesPoint>, sqlx::Error> {
-    sqlx::query_as(
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
         "SELECT r.monitor_id, r.execution_region AS region,
-                to_timestamp(floor(extract(epoch FROM r.checked_at) / $3) * $3) AS bucket,
+                to_timestamp(floor(extract(epoch FROM r.checked_at) / $2) * $2) AS bucket,
                 count(*) AS checks, count(*) FILTER (WHERE r.is_up) AS successful,
                 avg(r.total_time) FILTER (WHERE r.is_up) AS avg_ms
          FROM monitor_results r
-         WHERE r.monitor_id = ANY($1) AND r.checked_at >= $2 AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+         WHERE r.monitor_id = ANY($1) AND {} AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-    )
-    .bind(monitors)
-    .bind(since)
-    .bind(bucket_seconds as f64)
-    .fetch_all(pool)
-    .await
+        spans_sql("r.checked_at", spans, 3)
+    );
+    bind_spans(sqlx::query_as(&sql).bind(monitors).bind(bucket_seconds as f64), spans).fetch_all(pool).await
 }
 
 /// One day's summary of one monitor in one region, as the report merges it.

@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::query;
 use crate::monitor::{DownRule, Monitor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,8 +122,9 @@ pub async fn monitor_status(
 const LOOKBACK: chrono::Duration = chrono::Duration::days(7);
 
 /// The status of each monitor, in the order given, in one query whatever
-/// their number: each enabled region's latest result of the last [`LOOKBACK`], found through
-/// the (monitor, region, checked_at) index.
+/// their number: each enabled region's latest result of the last [`LOOKBACK`] (up to `now` and
+/// [`query::CLOCK_SLACK`], so the days made ahead are not opened either), found through the
+/// (monitor, region, checked_at) index.
 pub async fn statuses(
     pool: &PgPool,
     monitors: &[Monitor],
@@ -139,13 +141,15 @@ pub async fn statuses(
          JOIN regions g ON g.code = mr.region_code
          LEFT JOIN LATERAL (
              SELECT is_up, checked_at, total_time, error_kind, error_message FROM monitor_results r
-             WHERE r.monitor_id = mr.monitor_id AND r.execution_region = mr.region_code AND r.checked_at >= $2
+             WHERE r.monitor_id = mr.monitor_id AND r.execution_region = mr.region_code
+               AND r.checked_at >= $2 AND r.checked_at <= $3
              ORDER BY checked_at DESC LIMIT 1) l ON true
          WHERE mr.monitor_id = ANY($1) AND mr.enabled
          ORDER BY mr.monitor_id, mr.region_code",
     )
     .bind(&ids)
     .bind(now - LOOKBACK)
+    .bind(now + query::CLOCK_SLACK)
     .fetch_all(pool)
     .await?;
     let mut by_monitor: std::collections::HashMap<Uuid, Vec<Latest>> = std::collections::HashMap::new();

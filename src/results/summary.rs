@@ -274,10 +274,12 @@ pub async fn rebuild(pool: &PgPool, day: Option<NaiveDate>) -> Result<Rebuilt, R
             // the range spares the partitions of those days (and what is left of them) a scan.
             let range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(
                 "SELECT min(checked_at), max(checked_at) FROM monitor_results \
-                 WHERE checked_at >= $1 \
+                 WHERE checked_at >= $1 AND checked_at <= $2 \
                    AND execution_region IS NOT NULL AND is_up IS NOT NULL AND monitor_id IS NOT NULL",
             )
             .bind(first.map_or(DateTime::UNIX_EPOCH, |d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()))
+            // Nor the days made ahead, empty but for results from a clock far ahead.
+            .bind(Utc::now() + super::query::CLOCK_SLACK)
             .fetch_one(pool)
             .await?;
             let (Some(lo), Some(hi)) = range else { return Ok(out) };

@@ -1,7 +1,7 @@
 //! Results and metrics partitioned by day (issue 24): the three databases geoctl starts from,
 //! partitions made ahead, a write into a day without one, retention by whole days.
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use geoctl::results::{record, NewResult};
 use uuid::Uuid;
 
@@ -36,6 +36,17 @@ fn monitor(db: &TestDb) -> Uuid {
 /// A result of `monitor` measured from us-east at `at`.
 fn result(monitor: Uuid, at: chrono::DateTime<Utc>, run_key: Option<String>) -> NewResult {
     NewResult { run_key, ..crate::results::result(monitor, "us-east", at, true, 10.0) }
+}
+
+/// History as if partitioned on `start`: the partition of the past ends then, and the days
+/// after it get their own partitions from `db maintain` once they hold results.
+fn partitioned_since(db: &TestDb, start: NaiveDate) {
+    for table in TABLES {
+        db.exec(&format!(
+            "ALTER TABLE {table} DETACH PARTITION {table}_past;
+             ALTER TABLE {table} ATTACH PARTITION {table}_past FOR VALUES FROM (MINVALUE) TO ('{start} 00:00:00+00')"
+        ));
+    }
 }
 
 fn write(db: &TestDb, batch: &[NewResult]) -> u64 {
@@ -220,14 +231,7 @@ fn a_run_retried_across_midnight_is_stored_once() {
 fn prune_drops_whole_days_keeps_summaries_and_reports_read_across_the_boundary() {
     let db = TestDb::migrated();
     let id = monitor(&db);
-    // History as if partitioned 40 days ago: the partition of the past ends then.
-    let start = Utc::now().date_naive() - Duration::days(40);
-    for table in TABLES {
-        db.exec(&format!(
-            "ALTER TABLE {table} DETACH PARTITION {table}_past;
-             ALTER TABLE {table} ATTACH PARTITION {table}_past FOR VALUES FROM (MINVALUE) TO ('{start} 00:00:00+00')"
-        ));
-    }
+    partitioned_since(&db, Utc::now().date_naive() - Duration::days(40));
     let now = Utc::now();
     let batch: Vec<NewResult> = (1..=39).map(|n| result(id, now - Duration::days(n), None)).collect();
     assert_eq!(write(&db, &batch), 39);
@@ -333,4 +337,135 @@ fn deleting_a_monitor_takes_only_its_own_rows_from_every_day() {
     assert_eq!(db.scalar(&format!("SELECT count(*) FROM monitor_results WHERE monitor_id = '{api}'")), "2");
     assert_eq!(db.count("monitor_results"), 2);
     assert_eq!(db.count("regional_performance_metrics"), 2);
+}
+
+/// Per region: checks, successful ones, and the response, DNS and connect averages.
+type Figures = Vec<(String, i64, i64, Option<f64>, Option<f64>, Option<f64>)>;
+
+/// What the results say about `[since, until]`: the figures, and the checks of each region and day.
+fn from_results(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Figures, Vec<(String, NaiveDate, i64)>) {
+    block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let figures = sqlx::query_as(
+            "SELECT execution_region, count(*), count(*) FILTER (WHERE is_up), avg(total_time) FILTER (WHERE is_up),
+                    avg(dns_resolution_time), avg(tcp_connect_time)
+             FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 GROUP BY 1 ORDER BY 1",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let days = sqlx::query_as(
+            "SELECT execution_region, (checked_at AT TIME ZONE 'UTC')::date, count(*)
+             FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        (figures, days)
+    })
+}
+
+/// `report::build` over `[since, until]`: its figures, its checks per region and day (its
+/// buckets are days), and whether it read daily summaries.
+fn from_report(
+    db: &TestDb,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> (Figures, Vec<(String, NaiveDate, i64)>, bool) {
+    block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let placement = geoctl::monitor::Placement { geo_distribution: false, default_region: None };
+        let monitors = geoctl::monitor::MonitorStore::new(&pool, placement).list().await.unwrap();
+        let report = geoctl::report::build(&pool, &monitors, since, until).await.unwrap();
+        pool.close().await;
+        assert_eq!(report.bucket_seconds, 86_400, "a bucket per day");
+        let regions = &report.monitors[0].regions;
+        let figures = regions
+            .iter()
+            .map(|r| {
+                let s = &r.stats;
+                (s.region.clone(), s.checks, s.successful, s.avg_ms, s.avg_dns_ms, s.avg_connect_ms)
+            })
+            .collect();
+        let days = regions
+            .iter()
+            .flat_map(|r| {
+                r.series
+                    .iter()
+                    .filter(|b| b.checks > 0)
+                    .map(|b| (r.stats.region.clone(), b.start.date_naive(), b.checks))
+            })
+            .collect();
+        (figures, days, report.summarized_since.is_some())
+    })
+}
+
+#[track_caller]
+fn assert_same(report: &Figures, results: &Figures) {
+    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-9 * b.abs().max(1.0),
+        (a, b) => a == b,
+    };
+    assert_eq!(report.len(), results.len(), "{report:?} vs {results:?}");
+    for (r, e) in report.iter().zip(results) {
+        assert!(
+            (&r.0, r.1, r.2) == (&e.0, e.1, e.2) && close(r.3, e.3) && close(r.4, e.4) && close(r.5, e.5),
+            "report {r:?}, results {e:?}"
+        );
+    }
+}
+
+#[test]
+fn reports_over_days_read_summaries_and_count_as_the_results_do_even_across_a_prune() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let today = Utc::now().date_naive();
+    partitioned_since(&db, today - Duration::days(13));
+    let now = Utc::now();
+    // Every 90 minutes for 12 days from two regions; one in seven down, DNS measured every other time.
+    let batch: Vec<NewResult> = (0..12 * 16)
+        .flat_map(|n: i64| {
+            ["us-east", "eu-west"].map(|region| NewResult {
+                dns_ms: (n % 2 == 0).then_some(1.0 + (n % 5) as f64),
+                ..crate::results::result(
+                    id,
+                    region,
+                    now - Duration::minutes(7 + 90 * n),
+                    n % 7 != 0,
+                    10.0 + (n % 13) as f64,
+                )
+            })
+        })
+        .collect();
+    assert_eq!(write(&db, &batch), 384);
+    db.geoctl(&["db", "maintain"]).success();
+    db.geoctl(&["summaries", "refresh"]).success();
+
+    let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    // From a midnight before the prune horizon to now; and mid-day to an hour ago (its last day
+    // has later results, so it is read from results), after the horizon.
+    let windows =
+        [(midnight(today - Duration::days(8)), now), (now - Duration::hours(4 * 24 + 5), now - Duration::hours(1))];
+    let mut expected = Vec::new();
+    for (since, until) in windows {
+        let (figures, days) = from_results(&db, since, until);
+        let (got, got_days, summarized) = from_report(&db, since, until);
+        assert!(summarized, "a window over days reads their summaries");
+        assert_same(&got, &figures);
+        assert_eq!(got_days, days);
+        expected.push((figures, days));
+    }
+
+    db.geoctl(&["db", "prune", "--older-than", "5d", "--yes"]).success();
+    assert!(db.count("monitor_results") < 384);
+    for ((since, until), (figures, days)) in windows.into_iter().zip(expected) {
+        let (got, got_days, _) = from_report(&db, since, until);
+        assert_same(&got, &figures);
+        assert_eq!(got_days, days, "the same checks per day, pruned days from their summaries");
+    }
 }

@@ -185,8 +185,11 @@ pub async fn results(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, arg
         std::io::stdout().write_all(&png)?;
         return Ok(());
     }
-    let since = Utc::now() - chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::MAX);
-    let rows = query::recent(pool, monitor.id, args.region.as_deref(), since, args.limit).await?;
+    let now = Utc::now();
+    let since = now.checked_sub_signed(chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::MAX));
+    let since = since.unwrap_or(chrono::DateTime::UNIX_EPOCH);
+    let rows =
+        query::recent(pool, monitor.id, args.region.as_deref(), since, now + query::CLOCK_SLACK, args.limit).await?;
     ctx.printer.print(&rows, |p| {
         let mut table = p.table([
             "CHECKED AT",
