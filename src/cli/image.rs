@@ -27,11 +27,14 @@ enum Command {
         label: Vec<String>,
         #[command(flatten)]
         engine: EngineArgs,
+        /// Build on every configured region's engine, one after another (no registry: each engine needs its own)
+        #[arg(long, conflicts_with = "region")]
+        all: bool,
     },
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let Command::Build { tag, label, engine } = args.command;
+    let Command::Build { tag, label, engine, all } = args.command;
     let mut labels = HashMap::new();
     for item in &label {
         let Some((k, v)) = item.split_once('=').filter(|(k, _)| !k.is_empty()) else {
@@ -39,9 +42,28 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         };
         labels.insert(k.to_string(), v.to_string());
     }
+    if all {
+        return super::each::each_region(ctx, "image build", |code| {
+            let (tag, labels) = (tag.clone(), labels.clone());
+            async move {
+                let engine = super::swarm::connect(ctx, Some(&code)).await?;
+                build_on(ctx, &engine, &tag, labels).await
+            }
+        })
+        .await;
+    }
     let engine = engine.connect(ctx).await?;
+    build_on(ctx, &engine, &tag, labels).await
+}
+
+async fn build_on(
+    ctx: &Context,
+    engine: &crate::swarm::Engine,
+    tag: &str,
+    labels: HashMap<String, String>,
+) -> anyhow::Result<()> {
     note(format!("building {tag} on {} from {}", engine.endpoint, std::env::current_exe()?.display()));
-    let built = engine.build_agent_image(&tag, labels).await?;
+    let built = engine.build_agent_image(tag, labels).await?;
     ctx.printer.print(&built, |p| {
         let mut t = p.table(["TAG", "ID", "FILES", "CONTEXT"]);
         t.add_row(vec![

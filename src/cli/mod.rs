@@ -10,6 +10,7 @@ mod completions;
 mod config;
 mod db;
 mod dns;
+mod each;
 mod health;
 mod image;
 mod incident;

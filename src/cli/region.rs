@@ -61,7 +61,11 @@ enum Command {
     /// Bring a region up from nothing: swarm, node labels, schema, registration, secrets, network, stack, healthy agents
     Init {
         /// Region code, e.g. eu-central
-        code: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        code: Option<String>,
+        /// Every configured region, one after another; one failing does not stop the others
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         fields: Fields,
         #[command(flatten)]
@@ -137,8 +141,21 @@ impl From<Fields> for RegionPatch {
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let args = match args.command {
-        Command::Init { code, fields, flags, dry_run } => {
+        Command::Init { code: Some(code), fields, flags, dry_run, .. } => {
             return super::region_init::init(ctx, &code, fields.into(), flags, dry_run).await
+        }
+        Command::Init { code: None, fields, flags, dry_run, .. } => {
+            let patch: RegionPatch = fields.into();
+            if !patch.is_empty() || flags.advertise_addr.is_some() || !flags.nodes.is_empty() {
+                return Err(crate::error::input_error(
+                    "region init --all takes no region fields, --advertise-addr or --node: they differ per region; give them with `region init CODE`",
+                ));
+            }
+            return super::each::each_region(ctx, "region init", |code| {
+                let (flags, patch) = (flags.clone(), RegionPatch::default());
+                async move { super::region_init::init(ctx, &code, patch, flags, dry_run).await }
+            })
+            .await;
         }
         Command::Destroy { code, volumes, yes, dry_run } => {
             return super::region_init::destroy(ctx, &code, volumes, yes, dry_run).await
