@@ -4,13 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 
 use super::Context;
 use crate::agent::{self, job::ProbeMode, AgentOptions};
 use crate::duration::{self, BareUnit};
 use crate::error::input_error;
+use crate::error::Context as _;
 use crate::probe::{self, HttpSpec, ProbeOptions, ProbeSpec};
 use crate::queue::{RedisEndpoint, RegionQueue};
 use crate::region::RegionStore;
@@ -91,7 +91,7 @@ impl Args {
     }
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     match args.command {
         Some(Command::Health(health)) => check_health(health).await,
         None => run_agent(ctx, args.run).await,
@@ -101,7 +101,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 /// Runs the agent and logs, at error level and as its last line, why it exits: the signal that
 /// stopped it or the error that ended it (a panic is logged by [`agent::log_panics`]), so a task
 /// or bench agent that is gone leaves its cause in its log.
-async fn run_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+async fn run_agent(ctx: &Context, args: RunArgs) -> crate::error::Result<()> {
     agent::log_panics();
     match start_agent(ctx, args).await {
         Ok(signal) => {
@@ -115,7 +115,7 @@ async fn run_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn start_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<&'static str> {
+async fn start_agent(ctx: &Context, args: RunArgs) -> crate::error::Result<&'static str> {
     let region = args.region.ok_or_else(|| input_error("no region; pass --region CODE or set WORKER_REGION"))?;
     if args.concurrency == 0 {
         return Err(input_error("--concurrency (MAX_CONCURRENT_EXECUTIONS) must be at least 1"));
@@ -145,7 +145,7 @@ async fn start_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<&'static st
 }
 
 /// Asks the agent's readiness endpoint, with the probe engine (the image has no curl).
-async fn check_health(args: HealthArgs) -> anyhow::Result<()> {
+async fn check_health(args: HealthArgs) -> crate::error::Result<()> {
     let spec = HttpSpec::parse(&args.url).map_err(|e| input_error(format!("--url {}: {e}", args.url)))?;
     let result =
         probe::run(&ProbeSpec::Http(spec), &ProbeOptions { timeout: args.timeout, ..ProbeOptions::default() }).await;
@@ -158,7 +158,7 @@ async fn check_health(args: HealthArgs) -> anyhow::Result<()> {
         (None, Some(failure)) => failure.message.clone(),
         (None, None) => "no answer".into(),
     };
-    anyhow::bail!("agent at {} is not ready: {why}", args.url)
+    Err(crate::error::failed(format!("agent at {} is not ready: {why}", args.url)))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -30,7 +30,7 @@ enum Command {
     },
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let Command::Build { tag, label, engine } = args.command;
     let mut labels = HashMap::new();
     for item in &label {

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use super::checks::parse_interval;
 use super::Context;
+use crate::error::Context as _;
 use crate::output::{note, or_dash, Printer};
 use crate::queue::schedule::{self, SyncReport, Wanted};
 use crate::queue::status::{self, QueueState};
@@ -95,7 +95,7 @@ enum Finished {
     Both,
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let pool = ctx.pool().await?;
     match args.command {
         Command::Status(scope) => {
@@ -193,7 +193,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 }
 
 /// The regions a command covers: the one named (which must be active) or every active one.
-async fn regions(pool: &sqlx::PgPool, scope: &Scope) -> anyhow::Result<Vec<String>> {
+async fn regions(pool: &sqlx::PgPool, scope: &Scope) -> crate::error::Result<Vec<String>> {
     let active = RegionStore::active_codes(pool).await?;
     match &scope.region {
         None => Ok(active),
@@ -321,7 +321,7 @@ fn status_table(p: &Printer, entries: &[StatusEntry]) -> comfy_table::Table {
     table
 }
 
-async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) -> anyhow::Result<()> {
+async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) -> crate::error::Result<()> {
     let regions = regions(pool, scope).await?;
     let wanted = Wanted::load(pool).await?;
     let results = futures::future::join_all(regions.iter().map(|region| {
@@ -379,7 +379,7 @@ async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) 
             for e in &failed {
                 note(format!("error: {e}"));
             }
-            Err(anyhow::anyhow!("{n} regions could not be synced (see above)"))
+            Err(crate::error::failed(format!("{n} regions could not be synced (see above)")))
         }
     }
 }
@@ -407,7 +407,7 @@ impl Outcome {
 
 /// Runs an action on each region's queue, prints one line per region, and
 /// fails (after trying every region) when a region could not be reached.
-async fn each_region<F, Fut>(ctx: &Context, regions: &[String], dry_run: bool, action: F) -> anyhow::Result<()>
+async fn each_region<F, Fut>(ctx: &Context, regions: &[String], dry_run: bool, action: F) -> crate::error::Result<()>
 where
     F: Fn(RegionQueue) -> Fut,
     Fut: std::future::Future<Output = Result<Outcome, QueueError>>,
@@ -458,7 +458,7 @@ where
         vec![table]
     })?;
     if failures > 0 {
-        return Err(anyhow::anyhow!("{failures} region(s) could not be reached (see above)"));
+        return Err(crate::error::failed(format!("{failures} region(s) could not be reached (see above)")));
     }
     Ok(())
 }

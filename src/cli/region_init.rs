@@ -44,7 +44,7 @@ pub async fn init(
     patch: RegionPatch,
     flags: InitFlags,
     dry_run: bool,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     crate::region::validate_code(code)?;
     let stack_settings = StackSettings::resolve(&ctx.settings, code)?;
     let engine = connect(ctx, Some(code)).await?;
@@ -204,7 +204,7 @@ fn provisional(code: &str) -> Region {
     }
 }
 
-pub async fn destroy(ctx: &Context, code: &str, volumes: bool, yes: bool, dry_run: bool) -> anyhow::Result<()> {
+pub async fn destroy(ctx: &Context, code: &str, volumes: bool, yes: bool, dry_run: bool) -> crate::error::Result<()> {
     crate::region::validate_code(code)?;
     let name = StackSettings::resolve(&ctx.settings, code)?.name;
     let engine = connect(ctx, Some(code)).await?;

@@ -14,13 +14,13 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    pub async fn connect(&self, ctx: &Context) -> anyhow::Result<Engine> {
+    pub async fn connect(&self, ctx: &Context) -> crate::error::Result<Engine> {
         connect(ctx, self.region.as_deref()).await
     }
 }
 
 /// Connects to the engine of `region` (or the default one).
-pub async fn connect(ctx: &Context, region: Option<&str>) -> anyhow::Result<Engine> {
+pub async fn connect(ctx: &Context, region: Option<&str>) -> crate::error::Result<Engine> {
     if let Some(code) = region {
         crate::region::validate_code(code)?;
     }
@@ -69,7 +69,7 @@ struct Status {
     warnings: Vec<String>,
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     match args.command {
         Command::Init { advertise_addr, engine, dry_run } => {
             let engine = engine.connect(ctx).await?;

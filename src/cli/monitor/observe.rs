@@ -53,7 +53,12 @@ pub struct ResultsArgs {
     screenshot: Option<i64>,
 }
 
-pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: CheckArgs) -> anyhow::Result<()> {
+pub async fn check(
+    ctx: &Context,
+    pool: &PgPool,
+    store: &MonitorStore<'_>,
+    args: CheckArgs,
+) -> crate::error::Result<()> {
     let geo = ctx.geo()?;
     let monitor = store.get(&args.monitor).await?;
     let region_code = match args.region {
@@ -112,7 +117,12 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
     }
 }
 
-pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: StatusArgs) -> anyhow::Result<()> {
+pub async fn status(
+    ctx: &Context,
+    pool: &PgPool,
+    store: &MonitorStore<'_>,
+    args: StatusArgs,
+) -> crate::error::Result<()> {
     let monitors = match &args.monitor {
         Some(reference) => vec![store.get(reference).await?],
         None => store.list().await?,
@@ -166,7 +176,12 @@ pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args
     Ok(())
 }
 
-pub async fn results(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: ResultsArgs) -> anyhow::Result<()> {
+pub async fn results(
+    ctx: &Context,
+    pool: &PgPool,
+    store: &MonitorStore<'_>,
+    args: ResultsArgs,
+) -> crate::error::Result<()> {
     let monitor = store.get(&args.monitor).await?;
     if let Some(code) = &args.region {
         RegionStore::new(pool).get(code).await?;
