@@ -115,19 +115,7 @@ fn stats_table(p: &Printer, report: &Report) -> comfy_table::Table {
                 s.checks.into(),
                 uptime_cell(p, s.uptime_percentage),
             ];
-            row.extend(
-                [
-                    s.p50_ms,
-                    s.p95_ms,
-                    s.p99_ms,
-                    s.avg_dns_ms,
-                    s.avg_connect_ms,
-                    s.avg_tls_ms,
-                    s.avg_first_byte_ms,
-                    s.avg_ms,
-                ]
-                .map(|v| Cell::new(ms(v))),
-            );
+            row.extend(report::summary_times(s).map(|v| Cell::new(ms(v))));
             table.add_row(row);
         }
     }
