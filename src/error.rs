@@ -7,6 +7,16 @@
 //! | 2 | bad input: fix the command line, the config or the file; nothing was changed |
 //! | 3 | `probe` and `monitor check` only: could not check or record (database, Redis, internal) |
 //!
+//! # How the code travels
+//!
+//! Commands return [`Result`], whose error is a [`Failure`]: the error's chain (kept in `anyhow`
+//! for its context and messages) and the exit code, decided when the error became a `Failure`.
+//! `?` makes a `Failure` only out of a type that implements [`Coded`]; `Failure` has no
+//! `From<anyhow::Error>` on purpose, so an error whose code nobody chose does not compile rather
+//! than silently exiting 1. This module therefore knows no error type of the crate: no list to
+//! keep in step, no scan of the source. (Reading the code back out of a `dyn Error` chain would
+//! need a downcast to every concrete type, the list this replaces; `Error::provide` is unstable.)
+//!
 //! # Adding an error type (every module follows this)
 //!
 //! 1. Domain errors are `thiserror` types. Right under the type, implement [`Coded`]:
@@ -21,24 +31,12 @@
 //!    }
 //!    ```
 //!    Prefer an exhaustive `match` (no `_` arm), so a new variant must be given its code too.
-//! 2. Add the type to the [`coded!`] list below. A unit test reads `src/` and fails, naming the
-//!    file, for any error type (`thiserror::Error` derive or `impl std::error::Error`) that is not
-//!    in the list, and the list only compiles with types that implement [`Coded`].
-//! 3. In commands, use `anyhow` and `.context()` as usual. Ad-hoc bad input: [`input_error`].
-//!    A code that depends on the command rather than the error: [`with_exit`].
-//!
-//! # Why a list and a test rather than only a trait
-//!
-//! Commands carry errors as `anyhow::Error`, and `?` turns any `std::error::Error` into one
-//! without asking for a code. The only thing stable Rust can ask of a `&dyn Error` in the chain is
-//! "are you this concrete type?" (`Error::provide`, which would let an error hand out a trait
-//! object, is unstable). So the code comes from the [`Coded`] impl, looked up through one list of
-//! types; the compiler checks each listed type says its code, and the test checks nothing is
-//! missing from the list. Making commands return a crate error type instead would have forced a
-//! classification on every `?` of an I/O or SQL error in every command for the same guarantee.
-//!
-//! The outermost error of the chain that has a code decides, so context added later (such as
-//! [`with_exit`] or [`checking`]) can override the code of what it wraps.
+//!    That is all: `?` in a command now carries the code. A library's error type that reaches
+//!    commands bare gets its impl once, beside the module that wraps the library.
+//! 2. In commands, use `?` and this module's [`Context`] (`anyhow::Context` gives an
+//!    `anyhow::Error`, which does not become a `Failure`). Ad-hoc bad input: [`input_error`]; an
+//!    ad-hoc failure: [`failed`]. A code that depends on the command rather than the error:
+//!    [`Failure::new`] or [`Failure::with_exit`].
 
 use std::fmt;
 
@@ -75,51 +73,87 @@ pub trait Coded: std::error::Error + Send + Sync + 'static {
     fn exit(&self) -> Exit;
 }
 
-/// Every error type of the crate, each with its [`Coded`] impl. Generates the one lookup
-/// [`code_of`] and the list of names the completeness test checks.
-macro_rules! coded {
-    ($($ty:ty),+ $(,)?) => {
-        fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
-            $(
-                if let Some(e) = cause.downcast_ref::<$ty>() {
-                    return Some(Coded::exit(e));
-                }
-            )+
-            None
-        }
+/// What a command returns.
+pub type Result<T, E = Failure> = std::result::Result<T, E>;
 
-        #[cfg(test)]
-        const CODED_TYPES: &[&str] = &[$(stringify!($ty)),+];
-    };
+/// A command's error: what went wrong, with its context, and the exit code it ends the process
+/// with. Made by `?` from any [`Coded`] error, or by [`failed`], [`input_error`], [`Failure::new`].
+pub struct Failure {
+    exit: Exit,
+    error: anyhow::Error,
 }
 
-coded![
-    Error,
-    InputError,
-    TargetDown,
-    crate::config::ConfigError,
-    crate::store::StoreError,
-    crate::store::partition::PartitionError,
-    crate::store::partition::PruneError,
-    crate::region::RegionError,
-    crate::monitor::MonitorError,
-    crate::probe::TargetError,
-    crate::probe::resolve::ResolveError,
-    crate::probe::StatusRangesError,
-    crate::queue::QueueError,
-    crate::results::summary::RebuildError,
-    crate::agent::AgentError,
-    crate::agent::job::JobError,
-    crate::stack::StackError,
-    crate::swarm::SwarmError,
-    crate::aws::AwsError,
-    crate::dns::DnsError,
-    crate::backup::BackupError,
-    crate::geo::GeoError,
-    crate::synthetic::ScriptError,
-    crate::alert::AlertError,
-    crate::notify::NotifyError,
-];
+impl<E: Coded> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure { exit: error.exit(), error: anyhow::Error::new(error) }
+    }
+}
+
+impl Failure {
+    /// `error`, ending the process with `exit` whatever it is.
+    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
+        Failure { exit, error: error.into() }
+    }
+
+    pub fn exit(&self) -> Exit {
+        self.exit
+    }
+
+    /// The same error, ending the process with `exit`.
+    pub fn with_exit(self, exit: Exit) -> Self {
+        Failure { exit, ..self }
+    }
+
+    /// The message, then each cause below it.
+    pub fn chain(&self) -> anyhow::Chain<'_> {
+        self.error.chain()
+    }
+
+    /// The same error and code, under one more message.
+    pub fn context(self, context: impl fmt::Display + Send + Sync + 'static) -> Self {
+        Failure { exit: self.exit, error: self.error.context(context) }
+    }
+}
+
+/// Prints as the error it holds (`{:#}`: with its causes).
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} (exit {})", self.error, self.exit.code())
+    }
+}
+
+/// `.context()` for commands: adds a message and keeps the exit code of what it wraps.
+pub trait Context<T> {
+    fn context(self, context: impl fmt::Display + Send + Sync + 'static) -> Result<T>;
+    fn with_context<C: fmt::Display + Send + Sync + 'static>(self, context: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T, E: Into<Failure>> Context<T> for std::result::Result<T, E> {
+    fn context(self, context: impl fmt::Display + Send + Sync + 'static) -> Result<T> {
+        self.map_err(|e| e.into().context(context))
+    }
+
+    fn with_context<C: fmt::Display + Send + Sync + 'static>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| e.into().context(context()))
+    }
+}
+
+/// A missing value is a failure saying `context`.
+impl<T> Context<T> for Option<T> {
+    fn context(self, context: impl fmt::Display + Send + Sync + 'static) -> Result<T> {
+        self.ok_or_else(|| failed(context))
+    }
+
+    fn with_context<C: fmt::Display + Send + Sync + 'static>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.ok_or_else(|| failed(context()))
+    }
+}
 
 /// An error caused by what the user asked for. Its message says what is wrong
 /// and how to fix it.
@@ -140,40 +174,22 @@ impl Coded for InputError {
     }
 }
 
-/// Shorthand for building an [`InputError`] inside `anyhow` code.
-pub fn input_error(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(InputError(message.into()))
+/// Bad input noticed by a command: exit 2 with `message`.
+pub fn input_error(message: impl Into<String>) -> Failure {
+    InputError(message.into()).into()
 }
 
-/// An error given its code by the command that saw it, not by its type. It prints as the error
-/// it wraps, and the chain below it stays the same.
-#[derive(Debug)]
-pub struct Error {
-    exit: Exit,
-    inner: anyhow::Error,
+/// A failure noticed by a command (not an error of a library or domain type): exit 1 with `message`.
+pub fn failed(message: impl fmt::Display) -> Failure {
+    Failure::new(Exit::Failed, anyhow::Error::msg(message.to_string()))
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.inner, f)
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.inner.chain().nth(1)
-    }
-}
-
-impl Coded for Error {
+/// An I/O error (a file, stdin, stdout) is a failure, not bad input: a command that can tell
+/// (a path the user gave that does not exist) says so with [`input_error`] first.
+impl Coded for std::io::Error {
     fn exit(&self) -> Exit {
-        self.exit
+        Exit::Failed
     }
-}
-
-/// `err`, ending the process with `exit`.
-pub fn with_exit(exit: Exit, err: anyhow::Error) -> anyhow::Error {
-    anyhow::Error::new(Error { exit, inner: err })
 }
 
 /// "The target is down": exit 1 for `probe` and `monitor check`.
@@ -189,21 +205,15 @@ impl Coded for TargetDown {
 
 /// For `probe` and `monitor check`, where 1 means "the target is down": any other failure
 /// (database, Redis, internal) becomes 3; bad input stays 2.
-pub fn checking<T>(result: anyhow::Result<T>) -> anyhow::Result<T> {
-    result.map_err(|err| {
-        let down = err.chain().any(|cause| cause.is::<TargetDown>());
-        if !down && exit_of(&err) == Exit::Failed {
-            with_exit(Exit::Unchecked, err)
+pub fn checking<T>(result: Result<T>) -> Result<T> {
+    result.map_err(|failure| {
+        let down = failure.chain().any(|cause| cause.is::<TargetDown>());
+        if !down && failure.exit == Exit::Failed {
+            failure.with_exit(Exit::Unchecked)
         } else {
-            err
+            failure
         }
     })
-}
-
-/// The exit code for an error that reached `main`: the outermost coded error decides; an
-/// error with no coded cause at all is a failure.
-pub fn exit_of(err: &anyhow::Error) -> Exit {
-    err.chain().find_map(code_of).unwrap_or(Exit::Failed)
 }
 
 /// An error and each of its sources, joined with ": " (libraries often keep the useful part, the
@@ -219,142 +229,63 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// [`exit_of`] as the process's number.
-pub fn exit_code(err: &anyhow::Error) -> i32 {
-    exit_of(err).code()
-}
-
-// `src/probe` imports nothing of the crate, so its errors get their codes here.
-
-impl Coded for crate::probe::TargetError {
-    fn exit(&self) -> Exit {
-        Exit::Input
-    }
-}
-
-impl Coded for crate::probe::StatusRangesError {
-    fn exit(&self) -> Exit {
-        Exit::Input
-    }
-}
-
-/// Only reached when resolving is a step of a command (not a probe's own result, which
-/// records the failure instead of returning it).
-impl Coded for crate::probe::resolve::ResolveError {
-    fn exit(&self) -> Exit {
-        Exit::Failed
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn input_errors_are_exit_2_even_behind_context() {
-        let err = input_error("bad region").context("creating monitor");
-        assert_eq!(exit_code(&err), EXIT_USAGE);
+    #[derive(Debug, thiserror::Error)]
+    #[error("store down")]
+    struct StoreDown;
+
+    impl Coded for StoreDown {
+        fn exit(&self) -> Exit {
+            Exit::Failed
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("bad monitor")]
+    struct BadMonitor;
+
+    impl Coded for BadMonitor {
+        fn exit(&self) -> Exit {
+            Exit::Input
+        }
+    }
+
+    fn command(bad: bool) -> Result<()> {
+        if bad {
+            Err(BadMonitor)?
+        }
+        Err(StoreDown)?
     }
 
     #[test]
-    fn other_errors_are_exit_1() {
-        let err = anyhow::anyhow!("connection refused").context("connecting");
-        assert_eq!(exit_code(&err), EXIT_FAILURE);
+    fn question_mark_carries_the_code_and_context_keeps_it() {
+        let err = command(true).context("creating monitor").unwrap_err();
+        assert_eq!(err.exit(), Exit::Input);
+        assert_eq!(format!("{err:#}"), "creating monitor: bad monitor");
+        assert_eq!(command(false).with_context(|| "creating").unwrap_err().exit(), Exit::Failed);
+        let err = Err::<(), _>(input_error("bad region")).context("creating monitor").unwrap_err();
+        assert_eq!(err.exit(), Exit::Input);
     }
 
     #[test]
-    fn domain_errors_say_their_code_through_wrappers() {
-        let region = crate::region::RegionError::EmptyName;
-        let err = anyhow::Error::new(crate::monitor::MonitorError::Region(region)).context("creating");
-        assert_eq!(exit_of(&err), Exit::Input);
-        let err = anyhow::Error::new(crate::store::StoreError::Migrate("x".into()));
-        assert_eq!(exit_of(&err), Exit::Failed);
+    fn ad_hoc_failures_and_missing_values_are_exit_1() {
+        assert_eq!(failed("connection refused").context("connecting").exit(), Exit::Failed);
+        let err = None::<u8>.context("the path names no file").unwrap_err();
+        assert_eq!((err.exit(), err.to_string().as_str()), (Exit::Failed, "the path names no file"));
     }
 
     #[test]
     fn checks_exit_1_when_down_3_when_unchecked_2_on_bad_input() {
-        let down: anyhow::Result<()> = Err(TargetDown("https://example.com/ is down".into()).into());
-        assert_eq!(exit_of(&checking(down).unwrap_err()), Exit::Failed);
-        let db: anyhow::Result<()> = Err(anyhow::anyhow!("pool timed out").context("recording"));
+        let down: Result<()> = Err(TargetDown("https://example.com/ is down".into()).into());
+        assert_eq!(checking(down).unwrap_err().exit(), Exit::Failed);
+        let db: Result<()> = Err(failed("pool timed out").context("recording"));
         let err = checking(db).unwrap_err();
-        assert_eq!(exit_of(&err), Exit::Unchecked);
-        assert_eq!(format!("{err:#}"), "recording: pool timed out", "the wrapper prints as what it wraps");
-        let bad: anyhow::Result<()> = Err(input_error("bad target"));
-        assert_eq!(exit_of(&checking(bad).unwrap_err()), Exit::Input);
-    }
-
-    /// Every error type in `src/` is in the [`coded!`] list, so none silently exits 1.
-    #[test]
-    fn every_error_type_says_its_code() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let listed: Vec<&str> =
-            CODED_TYPES.iter().map(|path| path.rsplit("::").next().unwrap_or(path).trim()).collect();
-        let mut missing = Vec::new();
-        for (path, text) in rust_files(&root) {
-            for name in error_types(&text) {
-                if !listed.contains(&name.as_str()) {
-                    missing.push(format!("{name} ({})", path.display()));
-                }
-            }
-        }
-        assert!(
-            missing.is_empty(),
-            "error types without an exit code: {}; implement crate::error::Coded for each and add it to \
-             `coded!` in src/error.rs",
-            missing.join(", ")
-        );
-    }
-
-    fn rust_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).expect("src is readable").flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                files.extend(rust_files(&path));
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).expect("source is readable");
-                files.push((path, text));
-            }
-        }
-        files
-    }
-
-    /// Names of the types a file derives `thiserror::Error` for or implements `std::error::Error` for.
-    fn error_types(text: &str) -> Vec<String> {
-        let mut names = Vec::new();
-        let lines: Vec<&str> = text.lines().map(str::trim).collect();
-        for (i, line) in lines.iter().enumerate() {
-            if line.starts_with("#[derive(") && (line.contains("thiserror::Error") || line.contains(" Error)")) {
-                let decl = lines[i + 1..].iter().find(|l| !l.starts_with("#[") && !l.starts_with("///"));
-                if let Some(name) = decl.and_then(|l| declared_name(l)) {
-                    names.push(name);
-                }
-            }
-            for prefix in ["impl std::error::Error for ", "impl Error for "] {
-                if let Some(rest) = line.strip_prefix(prefix) {
-                    names.push(rest.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("").into());
-                }
-            }
-        }
-        names
-    }
-
-    fn declared_name(line: &str) -> Option<String> {
-        let mut words = line.split_whitespace().skip_while(|w| !matches!(*w, "struct" | "enum"));
-        words.next()?;
-        let name = words.next()?;
-        Some(name.split(|c: char| !c.is_alphanumeric() && c != '_').next()?.to_string())
-    }
-
-    #[test]
-    fn the_completeness_test_finds_error_types() {
-        // Built from pieces so this file's own lines do not declare `Bar`.
-        let text = [
-            "#[derive(Debug, thiserror::Error)]\n#[error(\"x\")]\npub struct Foo<T>(T);",
-            "impl std::error::Error for Bar {}",
-            "#[derive(Debug)]\nenum NotAnError {}",
-        ]
-        .join("\n");
-        assert_eq!(error_types(&text), ["Foo", "Bar"]);
+        assert_eq!(err.exit(), Exit::Unchecked);
+        assert_eq!(format!("{err:#}"), "recording: pool timed out", "the code changes, the message does not");
+        let bad: Result<()> = Err(input_error("bad target"));
+        assert_eq!(checking(bad).unwrap_err().exit(), Exit::Input);
     }
 }

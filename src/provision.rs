@@ -56,7 +56,7 @@ pub struct InitPlan {
 }
 
 /// The region's engine, as every engine command reaches it.
-async fn engine(settings: &Settings, code: &str) -> anyhow::Result<Engine> {
+async fn engine(settings: &Settings, code: &str) -> crate::error::Result<Engine> {
     crate::region::validate_code(code)?;
     Ok(Engine::connect(&Endpoint::for_region(settings, Some(code))).await?)
 }
@@ -68,7 +68,7 @@ pub async fn plan_init(
     code: &str,
     patch: RegionPatch,
     options: InitOptions,
-) -> anyhow::Result<InitPlan> {
+) -> crate::error::Result<InitPlan> {
     crate::region::validate_code(code)?;
     let stack_settings = StackSettings::resolve(settings, code)?;
     let engine = engine(settings, code).await?;
@@ -157,7 +157,7 @@ pub async fn apply_init(
     dry_run: bool,
     progress: Option<&MultiProgress>,
     note: impl Fn(String),
-) -> anyhow::Result<Applied> {
+) -> crate::error::Result<Applied> {
     let code = plan.code.as_str();
     let engine = &plan.engine;
     let state = &plan.state;
@@ -228,7 +228,7 @@ pub async fn apply_init(
 
 /// Waits until the region's agents run healthy with a heartbeat in its Redis (the last step of
 /// a real init).
-pub async fn wait_ready(plan: &InitPlan) -> anyhow::Result<AgentsReady> {
+pub async fn wait_ready(plan: &InitPlan) -> crate::error::Result<AgentsReady> {
     Ok(ready::wait_agents(&plan.engine, &plan.queue, &plan.stack.name, plan.options.timeout).await?)
 }
 
@@ -258,7 +258,7 @@ pub struct DestroyPlan {
 }
 
 /// Checks the preconditions of `region destroy CODE`; changes nothing.
-pub async fn plan_destroy(settings: &Settings, code: &str) -> anyhow::Result<DestroyPlan> {
+pub async fn plan_destroy(settings: &Settings, code: &str) -> crate::error::Result<DestroyPlan> {
     crate::region::validate_code(code)?;
     let stack = StackSettings::resolve(settings, code)?.name;
     let engine = engine(settings, code).await?;
@@ -268,6 +268,6 @@ pub async fn plan_destroy(settings: &Settings, code: &str) -> anyhow::Result<Des
 
 /// Removes the region's stack (services, network, secrets, and with `volumes` its volumes); the
 /// region stays registered.
-pub async fn apply_destroy(plan: &DestroyPlan, volumes: bool, dry_run: bool) -> anyhow::Result<Removal> {
+pub async fn apply_destroy(plan: &DestroyPlan, volumes: bool, dry_run: bool) -> crate::error::Result<Removal> {
     Ok(deploy::remove(&plan.engine, &plan.stack, volumes, dry_run, Duration::from_secs(120)).await?)
 }

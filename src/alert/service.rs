@@ -148,7 +148,7 @@ pub async fn run(
     settings: &Settings,
     heartbeats: &mut Heartbeats,
     notifier: Notifier,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     let notifier = Arc::new(notifier);
     {
         let mut conn = pool.acquire().await?;

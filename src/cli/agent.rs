@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Subcommand;
 
 use super::Context;
@@ -10,6 +9,8 @@ use crate::agent::{self, job::ProbeMode, AgentOptions};
 use crate::config::AgentFlags;
 use crate::duration::{self, BareUnit};
 use crate::error::input_error;
+use crate::error::Context as _;
+
 use crate::probe::{self, HttpSpec, ProbeOptions, ProbeSpec};
 use crate::queue::RegionQueue;
 use crate::region::RegionStore;
@@ -108,7 +109,7 @@ impl Args {
     }
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     match args.command {
         Some(Command::Health(health)) => check_health(ctx, health).await,
         None => run_agent(ctx, args.run).await,
@@ -118,7 +119,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 /// Runs the agent and logs, at error level and as its last line, why it exits: the signal that
 /// stopped it or the error that ended it (a panic is logged by [`agent::log_panics`]), so a task
 /// or bench agent that is gone leaves its cause in its log.
-async fn run_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+async fn run_agent(ctx: &Context, args: RunArgs) -> crate::error::Result<()> {
     agent::log_panics();
     match start_agent(ctx, args).await {
         Ok(signal) => {
@@ -132,7 +133,7 @@ async fn run_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn start_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<&'static str> {
+async fn start_agent(ctx: &Context, args: RunArgs) -> crate::error::Result<&'static str> {
     let settings = &ctx.settings.agent;
     let region = settings
         .region
@@ -167,7 +168,7 @@ async fn start_agent(ctx: &Context, args: RunArgs) -> anyhow::Result<&'static st
 }
 
 /// Asks the agent's readiness endpoint, with the probe engine (the image has no curl).
-async fn check_health(ctx: &Context, args: HealthArgs) -> anyhow::Result<()> {
+async fn check_health(ctx: &Context, args: HealthArgs) -> crate::error::Result<()> {
     let url = &ctx.settings.agent.health_url.value;
     let spec = HttpSpec::parse(url).map_err(|e| input_error(format!("--url {url}: {e}")))?;
     let result =
@@ -181,7 +182,7 @@ async fn check_health(ctx: &Context, args: HealthArgs) -> anyhow::Result<()> {
         (None, Some(failure)) => failure.message.clone(),
         (None, None) => "no answer".into(),
     };
-    anyhow::bail!("agent at {url} is not ready: {why}")
+    Err(crate::error::failed(format!("agent at {url} is not ready: {why}")))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

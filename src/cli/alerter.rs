@@ -22,7 +22,7 @@ impl Args {
     }
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let settings = ctx.settings.alerting.settings();
     let pool = ctx.pool().await?;
     let mut heartbeats = Heartbeats::new(&ctx.settings);

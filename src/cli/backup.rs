@@ -2,7 +2,6 @@
 
 use std::io::IsTerminal as _;
 
-use anyhow::Context as _;
 use chrono::Utc;
 
 use super::Context;
@@ -10,6 +9,8 @@ use crate::backup::{self, BackupError, PgTool, RestoreOptions, Target};
 use crate::cli::output::note;
 use crate::config::Secret;
 use crate::error::input_error;
+
+use crate::error::Context as _;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -56,7 +57,7 @@ enum Command {
     },
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let target = target(ctx).await?;
     let progress = std::io::stderr().is_terminal();
     match args.command {
@@ -192,14 +193,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 ));
                 Ok(())
             } else {
-                Err(anyhow::anyhow!("{name} failed verification"))
+                Err(crate::error::failed(format!("{name} failed verification")))
             }
         }
     }
 }
 
 /// The S3 bucket when one is configured, else the backup directory.
-async fn target(ctx: &Context) -> anyhow::Result<Target> {
+async fn target(ctx: &Context) -> crate::error::Result<Target> {
     let aws = &ctx.settings.aws;
     match &aws.s3_bucket {
         Some(bucket) => Ok(Target::S3 {
@@ -211,11 +212,12 @@ async fn target(ctx: &Context) -> anyhow::Result<Target> {
     }
 }
 
-fn database_url(ctx: &Context) -> anyhow::Result<Secret> {
+fn database_url(ctx: &Context) -> crate::error::Result<Secret> {
     ctx.settings.database_url.as_ref().map(|s| s.value.clone()).ok_or_else(|| {
-        anyhow::Error::new(BackupError::Input(
+        BackupError::Input(
             "no database configured; set DATABASE_URL, pass --database-url, or add database_url to geoctl.yaml".into(),
-        ))
+        )
+        .into()
     })
 }
 

@@ -146,7 +146,7 @@ fn table(p: &Printer, views: &[View]) -> Table {
 /// How long `channel add` waits for an SMTP server before warning.
 const SMTP_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let p = &ctx.printer;
     match args.command {
         Command::Add { name, kind, settings, secret, no_secret_check, dry_run } => {

@@ -15,7 +15,7 @@ enum Command {
     Show,
 }
 
-pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     match args.command {
         Command::Show => {
             let rows = ctx.settings.shown();

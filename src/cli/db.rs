@@ -79,7 +79,7 @@ struct MigrateReport {
     dry_run: bool,
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     // Migrating and showing migrations work on any schema; pruning and partitions need geoctl's.
     let pool = match args.command {
         Command::Prune { .. } | Command::Maintain { .. } => ctx.pool().await?,

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use super::Context;
 use crate::cli::output::note;
 use crate::dns::{self, DesiredRegion, DnsError, Step};
+
+use crate::error::Context as _;
 use crate::region::RegionStore;
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +40,7 @@ enum Command {
     },
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let (zone, create_zone, apply, wait) = match args.command {
         Command::Plan { zone } => (zone, false, false, Duration::ZERO),
         Command::Sync { zone, create_zone, dry_run, wait } => (zone, create_zone, !dry_run, wait),
@@ -116,7 +116,7 @@ fn desired<'a>(ctx: &Context, active: impl Iterator<Item = &'a str>) -> Result<V
     Ok(out)
 }
 
-fn print_plan(ctx: &Context, steps: &[Step]) -> anyhow::Result<()> {
+fn print_plan(ctx: &Context, steps: &[Step]) -> crate::error::Result<()> {
     ctx.printer.print(steps, |p| {
         let mut t = p.table(["region", "action", "what", "detail"]);
         for step in steps {

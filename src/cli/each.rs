@@ -10,7 +10,7 @@ use crate::cli::output::note;
 
 /// The regions `--all` covers: those of the config (file, `regions.<code>`,
 /// or per-region variables), in order.
-pub fn configured_regions(ctx: &Context) -> anyhow::Result<Vec<String>> {
+pub fn configured_regions(ctx: &Context) -> crate::error::Result<Vec<String>> {
     let codes: Vec<String> = ctx.settings.regions.keys().cloned().collect();
     if codes.is_empty() {
         return Err(crate::error::input_error(
@@ -21,10 +21,10 @@ pub fn configured_regions(ctx: &Context) -> anyhow::Result<Vec<String>> {
 }
 
 /// Runs `run` for each configured region in turn; `what` names the command in the summary.
-pub async fn each_region<F, Fut>(ctx: &Context, what: &str, mut run: F) -> anyhow::Result<()>
+pub async fn each_region<F, Fut>(ctx: &Context, what: &str, mut run: F) -> crate::error::Result<()>
 where
     F: FnMut(String) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
+    Fut: Future<Output = crate::error::Result<()>>,
 {
     let codes = configured_regions(ctx)?;
     let mut failed = Vec::new();
@@ -37,8 +37,10 @@ where
     if failed.is_empty() {
         return Ok(());
     }
-    Err(crate::error::with_exit(
-        crate::error::Exit::Failed,
-        anyhow::anyhow!("{what} failed in {} of {} region(s): {}", failed.len(), codes.len(), failed.join(", ")),
-    ))
+    Err(crate::error::failed(format!(
+        "{what} failed in {} of {} region(s): {}",
+        failed.len(),
+        codes.len(),
+        failed.join(", ")
+    )))
 }

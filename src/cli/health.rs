@@ -28,7 +28,7 @@ pub struct HealthArgs {
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {}
 
-pub async fn run(ctx: &Context, args: HealthArgs) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: HealthArgs) -> crate::error::Result<()> {
     let codes = regions(ctx, args.region.as_deref()).await?;
     loop {
         // Regions sharing an engine share one connection.
@@ -54,7 +54,7 @@ pub async fn run(ctx: &Context, args: HealthArgs) -> anyhow::Result<()> {
             if unhealthy.is_empty() {
                 return Ok(());
             }
-            return Err(anyhow::anyhow!("unhealthy: {}", unhealthy.join(", ")));
+            return Err(crate::error::failed(format!("unhealthy: {}", unhealthy.join(", "))));
         }
         for line in &unhealthy {
             note(format!("unhealthy: {line}"));
@@ -68,7 +68,7 @@ pub async fn run(ctx: &Context, args: HealthArgs) -> anyhow::Result<()> {
 
 /// The active regions from the database, or the configured ones when it
 /// cannot be reached; `--region` picks one of them.
-async fn regions(ctx: &Context, only: Option<&str>) -> anyhow::Result<Vec<String>> {
+async fn regions(ctx: &Context, only: Option<&str>) -> crate::error::Result<Vec<String>> {
     let mut codes = match ctx.pool().await {
         Ok(pool) => RegionStore::active_codes(&pool).await?,
         Err(e) => {
@@ -89,7 +89,7 @@ async fn regions(ctx: &Context, only: Option<&str>) -> anyhow::Result<Vec<String
     Ok(codes)
 }
 
-fn print(ctx: &Context, report: &[RegionHealth]) -> anyhow::Result<()> {
+fn print(ctx: &Context, report: &[RegionHealth]) -> crate::error::Result<()> {
     ctx.printer.print(report, |p| {
         let mut t = p.table(["region", "status", "redis", "agents", "queue", "oldest wait", "services", "app"]);
         for r in report {
@@ -119,7 +119,7 @@ fn print(ctx: &Context, report: &[RegionHealth]) -> anyhow::Result<()> {
     })
 }
 
-pub async fn doctor(ctx: &Context, _args: DoctorArgs) -> anyhow::Result<()> {
+pub async fn doctor(ctx: &Context, _args: DoctorArgs) -> crate::error::Result<()> {
     let items = doctor::run(&ctx.settings).await;
     let color = ctx.printer.color && std::io::stdout().is_terminal();
     ctx.printer.print(&items, |p| {
@@ -148,6 +148,6 @@ pub async fn doctor(ctx: &Context, _args: DoctorArgs) -> anyhow::Result<()> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(anyhow::anyhow!("{} check(s) failed: {}", failed.len(), failed.join(", ")))
+        Err(crate::error::failed(format!("{} check(s) failed: {}", failed.len(), failed.join(", "))))
     }
 }

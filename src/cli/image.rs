@@ -33,7 +33,7 @@ enum Command {
     },
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let Command::Build { tag, label, engine, all } = args.command;
     let mut labels = HashMap::new();
     for item in &label {
@@ -61,7 +61,7 @@ async fn build_on(
     engine: &crate::swarm::Engine,
     tag: &str,
     labels: HashMap<String, String>,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     note(format!("building {tag} on {} from {}", engine.endpoint, std::env::current_exe()?.display()));
     let built = engine.build_agent_image(tag, labels).await?;
     ctx.printer.print(&built, |p| {

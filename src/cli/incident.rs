@@ -44,7 +44,7 @@ enum Command {
     },
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let pool = ctx.pool().await?;
     let settings = ctx.settings.alerting.settings();
     match args.command {
@@ -100,7 +100,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn say(ctx: &Context, incident: &Incident, change: Change, verb: &str) -> anyhow::Result<()> {
+fn say(ctx: &Context, incident: &Incident, change: Change, verb: &str) -> crate::error::Result<()> {
     ctx.printer.print(incident, |p| vec![incident_table(p, std::slice::from_ref(incident))])?;
     if change == Change::Unchanged {
         note(format!("incident {} was already {verb}; nothing changed", incident.id));

@@ -82,14 +82,14 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     match args.command {
         Command::Add { monitor, region, from, to, for_, reason, by } => {
             let now = Utc::now();
             let starts_at = from.unwrap_or(now);
             let ends_at = match (to, for_) {
                 (Some(to), _) => to,
-                (None, Some(length)) => starts_at + chrono::Duration::from_std(length)?,
+                (None, Some(length)) => starts_at + chrono::Duration::from_std(length).map_err(crate::error::failed)?,
                 (None, None) => unreachable!("clap requires --to or --for"),
             };
             let scope = match (monitor, region) {
@@ -145,7 +145,7 @@ fn window_table(p: &crate::cli::output::Printer, windows: &[Window]) -> comfy_ta
     t
 }
 
-async fn prune(ctx: &Context, engine: EngineArgs, dry_run: bool, yes: bool) -> anyhow::Result<()> {
+async fn prune(ctx: &Context, engine: EngineArgs, dry_run: bool, yes: bool) -> crate::error::Result<()> {
     let engine = engine.connect(ctx).await?;
     if !dry_run {
         ctx.confirm(

@@ -33,13 +33,13 @@ mod swarm;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sqlx::PgPool;
 
 use crate::cli::output::{Format, Printer};
 use crate::config::{Flags, LogFormat, Settings};
-use crate::error::{exit_code, input_error, EXIT_OK};
+use crate::error::Context as _;
+use crate::error::{input_error, Failure, EXIT_OK};
 
 /// Control plane for geo-distributed uptime and latency monitoring on Docker Swarm.
 #[derive(Debug, Parser)]
@@ -140,12 +140,12 @@ pub struct Context {
 
 impl Context {
     /// The database, refused unless it has this binary's whole schema ([`crate::store::open`]).
-    pub async fn pool(&self) -> anyhow::Result<PgPool> {
+    pub async fn pool(&self) -> crate::error::Result<PgPool> {
         Ok(crate::store::open(self.settings.database_url.as_ref().map(|s| &s.value), &self.settings.tuning).await?)
     }
 
     /// The database whatever its schema: for what migrates it (`db`, `region init`) and for backups.
-    pub async fn pool_any_schema(&self) -> anyhow::Result<PgPool> {
+    pub async fn pool_any_schema(&self) -> crate::error::Result<PgPool> {
         Ok(crate::store::connect(self.settings.database_url.as_ref().map(|s| &s.value), &self.settings.tuning).await?)
     }
 
@@ -170,7 +170,7 @@ impl Context {
 
     /// Asks before destroying something. `--yes` skips the question; with no
     /// terminal to ask on, the command refuses instead of guessing.
-    pub fn confirm(&self, question: &str, yes: bool) -> anyhow::Result<()> {
+    pub fn confirm(&self, question: &str, yes: bool) -> crate::error::Result<()> {
         if yes {
             return Ok(());
         }
@@ -185,8 +185,15 @@ impl Context {
         if confirmed {
             Ok(())
         } else {
-            Err(anyhow::anyhow!("cancelled; nothing was changed"))
+            Err(crate::error::failed("cancelled; nothing was changed"))
         }
+    }
+}
+
+/// A prompt that cannot read the terminal is a failure, as any I/O.
+impl crate::error::Coded for dialoguer::Error {
+    fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::Failed
     }
 }
 
@@ -216,12 +223,12 @@ pub fn main() -> i32 {
         Err(err) if is_broken_pipe(&err) => EXIT_OK,
         Err(err) => {
             eprintln!("error: {}", crate::cli::output::terminal_safe(&render_error(&err)));
-            exit_code(&err)
+            err.exit().code()
         }
     }
 }
 
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
+fn is_broken_pipe(err: &Failure) -> bool {
     err.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
             || cause.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind())
@@ -231,7 +238,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// `outer: inner: innermost`, without repeating a cause that the outer
 /// message already contains.
-fn render_error(err: &anyhow::Error) -> String {
+fn render_error(err: &Failure) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
         let text = cause.to_string();
@@ -261,7 +268,7 @@ fn init_logging(verbose: u8, service: Option<LogFormat>) {
     };
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> crate::error::Result<()> {
     // These need no configuration, so a broken config file cannot stop them.
     match cli.command {
         Command::Completions(args) => return completions::completions(args),

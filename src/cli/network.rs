@@ -29,7 +29,7 @@ enum Command {
     },
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let Command::Create { name, subnet, engine, dry_run } = args.command;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err(input_error(format!("`{name}` is not a network name; use letters, digits, '-', '_' and '.'")));

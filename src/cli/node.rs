@@ -54,7 +54,7 @@ enum Command {
     },
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let (node, change, what, dry_run) = match args.command {
         Command::Ls { engine } => {
             let rows = engine.connect(ctx).await?.node_rows().await?;

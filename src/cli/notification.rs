@@ -61,7 +61,7 @@ fn table(p: &Printer, rows: &[Row]) -> Table {
     t
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let p = &ctx.printer;
     let pool = ctx.pool().await?;
     match args.command {
@@ -87,10 +87,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             if rows[0].state == "delivered" {
                 Ok(())
             } else {
-                Err(crate::error::with_exit(
-                    crate::error::Exit::Failed,
-                    anyhow::anyhow!("notification {id} was not delivered"),
-                ))
+                Err(crate::error::failed(format!("notification {id} was not delivered")))
             }
         }
     }

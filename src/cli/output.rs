@@ -29,6 +29,19 @@ pub struct Printer {
     pub terminal: bool,
 }
 
+/// Writing JSON or YAML to stdout fails only as its writer does (a closed pipe, a full disk).
+impl crate::error::Coded for serde_json::Error {
+    fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::Failed
+    }
+}
+
+impl crate::error::Coded for serde_yaml_ng::Error {
+    fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::Failed
+    }
+}
+
 impl Printer {
     /// Colour only on a terminal, never with `NO_COLOR` set or `--no-color`.
     pub fn new(format: Format, no_color: bool) -> Self {
@@ -42,7 +55,7 @@ impl Printer {
         &self,
         value: &T,
         table: impl FnOnce(&Printer) -> Vec<Table>,
-    ) -> anyhow::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut out = std::io::stdout().lock();
         match self.format {
             Format::Json => {

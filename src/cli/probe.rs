@@ -5,11 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use super::checks::{parse_interval, parse_type, CheckOptions};
 use super::Context;
 use crate::cli::output::{flow_tables, located_tables, route_tables, Located};
+use crate::error::Context as _;
 use crate::error::{input_error, TargetDown};
 use crate::monitor::check::spec_from_config;
 use crate::monitor::settings::CheckSettings;
@@ -85,7 +84,7 @@ fn parse_probe_type(text: &str) -> Result<ProbeType, String> {
 }
 
 /// The type a target implies when `--type` is not given.
-fn infer_kind(target: &str) -> Result<MonitorType, anyhow::Error> {
+fn infer_kind(target: &str) -> crate::error::Result<MonitorType> {
     if target.contains("://") {
         return Ok(MonitorType::Http);
     }
@@ -100,7 +99,7 @@ fn infer_kind(target: &str) -> Result<MonitorType, anyhow::Error> {
     )))
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     if args.timeout.is_zero() || args.timeout > crate::monitor::MAX_TIMEOUT {
         return Err(input_error("--timeout must be above 0 and at most 2m"));
     }
@@ -205,7 +204,7 @@ fn single_check_options(args: &Args) -> [(&'static str, bool); 8] {
 
 /// `geoctl probe --type synthetic --script FILE`: the script's steps once, from here, each with
 /// its outcome and time. `env.*` and `secret.*` come from this shell.
-async fn run_synthetic(ctx: &Context, args: Args) -> anyhow::Result<()> {
+async fn run_synthetic(ctx: &Context, args: Args) -> crate::error::Result<()> {
     if let Some((option, _)) = single_check_options(&args).iter().find(|(_, set)| *set) {
         return Err(input_error(format!("{option} does not apply to --type synthetic (set it in the script)")));
     }
@@ -256,7 +255,7 @@ fn probe_options(args: &Args) -> ProbeOptions {
 
 /// `geoctl probe HOST --type trace`: the hops to HOST, each with its address,
 /// round trips and (with GEOIP_ASN_DB) network.
-async fn run_trace(ctx: &Context, args: Args) -> anyhow::Result<()> {
+async fn run_trace(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let options = probe_options(&args);
     let set = single_check_options(&args);
     if let Some((option, _)) = set.iter().filter(|(o, _)| *o != "--max-hops").find(|(_, set)| *set) {

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use super::checks::parse_interval;
 use super::Context;
 use crate::cli::output::{note, or_dash, Printer};
+use crate::error::Context as _;
 use crate::queue::control::{self, Done};
 use crate::queue::schedule::{self, SyncReport, Wanted};
 use crate::queue::status::{self, RegionStatus};
@@ -96,7 +96,7 @@ enum Finished {
     Both,
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let pool = ctx.pool().await?;
     match args.command {
         Command::Status(scope) => {
@@ -144,7 +144,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 }
 
 /// The regions a command covers: the one named (which must be active) or every active one.
-async fn regions(pool: &sqlx::PgPool, scope: &Scope) -> anyhow::Result<Vec<String>> {
+async fn regions(pool: &sqlx::PgPool, scope: &Scope) -> crate::error::Result<Vec<String>> {
     let active = RegionStore::active_codes(pool).await?;
     match &scope.region {
         None => Ok(active),
@@ -216,7 +216,7 @@ fn status_table(p: &Printer, entries: &[RegionStatus]) -> comfy_table::Table {
     table
 }
 
-async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) -> anyhow::Result<()> {
+async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) -> crate::error::Result<()> {
     let regions = regions(pool, scope).await?;
     let wanted = Wanted::load(pool).await?;
     let results = futures::future::join_all(regions.iter().map(|region| {
@@ -274,7 +274,7 @@ async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) 
             for e in &failed {
                 note(format!("error: {e}"));
             }
-            Err(anyhow::anyhow!("{n} regions could not be synced (see above)"))
+            Err(crate::error::failed(format!("{n} regions could not be synced (see above)")))
         }
     }
 }
@@ -292,7 +292,7 @@ struct Outcome {
 
 /// Runs an action on each region's queue, prints one line per region, and
 /// fails (after trying every region) when a region could not be reached.
-async fn each_region<F, Fut>(ctx: &Context, regions: &[String], dry_run: bool, action: F) -> anyhow::Result<()>
+async fn each_region<F, Fut>(ctx: &Context, regions: &[String], dry_run: bool, action: F) -> crate::error::Result<()>
 where
     F: Fn(RegionQueue) -> Fut,
     Fut: std::future::Future<Output = Result<Done, QueueError>>,
@@ -347,7 +347,7 @@ where
         vec![table]
     })?;
     if failures > 0 {
-        return Err(anyhow::anyhow!("{failures} region(s) could not be reached (see above)"));
+        return Err(crate::error::failed(format!("{failures} region(s) could not be reached (see above)")));
     }
     Ok(())
 }

@@ -139,7 +139,7 @@ impl From<Fields> for RegionPatch {
     }
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let args = match args.command {
         Command::Init { code: Some(code), fields, flags, dry_run, .. } => {
             return super::region_init::init(ctx, &code, fields.into(), flags, dry_run).await

@@ -36,7 +36,7 @@ pub async fn init(
     patch: RegionPatch,
     flags: InitFlags,
     dry_run: bool,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     let options = InitOptions {
         nodes: flags.nodes,
         advertise_addr: flags.advertise_addr,
@@ -72,7 +72,7 @@ pub async fn init(
     Ok(())
 }
 
-pub async fn destroy(ctx: &Context, code: &str, volumes: bool, yes: bool, dry_run: bool) -> anyhow::Result<()> {
+pub async fn destroy(ctx: &Context, code: &str, volumes: bool, yes: bool, dry_run: bool) -> crate::error::Result<()> {
     let plan = provision::plan_destroy(&ctx.settings, code).await?;
     let name = &plan.stack;
     if !dry_run {

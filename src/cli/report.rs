@@ -5,13 +5,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use chrono::Utc;
 use comfy_table::{Cell, Color};
 
 use super::checks::parse_interval;
 use super::Context;
 use crate::cli::output::{ms, note, or_dash, terminal_safe, Format, Printer};
+use crate::error::Context as _;
 use crate::monitor::MonitorStore;
 use crate::report::{self, html, spark, MonitorReport, Report, UptimeGrade};
 
@@ -28,7 +28,7 @@ pub struct Args {
     html: Option<PathBuf>,
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     if let Some(path) = &args.html {
         check_writable_dir(path)?;
     }
@@ -123,19 +123,7 @@ fn stats_table(p: &Printer, report: &Report) -> comfy_table::Table {
                 s.checks.into(),
                 uptime_cell(p, s.uptime_percentage),
             ];
-            row.extend(
-                [
-                    s.p50_ms,
-                    s.p95_ms,
-                    s.p99_ms,
-                    s.avg_dns_ms,
-                    s.avg_connect_ms,
-                    s.avg_tls_ms,
-                    s.avg_first_byte_ms,
-                    s.avg_ms,
-                ]
-                .map(|v| Cell::new(ms(v))),
-            );
+            row.extend(report::summary_times(s).map(|v| Cell::new(ms(v))));
             table.add_row(row);
         }
     }
@@ -198,7 +186,7 @@ fn paint(p: &Printer, sgr: &str, text: &str) -> String {
 
 /// A sparkline per region, under the table: one cell per bucket, `·` where
 /// nothing was checked, and a `×` line under buckets with failed checks.
-fn print_charts(p: &Printer, report: &Report) -> anyhow::Result<()> {
+fn print_charts(p: &Printer, report: &Report) -> crate::error::Result<()> {
     let mut out = std::io::stdout().lock();
     let minutes = report.bucket_seconds as f64 / 60.0;
     writeln!(
@@ -213,7 +201,11 @@ fn print_charts(p: &Printer, report: &Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_monitor_charts(out: &mut impl std::io::Write, p: &Printer, monitor: &MonitorReport) -> anyhow::Result<()> {
+fn write_monitor_charts(
+    out: &mut impl std::io::Write,
+    p: &Printer,
+    monitor: &MonitorReport,
+) -> crate::error::Result<()> {
     writeln!(out, "\n{}", paint(p, "1", &terminal_safe(&monitor.name)))?;
     let width = monitor.regions.iter().map(|r| r.stats.region.chars().count()).max().unwrap_or(0);
     for region in &monitor.regions {
@@ -241,7 +233,7 @@ fn write_monitor_charts(out: &mut impl std::io::Write, p: &Printer, monitor: &Mo
 }
 
 /// Refuses an --html path whose directory is missing before the report is built and printed.
-fn check_writable_dir(path: &Path) -> anyhow::Result<()> {
+fn check_writable_dir(path: &Path) -> crate::error::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -261,7 +253,7 @@ fn check_writable_dir(path: &Path) -> anyhow::Result<()> {
 
 /// Writes `contents` to a temporary file next to `path` and renames it over
 /// `path`, so readers see the old file or the whole new one, never a part.
-fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+fn write_atomically(path: &Path, contents: &[u8]) -> crate::error::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
-use anyhow::Context as _;
-
 use super::swarm::EngineArgs;
 use super::Context;
 use crate::cli::output::{note, or_dash};
 use crate::config::Secret;
 use crate::error::input_error;
+
+use crate::error::Context as _;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -62,7 +62,7 @@ enum Command {
 }
 
 impl Source {
-    fn read(&self) -> anyhow::Result<Secret> {
+    fn read(&self) -> crate::error::Result<Secret> {
         let text = if let Some(path) = &self.from_file {
             std::fs::read_to_string(path)
                 .map_err(|e| input_error(format!("--from-file {}: cannot read it: {e}", path.display())))?
@@ -84,7 +84,7 @@ impl Source {
     }
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
+fn check_name(name: &str) -> crate::error::Result<()> {
     if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err(input_error(format!(
             "`{name}` is not a secret name; use up to 64 letters, digits, '-', '_' and '.'"
@@ -93,7 +93,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     match args.command {
         Command::Create { name, source, engine, dry_run } => {
             check_name(&name)?;

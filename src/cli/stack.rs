@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
 use super::checks::parse_interval;
@@ -12,6 +11,8 @@ use super::swarm::connect;
 use super::Context;
 use crate::cli::output::{note, or_dash};
 use crate::config::Settings;
+
+use crate::error::Context as _;
 use crate::region::RegionStore;
 use crate::stack::deploy::{self, Action, DeployOptions, DeployReport};
 use crate::stack::{self, Rendered, StackSettings};
@@ -102,7 +103,7 @@ enum Command {
     },
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     match args.command {
         Command::Render { target, file, templates } => {
             let rendered = render(ctx, &ctx.settings, &target.region, templates.as_deref()).await?;
@@ -158,14 +159,19 @@ pub async fn render(
     settings: &Settings,
     code: &str,
     templates: Option<&std::path::Path>,
-) -> anyhow::Result<Rendered> {
+) -> crate::error::Result<Rendered> {
     crate::region::validate_code(code)?;
     let pool = ctx.pool().await?;
     let region = RegionStore::new(&pool).get(code).await?;
     Ok(stack::render(settings, &region, templates)?)
 }
 
-async fn deploy_region(ctx: &Context, settings: &Settings, code: &str, flags: &DeployFlags) -> anyhow::Result<()> {
+async fn deploy_region(
+    ctx: &Context,
+    settings: &Settings,
+    code: &str,
+    flags: &DeployFlags,
+) -> crate::error::Result<()> {
     let rendered = render(ctx, settings, code, flags.templates.as_deref()).await?;
     let engine = connect(ctx, Some(code)).await?;
     let report = deploy_rendered(ctx, &engine, &rendered, flags.dry_run, !flags.detach, flags.timeout).await?;
@@ -180,14 +186,14 @@ async fn deploy_rendered(
     dry_run: bool,
     wait: bool,
     timeout: Duration,
-) -> anyhow::Result<DeployReport> {
+) -> crate::error::Result<DeployReport> {
     let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let options = DeployOptions { dry_run, wait, timeout };
     let report = deploy::deploy(engine, rendered, &options, Some(&bars)).await?;
     Ok(report)
 }
 
-pub fn print_report(ctx: &Context, report: &DeployReport) -> anyhow::Result<()> {
+pub fn print_report(ctx: &Context, report: &DeployReport) -> crate::error::Result<()> {
     ctx.printer.print(report, |p| {
         let mut t = p.table(["SERVICE", "ACTION", "VERSION"]);
         for s in &report.services {
@@ -242,7 +248,7 @@ struct ServiceRow {
     version: Option<u64>,
 }
 
-async fn services(ctx: &Context, code: &str) -> anyhow::Result<()> {
+async fn services(ctx: &Context, code: &str) -> crate::error::Result<()> {
     let name = StackSettings::resolve(&ctx.settings, code)?.name;
     let engine = connect(ctx, Some(code)).await?;
     engine.require_manager().await?;
@@ -303,7 +309,7 @@ struct TaskRow {
     error: Option<String>,
 }
 
-async fn ps(ctx: &Context, code: &str) -> anyhow::Result<()> {
+async fn ps(ctx: &Context, code: &str) -> crate::error::Result<()> {
     let name = StackSettings::resolve(&ctx.settings, code)?.name;
     let engine = connect(ctx, Some(code)).await?;
     let nodes = engine.node_rows().await?;

@@ -31,7 +31,7 @@ struct Refreshed {
     days: Vec<NaiveDate>,
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let pool = ctx.pool().await?;
     match args.command {
         Command::Rebuild { date } => {

@@ -17,13 +17,13 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    pub async fn connect(&self, ctx: &Context) -> anyhow::Result<Engine> {
+    pub async fn connect(&self, ctx: &Context) -> crate::error::Result<Engine> {
         connect(ctx, self.region.as_deref()).await
     }
 }
 
 /// Connects to the engine of `region` (or the default one).
-pub async fn connect(ctx: &Context, region: Option<&str>) -> anyhow::Result<Engine> {
+pub async fn connect(ctx: &Context, region: Option<&str>) -> crate::error::Result<Engine> {
     if let Some(code) = region {
         crate::region::validate_code(code)?;
     }
@@ -104,7 +104,7 @@ struct NodeEngineArgs {
 }
 
 impl NodeEngineArgs {
-    async fn connect(&self, ctx: &Context, region: &str) -> anyhow::Result<Engine> {
+    async fn connect(&self, ctx: &Context, region: &str) -> crate::error::Result<Engine> {
         if !["tcp://", "unix://", "http://", "https://"].iter().any(|p| self.engine.starts_with(p)) {
             return Err(crate::error::input_error(format!(
                 "--engine `{}` is not an engine address; give tcp://HOST:2376 (or unix:///PATH)",
@@ -122,7 +122,7 @@ enum RoleArg {
     Manager,
 }
 
-fn print_membership(ctx: &Context, membership: &Membership) -> anyhow::Result<()> {
+fn print_membership(ctx: &Context, membership: &Membership) -> crate::error::Result<()> {
     ctx.printer.print(membership, |p| {
         if membership.steps.is_empty() {
             return vec![];
@@ -162,7 +162,7 @@ struct Status {
     warnings: Vec<String>,
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     match args.command {
         Command::Init { advertise_addr, engine, dry_run } => {
             let engine = engine.connect(ctx).await?;

@@ -56,9 +56,7 @@ impl EngineReach {
                 ))
             }
             // An engine that should answer and does not is the region's failure, named with its address.
-            EngineReach::Unreachable(e) => {
-                return Err(Part::new(Status::Down, format!("engine unreachable: {e}")))
-            }
+            EngineReach::Unreachable(e) => return Err(Part::new(Status::Down, format!("engine unreachable: {e}"))),
             EngineReach::Reachable { swarm_manager: false, .. } => {
                 return Err(Part::new(Status::NotDeployed, "engine is not a swarm manager"))
             }

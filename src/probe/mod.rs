@@ -342,6 +342,12 @@ pub enum TargetError {
     InvalidIpPreference(String),
 }
 
+impl crate::error::Coded for TargetError {
+    fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::Input
+    }
+}
+
 impl ProbeSpec {
     pub fn kind(&self) -> ProbeKind {
         match self {

@@ -48,6 +48,14 @@ pub enum ResolveError {
     Config(String),
 }
 
+/// Only reached when resolving is a step of a command (not a probe's own result, which
+/// records the failure instead of returning it).
+impl crate::error::Coded for ResolveError {
+    fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::Failed
+    }
+}
+
 impl ResolveError {
     pub fn kind(&self) -> FailureKind {
         match self {

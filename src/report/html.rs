@@ -1,10 +1,14 @@
 //! The report as one self-contained HTML page: inline CSS and inline SVG, no
 //! scripts and nothing fetched, so it opens offline and can be mailed around.
-//! Every string that comes from the database goes through [`escape`].
+//! The page is the Tera template `templates/report/page.html`, rendered with
+//! auto-escaping; the charts' SVG is drawn here, and every string from the
+//! database in it goes through Tera's `escape_html`.
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tera::escape_html as escape;
 
 use super::{Bucket, MonitorReport, RegionReport, Report, UptimeGrade};
 
@@ -15,61 +19,15 @@ macro_rules! w {
     }};
 }
 
+/// The page skeleton, built into the binary.
+const PAGE: &str = include_str!("../../templates/report/page.html");
+
 /// Region colours, told apart in colour and in greyscale; red is kept for failures.
 const REGION_COLOURS: [&str; 8] =
     ["#2563eb", "#ea580c", "#0d9488", "#7c3aed", "#db2777", "#65a30d", "#0891b2", "#a16207"];
 const FAILURE_COLOUR: &str = "#dc2626";
 const PHASES: [(&str, &str); 4] =
     [("DNS", "#8b5cf6"), ("Connect", "#0ea5e9"), ("TLS", "#f59e0b"), ("First byte", "#10b981")];
-
-const STYLE: &str = "
-:root { color-scheme: light; }
-* { box-sizing: border-box; }
-body { margin: 0; background: #f4f5f7; color: #1f2328; font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; }
-main { max-width: 1040px; margin: 0 auto; padding: 24px 20px 40px; }
-h1 { font-size: 22px; margin: 0 0 4px; }
-h2 { font-size: 18px; margin: 0 0 12px; overflow-wrap: anywhere; }
-h3 { font-size: 13px; margin: 0 0 6px; color: #57606a; text-transform: uppercase; letter-spacing: .04em; }
-.meta, .note { color: #57606a; margin: 0 0 16px; }
-section { background: #fff; border: 1px solid #d8dee4; border-radius: 8px; padding: 16px 20px; margin: 16px 0; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { padding: 5px 8px; border-bottom: 1px solid #eaeef2; text-align: right; white-space: nowrap; }
-th { font-size: 12px; color: #57606a; font-weight: 600; background: #f6f8fa; }
-th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
-td.name { white-space: normal; overflow-wrap: anywhere; max-width: 220px; }
-.up { color: #1a7f37; } .warn { color: #9a6700; } .down { color: #cf222e; }
-.legend { display: flex; flex-wrap: wrap; gap: 4px 16px; margin: 4px 0 8px; font-size: 13px; padding: 0; list-style: none; }
-.legend li { display: flex; align-items: center; gap: 6px; }
-.swatch { width: 14px; height: 4px; border-radius: 2px; display: inline-block; }
-.swatch.block { height: 12px; width: 12px; }
-.cross { color: #dc2626; font-weight: 700; }
-.charts { display: flex; flex-wrap: wrap; gap: 16px 32px; margin-top: 16px; }
-.charts > div { flex: 1 1 440px; min-width: 0; }
-svg { display: block; width: 100%; height: auto; }
-svg text { font: 11px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; fill: #57606a; }
-svg text.label { font-size: 12px; fill: #1f2328; }
-svg .grid { stroke: #eaeef2; stroke-width: 1; }
-svg .axis { stroke: #8c959f; stroke-width: 1; }
-svg .track { fill: #eaeef2; }
-footer { color: #8c959f; font-size: 12px; text-align: center; }
-";
-
-/// Escapes text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Milliseconds, to a precision that suits their size.
 pub fn format_ms(ms: f64) -> String {
@@ -103,34 +61,71 @@ fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// What the template shows: text already formatted, charts already drawn.
+#[derive(Serialize)]
+struct Page<'a> {
+    since: String,
+    until: String,
+    bucket: String,
+    version: &'static str,
+    phases: [(&'static str, &'static str); 4],
+    summary: Vec<SummaryRow<'a>>,
+    monitors: Vec<MonitorSection<'a>>,
+}
+
+#[derive(Serialize)]
+struct SummaryRow<'a> {
+    monitor: &'a str,
+    region: &'a str,
+    checks: i64,
+    class: &'static str,
+    uptime: String,
+    /// In [`super::summary_times`] order.
+    times: [String; 8],
+}
+
+#[derive(Serialize)]
+struct MonitorSection<'a> {
+    name: &'a str,
+    /// Empty when the monitor has no results in the window (and then no charts).
+    legend: Vec<LegendEntry<'a>>,
+    line_chart: String,
+    uptime_bars: String,
+    /// None when no region measured any phase.
+    phase_bars: Option<String>,
+    landing: Vec<LandingRow>,
+}
+
+#[derive(Serialize)]
+struct LegendEntry<'a> {
+    code: &'a str,
+    colour: &'static str,
+}
+
+#[derive(Serialize)]
+struct LandingRow {
+    region: String,
+    reached: String,
+    network: String,
+    share: String,
+    hops: String,
+}
+
 /// The whole page.
 pub fn render(report: &Report) -> String {
     let palette = Palette::new(report);
-    let mut out = String::with_capacity(64 * 1024);
-    w!(out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    w!(out, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    w!(out, "<title>geoctl report, {} to {}</title>\n", format_time(report.since), format_time(report.until));
-    w!(out, "<style>{STYLE}</style>\n</head>\n<body>\n<main>\n");
-    w!(out, "<h1>Uptime and latency by region</h1>\n");
-    w!(
-        out,
-        "<p class=\"meta\">{} to {} &middot; {} monitor(s) &middot; charts average response time per {}</p>\n",
-        format_time(report.since),
-        format_time(report.until),
-        report.monitors.len(),
-        bucket_label(report.bucket_seconds)
-    );
-    if report.is_empty() {
-        w!(out, "<section><p class=\"note\">No results in this window.</p></section>\n");
-    } else {
-        summary_table(&mut out, report);
-    }
-    for monitor in &report.monitors {
-        monitor_section(&mut out, report, monitor, &palette);
-    }
-    w!(out, "<footer>Generated by geoctl {} at {}</footer>\n", env!("CARGO_PKG_VERSION"), format_time(report.until));
-    w!(out, "</main>\n</body>\n</html>\n");
-    out
+    let page = Page {
+        since: format_time(report.since),
+        until: format_time(report.until),
+        bucket: bucket_label(report.bucket_seconds),
+        version: env!("CARGO_PKG_VERSION"),
+        phases: PHASES,
+        summary: if report.is_empty() { Vec::new() } else { summary_rows(report) },
+        monitors: report.monitors.iter().map(|m| monitor_section(report, m, &palette)).collect(),
+    };
+    let context = tera::Context::from_serialize(&page).expect("the page is a map of strings, numbers and lists");
+    // The template is built in and a unit test renders it, so it cannot fail on a user's data.
+    tera::Tera::one_off(PAGE, &context, true).expect("the built-in report template renders")
 }
 
 fn bucket_label(seconds: i64) -> String {
@@ -158,112 +153,77 @@ impl<'a> Palette<'a> {
     }
 }
 
-fn summary_table(out: &mut String, report: &Report) {
-    w!(out, "<section>\n<h2>Summary</h2>\n<div class=\"scroll\"><table>\n<thead><tr>");
-    for header in
-        ["Monitor", "Region", "Checks", "Uptime", "p50", "p95", "p99", "DNS", "Connect", "TLS", "First byte", "Total"]
-    {
-        w!(out, "<th>{header}</th>");
-    }
-    w!(out, "</tr></thead>\n<tbody>\n");
+fn summary_rows(report: &Report) -> Vec<SummaryRow<'_>> {
+    let mut rows = Vec::new();
     for monitor in &report.monitors {
         for region in &monitor.regions {
             let s = &region.stats;
-            let class = s.uptime_percentage.map_or("", |p| uptime_style(p).0);
-            w!(
-                out,
-                "<tr><td class=\"name\">{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td>",
-                escape(&monitor.name),
-                escape(&s.region),
-                s.checks,
-                format_uptime(s.uptime_percentage)
-            );
-            for value in [
-                s.p50_ms,
-                s.p95_ms,
-                s.p99_ms,
-                s.avg_dns_ms,
-                s.avg_connect_ms,
-                s.avg_tls_ms,
-                s.avg_first_byte_ms,
-                s.avg_ms,
-            ] {
-                w!(out, "<td>{}</td>", optional_ms(value));
-            }
-            w!(out, "</tr>\n");
+            rows.push(SummaryRow {
+                monitor: &monitor.name,
+                region: &s.region,
+                checks: s.checks,
+                class: s.uptime_percentage.map_or("", |p| uptime_style(p).0),
+                uptime: format_uptime(s.uptime_percentage),
+                times: super::summary_times(s).map(optional_ms),
+            });
         }
     }
-    w!(out, "</tbody>\n</table></div>\n");
-    w!(out, "<p class=\"note\">Percentiles and total are over successful checks; phase times are averages over the checks that measured them (- = never measured).</p>\n</section>\n");
+    rows
 }
 
-fn monitor_section(out: &mut String, report: &Report, monitor: &MonitorReport, palette: &Palette) {
-    w!(out, "<section>\n<h2>{}</h2>\n", escape(&monitor.name));
+fn monitor_section<'a>(report: &Report, monitor: &'a MonitorReport, palette: &Palette) -> MonitorSection<'a> {
+    let mut section = MonitorSection {
+        name: &monitor.name,
+        legend: Vec::new(),
+        line_chart: String::new(),
+        uptime_bars: String::new(),
+        phase_bars: None,
+        landing: Vec::new(),
+    };
     if monitor.regions.is_empty() {
-        w!(out, "<p class=\"note\">No results in this window.</p>\n</section>\n");
-        return;
+        return section;
     }
-    w!(out, "<h3>Average response time</h3>\n<ul class=\"legend\">");
-    for region in &monitor.regions {
-        w!(
-            out,
-            "<li><span class=\"swatch\" style=\"background:{}\"></span>{}</li>",
-            palette.colour(&region.stats.region),
-            escape(&region.stats.region)
-        );
+    section.legend = monitor
+        .regions
+        .iter()
+        .map(|r| LegendEntry { code: &r.stats.region, colour: palette.colour(&r.stats.region) })
+        .collect();
+    line_chart(&mut section.line_chart, report, monitor, palette);
+    uptime_bars(&mut section.uptime_bars, &monitor.regions);
+    if monitor.regions.iter().any(|r| phases(r).iter().any(Option::is_some)) {
+        let mut bars = String::new();
+        phase_bars(&mut bars, &monitor.regions);
+        section.phase_bars = Some(bars);
     }
-    w!(out, "<li><span class=\"cross\">&times;</span>failed checks</li></ul>\n");
-    line_chart(out, report, monitor, palette);
-    w!(out, "<div class=\"charts\">\n<div>\n<h3>Uptime</h3>\n");
-    uptime_bars(out, &monitor.regions);
-    w!(out, "</div>\n<div>\n<h3>Average phase times</h3>\n");
-    if monitor.regions.iter().all(|r| phases(r).iter().all(Option::is_none)) {
-        w!(out, "<p class=\"note\">No phase was measured in this window.</p>\n");
-    } else {
-        w!(out, "<ul class=\"legend\">");
-        for (name, colour) in PHASES {
-            w!(out, "<li><span class=\"swatch block\" style=\"background:{colour}\"></span>{name}</li>");
-        }
-        w!(out, "</ul>\n");
-        phase_bars(out, &monitor.regions);
-    }
-    w!(out, "</div>\n</div>\n");
-    landing_table(out, &monitor.regions);
-    w!(out, "</section>\n");
+    section.landing = landing_rows(&monitor.regions);
+    section
 }
 
 /// Where each region reached the target, when any was located or traced.
-fn landing_table(out: &mut String, regions: &[RegionReport]) {
+fn landing_rows(regions: &[RegionReport]) -> Vec<LandingRow> {
+    let mut rows = Vec::new();
     if regions.iter().all(|r| r.landed.is_empty() && r.median_hop_count.is_none()) {
-        return;
+        return rows;
     }
-    w!(out, "<h3>Where each region reached the target</h3>\n<div class=\"scroll\"><table>\n<thead><tr>");
-    for header in ["Region", "Reached", "ASN", "Share", "Median hops"] {
-        w!(out, "<th>{header}</th>");
-    }
-    w!(out, "</tr></thead>\n<tbody>\n");
     for region in regions {
         let hops = region.median_hop_count.map_or_else(|| "-".to_string(), |h| format!("{h:.1}"));
+        let code = &region.stats.region;
         if region.landed.is_empty() {
-            w!(
-                out,
-                "<tr><td>{}</td><td>-</td><td>-</td><td>-</td><td>{hops}</td></tr>\n",
-                escape(&region.stats.region)
-            );
+            let dash = || "-".to_string();
+            rows.push(LandingRow { region: code.clone(), reached: dash(), network: dash(), share: dash(), hops });
+            continue;
         }
         for (i, l) in region.landed.iter().enumerate() {
-            w!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{}</td></tr>\n",
-                escape(&region.stats.region),
-                escape(&super::place(l)),
-                escape(&super::network(l)),
-                l.share,
-                if i == 0 { hops.as_str() } else { "" }
-            );
+            rows.push(LandingRow {
+                region: code.clone(),
+                reached: super::place(l),
+                network: super::network(l),
+                share: format!("{:.0}%", l.share),
+                hops: if i == 0 { hops.clone() } else { String::new() },
+            });
         }
     }
-    w!(out, "</tbody>\n</table></div>\n");
+    rows
 }
 
 /// An axis from 0 to a round number above `max`, in round steps.
@@ -534,12 +494,82 @@ fn phase_bars(out: &mut String, regions: &[RegionReport]) {
 mod tests {
     use super::*;
 
+    const HOSTILE: &str = "<script>alert('x')</script>";
+
+    /// One monitor named `name` measured from one region (named `region`) whose ISP is `isp`.
+    fn report(name: &str, region: &str, isp: &str) -> Report {
+        let since = "2026-03-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let id = uuid::Uuid::nil();
+        let stats = crate::results::query::RegionStats {
+            monitor_id: id,
+            region: region.into(),
+            checks: 2,
+            successful: 1,
+            uptime_percentage: Some(50.0),
+            p50_ms: Some(12.0),
+            p95_ms: Some(12.0),
+            p99_ms: Some(12.0),
+            avg_ms: Some(12.0),
+            avg_dns_ms: Some(1.0),
+            avg_connect_ms: Some(2.0),
+            avg_tls_ms: None,
+            avg_first_byte_ms: Some(4.0),
+            response_count: 1,
+            dns_count: 1,
+            connect_count: 1,
+        };
+        let landing = super::super::Landing {
+            monitor_id: id,
+            region: region.into(),
+            country: Some("DE".into()),
+            city: None,
+            asn: Some(64_512),
+            isp: Some(isp.into()),
+            checks: 2,
+            share: 100.0,
+        };
+        let bucket = Bucket { start: since, checks: 2, successful: 1, avg_ms: Some(12.0) };
+        let region = RegionReport { stats, series: vec![bucket], landed: vec![landing], median_hop_count: Some(7.0) };
+        Report {
+            since,
+            until: since + chrono::Duration::hours(1),
+            bucket_seconds: 3600,
+            summarized_since: None,
+            summarized_until: None,
+            monitors: vec![MonitorReport { monitor_id: id, name: name.into(), regions: vec![region] }],
+            open_incidents: Vec::new(),
+        }
+    }
+
     #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"<script>alert("x&'y")</script>"#),
-            "&lt;script&gt;alert(&quot;x&amp;&#39;y&quot;)&lt;/script&gt;"
-        );
+    fn names_from_the_database_are_escaped_in_the_page_and_in_the_charts() {
+        let page = render(&report(HOSTILE, HOSTILE, HOSTILE));
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("alert('x')"), "quotes are escaped too:\n{page}");
+        let escaped = tera::escape_html(HOSTILE);
+        // Summary table, section heading, legend, landing table (twice: region and ISP), the
+        // line chart's label and tooltips, the bars' labels and tooltips.
+        assert!(page.matches(&escaped).count() >= 10, "{page}");
+        assert!(page.contains("<svg viewBox") && page.contains("<table>"), "the markup itself is not escaped");
+    }
+
+    #[test]
+    fn the_page_has_its_skeleton_charts_and_notes() {
+        let page = render(&report("web", "eu-west", "Example ISP"));
+        assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"), "{page}");
+        for tag in ["svg", "section", "table", "ul", "main", "style"] {
+            assert_eq!(page.matches(&format!("<{tag}")).count(), page.matches(&format!("</{tag}>")).count(), "<{tag}>");
+        }
+        assert_eq!(page.matches("<svg").count(), 3, "line chart, uptime bars, phase bars");
+        assert!(page.contains("<td class=\"warn\">50.00%</td>") || page.contains("<td class=\"down\">50.00%</td>"));
+        assert!(page.contains("AS64512") || page.contains("64512"), "{page}");
+        assert!(page.contains("2026-03-01 10:00 UTC to 2026-03-01 11:00 UTC"), "{page}");
+
+        let mut quiet = report("quiet", "eu-west", "x");
+        quiet.monitors[0].regions.clear();
+        let page = render(&quiet);
+        assert_eq!(page.matches("No results in this window.").count(), 2, "the summary's note and the monitor's");
+        assert!(!page.contains("<svg"));
     }
 
     #[test]

@@ -132,6 +132,12 @@ impl Bucket {
     }
 }
 
+/// The times of a region's summary row, in the column order both the table and the page use:
+/// p50, p95, p99, then the average DNS, connect, TLS, first byte and total.
+pub fn summary_times(s: &RegionStats) -> [Option<f64>; 8] {
+    [s.p50_ms, s.p95_ms, s.p99_ms, s.avg_dns_ms, s.avg_connect_ms, s.avg_tls_ms, s.avg_first_byte_ms, s.avg_ms]
+}
+
 impl Report {
     /// No monitor had a result in the window.
     pub fn is_empty(&self) -> bool {

@@ -53,6 +53,14 @@ pub enum StoreError {
     Partition(#[from] partition::PartitionError),
 }
 
+/// A query that fails once connected (the pool timed out, a constraint refused a row) is a
+/// failure; commands that can blame the input check it before they write.
+impl crate::error::Coded for sqlx::Error {
+    fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::Failed
+    }
+}
+
 impl crate::error::Coded for StoreError {
     fn exit(&self) -> crate::error::Exit {
         use crate::error::Exit;

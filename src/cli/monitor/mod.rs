@@ -207,7 +207,7 @@ impl AlertOptions {
 }
 
 /// Checks alert settings before anything is written: an unknown channel is bad input.
-async fn check_alerting(pool: &sqlx::PgPool, patch: &AlertPatch) -> anyhow::Result<()> {
+async fn check_alerting(pool: &sqlx::PgPool, patch: &AlertPatch) -> crate::error::Result<()> {
     if !patch.is_empty() {
         let mut conn = pool.acquire().await?;
         crate::alert::manage::check_alerting(&mut conn, patch).await?;
@@ -216,7 +216,7 @@ async fn check_alerting(pool: &sqlx::PgPool, patch: &AlertPatch) -> anyhow::Resu
 }
 
 /// Writes a monitor's alert settings (already checked); returns what changed.
-async fn write_alerting(pool: &sqlx::PgPool, monitor: uuid::Uuid, patch: &AlertPatch) -> anyhow::Result<Change> {
+async fn write_alerting(pool: &sqlx::PgPool, monitor: uuid::Uuid, patch: &AlertPatch) -> crate::error::Result<Change> {
     if patch.is_empty() {
         return Ok(Change::Unchanged);
     }
@@ -267,7 +267,7 @@ struct OverrideOptions {
     force: bool,
 }
 
-pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     let pool = ctx.pool().await;
     // For a check, 1 means "down", so not reaching the database is 3.
     let pool = if matches!(args.command, Command::Check(_)) { crate::error::checking(pool)? } else { pool? };
@@ -497,7 +497,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 /// A script with browser steps goes only to regions whose live agents can run them; a region
 /// with no live agent to ask (or an unreadable Redis) is not refused, only noted: its runs will
 /// record "no browser in this region" if its agents turn out to have none.
-async fn browser_regions(ctx: &Context, regions: &[String]) -> anyhow::Result<()> {
+async fn browser_regions(ctx: &Context, regions: &[String]) -> crate::error::Result<()> {
     use crate::queue::heartbeat::{browser_support, BrowserSupport};
     for region in regions {
         match browser_support(&ctx.settings, region).await {
@@ -524,7 +524,7 @@ async fn apply(
     store: &MonitorStore<'_>,
     path: &std::path::Path,
     dry_run: bool,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     use std::io::Read as _;
     let mut text = String::new();
     let read = if path.as_os_str() == "-" {

@@ -9,8 +9,8 @@ use sqlx::PgPool;
 use super::super::checks::parse_interval;
 use super::super::Context;
 use crate::cli::output::{flow_tables, located_tables, ms, or_dash, Located};
-use crate::error::input_error;
 use crate::error::TargetDown;
+use crate::error::{self, input_error};
 use crate::monitor::run::{self, Measured};
 use crate::monitor::{check, MonitorError, MonitorStore};
 use crate::probe::FailureKind;
@@ -53,7 +53,7 @@ pub struct ResultsArgs {
     screenshot: Option<i64>,
 }
 
-pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: CheckArgs) -> anyhow::Result<()> {
+pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: CheckArgs) -> error::Result<()> {
     let geo = ctx.geo()?;
     let monitor = store.get(&args.monitor).await?;
     let region_code = match args.region {
@@ -112,7 +112,7 @@ pub async fn check(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args:
     }
 }
 
-pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: StatusArgs) -> anyhow::Result<()> {
+pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: StatusArgs) -> error::Result<()> {
     let monitors = match &args.monitor {
         Some(reference) => vec![store.get(reference).await?],
         None => store.list().await?,
@@ -166,7 +166,7 @@ pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args
     Ok(())
 }
 
-pub async fn results(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: ResultsArgs) -> anyhow::Result<()> {
+pub async fn results(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args: ResultsArgs) -> error::Result<()> {
     let monitor = store.get(&args.monitor).await?;
     if let Some(code) = &args.region {
         RegionStore::new(pool).get(code).await?;

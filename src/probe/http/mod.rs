@@ -202,6 +202,12 @@ pub struct StatusRangesError {
     pub reason: String,
 }
 
+impl crate::error::Coded for StatusRangesError {
+    fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::Input
+    }
+}
+
 impl StatusRanges {
     pub fn new(ranges: Vec<(u16, u16)>) -> Self {
         StatusRanges(ranges)
