@@ -119,6 +119,8 @@ coded![
     crate::synthetic::ScriptError,
     crate::alert::AlertError,
     crate::notify::NotifyError,
+    crate::dashboard::DashboardError,
+    crate::dashboard::range::RangeError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong

@@ -8,6 +8,7 @@ mod channel;
 mod checks;
 mod completions;
 mod config;
+mod dashboard;
 mod db;
 mod dns;
 mod health;
@@ -124,6 +125,8 @@ enum Command {
     Doctor(health::DoctorArgs),
     /// Notification channels: add, list, test, remove
     Channel(channel::Args),
+    /// Serve the read-only web dashboard and its JSON API (/api/v1)
+    Dashboard(dashboard::Args),
     /// The notification outbox: list, retry
     Notification(notification::Args),
 }
@@ -311,6 +314,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(args) => health::run(&ctx, args).await,
         Command::Doctor(args) => health::doctor(&ctx, args).await,
         Command::Channel(args) => channel::run(&ctx, args).await,
+        Command::Dashboard(args) => dashboard::run(&ctx, args).await,
         Command::Notification(args) => notification::run(&ctx, args).await,
     }
 }

@@ -22,7 +22,9 @@ const FAILURE_COLOUR: &str = "#dc2626";
 const PHASES: [(&str, &str); 4] =
     [("DNS", "#8b5cf6"), ("Connect", "#0ea5e9"), ("TLS", "#f59e0b"), ("First byte", "#10b981")];
 
-const STYLE: &str = "
+/// The page's style sheet; the dashboard serves it as a file, since its policy allows no inline style.
+/// Legend swatches are small SVGs for the same reason: a `style` attribute would be refused.
+pub const STYLE: &str = "
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; background: #f4f5f7; color: #1f2328; font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; }
@@ -197,6 +199,14 @@ fn summary_table(out: &mut String, report: &Report) {
     w!(out, "<p class=\"note\">Percentiles and total are over successful checks; phase times are averages over the checks that measured them (- = never measured).</p>\n</section>\n");
 }
 
+/// One monitor's section (response time per region, uptime, phases, landings), for a page of
+/// the dashboard: region colours are those of the whole `report`.
+pub fn monitor_html(report: &Report, monitor: &MonitorReport) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    monitor_section(&mut out, report, monitor, &Palette::new(report));
+    out
+}
+
 fn monitor_section(out: &mut String, report: &Report, monitor: &MonitorReport, palette: &Palette) {
     w!(out, "<section>\n<h2>{}</h2>\n", escape(&monitor.name));
     if monitor.regions.is_empty() {
@@ -207,7 +217,7 @@ fn monitor_section(out: &mut String, report: &Report, monitor: &MonitorReport, p
     for region in &monitor.regions {
         w!(
             out,
-            "<li><span class=\"swatch\" style=\"background:{}\"></span>{}</li>",
+            "<li><svg class=\"swatch\" viewBox=\"0 0 14 4\" aria-hidden=\"true\"><rect width=\"14\" height=\"4\" rx=\"2\" fill=\"{}\"/></svg>{}</li>",
             palette.colour(&region.stats.region),
             escape(&region.stats.region)
         );
@@ -222,7 +232,7 @@ fn monitor_section(out: &mut String, report: &Report, monitor: &MonitorReport, p
     } else {
         w!(out, "<ul class=\"legend\">");
         for (name, colour) in PHASES {
-            w!(out, "<li><span class=\"swatch block\" style=\"background:{colour}\"></span>{name}</li>");
+            w!(out, "<li><svg class=\"swatch block\" viewBox=\"0 0 12 12\" aria-hidden=\"true\"><rect width=\"12\" height=\"12\" rx=\"2\" fill=\"{colour}\"/></svg>{name}</li>");
         }
         w!(out, "</ul>\n");
         phase_bars(out, &monitor.regions);

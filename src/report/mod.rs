@@ -210,6 +210,17 @@ fn bucket_grid(since: DateTime<Utc>, until: DateTime<Utc>, bucket_seconds: i64) 
     (first..=last).step_by(bucket_seconds as usize).collect()
 }
 
+/// Where a report reads whole days from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Days {
+    /// Results wherever they are kept; summaries only for days the prune cut into.
+    Results,
+    /// The daily summaries for every day before `until`'s, results only for that day: a long
+    /// window then costs one row per monitor, region and day instead of every check
+    /// (the dashboard's ranges over a day).
+    Summaries,
+}
+
 /// Reads the statistics and series of `monitors` over `[since, until]`.
 pub async fn build(
     pool: &PgPool,
@@ -217,13 +228,25 @@ pub async fn build(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Report, sqlx::Error> {
+    build_from(pool, monitors, since, until, Days::Results).await
+}
+
+/// [`build`], reading whole days as `days` says.
+pub async fn build_from(
+    pool: &PgPool,
+    monitors: &[Monitor],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    days: Days,
+) -> Result<Report, sqlx::Error> {
     let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
     let bucket_seconds = bucket_seconds(since, until);
     // Days the prune cut into keep only their summaries: read those, and the results after them.
-    let summarized_until = summary::pruned_before(pool)
+    let pruned = summary::pruned_before(pool)
         .await?
-        .map(|h| summary::first_whole_day(h).and_hms_opt(0, 0, 0).expect("midnight").and_utc())
-        .filter(|t| *t > since);
+        .map(|h| summary::first_whole_day(h).and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    let asked = (days == Days::Summaries).then(|| until.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    let summarized_until = pruned.max(asked).filter(|t| *t > since);
     let raw_since = summarized_until.unwrap_or(since);
     let mut stats = query::region_stats(pool, &ids, raw_since).await?;
     let mut points = query::series(pool, &ids, raw_since, bucket_seconds).await?;
