@@ -121,6 +121,7 @@ coded![
     crate::notify::NotifyError,
     crate::dashboard::DashboardError,
     crate::dashboard::range::RangeError,
+    crate::dashboard::statuspage::StatusPageError,
 ];
 
 /// An error caused by what the user asked for. Its message says what is wrong

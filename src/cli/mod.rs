@@ -26,6 +26,7 @@ mod region_init;
 mod report;
 mod secret;
 mod stack;
+mod statuspage;
 mod summaries;
 mod swarm;
 
@@ -127,6 +128,8 @@ enum Command {
     Channel(channel::Args),
     /// Serve the read-only web dashboard and its JSON API (/api/v1)
     Dashboard(dashboard::Args),
+    /// Public status pages (/status/SLUG): add, list, remove
+    Statuspage(statuspage::Args),
     /// The notification outbox: list, retry
     Notification(notification::Args),
 }
@@ -315,6 +318,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(args) => health::doctor(&ctx, args).await,
         Command::Channel(args) => channel::run(&ctx, args).await,
         Command::Dashboard(args) => dashboard::run(&ctx, args).await,
+        Command::Statuspage(args) => statuspage::run(&ctx, args).await,
         Command::Notification(args) => notification::run(&ctx, args).await,
     }
 }

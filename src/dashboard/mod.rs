@@ -12,6 +12,7 @@ pub mod data;
 mod pages;
 pub mod range;
 mod server;
+pub mod statuspage;
 
 use std::net::SocketAddr;
 
@@ -36,8 +37,8 @@ pub enum DashboardError {
     Bind { addr: SocketAddr, why: String },
     #[error("no monitor {0}")]
     NoMonitor(Uuid),
-    #[error("no status page `{0}`")]
-    NoStatusPage(String),
+    #[error(transparent)]
+    StatusPage(#[from] statuspage::StatusPageError),
     #[error(transparent)]
     Range(#[from] range::RangeError),
     #[error("rendering the page: {0}")]
@@ -60,8 +61,8 @@ impl crate::error::Coded for DashboardError {
             | DashboardError::AuthFile { .. }
             | DashboardError::TwoAuths
             | DashboardError::NoMonitor(_)
-            | DashboardError::NoStatusPage(_)
             | DashboardError::Range(_) => Exit::Input,
+            DashboardError::StatusPage(e) => crate::error::Coded::exit(e),
             DashboardError::Bind { .. }
             | DashboardError::Template(_)
             | DashboardError::Db(_)

@@ -11,15 +11,21 @@ use tera::Tera;
 use super::data::{MonitorPage, Overview, Source};
 use super::range::PRESETS;
 use super::server::REFRESH_SECONDS;
+use super::statuspage::PublicPage;
 use super::DashboardError;
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("layout.html", include_str!("../../templates/dashboard/layout.html")),
     ("range.html", include_str!("../../templates/dashboard/range.html")),
     ("login.html", include_str!("../../templates/dashboard/login.html")),
     ("overview.html", include_str!("../../templates/dashboard/overview.html")),
     ("monitor.html", include_str!("../../templates/dashboard/monitor.html")),
+    ("status.html", include_str!("../../templates/dashboard/status.html")),
+    ("public.html", include_str!("../../templates/dashboard/public.html")),
 ];
+
+/// How often a public status page fetches itself again, in seconds.
+const STATUS_REFRESH_SECONDS: u32 = 60;
 
 const SCRIPT: &str = include_str!("../../templates/dashboard/dashboard.js");
 const DASHBOARD_CSS: &str = include_str!("../../templates/dashboard/dashboard.css");
@@ -107,6 +113,22 @@ impl Pages {
         let charts = crate::report::html::monitor_html(&report, &page.report);
         context.insert("charts", &charts);
         self.render("monitor.html", &context)
+    }
+
+    /// A public status page's content.
+    pub fn status(&self, page: &PublicPage) -> Result<String, DashboardError> {
+        let mut context = tera::Context::from_serialize(page).map_err(template_error)?;
+        context.insert("days", &super::statuspage::DAYS);
+        self.render("status.html", &context)
+    }
+
+    /// The public page around `main`: no link into the dashboard, no token.
+    pub fn public_layout(&self, title: &str, main: &str) -> Result<String, DashboardError> {
+        let mut context = tera::Context::new();
+        context.insert("title", title);
+        context.insert("main", main);
+        context.insert("refresh", &STATUS_REFRESH_SECONDS);
+        self.render("public.html", &context)
     }
 
     /// The form that asks for the bearer token; it holds no data.

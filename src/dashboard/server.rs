@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::data::Source;
 use super::pages::{self, Pages};
 use super::range::{self, RangeQuery};
+use super::statuspage::{self, StatusPageError};
 use super::{Auth, DashboardError};
 
 /// Scripts, styles and images only from this server, no inline script or style, nothing framed,
@@ -63,6 +64,8 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/overview", get(overview_api))
         .route("/api/v1/monitors/{id}", get(monitor_api))
         .route("/api/v1/monitors/{id}/results/{result}/screenshot", get(screenshot))
+        .route("/status/{slug}", get(status_page))
+        .route("/api/v1/status/{slug}", get(status_api))
         .route("/assets/{name}", get(asset))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -70,10 +73,13 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What anyone may fetch: the style sheet and script (they hold nothing of the data) and the
-/// liveness answer.
+/// What anyone may fetch: the public status pages, the style sheet and script (they hold nothing
+/// of the data) and the liveness answer.
 fn is_public(path: &str) -> bool {
-    path.starts_with("/assets/") || path == "/healthz"
+    path.starts_with("/status/")
+        || path.starts_with("/api/v1/status/")
+        || path.starts_with("/assets/")
+        || path == "/healthz"
 }
 
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -132,7 +138,9 @@ impl PageQuery {
 /// The status an error answers with, and what the client may read of it.
 fn error_parts(e: DashboardError) -> (StatusCode, String) {
     let status = match &e {
-        DashboardError::NoMonitor(_) | DashboardError::NoStatusPage(_) => StatusCode::NOT_FOUND,
+        DashboardError::NoMonitor(_) | DashboardError::StatusPage(StatusPageError::NotFound(_)) => {
+            StatusCode::NOT_FOUND
+        }
         DashboardError::Range(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -217,6 +225,34 @@ fn page(state: &Shared, title: &str, fragment: bool, content: Result<String, Das
         return (status, Html(main)).into_response();
     }
     match state.pages.layout(title, &main, scheme(state)) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => error_response(e, false),
+    }
+}
+
+async fn status_api(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+    match statuspage::public(&state.source.pool, &slug, chrono::Utc::now()).await {
+        Ok(page) => Json(page).into_response(),
+        Err(e) => error_response(e.into(), true),
+    }
+}
+
+async fn status_page(State(state): State<AppState>, Path(slug): Path<String>, Query(q): Query<PageQuery>) -> Response {
+    let result = async {
+        let page = statuspage::public(&state.source.pool, &slug, chrono::Utc::now()).await?;
+        Ok::<_, DashboardError>((page.title.clone(), state.pages.status(&page)?))
+    };
+    let (status, title, main) = match result.await {
+        Ok((title, html)) => (StatusCode::OK, title, html),
+        Err(e) => {
+            let (status, message) = error_parts(e);
+            (status, "Status".to_string(), error_html(&message))
+        }
+    };
+    if q.fragment() {
+        return (status, Html(main)).into_response();
+    }
+    match state.pages.public_layout(&title, &main) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => error_response(e, false),
     }
