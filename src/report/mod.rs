@@ -76,11 +76,12 @@ pub struct Landing {
     pub share: f64,
 }
 
-/// Where each region's checks landed and its median hop count since `since`.
+/// Where each region's checks landed and its median hop count over `[since, until]`.
 async fn landings(
     pool: &PgPool,
     ids: &[Uuid],
     since: DateTime<Utc>,
+    until: DateTime<Utc>,
 ) -> Result<(Vec<Landing>, Vec<(Uuid, String, Option<f64>)>), sqlx::Error> {
     let landed = sqlx::query_as(
         "SELECT * FROM (
@@ -88,24 +89,26 @@ async fn landings(
                 count(*) AS checks,
                 (100.0 * count(*) / sum(count(*)) OVER (PARTITION BY monitor_id, region_code))::float8 AS share
             FROM regional_performance_metrics
-            WHERE monitor_id = ANY($1) AND checked_at >= $2
+            WHERE monitor_id = ANY($1) AND checked_at >= $2 AND checked_at <= $3
             GROUP BY monitor_id, region_code, country_code, city, asn, isp) l
          WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
          ORDER BY monitor_id, region, checks DESC, country, city, asn",
     )
     .bind(ids)
     .bind(since)
+    .bind(until)
     .fetch_all(pool)
     .await?;
     let hops = sqlx::query_as(
         "SELECT monitor_id, region_code,
             percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count) FILTER (WHERE hop_count IS NOT NULL)
          FROM regional_performance_metrics
-         WHERE monitor_id = ANY($1) AND checked_at >= $2
+         WHERE monitor_id = ANY($1) AND checked_at >= $2 AND checked_at <= $3
          GROUP BY monitor_id, region_code",
     )
     .bind(ids)
     .bind(since)
+    .bind(until)
     .fetch_all(pool)
     .await?;
     Ok((landed, hops))
@@ -248,15 +251,15 @@ pub async fn build_from(
     let asked = (days == Days::Summaries).then(|| until.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc());
     let summarized_until = pruned.max(asked).filter(|t| *t > since);
     let raw_since = summarized_until.unwrap_or(since);
-    let mut stats = query::region_stats(pool, &ids, raw_since).await?;
-    let mut points = query::series(pool, &ids, raw_since, bucket_seconds).await?;
+    let mut stats = query::region_stats(pool, &ids, raw_since, until).await?;
+    let mut points = query::series(pool, &ids, (raw_since, until), bucket_seconds).await?;
     if let Some(end) = summarized_until {
         let days = query::day_summaries(pool, &ids, since.date_naive(), end.date_naive()).await?;
         merge_summaries(&mut stats, &mut points, days, since, bucket_seconds);
     }
     let mut report = assemble(monitors, stats, points, since, until, bucket_seconds);
     report.summarized_until = summarized_until;
-    let (landed, hops) = landings(pool, &ids, since).await?;
+    let (landed, hops) = landings(pool, &ids, since, until).await?;
     for region in report.monitors.iter_mut().flat_map(|m| m.regions.iter_mut()) {
         let key = (region.stats.monitor_id, region.stats.region.as_str());
         region.landed = landed.iter().filter(|l| (l.monitor_id, l.region.as_str()) == key).cloned().collect();

@@ -118,10 +118,12 @@ pub struct RegionStats {
     pub connect_count: i64,
 }
 
+/// The statistics of `monitors` per region over `[since, until]`.
 pub async fn region_stats(
     pool: &PgPool,
     monitors: &[Uuid],
     since: DateTime<Utc>,
+    until: DateTime<Utc>,
 ) -> Result<Vec<RegionStats>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.monitor_id, r.execution_region AS region, count(*) AS checks,
@@ -136,12 +138,14 @@ pub async fn region_stats(
                 count(r.total_time) FILTER (WHERE r.is_up) AS response_count,
                 count(r.dns_resolution_time) AS dns_count, count(r.tcp_connect_time) AS connect_count
          FROM monitor_results r
-         WHERE r.monitor_id = ANY($1) AND r.checked_at >= $2 AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+         WHERE r.monitor_id = ANY($1) AND r.checked_at >= $2 AND r.checked_at <= $3
+           AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
          GROUP BY r.monitor_id, r.execution_region
          ORDER BY r.monitor_id, r.execution_region",
     )
     .bind(monitors)
     .bind(since)
+    .bind(until)
     .fetch_all(pool)
     .await
 }
@@ -157,24 +161,26 @@ pub struct SeriesPoint {
     pub avg_ms: Option<f64>,
 }
 
-/// Results grouped into `bucket_seconds` buckets per monitor and region, oldest first.
+/// Results of `[since, until]` grouped into `bucket_seconds` buckets per monitor and region, oldest first.
 pub async fn series(
     pool: &PgPool,
     monitors: &[Uuid],
-    since: DateTime<Utc>,
+    (since, until): (DateTime<Utc>, DateTime<Utc>),
     bucket_seconds: i64,
 ) -> Result<Vec<SeriesPoint>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.monitor_id, r.execution_region AS region,
-                to_timestamp(floor(extract(epoch FROM r.checked_at) / $3) * $3) AS bucket,
+                to_timestamp(floor(extract(epoch FROM r.checked_at) / $4) * $4) AS bucket,
                 count(*) AS checks, count(*) FILTER (WHERE r.is_up) AS successful,
                 avg(r.total_time) FILTER (WHERE r.is_up) AS avg_ms
          FROM monitor_results r
-         WHERE r.monitor_id = ANY($1) AND r.checked_at >= $2 AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+         WHERE r.monitor_id = ANY($1) AND r.checked_at >= $2 AND r.checked_at <= $3
+           AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     )
     .bind(monitors)
     .bind(since)
+    .bind(until)
     .bind(bucket_seconds as f64)
     .fetch_all(pool)
     .await

@@ -322,7 +322,7 @@ fn pages_load_clean_in_chromium_and_the_range_switch_fetches_the_new_range() {
         Action::Goto(dash.url(&format!("/monitors/{web}?range=24h"))),
         expect("#failures", "<script>console.error('xss')</script>"),
         expect("#incidents", "web is down in eu-west"),
-        expect("#charts", "Average response time"),
+        expect("#charts", "failed checks"),
         Action::Click("a[data-range='30d']".into()),
         expect("#range-label", "daily summaries"),
     ];
