@@ -82,7 +82,7 @@ pub async fn put(pool: &PgPool, slug: &str, title: &str, monitors: &[String]) ->
     let mut tx = pool.begin().await?;
     let mut ids: Vec<Uuid> = Vec::new();
     for reference in monitors {
-        let id = MonitorStore::resolve_id(&mut *tx, reference.trim()).await?;
+        let id = MonitorStore::resolve_id(&mut tx, reference.trim()).await?;
         if !ids.contains(&id) {
             ids.push(id);
         }
