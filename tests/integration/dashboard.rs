@@ -181,6 +181,23 @@ fn api_reads_results_for_a_day_and_summaries_beyond() {
         "3",
     ]);
     let dash = Dashboard::start(&db, &["--listen", "127.0.0.1:0"], &[("REDIS_URL_EU_WEST", &redis.url)]);
+    // A monitor with no result and no incident: the pages show it with nothing to show.
+    db.geoctl(&[
+        "monitor",
+        "create",
+        "--name",
+        "quiet",
+        "--type",
+        "tcp",
+        "--target",
+        "127.0.0.1:9",
+        "--regions",
+        "us-east",
+    ])
+    .success();
+    let overview = dash.get("/?range=24h", &[]);
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert!(overview.body.contains("quiet"));
 
     let day = dash.json("/api/v1/overview?range=24h");
     assert_eq!(day["range"]["name"], "24h");
