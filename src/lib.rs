@@ -8,6 +8,7 @@ pub mod aws;
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod dns;
 pub mod duration;
 pub mod error;

@@ -8,6 +8,7 @@ mod channel;
 mod checks;
 mod completions;
 mod config;
+mod dashboard;
 mod db;
 mod dns;
 mod each;
@@ -27,6 +28,7 @@ mod region_init;
 mod report;
 mod secret;
 mod stack;
+mod statuspage;
 mod summaries;
 mod swarm;
 
@@ -126,6 +128,10 @@ enum Command {
     Doctor(health::DoctorArgs),
     /// Notification channels: add, list, test, remove
     Channel(channel::Args),
+    /// Serve the read-only web dashboard and its JSON API (/api/v1)
+    Dashboard(dashboard::Args),
+    /// Public status pages (/status/SLUG): add, list, remove
+    Statuspage(statuspage::Args),
     /// The notification outbox: list, retry
     Notification(notification::Args),
 }
@@ -325,6 +331,8 @@ async fn run(cli: Cli) -> crate::error::Result<()> {
         Command::Health(args) => health::run(&ctx, args).await,
         Command::Doctor(args) => health::doctor(&ctx, args).await,
         Command::Channel(args) => channel::run(&ctx, args).await,
+        Command::Dashboard(args) => dashboard::run(&ctx, args).await,
+        Command::Statuspage(args) => statuspage::run(&ctx, args).await,
         Command::Notification(args) => notification::run(&ctx, args).await,
     }
 }

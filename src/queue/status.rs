@@ -40,14 +40,31 @@ pub struct QueueState {
     pub sync_pending: usize,
 }
 
-/// Reads the state in a handful of round trips; writes nothing.
-pub async fn read(queue: &RegionQueue, wanted: &Wanted) -> Result<QueueState, QueueError> {
+/// What a region's queue carries now, without the schedule comparison: what the dashboard polls.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backlog {
+    pub counts: Counts,
+    /// Whether the queue itself is paused (`queue pause`).
+    pub is_paused: bool,
+    pub agents: Vec<Heartbeat>,
+    /// Seconds since the oldest waiting job became due; `None` when none waits.
+    pub oldest_waiting_seconds: Option<f64>,
+}
+
+/// Reads the backlog in a handful of round trips; writes nothing.
+pub async fn backlog(queue: &RegionQueue) -> Result<Backlog, QueueError> {
     let bull = queue.bull();
     let counts = counts(queue).await?;
     let is_paused = queue.run("reading the paused flag", bull.is_paused()).await?;
-    let schedulers = queue.run("counting job schedulers", bull.get_job_schedulers_count()).await?;
     let agents = heartbeat::live(queue).await?;
     let oldest_waiting_seconds = oldest_waiting(queue).await?;
+    Ok(Backlog { counts, is_paused, agents, oldest_waiting_seconds })
+}
+
+/// Reads the state in a handful of round trips; writes nothing.
+pub async fn read(queue: &RegionQueue, wanted: &Wanted) -> Result<QueueState, QueueError> {
+    let Backlog { counts, is_paused, agents, oldest_waiting_seconds } = backlog(queue).await?;
+    let schedulers = queue.run("counting job schedulers", queue.bull().get_job_schedulers_count()).await?;
     let plan = schedule::reconcile(queue, wanted, true).await?;
     Ok(QueueState {
         counts,

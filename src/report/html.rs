@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tera::escape_html as escape;
 
 use super::{Bucket, MonitorReport, RegionReport, Report, UptimeGrade};
 
@@ -19,8 +18,26 @@ macro_rules! w {
     }};
 }
 
-/// The page skeleton, built into the binary.
+/// The page skeleton and one monitor's section of it, built into the binary.
 const PAGE: &str = include_str!("../../templates/report/page.html");
+const MONITOR: &str = include_str!("../../templates/report/monitor.html");
+/// The page's style sheet: inline in the report, a file of its own on the dashboard (whose
+/// policy allows no inline style; the legend swatches are small SVGs for the same reason).
+pub const STYLE: &str = include_str!("../../templates/report/style.css");
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    tera::escape_html(text)
+}
+
+/// The page's templates, parsed once per render (the page includes the monitor section).
+fn templates() -> tera::Tera {
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(vec![".html"]);
+    tera.add_raw_templates(vec![("page.html", PAGE), ("monitor.html", MONITOR)])
+        .expect("the built-in report templates parse");
+    tera
+}
 
 /// Region colours, told apart in colour and in greyscale; red is kept for failures.
 const REGION_COLOURS: [&str; 8] =
@@ -68,6 +85,7 @@ struct Page<'a> {
     until: String,
     bucket: String,
     version: &'static str,
+    style: &'static str,
     phases: [(&'static str, &'static str); 4],
     summary: Vec<SummaryRow<'a>>,
     monitors: Vec<MonitorSection<'a>>,
@@ -119,13 +137,24 @@ pub fn render(report: &Report) -> String {
         until: format_time(report.until),
         bucket: bucket_label(report.bucket_seconds),
         version: env!("CARGO_PKG_VERSION"),
+        style: STYLE,
         phases: PHASES,
         summary: if report.is_empty() { Vec::new() } else { summary_rows(report) },
         monitors: report.monitors.iter().map(|m| monitor_section(report, m, &palette)).collect(),
     };
     let context = tera::Context::from_serialize(&page).expect("the page is a map of strings, numbers and lists");
     // The template is built in and a unit test renders it, so it cannot fail on a user's data.
-    tera::Tera::one_off(PAGE, &context, true).expect("the built-in report template renders")
+    templates().render("page.html", &context).expect("the built-in report template renders")
+}
+
+/// One monitor's section (response time per region, uptime, phases, landings), for a page of
+/// the dashboard: region colours are those of the whole `report`.
+pub fn monitor_html(report: &Report, monitor: &MonitorReport) -> String {
+    let section = monitor_section(report, monitor, &Palette::new(report));
+    let mut context = tera::Context::new();
+    context.insert("monitor", &section);
+    context.insert("phases", &PHASES);
+    templates().render("monitor.html", &context).expect("the built-in monitor section renders")
 }
 
 fn bucket_label(seconds: i64) -> String {

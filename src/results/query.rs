@@ -73,6 +73,28 @@ pub async fn recent(
     until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<ResultRow>, sqlx::Error> {
+    rows(pool, monitor_id, region, (since, until), false, limit).await
+}
+
+/// A monitor's most recent failed checks in `[since, until]`, newest first (the dashboard's list).
+pub async fn recent_failures(
+    pool: &PgPool,
+    monitor_id: Uuid,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<ResultRow>, sqlx::Error> {
+    rows(pool, monitor_id, None, (since, until), true, limit).await
+}
+
+async fn rows(
+    pool: &PgPool,
+    monitor_id: Uuid,
+    region: Option<&str>,
+    (since, until): (DateTime<Utc>, DateTime<Utc>),
+    failed_only: bool,
+    limit: i64,
+) -> Result<Vec<ResultRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.id::int8 AS id, r.checked_at, r.execution_region AS region, r.is_up AS up,
                 (r.region_specific_metrics->>'status_code')::int AS status_code,
@@ -82,7 +104,7 @@ pub async fn recent(
                 r.steps, length(r.screenshot) AS screenshot_bytes
          FROM monitor_results r
          WHERE r.monitor_id = $1 AND ($2::text IS NULL OR r.execution_region = $2)
-           AND r.checked_at >= $3 AND r.checked_at <= $5
+           AND r.checked_at >= $3 AND r.checked_at <= $5 AND (NOT $6 OR r.is_up = false)
          ORDER BY r.checked_at DESC LIMIT $4",
     )
     .bind(monitor_id)
@@ -90,6 +112,7 @@ pub async fn recent(
     .bind(since)
     .bind(limit)
     .bind(until)
+    .bind(failed_only)
     .fetch_all(pool)
     .await
 }

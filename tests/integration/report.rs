@@ -165,7 +165,9 @@ fn html_page_is_self_contained_escapes_names_and_goes_with_json() {
         );
     }
     // Line chart, uptime bars and phase bars for web; the ping monitor measured no phase.
-    assert_eq!(page.matches("<svg").count(), 5);
+    // (Legend swatches are small SVGs too, hidden from assistive technology.)
+    assert_eq!(page.matches("<svg").count() - page.matches("aria-hidden=\"true\"><rect").count(), 5);
+    assert_eq!(page.matches("role=\"img\"").count(), 5);
     assert!(page.contains("No phase was measured"));
     for code in ["eu-west", "us-east", "ap-south"] {
         assert!(page.contains(code), "{code} missing");

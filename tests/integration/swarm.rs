@@ -162,9 +162,12 @@ fn render_passes_docker_stack_config_and_holds_no_secret() {
         assert!(text.contains(needle), "rendered file lacks `{needle}`:\n{text}");
     }
     assert!(text.contains(&format!("node.labels.{} == {}", f.label, f.code)));
-    // The real CLI accepts it as it is.
+    // The real CLI accepts it as it is, with the labels Prometheus finds the agents by
+    // (examples/prometheus/prometheus.yml).
     let config = docker(&["stack", "config", "-c", file.to_str().unwrap()]);
     assert!(config.contains("geoctl"), "{config}");
+    assert!(config.contains("io.geoctl.role: agent"), "{config}");
+    assert!(config.contains(&format!("io.geoctl.region: {}", f.code)), "{config}");
 }
 
 #[test]
