@@ -17,7 +17,13 @@ fn monitor(n: u128, rule: DownRule) -> MonitorView {
         recover: 2,
         regions: REGIONS
             .iter()
-            .map(|c| RegionView { code: c.to_string(), interval_seconds: 30, warning_ms: 200, critical_ms: 500 })
+            .map(|c| RegionView {
+                code: c.to_string(),
+                interval_seconds: 30,
+                timeout_ms: 10_000,
+                warning_ms: 200,
+                critical_ms: 500,
+            })
             .collect(),
     }
 }
