@@ -114,6 +114,8 @@ pub struct MonitorView {
 pub struct RegionView {
     pub code: String,
     pub interval_seconds: i32,
+    /// The check's timeout there: its result commits at most this (and the recording) after it started.
+    pub timeout_ms: i32,
     pub warning_ms: i32,
     pub critical_ms: i32,
 }
@@ -215,6 +217,7 @@ pub enum Transition {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub transitions: Vec<Transition>,
+    /// Tracks whose streaks or last error moved (not those that only saw a newer result).
     pub changed_tracks: BTreeSet<(Uuid, String)>,
     pub changed_flaps: BTreeSet<Uuid>,
 }
@@ -372,7 +375,7 @@ fn count_results(memory: &mut Memory, tick: &Tick, no_agent: &HashSet<&str>, out
             }
             let Some(results) = tick.results.get(&key) else { continue };
             let track = memory.tracks.entry(key.clone()).or_default();
-            let before = track.clone();
+            let before = (track.down, track.slow, track.last_error.clone());
             for o in results {
                 if track.last_checked_at.is_some_and(|t| o.checked_at <= t) {
                     continue;
@@ -386,7 +389,10 @@ fn count_results(memory: &mut Memory, tick: &Tick, no_agent: &HashSet<&str>, out
                 }
                 track.last_checked_at = Some(o.checked_at);
             }
-            if *track != before {
+            // A result that moved nothing but the newest time is not a change: replaying it from
+            // the state before gives the same state, so the store need not write it (see
+            // `store`'s `Evaluator` for how the newest time is kept fresh enough).
+            if (track.down, track.slow, track.last_error.clone()) != before {
                 out.changed_tracks.insert(key);
             }
         }

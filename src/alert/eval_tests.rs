@@ -17,7 +17,13 @@ fn monitor(n: u128, rule: DownRule) -> MonitorView {
         recover: 2,
         regions: REGIONS
             .iter()
-            .map(|c| RegionView { code: c.to_string(), interval_seconds: 30, warning_ms: 200, critical_ms: 500 })
+            .map(|c| RegionView {
+                code: c.to_string(),
+                interval_seconds: 30,
+                timeout_ms: 10_000,
+                warning_ms: 200,
+                critical_ms: 500,
+            })
             .collect(),
     }
 }
@@ -372,4 +378,48 @@ fn a_paused_monitor_s_open_incident_resolves_instead_of_staying_open() {
     w.monitors.clear();
     let tr = w.tick(60, vec![]);
     assert!(matches!(&tr[..], [Transition::Resolve(r)] if r.summary.starts_with("no longer evaluated")), "{tr:?}");
+}
+
+/// The tracks one evaluation reports as changed (what the store writes besides its refreshes).
+fn changed(memory: &mut Memory, monitors: &[MonitorView], now: i64, batch: Batch) -> BTreeSet<(Uuid, String)> {
+    let settings = Settings::default();
+    let mut results: HashMap<(Uuid, String), Vec<Observation>> = HashMap::new();
+    for (m, region, o) in batch {
+        results.entry((Uuid::from_u128(m), region.to_string())).or_default().push(o);
+    }
+    let (liveness, open, maintenance) = (HashMap::new(), HashMap::new(), Maintenance::default());
+    let tick = Tick {
+        now: t(now),
+        settings: &settings,
+        monitors,
+        results: &results,
+        liveness: &liveness,
+        open: &open,
+        maintenance: &maintenance,
+    };
+    evaluate(memory, &tick).changed_tracks
+}
+
+#[test]
+fn only_results_that_move_a_streak_are_changes_and_replaying_the_others_from_the_stored_state_is_the_same_state() {
+    let monitors = vec![monitor(1, DownRule::Majority)];
+    let us = (Uuid::from_u128(1), "us-east".to_string());
+    let mut memory = Memory::default();
+    assert!(changed(&mut memory, &monitors, 0, vec![(1, "us-east", up(0))]).is_empty(), "a pass moves nothing");
+    assert_eq!(changed(&mut memory, &monitors, 30, vec![(1, "us-east", down(30))]), BTreeSet::from([us.clone()]));
+    assert_eq!(changed(&mut memory, &monitors, 60, vec![(1, "us-east", down(60))]), BTreeSet::from([us.clone()]));
+    assert!(memory.tracks[&us].down.on, "failing after confirm");
+    // What the store wrote with the last change; the failures after it repeat the same error.
+    let stored = memory.clone();
+    let again = vec![(1, "us-east", down(90)), (1, "us-east", down(120))];
+    assert!(changed(&mut memory, &monitors, 120, again.clone()).is_empty(), "the same failure again moves nothing");
+    assert_eq!(memory.tracks[&us].last_checked_at, Some(t(120)), "its time is still kept in memory");
+
+    // A new leader reads the stored state and replays what came after it: the same state.
+    let mut replayed = stored.clone();
+    changed(&mut replayed, &monitors, 121, again);
+    assert_eq!(replayed.tracks[&us], memory.tracks[&us]);
+    // A failure with another error is a change: the incident that opens later names it.
+    let other = Observation { error: Some("refused".into()), ..down(150) };
+    assert_eq!(changed(&mut memory, &monitors, 150, vec![(1, "us-east", other)]), BTreeSet::from([us]));
 }

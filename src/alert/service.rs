@@ -5,14 +5,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::time::{sleep, MissedTickBehavior};
 
 use super::eval::Liveness;
 use super::leader::{Leadership, RETRY};
-use super::store::{self, TickReport};
+use super::store::{self, Evaluator, MonitorWatch, TickReport};
 use super::{AlertError, Settings};
 use crate::notify::Notifier;
 use crate::queue::heartbeat;
@@ -93,8 +95,46 @@ impl Heartbeats {
 /// One tick: heartbeats, then evaluation. Delivery of the outbox it wrote is
 /// [`deliver`]'s, beside it.
 pub async fn once(pool: &PgPool, settings: &Settings, heartbeats: &mut Heartbeats) -> Result<TickReport, AlertError> {
+    check_channels(pool, settings).await?;
     let liveness = heartbeats.read(pool).await?;
     store::tick(pool, settings, &liveness).await
+}
+
+/// Wait between attempts to listen for monitor changes again after the connection was lost.
+const RELISTEN_EVERY: Duration = Duration::from_secs(1);
+
+/// Listens on `geoctl_monitor_changed` for the leader until aborted, so it reads the monitors
+/// again only when they changed. Every (re)start of listening counts as a change: what happened
+/// while it was not listening is unknown.
+fn watch_monitors(pool: PgPool, watch: Arc<MonitorWatch>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let listened = async {
+                let mut listener = PgListener::connect_with(&pool).await?;
+                listener.eager_reconnect(false);
+                listener.listen(crate::agent::definitions::CHANNEL).await?;
+                watch.listening.store(true, Ordering::Release);
+                watch.changed.store(true, Ordering::Release);
+                while listener.try_recv().await?.is_some() {
+                    watch.changed.store(true, Ordering::Release);
+                }
+                Ok::<(), sqlx::Error>(())
+            }
+            .await;
+            watch.listening.store(false, Ordering::Release);
+            if let Err(e) = listened {
+                tracing::debug!("not listening for monitor changes ({e}); every tick reads the monitors meanwhile");
+            }
+            sleep(RELISTEN_EVERY).await;
+        }
+    })
+}
+
+/// The configured channels (`alerting.default_channels`, `region_channels`) exist: a misnamed
+/// one is bad input before anything is evaluated, not a failure at the first incident.
+async fn check_channels(pool: &PgPool, settings: &Settings) -> Result<(), AlertError> {
+    let mut conn = pool.acquire().await?;
+    store::Routing::load(&mut conn, settings, Some(&[])).await.map(|_| ())
 }
 
 /// How often the leader's delivery looks for due notifications when no tick woke it: backoffs
@@ -150,10 +190,7 @@ pub async fn run(
     notifier: Notifier,
 ) -> crate::error::Result<()> {
     let notifier = Arc::new(notifier);
-    {
-        let mut conn = pool.acquire().await?;
-        store::Routing::load(&mut conn, settings, Some(&[])).await?;
-    }
+    check_channels(pool, settings).await?;
     let mut signals = crate::agent::Signals::install()?;
     loop {
         tracing::info!("standing by for the alerter's leader lock");
@@ -174,6 +211,10 @@ pub async fn run(
         tracing::info!("leading: evaluating every {}", crate::duration::format(settings.interval));
         let wake = Arc::new(tokio::sync::Notify::new());
         let delivery = deliver(pool.clone(), notifier.clone(), wake.clone());
+        let watch = Arc::new(MonitorWatch::default());
+        let watcher = watch_monitors(pool.clone(), watch.clone());
+        // The state lives here while this process leads; a new leader reads it from the database.
+        let mut evaluator = Evaluator::watching(watch);
         let mut every = tokio::time::interval(settings.interval);
         every.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut maintained: Option<Instant> = None;
@@ -182,6 +223,7 @@ pub async fn run(
                 signal = signals.next() => {
                     tracing::info!("{signal}: releasing the leader lock and stopping");
                     delivery.abort();
+                    watcher.abort();
                     leadership.release().await;
                     return Ok(());
                 }
@@ -190,13 +232,19 @@ pub async fn run(
             if !leadership.still().await {
                 tracing::warn!("lost the leader lock's connection; standing by");
                 delivery.abort();
+                watcher.abort();
                 break;
             }
             if maintained.is_none_or(|at| at.elapsed() >= MAINTAIN_EVERY) {
                 maintain_partitions(pool).await;
                 maintained = Some(Instant::now());
             }
-            let tick = once(pool, settings, heartbeats).await;
+            let started = Instant::now();
+            let tick = match heartbeats.read(pool).await {
+                Ok(liveness) => evaluator.tick(pool, settings, &liveness).await,
+                Err(e) => Err(e),
+            };
+            let ms = started.elapsed().as_millis() as u64;
             if tick.as_ref().is_ok_and(|r| r.notifications > 0) {
                 wake.notify_one();
             }
@@ -206,9 +254,10 @@ pub async fn run(
                     opened = r.opened,
                     resolved = r.resolved,
                     notifications = r.notifications,
+                    ms,
                     "tick"
                 ),
-                Ok(r) => tracing::debug!(results = r.results, monitors = r.monitors, "tick"),
+                Ok(r) => tracing::debug!(results = r.results, monitors = r.monitors, ms, "tick"),
                 Err(e) => tracing::warn!("tick failed, retrying at the next: {e}"),
             }
         }

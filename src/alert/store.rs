@@ -15,6 +15,8 @@
 //! no result is counted twice and no event is written twice.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -28,6 +30,7 @@ use super::eval::{
 };
 use super::{AlertError, Cause, Settings, Subject};
 use crate::monitor::DownRule;
+use crate::results::status::fresh_for;
 
 /// The advisory lock (transaction scope) that serializes ticks and manual changes.
 pub const TICK_LOCK: i64 = 0x6765_6f63_746c_0002;
@@ -157,6 +160,7 @@ struct MonitorRegionRow {
     alert_recover: Option<i32>,
     region_code: String,
     interval_seconds: i32,
+    timeout_ms: i32,
     warning_ms: i32,
     critical_ms: i32,
 }
@@ -193,99 +197,266 @@ struct OpenRow {
     in_maintenance: bool,
 }
 
-/// Evaluates once: reads, decides and writes in one transaction. `liveness`
-/// holds the regions whose heartbeats could be read (see [`eval::Liveness`]).
+/// How often the leader reads the monitors again even though no notification said they
+/// changed: a region turned off or a region's default threshold changed sends none.
+const RELOAD_MONITORS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// What a result may take from its `checked_at` to its commit beyond the check's own timeout:
+/// a traceroute after the check, the agent's batching, a write retried.
+const RECORD_SLACK: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Whether the monitors may have changed since the leader read them. The alerter's listener
+/// on `geoctl_monitor_changed` sets `changed`; while it is not `listening` (starting, its
+/// connection lost) every tick reads the monitors, as it cannot know.
+#[derive(Debug, Default)]
+pub struct MonitorWatch {
+    pub changed: AtomicBool,
+    pub listening: AtomicBool,
+}
+
+/// What the leader keeps between ticks so that a tick reads only what is new.
+///
+/// - **Monitors** are read once and again when [`MonitorWatch`] says they changed (and every
+///   [`RELOAD_MONITORS_EVERY`]).
+/// - **State** ([`Memory`]) is read from the database at the first tick and whenever another
+///   alerter ticked in between (`alerter --once`, or a leader that did not yet know it lost the
+///   lock: `alert_cursor` is not the time this one wrote), and after any failed tick, whose
+///   changes to memory were not committed.
+/// - **Results** are read from the previous tick's time less the longest check timeout (a check
+///   commits its result after it ends), and only rows the previous tick's snapshot could not see
+///   (their transaction id at or after that snapshot's xmin): the rows of the overlap that were
+///   already counted stay on the server. What is sent is still checked against each track's
+///   newest counted result, so a row sent twice is counted once.
+/// - **Writes** are the tracks whose streaks or error moved, plus those whose stored newest time
+///   fell a third of their freshness behind (see [`Evaluator::due_for_saving`]). A track whose
+///   results changed nothing is otherwise not written: replaying those results from the stored
+///   state, as a new leader does, gives the same state.
+#[derive(Default)]
+pub struct Evaluator {
+    monitors: Option<(Vec<MonitorView>, std::time::Instant)>,
+    held: Option<Held>,
+    watch: Option<Arc<MonitorWatch>>,
+}
+
+/// The state as this leader left it, and what its database copy holds.
+struct Held {
+    memory: Memory,
+    /// Each track's `last_checked_at` as stored.
+    saved: HashMap<(Uuid, String), Option<DateTime<Utc>>>,
+    /// This leader's last tick: what it wrote to `alert_cursor`.
+    evaluated_at: DateTime<Utc>,
+    /// The xmin (low 32 bits) of a snapshot taken before that tick read its results.
+    xmin: i64,
+}
+
+impl Evaluator {
+    /// An evaluator whose monitors are read again when `watch` says so.
+    pub fn watching(watch: Arc<MonitorWatch>) -> Self {
+        Evaluator { watch: Some(watch), ..Evaluator::default() }
+    }
+
+    fn monitors_stale(&self) -> bool {
+        let Some((_, read_at)) = &self.monitors else { return true };
+        let changed = match &self.watch {
+            Some(w) => !w.listening.load(Ordering::Acquire) || w.changed.swap(false, Ordering::AcqRel),
+            // Without a listener (`alerter --once`) nothing says when they change.
+            None => true,
+        };
+        changed || read_at.elapsed() >= RELOAD_MONITORS_EVERY
+    }
+
+    /// Tracks to write besides those whose streaks moved: new ones, and those whose stored
+    /// newest time is a third of their freshness old, so that a leader taking over from the
+    /// database judges every region that has a fresh result as known.
+    fn due_for_saving(monitors: &[MonitorView], held: &Held) -> Vec<(Uuid, String)> {
+        let mut due = Vec::new();
+        for m in monitors {
+            for r in &m.regions {
+                let key = (m.id, r.code.clone());
+                let Some(newest) = held.memory.tracks.get(&key).and_then(|t| t.last_checked_at) else { continue };
+                let stale = match held.saved.get(&key).copied().flatten() {
+                    Some(saved) => newest - saved >= fresh_for(r.interval_seconds) / 3,
+                    None => true,
+                };
+                if stale {
+                    due.push(key);
+                }
+            }
+        }
+        due
+    }
+
+    /// Evaluates once: reads, decides and writes in one transaction. `liveness` holds the
+    /// regions whose heartbeats could be read (see [`eval::Liveness`]). A failed tick forgets
+    /// the state it held, so the next one starts from what is committed.
+    pub async fn tick(
+        &mut self,
+        pool: &PgPool,
+        settings: &Settings,
+        liveness: &HashMap<String, Liveness>,
+    ) -> Result<TickReport, AlertError> {
+        let ticked = self.tick_from_held(pool, settings, liveness).await;
+        if ticked.is_err() {
+            // A write that failed on a monitor deleted meanwhile, say: read them again too.
+            self.monitors = None;
+        }
+        ticked
+    }
+
+    async fn tick_from_held(
+        &mut self,
+        pool: &PgPool,
+        settings: &Settings,
+        liveness: &HashMap<String, Liveness>,
+    ) -> Result<TickReport, AlertError> {
+        let held = self.held.take();
+        let mut tx = pool.begin().await?;
+        lock_ticks(&mut tx).await?;
+        // The time once the lock is ours (a tick that waited for another must not evaluate
+        // "now" as the moment it started waiting), and an xmin no later than that of the
+        // snapshot the results are read with: the next tick asks only for rows it could not see.
+        let (now, xmin): (DateTime<Utc>, i64) = sqlx::query_as(
+            "SELECT clock_timestamp(), pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let cursor: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT evaluated_at FROM alert_cursor").fetch_optional(&mut *tx).await?;
+        // Another alerter ticked since this one: carry on from what it committed.
+        let held = held.filter(|h| Some(h.evaluated_at) == cursor);
+        if self.monitors_stale() {
+            self.monitors = Some((load_monitors(&mut tx, settings).await?, std::time::Instant::now()));
+        }
+        let monitors = &self.monitors.as_ref().expect("read above").0;
+        let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
+        // The longest a result can commit after its `checked_at`.
+        let grace =
+            monitors.iter().flat_map(|m| m.regions.iter().map(|r| r.timeout_ms)).max().map_or(LATE_GRACE, |ms| {
+                (chrono::Duration::milliseconds(i64::from(ms)) + RECORD_SLACK).min(LATE_GRACE)
+            });
+        let (mut held, since, unseen_from) = match held {
+            Some(h) => {
+                let since = (h.evaluated_at - grace).max(now - LOOKBACK);
+                let xmin = h.xmin;
+                (h, since, Some(xmin))
+            }
+            None => {
+                let (memory, saved) = load_memory(&mut tx, &ids).await?;
+                let since = cursor.map_or(now - LOOKBACK, |c| (c - LATE_GRACE).max(now - LOOKBACK));
+                (Held { memory, saved, evaluated_at: now, xmin }, since, None)
+            }
+        };
+
+        // No upper bound: a row checked "after now" by an agent's clock is counted now, as the
+        // next tick would not ask for it again. The lower bound keeps the read to today's (and
+        // perhaps yesterday's) partition.
+        let rows: Vec<ResultRow> = sqlx::query_as(
+            "SELECT r.monitor_id, r.execution_region, r.checked_at, r.is_up, r.total_time,
+                    CASE WHEN NOT r.is_up
+                         THEN NULLIF(concat_ws(': ', r.error_kind, left(r.error_message, 300)), '') END AS error
+             FROM monitor_results r
+             WHERE r.checked_at > $1 AND r.is_up IS NOT NULL AND r.execution_region IS NOT NULL
+               AND ($2::bigint IS NULL
+                    OR ((r.xmin::text::bigint - $2) % 4294967296 + 4294967296) % 4294967296 < 2147483648)
+             ORDER BY r.checked_at",
+        )
+        .bind(since)
+        .bind(unseen_from)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut report =
+            TickReport { evaluated_at: Some(now), monitors: monitors.len(), results: rows.len(), ..Default::default() };
+        let mut results: HashMap<(Uuid, String), Vec<Observation>> = HashMap::new();
+        for r in rows {
+            results.entry((r.monitor_id, r.execution_region)).or_default().push(Observation {
+                checked_at: r.checked_at,
+                up: r.is_up,
+                total_ms: r.total_time,
+                error: r.error,
+            });
+        }
+
+        let open = load_open(&mut tx).await?;
+        let maintenance = load_maintenance(&mut tx, now).await?;
+        let outcome = eval::evaluate(
+            &mut held.memory,
+            &eval::Tick {
+                now,
+                settings,
+                monitors,
+                results: &results,
+                liveness,
+                open: &open,
+                maintenance: &maintenance,
+            },
+        );
+
+        let mut save = outcome.changed_tracks.clone();
+        save.extend(Self::due_for_saving(monitors, &held));
+        save_tracks(&mut tx, &held.memory, &save).await?;
+        for id in &outcome.changed_flaps {
+            let flap = held.memory.flaps.get(id).cloned().unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO alert_monitor_state (monitor_id, changes, flapping) VALUES ($1, $2, $3)
+                 ON CONFLICT (monitor_id) DO UPDATE SET changes = EXCLUDED.changes, flapping = EXCLUDED.flapping",
+            )
+            .bind(id)
+            .bind(&flap.changes)
+            .bind(flap.flapping)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        if !outcome.transitions.is_empty() {
+            // Read now, for the monitors that changed only: channels can be removed at any time,
+            // and routing to one that is gone would fail the tick.
+            let involved: Vec<Uuid> = outcome
+                .transitions
+                .iter()
+                .filter_map(|t| match t {
+                    Transition::Open(o) => Some(&o.subject),
+                    Transition::Resolve(r) => Some(&r.subject),
+                    Transition::Firing { .. } => None,
+                })
+                .chain(open.keys().map(|(_, s)| s))
+                .filter_map(|s| match s {
+                    Subject::Monitor(id) => Some(*id),
+                    Subject::Region(_) => None,
+                })
+                .collect();
+            let routing = Routing::load(&mut tx, settings, Some(&involved)).await?;
+            let subjects: HashMap<i64, Subject> = open.iter().map(|((_, s), o)| (o.id, s.clone())).collect();
+            let names: HashMap<Uuid, &str> = monitors.iter().map(|m| (m.id, m.name.as_str())).collect();
+            for transition in &outcome.transitions {
+                apply(&mut tx, transition, &routing, &subjects, &names, &mut report).await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO alert_cursor (singleton, evaluated_at) VALUES (true, $1)
+             ON CONFLICT (singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        for key in save {
+            let newest = held.memory.tracks.get(&key).and_then(|t| t.last_checked_at);
+            held.saved.insert(key, newest);
+        }
+        held.evaluated_at = now;
+        held.xmin = xmin;
+        self.held = Some(held);
+        Ok(report)
+    }
+}
+
+/// Evaluates once from the database alone (`alerter --once`, tests): reads, decides and
+/// writes in one transaction.
 pub async fn tick(
     pool: &PgPool,
     settings: &Settings,
     liveness: &HashMap<String, Liveness>,
 ) -> Result<TickReport, AlertError> {
-    let mut tx = pool.begin().await?;
-    lock_ticks(&mut tx).await?;
-    // The time once the lock is ours: a tick that waited for another must not
-    // evaluate "now" as the moment it started waiting.
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut *tx).await?;
-    let monitors = load_monitors(&mut tx, settings).await?;
-    let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
-
-    let cursor: Option<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT evaluated_at FROM alert_cursor").fetch_optional(&mut *tx).await?;
-    let since = cursor.map_or(now - LOOKBACK, |c| (c - LATE_GRACE).max(now - LOOKBACK));
-    // Only what no earlier tick counted leaves the server: the window overlaps
-    // the last one by LATE_GRACE, and each pair's newest counted result cuts it.
-    let rows: Vec<ResultRow> = sqlx::query_as(
-        "SELECT r.monitor_id, r.execution_region, r.checked_at, r.is_up, r.total_time,
-                NULLIF(concat_ws(': ', r.error_kind, left(r.error_message, 300)), '') AS error
-         FROM monitor_results r
-         LEFT JOIN alert_region_state s ON s.monitor_id = r.monitor_id AND s.region_code = r.execution_region
-         WHERE r.monitor_id = ANY($1) AND r.checked_at > $2 AND r.checked_at <= $3
-           AND r.is_up IS NOT NULL AND r.execution_region IS NOT NULL
-           AND (s.last_checked_at IS NULL OR r.checked_at > s.last_checked_at)
-         ORDER BY r.checked_at",
-    )
-    .bind(&ids)
-    .bind(since)
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut report =
-        TickReport { evaluated_at: Some(now), monitors: monitors.len(), results: rows.len(), ..Default::default() };
-    let mut results: HashMap<(Uuid, String), Vec<Observation>> = HashMap::new();
-    for r in rows {
-        results.entry((r.monitor_id, r.execution_region)).or_default().push(Observation {
-            checked_at: r.checked_at,
-            up: r.is_up,
-            total_ms: r.total_time,
-            error: r.error,
-        });
-    }
-
-    let mut memory = load_memory(&mut tx, &ids).await?;
-    let open = load_open(&mut tx).await?;
-    let maintenance = load_maintenance(&mut tx, now).await?;
-    let routing = Routing::load(&mut tx, settings, None).await?;
-
-    let outcome = eval::evaluate(
-        &mut memory,
-        &eval::Tick {
-            now,
-            settings,
-            monitors: &monitors,
-            results: &results,
-            liveness,
-            open: &open,
-            maintenance: &maintenance,
-        },
-    );
-
-    save_tracks(&mut tx, &memory, &outcome.changed_tracks).await?;
-    for id in &outcome.changed_flaps {
-        let flap = memory.flaps.get(id).cloned().unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO alert_monitor_state (monitor_id, changes, flapping) VALUES ($1, $2, $3)
-             ON CONFLICT (monitor_id) DO UPDATE SET changes = EXCLUDED.changes, flapping = EXCLUDED.flapping",
-        )
-        .bind(id)
-        .bind(&flap.changes)
-        .bind(flap.flapping)
-        .execute(&mut *tx)
-        .await?;
-    }
-
-    let subjects: HashMap<i64, Subject> = open.iter().map(|((_, s), o)| (o.id, s.clone())).collect();
-    let names: HashMap<Uuid, &str> = monitors.iter().map(|m| (m.id, m.name.as_str())).collect();
-    for transition in &outcome.transitions {
-        apply(&mut tx, transition, &routing, &subjects, &names, &mut report).await?;
-    }
-    sqlx::query(
-        "INSERT INTO alert_cursor (singleton, evaluated_at) VALUES (true, $1)
-         ON CONFLICT (singleton) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at",
-    )
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(report)
+    Evaluator::default().tick(pool, settings, liveness).await
 }
 
 /// Writes one transition: the incident change, its event(s) and their outbox rows.
@@ -368,6 +539,7 @@ async fn load_monitors(conn: &mut PgConnection, settings: &Settings) -> Result<V
     let rows: Vec<MonitorRegionRow> = sqlx::query_as(
         "SELECT m.id, m.name::text AS name, m.down_rule, m.alert_confirm, m.alert_recover, mr.region_code,
                 COALESCE(mr.interval_seconds, m.interval_seconds, m.frequency_minutes * 60, 300) AS interval_seconds,
+                COALESCE(mr.timeout_ms, m.timeout_ms, $1) AS timeout_ms,
                 COALESCE(mr.latency_warning_ms, g.latency_warning_ms) AS warning_ms,
                 COALESCE(mr.latency_critical_ms, g.latency_critical_ms) AS critical_ms
          FROM monitors m
@@ -376,6 +548,7 @@ async fn load_monitors(conn: &mut PgConnection, settings: &Settings) -> Result<V
          WHERE m.enabled IS DISTINCT FROM false
          ORDER BY m.id, mr.region_code",
     )
+    .bind(crate::monitor::check::DEFAULT_TIMEOUT.as_millis() as i32)
     .fetch_all(conn)
     .await?;
     let mut monitors: Vec<MonitorView> = Vec::new();
@@ -394,6 +567,7 @@ async fn load_monitors(conn: &mut PgConnection, settings: &Settings) -> Result<V
         monitors.last_mut().expect("pushed above").regions.push(RegionView {
             code: row.region_code,
             interval_seconds: row.interval_seconds,
+            timeout_ms: row.timeout_ms,
             warning_ms: row.warning_ms,
             critical_ms: row.critical_ms,
         });
@@ -401,7 +575,12 @@ async fn load_monitors(conn: &mut PgConnection, settings: &Settings) -> Result<V
     Ok(monitors)
 }
 
-async fn load_memory(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Memory, sqlx::Error> {
+/// The stored state of `ids`, and each track's stored newest time.
+#[allow(clippy::type_complexity)]
+async fn load_memory(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<(Memory, HashMap<(Uuid, String), Option<DateTime<Utc>>>), sqlx::Error> {
     let rows: Vec<TrackRow> = sqlx::query_as(
         "SELECT monitor_id, region_code, failing, failing_toward, slow, slow_toward, last_checked_at, last_error
          FROM alert_region_state WHERE monitor_id = ANY($1)",
@@ -410,7 +589,7 @@ async fn load_memory(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Memory, sq
     .fetch_all(&mut *conn)
     .await?;
     let streak = |on: bool, toward: i32| Streak { on, toward: toward.max(0) as u32 };
-    let tracks = rows
+    let tracks: HashMap<(Uuid, String), Track> = rows
         .into_iter()
         .map(|r| {
             let track = Track {
@@ -428,7 +607,9 @@ async fn load_memory(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Memory, sq
             .fetch_all(conn)
             .await?;
     let flaps = flaps.into_iter().map(|(id, changes, flapping)| (id, Flap { changes, flapping })).collect();
-    Ok(Memory { tracks, flaps })
+    let memory = Memory { tracks, flaps };
+    let saved = memory.tracks.iter().map(|(key, t)| (key.clone(), t.last_checked_at)).collect();
+    Ok((memory, saved))
 }
 
 async fn load_open(conn: &mut PgConnection) -> Result<HashMap<(Cause, Subject), OpenIncident>, sqlx::Error> {

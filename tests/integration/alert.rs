@@ -326,6 +326,38 @@ fn bad_input_is_exit_2_and_writes_nothing() {
     db.geoctl_with(&["alerter", "--once"], &[("ALERT_CONFIRM", "0")]).usage_error(&["ALERT_CONFIRM"]);
 }
 
+#[test]
+fn monitor_show_prints_the_alert_settings_in_effect_and_where_they_come_from() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    channel(&db, "pager");
+    monitor(&db, "own", &["--notify", "hook,pager", "--confirm", "3"]);
+    monitor(&db, "plain", &[]);
+
+    let shown = db.geoctl(&["monitor", "show", "own"]).success().stdout;
+    for expected in ["3 failed runs", "2 passing runs (default: alerting.recover)", "hook, pager"] {
+        assert!(shown.contains(expected), "{expected:?} in:\n{shown}");
+    }
+    for own in ["failed runs (default", "pager (default"] {
+        assert!(!shown.contains(own), "the monitor's own setting shown as a default ({own:?}):\n{shown}");
+    }
+    let json = db.geoctl(&["monitor", "show", "own", "-o", "json"]).success().json();
+    assert_eq!(json["alerting"]["confirm"], 3);
+    assert_eq!(json["alerting"]["notify"], serde_json::json!(["hook", "pager"]));
+    assert_eq!(json["alerting"]["defaults"], serde_json::json!(["recover"]));
+    assert_eq!(json["name"], "own", "the monitor's own fields stay where they were");
+
+    // The defaults follow the configuration, and say so.
+    let run =
+        db.geoctl_with(&["monitor", "show", "plain"], &[("ALERT_CONFIRM", "4"), ("ALERT_DEFAULT_CHANNELS", "pager")]);
+    let shown = run.success().stdout;
+    for expected in ["4 failed runs (default: alerting.confirm)", "pager (default: alerting.default_channels)"] {
+        assert!(shown.contains(expected), "{expected:?} in:\n{shown}");
+    }
+    let shown = db.geoctl(&["monitor", "show", "plain"]).success().stdout;
+    assert!(shown.contains("- (default: alerting.default_channels)"), "{shown}");
+}
+
 /// A `geoctl alerter` process whose log is collected as it runs.
 struct Alerter {
     child: Child,

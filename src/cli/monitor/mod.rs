@@ -284,7 +284,12 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
         }
         Command::Show { monitor } => {
             let monitor = store.get(&monitor).await?;
-            return p.print(&monitor, |p| detail_tables(p, &monitor));
+            let stored = {
+                let mut conn = pool.acquire().await?;
+                crate::alert::manage::monitor_alerting(&mut conn, monitor.id).await?
+            };
+            let shown = Shown { alerting: ShownAlerting::new(stored, &ctx.settings.alerting.settings()), monitor };
+            return p.print(&shown, |p| detail_tables(p, &shown.monitor, Some(&shown.alerting)));
         }
         Command::Create {
             name,
@@ -491,7 +496,7 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
         let after = (change != Change::Deleted).then(|| monitor.clone());
         super::queue::follow_up(ctx, &pool, &[Touched { id: monitor.id, after, regions_before }]).await;
     }
-    p.print(&monitor, |p| detail_tables(p, &monitor))
+    p.print(&monitor, |p| detail_tables(p, &monitor, None))
 }
 
 /// A script with browser steps goes only to regions whose live agents can run them; a region
@@ -598,7 +603,65 @@ fn list_table(p: &Printer, monitors: &[Monitor]) -> Table {
     table
 }
 
-fn detail_tables(p: &Printer, m: &Monitor) -> Vec<Table> {
+/// `monitor show`: the monitor, and how the alerter treats it.
+#[derive(serde::Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    monitor: Monitor,
+    alerting: ShownAlerting,
+}
+
+/// A monitor's alert settings in effect, each saying whether it is the monitor's own or the
+/// configured default (which changes with the configuration).
+#[derive(serde::Serialize)]
+struct ShownAlerting {
+    confirm: u32,
+    recover: u32,
+    notify: Vec<String>,
+    /// Which of the three come from `alerting.*` rather than the monitor.
+    defaults: Vec<&'static str>,
+}
+
+impl ShownAlerting {
+    fn new(stored: crate::alert::manage::MonitorAlerting, config: &crate::alert::Settings) -> Self {
+        let mut defaults = Vec::new();
+        let mut own =
+            |value: Option<i32>, default: u32, name: &'static str| match value.and_then(|v| u32::try_from(v).ok()) {
+                Some(v) => v,
+                None => {
+                    defaults.push(name);
+                    default
+                }
+            };
+        let confirm = own(stored.confirm, config.confirm, "confirm");
+        let recover = own(stored.recover, config.recover, "recover");
+        let notify = if stored.notify.is_empty() {
+            defaults.push("notify");
+            config.default_channels.clone()
+        } else {
+            stored.notify
+        };
+        ShownAlerting { confirm, recover, notify, defaults }
+    }
+
+    fn rows(&self) -> Vec<(&'static str, String)> {
+        let origin = |name: &str, key: &str| {
+            if self.defaults.contains(&name) {
+                format!(" (default: alerting.{key})")
+            } else {
+                String::new()
+            }
+        };
+        let notify = if self.notify.is_empty() { "-".to_string() } else { self.notify.join(", ") };
+        vec![
+            ("alert confirm", format!("{} failed runs{}", self.confirm, origin("confirm", "confirm"))),
+            ("alert recover", format!("{} passing runs{}", self.recover, origin("recover", "recover"))),
+            ("notify", format!("{notify}{}", origin("notify", "default_channels"))),
+        ]
+    }
+}
+
+fn detail_tables(p: &Printer, m: &Monitor, alerting: Option<&ShownAlerting>) -> Vec<Table> {
     let mut fields = p.table(["FIELD", "VALUE"]);
     let secs = |s: i32| duration::format(Duration::from_secs(s.max(0) as u64));
     let rows: Vec<(&str, String)> = vec![
@@ -612,7 +675,7 @@ fn detail_tables(p: &Printer, m: &Monitor) -> Vec<Table> {
         ("status", if m.enabled { "active".into() } else { "paused".into() }),
         ("config", if m.config.as_object().is_some_and(|o| o.is_empty()) { "-".into() } else { m.config_text() }),
     ];
-    for (k, v) in rows {
+    for (k, v) in rows.into_iter().chain(alerting.map(ShownAlerting::rows).unwrap_or_default()) {
         fields.add_row([k.to_string(), v]);
     }
     let mut regions =
