@@ -135,7 +135,8 @@ fn smoke() -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let server = tokio::spawn(servers::serve_http(listener, Duration::ZERO));
         let url = format!("http://{addr}/");
-        let outcome = throughput::run_geoctl_load(&url, 4, Duration::from_millis(300), 200).await;
+        let outcome =
+            throughput::run_geoctl_load(&url, throughput::CHECK_TIMEOUT, 4, Duration::from_millis(300), 200).await;
         server.abort();
         anyhow::ensure!(
             outcome.ok > 0 && outcome.failed == 0,

@@ -81,6 +81,15 @@ pub struct LoadArgs {
     /// Run the bare client (with this nameserver) instead of geoctl
     #[arg(long)]
     bare_with_dns: Option<SocketAddr>,
+    /// The bare client's wait for a DNS answer before it asks again. Under valgrind (the cost
+    /// mode) a check runs some fifty times slower, and 200 ms would make it ask again where
+    /// geoctl, which waits what the namespace's resolv.conf says, asks once.
+    #[arg(long, default_value_t = 200)]
+    dns_retry_ms: u64,
+    /// Bound on one check, for either client (the cost mode raises it: under valgrind, with 512
+    /// in flight, a check waits seconds for its turn)
+    #[arg(long, default_value_t = CHECK_TIMEOUT.as_secs())]
+    check_timeout_secs: u64,
 }
 
 /// What closed loops did; loops of the same client add up.
@@ -177,9 +186,15 @@ where
 }
 
 /// geoctl's probe engine with `concurrency` checks in flight.
-pub async fn run_geoctl_load(url: &str, concurrency: usize, duration: Duration, max_checks: u64) -> Outcome {
+pub async fn run_geoctl_load(
+    url: &str,
+    timeout: Duration,
+    concurrency: usize,
+    duration: Duration,
+    max_checks: u64,
+) -> Outcome {
     let spec = ProbeSpec::Http(HttpSpec::new(url));
-    let options = ProbeOptions { ip_preference: IpPreference::V4, timeout: CHECK_TIMEOUT, ..ProbeOptions::default() };
+    let options = ProbeOptions { ip_preference: IpPreference::V4, timeout, ..ProbeOptions::default() };
     closed_loop(concurrency, duration, max_checks, |budget| {
         let (spec, options) = (spec.clone(), options.clone());
         async move {
@@ -200,9 +215,13 @@ pub async fn run_geoctl_load(url: &str, concurrency: usize, duration: Duration, 
 /// The `load` subcommand: one loop, reported as one JSON line on stdout.
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(args.seconds);
+    let timeout = Duration::from_secs(args.check_timeout_secs);
     let mut outcome = match args.bare_with_dns {
-        None => run_geoctl_load(&args.url, args.concurrency, duration, args.max_checks).await,
-        Some(dns) => run_bare_load(&args.url, dns, args.concurrency, duration, args.max_checks).await?,
+        None => run_geoctl_load(&args.url, timeout, args.concurrency, duration, args.max_checks).await,
+        Some(dns) => {
+            let retry = Duration::from_millis(args.dns_retry_ms);
+            run_bare_load(&args.url, dns, retry, timeout, args.concurrency, duration, args.max_checks).await?
+        }
     };
     let me = std::process::id();
     outcome.cpu_s = cpu_seconds(me);
@@ -224,6 +243,7 @@ async fn load_in_child(args: &LoadArgs) -> anyhow::Result<Outcome> {
         .stdout(std::process::Stdio::piped());
     if let Some(dns) = args.bare_with_dns {
         command.args(["--bare-with-dns", &dns.to_string()]);
+        command.args(["--dns-retry-ms", &args.dns_retry_ms.to_string()]);
     }
     let limit = Duration::from_secs_f64(args.seconds) + CHECK_TIMEOUT + Duration::from_secs(20);
     let output =
@@ -236,6 +256,8 @@ async fn load_in_child(args: &LoadArgs) -> anyhow::Result<Outcome> {
 async fn run_bare_load(
     url: &str,
     dns: SocketAddr,
+    retry: Duration,
+    timeout: Duration,
     concurrency: usize,
     duration: Duration,
     max_checks: u64,
@@ -252,7 +274,7 @@ async fn run_bare_load(
             let mut outcome = Outcome::default();
             while budget.take() {
                 let start = Instant::now();
-                let check = tokio::time::timeout(CHECK_TIMEOUT, bare_check(dns, &query, port, &request)).await;
+                let check = tokio::time::timeout(timeout, bare_check(dns, retry, &query, port, &request)).await;
                 outcome.record(match check {
                     Ok(Ok(())) => Ok(start.elapsed().as_secs_f64() * 1000.0),
                     Ok(Err(e)) => Err(e),
@@ -265,8 +287,8 @@ async fn run_bare_load(
     .await)
 }
 
-async fn bare_check(dns: SocketAddr, query: &[u8], port: u16, request: &[u8]) -> Result<(), String> {
-    let ip = bare_resolve(dns, query).await?;
+async fn bare_check(dns: SocketAddr, retry: Duration, query: &[u8], port: u16, request: &[u8]) -> Result<(), String> {
+    let ip = bare_resolve(dns, retry, query).await?;
     let mut stream = TcpStream::connect((ip, port)).await.map_err(|e| format!("connect: {e}"))?;
     stream.write_all(request).await.map_err(|e| format!("write: {e}"))?;
     let mut response = Vec::with_capacity(256);
@@ -278,14 +300,14 @@ async fn bare_check(dns: SocketAddr, query: &[u8], port: u16, request: &[u8]) ->
     }
 }
 
-/// One A query on a fresh UDP socket, asked again after 200 ms without an
+/// One A query on a fresh UDP socket, asked again after `retry` without an
 /// answer (three times at most), as a stub resolver does.
-async fn bare_resolve(dns: SocketAddr, query: &[u8]) -> Result<IpAddr, String> {
+async fn bare_resolve(dns: SocketAddr, retry: Duration, query: &[u8]) -> Result<IpAddr, String> {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(|e| format!("dns socket: {e}"))?;
     let mut answer = [0u8; 512];
     for _ in 0..3 {
         socket.send_to(query, dns).await.map_err(|e| format!("dns send: {e}"))?;
-        let Ok(received) = tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut answer)).await else {
+        let Ok(received) = tokio::time::timeout(retry, socket.recv(&mut answer)).await else {
             continue;
         };
         let n = received.map_err(|e| format!("dns recv: {e}"))?;
@@ -400,6 +422,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             seconds,
             max_checks: args.max_checks,
             bare_with_dns,
+            dns_retry_ms: 200,
+            check_timeout_secs: CHECK_TIMEOUT.as_secs(),
         };
         let half = args.seconds / 2.0;
         let (mut bare, mut geoctl, mut blackbox) = (Measured::default(), Measured::default(), Measured::default());

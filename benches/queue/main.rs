@@ -46,6 +46,12 @@ enum Command {
         /// Give up after this many seconds
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
+        /// Write Redis's calls per command (`INFO commandstats`) made between the resume and the
+        /// last job's completion to this file, as `command calls` lines, without this program's
+        /// own polling and INFO calls: the round trips of the workers (and of the Lua scripts
+        /// they ran, which Redis counts with them)
+        #[arg(long)]
+        commandstats: Option<std::path::PathBuf>,
     },
     /// A bare worker with an empty processor, until SIGTERM
     Bare {
@@ -73,7 +79,9 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match command {
             Command::Fill { redis, queue, jobs, monitors } => fill(&redis, &queue, jobs, &monitors).await,
-            Command::Release { redis, queue, jobs, timeout_secs } => release(&redis, &queue, jobs, timeout_secs).await,
+            Command::Release { redis, queue, jobs, timeout_secs, commandstats } => {
+                release(&redis, &queue, jobs, timeout_secs, commandstats.as_deref()).await
+            }
             Command::Bare { redis, queue, concurrency } => bare(&redis, &queue, concurrency).await,
         }
     })
@@ -104,10 +112,21 @@ async fn fill(redis: &str, queue: &str, jobs: usize, monitors: &[String]) -> any
     Ok(())
 }
 
-async fn release(redis: &str, queue: &str, jobs: u64, timeout_secs: u64) -> anyhow::Result<()> {
+async fn release(
+    redis: &str,
+    queue: &str,
+    jobs: u64,
+    timeout_secs: u64,
+    commandstats: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let queue = open(redis, queue).await?;
     let keys = queue.keys();
     let mut conn = queue.connection().connection();
+    let before = match commandstats {
+        Some(_) => Some(command_calls(&mut conn).await?),
+        None => None,
+    };
+    let mut polls = 0u64;
     let start = Instant::now();
     queue.resume().await?;
     let deadline = start + Duration::from_secs(timeout_secs);
@@ -121,6 +140,7 @@ async fn release(redis: &str, queue: &str, jobs: u64, timeout_secs: u64) -> anyh
             .zcard(keys.prioritized())
             .query_async(&mut conn)
             .await?;
+        polls += 1;
         let left = wait + paused + active + prioritized;
         if left == 0 {
             break;
@@ -129,8 +149,37 @@ async fn release(redis: &str, queue: &str, jobs: u64, timeout_secs: u64) -> anyh
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = start.elapsed().as_secs_f64();
+    if let (Some(path), Some(before)) = (commandstats, before) {
+        let mut calls = command_calls(&mut conn).await?;
+        for (command, n) in &before {
+            *calls.entry(command.clone()).or_default() -= n;
+        }
+        // This program's own: each poll is a pipeline of three LLEN and one ZCARD, and the second
+        // INFO counts the first. (The resume, one script, is left in: it is the same for every worker.)
+        *calls.entry("llen".into()).or_default() -= 3 * polls as i64;
+        *calls.entry("zcard".into()).or_default() -= polls as i64;
+        *calls.entry("info".into()).or_default() -= 1;
+        let lines: String =
+            calls.iter().filter(|(_, n)| **n != 0).map(|(command, n)| format!("{command} {n}\n")).collect();
+        std::fs::write(path, lines)?;
+    }
     println!("{}", serde_json::json!({ "jobs": jobs, "seconds": seconds, "jobs_per_s": jobs as f64 / seconds }));
     Ok(())
+}
+
+/// Calls so far per command, from `INFO commandstats` (`cmdstat_<name>:calls=<n>,…`).
+async fn command_calls(
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
+) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
+            Some((name.to_string(), calls))
+        })
+        .collect())
 }
 
 async fn bare(redis: &str, queue: &str, concurrency: usize) -> anyhow::Result<()> {

@@ -14,6 +14,9 @@ BENCH_SECONDS=${BENCH_SECONDS:-5}  # per throughput level and client
 BENCH_RUNS=${BENCH_RUNS:-15}       # per tool and accuracy target
 BENCH_RESULTS=${BENCH_RESULTS:-20000}
 BENCH_BATCH=${BENCH_BATCH:-500}
+BENCH_COST_CHECKS=${BENCH_COST_CHECKS:-2000}        # --cost: per callgrind run
+BENCH_COST_CPU_CHECKS=${BENCH_COST_CPU_CHECKS:-20000}  # --cost: per native run (CPU in 10 ms ticks)
+BENCH_COST_LEVELS=${BENCH_COST_LEVELS:-1,64,512}
 
 _bench_pids=()
 _bench_ns=""
@@ -177,7 +180,104 @@ bench_recording() {
     --batch "$BENCH_BATCH" --json "$out"
 }
 
+# cost_load EXE CONCURRENCY CHECKS [WRAPPER…] [-- LOAD ARGS…]: one closed loop of the probe
+# bench's `load` in the namespace, its outcome (JSON) on stdout.
+cost_load() {
+  local exe=$1 concurrency=$2 checks=$3 wrapper=() extra=()
+  shift 3
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do wrapper+=("$1"); shift; done
+  [ $# -eq 0 ] || { shift; extra=("$@"); }
+  # Under valgrind a check at 512 in flight waits seconds for its turn: a bound of 120 s per check.
+  timeout --kill-after=10 1800 ip netns exec "$_bench_ns" "${wrapper[@]}" "$exe" load \
+    --url "http://fast.$BENCH_ZONE:8081/" --concurrency "$concurrency" --seconds 3600 --max-checks "$checks" \
+    --check-timeout-secs 120 "${extra[@]}"
+}
+
+# json_field JSON NAME: a number field of a flat JSON object ("null" when absent).
+json_field() {
+  local v
+  v=$(sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" <<<"$1")
+  echo "${v:-null}"
+}
+
+# The cost of one check (`--cost`): instructions of the prober's process from callgrind over
+# BENCH_COST_CHECKS checks (a run of no checks subtracted), and CPU time of the prober, the HTTP
+# server and the DNS server over BENCH_COST_CPU_CHECKS checks run natively, for the bare client and
+# geoctl's probe engine (and BENCH_PROBE_BASELINE's, an earlier build of this bench program) at each
+# level of BENCH_COST_LEVELS. Then the top of geoctl's profile at the middle level.
+bench_probe_cost() {
+  local out=$1 level client exe extra levels server_pid
+  ns_start "$_bench_work/http-fast.log" "$BENCH_BIN" serve-http --listen 127.0.0.1:8081 --lifetime-secs 3600
+  server_pid=$BENCH_LAST_PID
+  ns_wait_listening tcp 8081
+  IFS=, read -r -a levels <<<"$BENCH_COST_LEVELS"
+  local clients=(bare geoctl)
+  [ -z "${BENCH_PROBE_BASELINE:-}" ] || clients+=(baseline)
+  log "cost: callgrind over $BENCH_COST_CHECKS checks and native CPU over $BENCH_COST_CPU_CHECKS, per level and client"
+  printf '\nCost per check: HTTP check with DNS (A) + fresh TCP connection + GET, target %s\n' "http://fast.$BENCH_ZONE:8081/"
+  printf '   instructions: callgrind, %s checks, start-up subtracted; CPU: native run of %s checks, µs per check\n' \
+    "$BENCH_COST_CHECKS" "$BENCH_COST_CPU_CHECKS"
+  printf '   %9s  %-9s %14s %8s %10s %10s %10s %7s\n' "in flight" client "instr/check" "x bare" "CPU prober" "HTTP srv" "DNS srv" failed
+  # Slow under valgrind is not lost: both clients wait 30 s for a DNS answer before asking again
+  # (geoctl reads it from resolv.conf, which `ip netns exec` mounts afresh at each start).
+  echo "options timeout:30 attempts:1" >>"/etc/netns/$_bench_ns/resolv.conf"
+  : >"$out"
+  declare -A instr=()
+  for level in "${levels[@]}"; do
+    for client in "${clients[@]}"; do
+      exe=$BENCH_BIN extra=()
+      case $client in
+        bare) extra=(--bare-with-dns 127.0.0.1:53 --dns-retry-ms 30000) ;;
+        baseline) exe=$BENCH_PROBE_BASELINE ;;
+      esac
+      local file="$BENCH_COST_DIR/probe-$client-$level.out" native s0 d0 s1 d1 zero full ok failed
+      s0=$(cpu_of "$server_pid") d0=$(cpu_of "$BENCH_DNS_PID")
+      native=$(cost_load "$exe" "$level" "$BENCH_COST_CPU_CHECKS" -- "${extra[@]}")
+      s1=$(cpu_of "$server_pid") d1=$(cpu_of "$BENCH_DNS_PID")
+      # shellcheck disable=SC2046
+      cost_load "$exe" "$level" 0 $(callgrind_cmd "$file.zero") -- "${extra[@]}" >/dev/null
+      # shellcheck disable=SC2046
+      full=$(cost_load "$exe" "$level" "$BENCH_COST_CHECKS" $(callgrind_cmd "$file") -- "${extra[@]}")
+      zero=$(callgrind_total "$file.zero")
+      ok=$(json_field "$full" ok) failed=$(json_field "$full" failed)
+      instr[$client-$level]=$(per_unit "$(callgrind_total "$file")" "$zero" "$BENCH_COST_CHECKS")
+      local n=$BENCH_COST_CPU_CHECKS cpu ratio
+      cpu=$(json_field "$native" cpu_s)
+      ratio=$(awk -v a="${instr[$client-$level]}" -v b="${instr[bare-$level]}" 'BEGIN { printf "%.2f", a / b }')
+      printf '   %9s  %-9s %14s %8s %10s %10s %10s %7s\n' "$level" "$client" "${instr[$client-$level]}" "$ratio" \
+        "$(awk -v c="$cpu" -v n="$n" 'BEGIN { printf "%.1f", c * 1e6 / n }')" \
+        "$(awk -v a="$s0" -v b="$s1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')" \
+        "$(awk -v a="$d0" -v b="$d1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')" \
+        "$failed+$(json_field "$native" failed)"
+      printf '{"in_flight":%s,"client":"%s","instructions_per_check":%s,"ratio_to_bare":%s,"checks":%s,"checks_ok":%s,"cpu_checks":%s,"cpu_us_per_check":{"prober":%s,"http_server":%s,"dns_server":%s},"cpu_checks_failed":%s}\n' \
+        "$level" "$client" "${instr[$client-$level]}" "$ratio" "$BENCH_COST_CHECKS" "$ok" "$n" \
+        "$(awk -v c="$cpu" -v n="$n" 'BEGIN { printf "%.2f", c * 1e6 / n }')" \
+        "$(awk -v a="$s0" -v b="$s1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')" \
+        "$(awk -v a="$d0" -v b="$d1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')" \
+        "$(json_field "$native" failed)" >>"$out"
+    done
+  done
+  printf '   target: geoctl ≤ 1.3x bare at every level\n'
+  if [ -n "${instr[geoctl-64]:-}" ] && [ -n "${instr[geoctl-512]:-}" ]; then
+    printf '   instructions per check at 512 / at 64: geoctl %s, bare %s (target: geoctl'"'"'s growth ≤ bare'"'"'s)\n' \
+      "$(awk -v a="${instr[geoctl-512]}" -v b="${instr[geoctl-64]}" 'BEGIN { printf "%.2f", a / b }')" \
+      "$(awk -v a="${instr[bare-512]}" -v b="${instr[bare-64]}" 'BEGIN { printf "%.2f", a / b }')"
+  fi
+  local middle=${levels[$(( ${#levels[@]} / 2 ))]}
+  printf '\n   geoctl at %s in flight, top functions by inclusive instructions (share of the run, start-up included;\n' "$middle"
+  printf '   whole profile: callgrind_annotate %s)\n' "$BENCH_COST_DIR/probe-geoctl-$middle.out"
+  callgrind_top "$BENCH_COST_DIR/probe-geoctl-$middle.out" "${BENCH_COST_TOP:-40}"
+  printf '\n   and by their own (self) instructions\n'
+  callgrind_top "$BENCH_COST_DIR/probe-geoctl-$middle.out" 20 no
+}
+
 bench_probe() {
+  local cost=0
+  case "${1:-}" in
+    --cost) cost=1 ;;
+    "") ;;
+    *) echo "scripts/bench probe: unknown option $1 (--cost is the only one)" >&2; return 2 ;;
+  esac
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/bench probe needs root (network namespaces, tc, Debian packages)" >&2
     return 1
@@ -193,6 +293,14 @@ bench_probe() {
   bench_install
   bench_build
   bench_namespace
+  if [ "$cost" = 1 ]; then
+    source scripts/lib/bench_cost.sh
+    source scripts/lib/runs.sh
+    cost_install
+    bench_probe_cost target/bench/probe-cost.jsonl
+    echo "JSON lines: target/bench/probe-cost.jsonl; profiles: $BENCH_COST_DIR/probe-*.out"
+    return
+  fi
   local parts=$_bench_work/parts
   bench_throughput "$parts/throughput.json"
   bench_accuracy "$parts/accuracy.json"

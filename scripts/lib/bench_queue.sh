@@ -19,6 +19,10 @@
 # (overhead,e2e,scale) picks the parts. BENCH_AGENT_BASELINE=PATH adds an
 # overhead row for another geoctl binary (e.g. one built from an earlier
 # commit), measured in the same run.
+#
+# `scripts/bench queue --cost` runs none of those parts but the cost of one no-op
+# job at concurrency 32 (bench_queue_cost below): BENCH_COST_JOBS (2000) per
+# callgrind run, BENCH_COST_CPU_JOBS (10000) per native run.
 
 BENCH_JOBS=${BENCH_JOBS:-5000}
 # `dev` gives quick but slower (unoptimised geoctl) figures; they are labelled so.
@@ -28,6 +32,9 @@ BENCH_SCALE_MONITORS=${BENCH_SCALE_MONITORS:-10000}
 BENCH_SCALE_MINUTES=${BENCH_SCALE_MINUTES:-5}
 # Which parts run, comma-separated.
 BENCH_QUEUE_PARTS=${BENCH_QUEUE_PARTS:-overhead,e2e,scale}
+
+BENCH_COST_JOBS=${BENCH_COST_JOBS:-2000}
+BENCH_COST_CPU_JOBS=${BENCH_COST_CPU_JOBS:-10000}
 
 source scripts/lib/runs.sh
 
@@ -164,8 +171,8 @@ agent_cmd() {
 }
 
 wait_ready() {
-  local port=$1
-  for _ in $(seq 1 200); do
+  local port=$1 tries=${2:-200}
+  for _ in $(seq 1 "$tries"); do
     "$GEOCTL_BIN" agent health --url "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
@@ -337,7 +344,132 @@ $(runs_cte "$start_ms" "$end_ms")),
     FROM runs"
 }
 
+# cost_worker WORKER CONCURRENCY [WRAPPER…]: starts the worker under test (agent, baseline or
+# bare; under WRAPPER, e.g. valgrind) on an empty queue and waits until it is ready; sets BQ_PID.
+cost_worker() {
+  local worker=$1 concurrency=$2 port
+  shift 2
+  case $worker in
+    agent|baseline)
+      port=$(free_port)
+      local bin=$GEOCTL_BIN
+      [ "$worker" = agent ] || GEOCTL_BIN=$BENCH_AGENT_BASELINE
+      # shellcheck disable=SC2046
+      bq_start "$_bq_work/cost-$worker.log" "$@" $(agent_cmd "$concurrency" eu-west "$port" --instant-probe)
+      # Under valgrind the agent starts some fifty times slower.
+      wait_ready "$port" 1200
+      GEOCTL_BIN=$bin
+      ;;
+    bare) bq_start "$_bq_work/cost-bare.log" "$@" "$QUEUE_BENCH" bare --redis "$REDIS_URL" --queue monitor-eu-west \
+      --concurrency "$concurrency" ;;
+  esac
+  # The worker's connections and its first (empty) waits; the bare worker has no readiness to ask.
+  sleep 3
+}
+
+# cost_wait_recorded WORKER N: the N jobs recorded by the agent (none for the bare worker), waiting for the
+# recorder's last batch, which lands after the queue has seen the job complete.
+cost_wait_recorded() {
+  local worker=$1 n=$2
+  [ "$worker" != bare ] || return 0
+  for _ in $(seq 1 600); do
+    [ "$(psql_q "/* bench */ SELECT count(*) FROM monitor_results")" -ge "$n" ] && return 0
+    sleep 0.1
+  done
+  echo "the agent recorded fewer than $n results in 60 s" >&2
+  return 1
+}
+
+# The cost of one no-op job at concurrency 32, for the bare worker, the agent and the
+# BENCH_AGENT_BASELINE agent, each measured the same way in this run:
+#  - natively over BENCH_COST_CPU_JOBS jobs: CPU time of the worker, Redis and PostgreSQL (its
+#    backends), Redis commands per job from `INFO commandstats` (scripts apart; the commands the
+#    scripts run inside Redis are counted by Redis too), PostgreSQL statements and rows per job
+#    from pg_stat_statements;
+#  - under callgrind over BENCH_COST_JOBS jobs: the worker's instructions, a run with no job
+#    (start, the same wait, stop) subtracted.
+bench_queue_cost() {
+  local concurrency=32 queue=monitor-eu-west worker workers=(bare agent)
+  [ -z "${BENCH_AGENT_BASELINE:-}" ] || workers+=(baseline)
+  local n=$BENCH_COST_CPU_JOBS jobs=$BENCH_COST_JOBS
+  log "cost: $n jobs natively and $jobs under callgrind per worker, concurrency $concurrency"
+  printf '\nCost per no-op job at concurrency %s: CPU µs over %s jobs (native); instructions over %s jobs\n' \
+    "$concurrency" "$n" "$jobs"
+  printf '(callgrind, start-up subtracted); Redis calls and PostgreSQL statements over the native run\n'
+  printf '   %-9s %12s %7s %9s %9s %9s %9s %9s %9s %9s\n' worker "instr/job" "x bare" "CPU wkr" "Redis" "Postgres" \
+    "scripts" "Redis cmd" "PG stmt" "PG rows"
+  declare -A instr=()
+  local details=""
+  for worker in "${workers[@]}"; do
+    # Native: CPU and round trips.
+    [ "$worker" = bare ] || psql_q "TRUNCATE monitor_results, regional_performance_metrics, regional_monitor_summaries"
+    "$QUEUE_BENCH" fill --redis "$REDIS_URL" --queue "$queue" --jobs "$n" --monitors "$BENCH_MONITOR" 2>/dev/null
+    cost_worker "$worker" "$concurrency"
+    local pid=$BQ_PID w0 r0 p0 w1 r1 p1 calls=$_bq_work/commandstats-$worker
+    psql_q "SELECT pg_stat_statements_reset()" >/dev/null
+    w0=$(cpu_tree_of "$pid") r0=$(cpu_of "$BQ_REDIS_PID") p0=$(cpu_tree_of "$BQ_PG_PID")
+    "$QUEUE_BENCH" release --redis "$REDIS_URL" --queue "$queue" --jobs "$n" --commandstats "$calls" >/dev/null
+    cost_wait_recorded "$worker" "$n"
+    w1=$(cpu_tree_of "$pid") r1=$(cpu_of "$BQ_REDIS_PID") p1=$(cpu_tree_of "$BQ_PG_PID")
+    local statements
+    statements=$(psql_q "/* bench */ SELECT calls, rows, regexp_replace(query, '\s+', ' ', 'g') FROM pg_stat_statements
+      WHERE query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%/* bench */%' ORDER BY calls DESC")
+    bq_stop "$pid"
+
+    # Callgrind: the same worker with no job, then with $jobs jobs.
+    local file=$BENCH_COST_DIR/queue-$worker.out zero full
+    "$QUEUE_BENCH" fill --redis "$REDIS_URL" --queue "$queue" --jobs 0 --monitors "$BENCH_MONITOR" 2>/dev/null
+    # shellcheck disable=SC2046
+    cost_worker "$worker" "$concurrency" $(callgrind_cmd "$file.zero")
+    bq_stop "$BQ_PID"
+    [ "$worker" = bare ] || psql_q "TRUNCATE monitor_results, regional_performance_metrics, regional_monitor_summaries"
+    "$QUEUE_BENCH" fill --redis "$REDIS_URL" --queue "$queue" --jobs "$jobs" --monitors "$BENCH_MONITOR" 2>/dev/null
+    # shellcheck disable=SC2046
+    cost_worker "$worker" "$concurrency" $(callgrind_cmd "$file")
+    "$QUEUE_BENCH" release --redis "$REDIS_URL" --queue "$queue" --jobs "$jobs" --timeout-secs 1200 >/dev/null
+    cost_wait_recorded "$worker" "$jobs"
+    bq_stop "$BQ_PID"
+    zero=$(callgrind_total "$file.zero") full=$(callgrind_total "$file")
+    instr[$worker]=$(per_unit "$full" "$zero" "$jobs")
+
+    local scripts commands pg_calls pg_rows
+    us() { awk -v a="$1" -v b="$2" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }'; }
+    scripts=$(awk -v n="$n" '$1 ~ /^(evalsha|eval|evalsha_ro|eval_ro|fcall|fcall_ro)$/ { s += $2 } END { printf "%.3f", s / n }' "$calls")
+    commands=$(awk -v n="$n" '{ s += $2 } END { printf "%.2f", s / n }' "$calls")
+    pg_calls=$(awk -F'|' -v n="$n" '{ s += $1 } END { printf "%.3f", s / n }' <<<"$statements")
+    pg_rows=$(awk -F'|' -v n="$n" '{ s += $2 } END { printf "%.3f", s / n }' <<<"$statements")
+    printf '   %-9s %12s %7s %9s %9s %9s %9s %9s %9s %9s\n' "$worker" "${instr[$worker]}" \
+      "$(awk -v a="${instr[$worker]}" -v b="${instr[bare]}" 'BEGIN { printf "%.2f", a / b }')" \
+      "$(us "$w0" "$w1")" "$(us "$r0" "$r1")" "$(us "$p0" "$p1")" "$scripts" "$commands" "$pg_calls" "$pg_rows"
+    printf '{"part":"cost","worker":"%s","concurrency":%s,"instructions_per_job":%s,"jobs":%s,"cpu_jobs":%s,"cpu_us_per_job":{"worker":%s,"redis":%s,"postgres":%s},"redis_scripts_per_job":%s,"redis_calls_per_job":%s,"pg_statements_per_job":%s,"pg_rows_per_job":%s}\n' \
+      "$worker" "$concurrency" "${instr[$worker]}" "$jobs" "$n" "$(us "$w0" "$w1")" "$(us "$r0" "$r1")" "$(us "$p0" "$p1")" \
+      "$scripts" "$commands" "$pg_calls" "$pg_rows" >>"$BQ_JSON"
+    details+=$(printf '\n   %s — Redis calls per job by command (inside scripts too):' "$worker")
+    details+=$(awk -v n="$n" '{ printf "  %s %.3f", $1, $2 / n }' "$calls")
+    if [ -n "$statements" ]; then
+      details+=$(printf '\n   %s — PostgreSQL statements (calls/job, rows/job, statement):' "$worker")
+      details+=$(awk -F'|' -v n="$n" '{ q = $3; if (length(q) > 90) q = substr(q, 1, 87) "..."
+        printf "\n     %7.3f %7.3f  %s", $1 / n, $2 / n, q }' <<<"$statements")
+    fi
+  done
+  printf '   instr/job: the worker process; CPU: µs per job of the worker, Redis and PostgreSQL; scripts and Redis cmd:\n'
+  printf '   Redis calls per job (cmd: all, inside scripts too); PG: statements and rows per job (pg_stat_statements)\n'
+  printf '   targets: agent instr/job ≤ 2x bare; scripts ≤ bare'"'"'s; ≤ 2 statements per batch; PostgreSQL ≤ 57 µs/job\n'
+  printf '%s\n' "$details"
+  printf '\n   agent, top functions by inclusive instructions (share of the run, start-up included;\n'
+  printf '   whole profile: callgrind_annotate %s)\n' "$BENCH_COST_DIR/queue-agent.out"
+  callgrind_top "$BENCH_COST_DIR/queue-agent.out" "${BENCH_COST_TOP:-40}"
+  printf '\n   and by their own (self) instructions\n'
+  callgrind_top "$BENCH_COST_DIR/queue-agent.out" 20 no
+}
+
 bench_queue() {
+  local cost=0
+  case "${1:-}" in
+    --cost) cost=1 ;;
+    "") ;;
+    *) echo "scripts/bench queue: unknown option $1 (--cost is the only one)" >&2; return 2 ;;
+  esac
   require_cargo
   _bq_work=$(mktemp -d /tmp/geoctl-bench-queue.XXXXXX)
   chmod 755 "$_bq_work"
@@ -348,8 +480,19 @@ bench_queue() {
   BQ_JSON=target/bench/queue.jsonl
   : >"$BQ_JSON"
 
-  bq_install
-  bq_build
+  if [ "$cost" = 1 ]; then
+    source scripts/lib/bench_cost.sh
+    cost_install
+    # Only Redis and PostgreSQL: no Node or Python peer runs here.
+    command -v redis-server >/dev/null || apt_install redis-server
+    pg_bindir >/dev/null
+    # Statements per job come from pg_stat_statements, loaded into this instance only.
+    PG_SERVER_OPTIONS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_utility=on"
+    bq_build
+  else
+    bq_install
+    bq_build
+  fi
   start_postgres "$_bq_work/pg"
   BQ_PGDATA="$_bq_work/pg/data"
   start_redis "$_bq_work/redis"
@@ -364,6 +507,12 @@ bench_queue() {
 
   printf 'geoctl queue benchmark — %s, %s cores, load %s, %s build, %s\n' "$(uname -m)" "$(nproc)" \
     "$(cut -d' ' -f1 /proc/loadavg)" "$BENCH_PROFILE" "$(date -u +%FT%TZ)"
+  if [ "$cost" = 1 ]; then
+    psql_q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+    bench_queue_cost
+    echo "JSON lines: $BQ_JSON; profiles: $BENCH_COST_DIR/queue-*.out"
+    return
+  fi
   case ",$BENCH_QUEUE_PARTS," in *,overhead,*) bench_queue_overhead ;; esac
   case ",$BENCH_QUEUE_PARTS," in *,e2e,*) bench_queue_e2e ;; esac
   BQ_HTTP_PORT=$(free_port)

@@ -93,7 +93,8 @@ as_pg_owner() {
 # ADDR (e.g. the Swarm bridge's gateway, so tasks reach it), where `geoctl`
 # must give the password in PASSWORD_FILE (scram-sha-256), and exports
 # DATABASE_TASK_URL (postgres://geoctl:PASSWORD@ADDR:PORT/postgres). The
-# password goes to psql on stdin, never on a command line.
+# password goes to psql on stdin, never on a command line. PG_SERVER_OPTIONS
+# adds server options (`-c name=value …`) to this instance only.
 start_postgres() {
   local dir=$1 port=${2:-} addr=${3:-} password_file=${4:-} bin listen=127.0.0.1
   bin=$(pg_bindir)
@@ -112,7 +113,7 @@ start_postgres() {
       || echo 'host all all 0.0.0.0/0 scram-sha-256' | as_pg_owner tee -a "$dir/data/pg_hba.conf" >/dev/null
   fi
   as_pg_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=$listen -c fsync=off -c max_connections=200 -c password_encryption=scram-sha-256" \
+    -o "-p $port -k $dir -c listen_addresses=$listen -c fsync=off -c max_connections=200 -c password_encryption=scram-sha-256 ${PG_SERVER_OPTIONS:-}" \
     start >/dev/null \
     || { cat "$dir/server.log" >&2; return 1; }
   _started_pg_dirs+=("$dir")
