@@ -589,7 +589,8 @@ mod tests {
         for tag in ["svg", "section", "table", "ul", "main", "style"] {
             assert_eq!(page.matches(&format!("<{tag}")).count(), page.matches(&format!("</{tag}>")).count(), "<{tag}>");
         }
-        assert_eq!(page.matches("<svg").count(), 3, "line chart, uptime bars, phase bars");
+        assert_eq!(page.matches("<svg viewBox").count(), 3, "line chart, uptime bars, phase bars");
+        assert_eq!(page.matches("<svg class=\"swatch").count(), 5, "one region's and four phases' legend swatches");
         assert!(page.contains("<td class=\"warn\">50.00%</td>") || page.contains("<td class=\"down\">50.00%</td>"));
         assert!(page.contains("AS64512") || page.contains("64512"), "{page}");
         assert!(page.contains("2026-03-01 10:00 UTC to 2026-03-01 11:00 UTC"), "{page}");

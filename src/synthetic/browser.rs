@@ -114,6 +114,8 @@ fn is_executable(path: &std::path::Path) -> bool {
 const MIN_STARTUP: Duration = Duration::from_secs(10);
 /// Bound on the screenshot after a failure.
 const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long past its deadline a waiting action may take to report what it last saw.
+const LAST_WORD: Duration = Duration::from_secs(1);
 
 /// Runs the actions in one fresh headless browser, stopping at the first that
 /// fails. Each action is bounded by `action_timeout`; a `goto` opens only
@@ -161,7 +163,11 @@ async fn journey(actions: &[Action], opts: &Options) -> Outcome {
 
     for (index, action) in actions.iter().enumerate() {
         let deadline = Instant::now() + opts.action_timeout;
-        let done = match tokio::time::timeout_at(deadline, act(&mut page, action, deadline)).await {
+        // An action that waits on the page until `deadline` says, when it passes, what it last
+        // saw ("found `idle`"); the hard bound leaves it a moment past the deadline to say so, as
+        // a CDP round trip on a busy machine can straddle it. A navigation has no such answer.
+        let bound = if matches!(action, Action::Goto(_)) { deadline } else { deadline + LAST_WORD };
+        let done = match tokio::time::timeout_at(bound, act(&mut page, action, deadline)).await {
             Ok(done) => done,
             Err(_) => Err(timed_out(action, opts.action_timeout)),
         };
