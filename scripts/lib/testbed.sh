@@ -153,4 +153,5 @@ testbed_down() {
     ip link delete "$TESTBED_BRIDGE"
   fi
   iptables -D FORWARD -i "$TESTBED_BRIDGE" -o "$TESTBED_BRIDGE" -j ACCEPT 2>/dev/null || true
+  rm -f "$dir/hosts"
 }
