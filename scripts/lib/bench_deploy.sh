@@ -127,3 +127,94 @@ YAML
   printf '%s\n' "${out[@]}"
   cd "$OLDPWD"
 }
+
+# scripts/bench deploy --swarms 3: each region a Swarm of its own on the TLS test bed
+# (scripts/lib/testbed.sh), with real agents (PostgreSQL and a Redis per region on the bed's
+# host address). `geoctl region init --all` fresh and then unchanged, against `docker stack
+# deploy --detach=false` of the same rendered files on each engine in turn, through the docker
+# CLI with DOCKER_HOST and its TLS flags: seconds to converged and services updated by the no-op.
+bench_deploy_swarms() {
+  command -v bc >/dev/null || apt_install bc >/dev/null
+  command -v docker >/dev/null || apt_install docker.io >/dev/null
+  _bench_work=$(mktemp -d /tmp/geoctl-bench-swarms.XXXXXX); chmod 755 "$_bench_work"
+  local work=$_bench_work
+  local regions=(us-east eu-west ap-south)
+  _bench_cleanup() {
+    testbed_down "$_bench_work/testbed"
+    stop_services; rm -rf "$_bench_work"
+  }
+  trap _bench_cleanup EXIT
+  testbed_up "$work/testbed" 3
+  local engines
+  mapfile -t engines <"$work/testbed/hosts"
+  local addr=$TESTBED_HOST_ADDR
+  new_password "$work/secrets/postgres"
+  start_postgres "$work/pg" "" "$addr" "$work/secrets/postgres"
+  psql "$DATABASE_URL" -qc "CREATE DATABASE geoctl_bench"
+  (umask 077; echo "postgres://geoctl:$(cat "$work/secrets/postgres")@$addr:${DATABASE_URL##*:}" |
+    sed 's|/postgres$|/geoctl_bench|' >"$work/secrets/database_url")
+  log "building geoctl"
+  cargo build --quiet
+  export PATH="${CARGO_TARGET_DIR:-$PWD/target}/debug:$PATH"
+  local tag="geoctl-bench:$(date +%s)" i=0
+  {
+    echo "stack:"
+    echo "  image: $tag"
+    echo "  replicas: 1"
+    echo "  cpus_reservation: \"0.01\""
+    echo "  memory_reservation: 8M"
+    echo "regions:"
+    for code in "${regions[@]}"; do
+      new_password "$work/secrets/redis-$code"
+      start_redis "$work/redis-$code" "" "$addr" "$work/secrets/redis-$code"
+      cat <<YAML
+  $code:
+    redis_url: $REDIS_TASK_URL
+    redis_password_file: $work/secrets/redis-$code
+    docker_host: ${engines[$i]}
+    docker_cert_path: $TESTBED_CERTS
+YAML
+      i=$((i + 1))
+    done
+  } >"$work/geoctl.yaml"
+  export GEOCTL_CONFIG=$work/geoctl.yaml DATABASE_URL_FILE=$work/secrets/database_url
+  unset DATABASE_URL
+  geoctl db migrate >/dev/null
+  log "geoctl image build --tag $tag --all"
+  geoctl image build --tag "$tag" --all >/dev/null 2>&1
+
+  local t fresh noop out=()
+  t=$(_now); geoctl region init --all --timeout 5m >"$work/init.fresh.log" 2>&1; fresh=$(_since "$t")
+  t=$(_now); geoctl region init --all --timeout 5m >"$work/init.noop.log" 2>&1; noop=$(_since "$t")
+  local updated; updated=$({ grep -o "[0-9]* of [0-9]* service(s) changed" "$work/init.noop.log" || true; } | awk '{s += $1} END {print s + 0}')
+  out+=("geoctl region init --all   3 engines  fresh ${fresh}s (agents healthy and heartbeating)  no-op ${noop}s  services updated by no-op: $updated")
+
+  # The docker CLI: the same rendered files, under other stack names, one engine after another.
+  local cfresh=0 cnoop=0 cupdated=0
+  i=0
+  for code in "${regions[@]}"; do
+    export DOCKER_HOST=${engines[$i]} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$TESTBED_CERTS
+    # The same file under another stack name: its secrets are geoctl's (external), its network
+    # the stack's own; only the spool volumes, named after the stack, get the CLI stack's name.
+    geoctl stack render --region "$code" | sed "s/\"geoctl-${code}_spool-/\"cli-${code}_spool-/" >"$work/$code.yml"
+    t=$(_now)
+    docker stack deploy --detach=false --resolve-image never -c "$work/$code.yml" "cli-$code" >/dev/null 2>&1 ||
+      docker stack deploy --resolve-image never -c "$work/$code.yml" "cli-$code" >/dev/null
+    _cli_wait "cli-$code"
+    cfresh=$(echo "$cfresh + $(_since "$t")" | bc -l)
+    local before after
+    before=$(_versions "cli-$code")
+    t=$(_now)
+    docker stack deploy --detach=false --resolve-image never -c "$work/$code.yml" "cli-$code" >/dev/null 2>&1 ||
+      docker stack deploy --resolve-image never -c "$work/$code.yml" "cli-$code" >/dev/null
+    _cli_wait "cli-$code"
+    cnoop=$(echo "$cnoop + $(_since "$t")" | bc -l)
+    after=$(_versions "cli-$code")
+    cupdated=$((cupdated + $(_updated "$before" "$after")))
+    unset DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH
+    i=$((i + 1))
+  done
+  out+=("$(printf 'docker stack deploy x 3  3 engines  fresh %.2fs (tasks running)  no-op %.2fs  services updated by no-op: %s' "$cfresh" "$cnoop" "$cupdated")")
+  printf '%s\n' "${out[@]}"
+  mkdir -p "$OLDPWD/target/bench" 2>/dev/null || true
+}
