@@ -96,7 +96,7 @@ enum Command {
 #[derive(Debug, Clone, clap::Args)]
 struct NodeEngineArgs {
     /// The node's Docker Engine, e.g. tcp://HOST:2376
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::config::parse_docker_host)]
     engine: String,
     /// Its TLS client certificates (ca.pem, cert.pem, key.pem) [default: the region's docker_cert_path]
     #[arg(long, value_name = "DIR")]
@@ -105,12 +105,6 @@ struct NodeEngineArgs {
 
 impl NodeEngineArgs {
     async fn connect(&self, ctx: &Context, region: &str) -> crate::error::Result<Engine> {
-        if !["tcp://", "unix://", "http://", "https://"].iter().any(|p| self.engine.starts_with(p)) {
-            return Err(crate::error::input_error(format!(
-                "--engine `{}` is not an engine address; give tcp://HOST:2376 (or unix:///PATH)",
-                self.engine
-            )));
-        }
         let cert_path = self.cert_path.clone().or_else(|| Endpoint::for_region(&ctx.settings, Some(region)).cert_path);
         Ok(Engine::connect(&Endpoint { host: self.engine.clone(), cert_path }).await?)
     }

@@ -766,7 +766,7 @@ fn parse_region_code(text: &str) -> Result<String, String> {
 }
 
 /// `unix:///path`, `tcp://host:port`, `http(s)://host:port`: what Docker clients accept.
-fn parse_docker_host(text: &str) -> Result<String, String> {
+pub fn parse_docker_host(text: &str) -> Result<String, String> {
     let known = ["unix://", "tcp://", "http://", "https://"];
     if known.iter().any(|scheme| text.starts_with(scheme) && text.len() > scheme.len()) {
         Ok(text.to_string())
