@@ -95,6 +95,24 @@ history_monitors() {
       SELECT md5('m' || g)::uuid, r FROM generate_series(1, $2) g, unnest($HISTORY_REGIONS) r"
 }
 
+# history_partition_days URL START DAYS GEOCTL: on a migrated database, the history's days as
+# partitions, as if partitioned before it began: the partition of the past ends where it starts,
+# a row per day in the default partition makes `db maintain` create each day, and goes again.
+history_partition_days() {
+  local url=$1 start=$2 days=$3 bin=$4 t
+  for t in monitor_results regional_performance_metrics; do
+    history_psql "$url" -c "ALTER TABLE $t DETACH PARTITION ${t}_past" \
+      -c "ALTER TABLE $t ATTACH PARTITION ${t}_past FOR VALUES FROM (MINVALUE) TO ('$start')"
+  done
+  history_psql "$url" -c "INSERT INTO monitor_results (monitor_id, checked_at, status, is_up)
+    SELECT md5('marker')::uuid, '$start'::timestamptz + n * interval '1 day', 'up', true FROM generate_series(0, $days) n"
+  history_psql "$url" -c "INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at)
+    SELECT md5('marker')::uuid, 'us-east', '$start'::timestamptz + n * interval '1 day' FROM generate_series(0, $days) n"
+  DATABASE_URL=$url "$bin" db maintain >/dev/null
+  history_psql "$url" -c "DELETE FROM monitor_results WHERE monitor_id = md5('marker')::uuid" \
+    -c "DELETE FROM regional_performance_metrics WHERE monitor_id = md5('marker')::uuid"
+}
+
 # Bytes one result and its metrics row take with their indexes in either layout (measured with
 # 100 monitors over a day: 500 + 463), and what a run needs on top of that (WAL, summaries).
 HISTORY_BYTES_PER_ROW=1000
@@ -168,21 +186,7 @@ for line in sys.stdin:
         VALUES (20261206100001, 'bench: the plain tables, read as if partitioned', true, '\\x00', 0)"
     else
       DATABASE_URL=$url "$bin" db migrate >/dev/null
-      # The history's days as partitions, as if partitioned before it began: the partition of
-      # the past ends where it starts, a row per day in the default partition makes
-      # `db maintain` create each day, and goes again.
-      local t
-      for t in monitor_results regional_performance_metrics; do
-        history_psql "$url" -c "ALTER TABLE $t DETACH PARTITION ${t}_past" \
-          -c "ALTER TABLE $t ATTACH PARTITION ${t}_past FOR VALUES FROM (MINVALUE) TO ('$start')"
-      done
-      history_psql "$url" -c "INSERT INTO monitor_results (monitor_id, checked_at, status, is_up)
-        SELECT md5('marker')::uuid, '$start'::timestamptz + n * interval '1 day', 'up', true FROM generate_series(0, $days) n"
-      history_psql "$url" -c "INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at)
-        SELECT md5('marker')::uuid, 'us-east', '$start'::timestamptz + n * interval '1 day' FROM generate_series(0, $days) n"
-      DATABASE_URL=$url "$bin" db maintain >/dev/null
-      history_psql "$url" -c "DELETE FROM monitor_results WHERE monitor_id = md5('marker')::uuid" \
-        -c "DELETE FROM regional_performance_metrics WHERE monitor_id = md5('marker')::uuid"
+      history_partition_days "$url" "$start" "$days" "$bin"
     fi
     history_monitors "$url" "$monitors"
     log "$layout: generating $monitors monitors x 3 regions x 1/min from $start to $until with COPY"
