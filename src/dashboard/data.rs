@@ -3,6 +3,7 @@
 //! `alert::manage` for incidents, `queue::status` for each region's backlog and agents.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::cache::Memo;
 use super::range::Range;
 use super::DashboardError;
 use crate::alert::manage::{self, Incident};
@@ -27,6 +29,19 @@ use crate::results::status::{statuses, MonitorStatus};
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Recent failures and incidents a monitor page lists.
 const LIST_LIMIT: i64 = 20;
+/// How long the overview's present (each monitor's latest results, open incidents, the queues)
+/// is served before it is read again: half the pages' refresh period, so each refresh shows
+/// what changed since the one before.
+const STATE_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// How long a preset range's figures (the cards', and a monitor's report, incidents and
+/// failures) are served before they are computed again: a 1,440th of the range (a day's figures
+/// a minute old, the last hour's a few seconds), at least [`STATE_MAX_AGE`], at most five
+/// minutes. What they cover travels with them (`range`).
+fn range_max_age(range: &Range) -> Duration {
+    let span = (range.until - range.since).to_std().unwrap_or_default();
+    (span / 1440).clamp(STATE_MAX_AGE, Duration::from_secs(300))
+}
 
 /// The range as the response says it, with what it was read from.
 #[derive(Debug, Clone, Serialize)]
@@ -117,16 +132,80 @@ pub struct MonitorPage {
 }
 
 /// Reads the dashboard's data; holds one connection per region's queue, made on first use and
-/// dropped when it fails, so a restarted Redis is found again.
+/// dropped when it fails, so a restarted Redis is found again. Cheap to clone (the clones share
+/// everything), so a refresh can run in a task of its own.
+#[derive(Clone)]
 pub struct Source {
     pub pool: PgPool,
-    settings: crate::config::Settings,
-    queues: tokio::sync::Mutex<HashMap<String, RegionQueue>>,
+    settings: Arc<crate::config::Settings>,
+    queues: Arc<tokio::sync::Mutex<HashMap<String, RegionQueue>>>,
+    /// Each preset range's figures for the region cards.
+    figures: Arc<Memo<RangeFigures>>,
+    /// The present, the same for every range.
+    present: Arc<Memo<Present>>,
+    /// Each monitor's report over each preset range, by `<id> <range>`.
+    reports: Arc<Memo<MonitorFigures>>,
+    /// Each preset range's overview as last built, with its JSON, and the two it was built from:
+    /// it is built again only when one of them was renewed.
+    built: Arc<Mutex<HashMap<String, Built>>>,
+}
+
+/// An overview and its JSON (`GET /api/v1/overview` answers with these bytes).
+pub struct OverviewAnswer {
+    pub overview: Overview,
+    pub json: bytes::Bytes,
+}
+
+struct Built {
+    figures: Arc<RangeFigures>,
+    present: Arc<Present>,
+    answer: Arc<OverviewAnswer>,
+}
+
+/// What the region cards show of a range, read from the report of every monitor.
+struct RangeFigures {
+    view: RangeView,
+    regions: HashMap<String, RegionFigures>,
+}
+
+#[derive(Default)]
+struct RegionFigures {
+    checks: i64,
+    successful: i64,
+    /// The highest p95 of the region's monitors, and whose.
+    slowest: Option<(f64, String)>,
+}
+
+/// A monitor's report over a range, the range it covers, the monitor's incidents opened in it
+/// (and any still open) and its recent failures in it.
+struct MonitorFigures {
+    range: Range,
+    report: Report,
+    incidents: Vec<Incident>,
+    failures: Vec<ResultRow>,
+}
+
+/// What is true now, whatever the range.
+struct Present {
+    regions: Vec<Region>,
+    backlogs: Vec<Result<Backlog, String>>,
+    /// Every monitor, and its cross-region state with its open incidents (in the same order).
+    catalogue: Vec<Monitor>,
+    monitors: Vec<MonitorStatus>,
+    open: Vec<Incident>,
 }
 
 impl Source {
     pub fn new(pool: PgPool, settings: crate::config::Settings) -> Self {
-        Source { pool, settings, queues: Default::default() }
+        Source {
+            pool,
+            settings: Arc::new(settings),
+            queues: Default::default(),
+            figures: Default::default(),
+            present: Default::default(),
+            reports: Default::default(),
+            built: Default::default(),
+        }
     }
 
     fn store(&self) -> MonitorStore<'_> {
@@ -134,43 +213,114 @@ impl Source {
         MonitorStore::new(&self.pool, Placement { geo_distribution: true, default_region: None })
     }
 
-    pub async fn overview(&self, range: &Range) -> Result<Overview, DashboardError> {
+    /// The overview of a range. A preset range's is served from memory while its parts are
+    /// young enough (see [`range_max_age`] and [`STATE_MAX_AGE`]); a custom range is read anew.
+    pub async fn overview(&self, range: &Range) -> Result<Arc<OverviewAnswer>, DashboardError> {
+        let preset = range.name != "custom";
+        // The figures first: when they take long, the present read after them is still fresh.
+        let figures = if preset {
+            let (source, now) = (self.clone(), range.clone());
+            self.figures
+                .get(&range.name, range_max_age(range), || async move { source.read_figures(&now).await })
+                .await?
+        } else {
+            Arc::new(self.read_figures(range).await?)
+        };
+        let present = self.present().await?;
+        if let Some(built) = self.built.lock().expect("built lock").get(&range.name) {
+            if Arc::ptr_eq(&built.figures, &figures) && Arc::ptr_eq(&built.present, &present) {
+                return Ok(built.answer.clone());
+            }
+        }
+        let overview = assemble(&figures, &present);
+        let json = serde_json::to_vec(&overview).map_err(|e| DashboardError::Template(e.to_string()))?.into();
+        let answer = Arc::new(OverviewAnswer { overview, json });
+        if preset {
+            let built = Built { figures, present, answer: answer.clone() };
+            self.built.lock().expect("built lock").insert(range.name.clone(), built);
+        }
+        Ok(answer)
+    }
+
+    async fn present(&self) -> Result<Arc<Present>, DashboardError> {
+        let source = self.clone();
+        self.present.get("present", STATE_MAX_AGE, || async move { source.read_present().await }).await
+    }
+
+    async fn read_figures(&self, range: &Range) -> Result<RangeFigures, DashboardError> {
+        let monitors = self.store().list().await?;
+        let report = report::build(&self.pool, &monitors, range.since, range.until).await?;
+        let mut regions: HashMap<String, RegionFigures> = HashMap::new();
+        for monitor in &report.monitors {
+            for r in &monitor.regions {
+                let figures = regions.entry(r.stats.region.clone()).or_default();
+                figures.checks += r.stats.checks;
+                figures.successful += r.stats.successful;
+                if let Some(p95) = r.stats.p95_ms.filter(|p| figures.slowest.as_ref().is_none_or(|(s, _)| p > s)) {
+                    figures.slowest = Some((p95, monitor.name.clone()));
+                }
+            }
+        }
+        Ok(RangeFigures { view: view(range, &report), regions })
+    }
+
+    async fn read_present(&self) -> Result<Present, DashboardError> {
         let monitors = self.store().list().await?;
         let regions: Vec<Region> =
             RegionStore::new(&self.pool).list().await?.into_iter().filter(|r| r.is_active).collect();
-        let report = report::build(&self.pool, &monitors, range.since, range.until).await?;
         let mut states = statuses(&self.pool, &monitors, Utc::now()).await?;
         let open = manage::list(&self.pool, true, None, 1000).await?;
         for state in &mut states {
             state.open_incidents = open.iter().filter(|i| i.monitor_id == Some(state.monitor_id)).cloned().collect();
         }
         let backlogs = futures::future::join_all(regions.iter().map(|r| self.backlog(&r.code))).await;
-        let cards =
-            regions.iter().zip(backlogs).map(|(region, backlog)| card(region, backlog, &report, &open)).collect();
-        Ok(Overview { range: view(range, &report), regions: cards, monitors: states })
+        Ok(Present { regions, backlogs, catalogue: monitors, monitors: states, open })
     }
 
+    /// A monitor's page: its state from the present the overview also reads (a monitor created
+    /// since is read on its own), its report, incidents and failures over a preset range served
+    /// from memory like the overview's figures, so a page already asked for costs no query.
     pub async fn monitor(&self, id: Uuid, range: &Range) -> Result<MonitorPage, DashboardError> {
-        let monitor = self.store().find(id).await?.ok_or(DashboardError::NoMonitor(id))?;
-        let one = std::slice::from_ref(&monitor);
-        let mut report = report::build(&self.pool, one, range.since, range.until).await?;
-        let mut state = statuses(&self.pool, one, Utc::now()).await?.pop().expect("one status per monitor");
-        state.open_incidents = manage::open_for(&self.pool, &[id]).await?;
+        let present = self.present().await?;
+        let (monitor, state) = match present.catalogue.iter().position(|m| m.id == id) {
+            Some(i) => (present.catalogue[i].clone(), present.monitors[i].clone()),
+            None => {
+                let monitor = self.store().find(id).await?.ok_or(DashboardError::NoMonitor(id))?;
+                let one = std::slice::from_ref(&monitor);
+                let mut state = statuses(&self.pool, one, Utc::now()).await?.pop().expect("one status per monitor");
+                state.open_incidents = manage::open_for(&self.pool, &[id]).await?;
+                (monitor, state)
+            }
+        };
+        let figures = if range.name != "custom" {
+            let (source, one, now) = (self.clone(), monitor.clone(), range.clone());
+            let key = format!("{id} {}", range.name);
+            self.reports.get(&key, range_max_age(range), || async move { source.read_monitor(one, now).await }).await?
+        } else {
+            Arc::new(self.read_monitor(monitor.clone(), range.clone()).await?)
+        };
+        let report = &figures.report;
+        Ok(MonitorPage {
+            range: view(&figures.range, report),
+            monitor: MonitorView::from(&monitor),
+            status: state,
+            bucket_seconds: report.bucket_seconds,
+            report: report.monitors.first().cloned().expect("one report per monitor"),
+            incidents: figures.incidents.clone(),
+            failures: figures.failures.clone(),
+        })
+    }
+
+    async fn read_monitor(&self, monitor: Monitor, range: Range) -> Result<MonitorFigures, DashboardError> {
+        let id = monitor.id;
+        let report = report::build(&self.pool, std::slice::from_ref(&monitor), range.since, range.until).await?;
         let incidents = manage::list(&self.pool, false, Some(id), LIST_LIMIT)
             .await?
             .into_iter()
             .filter(|i| i.resolved_at.is_none() || (i.opened_at >= range.since && i.opened_at <= range.until))
             .collect();
         let failures = query::recent_failures(&self.pool, id, range.since, range.until, LIST_LIMIT).await?;
-        Ok(MonitorPage {
-            range: view(range, &report),
-            monitor: MonitorView::from(&monitor),
-            status: state,
-            bucket_seconds: report.bucket_seconds,
-            report: report.monitors.pop().expect("one report per monitor"),
-            incidents,
-            failures,
-        })
+        Ok(MonitorFigures { range, report, incidents, failures })
     }
 
     /// The monitor's report as a whole, for the charts the static report draws.
@@ -226,18 +376,24 @@ fn view(range: &Range, report: &Report) -> RangeView {
     }
 }
 
-fn card(region: &Region, backlog: Result<Backlog, String>, report: &Report, open: &[Incident]) -> RegionCard {
-    let (mut checks, mut successful) = (0, 0);
-    let mut slowest: Option<(f64, &str)> = None;
-    for monitor in &report.monitors {
-        for r in monitor.regions.iter().filter(|r| r.stats.region == region.code) {
-            checks += r.stats.checks;
-            successful += r.stats.successful;
-            if let Some(p95) = r.stats.p95_ms.filter(|p| slowest.is_none_or(|(s, _)| *p > s)) {
-                slowest = Some((p95, &monitor.name));
-            }
-        }
-    }
+fn assemble(figures: &RangeFigures, present: &Present) -> Overview {
+    let cards = present
+        .regions
+        .iter()
+        .zip(&present.backlogs)
+        .map(|(region, backlog)| card(region, backlog.clone(), figures.regions.get(&region.code), &present.open))
+        .collect();
+    Overview { range: figures.view.clone(), regions: cards, monitors: present.monitors.clone() }
+}
+
+fn card(
+    region: &Region,
+    backlog: Result<Backlog, String>,
+    figures: Option<&RegionFigures>,
+    open: &[Incident],
+) -> RegionCard {
+    let (checks, successful) = figures.map_or((0, 0), |f| (f.checks, f.successful));
+    let slowest = figures.and_then(|f| f.slowest.clone());
     let mut versions: Vec<String> =
         backlog.as_ref().map(|b| b.agents.iter().map(|a: &Heartbeat| a.version.clone()).collect()).unwrap_or_default();
     versions.sort();
@@ -255,8 +411,8 @@ fn card(region: &Region, backlog: Result<Backlog, String>, report: &Report, open
         checks,
         successful,
         uptime_percentage: (checks > 0).then(|| 100.0 * successful as f64 / checks as f64),
-        slowest_p95_ms: slowest.map(|(p, _)| p),
-        slowest_p95_monitor: slowest.map(|(_, m)| m.to_string()),
+        slowest_p95_ms: slowest.as_ref().map(|(p, _)| *p),
+        slowest_p95_monitor: slowest.map(|(_, m)| m),
         open_incidents: open
             .iter()
             .filter(|i| i.monitor_id.is_none() && i.region_code.as_deref() == Some(region.code.as_str()))

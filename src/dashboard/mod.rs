@@ -8,6 +8,7 @@
 //! Listening beyond loopback needs a bearer token or basic credentials ([`auth`]).
 
 pub mod auth;
+mod cache;
 pub mod data;
 mod pages;
 pub mod range;

@@ -175,7 +175,7 @@ async fn overview_api(State(state): State<AppState>, Query(q): Query<RangeQuery>
         state.source.overview(&range).await
     };
     match result.await {
-        Ok(overview) => Json(overview).into_response(),
+        Ok(answer) => ([(header::CONTENT_TYPE, "application/json")], answer.json.clone()).into_response(),
         Err(e) => error_response(e, true),
     }
 }
@@ -194,8 +194,8 @@ async fn monitor_api(State(state): State<AppState>, Path(id): Path<Uuid>, Query(
 async fn overview_page(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Response {
     let result = async {
         let range = range::resolve(&q.range, chrono::Utc::now())?;
-        let overview = state.source.overview(&range).await?;
-        state.pages.overview(&overview)
+        let answer = state.source.overview(&range).await?;
+        state.pages.overview(&answer.overview)
     };
     page(&state, "Overview", q.fragment(), result.await)
 }
