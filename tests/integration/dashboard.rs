@@ -263,6 +263,42 @@ fn api_reads_results_for_a_day_and_summaries_beyond() {
 }
 
 #[test]
+fn what_the_pages_read_is_kept_for_seconds_and_follows_new_results() {
+    let db = TestDb::migrated();
+    let web = seeded(&db);
+    let dash = Dashboard::start(&db, &["--listen", "127.0.0.1:0"], &[]);
+    let eu_checks = |overview: &Value| region(&overview["regions"], "code", "eu-west")["checks"].as_i64();
+    let eu_error = |page: &Value| region(&page["status"]["regions"], "region", "eu-west")["error_kind"].clone();
+    assert_eq!(eu_checks(&dash.json("/api/v1/overview?range=1h")), Some(3));
+    let page = dash.json(&format!("/api/v1/monitors/{web}?range=1h"));
+    assert_eq!(eu_error(&page), Value::Null, "the latest eu-west check is up");
+
+    db.exec(&format!(
+        "INSERT INTO monitor_results (monitor_id, checked_at, is_up, execution_region, total_time, error_kind, error_message)
+         VALUES ('{web}', now(), false, 'eu-west', NULL, 'timeout', 'no answer within 10s')"
+    ));
+    // Kept: the next answer is the one in memory (the hour's figures live 10 s)...
+    assert_eq!(eu_checks(&dash.json("/api/v1/overview?range=1h")), Some(3), "served from memory");
+    // ...and within their periods (10 s for the hour's figures, 5 s for the present) the new check
+    // shows, in the cards and in the monitor's state.
+    let started = std::time::Instant::now();
+    loop {
+        let overview = dash.json("/api/v1/overview?range=1h");
+        let page = dash.json(&format!("/api/v1/monitors/{web}?range=1h"));
+        if eu_checks(&overview) == Some(4) && eu_error(&page) == "timeout" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "the new check is not shown after 25 s: {} / {}",
+            region(&overview["regions"], "code", "eu-west"),
+            page["status"]
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
 fn beyond_loopback_is_refused_without_credentials_before_anything_connects() {
     let dir = tempfile::tempdir().unwrap();
     // No database configured at all: the refusal comes first.
