@@ -9,6 +9,8 @@ use crate::config::{Settings, StackSection};
 
 /// The image `geoctl image build` tags and stacks deploy unless configured otherwise.
 pub const DEFAULT_IMAGE: &str = "geoctl:latest";
+/// The image `geoctl image build --with-browser` tags and browser services deploy unless configured otherwise.
+pub const DEFAULT_BROWSER_IMAGE: &str = "geoctl:browser";
 
 /// Everything the templates may use about a region's stack, resolved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
