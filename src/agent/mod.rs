@@ -3,8 +3,9 @@
 //! result exactly once per scheduled run.
 //!
 //! What runs in one agent process:
-//! - a BullMQ worker on `monitor-<region>` with bounded concurrency, whose
-//!   jobs are run by [`job::Runner`];
+//! - a BullMQ worker on `monitor-<region>` (or, with `--browser`, on
+//!   `browser-<region>`: see [`crate::queue::Lane`]) with bounded concurrency,
+//!   whose jobs are run by [`job::Runner`];
 //! - the [`recorder`]: batched writes to PostgreSQL, an on-disk [`spool`]
 //!   while the database is away;
 //! - a watcher that checks Redis and PostgreSQL every second (readiness),
@@ -284,6 +285,33 @@ async fn check_stalled(queue: RegionQueue, interval: Duration, metrics: Arc<Metr
     }
 }
 
+/// Memory one concurrent journey is given in a browser agent's limit: a headless Chromium
+/// (browser, renderer, network and GPU helpers) peaked at about 250 MiB on the quickstart's demo
+/// page in the browser image, and a heavier page needs more.
+pub const MEMORY_PER_JOURNEY: u64 = 320 << 20;
+/// What the agent process itself keeps, out of the limit, before any journey.
+pub const AGENT_MEMORY: u64 = 128 << 20;
+
+/// `--browser-concurrency`'s default: as many journeys as the memory limit holds after the
+/// agent's own share (at least one); two when there is no limit to go by.
+pub fn browser_concurrency(memory_limit: Option<u64>) -> usize {
+    match memory_limit {
+        Some(limit) => (limit.saturating_sub(AGENT_MEMORY) / MEMORY_PER_JOURNEY).max(1) as usize,
+        None => 2,
+    }
+}
+
+/// The memory limit of this process's cgroup (v2 `memory.max`, else v1
+/// `memory.limit_in_bytes`); `None` when unlimited or unreadable.
+pub fn cgroup_memory_limit() -> Option<u64> {
+    ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        // cgroup v1 writes "no limit" as a number near i64::MAX.
+        .filter(|limit| *limit < 1 << 50)
+}
+
 /// Most jobs that wait for their results with their check slot lent (see [`slots`]): enough for a
 /// few batches to form while one commits, so even at `--concurrency 1` a result shares its
 /// statement with others, and bounded so a stalled database does not make the agent take jobs
@@ -419,7 +447,7 @@ impl Watcher {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: self.started_at.clone(),
             jobs_done: self.metrics.jobs_done(),
-            browser: Some(crate::synthetic::browser::find_chromium().is_some()),
+            browser: Some(self.queue.lane == crate::queue::Lane::Browser),
         };
         match heartbeat::beat(&self.queue, &beat).await {
             Ok(()) => self.last_beat = Some(Instant::now()),
@@ -432,7 +460,7 @@ impl Watcher {
     async fn reconcile(&mut self, why: &str) {
         let reconciled = async {
             let wanted = schedule::Wanted::load(&self.pool).await.map_err(|e| e.to_string())?;
-            schedule::reconcile(&self.queue, &wanted, false).await.map_err(|e| e.to_string())
+            schedule::reconcile_region(&self.queue, &wanted, false).await.map_err(|e| e.to_string())
         };
         match reconciled.await {
             Ok(report) => {
