@@ -510,6 +510,15 @@ impl Signals {
 mod tests {
     use crate::test_support::Captured;
 
+    /// The default journeys per browser agent follow its memory limit, never below one.
+    #[test]
+    fn browser_concurrency_follows_the_memory_limit() {
+        assert_eq!(super::browser_concurrency(Some(768 << 20)), 2, "the stack's default limit");
+        assert_eq!(super::browser_concurrency(Some(2 << 30)), 6);
+        assert_eq!(super::browser_concurrency(Some(256 << 20)), 1, "too small still runs one");
+        assert_eq!(super::browser_concurrency(None), 2);
+    }
+
     /// A panic is an error-level log line with its message and where it happened.
     #[test]
     fn a_panic_is_logged_at_error_level_with_its_message() {

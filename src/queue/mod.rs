@@ -160,3 +160,16 @@ impl QueueError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Lane;
+
+    #[test]
+    fn each_lane_has_a_queue_no_region_code_can_collide_with() {
+        assert_eq!(Lane::Plain.queue_name("eu-west"), "monitor-eu-west");
+        assert_eq!(Lane::Browser.queue_name("eu-west"), "browser-eu-west");
+        assert_ne!(Lane::Browser.queue_name("x"), Lane::Plain.queue_name("browser-x"));
+        assert_eq!(super::queue_name("eu-west"), Lane::Plain.queue_name("eu-west"));
+    }
+}
