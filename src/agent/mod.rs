@@ -285,9 +285,11 @@ async fn check_stalled(queue: RegionQueue, interval: Duration, metrics: Arc<Metr
     }
 }
 
-/// Memory one concurrent journey is given in a browser agent's limit: a headless Chromium
-/// (browser, renderer, network and GPU helpers) peaked at about 250 MiB on the quickstart's demo
-/// page in the browser image, and a heavier page needs more.
+/// Memory one concurrent journey is given in a browser agent's limit. Measured in the browser
+/// image (cgroup v1 stats, one journey on a small page): 173 MiB peak of anonymous and shared
+/// memory for geoctl and Chromium together, plus Chromium's code in the page cache (506 MiB
+/// charged at peak, most of it reclaimable and shared by every journey of the task). Real
+/// pages weigh more than that test page; 320 MiB leaves them the difference.
 pub const MEMORY_PER_JOURNEY: u64 = 320 << 20;
 /// What the agent process itself keeps, out of the limit, before any journey.
 pub const AGENT_MEMORY: u64 = 128 << 20;

@@ -135,8 +135,7 @@ impl RegionQueue {
 
     /// The region's queue as the configuration says: [`RedisEndpoint::resolve`], then [`connect`](Self::connect).
     pub async fn open(settings: &Settings, region: &str) -> Result<Self, QueueError> {
-        let endpoint = RedisEndpoint::resolve(settings, region)?;
-        Self::connect(&endpoint, &settings.tuning).await
+        Self::open_lane(settings, region, Lane::Plain).await
     }
 
     /// [`open`](Self::open) one lane's queue of the region.
