@@ -103,9 +103,10 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
             let regions = regions(&pool, &scope).await?;
             let wanted = Wanted::load(&pool).await?;
             let lanes = regions.iter().flat_map(|r| Lane::ALL.map(|lane| (r, lane)));
-            let entries =
+            let mut entries =
                 futures::future::join_all(lanes.map(|(r, lane)| status::of_region(&ctx.settings, r, lane, &wanted)))
                     .await;
+            entries.retain(|e| e.lane == Lane::Plain || browser_lane_in_use(ctx, e));
             ctx.printer.print(&entries, |p| vec![status_table(p, &entries)])
         }
         Command::Sync { scope, dry_run } => sync(ctx, &pool, &scope, dry_run).await,
@@ -158,6 +159,20 @@ async fn regions(pool: &sqlx::PgPool, scope: &Scope) -> crate::error::Result<Vec
             Ok(vec![code.clone()])
         }
     }
+}
+
+/// Whether `queue status` shows a region's browser queue: when the region has a browser service
+/// configured, or the queue has schedulers, jobs or agents (one started by hand with `--browser`).
+fn browser_lane_in_use(ctx: &Context, entry: &RegionStatus) -> bool {
+    let configured = crate::stack::StackSettings::resolve(&ctx.settings, &entry.region)
+        .is_ok_and(|stack| stack.browser_replicas > 0);
+    let used = entry.state.as_ref().is_some_and(|s| {
+        let c = &s.counts;
+        s.schedulers > 0
+            || s.live_agents > 0
+            || [c.waiting, c.active, c.delayed, c.prioritized, c.completed, c.failed, c.paused].iter().any(|n| *n > 0)
+    });
+    configured || used
 }
 
 fn status_table(p: &Printer, entries: &[RegionStatus]) -> comfy_table::Table {
