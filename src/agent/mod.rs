@@ -3,8 +3,9 @@
 //! result exactly once per scheduled run.
 //!
 //! What runs in one agent process:
-//! - a BullMQ worker on `monitor-<region>` with bounded concurrency, whose
-//!   jobs are run by [`job::Runner`];
+//! - a BullMQ worker on `monitor-<region>` (or, with `--browser`, on
+//!   `browser-<region>`: see [`crate::queue::Lane`]) with bounded concurrency,
+//!   whose jobs are run by [`job::Runner`];
 //! - the [`recorder`]: batched writes to PostgreSQL, an on-disk [`spool`]
 //!   while the database is away;
 //! - a watcher that checks Redis and PostgreSQL every second (readiness),
@@ -284,6 +285,35 @@ async fn check_stalled(queue: RegionQueue, interval: Duration, metrics: Arc<Metr
     }
 }
 
+/// Memory one concurrent journey is given in a browser agent's limit. Measured in the browser
+/// image (cgroup v1 stats, one journey on a small page): 173 MiB peak of anonymous and shared
+/// memory for geoctl and Chromium together, plus Chromium's code in the page cache (506 MiB
+/// charged at peak, most of it reclaimable and shared by every journey of the task). Real
+/// pages weigh more than that test page; 320 MiB leaves them the difference.
+pub const MEMORY_PER_JOURNEY: u64 = 320 << 20;
+/// What the agent process itself keeps, out of the limit, before any journey.
+pub const AGENT_MEMORY: u64 = 128 << 20;
+
+/// `--browser-concurrency`'s default: as many journeys as the memory limit holds after the
+/// agent's own share (at least one); two when there is no limit to go by.
+pub fn browser_concurrency(memory_limit: Option<u64>) -> usize {
+    match memory_limit {
+        Some(limit) => (limit.saturating_sub(AGENT_MEMORY) / MEMORY_PER_JOURNEY).max(1) as usize,
+        None => 2,
+    }
+}
+
+/// The memory limit of this process's cgroup (v2 `memory.max`, else v1
+/// `memory.limit_in_bytes`); `None` when unlimited or unreadable.
+pub fn cgroup_memory_limit() -> Option<u64> {
+    ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        // cgroup v1 writes "no limit" as a number near i64::MAX.
+        .filter(|limit| *limit < 1 << 50)
+}
+
 /// Most jobs that wait for their results with their check slot lent (see [`slots`]): enough for a
 /// few batches to form while one commits, so even at `--concurrency 1` a result shares its
 /// statement with others, and bounded so a stalled database does not make the agent take jobs
@@ -419,7 +449,7 @@ impl Watcher {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: self.started_at.clone(),
             jobs_done: self.metrics.jobs_done(),
-            browser: Some(crate::synthetic::browser::find_chromium().is_some()),
+            browser: Some(self.queue.lane == crate::queue::Lane::Browser),
         };
         match heartbeat::beat(&self.queue, &beat).await {
             Ok(()) => self.last_beat = Some(Instant::now()),
@@ -432,7 +462,7 @@ impl Watcher {
     async fn reconcile(&mut self, why: &str) {
         let reconciled = async {
             let wanted = schedule::Wanted::load(&self.pool).await.map_err(|e| e.to_string())?;
-            schedule::reconcile(&self.queue, &wanted, false).await.map_err(|e| e.to_string())
+            schedule::reconcile_region(&self.queue, &wanted, false).await.map_err(|e| e.to_string())
         };
         match reconciled.await {
             Ok(report) => {
@@ -481,6 +511,15 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use crate::test_support::Captured;
+
+    /// The default journeys per browser agent follow its memory limit, never below one.
+    #[test]
+    fn browser_concurrency_follows_the_memory_limit() {
+        assert_eq!(super::browser_concurrency(Some(768 << 20)), 2, "the stack's default limit");
+        assert_eq!(super::browser_concurrency(Some(2 << 30)), 6);
+        assert_eq!(super::browser_concurrency(Some(256 << 20)), 1, "too small still runs one");
+        assert_eq!(super::browser_concurrency(None), 2);
+    }
 
     /// A panic is an error-level log line with its message and where it happened.
     #[test]

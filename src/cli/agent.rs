@@ -12,7 +12,7 @@ use crate::error::input_error;
 use crate::error::Context as _;
 
 use crate::probe::{self, HttpSpec, ProbeOptions, ProbeSpec};
-use crate::queue::RegionQueue;
+use crate::queue::{Lane, RegionQueue};
 use crate::region::RegionStore;
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +76,14 @@ struct RunArgs {
     /// Log format on stderr: text or json [env: LOG_FORMAT] [default: text]
     #[arg(long)]
     log_format: Option<String>,
+    /// Work on the region's browser queue (`browser-<CODE>`: synthetic scripts with browser steps),
+    /// not its plain one; needs Chromium (CHROMIUM_PATH or on PATH) [env: AGENT_BROWSER]
+    #[arg(long)]
+    browser: bool,
+    /// With --browser: journeys at once, each its own Chromium [env: AGENT_BROWSER_CONCURRENCY]
+    /// [default: the memory limit of the agent's cgroup less 128 MiB, per 320 MiB; 2 without a limit]
+    #[arg(long)]
+    browser_concurrency: Option<String>,
     /// Benchmarks only: every check succeeds at once without touching the network
     #[arg(long, hide = true)]
     instant_probe: bool,
@@ -105,6 +113,8 @@ impl Args {
                 Some(Command::Health(h)) => h.url.clone(),
                 None => None,
             },
+            browser: r.browser.then(|| "true".to_string()),
+            browser_concurrency: r.browser_concurrency.clone(),
         }
     }
 }
@@ -149,11 +159,30 @@ async fn start_agent(ctx: &Context, args: RunArgs) -> crate::error::Result<&'sta
         let mut tx = pool.begin().await.context("reading the regions")?;
         RegionStore::require_active(&mut tx, std::slice::from_ref(&region)).await?;
     }
-    let queue = RegionQueue::open(&ctx.settings, &region).await?;
+    let browser = settings.browser.value;
+    let concurrency = if browser {
+        if crate::synthetic::browser::find_chromium().is_none() {
+            return Err(input_error(
+                "--browser needs Chromium: set CHROMIUM_PATH or put chromium on PATH (the image of \
+                 `geoctl image build --with-browser` has it)",
+            ));
+        }
+        match &settings.browser_concurrency {
+            Some(n) if n.value == 0 => {
+                return Err(input_error("--browser-concurrency (AGENT_BROWSER_CONCURRENCY) must be at least 1"))
+            }
+            Some(n) => n.value,
+            None => agent::browser_concurrency(agent::cgroup_memory_limit()),
+        }
+    } else {
+        settings.concurrency.value
+    };
+    let lane = if browser { Lane::Browser } else { Lane::Plain };
+    let queue = RegionQueue::open_lane(&ctx.settings, &region, lane).await?;
     let lock_duration = settings.lock_duration.value;
     let options = AgentOptions {
         region,
-        concurrency: settings.concurrency.value,
+        concurrency,
         lock_duration,
         stalled_interval: settings.stalled_interval.as_ref().map_or(lock_duration, |s| s.value),
         listen: settings.listen.value,

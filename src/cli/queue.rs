@@ -12,7 +12,7 @@ use crate::error::Context as _;
 use crate::queue::control::{self, Done};
 use crate::queue::schedule::{self, SyncReport, Wanted};
 use crate::queue::status::{self, RegionStatus};
-use crate::queue::{QueueError, RegionQueue};
+use crate::queue::{Lane, QueueError, RegionQueue};
 use crate::region::RegionStore;
 
 #[derive(Debug, clap::Args)]
@@ -102,8 +102,11 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
         Command::Status(scope) => {
             let regions = regions(&pool, &scope).await?;
             let wanted = Wanted::load(&pool).await?;
-            let entries =
-                futures::future::join_all(regions.iter().map(|r| status::of_region(&ctx.settings, r, &wanted))).await;
+            let lanes = regions.iter().flat_map(|r| Lane::ALL.map(|lane| (r, lane)));
+            let mut entries =
+                futures::future::join_all(lanes.map(|(r, lane)| status::of_region(&ctx.settings, r, lane, &wanted)))
+                    .await;
+            entries.retain(|e| e.lane == Lane::Plain || browser_lane_in_use(ctx, e));
             ctx.printer.print(&entries, |p| vec![status_table(p, &entries)])
         }
         Command::Sync { scope, dry_run } => sync(ctx, &pool, &scope, dry_run).await,
@@ -158,9 +161,24 @@ async fn regions(pool: &sqlx::PgPool, scope: &Scope) -> crate::error::Result<Vec
     }
 }
 
+/// Whether `queue status` shows a region's browser queue: when the region has a browser service
+/// configured, or the queue has schedulers, jobs or agents (one started by hand with `--browser`).
+fn browser_lane_in_use(ctx: &Context, entry: &RegionStatus) -> bool {
+    let configured = crate::stack::StackSettings::resolve(&ctx.settings, &entry.region)
+        .is_ok_and(|stack| stack.browser_replicas > 0);
+    let used = entry.state.as_ref().is_some_and(|s| {
+        let c = &s.counts;
+        s.schedulers > 0
+            || s.live_agents > 0
+            || [c.waiting, c.active, c.delayed, c.prioritized, c.completed, c.failed, c.paused].iter().any(|n| *n > 0)
+    });
+    configured || used
+}
+
 fn status_table(p: &Printer, entries: &[RegionStatus]) -> comfy_table::Table {
     let mut table = p.table([
         "REGION",
+        "QUEUE",
         "REDIS",
         "WAITING",
         "ACTIVE",
@@ -181,7 +199,7 @@ fn status_table(p: &Printer, entries: &[RegionStatus]) -> comfy_table::Table {
             (None, false) => "not configured".to_string(),
             (None, true) => "unreachable".to_string(),
         };
-        let mut row = vec![e.region.clone().into(), p.status_cell(&redis)];
+        let mut row = vec![e.region.clone().into(), e.queue.clone().into(), p.status_cell(&redis)];
         match &e.state {
             Some(s) => {
                 let c = &s.counts;
@@ -189,15 +207,8 @@ fn status_table(p: &Printer, entries: &[RegionStatus]) -> comfy_table::Table {
                     [c.waiting, c.active, c.delayed, c.prioritized, c.completed, c.failed, c.paused, s.schedulers]
                         .map(|n| n.to_string().into()),
                 );
-                // Which live agents can run the browser steps of synthetic checks (JSON: `agents[].browser`).
-                let browsers = s.agents.iter().filter(|a| a.browser == Some(true)).count();
-                row.push(
-                    match browsers {
-                        0 => s.live_agents.to_string(),
-                        n => format!("{} ({n} with a browser)", s.live_agents),
-                    }
-                    .into(),
-                );
+                // Each lane counts the agents that work on it (see `queue::Lane`).
+                row.push(s.live_agents.to_string().into());
                 row.push(or_dash(s.oldest_waiting_seconds.map(|secs| format!("{secs:.1}s"))).into());
                 let schedule = if s.schedule_matches {
                     "matches".to_string()
@@ -210,7 +221,8 @@ fn status_table(p: &Printer, entries: &[RegionStatus]) -> comfy_table::Table {
         }
         table.add_row(row);
     }
-    for e in entries.iter().filter(|e| e.error.is_some()) {
+    // Both lanes of a region share its Redis: one note says why it cannot be read.
+    for e in entries.iter().filter(|e| e.error.is_some() && e.lane == Lane::Plain) {
         note(format!("{}: {}", e.region, e.error.as_deref().unwrap_or_default()));
     }
     table
@@ -223,7 +235,7 @@ async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) 
         let wanted = &wanted;
         async move {
             let queue = RegionQueue::open(&ctx.settings, region).await?;
-            let report = schedule::reconcile(&queue, wanted, dry_run).await;
+            let report = schedule::reconcile_region(&queue, wanted, dry_run).await;
             queue.close().await;
             report
         }

@@ -23,6 +23,9 @@ pub struct AgentFlags {
     pub log_format: Option<String>,
     /// `agent health --url`.
     pub health_url: Option<String>,
+    /// `--browser`: `Some("true")` when given.
+    pub browser: Option<String>,
+    pub browser_concurrency: Option<String>,
 }
 
 /// How a service logs on stderr.
@@ -58,6 +61,11 @@ pub struct Agent {
     pub log_format: Sourced<LogFormat>,
     /// The readiness endpoint `agent health` asks.
     pub health_url: Sourced<String>,
+    /// Work on the region's browser queue (`browser-<code>`) instead of its plain one.
+    pub browser: Sourced<bool>,
+    /// Journeys at once on the browser queue; `None`: from the memory limit (see
+    /// [`crate::agent::browser_concurrency`]).
+    pub browser_concurrency: Option<Sourced<usize>>,
 }
 
 impl Agent {
@@ -156,6 +164,21 @@ impl Agent {
                 file.health_url.as_deref(),
                 "http://127.0.0.1:3001/health/ready",
                 ok_string,
+            )?,
+            browser: defaulted(
+                layers,
+                flag("--browser", &flags.browser),
+                "AGENT_BROWSER",
+                file.browser.map(|b| b.to_string()).as_deref(),
+                "false",
+                super::parse_bool,
+            )?,
+            browser_concurrency: layers.plain(
+                flag("--browser-concurrency", &flags.browser_concurrency),
+                "AGENT_BROWSER_CONCURRENCY",
+                number(file.browser_concurrency).as_deref(),
+                None,
+                parse_count,
             )?,
         })
     }

@@ -54,6 +54,8 @@ pub struct AgentSection {
     pub resync_interval: Option<String>,
     pub log_format: Option<String>,
     pub health_url: Option<String>,
+    pub browser: Option<bool>,
+    pub browser_concurrency: Option<usize>,
 }
 
 /// Notification text and links (`notify:`).
@@ -146,6 +148,16 @@ pub struct StackSection {
     /// Run a `geoctl alerter` in the stack (one leads across regions; the others stand by).
     pub alerter: Option<bool>,
     pub templates: Option<PathBuf>,
+    /// Replicas of the `browser` service (agents with Chromium on the region's browser queue); 0: none.
+    pub browser_replicas: Option<u32>,
+    pub browser_image: Option<String>,
+    /// Journeys at once per browser agent; unset: from its memory limit.
+    pub browser_concurrency: Option<u32>,
+    #[serde(default, deserialize_with = "text")]
+    pub browser_cpus_limit: Option<String>,
+    pub browser_memory_limit: Option<String>,
+    /// Size of the browser service's tmpfs `/dev/shm` (Chromium's shared memory).
+    pub browser_shm_size: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::{env_suffix, Secret, Settings, Tuning};
 
-use super::{queue_name, QueueError};
+use super::{Lane, QueueError};
 
 /// How to reach one region's Redis, password merged into the URL.
 #[derive(Debug, Clone)]
@@ -72,6 +72,8 @@ impl RedisEndpoint {
 #[derive(Clone)]
 pub struct RegionQueue {
     pub region: String,
+    /// Which of the region's queues this is.
+    pub lane: Lane,
     endpoint: String,
     url: Secret,
     queue: bullmq::Queue,
@@ -83,6 +85,11 @@ impl RegionQueue {
     /// within `REDIS_CONNECTION_TIMEOUT`; no retry loop, so an unreachable
     /// region fails in seconds, not minutes.
     pub async fn connect(endpoint: &RedisEndpoint, tuning: &Tuning) -> Result<Self, QueueError> {
+        Self::connect_lane(endpoint, tuning, Lane::Plain).await
+    }
+
+    /// [`connect`](Self::connect) to one lane's queue of the region.
+    pub async fn connect_lane(endpoint: &RedisEndpoint, tuning: &Tuning, lane: Lane) -> Result<Self, QueueError> {
         let connect_timeout = tuning.redis_connection_timeout.value;
         let command_timeout = tuning.redis_command_timeout.value;
         let shown = endpoint.shown();
@@ -111,13 +118,14 @@ impl RegionQueue {
         let options = bullmq::QueueOptions::new()
             .connection(bullmq::options::RedisConnectionOptions::new().url(endpoint.url.expose()));
         let queue = tokio::time::timeout(connect_timeout + command_timeout, async {
-            bullmq::Queue::with_options(&queue_name(&endpoint.region), options).await
+            bullmq::Queue::with_options(&lane.queue_name(&endpoint.region), options).await
         })
         .await
         .map_err(|_| timed_out("connect", connect_timeout))?
         .map_err(|e| bull_error(&endpoint.region, &shown, &endpoint.url, "opening the queue", e))?;
         Ok(RegionQueue {
             region: endpoint.region.clone(),
+            lane,
             endpoint: shown,
             url: endpoint.url.clone(),
             queue,
@@ -127,8 +135,25 @@ impl RegionQueue {
 
     /// The region's queue as the configuration says: [`RedisEndpoint::resolve`], then [`connect`](Self::connect).
     pub async fn open(settings: &Settings, region: &str) -> Result<Self, QueueError> {
+        Self::open_lane(settings, region, Lane::Plain).await
+    }
+
+    /// [`open`](Self::open) one lane's queue of the region.
+    pub async fn open_lane(settings: &Settings, region: &str, lane: Lane) -> Result<Self, QueueError> {
         let endpoint = RedisEndpoint::resolve(settings, region)?;
-        Self::connect(&endpoint, &settings.tuning).await
+        Self::connect_lane(&endpoint, &settings.tuning, lane).await
+    }
+
+    /// The region's queue of another lane, on the same Redis.
+    pub async fn lane(&self, lane: Lane) -> Result<Self, QueueError> {
+        if lane == self.lane {
+            return Ok(self.clone());
+        }
+        let options = bullmq::QueueOptions::new()
+            .connection(bullmq::options::RedisConnectionOptions::new().url(self.url.expose()));
+        let queue =
+            self.run("opening the queue", bullmq::Queue::with_options(&lane.queue_name(&self.region), options)).await?;
+        Ok(RegionQueue { lane, queue, ..self.clone() })
     }
 
     /// Closes the queue's connections (a command's last use of it).
@@ -141,7 +166,7 @@ impl RegionQueue {
         &self.queue
     }
 
-    /// The queue's name, `monitor-<region>`.
+    /// The queue's name, `monitor-<region>` or `browser-<region>`.
     pub fn name(&self) -> &str {
         self.queue.name()
     }

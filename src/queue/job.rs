@@ -213,6 +213,23 @@ mod tests {
         MonitorRegion::plain(region)
     }
 
+    /// A monitor's lane follows its stored script: browser steps put it on the browser queue.
+    #[test]
+    fn only_synthetic_scripts_with_browser_steps_take_the_browser_lane() {
+        use crate::queue::Lane;
+        let synthetic = |script: &str| Monitor {
+            stored_type: "synthetic_test".into(),
+            config: json!({ "script": script }),
+            ..monitor(vec![assignment("eu-west")])
+        };
+        let page = "steps:\n  - name: page\n    browser: [ { goto: \"http://127.0.0.1:9/\" } ]\n";
+        let api = "steps:\n  - name: api\n    request: { url: \"http://127.0.0.1:9/\" }\n";
+        assert_eq!(Lane::of(&synthetic(page)), Lane::Browser);
+        assert_eq!(Lane::of(&synthetic(api)), Lane::Plain);
+        assert_eq!(Lane::of(&synthetic("steps: [")), Lane::Plain, "an unparsable script stays plain");
+        assert_eq!(Lane::of(&monitor(vec![assignment("eu-west")])), Lane::Plain);
+    }
+
     #[test]
     fn job_data_has_the_existing_apps_fields_and_no_secret() {
         let m = monitor(vec![assignment("eu-west")]);

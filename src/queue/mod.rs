@@ -26,6 +26,15 @@
 //!   `started_at` (RFC 3339), `jobs_done`, `browser` (can it run browser steps), refreshed well within its TTL
 //!   ([`heartbeat::TTL`]); an agent that stops refreshing disappears by itself.
 //!
+//! **Two lanes per region.** Monitors whose synthetic script has a browser step
+//! ([`Lane::Browser`]) are scheduled on a second queue of the same format,
+//! `browser-<region code>`, which only agents started with `--browser` (the
+//! stack's `browser` service) work on; every other monitor stays on
+//! `monitor-<code>`. A browser job thus never waits behind plain checks, and an
+//! agent without Chromium never takes one. A monitor's lane follows its stored
+//! script: reconciling a lane removes the schedulers and waiting jobs of the
+//! monitors that now belong to the other, and adds those that came over.
+//!
 //! PostgreSQL is the source of truth. [`schedule::reconcile`] makes one region's
 //! queue match it (add missing schedulers, remove stale ones and the waiting
 //! jobs of deleted monitors, reschedule changed timings); `queue sync` runs it
@@ -46,7 +55,55 @@ pub use job::{desired_scheduler, job_options, monitor_of, scheduler_id, DesiredS
 
 /// The queue of a region: `monitor-<code>`.
 pub fn queue_name(region: &str) -> String {
-    format!("monitor-{region}")
+    Lane::Plain.queue_name(region)
+}
+
+/// Which of a region's two queues a monitor's jobs go to (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    /// `monitor-<code>`: every check that needs no browser; any agent.
+    Plain,
+    /// `browser-<code>`: synthetic scripts with browser steps; agents started with `--browser`.
+    Browser,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Plain, Lane::Browser];
+
+    /// The lane of a monitor: [`Lane::Browser`] for a synthetic monitor whose stored script
+    /// has a browser step. A script that does not parse stays plain: its runs record why.
+    pub fn of(monitor: &crate::monitor::Monitor) -> Lane {
+        let browser = monitor.kind() == Some(crate::monitor::MonitorType::Synthetic)
+            && monitor
+                .config
+                .get(crate::monitor::check::SCRIPT_KEY)
+                .and_then(serde_json::Value::as_str)
+                .and_then(|text| crate::synthetic::Script::parse(text).ok())
+                .is_some_and(|script| script.needs_browser());
+        if browser {
+            Lane::Browser
+        } else {
+            Lane::Plain
+        }
+    }
+
+    /// The BullMQ queue of this lane in `region`. The browser queue's prefix differs from
+    /// `monitor-` so that no region code can make one lane's name equal another's.
+    pub fn queue_name(self, region: &str) -> String {
+        match self {
+            Lane::Plain => format!("monitor-{region}"),
+            Lane::Browser => format!("browser-{region}"),
+        }
+    }
+
+    /// `plain` or `browser`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Plain => "plain",
+            Lane::Browser => "browser",
+        }
+    }
 }
 
 /// The name of every job geoctl schedules.
@@ -101,5 +158,18 @@ impl QueueError {
             | QueueError::Command { region, .. } => Some(region),
             QueueError::InvalidUrl { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lane;
+
+    #[test]
+    fn each_lane_has_a_queue_no_region_code_can_collide_with() {
+        assert_eq!(Lane::Plain.queue_name("eu-west"), "monitor-eu-west");
+        assert_eq!(Lane::Browser.queue_name("eu-west"), "browser-eu-west");
+        assert_ne!(Lane::Browser.queue_name("x"), Lane::Plain.queue_name("browser-x"));
+        assert_eq!(super::queue_name("eu-west"), Lane::Plain.queue_name("eu-west"));
     }
 }

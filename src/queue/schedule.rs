@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::job::monitor_of;
 use super::{
-    desired_scheduler, job_options, DesiredScheduler, QueueError, RedisEndpoint, RegionQueue, Timing, JOB_NAME,
+    desired_scheduler, job_options, DesiredScheduler, Lane, QueueError, RedisEndpoint, RegionQueue, Timing, JOB_NAME,
 };
 use crate::config::Settings;
 use crate::monitor::{Monitor, MonitorError, MonitorStore, Placement};
@@ -30,6 +30,8 @@ const CONCURRENCY: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Wanted {
     monitors: Vec<Monitor>,
+    /// Each monitor's lane, worked out once (it parses the script).
+    lanes: HashMap<Uuid, Lane>,
     active_regions: BTreeSet<String>,
 }
 
@@ -40,17 +42,22 @@ impl Wanted {
         let store = MonitorStore::new(pool, Placement { geo_distribution: true, default_region: None });
         let monitors = store.list().await?;
         let active_regions = RegionStore::active_codes(pool).await?.into_iter().collect();
-        Ok(Wanted { monitors, active_regions })
+        let lanes = monitors.iter().map(|m| (m.id, Lane::of(m))).collect();
+        Ok(Wanted { monitors, lanes, active_regions })
     }
 
     pub fn active_regions(&self) -> &BTreeSet<String> {
         &self.active_regions
     }
 
-    /// The schedulers `region`'s queue should hold.
-    pub fn schedulers(&self, region: &str) -> Vec<DesiredScheduler> {
+    /// The schedulers `region`'s queue of `lane` should hold.
+    pub fn schedulers(&self, region: &str, lane: Lane) -> Vec<DesiredScheduler> {
         let active = self.active_regions.contains(region);
-        self.monitors.iter().filter_map(|m| desired_scheduler(m, region, active)).collect()
+        self.monitors
+            .iter()
+            .filter(|m| self.lanes.get(&m.id) == Some(&lane))
+            .filter_map(|m| desired_scheduler(m, region, active))
+            .collect()
     }
 }
 
@@ -306,7 +313,7 @@ async fn apply_concurrently(queue: &RegionQueue, steps: &[&Step]) -> Result<(), 
 /// every reconnect, so a wiped Redis heals without an operator.
 pub async fn reconcile(queue: &RegionQueue, wanted: &Wanted, dry_run: bool) -> Result<SyncReport, QueueError> {
     let region = queue.region.clone();
-    let desired = wanted.schedulers(&region);
+    let desired = wanted.schedulers(&region, queue.lane);
     let found = list_schedulers(queue).await?;
     let names: HashMap<Uuid, String> = wanted.monitors.iter().map(|m| (m.id, m.name.clone())).collect();
     let (mut planned, unchanged) = plan(&region, &desired, &found, &names, |_| true);
@@ -318,6 +325,29 @@ pub async fn reconcile(queue: &RegionQueue, wanted: &Wanted, dry_run: bool) -> R
         apply(queue, &planned).await?;
     }
     Ok(SyncReport { region, changes: planned.into_iter().map(|s| s.change).collect(), unchanged, foreign })
+}
+
+/// [`reconcile`] for both lanes of `queue`'s region, one report: what `queue sync` and every
+/// agent run, so a monitor that moved lanes leaves the one queue as it joins the other.
+pub async fn reconcile_region(queue: &RegionQueue, wanted: &Wanted, dry_run: bool) -> Result<SyncReport, QueueError> {
+    let mut total: Option<SyncReport> = None;
+    for lane in Lane::ALL {
+        let lane_queue = queue.lane(lane).await?;
+        let report = reconcile(&lane_queue, wanted, dry_run).await;
+        if lane != queue.lane {
+            lane_queue.close().await;
+        }
+        let report = report?;
+        match total.as_mut() {
+            None => total = Some(report),
+            Some(total) => {
+                total.changes.extend(report.changes);
+                total.unchanged += report.unchanged;
+                total.foreign += report.foreign;
+            }
+        }
+    }
+    Ok(total.expect("two lanes"))
 }
 
 /// Removal steps for the waiting, delayed and prioritized jobs of geoctl's
@@ -448,20 +478,35 @@ async fn follow_region(
     monitors: &[&Touched],
 ) -> Result<Vec<Change>, QueueError> {
     let endpoint = RedisEndpoint::resolve(settings, region)?;
-    let queue = RegionQueue::connect(&endpoint, &settings.tuning).await?;
-    let desired: Vec<DesiredScheduler> =
-        monitors.iter().filter_map(|t| t.after.as_ref().and_then(|m| desired_scheduler(m, region, active))).collect();
+    let mut changes = Vec::new();
+    // Both lanes: a monitor whose script gained or lost browser steps moves between them.
+    for lane in Lane::ALL {
+        let queue = RegionQueue::connect_lane(&endpoint, &settings.tuning, lane).await?;
+        let followed = follow_lane(&queue, active, monitors).await;
+        queue.bull().close().await;
+        changes.extend(followed?);
+    }
+    Ok(changes)
+}
+
+async fn follow_lane(queue: &RegionQueue, active: bool, monitors: &[&Touched]) -> Result<Vec<Change>, QueueError> {
+    let region = queue.region.as_str();
+    let desired: Vec<DesiredScheduler> = monitors
+        .iter()
+        .filter_map(|t| t.after.as_ref())
+        .filter(|m| Lane::of(m) == queue.lane)
+        .filter_map(|m| desired_scheduler(m, region, active))
+        .collect();
     let mut found = Vec::new();
     for t in monitors {
-        found.extend(get_scheduler(&queue, &super::scheduler_id(t.id)).await?);
+        found.extend(get_scheduler(queue, &super::scheduler_id(t.id)).await?);
     }
     let names: HashMap<Uuid, String> =
         monitors.iter().filter_map(|t| t.after.as_ref().map(|m| (m.id, m.name.clone()))).collect();
     let scope: HashSet<Uuid> = monitors.iter().map(|t| t.id).collect();
     let (mut planned, _) = plan(region, &desired, &found, &names, |m| scope.contains(&m));
     let kept: HashSet<Uuid> = desired.iter().map(|d| d.monitor).collect();
-    planned.extend(orphan_jobs(&queue, &names, |m| scope.contains(&m) && !kept.contains(&m)).await?);
-    apply(&queue, &planned).await?;
-    queue.bull().close().await;
+    planned.extend(orphan_jobs(queue, &names, |m| scope.contains(&m) && !kept.contains(&m)).await?);
+    apply(queue, &planned).await?;
     Ok(planned.into_iter().map(|s| s.change).collect())
 }

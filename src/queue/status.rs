@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::heartbeat::{self, Heartbeat};
 use super::schedule::{self, Wanted};
-use super::{QueueError, RedisEndpoint, RegionQueue};
+use super::{Lane, QueueError, RedisEndpoint, RegionQueue};
 use crate::config::Settings;
 
 /// Jobs per state, read exactly as BullMQ's `getJobCounts` reads them.
@@ -56,7 +56,10 @@ pub async fn backlog(queue: &RegionQueue) -> Result<Backlog, QueueError> {
     let bull = queue.bull();
     let counts = counts(queue).await?;
     let is_paused = queue.run("reading the paused flag", bull.is_paused()).await?;
-    let agents = heartbeat::live(queue).await?;
+    // The agents that work on this lane: those started with `--browser` on the browser queue.
+    let browser_lane = queue.lane == Lane::Browser;
+    let agents: Vec<Heartbeat> =
+        heartbeat::live(queue).await?.into_iter().filter(|a| (a.browser == Some(true)) == browser_lane).collect();
     let oldest_waiting_seconds = oldest_waiting(queue).await?;
     Ok(Backlog { counts, is_paused, agents, oldest_waiting_seconds })
 }
@@ -98,6 +101,7 @@ pub async fn counts(queue: &RegionQueue) -> Result<Counts, QueueError> {
 #[derive(Debug, Serialize)]
 pub struct RegionStatus {
     pub region: String,
+    pub lane: Lane,
     pub queue: String,
     pub configured: bool,
     /// The Redis URL, password masked.
@@ -108,12 +112,13 @@ pub struct RegionStatus {
     pub state: Option<QueueState>,
 }
 
-/// [`read`] for one region of the configuration; never fails, a region that cannot be read
-/// says why in its `error`.
-pub async fn of_region(settings: &Settings, region: &str, wanted: &Wanted) -> RegionStatus {
+/// [`read`] for one lane of one region of the configuration; never fails, a region that cannot
+/// be read says why in its `error`.
+pub async fn of_region(settings: &Settings, region: &str, lane: Lane, wanted: &Wanted) -> RegionStatus {
     let mut entry = RegionStatus {
         region: region.into(),
-        queue: super::queue_name(region),
+        lane,
+        queue: lane.queue_name(region),
         configured: false,
         endpoint: None,
         reachable: false,
@@ -130,7 +135,7 @@ pub async fn of_region(settings: &Settings, region: &str, wanted: &Wanted) -> Re
     entry.configured = true;
     entry.endpoint = Some(endpoint.shown());
     let state = async {
-        let queue = RegionQueue::connect(&endpoint, &settings.tuning).await?;
+        let queue = RegionQueue::connect_lane(&endpoint, &settings.tuning, lane).await?;
         let state = read(&queue, wanted).await;
         queue.close().await;
         state

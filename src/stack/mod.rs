@@ -10,7 +10,7 @@ pub mod deploy;
 pub mod ready;
 mod settings;
 
-pub use settings::{parse_bytes, parse_cpus, StackSettings, DEFAULT_IMAGE};
+pub use settings::{parse_bytes, parse_cpus, StackSettings, DEFAULT_BROWSER_IMAGE, DEFAULT_IMAGE};
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,14 @@ use crate::config::{Settings, StackSection};
 
 /// The image `geoctl image build` tags and stacks deploy unless configured otherwise.
 pub const DEFAULT_IMAGE: &str = "geoctl:latest";
+/// The image `geoctl image build --with-browser` tags and browser services deploy unless configured otherwise.
+pub const DEFAULT_BROWSER_IMAGE: &str = "geoctl:browser";
+
+/// A browser agent's limits by default: two journeys (see `agent::MEMORY_PER_JOURNEY`) and
+/// the agent, one CPU, and a `/dev/shm` that holds two renderers' frames.
+const DEFAULT_BROWSER_MEMORY: &str = "768M";
+const DEFAULT_BROWSER_CPUS: &str = "1";
+const DEFAULT_BROWSER_SHM: &str = "256M";
 
 /// Everything the templates may use about a region's stack, resolved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,6 +38,15 @@ pub struct StackSettings {
     pub app_replicas: u32,
     /// A `geoctl alerter` service next to the agents; off unless asked for.
     pub alerter: bool,
+    /// Replicas of the `browser` service; 0 (the default) renders none.
+    pub browser_replicas: u32,
+    pub browser_image: String,
+    /// `--browser-concurrency` of each browser agent; `None`: the agent derives it from its limit.
+    pub browser_concurrency: Option<u32>,
+    pub browser_cpus_limit: String,
+    pub browser_memory_limit: String,
+    /// The tmpfs `/dev/shm` of each browser task, in bytes (compose's tmpfs size is a number).
+    pub browser_shm_bytes: i64,
     #[serde(skip)]
     pub templates: Option<PathBuf>,
 }
@@ -60,7 +77,21 @@ impl StackSettings {
             app_replicas: pick!(app_replicas).unwrap_or(1),
             alerter: pick!(alerter).unwrap_or(false),
             templates: pick!(templates),
+            browser_replicas: pick!(browser_replicas).unwrap_or(0),
+            browser_image: pick!(browser_image).unwrap_or_else(|| DEFAULT_BROWSER_IMAGE.to_string()),
+            browser_concurrency: pick!(browser_concurrency),
+            browser_cpus_limit: pick!(browser_cpus_limit).unwrap_or_else(|| DEFAULT_BROWSER_CPUS.into()),
+            browser_memory_limit: pick!(browser_memory_limit).unwrap_or_else(|| DEFAULT_BROWSER_MEMORY.into()),
+            browser_shm_bytes: 0,
         };
+        let shm = pick!(browser_shm_size).unwrap_or_else(|| DEFAULT_BROWSER_SHM.into());
+        let Some(browser_shm_bytes) = parse_bytes(&shm) else {
+            return Err(StackError::Setting {
+                key: origin("browser_shm_size"),
+                message: format!("`{shm}` is not a memory size; use e.g. 256M"),
+            });
+        };
+        let stack = StackSettings { browser_shm_bytes, ..stack };
         stack.validate(origin)
     }
 
@@ -75,12 +106,26 @@ impl StackSettings {
         if !(1..=1000).contains(&self.concurrency) {
             return bad("concurrency", format!("{} is out of range; use 1 to 1000", self.concurrency));
         }
-        for (key, value) in [("cpus_limit", &self.cpus_limit), ("cpus_reservation", &self.cpus_reservation)] {
+        if self.browser_replicas > 1000 {
+            return bad("browser_replicas", format!("{} is out of range; use 0 to 1000", self.browser_replicas));
+        }
+        if self.browser_concurrency.is_some_and(|n| !(1..=100).contains(&n)) {
+            return bad("browser_concurrency", "out of range; use 1 to 100, or leave it unset".into());
+        }
+        for (key, value) in [
+            ("cpus_limit", &self.cpus_limit),
+            ("cpus_reservation", &self.cpus_reservation),
+            ("browser_cpus_limit", &self.browser_cpus_limit),
+        ] {
             if parse_cpus(value).is_none() {
                 return bad(key, format!("`{value}` is not a CPU count; use e.g. 0.5 or 2"));
             }
         }
-        for (key, value) in [("memory_limit", &self.memory_limit), ("memory_reservation", &self.memory_reservation)] {
+        for (key, value) in [
+            ("memory_limit", &self.memory_limit),
+            ("memory_reservation", &self.memory_reservation),
+            ("browser_memory_limit", &self.browser_memory_limit),
+        ] {
             if parse_bytes(value).is_none() {
                 return bad(key, format!("`{value}` is not a memory size; use e.g. 64M or 1G"));
             }
@@ -100,7 +145,10 @@ impl StackSettings {
                 return bad("network_subnet", format!("`{subnet}` is not a subnet; use e.g. 10.20.1.0/24"));
             }
         }
-        if self.image.trim().is_empty() || self.app_image.as_deref().is_some_and(|i| i.trim().is_empty()) {
+        if self.image.trim().is_empty()
+            || self.browser_image.trim().is_empty()
+            || self.app_image.as_deref().is_some_and(|i| i.trim().is_empty())
+        {
             return bad("image", "an image name must not be empty".into());
         }
         Ok(self)

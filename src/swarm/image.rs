@@ -3,6 +3,11 @@
 //! the binary, the glibc libraries and loader it runs with (read from its own
 //! memory map), the CA certificates, and a passwd entry for `nobody`; the
 //! engine's builder unpacks it `FROM scratch`.
+//!
+//! The browser variant (`--with-browser`) adds the host's Debian Chromium the
+//! same way: its directory's binaries and resources, the shared libraries
+//! `ldd` resolves for them on this host, the NSS modules Chromium loads at run
+//! time, and one font family with a fontconfig of its own.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -14,15 +19,42 @@ use sha2::{Digest, Sha256};
 
 use super::{api_message, is_not_found, Engine, SwarmError};
 
+/// The image label that says whether an agent image carries Chromium (`yes`/`no`).
+pub const BROWSER_LABEL: &str = "io.geoctl.browser";
 /// The uid and gid the agent runs as (`nobody`).
 pub const AGENT_UID: u64 = 65534;
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-const DOCKERFILE: &str = "FROM scratch\n\
-ADD rootfs.tar /\n\
-ENV PATH=/usr/local/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt\n\
-USER 65534:65534\n\
-WORKDIR /tmp\n\
-CMD [\"geoctl\", \"--help\"]\n";
+/// Where Debian's `chromium` package keeps the browser (`/usr/bin/chromium` is a shell wrapper).
+pub const CHROMIUM_DIR: &str = "/usr/lib/chromium";
+/// The font set of the browser image: DejaVu covers Latin, Greek and Cyrillic
+/// in 10 MB; a journey's screenshot needs legible text, not every script.
+const FONT_DIR: &str = "/usr/share/fonts/truetype/dejavu";
+/// fontconfig's configuration in the browser image: the one font directory,
+/// and its cache on the writable /tmp (the root is read-only in a stack).
+const FONTS_CONF: &str = "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n  \
+<dir>/usr/share/fonts</dir>\n  <cachedir>/tmp/fontconfig</cachedir>\n</fontconfig>\n";
+/// Files of Chromium's directory the image leaves out: Vulkan's validation
+/// layer and mock driver are for Chromium's own tests (24 MB), and
+/// `extensions` is an empty place for system-wide extensions.
+const CHROMIUM_SKIP: &[&str] = &["libVkLayer_khronos_validation.so", "libVkICD_mock_icd.so", "extensions"];
+/// Libraries Chromium opens at run time rather than links: NSS's software
+/// token and its crypto (TLS certificates) and the root certificates module.
+const NSS_MODULES: &[&str] = &["libsoftokn3.so", "libfreeblpriv3.so", "libfreebl3.so", "libnssckbi.so"];
+
+fn dockerfile(browser: bool) -> String {
+    let env = if browser {
+        format!(
+            " CHROMIUM_PATH={CHROMIUM_DIR}/chromium FONTCONFIG_FILE=/etc/fonts/fonts.conf \
+             CHROMIUM_SANDBOX=off HOME=/tmp"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "FROM scratch\nADD rootfs.tar /\nENV PATH=/usr/local/bin SSL_CERT_FILE={CA_BUNDLE}{env}\n\
+         USER 65534:65534\nWORKDIR /tmp\nCMD [\"geoctl\", \"--help\"]\n"
+    )
+}
 
 /// What the build produced.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +63,10 @@ pub struct Built {
     pub id: String,
     pub files: usize,
     pub context_bytes: usize,
+    /// Whether the image carries Chromium (`--with-browser`).
+    pub browser: bool,
+    /// The image's size as the engine reports it, when it does.
+    pub size_bytes: Option<i64>,
 }
 
 /// The files of the image: (path in the image, source on this machine).
@@ -66,6 +102,107 @@ pub fn image_files(binary: &Path) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
     Ok(files)
 }
 
+/// The browser's files, for the image with a browser: (path in the image,
+/// source on this machine). Everything of [`CHROMIUM_DIR`] but
+/// [`CHROMIUM_SKIP`], the libraries `ldd` resolves for its binaries and
+/// libraries and for [`NSS_MODULES`], and the fonts of [`FONT_DIR`]. A
+/// library keeps the name the loader asks for (its soname) in the real
+/// directory of the path `ldd` printed, so `/lib/…` and `/usr/lib/…` of a
+/// merged-/usr host are one file.
+pub fn chromium_files() -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
+    let dir = Path::new(CHROMIUM_DIR);
+    if !dir.join("chromium").is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "no Chromium at {CHROMIUM_DIR}/chromium; install Debian's package (apt-get install chromium) \
+                 on the machine that builds the image"
+            ),
+        ));
+    }
+    let mut files = Vec::new();
+    let mut elves = Vec::new();
+    for entry in walk(dir)? {
+        let name = entry.strip_prefix(dir).unwrap_or(&entry);
+        if CHROMIUM_SKIP.iter().any(|skip| name.starts_with(skip)) {
+            continue;
+        }
+        if is_elf(&entry)? {
+            elves.push(entry.clone());
+        }
+        files.push((entry.clone(), entry));
+    }
+    let mut libs = resolve_libraries(&elves)?;
+    // NSS loads its modules from the directory libnss3 is in.
+    let nss_dir = libs.iter().find(|(dest, _)| dest.ends_with("libnss3.so")).and_then(|(d, _)| d.parent());
+    let modules: Vec<PathBuf> =
+        nss_dir.map(|d| NSS_MODULES.iter().map(|m| d.join(m)).filter(|p| p.is_file()).collect()).unwrap_or_default();
+    libs.extend(resolve_libraries(&modules)?);
+    libs.extend(modules.iter().map(|m| (m.clone(), m.clone())));
+    for (dest, source) in libs {
+        if !files.iter().any(|(d, _)| *d == dest) {
+            files.push((dest, source));
+        }
+    }
+    let fonts = walk(Path::new(FONT_DIR))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("fonts at {FONT_DIR}: {e}; install fonts-dejavu-core")))?;
+    files.extend(fonts.into_iter().map(|f| (f.clone(), f)));
+    Ok(files)
+}
+
+/// The regular files under `dir`, recursively, in a stable order.
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            found.extend(walk(&entry.path())?);
+        } else if kind.is_file() {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
+}
+
+fn is_elf(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path)?.read(&mut magic)?;
+    Ok(read == 4 && &magic == b"\x7fELF")
+}
+
+/// The shared libraries `ldd` resolves on this host for `binaries`: (path in
+/// the image, file to copy). The loader (`ld-linux`, no `=>`) and the vDSO are
+/// left to the base image and the kernel; a library `ldd` cannot find is an error.
+fn resolve_libraries(binaries: &[PathBuf]) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
+    let mut libs = BTreeSet::new();
+    for binary in binaries {
+        let output = std::process::Command::new("ldd").arg(binary).output().map_err(|e| {
+            std::io::Error::new(e.kind(), format!("running ldd on {}: {e} (ldd comes with libc-bin)", binary.display()))
+        })?;
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Some((name, rest)) = line.trim().split_once(" => ") else { continue };
+            if rest.starts_with("not found") {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} needs {name}, which ldd cannot find on this host", binary.display()),
+                ));
+            }
+            let Some(path) = rest.split_whitespace().next().filter(|p| p.starts_with('/')) else { continue };
+            libs.insert(PathBuf::from(path));
+        }
+    }
+    libs.into_iter()
+        .map(|lib| {
+            let dir = std::fs::canonicalize(lib.parent().unwrap_or(Path::new("/")))?;
+            let name = lib.file_name().unwrap_or_default();
+            Ok((dir.join(name), std::fs::canonicalize(&lib)?))
+        })
+        .collect()
+}
+
 /// The ELF program interpreter (`PT_INTERP`) of a 64-bit little-endian binary.
 fn interpreter(elf: &[u8]) -> Option<PathBuf> {
     if elf.get(..4)? != b"\x7fELF" || *elf.get(4)? != 2 || *elf.get(5)? != 1 {
@@ -92,7 +229,7 @@ fn interpreter(elf: &[u8]) -> Option<PathBuf> {
 
 /// The build context: a Dockerfile and `rootfs.tar`, whose ownership and
 /// modes the builder keeps when it unpacks it.
-pub fn build_context(files: &[(PathBuf, PathBuf)]) -> std::io::Result<Vec<u8>> {
+pub fn build_context(files: &[(PathBuf, PathBuf)], browser: bool) -> std::io::Result<Vec<u8>> {
     let mut rootfs = tar::Builder::new(Vec::new());
     let mut dirs = BTreeSet::new();
     for (dest, _) in files {
@@ -122,10 +259,16 @@ pub fn build_context(files: &[(PathBuf, PathBuf)]) -> std::io::Result<Vec<u8>> {
     )?;
     append_file(&mut rootfs, Path::new("/etc/group"), b"root:x:0:\nnogroup:x:65534:\n", 0o644)?;
     append_file(&mut rootfs, Path::new("/etc/nsswitch.conf"), b"hosts: files dns\n", 0o644)?;
+    if browser {
+        append_file(&mut rootfs, Path::new("/etc/fonts/fonts.conf"), FONTS_CONF.as_bytes(), 0o644)?;
+        // Chromium's shared memory; the stack mounts a tmpfs of its own size here.
+        append_dir(&mut rootfs, Path::new("/dev"), 0o755, 0).ok();
+        append_dir(&mut rootfs, Path::new("/dev/shm"), 0o1777, 0)?;
+    }
     let rootfs = rootfs.into_inner()?;
 
     let mut context = tar::Builder::new(Vec::new());
-    append_file(&mut context, Path::new("Dockerfile"), DOCKERFILE.as_bytes(), 0o644)?;
+    append_file(&mut context, Path::new("Dockerfile"), dockerfile(browser).as_bytes(), 0o644)?;
     append_file(&mut context, Path::new("rootfs.tar"), &rootfs, 0o644)?;
     context.into_inner()
 }
@@ -158,20 +301,34 @@ fn append_file(tar: &mut tar::Builder<Vec<u8>>, path: &Path, data: &[u8], mode: 
 }
 
 impl Engine {
-    /// Builds the image from the running geoctl binary and tags it `tag`.
-    pub async fn build_agent_image(&self, tag: &str, labels: HashMap<String, String>) -> Result<Built, SwarmError> {
+    /// Builds the image from the running geoctl binary and tags it `tag`; with
+    /// `browser`, the host's Chromium too (see [`chromium_files`]).
+    pub async fn build_agent_image(
+        &self,
+        tag: &str,
+        labels: HashMap<String, String>,
+        browser: bool,
+    ) -> Result<Built, SwarmError> {
         let io = |e: std::io::Error| SwarmError::Api {
             action: "preparing the image's files".into(),
             message: e.to_string(),
         };
         let binary = std::env::current_exe().map_err(io)?;
-        let files = image_files(&binary).map_err(io)?;
-        let context = build_context(&files).map_err(io)?;
+        let mut files = image_files(&binary).map_err(io)?;
+        if browser {
+            for (dest, source) in chromium_files().map_err(io)? {
+                if !files.iter().any(|(d, _)| *d == dest) {
+                    files.push((dest, source));
+                }
+            }
+        }
+        let context = build_context(&files, browser).map_err(io)?;
         let context_bytes = context.len();
         let mut labels = labels;
         labels.insert("org.opencontainers.image.title".into(), "geoctl".into());
         labels.insert("org.opencontainers.image.version".into(), env!("CARGO_PKG_VERSION").into());
         labels.insert("io.geoctl.binary-sha256".into(), hex_digest(&std::fs::read(&binary).map_err(io)?));
+        labels.insert(BROWSER_LABEL.into(), if browser { "yes" } else { "no" }.into());
         let options = BuildImageOptions {
             dockerfile: "Dockerfile".into(),
             t: Some(tag.to_string()),
@@ -198,11 +355,10 @@ impl Engine {
                 id = Some(aux);
             }
         }
-        let id = match id {
-            Some(id) => id,
-            None => self.image_id(tag).await?.unwrap_or_default(),
-        };
-        Ok(Built { tag: tag.to_string(), id, files: files.len(), context_bytes })
+        let inspected = self.docker.inspect_image(tag).await.ok();
+        let size_bytes = inspected.as_ref().and_then(|i| i.size);
+        let id = id.or_else(|| inspected.and_then(|i| i.id)).unwrap_or_default();
+        Ok(Built { tag: tag.to_string(), id, files: files.len(), context_bytes, browser, size_bytes })
     }
 
     /// The local image id of `reference`, or None when the engine has no such image.
@@ -269,7 +425,7 @@ mod tests {
         let dests: Vec<String> = files.iter().map(|(d, _)| d.display().to_string()).collect();
         assert!(dests.iter().any(|d| d.contains("ld-linux")), "{dests:?}");
         assert!(dests.iter().any(|d| d.contains("libc.so")), "{dests:?}");
-        let context = build_context(&files[..1]).unwrap();
+        let context = build_context(&files[..1], false).unwrap();
         let mut archive = tar::Archive::new(context.as_slice());
         let names: Vec<String> =
             archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();

@@ -28,6 +28,7 @@ mod results;
 mod scale;
 mod scripts;
 mod swarm;
+mod swarm_browser;
 mod swarms;
 mod synthetic;
 mod trace;

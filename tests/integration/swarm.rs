@@ -8,27 +8,27 @@ use std::process::Command;
 use crate::support::{Run, TestDb};
 
 /// A unique suffix for names on the shared engine.
-fn unique() -> String {
+pub(crate) fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
 
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("run the docker CLI");
     assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn docker_lines(args: &[&str]) -> Vec<String> {
+pub(crate) fn docker_lines(args: &[&str]) -> Vec<String> {
     docker(args).lines().map(str::to_string).filter(|l| !l.trim().is_empty()).collect()
 }
 
 /// A region of its own, its config file, and cleanup of anything the test left.
-struct Fixture {
-    db: TestDb,
-    code: String,
-    stack: String,
-    label: String,
-    images: Vec<String>,
+pub(crate) struct Fixture {
+    pub(crate) db: TestDb,
+    pub(crate) code: String,
+    pub(crate) stack: String,
+    pub(crate) label: String,
+    pub(crate) images: Vec<String>,
 }
 
 impl Fixture {
@@ -47,11 +47,11 @@ impl Fixture {
         Fixture { db, code, stack, label, images: Vec::new() }
     }
 
-    fn geoctl(&self, args: &[&str]) -> Run {
+    pub(crate) fn geoctl(&self, args: &[&str]) -> Run {
         self.db.geoctl(args)
     }
 
-    fn geoctl_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    pub(crate) fn geoctl_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         self.db.geoctl_with(args, env)
     }
 
@@ -61,7 +61,7 @@ impl Fixture {
     }
 
     /// Builds the agent image under a tag of this test's.
-    fn build_image(&mut self, tag: &str, label: &str) -> String {
+    pub(crate) fn build_image(&mut self, tag: &str, label: &str) -> String {
         self.geoctl(&["image", "build", "--tag", tag, "--label", &format!("e2e={label}")]).success();
         self.images.push(tag.to_string());
         docker(&["image", "inspect", "--format", "{{.Id}}", tag]).trim().to_string()
@@ -82,7 +82,7 @@ impl Fixture {
     }
 
     /// Objects of this stack still on the engine, by kind.
-    fn leftovers(&self) -> Vec<String> {
+    pub(crate) fn leftovers(&self) -> Vec<String> {
         let filter = format!("label=com.docker.stack.namespace={}", self.stack);
         let mut out = Vec::new();
         for (kind, args) in [
@@ -273,7 +273,7 @@ fn deploy_redeploy_rotate_upgrade_remove() {
 
 /// Processes in zombie state in the PID namespace of `container`, read from this host's /proc
 /// (the engine is local): a zombie is a child that exited and was never reaped.
-fn zombies_in(container: &str) -> Vec<String> {
+pub(crate) fn zombies_in(container: &str) -> Vec<String> {
     let pid = docker(&["inspect", "--format", "{{.State.Pid}}", container]).trim().to_string();
     let namespace = std::fs::read_link(format!("/proc/{pid}/ns/pid")).expect("the task's PID namespace");
     let mut zombies = Vec::new();
@@ -319,7 +319,7 @@ fn orphans_left_as_zombies(stack: &str) -> Vec<String> {
 /// Where the tasks reach the servers `scripts/test` started for them (on the
 /// Swarm bridge's gateway, with passwords): PostgreSQL's URL, Redis's URL
 /// without a password, and the file holding that password.
-fn task_services() -> (String, String, String) {
+pub(crate) fn task_services() -> (String, String, String) {
     let var = |name: &str| {
         std::env::var(name).unwrap_or_else(|_| {
             panic!(

@@ -352,8 +352,9 @@ fn apply_files_take_inline_scripts_and_paths() {
 }
 
 /// An agent runs a stored flow like any monitor: each scheduled run recorded once, with its
-/// steps; a browser script it cannot run is a clear "no browser" result; once the region's live
-/// agents say they have no browser, scheduling another browser script there is refused.
+/// steps. A browser script is refused for a region with no browser service configured and no
+/// live `--browser` agent, before and after a plain agent is live there; an agent started with
+/// `--browser` takes it, and the plain agent never does.
 #[test]
 fn an_agent_records_each_run_of_a_flow_once_and_says_when_it_has_no_browser() {
     use crate::agent::harness::{wait_until, Agent, Redis, Runs};
@@ -387,9 +388,10 @@ fn an_agent_records_each_run_of_a_flow_once_and_says_when_it_has_no_browser() {
             &env,
         )
     };
-    // No agent is live yet: nothing to refuse on, and the command says so.
-    let unknown = create("page", page.to_str().unwrap()).success();
-    assert!(unknown.stderr.contains("cannot tell whether its agents can run browser steps"), "{}", unknown.stderr);
+    // No browser service configured and no browser agent: refused, nothing written.
+    create("page", page.to_str().unwrap())
+        .usage_error(&["region `eu-west` has no browser service", "regions.eu-west.stack.browser_replicas: 1"]);
+    assert_eq!(db.count("monitors"), 0);
     create("flow", &example()).success();
 
     let mut agent_env = vec![
@@ -407,7 +409,7 @@ fn an_agent_records_each_run_of_a_flow_once_and_says_when_it_has_no_browser() {
         .parse()
         .unwrap()
     };
-    wait_until("results of both monitors", Duration::from_secs(40), || count("flow") >= 2 && count("page") >= 1);
+    wait_until("results of the flow", Duration::from_secs(40), || count("flow") >= 2);
 
     let flow_id = db.scalar("SELECT id::text FROM monitors WHERE name = 'flow'");
     let runs = Runs::of(&db.url, &flow_id, "eu-west");
@@ -421,20 +423,14 @@ fn an_agent_records_each_run_of_a_flow_once_and_says_when_it_has_no_browser() {
         assert_eq!((row["up"].as_bool(), row["steps"].as_i64()), (Some(true), Some(3)), "{row}");
         assert!(row["key"].as_str().is_some_and(|k| k.starts_with(&flow_id)), "{row}");
     }
-    let no_browser = db.scalar(
-        "SELECT error_kind || ' ' || error_message FROM monitor_results r JOIN monitors m ON m.id = r.monitor_id \
-         WHERE m.name = 'page' LIMIT 1",
-    );
-    assert!(no_browser.starts_with("no_browser step `page`: no browser in this region"), "{no_browser}");
     assert!(!db.scalar("SELECT json_agg(r)::text FROM monitor_results r").contains(PASSWORD));
 
-    // The live agent says it has no browser: another browser script for eu-west is refused.
+    // A live plain agent does not make the region able to run browser steps.
     wait_until("the agent's heartbeat", Duration::from_secs(20), || {
         redis.cli(5, &["KEYS", "geoctl:agents:eu-west:*"]).lines().count() > 0
     });
     let monitors = db.count("monitors");
-    create("page-2", page.to_str().unwrap())
-        .usage_error(&["region `eu-west` cannot run this script's browser steps", "1 live agent(s)"]);
+    create("page-2", page.to_str().unwrap()).usage_error(&["region `eu-west` has no browser service"]);
     let apply = db.dir().join("browser-monitors.yaml");
     std::fs::write(
         &apply,
@@ -445,8 +441,30 @@ fn an_agent_records_each_run_of_a_flow_once_and_says_when_it_has_no_browser() {
     )
     .unwrap();
     db.geoctl_with(&["monitor", "apply", "-f", apply.to_str().unwrap()], &env)
-        .usage_error(&["monitor `page-3`", "region `eu-west` cannot run this script's browser steps"]);
+        .usage_error(&["monitor `page-3`", "region `eu-west` has no browser service"]);
     assert_eq!(db.count("monitors"), monitors);
+
+    // A browser agent started by hand: the script is accepted, and its runs are that agent's.
+    let chromium = crate::browser::chromium();
+    if let Some(chromium) = chromium {
+        let chromium = chromium.display().to_string();
+        let mut browser_env = agent_env.clone();
+        browser_env.retain(|(k, _)| *k != "CHROMIUM_PATH");
+        browser_env.push(("CHROMIUM_PATH", chromium.as_str()));
+        let browser_agent = Agent::start("eu-west", &browser_env, &db.dir().join("eu-west-browser"), &["--browser"]);
+        wait_until("the browser agent's heartbeat", Duration::from_secs(20), || {
+            redis.cli(5, &["KEYS", "geoctl:agents:eu-west:*"]).lines().count() > 1
+        });
+        create("page", page.to_str().unwrap()).success();
+        wait_until("a journey recorded", Duration::from_secs(40), || count("page") >= 1);
+        let kinds = db.scalar(
+            "SELECT coalesce(string_agg(DISTINCT coalesce(error_kind, 'none'), ','), '') FROM monitor_results r \
+             JOIN monitors m ON m.id = r.monitor_id WHERE m.name = 'page'",
+        );
+        assert!(!kinds.contains("no_browser"), "the plain agent took a browser job: {kinds}");
+        let log = browser_agent.log.clone();
+        assert_eq!(browser_agent.terminate(Duration::from_secs(20)), 0, "{}", std::fs::read_to_string(log).unwrap());
+    }
 
     let log = agent.log.clone();
     assert_eq!(agent.terminate(Duration::from_secs(20)), 0, "{}", std::fs::read_to_string(log).unwrap());
@@ -506,6 +524,9 @@ fn browser_steps_run_in_chromium_and_a_failure_keeps_its_screenshot() {
     assert!(page["first_byte_ms"].as_f64().is_some() && page["load_ms"].as_f64().is_some(), "{flow}");
     assert!(page["dns_ms"].is_null(), "an IP literal has no DNS lookup: {page}");
 
+    // The region has a browser service configured, so the browser script may run there.
+    std::fs::write(db.dir().join("geoctl.yaml"), "regions:\n  us-east:\n    stack:\n      browser_replicas: 1\n")
+        .unwrap();
     let create = ["monitor", "create", "--name", "dash", "--type", "synthetic", "--regions", "us-east", "--script"];
     db.geoctl(&[&create[..], &[bad.to_str().unwrap()]].concat()).success();
     let down = db.geoctl(&["monitor", "check", "dash", "--region", "us-east", "-o", "json"]);

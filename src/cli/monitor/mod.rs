@@ -476,10 +476,12 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
                     (m, c, dry_run)
                 }
                 RegionsCommand::Set { monitor, codes, region: None, dry_run, .. } => {
+                    browser_script_regions(ctx, &store.get(&monitor).await?, &codes).await?;
                     let (m, c) = store.edit_regions(&monitor, RegionEdit::Set, &codes, dry_run).await?;
                     (m, c, dry_run)
                 }
                 RegionsCommand::Add { monitor, codes, dry_run } => {
+                    browser_script_regions(ctx, &store.get(&monitor).await?, &codes).await?;
                     let (m, c) = store.edit_regions(&monitor, RegionEdit::Add, &codes, dry_run).await?;
                     (m, c, dry_run)
                 }
@@ -499,26 +501,39 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
     p.print(&monitor, |p| detail_tables(p, &monitor, None))
 }
 
-/// A script with browser steps goes only to regions whose live agents can run them; a region
-/// with no live agent to ask (or an unreadable Redis) is not refused, only noted: its runs will
-/// record "no browser in this region" if its agents turn out to have none.
+/// A script with browser steps goes only to regions that can run it: those whose stack has a
+/// browser service (`regions.<code>.stack.browser_replicas` > 0), or where a live agent works on
+/// the browser queue (one started by hand with `--browser`). Anything else is refused before a
+/// write, as its jobs would wait on a queue no agent takes.
 async fn browser_regions(ctx: &Context, regions: &[String]) -> crate::error::Result<()> {
     use crate::queue::heartbeat::{browser_support, BrowserSupport};
     for region in regions {
-        match browser_support(&ctx.settings, region).await {
-            BrowserSupport::Yes => {}
-            BrowserSupport::No { agents } => {
-                return Err(crate::error::input_error(format!(
-                    "region `{region}` cannot run this script's browser steps: none of its {agents} live agent(s) \
-                     has Chromium (CHROMIUM_PATH or on PATH); run the browser variant of the agent image there, \
-                     or leave the region out of the monitor's regions"
-                )))
-            }
-            BrowserSupport::Unknown(why) => crate::cli::output::note(format!(
-                "{region}: cannot tell whether its agents can run browser steps ({why}); if none can, its runs \
-                 record `no browser in this region`"
-            )),
+        let configured =
+            crate::stack::StackSettings::resolve(&ctx.settings, region).is_ok_and(|stack| stack.browser_replicas > 0);
+        if configured {
+            continue;
         }
+        if browser_support(&ctx.settings, region).await == BrowserSupport::Yes {
+            continue;
+        }
+        return Err(crate::error::input_error(format!(
+            "region `{region}` has no browser service for this script's browser steps; add one with \
+             `regions.{region}.stack.browser_replicas: 1` in geoctl.yaml, `geoctl image build --with-browser` and \
+             `geoctl stack deploy --region {region}` (or start `geoctl agent --browser` there), or leave the \
+             region out of the monitor's regions"
+        )));
+    }
+    Ok(())
+}
+
+/// [`browser_regions`] for regions a stored monitor is being given, when its script needs a browser.
+async fn browser_script_regions(
+    ctx: &Context,
+    monitor: &crate::monitor::Monitor,
+    codes: &[String],
+) -> crate::error::Result<()> {
+    if crate::queue::Lane::of(monitor) == crate::queue::Lane::Browser {
+        browser_regions(ctx, codes).await?;
     }
     Ok(())
 }

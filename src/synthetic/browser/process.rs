@@ -192,11 +192,20 @@ fn flags(profile: &Path) -> Vec<String> {
     .map(|f| f.to_string())
     .collect();
     // SAFETY: plain syscall.
-    if unsafe { libc::geteuid() } == 0 {
+    if unsafe { libc::geteuid() } == 0 || sandbox_off() {
         flags.push("--no-sandbox".into());
     }
     flags.push(format!("--user-data-dir={}", profile.display()));
     flags
+}
+
+/// `CHROMIUM_SANDBOX=off`, which the browser image sets: in a container
+/// without capabilities, under Docker's default seccomp profile, an
+/// unprivileged Chromium can make neither the user namespaces of its own
+/// sandbox nor use a setuid helper, and refuses to start. The task (nobody,
+/// no capabilities, read-only root, a private /tmp) is the boundary there.
+fn sandbox_off() -> bool {
+    std::env::var("CHROMIUM_SANDBOX").is_ok_and(|v| v == "off")
 }
 
 /// A pipe whose both ends close on exec (the child's ends are moved to fds 3
@@ -300,6 +309,6 @@ mod tests {
         assert_eq!(flags.last().unwrap(), "--user-data-dir=/tmp/p");
         // SAFETY: plain syscall.
         let root = unsafe { libc::geteuid() } == 0;
-        assert_eq!(flags.iter().any(|f| f == "--no-sandbox"), root);
+        assert_eq!(flags.iter().any(|f| f == "--no-sandbox"), root || sandbox_off());
     }
 }
