@@ -762,7 +762,7 @@ fn parse_list(text: &str) -> Vec<String> {
 }
 
 fn parse_region_code(text: &str) -> Result<String, String> {
-    crate::region::validate_code(text).map(|_| text.to_string()).map_err(|e| e.to_string())
+    crate::text::region_code(text).map(|_| text.to_string()).map_err(|e| e.to_string())
 }
 
 /// `unix:///path`, `tcp://host:port`, `http(s)://host:port`: what Docker clients accept.

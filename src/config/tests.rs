@@ -212,7 +212,7 @@ fn region_less_variables_name_no_region() {
 #[test]
 fn env_suffix_round_trips_every_valid_code() {
     for code in ["us-east", "eu-west-1", "ap-south2", "a--b", "x9"] {
-        crate::region::validate_code(code).unwrap();
+        crate::text::region_code(code).unwrap();
         let name = format!("{}{}", region_env::AWS_REGION, env_suffix(code));
         let s = resolve_in(tempfile::tempdir().unwrap().path(), &Flags::default(), &env(&[(&name, "r")])).unwrap();
         assert_eq!(s.regions.keys().collect::<Vec<_>>(), [code]);
