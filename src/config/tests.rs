@@ -223,7 +223,7 @@ fn env_suffix_round_trips_every_valid_code() {
 fn alerting_settings_come_from_env_then_file_then_defaults_and_bad_values_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let s = resolve_in(dir.path(), &Flags::default(), &env(&[])).unwrap();
-    assert_eq!(s.alerting.settings(), crate::alert::Settings::default());
+    assert_eq!(s.alerting.settings(), AlertSettings::default());
     assert_eq!(s.alerting.confirm.source, Source::Default);
 
     write(
