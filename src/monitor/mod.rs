@@ -6,7 +6,6 @@ pub mod apply;
 pub mod check;
 pub mod create;
 mod plan;
-pub mod run;
 pub mod settings;
 mod spec;
 mod store;
