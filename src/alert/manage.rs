@@ -13,36 +13,11 @@ use super::store::{channel_ids, lock_ticks, write_event, Routing};
 use super::{AlertError, Settings, Subject};
 use crate::store::Change;
 
-/// An incident as operators see it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Incident {
-    pub id: i64,
-    pub kind: String,
-    pub cause: String,
-    pub severity: String,
-    pub monitor_id: Option<Uuid>,
-    pub monitor: Option<String>,
-    pub region_code: Option<String>,
-    pub summary: String,
-    pub regions: Vec<String>,
-    pub first_error: Option<String>,
-    pub in_maintenance: bool,
-    pub opened_at: DateTime<Utc>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    pub acknowledged_by: Option<String>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub resolved_by: Option<String>,
-}
+// The row type is part of a monitor's status (`results::status`, below alerting); alerting
+// writes and reads the rows.
+pub use crate::results::status::Incident;
 
 impl Incident {
-    pub fn state(&self) -> &'static str {
-        match (self.resolved_at, self.acknowledged_at) {
-            (Some(_), _) => "resolved",
-            (None, Some(_)) => "acknowledged",
-            (None, None) => "open",
-        }
-    }
-
     fn subject(&self) -> Subject {
         match (&self.monitor_id, &self.region_code) {
             (Some(id), _) => Subject::Monitor(*id),
