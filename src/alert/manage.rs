@@ -4,6 +4,7 @@
 //! write their events through the same outbox writer.
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
@@ -11,6 +12,8 @@ use uuid::Uuid;
 
 use super::store::{channel_ids, lock_ticks, write_event, Routing};
 use super::{AlertError, Settings, Subject};
+use crate::error::Carried;
+use crate::monitor::apply::MonitorDecl;
 use crate::store::Change;
 
 // The row type is part of a monitor's status (`results::status`, below alerting); alerting
@@ -449,6 +452,17 @@ pub async fn set_monitor_alerting(
         .await?;
     }
     Ok(Change::Updated)
+}
+
+/// `monitor apply`'s writer of a declared monitor's alert settings
+/// ([`crate::monitor::apply::AlertWriter`]): [`set_monitor_alerting`] with what the declaration states.
+pub fn write_declared<'c>(
+    conn: &'c mut PgConnection,
+    monitor: Uuid,
+    decl: &'c MonitorDecl,
+) -> BoxFuture<'c, Result<Change, Carried>> {
+    let patch = AlertPatch { confirm: decl.confirm, recover: decl.recover, notify: decl.notify.clone() };
+    Box::pin(async move { set_monitor_alerting(conn, monitor, &patch).await.map_err(Carried::new) })
 }
 
 /// A monitor's alert settings as stored: `None` means the configured default.
