@@ -155,6 +155,41 @@ impl<T> Context<T> for Option<T> {
     }
 }
 
+/// A [`Coded`] error of a higher layer, inside the error of a lower one that must not name its
+/// type: the lower layer was handed a callback of the higher one (`monitor apply` writes alert
+/// settings through alerting's writer). It shows, chains and exits as the error it holds.
+pub struct Carried(Box<dyn Coded>);
+
+impl Carried {
+    pub fn new(error: impl Coded) -> Self {
+        Carried(Box::new(error))
+    }
+}
+
+impl fmt::Display for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Carried {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl Coded for Carried {
+    fn exit(&self) -> Exit {
+        self.0.exit()
+    }
+}
+
 /// An error caused by what the user asked for. Its message says what is wrong
 /// and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Stored text: every free-text field has a length limit and no control characters, checked on
 //! input with a message that states the limit. (A 100,000-character region name made
 //! `region list` 656 KB; an escape sequence in a name could retitle an operator's terminal.)
+//! Also the syntax of region codes, which both `config` and `region` check.
 
 /// Longest region name and city.
 pub const MAX_REGION_NAME: usize = 100;
@@ -26,6 +27,27 @@ pub fn check(field: &str, value: &str, max: usize) -> Result<(), String> {
         return Err(format!("{field} must not contain control characters (found U+{:04X})", c as u32));
     }
     Ok(())
+}
+
+/// A region code that breaks the rule of [`region_code`]; it quotes at most what a valid code could
+/// hold, so a huge input is not repeated back.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid region code `{0}`: use 2-50 characters, lowercase letters, digits and '-', starting with a letter (e.g. eu-west)")]
+pub struct InvalidRegionCode(String);
+
+/// Region codes: `^[a-z][a-z0-9-]{1,49}$`. Codes name queues, stacks and per-region settings
+/// (`REDIS_URL_<R>`), so `config` checks them as well as `region`; the rule lives here, below both.
+pub fn region_code(code: &str) -> Result<(), InvalidRegionCode> {
+    let mut chars = code.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if first_ok && rest_ok && (2..=50).contains(&code.len()) {
+        Ok(())
+    } else {
+        let shown: String = code.chars().take(50).collect();
+        let ellipsis = if code.chars().count() > 50 { "…" } else { "" };
+        Err(InvalidRegionCode(format!("{shown}{ellipsis}")))
+    }
 }
 
 #[cfg(test)]

@@ -182,8 +182,8 @@ impl Runner {
                     .as_ref()
                     .is_some_and(|(_, every)| check::trace_due(job.due_ms, monitor.interval_seconds, *every));
                 let (result, measured) =
-                    crate::monitor::run::run(plan, monitor.id, &self.region, &self.geo, trace).await;
-                if let crate::monitor::run::Measured::Probe(_, Some(route)) = &measured {
+                    crate::results::run::run(plan, monitor.id, &self.region, &self.geo, trace).await;
+                if let crate::results::run::Measured::Probe(_, Some(route)) = &measured {
                     if let Some(failure) = route.failure.as_ref().filter(|f| f.kind == probe::FailureKind::NotPermitted)
                     {
                         tracing::warn!(monitor = %monitor.name, error = %failure, "route not traced; recorded without one");

@@ -4,6 +4,7 @@
 //! write their events through the same outbox writer.
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
@@ -11,38 +12,15 @@ use uuid::Uuid;
 
 use super::store::{channel_ids, lock_ticks, write_event, Routing};
 use super::{AlertError, Settings, Subject};
+use crate::error::Carried;
+use crate::monitor::apply::MonitorDecl;
 use crate::store::Change;
 
-/// An incident as operators see it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Incident {
-    pub id: i64,
-    pub kind: String,
-    pub cause: String,
-    pub severity: String,
-    pub monitor_id: Option<Uuid>,
-    pub monitor: Option<String>,
-    pub region_code: Option<String>,
-    pub summary: String,
-    pub regions: Vec<String>,
-    pub first_error: Option<String>,
-    pub in_maintenance: bool,
-    pub opened_at: DateTime<Utc>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    pub acknowledged_by: Option<String>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub resolved_by: Option<String>,
-}
+// The row type is part of a monitor's status (`results::status`, below alerting); alerting
+// writes and reads the rows.
+pub use crate::results::status::Incident;
 
 impl Incident {
-    pub fn state(&self) -> &'static str {
-        match (self.resolved_at, self.acknowledged_at) {
-            (Some(_), _) => "resolved",
-            (None, Some(_)) => "acknowledged",
-            (None, None) => "open",
-        }
-    }
-
     fn subject(&self) -> Subject {
         match (&self.monitor_id, &self.region_code) {
             (Some(id), _) => Subject::Monitor(*id),
@@ -474,6 +452,17 @@ pub async fn set_monitor_alerting(
         .await?;
     }
     Ok(Change::Updated)
+}
+
+/// `monitor apply`'s writer of a declared monitor's alert settings
+/// ([`crate::monitor::apply::AlertWriter`]): [`set_monitor_alerting`] with what the declaration states.
+pub fn write_declared<'c>(
+    conn: &'c mut PgConnection,
+    monitor: Uuid,
+    decl: &'c MonitorDecl,
+) -> BoxFuture<'c, Result<Change, Carried>> {
+    let patch = AlertPatch { confirm: decl.confirm, recover: decl.recover, notify: decl.notify.clone() };
+    Box::pin(async move { set_monitor_alerting(conn, monitor, &patch).await.map_err(Carried::new) })
 }
 
 /// A monitor's alert settings as stored: `None` means the configured default.

@@ -19,47 +19,11 @@ pub mod manage;
 pub mod service;
 pub mod store;
 
-use std::time::Duration;
-
 use serde::Serialize;
 
-/// The alerting settings from the configuration (`alerting.*`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    /// Consecutive failed runs before a region counts as failing for a monitor.
-    pub confirm: u32,
-    /// Consecutive passing runs before it counts as passing again.
-    pub recover: u32,
-    /// Share of a region's monitors that must fail there (and pass elsewhere) to impair it.
-    pub region_impaired_ratio: f64,
-    /// Fewest monitors a region must run before it can be judged impaired.
-    pub region_impaired_min: usize,
-    /// More state changes than this within `flap_window` is flapping.
-    pub flap_changes: usize,
-    pub flap_window: Duration,
-    /// Channels for monitors that name none.
-    pub default_channels: Vec<String>,
-    /// Channels for region incidents.
-    pub region_channels: Vec<String>,
-    /// How often the leader evaluates.
-    pub interval: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            confirm: 2,
-            recover: 2,
-            region_impaired_ratio: 0.5,
-            region_impaired_min: 10,
-            flap_changes: 5,
-            flap_window: Duration::from_secs(30 * 60),
-            default_channels: Vec::new(),
-            region_channels: Vec::new(),
-            interval: Duration::from_secs(2),
-        }
-    }
-}
+// The values live with the rest of the configuration, which resolves them and sits below
+// alerting; `alert::Settings` stays their name here.
+pub use crate::config::AlertSettings as Settings;
 
 /// What an incident is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

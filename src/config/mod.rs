@@ -172,10 +172,49 @@ pub struct Alerting {
     pub region_channels: Sourced<Vec<String>>,
 }
 
+/// The alerting settings from the configuration (`alerting.*`), as the alerter uses them
+/// (`alert::Settings`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertSettings {
+    /// Consecutive failed runs before a region counts as failing for a monitor.
+    pub confirm: u32,
+    /// Consecutive passing runs before it counts as passing again.
+    pub recover: u32,
+    /// Share of a region's monitors that must fail there (and pass elsewhere) to impair it.
+    pub region_impaired_ratio: f64,
+    /// Fewest monitors a region must run before it can be judged impaired.
+    pub region_impaired_min: usize,
+    /// More state changes than this within `flap_window` is flapping.
+    pub flap_changes: usize,
+    pub flap_window: Duration,
+    /// Channels for monitors that name none.
+    pub default_channels: Vec<String>,
+    /// Channels for region incidents.
+    pub region_channels: Vec<String>,
+    /// How often the leader evaluates.
+    pub interval: Duration,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            confirm: 2,
+            recover: 2,
+            region_impaired_ratio: 0.5,
+            region_impaired_min: 10,
+            flap_changes: 5,
+            flap_window: Duration::from_secs(30 * 60),
+            default_channels: Vec::new(),
+            region_channels: Vec::new(),
+            interval: Duration::from_secs(2),
+        }
+    }
+}
+
 impl Alerting {
     /// The values, without their origins, as the alerter uses them.
-    pub fn settings(&self) -> crate::alert::Settings {
-        crate::alert::Settings {
+    pub fn settings(&self) -> AlertSettings {
+        AlertSettings {
             confirm: self.confirm.value,
             recover: self.recover.value,
             region_impaired_ratio: self.region_impaired_ratio.value,
@@ -190,7 +229,7 @@ impl Alerting {
 
     fn resolve(layers: &Layers, file: Option<&AlertingSection>) -> Result<Self, ConfigError> {
         let file = file.cloned().unwrap_or_default();
-        let defaults = crate::alert::Settings::default();
+        let defaults = AlertSettings::default();
         let count = |env: &str, value: Option<u32>, default: u32| {
             layers.required(env, value.map(|n| n.to_string()), &default.to_string(), parse_streak)
         };
@@ -762,7 +801,7 @@ fn parse_list(text: &str) -> Vec<String> {
 }
 
 fn parse_region_code(text: &str) -> Result<String, String> {
-    crate::region::validate_code(text).map(|_| text.to_string()).map_err(|e| e.to_string())
+    crate::text::region_code(text).map(|_| text.to_string()).map_err(|e| e.to_string())
 }
 
 /// `unix:///path`, `tcp://host:port`, `http(s)://host:port`: what Docker clients accept.

@@ -212,7 +212,7 @@ fn region_less_variables_name_no_region() {
 #[test]
 fn env_suffix_round_trips_every_valid_code() {
     for code in ["us-east", "eu-west-1", "ap-south2", "a--b", "x9"] {
-        crate::region::validate_code(code).unwrap();
+        crate::text::region_code(code).unwrap();
         let name = format!("{}{}", region_env::AWS_REGION, env_suffix(code));
         let s = resolve_in(tempfile::tempdir().unwrap().path(), &Flags::default(), &env(&[(&name, "r")])).unwrap();
         assert_eq!(s.regions.keys().collect::<Vec<_>>(), [code]);
@@ -223,7 +223,7 @@ fn env_suffix_round_trips_every_valid_code() {
 fn alerting_settings_come_from_env_then_file_then_defaults_and_bad_values_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let s = resolve_in(dir.path(), &Flags::default(), &env(&[])).unwrap();
-    assert_eq!(s.alerting.settings(), crate::alert::Settings::default());
+    assert_eq!(s.alerting.settings(), AlertSettings::default());
     assert_eq!(s.alerting.confirm.source, Source::Default);
 
     write(

@@ -5,9 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 use super::plan::{plan_fields, plan_overrides};
 use super::settings::{parse_method, parse_record_type, CheckSettings};
@@ -17,6 +19,7 @@ use super::store::{
 use super::{frequency_minutes, validate_interval, validate_target, validate_timeout};
 use super::{DownRule, Header, MonitorError, MonitorType, StatusRanges};
 use crate::duration::{self, BareUnit};
+use crate::error::Carried;
 use crate::region::validate_thresholds;
 use crate::store::Change;
 
@@ -70,10 +73,18 @@ pub struct MonitorDecl {
 }
 
 impl MonitorDecl {
-    fn alert_patch(&self) -> crate::alert::manage::AlertPatch {
-        crate::alert::manage::AlertPatch { confirm: self.confirm, recover: self.recover, notify: self.notify.clone() }
+    /// Whether it states any alert setting (`confirm`, `recover`, `notify`).
+    fn sets_alerting(&self) -> bool {
+        self.confirm.is_some() || self.recover.is_some() || self.notify.is_some()
     }
 }
+
+/// Writes one monitor's declared alert settings (`confirm`, `recover`, `notify`) in [`apply`]'s
+/// transaction, once every declared monitor exists, and says what changed. Alerting owns their
+/// rules and the channels and sits above monitors, so the caller hands its writer in
+/// (`alert::manage::write_declared`), and its errors travel as a [`Carried`].
+pub type AlertWriter =
+    dyn for<'c> Fn(&'c mut PgConnection, Uuid, &'c MonitorDecl) -> BoxFuture<'c, Result<Change, Carried>> + Sync;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -233,6 +244,7 @@ pub async fn apply(
     store: &MonitorStore<'_>,
     file: &MonitorFile,
     dry_run: bool,
+    alerting: &AlertWriter,
 ) -> Result<Vec<Applied>, MonitorError> {
     let mut seen = std::collections::HashSet::new();
     for (index, decl) in file.monitors.iter().enumerate() {
@@ -288,16 +300,13 @@ pub async fn apply(
     }
     // Alert settings last, when every declared monitor exists, in the same transaction.
     for (index, decl) in file.monitors.iter().enumerate() {
-        let patch = decl.alert_patch();
-        if patch.is_empty() {
+        if !decl.sets_alerting() {
             continue;
         }
         let in_entry =
             |source: MonitorError| MonitorError::InEntry { index, name: decl.name.clone(), source: Box::new(source) };
         let id = MonitorStore::resolve_id(&mut tx, decl.name.trim()).await.map_err(in_entry)?;
-        let change = crate::alert::manage::set_monitor_alerting(&mut tx, id, &patch)
-            .await
-            .map_err(|e| in_entry(MonitorError::Alert(Box::new(e))))?;
+        let change = alerting(&mut tx, id, decl).await.map_err(|e| in_entry(MonitorError::Alert(e)))?;
         applied[index].change = merge(applied[index].change, change);
     }
     if dry_run {

@@ -6,7 +6,6 @@ pub mod apply;
 pub mod check;
 pub mod create;
 mod plan;
-pub mod run;
 pub mod settings;
 mod spec;
 mod store;
@@ -129,9 +128,10 @@ pub enum MonitorError {
     InEntry { index: usize, name: String, source: Box<MonitorError> },
     #[error(transparent)]
     Region(#[from] RegionError),
-    /// A monitor's alert settings (unknown channel, a streak of 0).
+    /// A monitor's alert settings (unknown channel, a streak of 0), from alerting's writer
+    /// (`apply::AlertWriter`).
     #[error(transparent)]
-    Alert(Box<crate::alert::AlertError>),
+    Alert(crate::error::Carried),
     #[error(transparent)]
     Database(sqlx::Error),
 }

@@ -19,14 +19,9 @@ pub struct CheckSettings {
     pub trace_every: Option<u32>,
 }
 
+/// The probe's rule ([`crate::probe::http::parse_method`]), which synthetic steps share.
 pub fn parse_method(text: &str) -> Result<String, MonitorError> {
-    let upper = text.to_ascii_uppercase();
-    match upper.as_str() {
-        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => Ok(upper),
-        _ => Err(MonitorError::Invalid(format!(
-            "unsupported method `{text}`; use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"
-        ))),
-    }
+    crate::probe::http::parse_method(text).map_err(MonitorError::Invalid)
 }
 
 pub fn parse_record_type(text: &str) -> Result<String, MonitorError> {

@@ -32,8 +32,8 @@ pub struct Region {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegionError {
-    #[error("invalid region code `{0}`: use 2-50 characters, lowercase letters, digits and '-', starting with a letter (e.g. eu-west)")]
-    InvalidCode(String),
+    #[error(transparent)]
+    InvalidCode(#[from] crate::text::InvalidRegionCode),
     #[error("unknown country code `{0}`: use an ISO 3166-1 alpha-2 code such as US, IE or IN")]
     UnknownCountry(String),
     #[error("latitude {0} is out of range; use a value from -90 to 90")]
@@ -92,19 +92,9 @@ fn list(codes: &[String]) -> String {
     }
 }
 
-/// Region codes: `^[a-z][a-z0-9-]{1,49}$`.
+/// Region codes: `^[a-z][a-z0-9-]{1,49}$` (the rule is [`crate::text::region_code`]).
 pub fn validate_code(code: &str) -> Result<(), RegionError> {
-    let mut chars = code.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if first_ok && rest_ok && (2..=50).contains(&code.len()) {
-        Ok(())
-    } else {
-        // Quote at most what a valid code could hold, so a huge input is not repeated back.
-        let shown: String = code.chars().take(50).collect();
-        let ellipsis = if code.chars().count() > 50 { "…" } else { "" };
-        Err(RegionError::InvalidCode(format!("{shown}{ellipsis}")))
-    }
+    Ok(crate::text::region_code(code)?)
 }
 
 /// ISO 3166-1 alpha-2, normalised to upper case.

@@ -2,6 +2,7 @@
 //! daily summaries kept correct as results arrive.
 
 pub mod query;
+pub mod run;
 pub mod status;
 pub mod summary;
 

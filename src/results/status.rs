@@ -57,7 +57,40 @@ pub struct MonitorStatus {
     pub regions: Vec<RegionStatus>,
     /// The monitor's incidents open now (filled by the caller that reads them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub open_incidents: Vec<crate::alert::manage::Incident>,
+    pub open_incidents: Vec<Incident>,
+}
+
+/// An incident as operators see it: a monitor's status lists its open ones. Alerting
+/// (`alert::manage`) opens, reads and resolves them; the type is here so status needs
+/// nothing above it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Incident {
+    pub id: i64,
+    pub kind: String,
+    pub cause: String,
+    pub severity: String,
+    pub monitor_id: Option<Uuid>,
+    pub monitor: Option<String>,
+    pub region_code: Option<String>,
+    pub summary: String,
+    pub regions: Vec<String>,
+    pub first_error: Option<String>,
+    pub in_maintenance: bool,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+}
+
+impl Incident {
+    pub fn state(&self) -> &'static str {
+        match (self.resolved_at, self.acknowledged_at) {
+            (Some(_), _) => "resolved",
+            (None, Some(_)) => "acknowledged",
+            (None, None) => "open",
+        }
+    }
 }
 
 /// Judges one region's latest result.

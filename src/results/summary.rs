@@ -234,20 +234,9 @@ impl crate::error::Coded for RebuildError {
     }
 }
 
-/// Results checked before this time may have been deleted by `db prune`.
-pub async fn pruned_before(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT max(pruned_before) FROM results_retention").fetch_one(pool).await
-}
-
-/// The first day whose results are all still there.
-pub fn first_whole_day(horizon: DateTime<Utc>) -> NaiveDate {
-    let day = horizon.date_naive();
-    if horizon == day.and_hms_opt(0, 0, 0).unwrap().and_utc() {
-        day
-    } else {
-        day.succ_opt().unwrap_or(day)
-    }
-}
+// The prune horizon is kept by `db prune` (`store::partition`), which the summaries read; it
+// lives there so the store does not reach up into results.
+pub use crate::store::partition::{first_whole_day, pruned_before};
 
 /// Recomputes the summaries of `day` (or of every day with results), day by
 /// day, each in its own short transaction. Days at or before the prune

@@ -298,6 +298,22 @@ async fn create_day(
     Ok(affected[3])
 }
 
+/// Results checked before this time may have been deleted by [`prune`] (it records the cutoff in
+/// `results_retention` first).
+pub async fn pruned_before(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(pruned_before) FROM results_retention").fetch_one(pool).await
+}
+
+/// The first day whose results are all still there.
+pub fn first_whole_day(horizon: DateTime<Utc>) -> NaiveDate {
+    let day = horizon.date_naive();
+    if horizon == day.and_hms_opt(0, 0, 0).unwrap().and_utc() {
+        day
+    } else {
+        day.succ_opt().unwrap_or(day)
+    }
+}
+
 /// What a retention run removed (or would remove).
 #[derive(Debug, Clone, Serialize)]
 pub struct PruneReport {
@@ -342,7 +358,7 @@ impl crate::error::Coded for PruneError {
 pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bool) -> Result<PruneReport, PruneError> {
     // Days already cut into by an earlier prune are left as they are by the summaries; only the
     // days this prune would newly cut into must be settled.
-    let first_whole = crate::results::summary::pruned_before(pool).await?.map(crate::results::summary::first_whole_day);
+    let first_whole = pruned_before(pool).await?.map(first_whole_day);
     let unsettled: Option<NaiveDate> = sqlx::query_scalar(
         "SELECT min(day) FROM regional_monitor_summaries
          WHERE NOT percentiles_exact AND day <= $1 AND ($2::date IS NULL OR day >= $2)",

@@ -369,7 +369,7 @@ fn parse_step(index: usize, raw: serde_yaml_ng::Value) -> Result<Step, ScriptErr
                 return Err(fail("request: give `json` or `body`, not both".into()));
             }
             if let Some(method) = &request.method {
-                crate::monitor::settings::parse_method(method).map_err(|e| fail(format!("request: {e}")))?;
+                crate::probe::http::parse_method(method).map_err(|e| fail(format!("request: {e}")))?;
             }
             if request.url.trim().is_empty() {
                 return Err(fail("request: `url` is empty".into()));

@@ -564,7 +564,8 @@ async fn apply(
             .map_err(|e| crate::error::input_error(format!("monitor `{}`: {e:#}", decl.name)))?;
     }
     let before = if dry_run { Vec::new() } else { store.list().await? };
-    let applied = crate::monitor::apply::apply(pool, store, &file, dry_run).await?;
+    let applied =
+        crate::monitor::apply::apply(pool, store, &file, dry_run, &crate::alert::manage::write_declared).await?;
     let changed = applied.iter().filter(|a| a.change != Change::Unchanged).count();
     crate::cli::output::note(match (dry_run, changed) {
         (_, 0) => "nothing to change; every monitor is as declared".to_string(),

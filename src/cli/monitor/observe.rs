@@ -11,10 +11,10 @@ use super::super::Context;
 use crate::cli::output::{flow_tables, located_tables, ms, or_dash, Located};
 use crate::error::TargetDown;
 use crate::error::{self, input_error};
-use crate::monitor::run::{self, Measured};
 use crate::monitor::{check, MonitorError, MonitorStore};
 use crate::probe::FailureKind;
 use crate::region::RegionStore;
+use crate::results::run::{self, Measured};
 use crate::results::{self, query, status};
 
 #[derive(Debug, clap::Args)]

@@ -109,6 +109,16 @@ impl FromStr for HttpVersion {
     }
 }
 
+/// The methods a stored check may use (a monitor's `--method`, a synthetic step's `method`),
+/// upper-cased; the error names them.
+pub fn parse_method(text: &str) -> Result<String, String> {
+    let upper = text.to_ascii_uppercase();
+    match upper.as_str() {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => Ok(upper),
+        _ => Err(format!("unsupported method `{text}`; use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")),
+    }
+}
+
 /// An HTTP check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSpec {

@@ -1,13 +1,15 @@
 //! Running a planned check once and turning what it measured into the row to
-//! record: the one path of `monitor check` and the agents.
+//! record: the one path of `monitor check` and the agents. It lives with the
+//! rows it makes, above `monitor` (whose plan it runs), so monitors need not
+//! know results.
 
 use uuid::Uuid;
 
-use super::check::{Check, CheckPlan};
+use super::NewResult;
 use crate::geo::GeoDb;
+use crate::monitor::check::{Check, CheckPlan};
 use crate::probe::trace::Route;
 use crate::probe::{self, ProbeOptions, ProbeResult};
-use crate::results::NewResult;
 use crate::synthetic::{flow, FlowResult, RunOptions};
 
 /// What a check measured, as it is shown.
