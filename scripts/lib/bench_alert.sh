@@ -269,13 +269,12 @@ down_resolved_since() {
   [ "$open" = 0 ]
 }
 
-# Part (a)'s figures, in one query: per down monitor, the commit of the result that tipped its
-# rule (the `majority`-th region's first failure after the kill, confirm being 1) and the
-# receiver's first arrival of geoctl's page; the commit of its first failed result anywhere and
-# the first arrival of the peer's (whose rule fires on one region).
-ba_part_a_figures() {
+# The CTEs both of part (a)'s queries start with, for the kill at T0 ms: the down monitors
+# (down), each one's first failed result's commit per region (ranked by commit: k), and the
+# commit of the result that tipped its rule (tipped: the `majority`-th region's, confirm being 1).
+ba_down_ctes() {
   local t0=$1
-  psql_q "
+  echo "
     WITH down AS (
       SELECT id FROM monitors WHERE name::text ~ '^alert-[0-9]+$'
         AND substring(name::text FROM 7)::int <= $BENCH_ALERT_DOWN),
@@ -287,7 +286,17 @@ ba_part_a_figures() {
       GROUP BY 1, 2),
     ranked AS (
       SELECT monitor_id, committed, row_number() OVER (PARTITION BY monitor_id ORDER BY committed) AS k FROM failed),
-    tipped AS (SELECT monitor_id, committed FROM ranked WHERE k = 2),
+    tipped AS (SELECT monitor_id, committed FROM ranked WHERE k = 2)"
+}
+
+# Part (a)'s figures, in one query: per down monitor, the commit of the result that tipped its
+# rule (the `majority`-th region's first failure after the kill, confirm being 1) and the
+# receiver's first arrival of geoctl's page; the commit of its first failed result anywhere and
+# the first arrival of the peer's (whose rule fires on one region).
+ba_part_a_figures() {
+  local t0=$1
+  psql_q "
+    $(ba_down_ctes "$t0"),
     first_failed AS (SELECT monitor_id, committed FROM ranked WHERE k = 1),
     geoctl AS (
       SELECT i.monitor_id, min((b.line ->> 'ms')::bigint) AS ms FROM bench_received b
@@ -323,19 +332,7 @@ ba_part_a_figures() {
 ba_part_a_phases() {
   local t0=$1
   psql_q "
-    WITH down AS (
-      SELECT id FROM monitors WHERE name::text ~ '^alert-[0-9]+$'
-        AND substring(name::text FROM 7)::int <= $BENCH_ALERT_DOWN),
-    failed AS (
-      SELECT r.monitor_id, r.execution_region,
-             min(extract(epoch FROM pg_xact_commit_timestamp(r.xmin)) * 1000) AS committed
-      FROM monitor_results r
-      WHERE r.checked_at >= to_timestamp($t0 / 1000.0) AND r.is_up = false AND r.monitor_id IN (SELECT id FROM down)
-      GROUP BY 1, 2),
-    tipped AS (
-      SELECT monitor_id, committed FROM (
-        SELECT monitor_id, committed, row_number() OVER (PARTITION BY monitor_id ORDER BY committed) AS k FROM failed) r
-      WHERE k = 2),
+    $(ba_down_ctes "$t0"),
     paged AS (
       SELECT i.monitor_id, min((b.line ->> 'ms')::bigint) AS ms,
              min(extract(epoch FROM e.at) * 1000) AS tick_started,

@@ -255,20 +255,14 @@ pub async fn run(
                     resolved = r.resolved,
                     notifications = r.notifications,
                     ms,
-                    read_ms = r.phases.read_ms,
-                    evaluate_ms = r.phases.evaluate_ms,
-                    write_ms = r.phases.write_ms,
-                    commit_ms = r.phases.commit_ms,
+                    phases = %r.phases,
                     "tick"
                 ),
                 Ok(r) => tracing::debug!(
                     results = r.results,
                     monitors = r.monitors,
                     ms,
-                    read_ms = r.phases.read_ms,
-                    evaluate_ms = r.phases.evaluate_ms,
-                    write_ms = r.phases.write_ms,
-                    commit_ms = r.phases.commit_ms,
+                    phases = %r.phases,
                     "tick"
                 ),
                 Err(e) => tracing::warn!("tick failed, retrying at the next: {e}"),

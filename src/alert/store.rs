@@ -69,6 +69,13 @@ pub struct Phases {
     pub commit_ms: u64,
 }
 
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Phases { read_ms, evaluate_ms, write_ms, commit_ms } = self;
+        write!(f, "read {read_ms} ms, evaluate {evaluate_ms} ms, write {write_ms} ms, commit {commit_ms} ms")
+    }
+}
+
 /// Which channels hear about which incidents.
 pub(crate) struct Routing {
     by_monitor: HashMap<Uuid, Vec<Uuid>>,
