@@ -21,6 +21,10 @@
 # Run as root (iptables, the agent's user). Figures on stdout and in target/bench/alert.json;
 # a failed run keeps its processes' logs in target/bench/alert-logs-<time>/.
 # BENCH_ALERT_MONITORS, BENCH_ALERT_DOWN, BENCH_ALERT_EVERY and BENCH_PROFILE (release) change it.
+# BENCH_ALERTER_BIN runs the alerter from another geoctl executable (an earlier build, for an A/B
+# against the same agents, targets and peer); everything else still runs this tree's build.
+# The alerter connects as its own PostgreSQL role, so pg_stat_statements counts its statements
+# apart from the agents': per tick, and those that write incidents, events and the outbox.
 
 BENCH_ALERT_MONITORS=${BENCH_ALERT_MONITORS:-10000}
 BENCH_ALERT_DOWN=${BENCH_ALERT_DOWN:-1000}
@@ -37,6 +41,7 @@ declare -gA _ba_logs=()
 # The agent cut off in part (b), and the user it runs as so iptables can tell its traffic apart.
 BA_CUT_REGION=eu-west
 BA_CUT_UID=65534
+BA_ALERTER_ROLE=geoctl_alerter
 BA_DOWN_ADDR=127.0.0.2
 BA_UP_ADDR=127.0.0.3
 
@@ -264,13 +269,12 @@ down_resolved_since() {
   [ "$open" = 0 ]
 }
 
-# Part (a)'s figures, in one query: per down monitor, the commit of the result that tipped its
-# rule (the `majority`-th region's first failure after the kill, confirm being 1) and the
-# receiver's first arrival of geoctl's page; the commit of its first failed result anywhere and
-# the first arrival of the peer's (whose rule fires on one region).
-ba_part_a_figures() {
+# The CTEs both of part (a)'s queries start with, for the kill at T0 ms: the down monitors
+# (down), each one's first failed result's commit per region (ranked by commit: k), and the
+# commit of the result that tipped its rule (tipped: the `majority`-th region's, confirm being 1).
+ba_down_ctes() {
   local t0=$1
-  psql_q "
+  echo "
     WITH down AS (
       SELECT id FROM monitors WHERE name::text ~ '^alert-[0-9]+$'
         AND substring(name::text FROM 7)::int <= $BENCH_ALERT_DOWN),
@@ -282,7 +286,17 @@ ba_part_a_figures() {
       GROUP BY 1, 2),
     ranked AS (
       SELECT monitor_id, committed, row_number() OVER (PARTITION BY monitor_id ORDER BY committed) AS k FROM failed),
-    tipped AS (SELECT monitor_id, committed FROM ranked WHERE k = 2),
+    tipped AS (SELECT monitor_id, committed FROM ranked WHERE k = 2)"
+}
+
+# Part (a)'s figures, in one query: per down monitor, the commit of the result that tipped its
+# rule (the `majority`-th region's first failure after the kill, confirm being 1) and the
+# receiver's first arrival of geoctl's page; the commit of its first failed result anywhere and
+# the first arrival of the peer's (whose rule fires on one region).
+ba_part_a_figures() {
+  local t0=$1
+  psql_q "
+    $(ba_down_ctes "$t0"),
     first_failed AS (SELECT monitor_id, committed FROM ranked WHERE k = 1),
     geoctl AS (
       SELECT i.monitor_id, min((b.line ->> 'ms')::bigint) AS ms FROM bench_received b
@@ -310,6 +324,48 @@ ba_part_a_figures() {
     FROM p" | tr '|' ' '
 }
 
+# Where geoctl's time went in part (a), per down monitor, p50 and p99 in ms: from the deciding
+# commit to the start of the tick that opened its incident (its `opened` event's `at`, the tick
+# transaction's start), that tick's transaction (to the event's commit: the event row, unlike
+# its outbox rows, is never updated, so its xmin is the tick's), and from that commit to the
+# receiver. Negative waits are results committed after the tick began but before it read them.
+ba_part_a_phases() {
+  local t0=$1
+  psql_q "
+    $(ba_down_ctes "$t0"),
+    paged AS (
+      SELECT i.monitor_id, min((b.line ->> 'ms')::bigint) AS ms,
+             min(extract(epoch FROM e.at) * 1000) AS tick_started,
+             min(extract(epoch FROM pg_xact_commit_timestamp(e.xmin)) * 1000) AS tick_committed
+      FROM bench_received b
+      JOIN incidents i ON i.id = (b.line #>> '{body,incident,id}')::bigint
+      JOIN incident_events e ON e.id = (b.line #>> '{body,event,id}')::bigint
+      WHERE b.line ->> 'path' = '/geoctl' AND e.kind = 'opened' AND i.kind = 'monitor'
+        AND (b.line ->> 'ms')::bigint >= $t0 AND i.monitor_id IN (SELECT id FROM down)
+      GROUP BY 1),
+    p AS (SELECT p.tick_started - t.committed AS wait, p.tick_committed - p.tick_started AS tick,
+                 p.ms - p.tick_committed AS delivery
+          FROM paged p JOIN tipped t USING (monitor_id))
+    SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY wait)), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY wait)),
+           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tick)), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY tick)),
+           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY delivery)), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY delivery))
+    FROM p" | tr '|' ' '
+}
+
+# The alerter's statements since the last pg_stat_statements_reset(): "ticks' delivery's writes",
+# where delivery's are the outbox's (notify::deliver_due: due channels, claim, load, record) and
+# writes those that write incidents, events, outbox rows and flapping state.
+ba_alerter_statements() {
+  psql_q "
+    SELECT coalesce(sum(calls) FILTER (WHERE NOT delivery), 0), coalesce(sum(calls) FILTER (WHERE delivery), 0),
+           coalesce(sum(calls) FILTER (WHERE writes), 0)
+    FROM (SELECT calls,
+                 query ~ '(WITH due AS|WITH u AS|AS notification_id|FROM alert_channels WHERE id = ANY|SELECT DISTINCT channel_id FROM notifications|UPDATE notifications SET next_attempt_at)' AS delivery,
+                 query ~ '(INSERT INTO (incidents|incident_events|notifications|alert_monitor_state)|UPDATE incidents)' AS writes
+          FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+          WHERE r.rolname = '$BA_ALERTER_ROLE') s" | tr '|' ' '
+}
+
 # Notifications geoctl's receiver got more than once for the same event (same idempotency key).
 geoctl_repeats() {
   psql_q "SELECT count(*) - count(DISTINCT (line #>> '{body,incident,id}', line #>> '{body,event,id}'))
@@ -333,13 +389,16 @@ bench_alert() {
   ba_build
   start_postgres "$_ba_work/pg"
   # Each result's commit time starts geoctl's figure: PostgreSQL keeps it only when asked.
+  # pg_stat_statements counts the alerter's statements.
   psql_q "ALTER SYSTEM SET track_commit_timestamp = on"
+  psql_q "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
   as_pg_owner "$(pg_bindir)/pg_ctl" -D "$_ba_work/pg/data" -l "$_ba_work/pg/server.log" -w -m fast restart >/dev/null
   start_redis "$_ba_work/redis"
   # One Redis, a database per region, as `bench queue` runs them.
   export DATABASE_URL REDIS_URL_US_EAST="${REDIS_URL%/*}/1" REDIS_URL_EU_WEST="${REDIS_URL%/*}/0" \
     REDIS_URL_AP_SOUTH="${REDIS_URL%/*}/2"
   geoctl db migrate >/dev/null
+  psql_q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; CREATE ROLE $BA_ALERTER_ROLE LOGIN SUPERUSER" >/dev/null
   # The peer has no latency rule: geoctl's latency thresholds go to the checks' timeout, so both
   # page for the same thing (a check slow on a loaded machine is not what is measured here).
   psql_q "UPDATE regions SET latency_warning_ms = 4000, latency_critical_ms = 5000"
@@ -363,8 +422,11 @@ bench_alert() {
   ba_agents
   ba_peer
   # Every tick's line (debug) carries its duration.
+  local alerter_bin=${BENCH_ALERTER_BIN:-$GEOCTL_BIN}
+  [ -x "$alerter_bin" ] || { echo "BENCH_ALERTER_BIN $alerter_bin is not an executable" >&2; return 1; }
   ba_start "$_ba_work/alerter.log" env RUST_LOG=info,sqlx=warn,geoctl::alert::service=debug ALERT_INTERVAL=1s ALERT_CONFIRM=1 \
-    ALERT_DEFAULT_CHANNELS=bench-hook ALERT_REGION_CHANNELS=bench-hook "$GEOCTL_BIN" alerter
+    ALERT_DEFAULT_CHANNELS=bench-hook ALERT_REGION_CHANNELS=bench-hook DATABASE_URL="${DATABASE_URL/geoctl@/$BA_ALERTER_ROLE@}" \
+    "$alerter_bin" alerter
   BA_ALERTER_PID=$BA_PID
 
   log "waiting for every monitor's first result in every region, in PostgreSQL and in Prometheus"
@@ -388,10 +450,14 @@ bench_alert() {
     "$n" "$every" "$(prometheus --version 2>&1 | sed -n '1s/.*version \([^ ]*\).*/\1/p')"
   printf '(scrape and rule every 1 s, probe_success == 0) + Alertmanager %s (group_wait 0s, by monitor)\n' \
     "$(prometheus-alertmanager --version 2>&1 | sed -n '1s/.*version \([^ ]*\).*/\1/p')"
+  printf 'alerter: %s\n' "${BENCH_ALERTER_BIN:-this tree (its own build)}"
 
   # (a) The down server goes at once; both sides must page for each of its monitors.
   log "part (a): $down targets go down"
   local t0 opened_a region_a open_a
+  local log_a
+  psql_q "SELECT pg_stat_statements_reset()" >/dev/null
+  log_a=$(wc -l <"$_ba_work/alerter.log")
   t0=$(now_ms)
   kill -KILL "$BA_DOWN_PID"
   wait_for "both sides to page for $down monitors" $((every * 4 + 90)) both_paged "$t0" "$down" || true
@@ -414,6 +480,18 @@ bench_alert() {
   # shellcheck disable=SC2086
   printf '   %-46s %6s %7s %7s %7s   %7s %7s %7s\n' "peer (first failed result in any region)" $(cut -d' ' -f2- <<<"$peer")
   printf '   geoctl notifications repeated (same event twice): %s\n' "$(geoctl_repeats)"
+  local phases ticks_a opening_a stmts_a s_ticks s_delivery s_writes
+  phases=$(ba_part_a_phases "$t0")
+  # shellcheck disable=SC2086
+  printf '   geoctl, p50/p99 ms: deciding commit to its tick %s/%s, the tick %s/%s, tick commit to receiver %s/%s\n' $phases
+  ticks_a=$(tail -n +"$((log_a + 1))" "$_ba_work/alerter.log" | grep -c ' tick ' || true)
+  opening_a=$(tail -n +"$((log_a + 1))" "$_ba_work/alerter.log" | grep ' tick ' | grep -c 'opened=[1-9]' || true)
+  stmts_a=$(ba_alerter_statements)
+  read -r s_ticks s_delivery s_writes <<<"$stmts_a"
+  printf '   alerter statements (pg_stat_statements): %s ticks (%s opened incidents): %s statements, %s per tick;\n' \
+    "$ticks_a" "$opening_a" "$s_ticks" "$(awk -v s="$s_ticks" -v t="$ticks_a" 'BEGIN { printf "%.1f", t ? s / t : 0 }')"
+  printf '   %s of them wrote incidents, events, outbox rows or flapping state (%s per incident); delivery %s\n' \
+    "$s_writes" "$(awk -v s="$s_writes" -v n="$down_a" 'BEGIN { printf "%.2f", n ? s / n : 0 }')" "$s_delivery"
 
   log "the $down targets come back"
   ba_start "$_ba_work/target-down-2.log" "$PROBE_BENCH" serve-http --listen "$BA_DOWN_ADDR:$BA_TARGET_PORT" --lifetime-secs 7200
@@ -464,7 +542,7 @@ bench_alert() {
   printf '   peer: Prometheus + Alertmanager %s s = %s µs per result (each scraped every second, not once)\n' \
     "$c_peer" "$(awk -v c="$c_peer" -v r="$results" 'BEGIN { printf "%.1f", c * 1e6 / r }')"
   local ticks
-  ticks=$(tail -n +"$((log_from + 1))" "$_ba_work/alerter.log" | grep ' tick' | grep -o 'ms=[0-9]*' | cut -d= -f2 | sort -n \
+  ticks=$(tail -n +"$((log_from + 1))" "$_ba_work/alerter.log" | grep ' tick' | grep -o ' ms=[0-9]*' | cut -d= -f2 | sort -n \
     | awk '{ v[NR] = $1 } END { if (NR) printf "%d %d %d %d", NR, v[int((NR - 1) * 0.5) + 1], v[int((NR - 1) * 0.99) + 1], v[NR] }')
   printf '   alerter ticks (heartbeats, read, evaluate, write, commit): %s, ms p50 %s, p99 %s, max %s\n' $ticks
 
@@ -474,8 +552,9 @@ bench_alert() {
   # shellcheck disable=SC2086
   set -- $peer
   local p_json="{\"pages\":$2,\"from_commit_ms\":{\"p50\":${3:-null},\"p99\":${4:-null},\"max\":${5:-null}},\"from_down_ms\":{\"p50\":${6:-null},\"p99\":${7:-null},\"max\":${8:-null}}}"
-  printf '{"monitors":%s,"regions":3,"every_s":%s,"down":%s,"a":{"incidents":%s,"down_incidents":%s,"down_incidents_of_up_monitors":%s,"region_incidents":%s,"geoctl":%s,"peer":%s,"resolved_ms":%s},"b":{"region_incidents":%s,"monitor_incidents":%s,"geoctl_monitors_paged":%s,"peer_monitors_paged":%s},"c":{"seconds":%s,"results":%s,"alerter_cpu_s":%s,"peer_cpu_s":%s,"ticks":"%s"}}\n' \
-    "$n" "$every" "$down" "$opened_a" "$down_a" "$others_a" "$region_a" "$g_json" "$p_json" "${resolved_in:-null}" "$region_b" "$opened_b" \
+  printf '{"alerter":"%s","monitors":%s,"regions":3,"every_s":%s,"down":%s,"a":{"incidents":%s,"down_incidents":%s,"down_incidents_of_up_monitors":%s,"region_incidents":%s,"geoctl":%s,"peer":%s,"resolved_ms":%s,"geoctl_phases_ms":"%s","alerter_statements":{"ticks":%s,"opening_ticks":%s,"tick_statements":%s,"write_statements":%s,"delivery_statements":%s}},"b":{"region_incidents":%s,"monitor_incidents":%s,"geoctl_monitors_paged":%s,"peer_monitors_paged":%s},"c":{"seconds":%s,"results":%s,"alerter_cpu_s":%s,"peer_cpu_s":%s,"ticks":"%s"}}\n' \
+    "${BENCH_ALERTER_BIN:-this tree}" "$n" "$every" "$down" "$opened_a" "$down_a" "$others_a" "$region_a" "$g_json" "$p_json" "${resolved_in:-null}" \
+    "$phases" "$ticks_a" "$opening_a" "$s_ticks" "$s_writes" "$s_delivery" "$region_b" "$opened_b" \
     "$geo_b" "$peer_b" "$seconds" "$results" "$c_alerter" "$c_peer" "$ticks" >"$json"
   cp "$_ba_work/alerter.log" target/bench/alert-alerter.log
   echo "JSON: $json; the alerter's log: target/bench/alert-alerter.log"

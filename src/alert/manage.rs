@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::store::{channel_ids, lock_ticks, write_event, Routing};
+use super::store::{channel_ids, lock_ticks, IncidentRef, Routing, Writes};
 use super::{AlertError, Settings, Subject};
 use crate::error::Carried;
 use crate::monitor::apply::MonitorDecl;
@@ -218,13 +218,15 @@ async fn announce(
     conn: &mut PgConnection,
     settings: &Settings,
     incident: &Incident,
-    kind: &str,
+    kind: &'static str,
     detail: Value,
 ) -> Result<(), AlertError> {
     let subject = incident.subject();
     let monitors = incident.monitor_id.map(|m| vec![m]);
     let routing = Routing::load(conn, settings, monitors.as_deref()).await?;
-    write_event(conn, incident.id, kind, &detail, routing.channels(&subject), incident.in_maintenance).await?;
+    let mut writes = Writes::default();
+    writes.event(IncidentRef::Stored(incident.id), kind, detail, routing.channels(&subject), incident.in_maintenance);
+    writes.write(conn).await?;
     Ok(())
 }
 

@@ -255,9 +255,16 @@ pub async fn run(
                     resolved = r.resolved,
                     notifications = r.notifications,
                     ms,
+                    phases = %r.phases,
                     "tick"
                 ),
-                Ok(r) => tracing::debug!(results = r.results, monitors = r.monitors, ms, "tick"),
+                Ok(r) => tracing::debug!(
+                    results = r.results,
+                    monitors = r.monitors,
+                    ms,
+                    phases = %r.phases,
+                    "tick"
+                ),
                 Err(e) => tracing::warn!("tick failed, retrying at the next: {e}"),
             }
         }

@@ -3,8 +3,10 @@
 //!
 //! A tick reads a fixed number of queries whatever the number of monitors
 //! (monitors with their regions, state, open incidents, windows, channels, and
-//! the results since the last tick), and writes the changed state in one
-//! statement plus two statements per transition. Results are read keyed by
+//! the results since the last tick), and writes a fixed number too: the changed
+//! state in one statement, the flapping state in one, and every incident opened,
+//! resolved or fired again with its events and outbox rows in two ([`Writes`]),
+//! whether the tick opens one incident or a thousand. Results are read keyed by
 //! monitor and a `checked_at` range, so a results table partitioned by day (or
 //! distributed by monitor) is read only where the new rows are.
 //!
@@ -52,6 +54,26 @@ pub struct TickReport {
     pub resolved: usize,
     pub events: usize,
     pub notifications: usize,
+    /// Where the tick's time went, for the alerter's log.
+    #[serde(skip)]
+    pub phases: Phases,
+}
+
+/// Milliseconds of one tick by phase: reading (lock, state, results, incidents), evaluating,
+/// writing (state, incidents, events, outbox), committing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    pub read_ms: u64,
+    pub evaluate_ms: u64,
+    pub write_ms: u64,
+    pub commit_ms: u64,
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Phases { read_ms, evaluate_ms, write_ms, commit_ms } = self;
+        write!(f, "read {read_ms} ms, evaluate {evaluate_ms} ms, write {write_ms} ms, commit {commit_ms} ms")
+    }
 }
 
 /// Which channels hear about which incidents.
@@ -118,32 +140,183 @@ pub async fn channel_ids(conn: &mut PgConnection, names: &[String]) -> Result<Ve
     Ok(names.iter().map(|n| found[n]).collect())
 }
 
-/// Writes one incident event and, in the same statement, one outbox row per
-/// channel (`suppressed` when it must not be sent), keyed
-/// `geoctl-<incident>-<event>-<channel>` so every attempt of it carries the
-/// same idempotency key. Returns the event id and the rows written.
-pub(crate) async fn write_event(
-    conn: &mut PgConnection,
-    incident: i64,
-    kind: &str,
-    detail: &Value,
-    channels: &[Uuid],
+/// Which incident an event is about: one already stored, or the `n`th that the same
+/// [`Writes`] opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IncidentRef {
+    Stored(i64),
+    Opening(usize),
+}
+
+/// An incident to insert.
+#[derive(Debug, Clone)]
+struct NewIncident {
+    kind: &'static str,
+    cause: Cause,
+    monitor_id: Option<Uuid>,
+    region_code: Option<String>,
+    summary: String,
+    regions: Vec<String>,
+    first_error: Option<String>,
+    in_maintenance: bool,
+}
+
+/// An event to insert, with one outbox row per channel.
+#[derive(Debug, Clone)]
+struct NewEvent {
+    incident: IncidentRef,
+    kind: &'static str,
+    detail: Value,
+    channels: Vec<Uuid>,
+    /// Its outbox rows are `suppressed`, not `pending`.
     suppressed: bool,
-) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "WITH e AS (INSERT INTO incident_events (incident_id, kind, detail) VALUES ($1, $2, $3) RETURNING id, incident_id),
-              n AS (INSERT INTO notifications (event_id, channel_id, idempotency_key, state)
-                    SELECT e.id, c, 'geoctl-' || e.incident_id || '-' || e.id || '-' || c, $5
-                    FROM e, unnest($4::uuid[]) AS c RETURNING 1)
-         SELECT (SELECT id FROM e), (SELECT count(*) FROM n)",
-    )
-    .bind(incident)
-    .bind(kind)
-    .bind(detail)
-    .bind(channels)
-    .bind(if suppressed { "suppressed" } else { "pending" })
-    .fetch_one(conn)
-    .await
+}
+
+/// What [`Writes::write`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub events: usize,
+    pub notifications: usize,
+}
+
+/// The incident changes of one tick (or of one manual change), their events and their outbox
+/// rows, gathered and then written in two statements whatever their number: one takes the new
+/// incidents' and events' ids from their sequences, one writes every table (a statement of
+/// data-modifying CTEs, each run to completion, whose foreign keys are checked at its end). A tick that
+/// opens a thousand incidents costs the same two round trips as one that opens one; before,
+/// each incident cost its own two, and such ticks took seconds.
+///
+/// Events get increasing ids in the order they were added, so the events of one incident are
+/// delivered in that order. Each outbox row's idempotency key is
+/// `geoctl-<incident>-<event>-<channel>`, the same for every attempt of it.
+#[derive(Debug, Default)]
+pub(crate) struct Writes {
+    opening: Vec<NewIncident>,
+    resolving: Vec<i64>,
+    firing: Vec<i64>,
+    events: Vec<NewEvent>,
+}
+
+impl Writes {
+    /// An incident to open; its events name it by the returned reference.
+    fn open(&mut self, o: &eval::Opening) -> IncidentRef {
+        let (kind, monitor_id, region_code) = match &o.subject {
+            Subject::Monitor(id) => ("monitor", Some(*id), None),
+            Subject::Region(code) => ("region", None, Some(code.clone())),
+        };
+        self.opening.push(NewIncident {
+            kind,
+            cause: o.cause,
+            monitor_id,
+            region_code,
+            summary: o.summary.clone(),
+            regions: o.regions.clone(),
+            first_error: o.first_error.clone(),
+            in_maintenance: o.in_maintenance,
+        });
+        IncidentRef::Opening(self.opening.len() - 1)
+    }
+
+    /// Marks a stored incident resolved by the alerter (if it is still open).
+    fn resolve(&mut self, incident: i64) {
+        self.resolving.push(incident);
+    }
+
+    /// Takes a stored incident out of maintenance: it is announced again.
+    fn fire(&mut self, incident: i64) {
+        self.firing.push(incident);
+    }
+
+    /// An event about `incident` for `channels`.
+    pub(crate) fn event(
+        &mut self,
+        incident: IncidentRef,
+        kind: &'static str,
+        detail: Value,
+        channels: &[Uuid],
+        suppressed: bool,
+    ) {
+        self.events.push(NewEvent { incident, kind, detail, channels: channels.to_vec(), suppressed });
+    }
+
+    /// Writes everything gathered, in the caller's transaction. An incident both resolved and
+    /// fired again in one batch is not something the evaluator decides (a resolved incident is
+    /// never announced again), and one statement may not update a row twice.
+    pub(crate) async fn write(self, conn: &mut PgConnection) -> Result<Written, sqlx::Error> {
+        debug_assert!(self.resolving.iter().all(|id| !self.firing.contains(id)));
+        if self.opening.is_empty() && self.resolving.is_empty() && self.firing.is_empty() && self.events.is_empty() {
+            return Ok(Written::default());
+        }
+        let (mut incident_ids, mut event_ids): (Vec<i64>, Vec<i64>) = sqlx::query_as(
+            "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('incidents', 'id')) FROM generate_series(1, $1)),
+                    ARRAY(SELECT nextval(pg_get_serial_sequence('incident_events', 'id')) FROM generate_series(1, $2))",
+        )
+        .bind(self.opening.len() as i64)
+        .bind(self.events.len() as i64)
+        .fetch_one(&mut *conn)
+        .await?;
+        // Whatever order the server handed them out in, the events added first get the lower ids.
+        incident_ids.sort_unstable();
+        event_ids.sort_unstable();
+        let incidents: Vec<Value> = self
+            .opening
+            .iter()
+            .zip(&incident_ids)
+            .map(|(o, id)| {
+                json!({
+                    "id": id, "kind": o.kind, "cause": o.cause.as_str(), "severity": o.cause.severity(),
+                    "monitor_id": o.monitor_id, "region_code": o.region_code, "summary": o.summary,
+                    "regions": o.regions, "first_error": o.first_error, "in_maintenance": o.in_maintenance,
+                })
+            })
+            .collect();
+        let events: Vec<Value> = self
+            .events
+            .iter()
+            .zip(&event_ids)
+            .map(|(e, id)| {
+                let incident = match e.incident {
+                    IncidentRef::Stored(id) => id,
+                    IncidentRef::Opening(n) => incident_ids[n],
+                };
+                json!({
+                    "id": id, "incident_id": incident, "kind": e.kind, "detail": e.detail, "channels": e.channels,
+                    "state": if e.suppressed { "suppressed" } else { "pending" },
+                })
+            })
+            .collect();
+        let (events, notifications): (i64, i64) = sqlx::query_as(
+            "WITH opened AS (
+                INSERT INTO incidents
+                    (id, kind, cause, severity, monitor_id, region_code, summary, regions, first_error, in_maintenance)
+                SELECT id, kind, cause, severity, monitor_id, region_code, summary, regions, first_error, in_maintenance
+                FROM jsonb_to_recordset($1) AS o(id bigint, kind text, cause text, severity text, monitor_id uuid,
+                     region_code text, summary text, regions text[], first_error text, in_maintenance bool)),
+             resolved AS (
+                UPDATE incidents SET resolved_at = now(), resolved_by = 'alerter'
+                WHERE id = ANY($2) AND resolved_at IS NULL),
+             fired AS (
+                UPDATE incidents SET in_maintenance = false WHERE id = ANY($3)),
+             e AS (
+                SELECT * FROM jsonb_to_recordset($4)
+                    AS e(id bigint, incident_id bigint, kind text, detail jsonb, channels uuid[], state text)),
+             events AS (
+                INSERT INTO incident_events (id, incident_id, kind, detail)
+                SELECT id, incident_id, kind, detail FROM e RETURNING 1),
+             n AS (
+                INSERT INTO notifications (event_id, channel_id, idempotency_key, state)
+                SELECT e.id, c, 'geoctl-' || e.incident_id || '-' || e.id || '-' || c, e.state
+                FROM e, unnest(e.channels) AS c RETURNING 1)
+             SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM n)",
+        )
+        .bind(Value::Array(incidents))
+        .bind(&self.resolving)
+        .bind(&self.firing)
+        .bind(Value::Array(events))
+        .fetch_one(conn)
+        .await?;
+        Ok(Written { events: events as usize, notifications: notifications as usize })
+    }
 }
 
 /// Takes the tick lock for the rest of the transaction.
@@ -309,6 +482,7 @@ impl Evaluator {
         liveness: &HashMap<String, Liveness>,
     ) -> Result<TickReport, AlertError> {
         let held = self.held.take();
+        let started = std::time::Instant::now();
         let mut tx = pool.begin().await?;
         lock_ticks(&mut tx).await?;
         // The time once the lock is ours (a tick that waited for another must not evaluate
@@ -377,6 +551,7 @@ impl Evaluator {
 
         let open = load_open(&mut tx).await?;
         let maintenance = load_maintenance(&mut tx, now).await?;
+        let read = started.elapsed();
         let outcome = eval::evaluate(
             &mut held.memory,
             &eval::Tick {
@@ -390,21 +565,11 @@ impl Evaluator {
             },
         );
 
+        let evaluated = started.elapsed();
         let mut save = outcome.changed_tracks.clone();
         save.extend(Self::due_for_saving(monitors, &held));
         save_tracks(&mut tx, &held.memory, &save).await?;
-        for id in &outcome.changed_flaps {
-            let flap = held.memory.flaps.get(id).cloned().unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO alert_monitor_state (monitor_id, changes, flapping) VALUES ($1, $2, $3)
-                 ON CONFLICT (monitor_id) DO UPDATE SET changes = EXCLUDED.changes, flapping = EXCLUDED.flapping",
-            )
-            .bind(id)
-            .bind(&flap.changes)
-            .bind(flap.flapping)
-            .execute(&mut *tx)
-            .await?;
-        }
+        save_flaps(&mut tx, &held.memory, &outcome.changed_flaps).await?;
 
         if !outcome.transitions.is_empty() {
             // Read now, for the monitors that changed only: channels can be removed at any time,
@@ -426,9 +591,13 @@ impl Evaluator {
             let routing = Routing::load(&mut tx, settings, Some(&involved)).await?;
             let subjects: HashMap<i64, Subject> = open.iter().map(|((_, s), o)| (o.id, s.clone())).collect();
             let names: HashMap<Uuid, &str> = monitors.iter().map(|m| (m.id, m.name.as_str())).collect();
+            let mut writes = Writes::default();
             for transition in &outcome.transitions {
-                apply(&mut tx, transition, &routing, &subjects, &names, &mut report).await?;
+                stage(&mut writes, transition, &routing, &subjects, &names, &mut report);
             }
+            let written = writes.write(&mut tx).await?;
+            report.events = written.events;
+            report.notifications = written.notifications;
         }
         sqlx::query(
             "INSERT INTO alert_cursor (singleton, evaluated_at) VALUES (true, $1)
@@ -437,7 +606,15 @@ impl Evaluator {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        let wrote = started.elapsed();
         tx.commit().await?;
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        report.phases = Phases {
+            read_ms: ms(read),
+            evaluate_ms: ms(evaluated - read),
+            write_ms: ms(wrote - evaluated),
+            commit_ms: ms(started.elapsed() - wrote),
+        };
         for key in save {
             let newest = held.memory.tracks.get(&key).and_then(|t| t.last_checked_at);
             held.saved.insert(key, newest);
@@ -459,80 +636,56 @@ pub async fn tick(
     Evaluator::default().tick(pool, settings, liveness).await
 }
 
-/// Writes one transition: the incident change, its event(s) and their outbox rows.
-async fn apply(
-    conn: &mut PgConnection,
+/// Adds one transition to the tick's writes: the incident change, its event(s) and their
+/// outbox rows.
+fn stage(
+    writes: &mut Writes,
     transition: &Transition,
     routing: &Routing,
     subjects: &HashMap<i64, Subject>,
     names: &HashMap<Uuid, &str>,
     report: &mut TickReport,
-) -> Result<(), AlertError> {
-    let mut writes: Vec<(i64, &'static str, Value, &Subject, bool)> = Vec::new();
+) {
     match transition {
         Transition::Open(o) => {
+            let incident = writes.open(o);
+            report.opened += 1;
             let (kind, monitor_id, region) = match &o.subject {
                 Subject::Monitor(id) => ("monitor", Some(*id), None),
                 Subject::Region(code) => ("region", None, Some(code.clone())),
             };
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO incidents (kind, cause, severity, monitor_id, region_code, summary, regions, first_error, in_maintenance)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-            )
-            .bind(kind)
-            .bind(o.cause.as_str())
-            .bind(o.cause.severity())
-            .bind(monitor_id)
-            .bind(&region)
-            .bind(&o.summary)
-            .bind(&o.regions)
-            .bind(&o.first_error)
-            .bind(o.in_maintenance)
-            .fetch_one(&mut *conn)
-            .await?;
-            report.opened += 1;
             let monitor = monitor_id.map(|m| json!({ "id": m, "name": names.get(&m) }));
             let detail = json!({
                 "summary": o.summary, "cause": o.cause, "severity": o.cause.severity(), "kind": kind,
                 "monitor": monitor, "region": region, "regions": o.regions, "first_error": o.first_error,
                 "in_maintenance": o.in_maintenance, "muted": o.muted,
             });
-            writes.push((id, "opened", detail, &o.subject, o.muted));
+            let channels = routing.channels(&o.subject);
+            writes.event(incident, "opened", detail, channels, o.muted);
             if o.flapping {
                 let detail = json!({ "summary": format!("flapping: {}", o.summary), "monitor": monitor });
-                writes.push((id, "flapping", detail, &o.subject, o.in_maintenance));
+                writes.event(incident, "flapping", detail, channels, o.in_maintenance);
             }
         }
         Transition::Resolve(r) => {
-            sqlx::query(
-                "UPDATE incidents SET resolved_at = now(), resolved_by = 'alerter' WHERE id = $1 AND resolved_at IS NULL",
-            )
-            .bind(r.incident)
-            .execute(&mut *conn)
-            .await?;
+            writes.resolve(r.incident);
             report.resolved += 1;
+            let incident = IncidentRef::Stored(r.incident);
+            let channels = routing.channels(&r.subject);
             let detail = json!({ "summary": r.summary, "cause": r.cause, "muted": r.muted });
-            writes.push((r.incident, "resolved", detail, &r.subject, r.muted));
+            writes.event(incident, "resolved", detail, channels, r.muted);
             if r.flapping {
                 let detail = json!({ "summary": format!("flapping: {}", r.summary) });
-                writes.push((r.incident, "flapping", detail, &r.subject, r.in_maintenance));
+                writes.event(incident, "flapping", detail, channels, r.in_maintenance);
             }
         }
         Transition::Firing { incident, reason } => {
-            sqlx::query("UPDATE incidents SET in_maintenance = false WHERE id = $1")
-                .bind(incident)
-                .execute(&mut *conn)
-                .await?;
+            writes.fire(*incident);
             let subject = subjects.get(incident).expect("firing is only decided for open incidents");
-            writes.push((*incident, "firing", json!({ "summary": reason, "reason": reason }), subject, false));
+            let detail = json!({ "summary": reason, "reason": reason });
+            writes.event(IncidentRef::Stored(*incident), "firing", detail, routing.channels(subject), false);
         }
     }
-    for (incident, kind, detail, subject, muted) in writes {
-        let (_, sent) = write_event(conn, incident, kind, &detail, routing.channels(subject), muted).await?;
-        report.events += 1;
-        report.notifications += sent as usize;
-    }
-    Ok(())
 }
 
 async fn load_monitors(conn: &mut PgConnection, settings: &Settings) -> Result<Vec<MonitorView>, sqlx::Error> {
@@ -696,6 +849,34 @@ async fn save_tracks(
     .bind(&slow_toward)
     .bind(&checked)
     .bind(&error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Upserts the changed flapping state in one statement.
+async fn save_flaps(
+    conn: &mut PgConnection,
+    memory: &Memory,
+    changed: &std::collections::BTreeSet<Uuid>,
+) -> Result<(), sqlx::Error> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Value> = changed
+        .iter()
+        .map(|id| {
+            let flap = memory.flaps.get(id).cloned().unwrap_or_default();
+            json!({ "monitor_id": id, "changes": flap.changes, "flapping": flap.flapping })
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO alert_monitor_state (monitor_id, changes, flapping)
+         SELECT monitor_id, changes, flapping
+         FROM jsonb_to_recordset($1) AS f(monitor_id uuid, changes timestamptz[], flapping bool)
+         ON CONFLICT (monitor_id) DO UPDATE SET changes = EXCLUDED.changes, flapping = EXCLUDED.flapping",
+    )
+    .bind(Value::Array(rows))
     .execute(conn)
     .await?;
     Ok(())

@@ -551,3 +551,126 @@ fn a_leader_stopped_with_sigterm_exits_0_and_hands_over_at_once() {
     // The lock was given back, so the standby's next try (every 2 s) takes it.
     wait_until("the standby to lead", Duration::from_secs(3), || second.leads());
 }
+
+/// `alerter --once` with the driver logging every statement it sends (sqlx logs each at
+/// debug): the report, and the tick's statements as logged (from taking the tick lock to the
+/// commit; delivery follows, with statements per batch of rows), one per entry.
+fn once_logging_statements(db: &TestDb) -> (serde_json::Value, Vec<String>) {
+    let run = db
+        .geoctl_with(
+            &["alerter", "--once", "-o", "json"],
+            &[
+                ("RUST_LOG", "warn,sqlx::query=debug"),
+                // Forty monitors down in the same two regions would otherwise be those regions' outage.
+                ("ALERT_REGION_IMPAIRED_MIN", "1000"),
+            ],
+        )
+        .success();
+    // The logged statement is pretty-printed across (escaped) lines: one space between words.
+    let statements = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("sqlx::query"))
+        .map(|l| l.replace("\\n", " ").split_whitespace().collect::<Vec<_>>().join(" "))
+        .skip_while(|l| !l.contains("pg_advisory_xact_lock"))
+        .collect::<Vec<_>>();
+    let end = statements.iter().position(|l| l.contains("summary=\"COMMIT\"")).expect("the tick commits");
+    let statements = statements[..=end].to_vec();
+    (run.json(), statements)
+}
+
+/// A tick's incidents, events and outbox rows go to the server in the same statements whether
+/// it opens two incidents or forty, and the rows are those the alerter always wrote.
+#[test]
+fn a_tick_writes_any_number_of_incidents_events_and_notifications_in_the_same_statements() {
+    let mut counted = Vec::new();
+    for n in [2usize, 40] {
+        let db = TestDb::migrated();
+        channel(&db, "ops-hook");
+        channel(&db, "team-hook");
+        let file = db.dir().join("monitors.yaml");
+        let mut apply = String::from("monitors:\n");
+        for i in 0..n {
+            apply.push_str(&format!(
+                "  - {{name: m{i}, type: tcp, target: \"127.0.0.1:9\", regions: [{ALL}], notify: [ops-hook, team-hook]}}\n"
+            ));
+        }
+        std::fs::write(&file, apply).unwrap();
+        db.geoctl(&["monitor", "apply", "-f", file.to_str().unwrap()]).success();
+        // Two failed runs (confirm 2) in us-east and eu-west, passes in ap-south: each monitor is down.
+        let insert = |agos: &str, down_in: &str| {
+            db.exec(&format!(
+                "INSERT INTO monitor_results (monitor_id, execution_region, checked_at, is_up, status, total_time, error_kind, error_message)
+                 SELECT m.id, r, now() - make_interval(secs => ago), NOT (r = ANY('{{{down_in}}}')),
+                        CASE WHEN r = ANY('{{{down_in}}}') THEN 'down' ELSE 'up' END,
+                        CASE WHEN r = ANY('{{{down_in}}}') THEN NULL ELSE 40 END,
+                        CASE WHEN r = ANY('{{{down_in}}}') THEN 'timeout' END,
+                        CASE WHEN r = ANY('{{{down_in}}}') THEN 'no answer in 10s' END
+                 FROM monitors m, unnest('{{{ALL}}}'::text[]) AS r, unnest('{{{agos}}}'::int[]) AS ago"
+            ))
+        };
+        insert("60,30", "us-east,eu-west");
+        let (opened, opening) = once_logging_statements(&db);
+        assert_eq!(
+            (opened["opened"].as_u64(), opened["events"].as_u64(), opened["notifications"].as_u64()),
+            (Some(n as u64), Some(n as u64), Some(2 * n as u64)),
+            "{opened}"
+        );
+        assert_eq!(
+            count(
+                &db,
+                "incidents i JOIN monitors m ON m.id = i.monitor_id WHERE i.kind = 'monitor' AND i.cause = 'down'
+                        AND i.severity = 'critical' AND i.resolved_at IS NULL AND NOT i.in_maintenance
+                        AND i.summary = m.name::text || ' is down in eu-west and us-east (rule: majority)'
+                        AND i.regions = '{eu-west,us-east}' AND i.first_error = 'eu-west: timeout: no answer in 10s'"
+            ),
+            n as i64
+        );
+        assert_eq!(count(&db, "(SELECT DISTINCT monitor_id FROM incidents) s"), n as i64, "one incident per monitor");
+        assert_eq!(
+            count(
+                &db,
+                "incident_events e JOIN incidents i ON i.id = e.incident_id JOIN monitors m ON m.id = i.monitor_id
+                        WHERE e.kind = 'opened' AND e.detail ->> 'summary' = i.summary
+                        AND e.detail #>> '{monitor,name}' = m.name::text AND (e.detail ->> 'muted')::bool = false"
+            ),
+            n as i64
+        );
+        assert_eq!(
+            count(
+                &db,
+                "notifications n JOIN incident_events e ON e.id = n.event_id
+                        JOIN alert_channels c ON c.id = n.channel_id AND c.name IN ('ops-hook', 'team-hook')
+                        WHERE n.state = 'pending'
+                        AND n.idempotency_key = 'geoctl-' || e.incident_id || '-' || e.id || '-' || n.channel_id"
+            ),
+            2 * n as i64
+        );
+
+        // Two passing runs everywhere resolve them all, again in the same statements.
+        insert("20,10", "");
+        let (resolved, resolving) = once_logging_statements(&db);
+        assert_eq!(
+            (resolved["resolved"].as_u64(), resolved["notifications"].as_u64()),
+            (Some(n as u64), Some(2 * n as u64))
+        );
+        assert_eq!(count(&db, "incidents WHERE resolved_at IS NOT NULL AND resolved_by = 'alerter'"), n as i64);
+        assert_eq!(
+            count(
+                &db,
+                "incident_events e JOIN notifications n ON n.event_id = e.id WHERE e.kind = 'resolved'
+                        AND e.id > (SELECT max(id) FROM incident_events WHERE kind = 'opened')"
+            ),
+            2 * n as i64,
+            "each resolved event after every opened one, one row per channel"
+        );
+        let writing =
+            |log: &[String], table: &str| log.iter().filter(|s| s.contains(&format!("INSERT INTO {table}"))).count();
+        assert_eq!(writing(&opening, "incidents"), 1, "one statement inserts every incident:\n{}", opening.join("\n"));
+        assert_eq!(writing(&opening, "notifications"), 1, "and every outbox row");
+        assert_eq!(writing(&resolving, "notifications"), 1);
+        counted.push((n, opening.len(), resolving.len()));
+    }
+    assert_eq!(counted[0].1, counted[1].1, "statements of the opening tick, by incidents: {counted:?}");
+    assert_eq!(counted[0].2, counted[1].2, "statements of the resolving tick, by incidents: {counted:?}");
+}
