@@ -206,6 +206,12 @@ pub async fn resolve(pool: &PgPool, settings: &Settings, id: i64, by: &str) -> R
             "UPDATE alert_region_state SET failing = false, failing_toward = 0 WHERE monitor_id = $1"
         };
         sqlx::query(reset).bind(monitor).execute(&mut *tx).await?;
+        // A running leader keeps the streaks in memory while `alert_cursor` still holds the time
+        // it wrote; moving the cursor by a microsecond makes it read the reset state at its next
+        // tick, and the results it reads from there are the same to within that microsecond.
+        sqlx::query("UPDATE alert_cursor SET evaluated_at = evaluated_at - interval '1 microsecond'")
+            .execute(&mut *tx)
+            .await?;
     }
     let detail = json!({ "summary": format!("resolved by {by}: {}", incident.summary), "by": by, "manual": true });
     announce(&mut tx, settings, &incident, "resolved", detail).await?;

@@ -447,6 +447,30 @@ fn two_alerters_one_leads_and_the_standby_takes_over_within_10_s_of_a_sigkill_wi
     eprintln!("standby took over {took_over:?} after the leader's SIGKILL");
 }
 
+#[test]
+fn a_manual_resolve_resets_a_running_leaders_streaks_so_a_later_failure_opens_a_new_incident() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let m = monitor(&db, "api", &[]);
+    let leader = Alerter::start(&db);
+    wait_until("the alerter to lead", Duration::from_secs(10), || leader.leads());
+    results(&db, &m, &[3, 2], &[], &["us-east", "eu-west"]);
+    wait_until("the leader to open the incident", Duration::from_secs(10), || count(&db, "incidents") == 1);
+    let id = db.scalar("SELECT id FROM incidents");
+    db.geoctl_with(&["incident", "resolve", &id, "--by", "alice"], &[("ALERT_DEFAULT_CHANNELS", "hook")]).success();
+    // Still failing: it takes a new streak of `confirm` (2) failures to open a new incident, as
+    // with `alerter --once`; a leader still holding its old streaks would open one at the first.
+    results(&db, &m, &[1], &[], &["us-east", "eu-west"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(&db, "incidents"), 1, "one failure after the resolve is not yet a streak of 2");
+    results(&db, &m, &[0], &[], &["us-east", "eu-west"]);
+    wait_until("the leader to open a new incident", Duration::from_secs(10), || {
+        count(&db, "incidents WHERE resolved_at IS NULL") == 1
+    });
+    assert_eq!(count(&db, "incidents"), 2);
+    assert_eq!(db.scalar("SELECT string_agg(kind, ',' ORDER BY id) FROM incident_events"), "opened,resolved,opened");
+}
+
 /// The leader dies while a receiver holds its request: the standby delivers that notification
 /// (again, under the same idempotency key, once the claim's lease ends) and everything after it.
 #[test]
