@@ -63,3 +63,57 @@ fn a_failing_command_is_named_with_its_line() {
         "{stderr}"
     );
 }
+
+/// The cost mode's callgrind helpers (`scripts/lib/bench_cost.sh`) read a real profile, of
+/// geoctl itself, as this machine's valgrind writes it: the instructions in all, and the top
+/// functions by inclusive and by self instructions with their names. `scripts/bench probe --cost`
+/// and `queue --cost` print nothing else from a profile, and a valgrind whose output they no
+/// longer read must fail here rather than in a bench run of many minutes. (scripts/test installs
+/// valgrind; without it this fails.)
+#[test]
+fn the_cost_modes_callgrind_helpers_read_a_real_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("geoctl.out");
+    let script = format!(
+        "set -euo pipefail\nsource {ROOT}/scripts/lib/services.sh\nsource {ROOT}/scripts/lib/bench_cost.sh\n\
+         $(callgrind_cmd {p}) {geoctl} --version >/dev/null\n\
+         echo \"total $(callgrind_total {p})\"\n\
+         echo \"per $(per_unit \"$(callgrind_total {p})\" 1000 10)\"\n\
+         echo inclusive; callgrind_top {p} 5\n\
+         echo self; callgrind_top {p} 5 no\n",
+        p = profile.display(),
+        geoctl = env!("CARGO_BIN_EXE_geoctl"),
+    );
+    let out = Command::new("bash").arg("-c").arg(&script).current_dir(dir.path()).output().expect("run bash");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "needs valgrind (scripts/test installs it): {stderr}\n{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let total: u64 = lines[0].strip_prefix("total ").and_then(|t| t.parse().ok()).expect(&stdout);
+    assert!(total > 100_000, "{stdout}");
+    let per: f64 = lines[1].strip_prefix("per ").and_then(|t| t.parse().ok()).expect(&stdout);
+    assert!((per - (total - 1000) as f64 / 10.0).abs() <= 1.0, "{stdout}");
+    let section = |name: &str| -> Vec<(f64, u64, String)> {
+        let start = lines.iter().position(|l| *l == name).expect(&stdout) + 1;
+        lines[start..]
+            .iter()
+            .take_while(|l| !["inclusive", "self"].contains(l))
+            .map(|l| {
+                let mut words = l.split_whitespace();
+                let share = words.next().and_then(|s| s.strip_suffix('%')).and_then(|s| s.parse().ok());
+                let ir = words.next().and_then(|s| s.parse().ok());
+                let name: Vec<&str> = words.collect();
+                (share.expect(l), ir.expect(l), name.join(" "))
+            })
+            .collect()
+    };
+    for (name, top) in [("inclusive", section("inclusive")), ("self", section("self"))] {
+        assert_eq!(top.len(), 5, "{name}: {stdout}");
+        for (share, ir, function) in &top {
+            assert!(*ir <= total && *share <= 100.0 && !function.is_empty(), "{name}: {stdout}");
+        }
+        assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "{name} is sorted: {stdout}");
+    }
+    // Inclusive, the first holds (nearly) the whole run; by self, none does.
+    assert!(section("inclusive")[0].0 > 90.0, "{stdout}");
+    assert!(section("self")[0].1 < total, "{stdout}");
+}

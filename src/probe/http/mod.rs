@@ -50,7 +50,7 @@ use super::timing::{ms, Clock, Phases, Timeline};
 use super::{tls, AddressResult, Failure, FailureKind, ProbeKind, ProbeOptions, ProbeResult, TargetError};
 use redirect::{is_redirect, Hop};
 use response::{BodyError, BodySink};
-use transport::{exchange, Conn, SharedMarks, Wire};
+use transport::{exchange, Conn, SharedMarks, Wire, MAX_HEADER_FIELDS};
 
 /// Maximum size of the response header block (HTTP/2: of the header list).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -648,14 +648,17 @@ async fn check(spec: &HttpSpec, opts: &ProbeOptions, start_url: &Url, st: &mut S
         let sink =
             st.body.insert(BodySink::new(coding, spec.max_body_bytes, spec.keyword.is_some() || spec.keep_response));
         let read = conn.drive(sink.read(&mut body)).await;
-        let eof_without_close_notify =
-            st.marks.as_ref().is_some_and(|m| m.lock().is_ok_and(|m| m.eof_without_close_notify));
+        let (eof_without_close_notify, bytes_read) = st
+            .marks
+            .as_ref()
+            .and_then(|m| m.lock().ok().map(|m| (m.eof_without_close_notify, m.read)))
+            .unwrap_or_default();
         drop((body, conn));
         match read {
             Ok(()) => {}
             Err(BodyError::Failure(f)) => return Err(f),
             Err(BodyError::Hyper(e)) => {
-                return Err(hyper_failure(&e, "reading the response body", eof_without_close_notify))
+                return Err(hyper_failure(&e, "reading the response body", eof_without_close_notify, bytes_read))
             }
         }
 
@@ -696,12 +699,19 @@ fn version_name(v: http::Version) -> &'static str {
     }
 }
 
-/// What a hyper error means for the check.
-fn hyper_failure(e: &hyper::Error, stage: &str, eof_without_close_notify: bool) -> Failure {
+/// What a hyper error means for the check; `bytes_read` is what the connection had read.
+fn hyper_failure(e: &hyper::Error, stage: &str, eof_without_close_notify: bool, bytes_read: usize) -> Failure {
     use std::error::Error as _;
     // (hyper says which parse error only with its server feature; its message is stable)
     if e.is_parse() && e.to_string().contains("too large") {
-        return Failure::new(FailureKind::HeadersTooLarge, format!("response headers exceed {MAX_HEADER_BYTES} bytes"));
+        // hyper gives one error for both limits; a head that broke the byte limit has had at
+        // least that many bytes read, so fewer means it had too many fields.
+        let msg = if bytes_read < MAX_HEADER_BYTES {
+            format!("the response head has more than {MAX_HEADER_FIELDS} header fields, the most geoctl reads")
+        } else {
+            format!("response headers exceed {MAX_HEADER_BYTES} bytes")
+        };
+        return Failure::new(FailureKind::HeadersTooLarge, msg);
     }
     if e.is_incomplete_message() {
         let how = if eof_without_close_notify { " (TLS stream ended without close_notify)" } else { "" };
@@ -825,10 +835,10 @@ async fn do_hop(
     if first {
         st.note_first_byte();
     }
-    let eof_without_close_notify = marks.lock().is_ok_and(|m| m.eof_without_close_notify);
-    let stage =
-        if marks.lock().is_ok_and(|m| m.first_byte.is_some()) { "reading the response headers" } else { WAITING };
-    res.map_err(|e| hyper_failure(&e, stage, eof_without_close_notify))
+    let (eof_without_close_notify, first_byte, bytes_read) =
+        marks.lock().map(|m| (m.eof_without_close_notify, m.first_byte.is_some(), m.read)).unwrap_or((false, false, 0));
+    let stage = if first_byte { "reading the response headers" } else { WAITING };
+    res.map_err(|e| hyper_failure(&e, stage, eof_without_close_notify, bytes_read))
 }
 
 /// The stream under hyper: plain TCP or TLS over TCP.

@@ -24,6 +24,14 @@ use tokio::task::AbortHandle;
 
 use super::MAX_HEADER_BYTES;
 
+/// Most header fields an HTTP/1 response head may have: hyper's own default, which it parses
+/// into an array on the stack. Asking hyper for more (`max_headers`) makes it allocate and fill
+/// an array of that many entries twice for every response, whatever the response holds: at 1,000
+/// that was an eighth of a check's instructions. 100 is what reqwest and Python's `http.client`
+/// allow too; curl and Go (blackbox_exporter) bound only the bytes, which [`MAX_HEADER_BYTES`]
+/// does here. A head over either limit fails the check as `headers_too_large`, saying which.
+pub(crate) const MAX_HEADER_FIELDS: usize = 100;
+
 /// The framing a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wire {
@@ -40,6 +48,9 @@ pub(crate) struct Marks {
     pub first_byte: Option<Instant>,
     /// The TLS peer closed without close_notify.
     pub eof_without_close_notify: bool,
+    /// Bytes read from the stream (after TLS), which tells which of hyper's two limits on a
+    /// response head ([`MAX_HEADER_FIELDS`], [`MAX_HEADER_BYTES`]) a head broke.
+    pub read: usize,
     /// HTTP/2: the server's frames and ours, so that only stream frames count.
     h2: Option<(FrameScan, FrameScan)>,
 }
@@ -137,6 +148,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
                 let new = &buf.filled()[before..];
                 if !new.is_empty() {
                     let mut m = lock(&self.marks);
+                    m.read += new.len();
                     if m.first_byte.is_none() {
                         let first = match m.h2.as_mut() {
                             Some((reader, _)) => reader.scan(new).stream_frame_start,
@@ -359,7 +371,6 @@ where
             let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
                 .title_case_headers(true)
                 .max_buf_size(MAX_HEADER_BYTES)
-                .max_headers(1000)
                 .handshake(io)
                 .await?;
             let mut conn = Conn::Polled(Some(Box::pin(conn)), None);

@@ -267,6 +267,36 @@ async fn huge_headers_are_bounded() {
     let r = http(format!("http://{addr}/"), 10_000).await;
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(r.failure_kind(), Some(FailureKind::HeadersTooLarge), "{:?}", r.failure);
+    assert!(r.failure.as_ref().unwrap().message.contains("65536 bytes"), "{:?}", r.failure);
+}
+
+/// A small head with `fields` header fields (Content-Length among them).
+async fn head_with_fields(fields: usize) -> ProbeResult {
+    let (addr, _) = serve(None, move |mut io| async move {
+        let _ = read_request(&mut io).await;
+        let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+        for i in 1..fields {
+            head.push_str(&format!("X-F{i}: v\r\n"));
+        }
+        head.push_str("\r\nok");
+        let _ = io.write_all(head.as_bytes()).await;
+        let _ = io.shutdown().await;
+    })
+    .await;
+    http(format!("http://{addr}/"), 5000).await
+}
+
+#[tokio::test]
+async fn header_fields_are_bounded_by_count_with_a_message_saying_so() {
+    // At the limit the check passes: the bound is not below what it says.
+    let r = head_with_fields(100).await;
+    assert!(r.up, "{:?}", r.failure);
+    // One more, in a head of ~1.4 kB, fails as too large, and the message names the count, not bytes.
+    let r = head_with_fields(101).await;
+    assert!(!r.up);
+    assert_eq!(r.failure_kind(), Some(FailureKind::HeadersTooLarge), "{:?}", r.failure);
+    let msg = &r.failure.as_ref().unwrap().message;
+    assert!(msg.contains("more than 100 header fields"), "{msg}");
 }
 
 #[tokio::test]
