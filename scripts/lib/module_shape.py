@@ -7,7 +7,10 @@ grouped imports (`use crate::{a::X, b}`), and attributes each to the top-level m
 it appears in (`src/<module>/…` or `src/<module>.rs`). `lib.rs` and `main.rs` are the roots that
 declare every module, so they are left out of the graph.
 
-Usage: scripts/lib/module_shape.py [SRC_DIR]   (default: src)
+Usage: scripts/lib/module_shape.py [--check] [SRC_DIR]   (default: src)
+
+With --check it exits 1 when there is a cycle, so the tests keep the layering written down in
+src/lib.rs (issue 22 broke the last cycle; a new upward import would quietly start another).
 """
 
 import os
@@ -101,7 +104,10 @@ def tarjan(nodes, edges):
 
 
 def main():
-    src = sys.argv[1] if len(sys.argv) > 1 else "src"
+    args = sys.argv[1:]
+    check = "--check" in args
+    args = [a for a in args if a != "--check"]
+    src = args[0] if args else "src"
     modules = set()
     files = []
     for dirpath, _, names in os.walk(src):
@@ -152,6 +158,11 @@ def main():
     print("largest files (lines):")
     for lines, path in sorted(sizes, reverse=True)[:10]:
         print(f"  {lines:5d} {path}")
+    if check and sccs:
+        print(f"error: {len(sccs)} import cycle(s) between the top-level modules of {src}: move the "
+              "item a lower module imports from a higher one down to the lower one (see the layering "
+              "in src/lib.rs)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -117,3 +117,29 @@ fn the_cost_modes_callgrind_helpers_read_a_real_profile() {
     assert!(section("inclusive")[0].0 > 90.0, "{stdout}");
     assert!(section("self")[0].1 < total, "{stdout}");
 }
+
+/// The top-level modules of `src/` import each other without a cycle (the layering in `src/lib.rs`),
+/// and the check says so when one appears: a two-module tree that imports both ways fails it.
+#[test]
+fn the_modules_of_src_import_each_other_without_a_cycle() {
+    let shape = |src: &Path| {
+        Command::new("python3")
+            .arg(Path::new(ROOT).join("scripts/lib/module_shape.py"))
+            .arg("--check")
+            .arg(src)
+            .output()
+            .expect("python3 runs scripts/lib/module_shape.py")
+    };
+    let out = shape(&Path::new(ROOT).join("src"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("cycles: none"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(tree.path().join("lib.rs"), "pub mod high;\npub mod low;\n").unwrap();
+    std::fs::write(tree.path().join("high.rs"), "use crate::low::Row;\npub struct Page;\n").unwrap();
+    std::fs::write(tree.path().join("low.rs"), "pub struct Row(crate::high::Page);\n").unwrap();
+    let out = shape(tree.path());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cycle 1: 2 modules, 2 edges"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("import cycle"));
+}
