@@ -9,21 +9,27 @@
 # Sourced after scripts/lib/services.sh. BENCH_PROFILE (default release) is
 # the cargo profile the driver is built with; say which when quoting figures.
 
-bench_synthetic_browser() {
-  require_cargo
-  local runs=${BENCH_BROWSER_RUNS:-10} profile=${BENCH_PROFILE:-release}
-  local target=${CARGO_TARGET_DIR:-$PWD/target} here=scripts/lib/bench_browser
+# Playwright (npm playwright-core) under target/ (kept between runs), and the
+# Chromium and Node it needs; the directory holding node_modules on stdout.
+bench_playwright_dir() {
+  local node_dir=${CARGO_TARGET_DIR:-$PWD/target}/bench-browser/node
   command -v chromium >/dev/null || apt_install chromium >/dev/null
   command -v node >/dev/null || apt_install nodejs npm >/dev/null
-  local chromium_bin
-  chromium_bin=$(command -v chromium)
-
-  local node_dir=$target/bench-browser/node
   if [ ! -f "$node_dir/node_modules/playwright-core/package.json" ]; then
     log "installing playwright-core into $node_dir"
     mkdir -p "$node_dir"
     npm install --prefix "$node_dir" playwright-core --no-audit --no-fund --loglevel=error >&2
   fi
+  echo "$node_dir"
+}
+
+bench_synthetic_browser() {
+  require_cargo
+  local runs=${BENCH_BROWSER_RUNS:-10} profile=${BENCH_PROFILE:-release}
+  local target=${CARGO_TARGET_DIR:-$PWD/target} here=scripts/lib/bench_browser
+  local node_dir chromium_bin
+  node_dir=$(bench_playwright_dir)
+  chromium_bin=$(command -v chromium)
 
   log "building examples/browser_journey ($profile)"
   cargo build --locked --profile "$profile" --example browser_journey >&2
@@ -34,18 +40,7 @@ bench_synthetic_browser() {
   local work port server_pid
   work=$(mktemp -d /tmp/geoctl-bench-browser.XXXXXX)
   chmod 755 "$work"
-  cat >"$work/journey.html" <<'HTML'
-<!doctype html><html><head><title>journey</title></head><body>
-<h1>Journey</h1><button id="load">Load</button><div id="status">idle</div>
-<script>
-document.getElementById('load').addEventListener('click', function () {
-  setTimeout(function () {
-    var d = document.createElement('div'); d.id = 'result'; d.textContent = 'loaded';
-    document.body.appendChild(d);
-  }, 50);
-});
-</script></body></html>
-HTML
+  cp "$here/journey.html" "$work/journey.html"
   port=$(free_port)
   python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
   server_pid=$!
