@@ -15,16 +15,46 @@
 # that a wrong certificate is refused. testbed_down DIR stops the engines,
 # removes the namespaces, the bridge and DIR's engine state.
 #
-# After testbed_up: TESTBED_HOSTS (tcp://10.231.0.11:2376 …), TESTBED_CERTS
+# Several beds can live at once (two `scripts/test` runs, or one beside the
+# quickstart's): each claims a free index K by creating its bridge gxbK (an
+# atomic `ip link add`), keeps it in DIR/bed so a restart finds it again, and
+# names everything after it: namespaces gxbKeN, veths gxbKhN/gxbKvN, addresses
+# 10.231.K.0/24, cgroups geoctl-testbed-K-N. testbed_down removes only its own.
+#
+# After testbed_up: TESTBED_HOSTS (tcp://10.231.K.11:2376 …), TESTBED_CERTS
 # (the client certificate directory) and TESTBED_HOST_ADDR (the host's address
-# on the bridge, where the tasks reach services on the host).
+# on the bridge, where the tasks reach services on the host; also in
+# DIR/host_addr).
 
-TESTBED_BRIDGE=gxtb0
-TESTBED_NET=10.231.0
-TESTBED_HOST_ADDR=$TESTBED_NET.1
+TESTBED_BED=
 
-_testbed_ns() { echo "gxtb$1"; }
-_testbed_addr() { echo "$TESTBED_NET.$((10 + $1))"; }
+_testbed_bridge() { echo "gxb$TESTBED_BED"; }
+_testbed_ns() { echo "gxb${TESTBED_BED}e$1"; }
+_testbed_addr() { echo "10.231.$TESTBED_BED.$((10 + $1))"; }
+
+# Claims DIR's bed index: the one recorded there when this bed is still up
+# (DIR/host_addr is written by testbed_up and removed by testbed_down) or its
+# bridge can be made again, else the first free one.
+_testbed_claim() {
+  local dir=$1 k
+  if [ -f "$dir/bed" ]; then
+    k=$(cat "$dir/bed")
+    if { [ -f "$dir/host_addr" ] && ip link show "gxb$k" >/dev/null 2>&1; } ||
+      ip link add "gxb$k" type bridge 2>/dev/null; then
+      TESTBED_BED=$k
+      return 0
+    fi
+  fi
+  for k in $(seq 0 63); do
+    if ip link add "gxb$k" type bridge 2>/dev/null; then
+      TESTBED_BED=$k
+      echo "$k" >"$dir/bed"
+      return 0
+    fi
+  done
+  echo "no free test bed index: bridges gxb0 to gxb63 all exist (ip link show type bridge; a stale one can be removed with ip link delete gxbK)" >&2
+  return 1
+}
 
 # A CA and certificates, with openssl: DIR/ca/{ca.pem,ca-key.pem}, one server
 # certificate per engine (its address as the subject alternative name) and
@@ -58,31 +88,39 @@ _testbed_certs() {
 }
 
 testbed_up() {
-  local dir=$1 count=${2:-3} i ns addr host_if ns_if hosts=()
+  local dir=$1 count=${2:-3} i ns addr host_if ns_if bridge hosts=()
   command -v dockerd >/dev/null || apt_install docker.io >/dev/null
   command -v openssl >/dev/null || apt_install openssl >/dev/null
   command -v ip >/dev/null || apt_install iproute2 >/dev/null
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  [ -f "$dir/client/cert.pem" ] || _testbed_certs "$dir" "$count"
-  if ! ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1; then
-    ip link add "$TESTBED_BRIDGE" type bridge
-    ip addr add "$TESTBED_HOST_ADDR/24" dev "$TESTBED_BRIDGE"
-    ip link set "$TESTBED_BRIDGE" up
+  _testbed_claim "$dir" || return 1
+  bridge=$(_testbed_bridge)
+  TESTBED_HOST_ADDR=10.231.$TESTBED_BED.1
+  # The certificates name the engines' addresses, which follow the bed's index.
+  if [ ! -f "$dir/client/cert.pem" ] || [ "$(cat "$dir/certs_for" 2>/dev/null)" != "$TESTBED_BED" ]; then
+    rm -rf "$dir/ca" "$dir/client" "$dir/stranger"
+    _testbed_certs "$dir" "$count"
+    echo "$TESTBED_BED" >"$dir/certs_for"
   fi
+  if ! ip -4 addr show dev "$bridge" | grep -q "inet $TESTBED_HOST_ADDR/"; then
+    ip addr add "$TESTBED_HOST_ADDR/24" dev "$bridge"
+  fi
+  ip link set "$bridge" up
+  echo "$TESTBED_HOST_ADDR" >"$dir/host_addr"
   # The host's own dockerd may set FORWARD to DROP; the engines' traffic
   # between namespaces crosses this bridge and must pass.
-  iptables -C FORWARD -i "$TESTBED_BRIDGE" -o "$TESTBED_BRIDGE" -j ACCEPT 2>/dev/null ||
-    iptables -I FORWARD -i "$TESTBED_BRIDGE" -o "$TESTBED_BRIDGE" -j ACCEPT
+  iptables -C FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null ||
+    iptables -I FORWARD -i "$bridge" -o "$bridge" -j ACCEPT
   for i in $(seq 1 "$count"); do
     ns=$(_testbed_ns "$i")
     addr=$(_testbed_addr "$i")
-    host_if="gxtbh$i"
-    ns_if="gxtbn$i"
+    host_if="gxb${TESTBED_BED}h$i"
+    ns_if="gxb${TESTBED_BED}v$i"
     if ! ip netns list | grep -qw "$ns"; then
       ip netns add "$ns"
       ip link add "$host_if" type veth peer name "$ns_if"
-      ip link set "$host_if" master "$TESTBED_BRIDGE" up
+      ip link set "$host_if" master "$bridge" up
       ip link set "$ns_if" netns "$ns"
       ip -n "$ns" addr add "$addr/24" dev "$ns_if"
       ip -n "$ns" link set "$ns_if" up
@@ -103,7 +141,7 @@ testbed_up() {
         --tlsverify --tlscacert "$dir/ca/ca.pem" --tlscert "$dir/ca/server$i.pem" \
         --tlskey "$dir/ca/server$i-key.pem" \
         --bip "172.$((40 + i)).0.1/24" --default-address-pool "base=172.$((50 + i)).0.0/16,size=24" \
-        --cgroup-parent "geoctl-testbed-$i" \
+        --cgroup-parent "geoctl-testbed-$TESTBED_BED-$i" \
         >"$dir/engine$i/dockerd.log" 2>&1 </dev/null &
     fi
     hosts+=("tcp://$addr:2376")
@@ -145,13 +183,17 @@ testbed_down() {
     { grep -o " $dir/engine$i/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$dir/engine$i"
   done
-  for ns in $(ip netns list | awk '/^gxtb[0-9]+/ {print $1}'); do
+  [ -f "$dir/bed" ] || return 0
+  TESTBED_BED=$(cat "$dir/bed")
+  local bridge
+  bridge=$(_testbed_bridge)
+  for ns in $(ip netns list | awk -v p="^gxb${TESTBED_BED}e[0-9]+$" '$1 ~ p {print $1}'); do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns delete "$ns"
   done
-  if ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1; then
-    ip link delete "$TESTBED_BRIDGE"
+  if ip link show "$bridge" >/dev/null 2>&1; then
+    ip link delete "$bridge"
   fi
-  iptables -D FORWARD -i "$TESTBED_BRIDGE" -o "$TESTBED_BRIDGE" -j ACCEPT 2>/dev/null || true
-  rm -f "$dir/hosts"
+  iptables -D FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null || true
+  rm -f "$dir/hosts" "$dir/host_addr"
 }

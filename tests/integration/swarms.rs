@@ -1,7 +1,7 @@
 //! Three regions as three Swarms, each on a Docker Engine of its own served
 //! over TLS, on the test bed `scripts/test` starts as root
 //! (`scripts/lib/testbed.sh`: dockerd instances in network namespaces on
-//! 10.231.0.0/24, a test CA, a fourth engine to join as a worker). The docker
+//! 10.231.K.0/24 for a free bed index K, a test CA, a fourth engine to join as a worker). The docker
 //! CLI, pointed at an engine with the bed's client certificate, is the
 //! outside witness.
 
@@ -18,6 +18,8 @@ use crate::support::{Run, TestDb};
 struct Bed {
     dir: PathBuf,
     hosts: Vec<String>,
+    /// The host's address on the bed's bridge (10.231.K.1), where the engines' tasks reach it.
+    host_addr: String,
     database_url: String,
     redis_url: String,
     redis_password_file: String,
@@ -37,9 +39,11 @@ impl Bed {
             .map(str::to_string)
             .collect();
         assert!(hosts.len() >= 4, "the bed has {} engines, not 4", hosts.len());
+        let host_addr = std::fs::read_to_string(dir.join("host_addr")).expect("the bed's host_addr file");
         Bed {
             dir,
             hosts,
+            host_addr: host_addr.trim().to_string(),
             database_url: var("GEOCTL_TEST_BED_DATABASE_URL"),
             redis_url: var("GEOCTL_TEST_BED_REDIS_URL"),
             redis_password_file: var("GEOCTL_TEST_BED_REDIS_PASSWORD_FILE"),
@@ -181,8 +185,8 @@ fn three_regions_on_three_tls_engines() {
     }
 
     // A monitor in every region, measured from each engine's agents.
-    let target_port = serve_target("10.231.0.1");
-    let target = format!("http://10.231.0.1:{target_port}/");
+    let target_port = serve_target(&bed.host_addr);
+    let target = format!("http://{}:{target_port}/", bed.host_addr);
     regions
         .geoctl(&["monitor", "create", "--name", "bed-web", "--type", "http", "--target", &target, "--every", "10s"])
         .success();
