@@ -46,6 +46,8 @@ _testbed_claim() {
     fi
   fi
   for k in $(seq 0 63); do
+    # An address range already routed here (an older bed's, a VPN's) is not free either.
+    [ -z "$(ip route show "10.231.$k.0/24")" ] || continue
     if ip link add "gxb$k" type bridge 2>/dev/null; then
       TESTBED_BED=$k
       echo "$k" >"$dir/bed"
