@@ -1,5 +1,6 @@
-//! `geoctl queue …`: each region's BullMQ queue — status, sync with the
-//! database, pause, resume, drain, clean, retry-failed.
+//! `geoctl queue …`: each region's BullMQ queues — status, sync with the
+//! database, pause, resume, drain, clean, retry-failed. The actions cover a region's browser
+//! queue too when it has a browser service configured or the queue is in use.
 
 use std::time::Duration;
 
@@ -291,10 +292,12 @@ async fn sync(ctx: &Context, pool: &sqlx::PgPool, scope: &Scope, dry_run: bool) 
     }
 }
 
-/// What an action did to one region, as `-o json` shows it.
+/// What an action did to one queue of a region, as `-o json` shows it.
 #[derive(Debug, Serialize)]
 struct Outcome {
     region: String,
+    /// `monitor-<code>` or `browser-<code>`; absent when the region's Redis could not be reached.
+    queue: Option<String>,
     changed: bool,
     result: String,
     /// Jobs concerned, where the action counts them.
@@ -302,8 +305,20 @@ struct Outcome {
     error: Option<String>,
 }
 
-/// Runs an action on each region's queue, prints one line per region, and
-/// fails (after trying every region) when a region could not be reached.
+/// The queues of a region an action covers: the plain one, and the browser one when the region
+/// has a browser service configured or the queue is in use in Redis.
+async fn lanes_of(ctx: &Context, plain: &RegionQueue) -> Result<Vec<RegionQueue>, QueueError> {
+    let configured = crate::stack::StackSettings::resolve(&ctx.settings, &plain.region)
+        .is_ok_and(|stack| stack.browser_replicas > 0);
+    if configured || control::in_use(plain, Lane::Browser).await? {
+        Ok(vec![plain.clone(), plain.lane(Lane::Browser).await?])
+    } else {
+        Ok(vec![plain.clone()])
+    }
+}
+
+/// Runs an action on each region's queues (both lanes, see [`lanes_of`]), prints one line per
+/// queue, and fails (after trying every region) when a region could not be reached.
 async fn each_region<F, Fut>(ctx: &Context, regions: &[String], dry_run: bool, action: F) -> crate::error::Result<()>
 where
     F: Fn(RegionQueue) -> Fut,
@@ -312,54 +327,76 @@ where
     let mut outcomes = Vec::new();
     let mut failures = 0;
     for region in regions {
-        let result = match RegionQueue::open(&ctx.settings, region).await {
-            Ok(queue) => {
-                let outcome = action(queue.clone()).await;
-                queue.close().await;
-                outcome
+        let queues = match RegionQueue::open(&ctx.settings, region).await {
+            Ok(plain) => {
+                let lanes = lanes_of(ctx, &plain).await;
+                if lanes.is_err() {
+                    plain.close().await;
+                }
+                lanes
             }
             Err(e) if regions.len() == 1 => return Err(e).context(format!("region {region}")),
             Err(e) => Err(e),
         };
-        let outcome = match result {
-            Ok(done) => Outcome {
-                region: region.clone(),
-                changed: done.changed,
-                result: if dry_run && done.changed {
-                    format!("would be {} (dry run)", done.result)
-                } else {
-                    done.result.to_string()
-                },
-                jobs: done.jobs,
-                error: None,
-            },
-            Err(e) => {
-                if !matches!(e, QueueError::NoRedis { .. }) {
-                    failures += 1;
+        let results = match queues {
+            Ok(queues) => {
+                let mut results = Vec::new();
+                for queue in queues {
+                    let outcome = action(queue.clone()).await;
+                    queue.close().await;
+                    results.push((Some(queue.name().to_string()), outcome));
                 }
-                Outcome {
-                    region: region.clone(),
-                    changed: false,
-                    result: "skipped".into(),
-                    jobs: None,
-                    error: Some(e.to_string()),
-                }
+                results
             }
+            Err(e) => vec![(None, Err(e))],
         };
-        outcomes.push(outcome);
+        for (queue, result) in results {
+            outcomes.push(match result {
+                Ok(done) => Outcome {
+                    region: region.clone(),
+                    queue,
+                    changed: done.changed,
+                    result: if dry_run && done.changed {
+                        format!("would be {} (dry run)", done.result)
+                    } else {
+                        done.result.to_string()
+                    },
+                    jobs: done.jobs,
+                    error: None,
+                },
+                Err(e) => {
+                    if !matches!(e, QueueError::NoRedis { .. }) {
+                        failures += 1;
+                    }
+                    Outcome {
+                        region: region.clone(),
+                        queue,
+                        changed: false,
+                        result: "skipped".into(),
+                        jobs: None,
+                        error: Some(e.to_string()),
+                    }
+                }
+            });
+        }
     }
     for o in outcomes.iter().filter(|o| o.error.is_some()) {
         note(format!("{}: {}", o.region, o.error.as_deref().unwrap_or_default()));
     }
     ctx.printer.print(&outcomes, |p| {
-        let mut table = p.table(["REGION", "RESULT", "JOBS"]);
+        let mut table = p.table(["REGION", "QUEUE", "RESULT", "JOBS"]);
         for o in &outcomes {
-            table.add_row(vec![o.region.clone().into(), p.status_cell(&o.result), or_dash(o.jobs).into()]);
+            table.add_row(vec![
+                o.region.clone().into(),
+                or_dash(o.queue.as_ref()).into(),
+                p.status_cell(&o.result),
+                or_dash(o.jobs).into(),
+            ]);
         }
         vec![table]
     })?;
     if failures > 0 {
-        return Err(crate::error::failed(format!("{failures} region(s) could not be reached (see above)")));
+        return Err(crate::error::failed(format!("{failures} queue(s) could not be reached (see above)")));
     }
     Ok(())
 }

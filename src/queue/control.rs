@@ -106,6 +106,28 @@ pub async fn retry_failed(q: &RegionQueue, dry_run: bool) -> Result<Done, QueueE
     Ok(Done::changed("retried", Some(failed)))
 }
 
+/// Whether the region's queue of `lane` is in use in the Redis `q` talks to: it has schedulers,
+/// jobs, or BullMQ's paused flag. Read through `q` (any lane of the region) without opening that
+/// lane's queue, because opening a BullMQ queue writes its `meta` key: the check itself must not
+/// make a queue look used. An operator's action covers a region's browser queue only when this
+/// (or a configured browser service) says so, so pausing a region never leaves a paused browser
+/// queue behind for a browser service added months later.
+pub async fn in_use(q: &RegionQueue, lane: super::Lane) -> Result<bool, QueueError> {
+    let keys = bullmq::QueueKeys::new(&lane.queue_name(&q.region), None);
+    let mut exists = redis::cmd("EXISTS");
+    for name in ["repeat", "wait", "paused", "active", "delayed", "prioritized", "completed", "failed"] {
+        exists.arg(keys.get(name));
+    }
+    let mut conn = q.connection();
+    let found: u64 = q.redis("looking for the queue's keys", exists.query_async(&mut conn)).await?;
+    if found > 0 {
+        return Ok(true);
+    }
+    let mut hexists = redis::cmd("HEXISTS");
+    hexists.arg(keys.get("meta")).arg("paused");
+    q.redis("reading the paused flag", hexists.query_async(&mut conn)).await
+}
+
 /// Finished jobs older than `grace` ms in `state`, counted without removing them (what
 /// BullMQ's `clean` would remove, for a dry run).
 async fn finished_before(q: &RegionQueue, state: &str, grace: u64) -> Result<u64, QueueError> {

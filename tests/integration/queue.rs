@@ -354,6 +354,52 @@ fn queue_status_counts_and_actions() {
     assert_eq!(left, vec!["c2".to_string()]);
 }
 
+/// The actions cover a region's browser queue when it is in use, and only then: pausing a region
+/// that never ran a journey leaves no browser queue behind.
+#[test]
+fn queue_actions_cover_the_browser_queue_in_use_and_create_none() {
+    let db = TestDb::migrated();
+    let redis = TestRedis::new();
+    let env = env_for(&redis, &["eu-west", "us-east"]);
+    // eu-west's browser queue holds a waiting journey and a failed one; us-east has none.
+    redis.cmd::<()>(&["HSET", "bull:browser-eu-west:j1", "name", "execute-monitor", "data", "{}", "timestamp", "1"]);
+    redis.cmd::<()>(&["RPUSH", "bull:browser-eu-west:wait", "j1"]);
+    redis.cmd::<()>(&["HSET", "bull:browser-eu-west:j2", "name", "execute-monitor", "data", "{}", "timestamp", "1"]);
+    redis.cmd::<()>(&["ZADD", "bull:browser-eu-west:failed", "1", "j2"]);
+
+    let paused = geoctl(&db, &env, &["queue", "pause", "-o", "json"]).success().json();
+    let mut queues: Vec<(&str, &str, bool)> = paused
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["region"] != "ap-south")
+        .map(|o| (o["region"].as_str().unwrap(), o["queue"].as_str().unwrap(), o["changed"].as_bool().unwrap()))
+        .collect();
+    queues.sort();
+    assert_eq!(
+        queues,
+        vec![
+            ("eu-west", "browser-eu-west", true),
+            ("eu-west", "monitor-eu-west", true),
+            ("us-east", "monitor-us-east", true)
+        ],
+        "{paused}"
+    );
+    let browser_paused: Option<String> = redis.cmd(&["HGET", "bull:browser-eu-west:meta", "paused"]);
+    assert_eq!(browser_paused.as_deref(), Some("1"), "BullMQ's paused flag on the browser queue");
+    let stray: Vec<String> = redis.cmd(&["KEYS", "bull:browser-us-east:*"]);
+    assert!(stray.is_empty(), "no browser queue made for us-east: {stray:?}");
+
+    let retried = geoctl(&db, &env, &["queue", "retry-failed", "--region", "eu-west", "-o", "json"]).success().json();
+    assert_eq!(retried[1]["queue"], "browser-eu-west");
+    assert_eq!(retried[1]["jobs"], 1);
+    assert_eq!(redis.cmd::<i64>(&["ZCARD", "bull:browser-eu-west:failed"]), 0);
+    let resumed = geoctl(&db, &env, &["queue", "resume", "--region", "eu-west"]).success();
+    assert!(resumed.stdout.contains("browser-eu-west"), "{}", resumed.stdout);
+    let browser_paused: Option<String> = redis.cmd(&["HGET", "bull:browser-eu-west:meta", "paused"]);
+    assert_eq!(browser_paused, None);
+}
+
 #[test]
 fn bad_redis_settings_are_named_and_no_password_is_printed() {
     let db = TestDb::migrated();
