@@ -94,10 +94,18 @@ fn print(ctx: &Context, report: &[RegionHealth]) -> crate::error::Result<()> {
         let mut t = p.table(["region", "status", "redis", "agents", "queue", "oldest wait", "services", "app"]);
         for r in report {
             let ms = |v: Option<f64>| v.map(|v| format!(" {v:.1}ms")).unwrap_or_default();
-            let queue = r.queue.as_ref().map(|q| {
+            let counts = |q: &health::QueueCounts| {
                 format!("{} waiting, {} active, {} delayed, {} failed", q.waiting, q.active, q.delayed, q.failed)
-            });
-            let oldest = r.queue.as_ref().and_then(|q| q.oldest_waiting_seconds).map(|s| format!("{s:.0}s"));
+            };
+            let oldest = |q: &health::QueueCounts| q.oldest_waiting_seconds.map(|s| format!("{s:.0}s"));
+            // A browser queue in use gets a second line in the queue's cells.
+            let (queue, oldest) = match (&r.queue, &r.browser_queue) {
+                (Some(q), Some(b)) => (
+                    Some(format!("{}\nbrowser: {}", counts(q), counts(b))),
+                    Some(format!("{}\nbrowser: {}", or_dash(oldest(q)), or_dash(oldest(b)))),
+                ),
+                (q, _) => (q.as_ref().map(counts), q.as_ref().and_then(oldest)),
+            };
             t.add_row(vec![
                 comfy_table::Cell::new(&r.region),
                 p.status_cell(if r.healthy { "up" } else { "down" }),

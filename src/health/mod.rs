@@ -67,6 +67,9 @@ pub struct RegionHealth {
     pub agents: Part,
     pub live_agents: Vec<Heartbeat>,
     pub queue: Option<QueueCounts>,
+    /// The region's browser queue (`browser-<code>`), when it has a browser service configured or
+    /// the queue is in use; its jobs wait for agents started with `--browser` only.
+    pub browser_queue: Option<QueueCounts>,
     pub services: Part,
     pub service_counts: Vec<ServiceCounts>,
     pub app: Part,
@@ -78,6 +81,7 @@ pub async fn region(settings: &Settings, code: &str, engine: &EngineReach, stack
     let mut reasons = Vec::new();
     let mut live_agents = Vec::new();
     let mut queue = None;
+    let mut browser_queue = None;
     let suffix = crate::config::env_suffix(code);
     let endpoints = settings.regions.get(code);
 
@@ -129,6 +133,24 @@ pub async fn region(settings: &Settings, code: &str, engine: &EngineReach, stack
                             queue = Some(counts);
                         }
                         Err(e) => reasons.push(format!("reading the queue: {e}")),
+                    }
+                    match redis_side::browser_queue(settings, &region_queue).await {
+                        Ok(Some(counts)) => {
+                            let browsers = live_agents.iter().filter(|a| a.browser == Some(true)).count();
+                            if let Some(age) = counts
+                                .oldest_waiting_seconds
+                                .filter(|&a| browsers == 0 && a > STALE_BACKLOG.as_secs_f64())
+                            {
+                                reasons.push(format!(
+                                    "{} browser job(s) waiting, the oldest for {age:.0}s, and no live agent \
+                                     started with --browser (the stack's browser service: regions.{code}.stack.browser_replicas)",
+                                    counts.waiting
+                                ));
+                            }
+                            browser_queue = Some(counts);
+                        }
+                        Ok(None) => {}
+                        Err(e) => reasons.push(format!("reading the browser queue: {e}")),
                     }
                     region_queue.close().await;
                     (redis, agents)
@@ -187,6 +209,7 @@ pub async fn region(settings: &Settings, code: &str, engine: &EngineReach, stack
         agents,
         live_agents,
         queue,
+        browser_queue,
         services,
         service_counts,
         app,

@@ -1,12 +1,13 @@
-//! What a region's Redis says: reachable, live agents (heartbeats), the BullMQ queue's backlog.
+//! What a region's Redis says: reachable, live agents (heartbeats), the BullMQ queues' backlog.
 //! Everything is read through [`crate::queue`] — its connection and password rule, its
 //! heartbeat reading and its "oldest waiting" — so `health` and `queue status` cannot disagree
 //! about the same queue.
 
 use serde::Serialize;
 
-use crate::queue::status;
-use crate::queue::{QueueError, RedisEndpoint, RegionQueue};
+use crate::config::Settings;
+use crate::queue::{control, status};
+use crate::queue::{Lane, QueueError, RedisEndpoint, RegionQueue};
 
 /// The region's BullMQ queue (`bull:monitor-<code>:…`).
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +33,20 @@ pub async fn queue(queue: &RegionQueue) -> Result<QueueCounts, QueueError> {
         failed: counts.failed,
         oldest_waiting_seconds: status::oldest_waiting(queue).await?,
     })
+}
+
+/// The region's browser queue, read through `plain` (its Redis), when the region has a browser
+/// service configured or the queue is in use ([`control::in_use`]); `None` otherwise.
+pub async fn browser_queue(settings: &Settings, plain: &RegionQueue) -> Result<Option<QueueCounts>, QueueError> {
+    let configured =
+        crate::stack::StackSettings::resolve(settings, &plain.region).is_ok_and(|stack| stack.browser_replicas > 0);
+    if !configured && !control::in_use(plain, Lane::Browser).await? {
+        return Ok(None);
+    }
+    let browser = plain.lane(Lane::Browser).await?;
+    let counts = queue(&browser).await;
+    browser.close().await;
+    counts.map(Some)
 }
 
 /// Why a configured Redis could not be used, for a health part or a doctor item: the server

@@ -209,3 +209,56 @@ fn health_and_queue_status_agree_about_a_queue() {
     assert!((healthy - queued).abs() < 30.0, "health {healthy} s, queue status {queued} s");
     assert!(!run.stdout.contains("wr0ng") && !run.stderr.contains("wr0ng") && !run.stderr.contains("right-horse"));
 }
+
+/// A browser queue in use is part of a region's health: journeys waiting past the limit with live
+/// agents, none of them started with `--browser`, make the region unhealthy, and the message says
+/// where the browser agents come from; a live browser agent makes it healthy again.
+#[test]
+fn browser_jobs_waiting_with_no_browser_agent_make_the_region_unhealthy() {
+    let db = TestDb::migrated();
+    let redis = OwnRedis::start_with(&[]);
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let created = (chrono::Utc::now().timestamp_millis() - 900_000).to_string();
+    let beat = |id: &str, browser: &str| -> Vec<String> {
+        ["HSET", &format!("geoctl:agents:us-east:{id}"), "id", id, "host", "h", "version", "0.1.0"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(["started_at", "2026-01-01T00:00:00Z", "jobs_done", "1", "browser", browser].map(str::to_string))
+            .collect()
+    };
+    let plain_agent = beat("plain-1", "no");
+    redis_exec(
+        &url,
+        &[
+            &plain_agent.iter().map(String::as_str).collect::<Vec<_>>(),
+            &["EXPIRE", "geoctl:agents:us-east:plain-1", "60"],
+            &["LPUSH", "bull:browser-us-east:wait", "7"],
+            &["HSET", "bull:browser-us-east:7", "name", "execute-monitor", "timestamp", &created, "delay", "0"],
+        ],
+    );
+    let env = [("REDIS_URL_US_EAST", url.as_str())];
+    let run = db.geoctl_with(&["health", "--region", "us-east", "-o", "json"], &env);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("1 browser job(s) waiting") && run.stderr.contains("browser_replicas"),
+        "{}",
+        run.stderr
+    );
+    let health = run.json();
+    assert_eq!(health[0]["queue"]["queue"], "monitor-us-east");
+    assert_eq!(health[0]["browser_queue"]["queue"], "browser-us-east");
+    assert_eq!(health[0]["browser_queue"]["waiting"], 1, "{health}");
+
+    let browser_agent = beat("browser-1", "yes");
+    redis_exec(
+        &url,
+        &[
+            &browser_agent.iter().map(String::as_str).collect::<Vec<_>>(),
+            &["EXPIRE", "geoctl:agents:us-east:browser-1", "60"],
+        ],
+    );
+    let run = db.geoctl_with(&["health", "--region", "us-east", "-o", "json"], &env);
+    assert!(!run.stderr.contains("browser job(s) waiting"), "{}", run.stderr);
+    let table = db.geoctl_with(&["health", "--region", "us-east"], &env);
+    assert!(table.stdout.contains("browser: 1 waiting"), "{}", table.stdout);
+}
