@@ -144,7 +144,8 @@ fn test_templates(dir: &Path) -> String {
 
 #[test]
 fn render_passes_docker_stack_config_and_holds_no_secret() {
-    let f = Fixture::new("");
+    // With the browser service, so the real CLI checks its tmpfs, init and limits too.
+    let f = Fixture::new("      browser_replicas: 1\n");
     let file = f.db.dir().join("stack.yml");
     let run = f.geoctl_with(
         &["stack", "render", "--region", &f.code, "--file", file.to_str().unwrap()],
@@ -168,6 +169,9 @@ fn render_passes_docker_stack_config_and_holds_no_secret() {
     assert!(config.contains("geoctl"), "{config}");
     assert!(config.contains("io.geoctl.role: agent"), "{config}");
     assert!(config.contains(&format!("io.geoctl.region: {}", f.code)), "{config}");
+    for needle in ["io.geoctl.lane: browser", "--browser", "type: tmpfs", "init: true"] {
+        assert!(config.contains(needle), "docker stack config lacks the browser service's `{needle}`:\n{config}");
+    }
 }
 
 #[test]
