@@ -145,7 +145,9 @@ import json, statistics, sys
 runs = [json.loads(line) for line in sys.stdin]
 pages = [r["pages"][0] for r in runs if not r["failure"] and r["pages"]]
 med = lambda k: round(statistics.median(p[k] for p in pages), 1) if pages and all(p.get(k) is not None for p in pages) else None
-X: med("largest_contentful_paint_ms"), "loads": len(pages),
+print(json.dumps({"dom_content_loaded_ms": med("dom_content_loaded_ms"),
+                  "first_contentful_paint_ms": med("first_contentful_paint_ms"),
+                  "largest_contentful_paint_ms": med("largest_contentful_paint_ms"), "loads": len(pages),
                   "failed": [r["failure"] for r in runs if r["failure"]]}))'
 }
 
