@@ -43,6 +43,12 @@ fn range_max_age(range: &Range) -> Duration {
     (span / 1440).clamp(STATE_MAX_AGE, Duration::from_secs(300))
 }
 
+/// The youngest a monitor's report over a preset range is computed again: the page's refresh
+/// period. Its state comes from the present (5 s); its report over the last hour would otherwise
+/// be read again every 5 s for every monitor someone looks at, and a monitor page's report
+/// moves little in 10 s (a bucket of the hour's chart is a minute).
+const REPORT_MIN_AGE: Duration = Duration::from_secs(super::server::REFRESH_SECONDS as u64);
+
 /// The range as the response says it, with what it was read from.
 #[derive(Debug, Clone, Serialize)]
 pub struct RangeView {
@@ -303,7 +309,8 @@ impl Source {
         let figures = if range.name != "custom" {
             let (source, one, now) = (self.clone(), monitor.clone(), range.clone());
             let key = format!("{id} {}", range.name);
-            self.reports.get(&key, range_max_age(range), || async move { source.read_monitor(one, now).await }).await?
+            let max_age = range_max_age(range).max(REPORT_MIN_AGE);
+            self.reports.get(&key, max_age, || async move { source.read_monitor(one, now).await }).await?
         } else {
             Arc::new(self.read_monitor(monitor.clone(), range.clone()).await?)
         };

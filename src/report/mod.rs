@@ -332,7 +332,16 @@ async fn read_plan(
 ) -> Result<(Plan, i64), sqlx::Error> {
     // The window inclusive of `until`, as a half-open range at the database's precision.
     let end = until + chrono::Duration::microseconds(1);
-    let (pruned, later) = tokio::try_join!(summary::pruned_before(pool), later_results_that_day(pool, ids, end))?;
+    // A window of a day or less reads its last day from results whatever comes after it (see
+    // [`plan`]): no need to ask.
+    let short = end - since <= chrono::Duration::days(1) + chrono::Duration::microseconds(1);
+    let (pruned, later) = tokio::try_join!(summary::pruned_before(pool), async {
+        if short {
+            Ok(false)
+        } else {
+            later_results_that_day(pool, ids, end).await
+        }
+    })?;
     let plan = plan(since, end, pruned.map(summary::first_whole_day), !later);
     let bucket_seconds = if plan.days.is_some() { DAY_SECONDS } else { bucket_seconds(since, until) };
     Ok((plan, bucket_seconds))
@@ -608,6 +617,9 @@ mod tests {
         let p = plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, Some((day("2026-03-03"), day("2026-03-04"))));
         assert_eq!(p.raw, [span("2026-03-04T00:00:00Z", "2026-03-04T06:00:00Z")]);
+        // Nor does what follows a short window matter (`read_plan` does not ask for it).
+        let later = plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), true);
+        assert_eq!(later, p);
         // A horizon before the window changes nothing.
         let p = plan(at("2026-03-05T12:00:00Z"), at("2026-03-05T18:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, None);
