@@ -63,7 +63,9 @@ pub struct PageReport {
 /// far. A page loaded in headless Chromium may have no paint entry yet when
 /// `load` fires (nothing asked for a frame): the script asks for two frames
 /// (the paint entries are queued after the first is presented) and waits at
-/// most 200 ms for the buffered entries in all.
+/// most a second for the buffered entries in all: a loaded machine presents a
+/// page's first frame that much after `load`, and a page that painted answers
+/// at once.
 pub const NAVIGATION_JS: &str = r#"new Promise(function (resolve) {
   var n = performance.getEntriesByType('navigation')[0];
   var report = n ? { dom_content_loaded: n.domContentLoadedEventStart, load: n.loadEventStart } : {};
@@ -84,7 +86,7 @@ pub const NAVIGATION_JS: &str = r#"new Promise(function (resolve) {
     var p = performance.getEntriesByName('first-contentful-paint')[0];
     if (p && report.fcp == null) { report.fcp = p.startTime; settled(); }
   }); });
-  setTimeout(finish, 200);
+  setTimeout(finish, 1000);
 })"#;
 
 /// Builds a page's timing; every phase Chromium did not measure stays `None`.
