@@ -11,7 +11,8 @@
 -- about one in a hundred, so their own index is small.
 --
 -- A partitioned table's index cannot be built CONCURRENTLY: this builds it in
--- the migration's transaction, and writes to the tables wait until it is done.
+-- the migration's transaction, and writes to the tables wait until it is done
+-- (16 s and 4 s over 15 million rows each, on the 2-core test machine under load).
 -- `lock_timeout` bounds the wait for the lock behind a long transaction;
 -- `db migrate` tries again.
 SET LOCAL lock_timeout = '1s';
