@@ -13,8 +13,8 @@
 #     summaries or a cache would run for the same call (pgbench, 16 clients, same duration;
 #     every client finishes the statement it began, so a slow peer takes longer than that);
 #   - the overview and a monitor page (range=24h) in headless Chromium through geoctl's browser
-#     driver (examples/browser_journey.rs): DOMContentLoaded and largest contentful paint, the
-#     median of BENCH_DASHBOARD_PAINTS (5) loads.
+#     driver (examples/browser_journey.rs): DOMContentLoaded, first and largest contentful paint
+#     (the Performance API's entries), the median of BENCH_DASHBOARD_PAINTS (5) loads.
 # Figures to stdout and target/bench/dashboard.json. Debug build unless BENCH_RELEASE=1.
 # BENCH_DASHBOARD_GEOCTL=PATH measures that geoctl instead (an earlier build, for A/B);
 # BENCH_DASHBOARD_PEER=0 leaves the peer out.
@@ -145,7 +145,12 @@ import json, statistics, sys
 runs = [json.loads(line) for line in sys.stdin]
 pages = [r["pages"][0] for r in runs if not r["failure"] and r["pages"]]
 med = lambda k: round(statistics.median(p[k] for p in pages), 1) if pages and all(p.get(k) is not None for p in pages) else None
+# A load whose first paint came after the driver stopped waiting has none: the median is of the
+# loads that have one, and how many did is said.
+painted = [p["first_contentful_paint_ms"] for p in pages if p.get("first_contentful_paint_ms") is not None]
 print(json.dumps({"dom_content_loaded_ms": med("dom_content_loaded_ms"),
+                  "first_contentful_paint_ms": round(statistics.median(painted), 1) if painted else None,
+                  "painted": len(painted),
                   "largest_contentful_paint_ms": med("largest_contentful_paint_ms"), "loads": len(pages),
                   "failed": [r["failure"] for r in runs if r["failure"]]}))'
 }
@@ -267,7 +272,7 @@ for c in d["calls"]:
           f'{g["non_2xx"]:>8}   {p["p50_ms"]:>9.1f}{p["p99_ms"]:>9.1f}{p["requests_per_s"]:>8.1f}')
 for page, t in d["paint"].items():
     print(f'{page} page (24h) in Chromium: DOMContentLoaded {t["dom_content_loaded_ms"]} ms, '
-          f'largest contentful paint {t["largest_contentful_paint_ms"]} ms (median of {t["loads"]}; '
+          f'first contentful paint {t["first_contentful_paint_ms"]} ms ({t["painted"]} painted), largest contentful paint {t["largest_contentful_paint_ms"]} ms (median of {t["loads"]}; '
           f'{len(t["failed"])} failed{": " + t["failed"][0][1] if t["failed"] else ""})')
 PY
 }

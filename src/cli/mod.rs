@@ -290,6 +290,10 @@ async fn run(cli: Cli) -> crate::error::Result<()> {
             Command::Agent(args) => args.flags(),
             _ => Default::default(),
         },
+        dashboard: match &cli.command {
+            Command::Dashboard(args) => args.flags(),
+            _ => Default::default(),
+        },
     };
     let env: crate::config::Env = std::env::vars().collect();
     let cwd = std::env::current_dir().context("reading the current directory")?;

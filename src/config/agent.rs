@@ -185,12 +185,12 @@ impl Agent {
 }
 
 /// A flag as the resolver takes it: its name and, when given, its text.
-fn flag<'a>(name: &'static str, value: &'a Option<String>) -> Option<(&'static str, &'a str)> {
+pub(super) fn flag<'a>(name: &'static str, value: &'a Option<String>) -> Option<(&'static str, &'a str)> {
     value.as_deref().map(|v| (name, v))
 }
 
 /// A value that always has one: flag, env, file, default.
-fn defaulted<T>(
+pub(super) fn defaulted<T>(
     layers: &Layers,
     flag: Option<(&'static str, &str)>,
     env_name: &str,

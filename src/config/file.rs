@@ -33,6 +33,19 @@ pub struct FileConfig {
     pub notify: Option<NotifySection>,
     /// `geoctl agent`'s settings.
     pub agent: Option<AgentSection>,
+    /// `geoctl dashboard`'s settings.
+    pub dashboard: Option<DashboardSection>,
+}
+
+/// `dashboard:`: `geoctl dashboard`'s settings, written as its flags take them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSection {
+    pub listen: Option<String>,
+    /// A file holding the bearer token (not the token itself: it never sits in this file).
+    pub token_file: Option<PathBuf>,
+    /// A file holding `user:password`.
+    pub basic_auth_file: Option<PathBuf>,
 }
 
 /// `agent:`: `geoctl agent`'s settings, written as its flags take them (`30s`, `:3001`).
@@ -147,6 +160,11 @@ pub struct StackSection {
     pub app_replicas: Option<u32>,
     /// Run a `geoctl alerter` in the stack (one leads across regions; the others stand by).
     pub alerter: Option<bool>,
+    /// Run `geoctl dashboard` in the stack (it needs `dashboard.token_file` or
+    /// `dashboard.basic_auth_file`: it listens beyond loopback).
+    pub dashboard: Option<bool>,
+    /// The port the dashboard service is published on.
+    pub dashboard_port: Option<u16>,
     pub templates: Option<PathBuf>,
     /// Replicas of the `browser` service (agents with Chromium on the region's browser queue); 0: none.
     pub browser_replicas: Option<u32>,

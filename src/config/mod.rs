@@ -7,11 +7,13 @@
 //! remembers where it came from, so `geoctl config show` can say.
 
 mod agent;
+mod dashboard;
 mod file;
 mod secret;
 
 pub use agent::{Agent, AgentFlags, LogFormat};
-pub use file::{AgentSection, AlertingSection, FileConfig, NotifySection, StackSection};
+pub use dashboard::{Dashboard, DashboardFlags};
+pub use file::{AgentSection, AlertingSection, DashboardSection, FileConfig, NotifySection, StackSection};
 pub use secret::{mask, scrub, Secret};
 
 use std::collections::BTreeMap;
@@ -83,6 +85,8 @@ pub struct Flags {
     pub default_region: Option<String>,
     /// `geoctl agent`'s own flags.
     pub agent: AgentFlags,
+    /// `geoctl dashboard`'s own flags.
+    pub dashboard: DashboardFlags,
 }
 
 /// The process environment, captured once so resolution is a pure function.
@@ -156,6 +160,8 @@ pub struct Settings {
     pub dashboard_url: Option<Sourced<String>>,
     /// The agent's settings (`agent:`, `WORKER_REGION`, `AGENT_*`, …).
     pub agent: Agent,
+    /// `geoctl dashboard`'s settings (`dashboard:`, `DASHBOARD_*`).
+    pub dashboard: Dashboard,
 }
 
 /// `alerting.*`, each with its origin.
@@ -443,6 +449,7 @@ impl Settings {
         let dashboard_url =
             layers.plain(None, "DASHBOARD_URL", notify.dashboard_url.as_deref(), None, parse_http_url)?;
         let agent = Agent::resolve(&layers, &flags.agent, file.agent.as_ref())?;
+        let dashboard = Dashboard::resolve(&layers, &flags.dashboard, file.dashboard.as_ref(), cwd)?;
 
         Ok(Settings {
             config_file,
@@ -462,6 +469,7 @@ impl Settings {
             notify_templates,
             dashboard_url,
             agent,
+            dashboard,
         })
     }
 
@@ -569,6 +577,12 @@ impl Settings {
             duration("agent.resync_interval", &g.resync_interval),
             plain("agent.log_format", &Some(g.log_format.clone())),
             plain("agent.health_url", &Some(g.health_url.clone())),
+        ]);
+        let d = &self.dashboard;
+        rows.extend([
+            plain("dashboard.listen", &Some(d.listen.clone())),
+            plain("dashboard.token_file", &path(&d.token_file)),
+            plain("dashboard.basic_auth_file", &path(&d.basic_auth_file)),
         ]);
         rows
     }

@@ -279,3 +279,37 @@ fn agent_settings_come_from_flag_then_env_then_file_then_default() {
     let err = resolve_in(dir.path(), &Flags::default(), &bad).unwrap_err().to_string();
     assert!(err.contains("AGENT_SPOOL_MAX") && err.contains("lots"), "{err}");
 }
+
+#[test]
+fn the_dashboards_settings_come_from_flag_env_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), FILE_NAME, "dashboard:\n  listen: 0.0.0.0:9000\n  token_file: secrets/token\n");
+    // The file, its relative path taken from the working directory.
+    let s = resolve_in(dir.path(), &Flags::default(), &env(&[])).unwrap();
+    assert_eq!(s.dashboard.listen.value, "0.0.0.0:9000".parse().unwrap());
+    assert!(matches!(s.dashboard.listen.source, Source::File(_)));
+    assert_eq!(s.dashboard.token_file.unwrap().value, dir.path().join("secrets/token"));
+    assert!(s.dashboard.basic_auth_file.is_none());
+    // The environment beats the file, a flag beats both.
+    let e = env(&[("DASHBOARD_LISTEN", ":8081"), ("DASHBOARD_BASIC_AUTH_FILE", "/run/secrets/basic")]);
+    let s = resolve_in(dir.path(), &Flags::default(), &e).unwrap();
+    assert_eq!(s.dashboard.listen.value, "0.0.0.0:8081".parse().unwrap());
+    assert_eq!(s.dashboard.basic_auth_file.unwrap().value, PathBuf::from("/run/secrets/basic"));
+    let flags = Flags {
+        dashboard: DashboardFlags { listen: Some("127.0.0.1:0".into()), ..Default::default() },
+        ..Flags::default()
+    };
+    let s = resolve_in(dir.path(), &flags, &e).unwrap();
+    assert_eq!(s.dashboard.listen.source, Source::Flag("--listen"));
+    assert!(s.shown().iter().any(|v| v.key == "dashboard.listen" && v.value.as_deref() == Some("127.0.0.1:0")));
+    // Nothing set: loopback, no credentials.
+    let empty = tempfile::tempdir().unwrap();
+    let s = resolve_in(empty.path(), &Flags::default(), &env(&[])).unwrap();
+    assert_eq!(
+        (s.dashboard.listen.value, s.dashboard.listen.source),
+        ("127.0.0.1:8080".parse().unwrap(), Source::Default)
+    );
+    // A bad address names where it came from.
+    let err = resolve_in(dir.path(), &Flags::default(), &env(&[("DASHBOARD_LISTEN", "nowhere")])).unwrap_err();
+    assert!(err.to_string().contains("DASHBOARD_LISTEN") && err.to_string().contains("nowhere"), "{err}");
+}

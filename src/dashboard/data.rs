@@ -43,6 +43,12 @@ fn range_max_age(range: &Range) -> Duration {
     (span / 1440).clamp(STATE_MAX_AGE, Duration::from_secs(300))
 }
 
+/// The youngest a monitor's report over a preset range is computed again: the page's refresh
+/// period. Its state comes from the present (5 s); its report over the last hour would otherwise
+/// be read again every 5 s for every monitor someone looks at, and a monitor page's report
+/// moves little in 10 s (a bucket of the hour's chart is a minute).
+const REPORT_MIN_AGE: Duration = Duration::from_secs(super::server::REFRESH_SECONDS as u64);
+
 /// The range as the response says it, with what it was read from.
 #[derive(Debug, Clone, Serialize)]
 pub struct RangeView {
@@ -247,21 +253,29 @@ impl Source {
         self.present.get("present", STATE_MAX_AGE, || async move { source.read_present().await }).await
     }
 
+    /// The region cards' figures: each monitor's statistics alone (no series, no landings: the
+    /// overview draws neither).
     async fn read_figures(&self, range: &Range) -> Result<RangeFigures, DashboardError> {
         let monitors = self.store().list().await?;
-        let report = report::build(&self.pool, &monitors, range.since, range.until).await?;
+        let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
+        let names: HashMap<Uuid, &str> = monitors.iter().map(|m| (m.id, m.name.as_str())).collect();
+        let stats = report::stats(&self.pool, &ids, range.since, range.until).await?;
         let mut regions: HashMap<String, RegionFigures> = HashMap::new();
-        for monitor in &report.monitors {
-            for r in &monitor.regions {
-                let figures = regions.entry(r.stats.region.clone()).or_default();
-                figures.checks += r.stats.checks;
-                figures.successful += r.stats.successful;
-                if let Some(p95) = r.stats.p95_ms.filter(|p| figures.slowest.as_ref().is_none_or(|(s, _)| p > s)) {
-                    figures.slowest = Some((p95, monitor.name.clone()));
-                }
+        for r in &stats.regions {
+            let figures = regions.entry(r.region.clone()).or_default();
+            figures.checks += r.checks;
+            figures.successful += r.successful;
+            if let Some(p95) = r.p95_ms.filter(|p| figures.slowest.as_ref().is_none_or(|(s, _)| p > s)) {
+                let name = names.get(&r.monitor_id).copied().unwrap_or_default();
+                figures.slowest = Some((p95, name.to_string()));
             }
         }
-        Ok(RangeFigures { view: view(range, &report), regions })
+        let view = RangeView {
+            range: range.clone(),
+            summarized_since: stats.summarized_since,
+            summarized_until: stats.summarized_until,
+        };
+        Ok(RangeFigures { view, regions })
     }
 
     async fn read_present(&self) -> Result<Present, DashboardError> {
@@ -295,13 +309,18 @@ impl Source {
         let figures = if range.name != "custom" {
             let (source, one, now) = (self.clone(), monitor.clone(), range.clone());
             let key = format!("{id} {}", range.name);
-            self.reports.get(&key, range_max_age(range), || async move { source.read_monitor(one, now).await }).await?
+            let max_age = range_max_age(range).max(REPORT_MIN_AGE);
+            self.reports.get(&key, max_age, || async move { source.read_monitor(one, now).await }).await?
         } else {
             Arc::new(self.read_monitor(monitor.clone(), range.clone()).await?)
         };
         let report = &figures.report;
         Ok(MonitorPage {
-            range: view(&figures.range, report),
+            range: RangeView {
+                range: figures.range.clone(),
+                summarized_since: report.summarized_since,
+                summarized_until: report.summarized_until,
+            },
             monitor: MonitorView::from(&monitor),
             status: state,
             bucket_seconds: report.bucket_seconds,
@@ -311,15 +330,22 @@ impl Source {
         })
     }
 
+    /// A monitor's report, incidents and failures, read side by side.
     async fn read_monitor(&self, monitor: Monitor, range: Range) -> Result<MonitorFigures, DashboardError> {
         let id = monitor.id;
-        let report = report::build(&self.pool, std::slice::from_ref(&monitor), range.since, range.until).await?;
-        let incidents = manage::list(&self.pool, false, Some(id), LIST_LIMIT)
-            .await?
+        let (report, incidents, failures) = tokio::try_join!(
+            async {
+                Ok::<_, DashboardError>(
+                    report::build(&self.pool, std::slice::from_ref(&monitor), range.since, range.until).await?,
+                )
+            },
+            async { Ok(manage::list(&self.pool, false, Some(id), LIST_LIMIT).await?) },
+            async { Ok(query::recent_failures(&self.pool, id, range.since, range.until, LIST_LIMIT).await?) },
+        )?;
+        let incidents = incidents
             .into_iter()
             .filter(|i| i.resolved_at.is_none() || (i.opened_at >= range.since && i.opened_at <= range.until))
             .collect();
-        let failures = query::recent_failures(&self.pool, id, range.since, range.until, LIST_LIMIT).await?;
         Ok(MonitorFigures { range, report, incidents, failures })
     }
 
@@ -365,14 +391,6 @@ impl Source {
                 })
             }
         }
-    }
-}
-
-fn view(range: &Range, report: &Report) -> RangeView {
-    RangeView {
-        range: range.clone(),
-        summarized_since: report.summarized_since,
-        summarized_until: report.summarized_until,
     }
 }
 

@@ -26,13 +26,18 @@ pub use server::serve;
 #[derive(Debug, thiserror::Error)]
 pub enum DashboardError {
     #[error(
-        "refusing to listen on {0} without --token-file or --basic-auth-file: beyond loopback anyone who \
-         reaches the port could read every monitor; give one of them, or listen on 127.0.0.1"
+        "refusing to listen on {0} without a token or basic-auth file (--token-file or --basic-auth-file, \
+         DASHBOARD_TOKEN_FILE or DASHBOARD_BASIC_AUTH_FILE, dashboard.token_file or \
+         dashboard.basic_auth_file): beyond loopback anyone who reaches the port could read every monitor; \
+         give one of them, or listen on 127.0.0.1"
     )]
     Unprotected(SocketAddr),
     #[error("cannot use the credentials file {path}: {why}")]
     AuthFile { path: String, why: String },
-    #[error("give --token-file or --basic-auth-file, not both")]
+    #[error(
+        "both a token file and a basic-auth file are set (flags, DASHBOARD_* or dashboard: in the config \
+         file); keep one"
+    )]
     TwoAuths,
     #[error("cannot listen on {addr}: {why}")]
     Bind { addr: SocketAddr, why: String },

@@ -82,7 +82,23 @@ pub struct Landing {
     pub share: f64,
 }
 
+/// A row of [`landings`]: one place of one region, or (`whole`) the region's every check.
+#[derive(sqlx::FromRow)]
+struct LandingRow {
+    monitor_id: Uuid,
+    region: String,
+    country: Option<String>,
+    city: Option<String>,
+    asn: Option<i64>,
+    isp: Option<String>,
+    checks: i64,
+    median_hops: Option<f64>,
+    whole: bool,
+}
+
 /// Where each region's checks landed and its median hop count over the results of `spans`.
+/// One scan of the metrics for both: the region's own group (its checks, for the shares, and its
+/// median route) and its places are two grouping sets of the same rows, one sort serving both.
 async fn landings(
     pool: &PgPool,
     ids: &[Uuid],
@@ -91,28 +107,39 @@ async fn landings(
     if spans.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let landed = format!(
-        "SELECT * FROM (
-            SELECT monitor_id, region_code AS region, country_code::text AS country, city, asn, isp,
-                count(*) AS checks,
-                (100.0 * count(*) / sum(count(*)) OVER (PARTITION BY monitor_id, region_code))::float8 AS share
-            FROM regional_performance_metrics
-            WHERE monitor_id = ANY($1) AND {}
-            GROUP BY monitor_id, region_code, country_code, city, asn, isp) l
-         WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
-         ORDER BY monitor_id, region, checks DESC, country, city, asn",
-        query::spans_sql("checked_at", spans, 2)
-    );
-    let landed = query::bind_spans(sqlx::query_as(&landed).bind(ids), spans).fetch_all(pool).await?;
-    let hops = format!(
-        "SELECT monitor_id, region_code,
+    let sql = format!(
+        "SELECT monitor_id, region_code AS region, country_code::text AS country, city, asn, isp,
+            count(*) AS checks,
             percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count) FILTER (WHERE hop_count IS NOT NULL)
+                AS median_hops,
+            GROUPING(country_code, city, asn, isp) <> 0 AS whole
          FROM regional_performance_metrics
          WHERE monitor_id = ANY($1) AND {}
-         GROUP BY monitor_id, region_code",
+         GROUP BY GROUPING SETS ((monitor_id, region_code), (monitor_id, region_code, country_code, city, asn, isp))
+         ORDER BY monitor_id, region, whole DESC, checks DESC, country, city, asn",
         query::spans_sql("checked_at", spans, 2)
     );
-    let hops = query::bind_spans(sqlx::query_as(&hops).bind(ids), spans).fetch_all(pool).await?;
+    let rows: Vec<LandingRow> = query::bind_spans(sqlx::query_as(&sql).bind(ids), spans).fetch_all(pool).await?;
+    let (mut landed, mut hops) = (Vec::new(), Vec::new());
+    // Each region's own row comes first, before its places.
+    let mut region_checks = 0;
+    for row in rows {
+        if row.whole {
+            region_checks = row.checks;
+            hops.push((row.monitor_id, row.region, row.median_hops));
+        } else if row.country.is_some() || row.city.is_some() || row.asn.is_some() || row.isp.is_some() {
+            landed.push(Landing {
+                monitor_id: row.monitor_id,
+                region: row.region,
+                country: row.country,
+                city: row.city,
+                asn: row.asn,
+                isp: row.isp,
+                checks: row.checks,
+                share: 100.0 * row.checks as f64 / region_checks.max(1) as f64,
+            });
+        }
+    }
     Ok((landed, hops))
 }
 
@@ -295,10 +322,56 @@ async fn later_results_that_day(pool: &PgPool, ids: &[Uuid], end: DateTime<Utc>)
     .await
 }
 
+/// Where a report over `[since, until]` of `ids` reads each part of its window from (see
+/// [`plan`]), and its bucket size.
+async fn read_plan(
+    pool: &PgPool,
+    ids: &[Uuid],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<(Plan, i64), sqlx::Error> {
+    // The window inclusive of `until`, as a half-open range at the database's precision.
+    let end = until + chrono::Duration::microseconds(1);
+    // A window of a day or less reads its last day from results whatever comes after it (see
+    // [`plan`]): no need to ask.
+    let short = end - since <= chrono::Duration::days(1) + chrono::Duration::microseconds(1);
+    let (pruned, later) = tokio::try_join!(summary::pruned_before(pool), async {
+        if short {
+            Ok(false)
+        } else {
+            later_results_that_day(pool, ids, end).await
+        }
+    })?;
+    let plan = plan(since, end, pruned.map(summary::first_whole_day), !later);
+    let bucket_seconds = if plan.days.is_some() { DAY_SECONDS } else { bucket_seconds(since, until) };
+    Ok((plan, bucket_seconds))
+}
+
+/// The daily summaries of the plan's days, if it has any.
+async fn planned_days(pool: &PgPool, ids: &[Uuid], plan: &Plan) -> Result<Vec<query::DaySummary>, sqlx::Error> {
+    match plan.days {
+        Some((from, to)) => query::day_summaries(pool, ids, from, to).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The part of `[since, until]` the plan reads from daily summaries.
+fn summarized(
+    plan: &Plan,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    match plan.days {
+        Some((from, to)) => (Some(midnight(from).max(since)), Some(midnight(to).min(until))),
+        None => (None, None),
+    }
+}
+
 /// Reads the statistics and series of `monitors` over `[since, until]`: whole days from their
 /// daily summaries and the partial edges from results (see [`plan`]), so a report over weeks
 /// reads about as many rows as one over a day. A report that reads summaries has a bucket per
-/// UTC day, the summaries' grain.
+/// UTC day, the summaries' grain. Its queries are independent once the plan is known, so they
+/// run side by side, each on a connection of its own.
 pub async fn build(
     pool: &PgPool,
     monitors: &[Monitor],
@@ -306,24 +379,16 @@ pub async fn build(
     until: DateTime<Utc>,
 ) -> Result<Report, sqlx::Error> {
     let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
-    // The window inclusive of `until`, as a half-open range at the database's precision.
-    let end = until + chrono::Duration::microseconds(1);
-    let pruned_first = summary::pruned_before(pool).await?.map(summary::first_whole_day);
-    let whole_last_day = !later_results_that_day(pool, &ids, end).await?;
-    let plan = plan(since, end, pruned_first, whole_last_day);
-    let bucket_seconds = if plan.days.is_some() { DAY_SECONDS } else { bucket_seconds(since, until) };
-    let mut stats = query::region_stats(pool, &ids, &plan.raw).await?;
-    let mut points = query::series(pool, &ids, &plan.raw, bucket_seconds).await?;
-    if let Some((from, to)) = plan.days {
-        let days = query::day_summaries(pool, &ids, from, to).await?;
-        merge_summaries(&mut stats, &mut points, days, since, bucket_seconds);
-    }
+    let (plan, bucket_seconds) = read_plan(pool, &ids, since, until).await?;
+    let (mut stats, mut points, days, (landed, hops)) = tokio::try_join!(
+        query::region_stats(pool, &ids, &plan.raw),
+        query::series(pool, &ids, &plan.raw, bucket_seconds),
+        planned_days(pool, &ids, &plan),
+        landings(pool, &ids, &plan.raw),
+    )?;
+    merge_summaries(&mut stats, &mut points, days, since, bucket_seconds);
     let mut report = assemble(monitors, stats, points, since, until, bucket_seconds);
-    if let Some((from, to)) = plan.days {
-        report.summarized_since = Some(midnight(from).max(since));
-        report.summarized_until = Some(midnight(to).min(until));
-    }
-    let (landed, hops) = landings(pool, &ids, &plan.raw).await?;
+    (report.summarized_since, report.summarized_until) = summarized(&plan, since, until);
     for region in report.monitors.iter_mut().flat_map(|m| m.regions.iter_mut()) {
         let key = (region.stats.monitor_id, region.stats.region.as_str());
         region.landed = landed.iter().filter(|l| (l.monitor_id, l.region.as_str()) == key).cloned().collect();
@@ -331,6 +396,34 @@ pub async fn build(
             hops.iter().find(|(m, r, _)| (*m, r.as_str()) == key).and_then(|(_, _, median)| *median);
     }
     Ok(report)
+}
+
+/// Each monitor's per-region statistics over `[since, until]`, read as [`build`] reads them.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// As [`Report::summarized_since`] and [`Report::summarized_until`].
+    pub summarized_since: Option<DateTime<Utc>>,
+    pub summarized_until: Option<DateTime<Utc>>,
+    /// By monitor, then region.
+    pub regions: Vec<RegionStats>,
+}
+
+/// The statistics of [`build`] without its series and landings, for a page that shows only
+/// figures (the dashboard's region cards over every monitor): the same plan and merge, two
+/// queries fewer, and no scan of the metrics.
+pub async fn stats(
+    pool: &PgPool,
+    ids: &[Uuid],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Stats, sqlx::Error> {
+    let (plan, bucket_seconds) = read_plan(pool, ids, since, until).await?;
+    let (mut regions, days) =
+        tokio::try_join!(query::region_stats(pool, ids, &plan.raw), planned_days(pool, ids, &plan))?;
+    // The series the merge also fills is not wanted here.
+    merge_summaries(&mut regions, &mut Vec::new(), days, since, bucket_seconds);
+    let (summarized_since, summarized_until) = summarized(&plan, since, until);
+    Ok(Stats { summarized_since, summarized_until, regions })
 }
 
 /// A weighted average of two, either absent.
@@ -524,6 +617,9 @@ mod tests {
         let p = plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, Some((day("2026-03-03"), day("2026-03-04"))));
         assert_eq!(p.raw, [span("2026-03-04T00:00:00Z", "2026-03-04T06:00:00Z")]);
+        // Nor does what follows a short window matter (`read_plan` does not ask for it).
+        let later = plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), true);
+        assert_eq!(later, p);
         // A horizon before the window changes nothing.
         let p = plan(at("2026-03-05T12:00:00Z"), at("2026-03-05T18:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, None);

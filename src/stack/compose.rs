@@ -43,12 +43,25 @@ pub struct Service {
     pub secrets: Vec<ServiceSecret>,
     pub networks: Option<Vec<String>>,
     #[serde(default)]
+    pub ports: Vec<Port>,
+    #[serde(default)]
     pub volumes: Vec<Mount>,
     pub healthcheck: Option<Healthcheck>,
     pub stop_grace_period: Option<String>,
     pub logging: Option<Logging>,
     #[serde(default)]
     pub deploy: Deploy,
+}
+
+/// A published port, in the long form only (`target`, `published`, `protocol`, `mode`): the
+/// short `"8080:80"` leaves protocol and mode to defaults a reader has to know.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    pub target: u16,
+    pub published: Option<u16>,
+    pub protocol: Option<String>,
+    pub mode: Option<String>,
 }
 
 /// `command: ["a", "b"]` or `command: a b`.

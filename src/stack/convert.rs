@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, HealthConfig, Ipam, IpamConfig, Limit, Mount, MountTmpfsOptions, MountType,
-    MountVolumeOptions, NetworkAttachmentConfig, NetworkCreateRequest, ResourceObject, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets, TaskSpecLogDriver, TaskSpecPlacement,
-    TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
+    EndpointPortConfig, EndpointSpec, EndpointSpecModeEnum, HealthConfig, Ipam, IpamConfig, Limit, Mount,
+    MountTmpfsOptions, MountType, MountVolumeOptions, NetworkAttachmentConfig, NetworkCreateRequest, ResourceObject,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig,
+    TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets, TaskSpecLogDriver,
+    TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
 };
 use serde::de::DeserializeOwned;
 
@@ -253,6 +253,21 @@ fn service_spec(
     let mut labels = stack_labels(namespace, &deploy.labels);
     labels.insert(IMAGE_LABEL.into(), service.image.clone());
 
+    // Compose's defaults: TCP, through the routing mesh.
+    let ports: Vec<EndpointPortConfig> = service
+        .ports
+        .iter()
+        .map(|p| {
+            Ok(EndpointPortConfig {
+                target_port: Some(p.target.into()),
+                published_port: p.published.map(i64::from),
+                protocol: Some(enum_value(p.protocol.as_deref().unwrap_or("tcp"))?),
+                publish_mode: Some(enum_value(p.mode.as_deref().unwrap_or("ingress"))?),
+                ..Default::default()
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let ports = (!ports.is_empty()).then_some(ports);
     Ok(ServiceSpec {
         name: Some(format!("{namespace}_{name}")),
         labels: Some(labels),
@@ -269,7 +284,7 @@ fn service_spec(
         mode: Some(mode),
         update_config: deploy.update_config.as_ref().map(update_config).transpose()?,
         rollback_config: deploy.rollback_config.as_ref().map(rollback_config).transpose()?,
-        endpoint_spec: Some(EndpointSpec { mode: Some(EndpointSpecModeEnum::VIP), ..Default::default() }),
+        endpoint_spec: Some(EndpointSpec { mode: Some(EndpointSpecModeEnum::VIP), ports }),
         ..Default::default()
     })
 }
@@ -468,6 +483,26 @@ secrets:
         let file = ComposeFile::parse(FILE).unwrap();
         let err = convert("s", &file, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
         assert!(err.contains("s_b-123"), "{err}");
+    }
+
+    #[test]
+    fn a_published_port_goes_through_the_routing_mesh_unless_told() {
+        let yaml = "services:\n  a:\n    image: x\n    ports:\n      - {target: 8080, published: 9080}\n  \
+                    b:\n    image: x\n    ports:\n      - {target: 53, protocol: udp, mode: host}\n";
+        let objects = convert("s", &ComposeFile::parse(yaml).unwrap(), &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let ports = |name: &str| {
+            let spec = objects.services.iter().find(|s| s.name.as_deref() == Some(name)).unwrap();
+            spec.endpoint_spec.as_ref().unwrap().ports.clone().unwrap()
+        };
+        let a = &ports("s_a")[0];
+        assert_eq!((a.target_port, a.published_port), (Some(8080), Some(9080)));
+        assert_eq!(serde_json::to_value(a.protocol).unwrap(), "tcp");
+        assert_eq!(serde_json::to_value(a.publish_mode).unwrap(), "ingress");
+        let b = &ports("s_b")[0];
+        assert_eq!((b.published_port, serde_json::to_value(b.publish_mode).unwrap()), (None, "host".into()));
+        let bad = "services:\n  a:\n    image: x\n    ports:\n      - {target: 1, mode: sideways}\n";
+        let err = convert("s", &ComposeFile::parse(bad).unwrap(), &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
+        assert!(err.contains("sideways"), "{err}");
     }
 
     #[test]

@@ -92,6 +92,7 @@ struct RegionVars<'a> {
 pub fn render(settings: &Settings, region: &Region, templates: Option<&Path>) -> Result<Rendered, StackError> {
     let stack = StackSettings::resolve(settings, &region.code)?;
     let secrets = secrets(settings, &region.code, &stack.name)?;
+    let dashboard_auth = if stack.dashboard { Some(dashboard_secret(settings, &stack.name)?) } else { None };
     let dir: Option<PathBuf> = templates.map(Path::to_path_buf).or_else(|| stack.templates.clone());
     let (text, origin) = match &dir {
         Some(dir) => {
@@ -113,16 +114,44 @@ pub fn render(settings: &Settings, region: &Region, templates: Option<&Path>) ->
     context.insert("suffix", &env_suffix(&region.code));
     context.insert("stack", &stack);
     context.insert("secrets", &secrets);
+    context.insert("dashboard_auth", &dashboard_auth);
     context.insert("version", env!("CARGO_PKG_VERSION"));
     let yaml = tera.render(TEMPLATE_NAME, &context).map_err(template_error)?;
     // What the template produced must be a stack this module can deploy.
     compose::ComposeFile::parse(&yaml).map_err(|message| StackError::Compose { path: origin.clone(), message })?;
+    let secrets = secrets.into_iter().chain(dashboard_auth).collect();
     Ok(Rendered { stack, yaml, secrets, template: origin })
 }
 
 /// Tera nests the useful part (the line, the missing variable) in sources.
 fn error_chain(err: &tera::Error) -> String {
     crate::error::chain(err).replace('\n', " ")
+}
+
+/// The dashboard service's credentials, from the file `dashboard.token_file` or
+/// `dashboard.basic_auth_file` names (read and checked as `geoctl dashboard` reads them): it
+/// listens beyond loopback, so it never runs without one.
+fn dashboard_secret(settings: &Settings, stack: &str) -> Result<StackSecret, StackError> {
+    let d = &settings.dashboard;
+    let path = |f: &Option<crate::config::Sourced<PathBuf>>| f.as_ref().map(|f| f.value.clone());
+    let refused = |message: String| StackError::Setting { key: "stack.dashboard".into(), message };
+    let auth = crate::dashboard::Auth::from_files(path(&d.token_file).as_deref(), path(&d.basic_auth_file).as_deref())
+        .map_err(|e| refused(e.to_string()))?;
+    let (env, value) = match auth {
+        crate::dashboard::Auth::Bearer(token) => ("DASHBOARD_TOKEN", token),
+        crate::dashboard::Auth::Basic(line) => ("DASHBOARD_BASIC_AUTH", line),
+        crate::dashboard::Auth::Open => {
+            return Err(refused(
+                "the dashboard service listens beyond loopback and needs credentials: set dashboard.token_file \
+                 or dashboard.basic_auth_file (or DASHBOARD_TOKEN_FILE / DASHBOARD_BASIC_AUTH_FILE)"
+                    .into(),
+            ))
+        }
+    };
+    let key = env.to_ascii_lowercase();
+    let base = format!("{stack}_{key}");
+    let name = versioned_name(&base, &value);
+    Ok(StackSecret { key, env: env.into(), name, base, value })
 }
 
 /// The secrets an agent of `code` needs, with their values from the configuration.

@@ -38,6 +38,9 @@ pub struct StackSettings {
     pub app_replicas: u32,
     /// A `geoctl alerter` service next to the agents; off unless asked for.
     pub alerter: bool,
+    /// A `geoctl dashboard` service, published on `dashboard_port`; off unless asked for.
+    pub dashboard: bool,
+    pub dashboard_port: u16,
     /// Replicas of the `browser` service; 0 (the default) renders none.
     pub browser_replicas: u32,
     pub browser_image: String,
@@ -76,6 +79,8 @@ impl StackSettings {
             app_image: pick!(app_image),
             app_replicas: pick!(app_replicas).unwrap_or(1),
             alerter: pick!(alerter).unwrap_or(false),
+            dashboard: pick!(dashboard).unwrap_or(false),
+            dashboard_port: pick!(dashboard_port).unwrap_or(8080),
             templates: pick!(templates),
             browser_replicas: pick!(browser_replicas).unwrap_or(0),
             browser_image: pick!(browser_image).unwrap_or_else(|| DEFAULT_BROWSER_IMAGE.to_string()),
@@ -105,6 +110,9 @@ impl StackSettings {
         }
         if !(1..=1000).contains(&self.concurrency) {
             return bad("concurrency", format!("{} is out of range; use 1 to 1000", self.concurrency));
+        }
+        if self.dashboard_port == 0 {
+            return bad("dashboard_port", "0 is not a port; use 1 to 65535".into());
         }
         if self.browser_replicas > 1000 {
             return bad("browser_replicas", format!("{} is out of range; use 0 to 1000", self.browser_replicas));

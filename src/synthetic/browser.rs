@@ -60,6 +60,9 @@ pub struct PageTiming {
     pub first_byte_ms: Option<f64>,
     pub dom_content_loaded_ms: Option<f64>,
     pub load_ms: Option<f64>,
+    /// Absent in results stored before it was measured.
+    #[serde(default)]
+    pub first_contentful_paint_ms: Option<f64>,
     pub largest_contentful_paint_ms: Option<f64>,
 }
 

@@ -178,6 +178,7 @@ fn a_journey_clicks_waits_and_reads_with_each_pages_timing() {
     assert_eq!((first.dns_ms, first.tls_ms), (None, None), "an IP literal over http: {first:?}");
     let (dcl, load) = (first.dom_content_loaded_ms.unwrap(), first.load_ms.unwrap());
     assert!(first.first_byte_ms.is_some_and(|ms| ms > 0.0) && 0.0 < dcl && dcl <= load, "{first:?}");
+    assert!(first.first_contentful_paint_ms.is_some_and(|ms| ms > 0.0), "the page shows text: {first:?}");
     // The site keeps connections alive: the second page reuses the first's,
     // which is "no connect", not a connect of 0 ms.
     assert_eq!((again.connect_ms, again.dns_ms), (None, None), "{again:?}");

@@ -452,3 +452,61 @@ fn a_status_page_is_public_and_shows_only_what_was_chosen() {
     assert_eq!(dash.get("/status/public", &[]).status, 404);
     assert_eq!(db.count("monitors"), 2, "removing a page keeps its monitors");
 }
+
+/// `dashboard:` in the config file sets what the flags set: an address beyond loopback without
+/// credentials there is refused the same way, and with a token file named there it serves only
+/// requests showing the token.
+#[test]
+fn the_address_and_the_token_file_can_come_from_the_config_file() {
+    let db = TestDb::migrated();
+    let web = seeded(&db);
+    let config = db.dir().join("geoctl.yaml");
+    std::fs::write(&config, "dashboard:\n  listen: 0.0.0.0:0\n").unwrap();
+    db.geoctl(&["dashboard"]).usage_error(&["refusing to listen on 0.0.0.0:0", "dashboard.token_file"]);
+
+    let token = "fedcba9876543210fedcba9876543210";
+    std::fs::write(db.dir().join("token"), format!("{token}\n")).unwrap();
+    std::fs::write(&config, "dashboard:\n  listen: 0.0.0.0:0\n  token_file: token\n").unwrap();
+    let dash = Dashboard::start(&db, &[], &[]);
+    let path = format!("/api/v1/monitors/{web}");
+    assert_eq!(dash.get(&path, &[]).status, 401);
+    assert_eq!(dash.get(&path, &[("Authorization", &format!("Bearer {token}"))]).status, 200);
+}
+
+/// The stack's dashboard service: absent unless asked for, refused without credentials (nothing
+/// written), and when rendered it listens on every interface with the token as a secret of its
+/// own (the agent does not get it), published on the configured port, in a file Docker accepts.
+#[test]
+fn the_stack_runs_a_dashboard_only_when_asked_and_only_with_credentials() {
+    let db = TestDb::migrated();
+    let env = [("REDIS_URL_US_EAST", "redis://127.0.0.1:6379/0")];
+    let file = db.dir().join("stack.yml");
+    let render = |config: &str| {
+        std::fs::write(db.dir().join("geoctl.yaml"), config).unwrap();
+        let _ = std::fs::remove_file(&file);
+        db.geoctl_with(&["stack", "render", "--region", "us-east", "--file", file.to_str().unwrap()], &env)
+    };
+    render("").success();
+    let plain = std::fs::read_to_string(&file).unwrap();
+    assert!(!plain.contains("dashboard"), "off by default:\n{plain}");
+
+    render("stack:\n  dashboard: true\n").usage_error(&["stack.dashboard", "dashboard.token_file"]);
+    assert!(!file.exists(), "nothing written");
+
+    std::fs::write(db.dir().join("token"), "0123456789abcdef0123456789abcdef\n").unwrap();
+    render("dashboard:\n  token_file: token\nstack:\n  dashboard: true\n  dashboard_port: 9080\n").success();
+    let with = std::fs::read_to_string(&file).unwrap();
+    assert!(with.contains(r#"command: ["geoctl", "dashboard", "--listen", "0.0.0.0:8080"]"#), "{with}");
+    assert!(with.contains("DASHBOARD_TOKEN_FILE: /run/secrets/dashboard_token"), "{with}");
+    assert!(with.contains("published: 9080"), "{with}");
+    assert!(!with.contains("0123456789abcdef"), "the token is a Docker secret, never in the file");
+    let agent = &with[with.find("  agent:").unwrap()..with.find("  dashboard:").unwrap()];
+    assert!(!agent.contains("dashboard_token"), "the agents do not get the dashboard's token:\n{agent}");
+    let out = Command::new("docker")
+        .args(["stack", "config", "-c", file.to_str().unwrap()])
+        .output()
+        .expect("run the docker CLI");
+    assert!(out.status.success(), "docker stack config: {}", String::from_utf8_lossy(&out.stderr));
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(config.contains("published: \"9080\"") || config.contains("published: 9080"), "{config}");
+}

@@ -213,3 +213,39 @@ fn no_results_in_the_window_is_an_empty_report_with_a_note() {
     let table = db.geoctl(&["report"]).success();
     assert!(!table.stdout.contains("Average response time"), "no charts without data:\n{}", table.stdout);
 }
+
+/// Where each region landed and its median route, from one grouped read of the metrics: the
+/// shares are of every check the region recorded (located or not), places most frequent first,
+/// and a region with no located and no traced check has neither.
+#[test]
+fn landings_share_the_regions_checks_and_hops_have_a_median() {
+    let db = seeded();
+    let web = db.scalar("SELECT id FROM monitors WHERE name = 'web'");
+    db.exec(&format!(
+        "INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, country_code, city, asn, isp,
+                                                   hop_count) VALUES
+           ('{web}', 'eu-west', now() - interval '50 minutes', 'DE', 'Frankfurt', 3320, 'DTAG', 3),
+           ('{web}', 'eu-west', now() - interval '40 minutes', 'DE', 'Frankfurt', 3320, 'DTAG', 5),
+           ('{web}', 'eu-west', now() - interval '30 minutes', 'NL', 'Amsterdam', NULL, NULL, NULL),
+           ('{web}', 'eu-west', now() - interval '20 minutes', NULL, NULL, NULL, NULL, 4),
+           ('{web}', 'eu-west', now() - interval '3 days',     'US', 'Ashburn', 14618, 'AMAZON', 30),
+           ('{web}', 'us-east', now() - interval '20 minutes', NULL, NULL, NULL, NULL, NULL)"
+    ));
+    let report = db.geoctl(&["report", "--monitor", "web", "-o", "json"]).success().json();
+    let web = monitor(&report, "web");
+    let eu = region(web, "eu-west");
+    let landed = eu["landed"].as_array().unwrap();
+    assert_eq!(landed.len(), 2, "the unlocated check and the 3-day-old one are no place: {eu}");
+    assert_eq!(
+        (&landed[0]["city"], &landed[0]["asn"], &landed[0]["checks"]),
+        (&"Frankfurt".into(), &3320.into(), &2.into())
+    );
+    assert_close(&landed[0]["share"], 50.0);
+    assert_eq!((&landed[1]["country"], &landed[1]["asn"]), (&"NL".into(), &Value::Null));
+    assert_close(&landed[1]["share"], 25.0);
+    assert_close(&eu["median_hop_count"], 4.0);
+
+    let us = region(web, "us-east");
+    assert_eq!(us["landed"], Value::Array(vec![]), "{us}");
+    assert!(us["median_hop_count"].is_null(), "never traced is null: {us}");
+}

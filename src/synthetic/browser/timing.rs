@@ -12,9 +12,11 @@
 //! * `tls_ms`: `sslStart`..`sslEnd`; `None` for `http://` or a reused connection,
 //! * `first_byte_ms`: request sent (`sendEnd`) to the first byte of the
 //!   response headers,
-//! * `dom_content_loaded_ms`, `load_ms`, `largest_contentful_paint_ms`: from
-//!   the start of the navigation to the event (`performance` navigation entry
-//!   and a buffered `largest-contentful-paint` observer, read after `load`).
+//! * `dom_content_loaded_ms`, `load_ms`, `first_contentful_paint_ms`,
+//!   `largest_contentful_paint_ms`: from the start of the navigation to the
+//!   event (`performance` navigation entry, and buffered `paint` and
+//!   `largest-contentful-paint` observers read after `load`; headless Chromium
+//!   may paint only after the next frame, so the script waits for one).
 
 use serde::Deserialize;
 
@@ -53,23 +55,38 @@ pub struct DocumentResponse {
 pub struct PageReport {
     pub dom_content_loaded: Option<f64>,
     pub load: Option<f64>,
+    pub fcp: Option<f64>,
     pub lcp: Option<f64>,
 }
 
-/// Reads the navigation entry and the largest contentful paint so far; waits
-/// at most 50 ms for the buffered paint entries.
+/// Reads the navigation entry and the first and largest contentful paints so
+/// far. A page loaded in headless Chromium may have no paint entry yet when
+/// `load` fires (nothing asked for a frame): the script asks for two frames
+/// (the paint entries are queued after the first is presented) and waits at
+/// most a second for the buffered entries in all: a loaded machine presents a
+/// page's first frame that much after `load`, and a page that painted answers
+/// at once.
 pub const NAVIGATION_JS: &str = r#"new Promise(function (resolve) {
   var n = performance.getEntriesByType('navigation')[0];
   var report = n ? { dom_content_loaded: n.domContentLoadedEventStart, load: n.loadEventStart } : {};
-  var done = false;
-  function finish(lcp) { if (!done) { done = true; if (lcp != null) report.lcp = lcp; resolve(report); } }
-  try {
-    new PerformanceObserver(function (list) {
-      var e = list.getEntries();
-      finish(e.length ? e[e.length - 1].startTime : null);
-    }).observe({ type: 'largest-contentful-paint', buffered: true });
-  } catch (e) { finish(null); }
-  setTimeout(function () { finish(null); }, 50);
+  var pending = 2, done = false;
+  function finish() { if (!done) { done = true; resolve(report); } }
+  function settled() { if (--pending === 0) finish(); }
+  function watch(type, take) {
+    try {
+      new PerformanceObserver(function (list, observer) {
+        var e = take(list.getEntries()), key = type === 'paint' ? 'fcp' : 'lcp';
+        if (e && report[key] == null) { report[key] = e.startTime; observer.disconnect(); settled(); }
+      }).observe({ type: type, buffered: true });
+    } catch (e) { settled(); }
+  }
+  watch('paint', function (e) { return e.filter(function (p) { return p.name === 'first-contentful-paint'; })[0]; });
+  watch('largest-contentful-paint', function (e) { return e[e.length - 1]; });
+  requestAnimationFrame(function () { requestAnimationFrame(function () {
+    var p = performance.getEntriesByName('first-contentful-paint')[0];
+    if (p && report.fcp == null) { report.fcp = p.startTime; settled(); }
+  }); });
+  setTimeout(finish, 1000);
 })"#;
 
 /// Builds a page's timing; every phase Chromium did not measure stays `None`.
@@ -88,6 +105,7 @@ pub fn page_timing(url: &str, response: Option<&DocumentResponse>, report: Optio
     if let Some(r) = report {
         page.dom_content_loaded_ms = r.dom_content_loaded.filter(|v| *v > 0.0).map(round);
         page.load_ms = r.load.filter(|v| *v > 0.0).map(round);
+        page.first_contentful_paint_ms = r.fcp.filter(|v| *v > 0.0).map(round);
         page.largest_contentful_paint_ms = r.lcp.filter(|v| *v > 0.0).map(round);
     }
     page
@@ -160,12 +178,20 @@ mod tests {
     }
 
     #[test]
+    fn the_first_contentful_paint_is_read_from_the_report() {
+        let report: PageReport = serde_json::from_str(r#"{"load": 80.0, "fcp": 41.25, "lcp": 0}"#).unwrap();
+        let page = page_timing("http://a/", None, Some(&report));
+        assert_eq!(page.first_contentful_paint_ms, Some(41.25));
+        assert_eq!(page.largest_contentful_paint_ms, None, "0 means no entry");
+    }
+
+    #[test]
     fn page_events_not_reached_stay_none() {
         let report: PageReport = serde_json::from_str(r#"{"dom_content_loaded": 35.5, "load": 0}"#).unwrap();
         let page = page_timing("http://a/", None, Some(&report));
         assert_eq!(page.dom_content_loaded_ms, Some(35.5));
         assert_eq!(page.load_ms, None, "0 means the event has not happened");
-        assert_eq!(page.largest_contentful_paint_ms, None);
+        assert_eq!((page.first_contentful_paint_ms, page.largest_contentful_paint_ms), (None, None));
         assert_eq!((page.connect_ms, page.first_byte_ms), (None, None), "no response, no network phases");
     }
 }
