@@ -275,7 +275,7 @@ pub fn plan(
 ) -> Plan {
     let (raw, days) = plan_days(since, end, pruned_first, !later.in_day);
     let mut plan = Plan { raw: Vec::new(), hours: Vec::new(), days };
-    if end - since <= RESULTS_ONLY_UP_TO {
+    if end - chrono::Duration::microseconds(1) - since <= RESULTS_ONLY_UP_TO {
         plan.raw = raw;
         return plan;
     }

@@ -166,7 +166,15 @@ fn geoctls_own_database_keeps_its_results_and_one_result_per_run() {
     let id: Uuid = db.scalar("SELECT id FROM monitors WHERE name = 'web'").parse().unwrap();
     let at = Utc::now() - Duration::hours(2);
     let key = format!("{id}:us-east:{}", at.timestamp_millis());
-    assert_eq!(write(&db, &[result(id, at, Some(key.clone())), result(id, at, None)]), 2);
+    // Rows as that geoctl wrote them (today's `record` also keeps hourly summaries, which this
+    // schema has not yet).
+    let stamp = at.to_rfc3339();
+    db.exec(&format!(
+        "INSERT INTO monitor_results (monitor_id, execution_region, checked_at, status, is_up, total_time, run_key)
+         VALUES ('{id}', 'us-east', '{stamp}', 'up', true, 10, '{key}'), ('{id}', 'us-east', '{stamp}', 'up', true, 10, NULL);
+         INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, total_time, run_key)
+         VALUES ('{id}', 'us-east', '{stamp}', 10, '{key}'), ('{id}', 'us-east', '{stamp}', 10, NULL)"
+    ));
 
     db.geoctl(&["db", "migrate"]).success();
     assert_partitioned(&db);
@@ -412,6 +420,27 @@ fn hourly_rows(db: &TestDb) -> String {
     )
 }
 
+/// `count` checks of `monitor` from us-east and eu-west, every `every` minutes back from 3 minutes
+/// before `now`: one in `down` down, DNS measured every other time and, with `tls`, TLS every
+/// third (daily summaries keep no TLS times).
+fn checks(monitor: Uuid, now: DateTime<Utc>, count: i64, every: i64, down: i64, tls: bool) -> Vec<NewResult> {
+    (0..count)
+        .flat_map(|n| {
+            ["us-east", "eu-west"].map(|region| NewResult {
+                dns_ms: (n % 2 == 0).then_some(1.0 + (n % 5) as f64),
+                tls_ms: (tls && n % 3 == 0).then_some(4.0 + (n % 4) as f64),
+                ..crate::results::result(
+                    monitor,
+                    region,
+                    now - Duration::minutes(3 + every * n),
+                    n % down != 0,
+                    10.0 + (n % 13) as f64,
+                )
+            })
+        })
+        .collect()
+}
+
 #[track_caller]
 fn assert_same(report: &Figures, results: &Figures) {
     let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -438,21 +467,8 @@ fn reports_over_days_read_summaries_and_count_as_the_results_do_even_across_a_pr
     let today = Utc::now().date_naive();
     partitioned_since(&db, today - Duration::days(13));
     let now = Utc::now();
-    // Every 90 minutes for 12 days from two regions; one in seven down, DNS measured every other time.
-    let batch: Vec<NewResult> = (0..12 * 16)
-        .flat_map(|n: i64| {
-            ["us-east", "eu-west"].map(|region| NewResult {
-                dns_ms: (n % 2 == 0).then_some(1.0 + (n % 5) as f64),
-                ..crate::results::result(
-                    id,
-                    region,
-                    now - Duration::minutes(7 + 90 * n),
-                    n % 7 != 0,
-                    10.0 + (n % 13) as f64,
-                )
-            })
-        })
-        .collect();
+    // Every 90 minutes for 12 days from two regions; one in seven down, no TLS.
+    let batch = checks(id, now, 12 * 16, 90, 7, false);
     assert_eq!(write(&db, &batch), 384);
     db.geoctl(&["db", "maintain"]).success();
     db.geoctl(&["summaries", "refresh"]).success();
@@ -474,7 +490,8 @@ fn reports_over_days_read_summaries_and_count_as_the_results_do_even_across_a_pr
     }
     let hours_before = hourly_rows(&db);
 
-    let pruned = db.geoctl(&["db", "prune", "--older-than", "5d", "--yes", "-o", "json"]).success().json();
+    // Six days: the horizon's day ends before the second window starts, whatever the time of day.
+    let pruned = db.geoctl(&["db", "prune", "--older-than", "6d", "--yes", "-o", "json"]).success().json();
     assert!(db.count("monitor_results") < 384);
     // The hours of the days the horizon reached into are gone (those days are read from their
     // daily summaries); the hours after it are left as they were.
@@ -504,23 +521,8 @@ fn a_day_reads_whole_hours_from_their_summaries_and_counts_as_the_results_do() {
     let db = TestDb::migrated();
     let id = monitor(&db);
     let now = Utc::now();
-    // Every 7 minutes for 30 hours from two regions; one in nine down, DNS measured every other
-    // time, TLS every third.
-    let batch: Vec<NewResult> = (0..30 * 60 / 7)
-        .flat_map(|n: i64| {
-            ["us-east", "eu-west"].map(|region| NewResult {
-                dns_ms: (n % 2 == 0).then_some(1.0 + (n % 5) as f64),
-                tls_ms: (n % 3 == 0).then_some(4.0 + (n % 4) as f64),
-                ..crate::results::result(
-                    id,
-                    region,
-                    now - Duration::minutes(3 + 7 * n),
-                    n % 9 != 0,
-                    10.0 + (n % 13) as f64,
-                )
-            })
-        })
-        .collect();
+    // Every 7 minutes for 30 hours from two regions; one in nine down, TLS too.
+    let batch = checks(id, now, 30 * 60 / 7, 7, 9, true);
     let written = write(&db, &batch[..200]) + write(&db, &batch[200..]);
     assert_eq!(written as usize, batch.len());
     // The running totals the writes kept are what a recompute from the results gives.
