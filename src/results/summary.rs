@@ -83,6 +83,17 @@ fn merge_sets(column: &str) -> String {
     format!("(SELECT array_agg(DISTINCT v ORDER BY v) FROM unnest(s.{column} || EXCLUDED.{column}) v)")
 }
 
+/// The rows of `fresh` a summary counts, grouped by the summary's key (its first three columns).
+const FRESH_BY_KEY: &str = "FROM fresh f
+        WHERE f.execution_region IS NOT NULL AND f.is_up IS NOT NULL
+        GROUP BY 1, 2, 3
+        -- Rows locked in key order by every writer: two batches sharing keys never deadlock.
+        ORDER BY 1, 2, 3";
+
+/// A running total's checks plus a batch's.
+const ADD_CHECKS: &str = "total_checks = s.total_checks + EXCLUDED.total_checks, \
+    successful_checks = s.successful_checks + EXCLUDED.successful_checks";
+
 /// The upsert that adds the results of `fresh` (a CTE of inserted
 /// `monitor_results` rows) to their days' running totals.
 pub fn add_fresh_sql() -> String {
@@ -104,14 +115,9 @@ pub fn add_fresh_sql() -> String {
             sum(f.network_latency), count(f.network_latency), sum(f.dns_resolution_time),
             count(f.dns_resolution_time), sum(f.tcp_connect_time), count(f.tcp_connect_time), false, now(),
             {}, {}
-        FROM fresh f
-        WHERE f.execution_region IS NOT NULL AND f.is_up IS NOT NULL
-        GROUP BY 1, 2, 3
-        -- Rows locked in key order by every writer: two batches sharing keys never deadlock.
-        ORDER BY 1, 2, 3
+        {FRESH_BY_KEY}
         ON CONFLICT (monitor_id, region_code, day) DO UPDATE SET
-            total_checks = s.total_checks + EXCLUDED.total_checks,
-            successful_checks = s.successful_checks + EXCLUDED.successful_checks,
+            {ADD_CHECKS},
             failed_checks = s.failed_checks + EXCLUDED.failed_checks,
             uptime_percentage = 100.0 * (s.successful_checks + EXCLUDED.successful_checks)
                 / (s.total_checks + EXCLUDED.total_checks),
@@ -169,14 +175,8 @@ pub fn add_fresh_hours_sql() -> String {
     format!(
         "INSERT INTO regional_monitor_hourly_summaries AS s ({HOUR_COLUMNS})
         SELECT f.monitor_id, date_trunc('hour', f.checked_at, 'UTC'), f.execution_region, {}
-        FROM fresh f
-        WHERE f.execution_region IS NOT NULL AND f.is_up IS NOT NULL
-        GROUP BY 1, 2, 3
-        -- Rows locked in key order by every writer: two batches sharing keys never deadlock.
-        ORDER BY 1, 2, 3
-        ON CONFLICT (monitor_id, hour, region_code) DO UPDATE SET
-            total_checks = s.total_checks + EXCLUDED.total_checks,
-            successful_checks = s.successful_checks + EXCLUDED.successful_checks, {sums}",
+        {FRESH_BY_KEY}
+        ON CONFLICT (monitor_id, hour, region_code) DO UPDATE SET {ADD_CHECKS}, {sums}",
         hour_totals("f")
     )
 }
