@@ -2,7 +2,7 @@
 #
 # Months of results, both layouts side by side in one run on one private PostgreSQL (or the
 # server DATABASE_URL names; it creates and drops databases geoctl_bench_plain/_days):
-#   plain  today's layout before partitioning (the migrations before 20261206100001)
+#   plain  today's layout before partitioning (every migration but 20261206100001)
 #   days   partitioned by day (geoctl db migrate, days made by geoctl db maintain)
 # Each gets the same generated history with COPY (history_generate below): BENCH_HISTORY_MONITORS
 # (1000) monitors x 3 regions x 1 check a minute over BENCH_HISTORY_DAYS (14) days up to now,
@@ -219,33 +219,39 @@ for line in sys.stdin:
 
     if [ "$layout" = days ]; then
       # The statements of the heaviest reads as geoctl sends them, with the bounds it computes.
-      local e="EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)" ids="ARRAY(SELECT id FROM monitors)"
-      local head="checked_at >= now() - interval '7 days' AND checked_at < date_trunc('day', now() - interval '6 days', 'UTC')"
+      local e="EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)" ids="ARRAY(SELECT id FROM monitors)"
+      local head="checked_at >= now() - interval '7 days' AND checked_at < date_trunc('hour', now() - interval '7 days', 'UTC') + interval '1 hour'"
       {
         echo "# monitor results m1 --since 1h (results::query::recent)"
         history_psql "$url" -c "$e SELECT r.checked_at, r.is_up, r.total_time FROM monitor_results r
           WHERE r.monitor_id = md5('m1')::uuid AND r.checked_at >= now() - interval '1 hour'
             AND r.checked_at <= now() + interval '1 hour'
           ORDER BY r.checked_at DESC LIMIT 50"
-        echo; echo "# report --since 7d: statistics over the partial first day (results::query::region_stats)"
+        echo; echo "# report --since 7d: statistics over the partial first hour (results::query::region_stats)"
         history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, count(*),
                  percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)
           FROM monitor_results r
           WHERE r.monitor_id = ANY($ids) AND ($head) AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
           GROUP BY 1, 2"
-        echo; echo "# report --since 7d: the whole days after it (results::query::day_summaries)"
+        echo; echo "# report --since 7d: the whole days after it (results::query::summed_days)"
         history_psql "$url" -c "$e SELECT monitor_id, region_code, day, total_checks FROM regional_monitor_summaries
           WHERE monitor_id = ANY($ids) AND day >= (now() AT TIME ZONE 'UTC')::date - 6
             AND day < (now() AT TIME ZONE 'UTC')::date + 1"
-        echo; echo "# report --since 7d: where the partial first day's checks landed (report::landings)"
+        echo; echo "# report --since 7d: where the partial first hour's checks landed (report::landings)"
         history_psql "$url" -c "$e SELECT monitor_id, region_code, country_code, count(*) FROM regional_performance_metrics
           WHERE monitor_id = ANY($ids) AND ($head) GROUP BY 1, 2, 3"
-        echo; echo "# report --since 1d: a day or less is read from results (results::query::region_stats)"
+        local first_hour="date_trunc('hour', now() - interval '1 day', 'UTC') + interval '1 hour'"
+        echo; echo "# report --since 1d: the partial first hour from results (results::query::region_stats)"
         history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, count(*),
                  percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)
           FROM monitor_results r
-          WHERE r.monitor_id = ANY($ids) AND (r.checked_at >= now() - interval '1 day' AND r.checked_at < now())
+          WHERE r.monitor_id = ANY($ids) AND (r.checked_at >= now() - interval '1 day' AND r.checked_at < $first_hour)
             AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+          GROUP BY 1, 2"
+        echo; echo "# report --since 1d: the whole hours after it (results::query::summed_hours)"
+        history_psql "$url" -c "$e SELECT monitor_id, region_code, sum(total_checks), sum(response_time_sum)
+          FROM regional_monitor_hourly_summaries
+          WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')
           GROUP BY 1, 2"
         echo; echo "# monitor status: each region's latest result (results::status::statuses)"
         history_psql "$url" -c "$e SELECT mr.monitor_id, mr.region_code, l.checked_at FROM monitor_regions mr

@@ -144,6 +144,7 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
                     "regional_performance_metrics".to_string(),
                     report.regional_performance_metrics.to_string(),
                 ]);
+                table.add_row(["regional_monitor_hourly_summaries".to_string(), report.hourly_summaries.to_string()]);
                 for name in &report.dropped_partitions {
                     table
                         .add_row([name.clone(), if dry_run { "whole (would drop)" } else { "whole (dropped)" }.into()]);

@@ -90,9 +90,13 @@ fn explain_gaps(report: &Report) {
         }
     }
     if let (Some(from), Some(to)) = (report.summarized_since, report.summarized_until) {
+        let (grain, tls) = if report.bucket_seconds >= 86_400 {
+            ("daily and hourly summaries (a bucket per day)", "; TLS and first byte also leave out the whole days")
+        } else {
+            ("hourly summaries (a bucket per hour)", "")
+        };
         note(format!(
-            "{} to {} read from the daily summaries (a bucket per day): percentiles, TLS, first byte and \
-             where checks landed cover only the results outside it",
+            "{} to {} read from the {grain}: percentiles and where checks landed cover only the results outside it{tls}",
             from.format("%Y-%m-%d %H:%M UTC"),
             to.format("%Y-%m-%d %H:%M UTC")
         ));

@@ -30,11 +30,13 @@ pub struct Report {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
     pub bucket_seconds: i64,
-    /// Set when whole UTC days of the window were read from the daily summaries (a window longer
-    /// than a day, or one reaching before the prune horizon): from `summarized_since` to `summarized_until`, checks, uptime,
-    /// the response, DNS and connect averages and the series (a bucket per day) come from the
-    /// summaries; percentiles, the TLS and first-byte averages and where checks landed cover
-    /// only the results outside that span. See [`plan`].
+    /// Set when part of the window was read from summaries: whole UTC days from the daily ones (a
+    /// window longer than a day, or one reaching before the prune horizon; a bucket per day),
+    /// whole hours from the hourly ones (a window longer than six hours; a bucket per hour, or
+    /// per day beside days). From `summarized_since` to `summarized_until`, checks, uptime, the
+    /// response, DNS and connect averages (and TLS and first byte over the hours) and the series
+    /// come from the summaries; percentiles and where checks landed cover only the results
+    /// outside that span (the partial hours at the edges). See [`plan`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summarized_since: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,31 +227,71 @@ fn midnight(day: NaiveDate) -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
 }
 
+/// The bucket of a report that reads hourly summaries and no daily ones.
+const HOUR_SECONDS: i64 = 3_600;
+
+/// Windows up to this long are read from results alone: percentiles over all of the window, and
+/// about [`BUCKETS`] buckets shorter than an hour. Longer ones read whole hours from the hourly
+/// summaries.
+const RESULTS_ONLY_UP_TO: chrono::Duration = chrono::Duration::hours(6);
+
 /// Where a report reads each part of its window from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// Results read row by row: the partial days at the window's edges (at most two spans).
+    /// Results read row by row: the partial hours at the window's edges, and any hour before the
+    /// hourly summaries begin (see migration `20261207100001`).
     pub raw: Vec<Span>,
+    /// Whole hours read from their hourly summaries (at most two spans, one each side of the days).
+    pub hours: Vec<Span>,
     /// Days `[from, until)` read from their daily summaries.
     pub days: Option<(NaiveDate, NaiveDate)>,
 }
 
-/// Splits the window `[since, end)` into the days its daily summaries answer and the results
-/// read row by row. A window longer than a day reads from summaries each day it covers whole,
-/// and its last day when no result of that day comes after `end` (`last_day_ends_at_end`: the
-/// day's running totals are then exactly the window's part of it, as in a report up to now);
-/// any window reads the days before `pruned_first` (the first whole day after the prune
-/// horizon) from their summaries, all that is left of them. The rest (the partial day at the
-/// start, and the last one when later results exist) is read from results: about a day at most
-/// however long the window. A window of a day or less (the default 24 hours) is read from
-/// results alone, as exact as ever: its percentiles cover all of it and its chart keeps buckets
-/// shorter than a day.
+/// Whether results were checked after a window's end, within the UTC day and the hour it ends in:
+/// if not, that day's (hour's) running totals are exactly the window's part of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Later {
+    pub in_day: bool,
+    pub in_hour: bool,
+}
+
+/// Splits the window `[since, end)` into days read from their daily summaries, hours read from
+/// their hourly summaries, and the results read row by row.
+///
+/// Days: a window longer than a day reads from summaries each day it covers whole, and its last
+/// day when no result of that day comes after `end` (as in a report up to now); any window reads
+/// the days before `pruned_first` (the first whole day after the prune horizon) from their
+/// summaries, all that is left of them. Hours: what is left of a window longer than
+/// [`RESULTS_ONLY_UP_TO`] is read from hourly summaries for each hour it covers whole from
+/// `hours_from` on (`None`: they hold every hour), and its last hour when no result of that hour
+/// comes after `end`. The rest, the partial hours at the edges, is read from results: at most two
+/// hours however long the window. A shorter window is read from results alone, as exact as ever.
 pub fn plan(
     since: DateTime<Utc>,
     end: DateTime<Utc>,
     pruned_first: Option<NaiveDate>,
-    last_day_ends_at_end: bool,
+    hours_from: Option<DateTime<Utc>>,
+    later: Later,
 ) -> Plan {
+    let (raw, days) = plan_days(since, end, pruned_first, !later.in_day);
+    let mut plan = Plan { raw: Vec::new(), hours: Vec::new(), days };
+    if end - chrono::Duration::microseconds(1) - since <= RESULTS_ONLY_UP_TO {
+        plan.raw = raw;
+        return plan;
+    }
+    for span in raw {
+        split_hours(span, hours_from, span.to == end && !later.in_hour, &mut plan);
+    }
+    plan
+}
+
+/// The days part of [`plan`]: the spans left to read otherwise, and the days.
+fn plan_days(
+    since: DateTime<Utc>,
+    end: DateTime<Utc>,
+    pruned_first: Option<NaiveDate>,
+    last_day_ends_at_end: bool,
+) -> (Vec<Span>, Option<(NaiveDate, NaiveDate)>) {
     let first_day = since.date_naive();
     let from = if midnight(first_day) == since { first_day } else { first_day.succ_opt().expect("a day after") };
     let last = end - chrono::Duration::microseconds(1);
@@ -266,7 +308,7 @@ pub fn plan(
         until = until.max(pruned_first.min(last.date_naive().succ_opt().expect("a day after")));
     }
     if from >= until {
-        return Plan { raw: vec![Span { from: since, to: end }], days: None };
+        return (vec![Span { from: since, to: end }], None);
     }
     let mut raw = Vec::new();
     if since < midnight(from) {
@@ -275,30 +317,61 @@ pub fn plan(
     if midnight(until) < end {
         raw.push(Span { from: midnight(until), to: end });
     }
-    Plan { raw, days: Some((from, until)) }
+    (raw, Some((from, until)))
 }
 
-/// Whether any of `ids` has a result checked from `end` to the end of its day.
-async fn later_results_that_day(pool: &PgPool, ids: &[Uuid], end: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-    let day_end = midnight((end - chrono::Duration::microseconds(1)).date_naive() + chrono::Days::new(1));
-    if day_end <= end {
-        return Ok(false);
+fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_opt(t.timestamp().div_euclid(HOUR_SECONDS) * HOUR_SECONDS, 0).unwrap()
+}
+
+fn hour_ceil(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = hour_floor(t);
+    if floor == t {
+        t
+    } else {
+        floor + chrono::Duration::seconds(HOUR_SECONDS)
     }
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM monitor_results
-                        WHERE monitor_id = ANY($1) AND checked_at >= $2 AND checked_at < $3)",
+}
+
+/// Reads the whole hours of `span` from `hours_from` on from their summaries (and the hour it
+/// ends in, when `whole_last_hour`), the rest from results.
+fn split_hours(span: Span, hours_from: Option<DateTime<Utc>>, whole_last_hour: bool, plan: &mut Plan) {
+    let from = hour_ceil(hours_from.map_or(span.from, |h| h.max(span.from)));
+    let to = if whole_last_hour { hour_ceil(span.to) } else { hour_floor(span.to) };
+    if from >= to {
+        plan.raw.push(span);
+        return;
+    }
+    if span.from < from {
+        plan.raw.push(Span { from: span.from, to: from });
+    }
+    plan.hours.push(Span { from, to });
+    if to < span.to {
+        plan.raw.push(Span { from: to, to: span.to });
+    }
+}
+
+/// Whether any of `ids` has a result checked from `end` to the end of its day, and of its hour.
+async fn later_results(pool: &PgPool, ids: &[Uuid], end: DateTime<Utc>) -> Result<Later, sqlx::Error> {
+    let last = end - chrono::Duration::microseconds(1);
+    let day_end = midnight(last.date_naive() + chrono::Days::new(1));
+    let hour_end = hour_floor(last) + chrono::Duration::seconds(HOUR_SECONDS);
+    let first: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT min(checked_at) FROM monitor_results WHERE monitor_id = ANY($1) AND checked_at >= $2 AND checked_at < $3",
     )
     .bind(ids)
     .bind(end)
     .bind(day_end)
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok(Later { in_day: first.is_some(), in_hour: first.is_some_and(|t| t < hour_end) })
 }
 
 /// Reads the statistics and series of `monitors` over `[since, until]`: whole days from their
-/// daily summaries and the partial edges from results (see [`plan`]), so a report over weeks
-/// reads about as many rows as one over a day. A report that reads summaries has a bucket per
-/// UTC day, the summaries' grain.
+/// daily summaries, whole hours from their hourly summaries and the partial edges from results
+/// (see [`plan`]), so a report over a day or weeks reads about as many rows as one over two
+/// hours. A report that reads daily summaries has a bucket per UTC day, one that reads hourly
+/// ones a bucket per hour: the summaries' grains.
 pub async fn build(
     pool: &PgPool,
     monitors: &[Monitor],
@@ -309,20 +382,26 @@ pub async fn build(
     // The window inclusive of `until`, as a half-open range at the database's precision.
     let end = until + chrono::Duration::microseconds(1);
     let pruned_first = summary::pruned_before(pool).await?.map(summary::first_whole_day);
-    let whole_last_day = !later_results_that_day(pool, &ids, end).await?;
-    let plan = plan(since, end, pruned_first, whole_last_day);
-    let bucket_seconds = if plan.days.is_some() { DAY_SECONDS } else { bucket_seconds(since, until) };
+    let hours_from = summary::hours_complete_from(pool).await?;
+    let later = later_results(pool, &ids, end).await?;
+    let plan = plan(since, end, pruned_first, hours_from, later);
+    let bucket_seconds = match (&plan.days, plan.hours.is_empty()) {
+        (Some(_), _) => DAY_SECONDS,
+        (None, false) => HOUR_SECONDS,
+        (None, true) => bucket_seconds(since, until),
+    };
     let mut stats = query::region_stats(pool, &ids, &plan.raw).await?;
     let mut points = query::series(pool, &ids, &plan.raw, bucket_seconds).await?;
-    if let Some((from, to)) = plan.days {
-        let days = query::day_summaries(pool, &ids, from, to).await?;
-        merge_summaries(&mut stats, &mut points, days, since, bucket_seconds);
+    let mut summed = query::summed_hours(pool, &ids, &plan.hours, since, bucket_seconds).await?;
+    if let Some(days) = plan.days {
+        summed.extend(query::summed_days(pool, &ids, days, since, bucket_seconds).await?);
     }
+    merge_summaries(&mut stats, &mut points, summed);
     let mut report = assemble(monitors, stats, points, since, until, bucket_seconds);
-    if let Some((from, to)) = plan.days {
-        report.summarized_since = Some(midnight(from).max(since));
-        report.summarized_until = Some(midnight(to).min(until));
-    }
+    let starts = plan.hours.iter().map(|h| h.from).chain(plan.days.map(|(from, _)| midnight(from)));
+    let ends = plan.hours.iter().map(|h| h.to).chain(plan.days.map(|(_, to)| midnight(to)));
+    report.summarized_since = starts.min().map(|s| s.max(since));
+    report.summarized_until = ends.max().map(|e| e.min(until));
     let (landed, hops) = landings(pool, &ids, &plan.raw).await?;
     for region in report.monitors.iter_mut().flat_map(|m| m.regions.iter_mut()) {
         let key = (region.stats.monitor_id, region.stats.region.as_str());
@@ -333,75 +412,79 @@ pub async fn build(
     Ok(report)
 }
 
-/// A weighted average of two, either absent.
-fn weighted(a: Option<f64>, a_n: i64, b: Option<f64>, b_n: i64) -> Option<f64> {
-    match (a.filter(|_| a_n > 0), b.filter(|_| b_n > 0)) {
-        (Some(a), Some(b)) => Some((a * a_n as f64 + b * b_n as f64) / (a_n + b_n) as f64),
-        (a, b) => a.or(b),
-    }
+/// Adds `count` values summing to `sum` to `mean`, an average over `n` values.
+fn add_mean(mean: &mut Option<f64>, n: &mut i64, sum: Option<f64>, count: i64) {
+    let Some(sum) = sum.filter(|_| count > 0) else { return };
+    *mean = Some(match *mean {
+        Some(m) if *n > 0 => (m * *n as f64 + sum) / (*n + count) as f64,
+        _ => sum / count as f64,
+    });
+    *n += count;
 }
 
-/// Adds daily summaries to the statistics and series read from results.
-fn merge_summaries(
-    stats: &mut Vec<RegionStats>,
-    points: &mut Vec<SeriesPoint>,
-    days: Vec<query::DaySummary>,
-    since: DateTime<Utc>,
-    bucket_seconds: i64,
-) {
-    for d in days {
-        let position = stats.iter().position(|s| s.monitor_id == d.monitor_id && s.region == d.region);
-        let s = match position {
-            Some(i) => &mut stats[i],
-            None => {
-                stats.push(RegionStats {
-                    monitor_id: d.monitor_id,
-                    region: d.region.clone(),
-                    checks: 0,
-                    successful: 0,
-                    uptime_percentage: None,
-                    p50_ms: None,
-                    p95_ms: None,
-                    p99_ms: None,
-                    avg_ms: None,
-                    avg_dns_ms: None,
-                    avg_connect_ms: None,
-                    avg_tls_ms: None,
-                    avg_first_byte_ms: None,
-                    response_count: 0,
-                    dns_count: 0,
-                    connect_count: 0,
-                });
-                stats.last_mut().expect("just pushed")
-            }
-        };
+/// Adds summaries (added up per bucket) to the statistics and series read from results.
+fn merge_summaries(stats: &mut Vec<RegionStats>, points: &mut Vec<SeriesPoint>, summed: Vec<query::Summed>) {
+    let mut stat_at: HashMap<(Uuid, String), usize> =
+        stats.iter().enumerate().map(|(i, s)| ((s.monitor_id, s.region.clone()), i)).collect();
+    let mut point_at: HashMap<(Uuid, String, DateTime<Utc>), usize> =
+        points.iter().enumerate().map(|(i, p)| ((p.monitor_id, p.region.clone(), p.bucket), i)).collect();
+    for d in summed {
+        let i = *stat_at.entry((d.monitor_id, d.region.clone())).or_insert_with(|| {
+            stats.push(RegionStats {
+                monitor_id: d.monitor_id,
+                region: d.region.clone(),
+                checks: 0,
+                successful: 0,
+                uptime_percentage: None,
+                p50_ms: None,
+                p95_ms: None,
+                p99_ms: None,
+                avg_ms: None,
+                avg_dns_ms: None,
+                avg_connect_ms: None,
+                avg_tls_ms: None,
+                avg_first_byte_ms: None,
+                response_count: 0,
+                dns_count: 0,
+                connect_count: 0,
+                tls_count: 0,
+                first_byte_count: 0,
+            });
+            stats.len() - 1
+        });
+        let s = &mut stats[i];
         s.checks += d.checks;
         s.successful += d.successful;
         s.uptime_percentage = (s.checks > 0).then(|| 100.0 * s.successful as f64 / s.checks as f64);
-        s.avg_ms = weighted(s.avg_ms, s.response_count, d.avg_ms, d.response_count);
-        s.response_count += d.response_count;
-        s.avg_dns_ms = weighted(s.avg_dns_ms, s.dns_count, d.avg_dns_ms, d.dns_count);
-        s.dns_count += d.dns_count;
-        s.avg_connect_ms = weighted(s.avg_connect_ms, s.connect_count, d.avg_connect_ms, d.connect_count);
-        s.connect_count += d.connect_count;
+        add_mean(&mut s.avg_ms, &mut s.response_count, d.response_sum, d.response_count);
+        add_mean(&mut s.avg_dns_ms, &mut s.dns_count, d.dns_sum, d.dns_count);
+        add_mean(&mut s.avg_connect_ms, &mut s.connect_count, d.connect_sum, d.connect_count);
+        add_mean(&mut s.avg_tls_ms, &mut s.tls_count, d.tls_sum, d.tls_count);
+        add_mean(&mut s.avg_first_byte_ms, &mut s.first_byte_count, d.first_byte_sum, d.first_byte_count);
 
-        let start = d.day.and_hms_opt(0, 0, 0).expect("midnight").and_utc().max(since);
-        let bucket = start.timestamp().div_euclid(bucket_seconds) * bucket_seconds;
-        let bucket = Utc.timestamp_opt(bucket, 0).unwrap();
-        match points.iter_mut().find(|p| p.monitor_id == d.monitor_id && p.region == d.region && p.bucket == bucket) {
-            Some(p) => {
-                p.avg_ms = weighted(p.avg_ms, p.successful, d.avg_ms, d.successful);
+        let key = (d.monitor_id, d.region, d.bucket);
+        match point_at.get(&key) {
+            Some(&j) => {
+                let p = &mut points[j];
+                // A bucket's average from results is over its successful checks.
+                let mut n = p.successful;
+                add_mean(&mut p.avg_ms, &mut n, d.response_sum, d.response_count);
                 p.checks += d.checks;
                 p.successful += d.successful;
             }
-            None => points.push(SeriesPoint {
-                monitor_id: d.monitor_id,
-                region: d.region,
-                bucket,
-                checks: d.checks,
-                successful: d.successful,
-                avg_ms: d.avg_ms,
-            }),
+            None => {
+                let mut avg_ms = None;
+                add_mean(&mut avg_ms, &mut 0, d.response_sum, d.response_count);
+                points.push(SeriesPoint {
+                    monitor_id: key.0,
+                    region: key.1.clone(),
+                    bucket: key.2,
+                    checks: d.checks,
+                    successful: d.successful,
+                    avg_ms,
+                });
+                point_at.insert(key, points.len() - 1);
+            }
         }
     }
     stats.sort_by(|a, b| (a.monitor_id, &a.region).cmp(&(b.monitor_id, &b.region)));
@@ -482,13 +565,88 @@ mod tests {
         Span { from: at(from), to: at(to) }
     }
 
+    /// The days part of the plan alone.
+    fn day_plan(since: DateTime<Utc>, end: DateTime<Utc>, pruned_first: Option<NaiveDate>, whole_last: bool) -> Plan {
+        let (raw, days) = plan_days(since, end, pruned_first, whole_last);
+        Plan { raw, hours: Vec::new(), days }
+    }
+
+    const NONE_LATER: Later = Later { in_day: false, in_hour: false };
+
+    #[test]
+    fn a_day_up_to_now_reads_whole_hours_from_summaries_and_only_the_partial_first_one_from_results() {
+        let (since, end) = (at("2026-03-01T12:34:56Z"), at("2026-03-02T12:34:56.000001Z"));
+        let p = plan(since, end, None, None, NONE_LATER);
+        assert_eq!(p.days, None);
+        assert_eq!(p.hours, [span("2026-03-01T13:00:00Z", "2026-03-02T13:00:00Z")]);
+        assert_eq!(p.raw, [span("2026-03-01T12:34:56Z", "2026-03-01T13:00:00Z")]);
+        // Results after the end in its hour: that hour's part is read from results.
+        let p = plan(since, end, None, None, Later { in_day: true, in_hour: true });
+        assert_eq!(p.hours, [span("2026-03-01T13:00:00Z", "2026-03-02T12:00:00Z")]);
+        assert_eq!(
+            p.raw,
+            [
+                span("2026-03-01T12:34:56Z", "2026-03-01T13:00:00Z"),
+                span("2026-03-02T12:00:00Z", "2026-03-02T12:34:56.000001Z")
+            ]
+        );
+        // Later results that day but not that hour: the last hour still whole.
+        let p = plan(since, end, None, None, Later { in_day: true, in_hour: false });
+        assert_eq!(p.hours, [span("2026-03-01T13:00:00Z", "2026-03-02T13:00:00Z")]);
+    }
+
+    #[test]
+    fn hours_before_the_hourly_summaries_begin_and_short_windows_are_read_from_results() {
+        let (since, end) = (at("2026-03-01T12:34:56Z"), at("2026-03-02T12:00:00Z"));
+        let p = plan(since, end, None, Some(at("2026-03-01T20:00:00Z")), NONE_LATER);
+        assert_eq!(p.hours, [span("2026-03-01T20:00:00Z", "2026-03-02T12:00:00Z")]);
+        assert_eq!(p.raw, [span("2026-03-01T12:34:56Z", "2026-03-01T20:00:00Z")]);
+        // Hourly summaries that begin after the window: results alone.
+        let p = plan(since, end, None, Some(at("2026-03-02T12:30:00Z")), NONE_LATER);
+        assert_eq!((p.hours, p.raw), (vec![], vec![Span { from: since, to: end }]));
+        // Six hours or less: results alone, exact percentiles and buckets under an hour.
+        let p = plan(at("2026-03-01T06:10:00Z"), at("2026-03-01T12:10:00Z"), None, None, NONE_LATER);
+        assert_eq!((p.hours, p.raw), (vec![], vec![span("2026-03-01T06:10:00Z", "2026-03-01T12:10:00Z")]));
+    }
+
+    #[test]
+    fn a_week_reads_days_and_the_partial_first_day_by_the_hour() {
+        let p = plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, None, NONE_LATER);
+        assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-09"))));
+        assert_eq!(p.hours, [span("2026-03-01T22:00:00Z", "2026-03-02T00:00:00Z")]);
+        assert_eq!(p.raw, [span("2026-03-01T21:30:00Z", "2026-03-01T22:00:00Z")]);
+        // The last day with later results: its whole hours too, then the partial one.
+        let p = plan(
+            at("2026-03-01T21:30:00Z"),
+            at("2026-03-08T21:30:00Z"),
+            None,
+            None,
+            Later { in_day: true, in_hour: true },
+        );
+        assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-08"))));
+        assert_eq!(
+            p.hours,
+            [
+                span("2026-03-01T22:00:00Z", "2026-03-02T00:00:00Z"),
+                span("2026-03-08T00:00:00Z", "2026-03-08T21:00:00Z")
+            ]
+        );
+        assert_eq!(
+            p.raw,
+            [
+                span("2026-03-01T21:30:00Z", "2026-03-01T22:00:00Z"),
+                span("2026-03-08T21:00:00Z", "2026-03-08T21:30:00Z")
+            ]
+        );
+    }
+
     #[test]
     fn a_week_up_to_now_reads_its_first_partial_day_from_results_and_the_rest_from_summaries() {
-        let p = plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, true);
+        let p = day_plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, true);
         assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-09"))));
         assert_eq!(p.raw, [span("2026-03-01T21:30:00Z", "2026-03-02T00:00:00Z")]);
         // Results after the window's end on its last day: that day is read from results too.
-        let p = plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, false);
+        let p = day_plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, false);
         assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-08"))));
         assert_eq!(
             p.raw,
@@ -501,16 +659,16 @@ mod tests {
 
     #[test]
     fn windows_on_midnights_need_no_results_and_short_ones_no_summaries() {
-        let p = plan(at("2026-03-01T00:00:00Z"), at("2026-03-03T00:00:00Z"), None, false);
+        let p = day_plan(at("2026-03-01T00:00:00Z"), at("2026-03-03T00:00:00Z"), None, false);
         assert_eq!((p.days, p.raw), (Some((day("2026-03-01"), day("2026-03-03"))), vec![]));
         // Under a day, across midnight: results alone, whatever the last day holds.
-        let p = plan(at("2026-03-01T22:00:00Z"), at("2026-03-02T01:00:00Z"), None, true);
+        let p = day_plan(at("2026-03-01T22:00:00Z"), at("2026-03-02T01:00:00Z"), None, true);
         assert_eq!((p.days, p.raw), (None, vec![span("2026-03-01T22:00:00Z", "2026-03-02T01:00:00Z")]));
         // A day exactly (the default report), across midnight: results alone.
-        let p = plan(at("2026-03-01T06:00:00Z"), at("2026-03-02T06:00:00.000001Z"), None, true);
+        let p = day_plan(at("2026-03-01T06:00:00Z"), at("2026-03-02T06:00:00.000001Z"), None, true);
         assert_eq!((p.days, p.raw), (None, vec![span("2026-03-01T06:00:00Z", "2026-03-02T06:00:00.000001Z")]));
         // A bit more: the last day from its running totals.
-        let p = plan(at("2026-03-01T05:00:00Z"), at("2026-03-02T06:00:00Z"), None, true);
+        let p = day_plan(at("2026-03-01T05:00:00Z"), at("2026-03-02T06:00:00Z"), None, true);
         assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-03"))));
         assert_eq!(p.raw, [span("2026-03-01T05:00:00Z", "2026-03-02T00:00:00Z")]);
     }
@@ -518,14 +676,14 @@ mod tests {
     #[test]
     fn days_before_the_prune_horizon_come_from_summaries_even_in_a_short_window() {
         // The horizon cut into Mar 3: its summary and the days before are all that is left.
-        let p = plan(at("2026-03-01T12:00:00Z"), at("2026-03-10T12:00:00Z"), Some(day("2026-03-04")), false);
+        let p = day_plan(at("2026-03-01T12:00:00Z"), at("2026-03-10T12:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, Some((day("2026-03-01"), day("2026-03-10"))));
         assert_eq!(p.raw, [span("2026-03-10T00:00:00Z", "2026-03-10T12:00:00Z")]);
-        let p = plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), false);
+        let p = day_plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, Some((day("2026-03-03"), day("2026-03-04"))));
         assert_eq!(p.raw, [span("2026-03-04T00:00:00Z", "2026-03-04T06:00:00Z")]);
         // A horizon before the window changes nothing.
-        let p = plan(at("2026-03-05T12:00:00Z"), at("2026-03-05T18:00:00Z"), Some(day("2026-03-04")), false);
+        let p = day_plan(at("2026-03-05T12:00:00Z"), at("2026-03-05T18:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, None);
     }
 

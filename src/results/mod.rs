@@ -1,5 +1,5 @@
 //! Results: what a region measured, written in batches, and the per-region
-//! daily summaries kept correct as results arrive.
+//! daily and hourly summaries kept correct as results arrive.
 
 pub mod query;
 pub mod run;
@@ -208,7 +208,7 @@ impl NewResult {
 
 /// Writes a batch of results in one statement, so one round trip whatever its size: the
 /// statement takes the shared lock of each day the batch writes into, inserts into both tables
-/// from `unnest(…)` arrays and adds the new results to their daily summaries' running totals,
+/// from `unnest(…)` arrays and adds the new results to their daily and hourly summaries' running totals,
 /// all in the implicit transaction of that one statement (all of it commits, or none). Its cost
 /// depends on the batch, never on how many results the day already holds.
 ///
@@ -317,7 +317,7 @@ WITH locked AS MATERIALIZED (
     -- The arbiters are the unique indexes of the partition each row lands in: its day's run key.
     ON CONFLICT DO NOTHING
     RETURNING monitor_id, execution_region, checked_at, run_key, is_up, total_time, network_latency,
-              dns_resolution_time, tcp_connect_time, region_specific_metrics
+              dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, region_specific_metrics
 ), metrics AS (
     INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, resolved_ip, http_version,
         status_code, response_size, tls_cert_expires_at, cdn_provider, cdn_cache_status, cdn_edge_location,
@@ -330,6 +330,8 @@ WITH locked AS MATERIALIZED (
     ON CONFLICT DO NOTHING
 ), totals AS (
     {add_fresh}
+), hours AS (
+    {add_fresh_hours}
 )
 SELECT count(*) FROM fresh";
 
@@ -342,6 +344,7 @@ async fn insert(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sql
         INSERT
             .replace("{lock_days}", &summary::lock_days_shared_sql("$4::timestamptz[]"))
             .replace("{add_fresh}", &summary::add_fresh_sql())
+            .replace("{add_fresh_hours}", &summary::add_fresh_hours_sql())
             .replace("{distance}", &crate::geo::distance_sql("p.lat", "p.lon"))
     });
     let fact =

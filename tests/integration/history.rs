@@ -166,7 +166,15 @@ fn geoctls_own_database_keeps_its_results_and_one_result_per_run() {
     let id: Uuid = db.scalar("SELECT id FROM monitors WHERE name = 'web'").parse().unwrap();
     let at = Utc::now() - Duration::hours(2);
     let key = format!("{id}:us-east:{}", at.timestamp_millis());
-    assert_eq!(write(&db, &[result(id, at, Some(key.clone())), result(id, at, None)]), 2);
+    // Rows as that geoctl wrote them (today's `record` also keeps hourly summaries, which this
+    // schema has not yet).
+    let stamp = at.to_rfc3339();
+    db.exec(&format!(
+        "INSERT INTO monitor_results (monitor_id, execution_region, checked_at, status, is_up, total_time, run_key)
+         VALUES ('{id}', 'us-east', '{stamp}', 'up', true, 10, '{key}'), ('{id}', 'us-east', '{stamp}', 'up', true, 10, NULL);
+         INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, total_time, run_key)
+         VALUES ('{id}', 'us-east', '{stamp}', 10, '{key}'), ('{id}', 'us-east', '{stamp}', 10, NULL)"
+    ));
 
     db.geoctl(&["db", "migrate"]).success();
     assert_partitioned(&db);
@@ -339,16 +347,20 @@ fn deleting_a_monitor_takes_only_its_own_rows_from_every_day() {
     assert_eq!(db.count("regional_performance_metrics"), 2);
 }
 
-/// Per region: checks, successful ones, and the response, DNS and connect averages.
-type Figures = Vec<(String, i64, i64, Option<f64>, Option<f64>, Option<f64>)>;
+/// Per region: checks, successful ones, and the response, DNS, connect and TLS averages.
+type Figures = Vec<(String, i64, i64, Option<f64>, Option<f64>, Option<f64>, Option<f64>)>;
 
-/// What the results say about `[since, until]`: the figures, and the checks of each region and day.
-fn from_results(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Figures, Vec<(String, NaiveDate, i64)>) {
+/// Checks per region and report bucket (its start).
+type Buckets = Vec<(String, DateTime<Utc>, i64)>;
+
+/// What the results say about `[since, until]`: the figures, and the checks of each region and
+/// `bucket`-second bucket.
+fn from_results(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>, bucket: i64) -> (Figures, Buckets) {
     block_on(async {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
         let figures = sqlx::query_as(
             "SELECT execution_region, count(*), count(*) FILTER (WHERE is_up), avg(total_time) FILTER (WHERE is_up),
-                    avg(dns_resolution_time), avg(tcp_connect_time)
+                    avg(dns_resolution_time), avg(tcp_connect_time), avg(tls_handshake_time)
              FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 GROUP BY 1 ORDER BY 1",
         )
         .bind(since)
@@ -356,53 +368,77 @@ fn from_results(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Fig
         .fetch_all(&pool)
         .await
         .unwrap();
-        let days = sqlx::query_as(
-            "SELECT execution_region, (checked_at AT TIME ZONE 'UTC')::date, count(*)
+        let buckets = sqlx::query_as(
+            "SELECT execution_region, to_timestamp(floor(extract(epoch FROM checked_at) / $3) * $3), count(*)
              FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(since)
         .bind(until)
+        .bind(bucket as f64)
         .fetch_all(&pool)
         .await
         .unwrap();
         pool.close().await;
-        (figures, days)
+        (figures, buckets)
     })
 }
 
-/// `report::build` over `[since, until]`: its figures, its checks per region and day (its
-/// buckets are days), and whether it read daily summaries.
-fn from_report(
-    db: &TestDb,
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> (Figures, Vec<(String, NaiveDate, i64)>, bool) {
+/// `report::build` over `[since, until]`: its figures, its checks per region and bucket, and the
+/// report itself.
+fn from_report(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Figures, Buckets, geoctl::report::Report) {
     block_on(async {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
         let placement = geoctl::monitor::Placement { geo_distribution: false, default_region: None };
         let monitors = geoctl::monitor::MonitorStore::new(&pool, placement).list().await.unwrap();
         let report = geoctl::report::build(&pool, &monitors, since, until).await.unwrap();
         pool.close().await;
-        assert_eq!(report.bucket_seconds, 86_400, "a bucket per day");
         let regions = &report.monitors[0].regions;
         let figures = regions
             .iter()
             .map(|r| {
                 let s = &r.stats;
-                (s.region.clone(), s.checks, s.successful, s.avg_ms, s.avg_dns_ms, s.avg_connect_ms)
+                (s.region.clone(), s.checks, s.successful, s.avg_ms, s.avg_dns_ms, s.avg_connect_ms, s.avg_tls_ms)
             })
             .collect();
-        let days = regions
+        let buckets = regions
             .iter()
-            .flat_map(|r| {
-                r.series
-                    .iter()
-                    .filter(|b| b.checks > 0)
-                    .map(|b| (r.stats.region.clone(), b.start.date_naive(), b.checks))
-            })
+            .flat_map(|r| r.series.iter().filter(|b| b.checks > 0).map(|b| (r.stats.region.clone(), b.start, b.checks)))
             .collect();
-        (figures, days, report.summarized_since.is_some())
+        (figures, buckets, report)
     })
+}
+
+/// The hourly summaries, one line per row.
+fn hourly_rows(db: &TestDb) -> String {
+    db.scalar(
+        "SELECT string_agg(concat_ws(' ', monitor_id, hour, region_code, total_checks, successful_checks,
+                round(response_time_sum::numeric, 6), response_time_count, round(dns_time_sum::numeric, 6),
+                dns_time_count, round(tcp_time_sum::numeric, 6), tcp_time_count, round(tls_time_sum::numeric, 6),
+                tls_time_count, round(first_byte_time_sum::numeric, 6), first_byte_time_count), E'\\n'
+                ORDER BY monitor_id, hour, region_code)
+         FROM regional_monitor_hourly_summaries",
+    )
+}
+
+/// `count` checks of `monitor` from us-east and eu-west, every `every` minutes back from 3 minutes
+/// before `now`: one in `down` down, DNS measured every other time and, with `tls`, TLS every
+/// third (daily summaries keep no TLS times).
+fn checks(monitor: Uuid, now: DateTime<Utc>, count: i64, every: i64, down: i64, tls: bool) -> Vec<NewResult> {
+    (0..count)
+        .flat_map(|n| {
+            ["us-east", "eu-west"].map(|region| NewResult {
+                dns_ms: (n % 2 == 0).then_some(1.0 + (n % 5) as f64),
+                tls_ms: (tls && n % 3 == 0).then_some(4.0 + (n % 4) as f64),
+                ..crate::results::result(
+                    monitor,
+                    region,
+                    now - Duration::minutes(3 + every * n),
+                    n % down != 0,
+                    10.0 + (n % 13) as f64,
+                )
+            })
+        })
+        .collect()
 }
 
 #[track_caller]
@@ -414,7 +450,11 @@ fn assert_same(report: &Figures, results: &Figures) {
     assert_eq!(report.len(), results.len(), "{report:?} vs {results:?}");
     for (r, e) in report.iter().zip(results) {
         assert!(
-            (&r.0, r.1, r.2) == (&e.0, e.1, e.2) && close(r.3, e.3) && close(r.4, e.4) && close(r.5, e.5),
+            (&r.0, r.1, r.2) == (&e.0, e.1, e.2)
+                && close(r.3, e.3)
+                && close(r.4, e.4)
+                && close(r.5, e.5)
+                && close(r.6, e.6),
             "report {r:?}, results {e:?}"
         );
     }
@@ -427,21 +467,8 @@ fn reports_over_days_read_summaries_and_count_as_the_results_do_even_across_a_pr
     let today = Utc::now().date_naive();
     partitioned_since(&db, today - Duration::days(13));
     let now = Utc::now();
-    // Every 90 minutes for 12 days from two regions; one in seven down, DNS measured every other time.
-    let batch: Vec<NewResult> = (0..12 * 16)
-        .flat_map(|n: i64| {
-            ["us-east", "eu-west"].map(|region| NewResult {
-                dns_ms: (n % 2 == 0).then_some(1.0 + (n % 5) as f64),
-                ..crate::results::result(
-                    id,
-                    region,
-                    now - Duration::minutes(7 + 90 * n),
-                    n % 7 != 0,
-                    10.0 + (n % 13) as f64,
-                )
-            })
-        })
-        .collect();
+    // Every 90 minutes for 12 days from two regions; one in seven down, no TLS.
+    let batch = checks(id, now, 12 * 16, 90, 7, false);
     assert_eq!(write(&db, &batch), 384);
     db.geoctl(&["db", "maintain"]).success();
     db.geoctl(&["summaries", "refresh"]).success();
@@ -453,21 +480,101 @@ fn reports_over_days_read_summaries_and_count_as_the_results_do_even_across_a_pr
         [(midnight(today - Duration::days(8)), now), (now - Duration::hours(4 * 24 + 5), now - Duration::hours(1))];
     let mut expected = Vec::new();
     for (since, until) in windows {
-        let (figures, days) = from_results(&db, since, until);
-        let (got, got_days, summarized) = from_report(&db, since, until);
-        assert!(summarized, "a window over days reads their summaries");
+        let (figures, days) = from_results(&db, since, until, 86_400);
+        let (got, got_days, report) = from_report(&db, since, until);
+        assert_eq!(report.bucket_seconds, 86_400, "a bucket per day");
+        assert!(report.summarized_since.is_some(), "a window over days reads their summaries");
         assert_same(&got, &figures);
         assert_eq!(got_days, days);
         expected.push((figures, days));
     }
+    let hours_before = hourly_rows(&db);
 
     // 6 days: the second window (from 4 days 5 hours back) then starts after the horizon's day at
     // any time of day; with 5, from 00:00 to 05:00 UTC it started inside the partly pruned day.
-    db.geoctl(&["db", "prune", "--older-than", "6d", "--yes"]).success();
+    let pruned = db.geoctl(&["db", "prune", "--older-than", "6d", "--yes", "-o", "json"]).success().json();
     assert!(db.count("monitor_results") < 384);
+    // The hours of the days the horizon reached into are gone (those days are read from their
+    // daily summaries); the hours after it are left as they were.
+    let first_whole = "(SELECT date_trunc('day', max(pruned_before), 'UTC') + interval '1 day' FROM results_retention)";
+    assert_eq!(
+        db.scalar(&format!("SELECT count(*) FROM regional_monitor_hourly_summaries WHERE hour < {first_whole}")),
+        "0"
+    );
+    let kept = hourly_rows(&db);
+    assert!(!kept.is_empty() && hours_before.ends_with(&kept), "the hours after the horizon are kept");
+    assert_eq!(
+        pruned["hourly_summaries"].as_u64().unwrap() as usize,
+        hours_before.lines().count() - kept.lines().count()
+    );
     for ((since, until), (figures, days)) in windows.into_iter().zip(expected) {
         let (got, got_days, _) = from_report(&db, since, until);
         assert_same(&got, &figures);
         assert_eq!(got_days, days, "the same checks per day, pruned days from their summaries");
     }
+    // A rebuild after the prune recomputes only the days left whole, their hours as they were.
+    db.geoctl(&["summaries", "rebuild"]).success();
+    assert_eq!(hourly_rows(&db), kept);
+}
+
+#[test]
+fn a_day_reads_whole_hours_from_their_summaries_and_counts_as_the_results_do() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let now = Utc::now();
+    // Every 7 minutes for 30 hours from two regions; one in nine down, TLS too.
+    let batch = checks(id, now, 30 * 60 / 7, 7, 9, true);
+    let written = write(&db, &batch[..200]) + write(&db, &batch[200..]);
+    assert_eq!(written as usize, batch.len());
+    // The running totals the writes kept are what a recompute from the results gives.
+    let running = hourly_rows(&db);
+    assert!(running.lines().count() >= 2 * 30, "{running}");
+    db.geoctl(&["summaries", "rebuild"]).success();
+    assert_eq!(hourly_rows(&db), running);
+
+    // Up to now (its last hour whole from its running totals, the partial first hour from
+    // results); and one ending inside an hour with later results, whose part is read from results.
+    let windows =
+        [(now - Duration::hours(24), now), (now - Duration::minutes(20 * 60 + 13), now - Duration::minutes(77))];
+    for (since, until) in windows {
+        let (figures, hours) = from_results(&db, since, until, 3_600);
+        let (got, got_hours, report) = from_report(&db, since, until);
+        assert_eq!(report.bucket_seconds, 3_600, "a bucket per hour");
+        let (from, to) = (report.summarized_since.unwrap(), report.summarized_until.unwrap());
+        assert!(since < from && from - since < Duration::hours(1), "the partial first hour from results: {from}");
+        assert!(to <= until && until - to < Duration::hours(1), "{to}");
+        assert_same(&got, &figures);
+        assert_eq!(got_hours, hours);
+        assert!(got.iter().all(|f| f.6.is_some()), "TLS averaged over the hours too");
+    }
+    // Six hours or less: results alone.
+    let (_, _, report) = from_report(&db, now - Duration::hours(6), now);
+    assert_eq!(report.summarized_since, None);
+}
+
+#[test]
+fn hours_recorded_before_the_hourly_summaries_existed_are_read_from_results_until_a_rebuild() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let now = Utc::now();
+    let batch: Vec<NewResult> = (0..20 * 6)
+        .map(|n: i64| crate::results::result(id, "us-east", now - Duration::minutes(5 + 10 * n), true, 10.0 + n as f64))
+        .collect();
+    write(&db, &batch);
+    // As a database migrated three hours ago with results in it: no hours before then.
+    let coverage = "date_trunc('hour', now(), 'UTC') - interval '3 hours'";
+    db.exec(&format!("DELETE FROM regional_monitor_hourly_summaries WHERE hour < {coverage}"));
+    db.exec(&format!("UPDATE hourly_summaries_coverage SET complete_from = {coverage}"));
+    let since = now - Duration::hours(20);
+    let (figures, _) = from_results(&db, since, now, 3_600);
+    let (got, _, report) = from_report(&db, since, now);
+    assert_same(&got, &figures);
+    let (from, _) = (report.summarized_since.unwrap(), report.summarized_until.unwrap());
+    let covered = now - from;
+    assert!(covered >= Duration::hours(3) && covered <= Duration::hours(4), "the hours before from results: {from}");
+    db.geoctl(&["summaries", "rebuild"]).success();
+    assert_eq!(db.scalar("SELECT count(*) FROM hourly_summaries_coverage WHERE complete_from IS NULL"), "1");
+    let (got, _, report) = from_report(&db, since, now);
+    assert_same(&got, &figures);
+    assert!(report.summarized_since.unwrap() - since < Duration::hours(1));
 }
