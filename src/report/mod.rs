@@ -35,8 +35,10 @@ pub struct Report {
     /// whole hours from the hourly ones (a window longer than six hours; a bucket per hour, or
     /// per day beside days). From `summarized_since` to `summarized_until`, checks, uptime, the
     /// response, DNS and connect averages (and TLS and first byte over the hours) and the series
-    /// come from the summaries; percentiles and where checks landed cover only the results
-    /// outside that span (the partial hours at the edges). See [`plan`].
+    /// come from the summaries. Percentiles then come from the response-time histograms of the
+    /// hours and of the results at the edges (within `histogram::MAX_RELATIVE_ERROR`, 4.9 %),
+    /// and cover the window less its whole days; where checks landed is read from the results
+    /// of the whole window when it has no whole days, else of what is outside them. See [`plan`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summarized_since: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -384,25 +386,60 @@ pub async fn build(
     let pruned_first = summary::pruned_before(pool).await?.map(summary::first_whole_day);
     let hours_from = summary::hours_complete_from(pool).await?;
     let later = later_results(pool, &ids, end).await?;
-    let plan = plan(since, end, pruned_first, hours_from, later);
+    let mut plan = plan(since, end, pruned_first, hours_from, later);
+    if !plan.hours.is_empty() {
+        let stale: Vec<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT hour FROM hourly_summaries_stale WHERE hour >= $1 AND hour < $2 ORDER BY hour")
+                .bind(hour_floor(since))
+                .bind(end)
+                .fetch_all(pool)
+                .await?;
+        read_from_results(&mut plan, &stale);
+    }
+    // The hours first, in the summaries' grain: when they hold nothing for these monitors (say,
+    // every row was written around geoctl), the report is the one results alone give, with
+    // buckets of minutes and exact percentiles.
+    let mut summed = query::summed_hours(
+        pool,
+        &ids,
+        &plan.hours,
+        since,
+        if plan.days.is_some() { DAY_SECONDS } else { HOUR_SECONDS },
+    )
+    .await?;
+    if summed.is_empty() {
+        plan.hours.clear();
+    }
     let bucket_seconds = match (&plan.days, plan.hours.is_empty()) {
         (Some(_), _) => DAY_SECONDS,
         (None, false) => HOUR_SECONDS,
         (None, true) => bucket_seconds(since, until),
     };
-    let mut stats = query::region_stats(pool, &ids, &plan.raw).await?;
+    // No successful check counted in the hours read from summaries (none read, or none with a
+    // response time): percentile_cont over the results read, exact. Else the hours' histograms
+    // added to the edges', within histogram::MAX_RELATIVE_ERROR, without sorting every time.
+    let mut histograms = query::hour_histograms(pool, &ids, &plan.hours).await?;
+    let exact = histograms.is_empty();
+    let mut stats = query::region_stats(pool, &ids, &plan.raw, exact).await?;
     let mut points = query::series(pool, &ids, &plan.raw, bucket_seconds).await?;
-    let mut summed = query::summed_hours(pool, &ids, &plan.hours, since, bucket_seconds).await?;
     if let Some(days) = plan.days {
         summed.extend(query::summed_days(pool, &ids, days, since, bucket_seconds).await?);
     }
     merge_summaries(&mut stats, &mut points, summed);
+    if !exact {
+        histograms.extend(query::raw_histograms(pool, &ids, &plan.raw).await?);
+        percentiles_from_histograms(&mut stats, histograms);
+    }
     let mut report = assemble(monitors, stats, points, since, until, bucket_seconds);
     let starts = plan.hours.iter().map(|h| h.from).chain(plan.days.map(|(from, _)| midnight(from)));
     let ends = plan.hours.iter().map(|h| h.to).chain(plan.days.map(|(_, to)| midnight(to)));
     report.summarized_since = starts.min().map(|s| s.max(since));
     report.summarized_until = ends.max().map(|e| e.min(until));
-    let (landed, hops) = landings(pool, &ids, &plan.raw).await?;
+    // Where checks landed has no summary: over a window without whole days it is read from every
+    // result of the window (exact, as the statistics are within the histograms' error), beside
+    // days from the edges outside them.
+    let landing_spans = if plan.days.is_none() { vec![Span { from: since, to: end }] } else { plan.raw.clone() };
+    let (landed, hops) = landings(pool, &ids, &landing_spans).await?;
     for region in report.monitors.iter_mut().flat_map(|m| m.regions.iter_mut()) {
         let key = (region.stats.monitor_id, region.stats.region.as_str());
         region.landed = landed.iter().filter(|l| (l.monitor_id, l.region.as_str()) == key).cloned().collect();
@@ -410,6 +447,50 @@ pub async fn build(
             hops.iter().find(|(m, r, _)| (*m, r.as_str()) == key).and_then(|(_, _, median)| *median);
     }
     Ok(report)
+}
+
+/// Moves the hours in `stale` (sorted; hours holding rows no summary counted, see migration
+/// `20261207100001`) out of the plan's hours into the spans read from results.
+fn read_from_results(plan: &mut Plan, stale: &[DateTime<Utc>]) {
+    let hour = chrono::Duration::seconds(HOUR_SECONDS);
+    let mut hours = Vec::new();
+    for span in std::mem::take(&mut plan.hours) {
+        let mut from = span.from;
+        for &h in stale.iter().filter(|h| span.from <= **h && **h < span.to) {
+            if from < h {
+                hours.push(Span { from, to: h });
+            }
+            plan.raw.push(Span { from: h, to: h + hour });
+            from = h + hour;
+        }
+        if from < span.to {
+            hours.push(Span { from, to: span.to });
+        }
+    }
+    plan.hours = hours;
+    // Adjacent spans as one: fewer ranges for the planner to prune partitions by.
+    plan.raw.sort_by_key(|s| s.from);
+    let mut raw: Vec<Span> = Vec::with_capacity(plan.raw.len());
+    for span in plan.raw.drain(..) {
+        match raw.last_mut() {
+            Some(last) if last.to == span.from => last.to = span.to,
+            _ => raw.push(span),
+        }
+    }
+    plan.raw = raw;
+}
+
+/// Sets each region's percentiles from its histograms (the hours' and the edges') added up.
+fn percentiles_from_histograms(stats: &mut [RegionStats], histograms: Vec<query::Histogram>) {
+    let mut added: HashMap<(Uuid, String), Vec<i64>> = HashMap::new();
+    for h in histograms {
+        crate::results::histogram::add(added.entry((h.monitor_id, h.region)).or_default(), &h.counts);
+    }
+    for s in stats {
+        let counts = added.get(&(s.monitor_id, s.region.clone())).map_or(&[][..], |c| c.as_slice());
+        let p = |q| crate::results::histogram::percentile(counts, q);
+        (s.p50_ms, s.p95_ms, s.p99_ms) = (p(0.50), p(0.95), p(0.99));
+    }
 }
 
 /// Adds `count` values summing to `sum` to `mean`, an average over `n` values.
@@ -607,6 +688,29 @@ mod tests {
         // Six hours or less: results alone, exact percentiles and buckets under an hour.
         let p = plan(at("2026-03-01T06:10:00Z"), at("2026-03-01T12:10:00Z"), None, None, NONE_LATER);
         assert_eq!((p.hours, p.raw), (vec![], vec![span("2026-03-01T06:10:00Z", "2026-03-01T12:10:00Z")]));
+    }
+
+    #[test]
+    fn marked_hours_move_from_the_summaries_to_results_joined_to_their_neighbours() {
+        let mut p = plan(at("2026-03-01T12:34:56Z"), at("2026-03-02T12:00:00Z"), None, None, NONE_LATER);
+        read_from_results(
+            &mut p,
+            &[at("2026-03-01T13:00:00Z"), at("2026-03-01T20:00:00Z"), at("2026-03-03T01:00:00Z")],
+        );
+        assert_eq!(
+            p.hours,
+            [
+                span("2026-03-01T14:00:00Z", "2026-03-01T20:00:00Z"),
+                span("2026-03-01T21:00:00Z", "2026-03-02T12:00:00Z")
+            ]
+        );
+        assert_eq!(
+            p.raw,
+            [
+                span("2026-03-01T12:34:56Z", "2026-03-01T14:00:00Z"),
+                span("2026-03-01T20:00:00Z", "2026-03-01T21:00:00Z")
+            ]
+        );
     }
 
     #[test]

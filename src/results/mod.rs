@@ -1,6 +1,7 @@
 //! Results: what a region measured, written in batches, and the per-region
 //! daily and hourly summaries kept correct as results arrive.
 
+pub mod histogram;
 pub mod query;
 pub mod run;
 pub mod status;
@@ -272,6 +273,11 @@ pub async fn recording_connection(pool: &PgPool) -> Result<PgConnection, sqlx::E
 const INSERT: &str = "
 WITH locked AS MATERIALIZED (
     {lock_days}
+), summarised AS MATERIALIZED (
+    -- Until this statement's implicit transaction ends: the rows it inserts are added to their
+    -- summaries here, so the trigger for rows written around them (migration 20261207100001)
+    -- leaves their hours unmarked.
+    SELECT set_config('geoctl.summarised', 'on', true) AS done
 ), parsed AS (
     SELECT u.*, row_number() OVER (PARTITION BY u.run_key ORDER BY u.ord) AS copy
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::text[], $7::int[],
@@ -284,8 +290,8 @@ WITH locked AS MATERIALIZED (
                               dns, connect, tls, first_byte, latency, error_kind, error_message, details, metrics,
                               run_key, ip, http_version, status_code, size, cert, cdn, cache, edge, country, isp,
                               city, asn, lat, lon, hop_count, route, steps, screenshot, ord)
-    -- No row reaches an INSERT before every day lock is held.
-    WHERE (SELECT days FROM locked) IS NOT NULL
+    -- No row reaches an INSERT before every day lock is held (and the setting above is made).
+    WHERE (SELECT days FROM locked) IS NOT NULL AND (SELECT done FROM summarised) IS NOT NULL
 ), input AS (
     -- The target's region: the active region nearest to its coordinates.
     SELECT p.*, COALESCE(p.given_target_region, (

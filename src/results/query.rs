@@ -146,18 +146,30 @@ pub struct RegionStats {
     pub first_byte_count: i64,
 }
 
-/// The statistics of `monitors` over the results checked in `spans` (none: nothing to read).
-pub async fn region_stats(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<RegionStats>, sqlx::Error> {
+/// The statistics of `monitors` over the results checked in `spans` (none: nothing to read); with
+/// exact percentiles when `percentiles`, else none (the caller reads them from histograms, without
+/// the sort of every time they cost).
+pub async fn region_stats(
+    pool: &PgPool,
+    monitors: &[Uuid],
+    spans: &[Span],
+    percentiles: bool,
+) -> Result<Vec<RegionStats>, sqlx::Error> {
     if spans.is_empty() {
         return Ok(Vec::new());
     }
+    let p = |q: &str| {
+        if percentiles {
+            format!("percentile_cont({q}) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)")
+        } else {
+            "NULL::float8".to_string()
+        }
+    };
     let sql = format!(
         "SELECT r.monitor_id, r.execution_region AS region, count(*) AS checks,
                 count(*) FILTER (WHERE r.is_up) AS successful,
                 (100.0 * count(*) FILTER (WHERE r.is_up) / count(*))::float8 AS uptime_percentage,
-                percentile_cont(0.50) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p50_ms,
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p95_ms,
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p99_ms,
+                {} AS p50_ms, {} AS p95_ms, {} AS p99_ms,
                 avg(r.total_time) FILTER (WHERE r.is_up) AS avg_ms,
                 avg(r.dns_resolution_time) AS avg_dns_ms, avg(r.tcp_connect_time) AS avg_connect_ms,
                 avg(r.tls_handshake_time) AS avg_tls_ms, avg(r.first_byte_time) AS avg_first_byte_ms,
@@ -168,7 +180,51 @@ pub async fn region_stats(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> R
          WHERE r.monitor_id = ANY($1) AND {} AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
          GROUP BY r.monitor_id, r.execution_region
          ORDER BY r.monitor_id, r.execution_region",
+        p("0.50"),
+        p("0.95"),
+        p("0.99"),
         spans_sql("r.checked_at", spans, 2)
+    );
+    bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
+}
+
+/// One region's response-time histogram (see [`super::histogram`]) over part of a window.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Histogram {
+    pub monitor_id: Uuid,
+    pub region: String,
+    pub counts: Vec<i32>,
+}
+
+/// The response-time histograms of `monitors` per region over the results checked in `spans`.
+pub async fn raw_histograms(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<Histogram>, sqlx::Error> {
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT * FROM (
+            SELECT r.monitor_id, r.execution_region AS region, {} AS counts
+            FROM monitor_results r
+            WHERE r.monitor_id = ANY($1) AND {} AND r.execution_region IS NOT NULL
+            GROUP BY 1, 2) h
+         WHERE counts IS NOT NULL",
+        super::histogram::counts_sql("r"),
+        spans_sql("r.checked_at", spans, 2)
+    );
+    bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
+}
+
+/// The response-time histograms of `monitors`' hourly summaries of the whole hours in `spans`,
+/// one per hour, for the caller to add up.
+pub async fn hour_histograms(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<Histogram>, sqlx::Error> {
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT monitor_id, region_code AS region, response_histogram AS counts
+         FROM regional_monitor_hourly_summaries
+         WHERE monitor_id = ANY($1) AND {} AND response_histogram IS NOT NULL",
+        spans_sql("hour", spans, 2)
     );
     bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
 }

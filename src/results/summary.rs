@@ -158,13 +158,14 @@ fn hour_totals(alias: &str) -> String {
         "count(*), count(*) FILTER (WHERE {a}.is_up), sum({a}.total_time) FILTER (WHERE {a}.is_up), \
          count({a}.total_time) FILTER (WHERE {a}.is_up), sum({a}.dns_resolution_time), count({a}.dns_resolution_time), \
          sum({a}.tcp_connect_time), count({a}.tcp_connect_time), sum({a}.tls_handshake_time), \
-         count({a}.tls_handshake_time), sum({a}.first_byte_time), count({a}.first_byte_time)"
+         count({a}.tls_handshake_time), sum({a}.first_byte_time), count({a}.first_byte_time), {}",
+        super::histogram::counts_sql(a)
     )
 }
 
 const HOUR_COLUMNS: &str = "monitor_id, hour, region_code, total_checks, successful_checks, response_time_sum, \
     response_time_count, dns_time_sum, dns_time_count, tcp_time_sum, tcp_time_count, tls_time_sum, tls_time_count, \
-    first_byte_time_sum, first_byte_time_count";
+    first_byte_time_sum, first_byte_time_count, response_histogram";
 
 /// The upsert that adds the results of `fresh` (a CTE of inserted `monitor_results` rows) to
 /// their hours' running totals; [`add_fresh_sql`]'s twin, under the same day locks.
@@ -176,26 +177,60 @@ pub fn add_fresh_hours_sql() -> String {
         "INSERT INTO regional_monitor_hourly_summaries AS s ({HOUR_COLUMNS})
         SELECT f.monitor_id, date_trunc('hour', f.checked_at, 'UTC'), f.execution_region, {}
         {FRESH_BY_KEY}
-        ON CONFLICT (monitor_id, hour, region_code) DO UPDATE SET {ADD_CHECKS}, {sums}",
+        ON CONFLICT (monitor_id, hour, region_code) DO UPDATE SET {ADD_CHECKS}, {sums},
+            response_histogram = geoctl_histogram_add(s.response_histogram, EXCLUDED.response_histogram)",
         hour_totals("f")
     )
 }
 
-/// Every hourly summary of the day `$1`, recomputed from its results (after [`DELETE_HOURS`]).
+/// Every hourly summary of the hours `[$1, $2)`, recomputed from their results (after
+/// [`DELETE_HOURS`]).
 const RECOMPUTE_HOURS: &str = "
 INSERT INTO regional_monitor_hourly_summaries ({columns})
 SELECT r.monitor_id, date_trunc('hour', r.checked_at, 'UTC'), r.execution_region, {totals}
 FROM monitor_results r
-WHERE r.checked_at >= ($1::date::timestamp AT TIME ZONE 'UTC')
-  AND r.checked_at < (($1::date + 1)::timestamp AT TIME ZONE 'UTC')
+WHERE r.checked_at >= $1 AND r.checked_at < $2
   AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL AND r.monitor_id IS NOT NULL
 GROUP BY 1, 2, 3";
 
-/// The hourly summaries of the day `$1`, before they are recomputed (the hours of a monitor or
-/// region without results any more must go too). The hour's BRIN index finds them.
+/// The hourly summaries of the hours `[$1, $2)`, before they are recomputed (the hours of a
+/// monitor or region without results any more must go too), and the marks of rows no summary
+/// counted in them ([`refresh_stale_hours`]): the recompute counts those rows. The hour's BRIN
+/// index finds them.
 const DELETE_HOURS: &str = "
-DELETE FROM regional_monitor_hourly_summaries
-WHERE hour >= ($1::date::timestamp AT TIME ZONE 'UTC') AND hour < (($1::date + 1)::timestamp AT TIME ZONE 'UTC')";
+WITH unmarked AS (DELETE FROM hourly_summaries_stale WHERE hour >= $1 AND hour < $2)
+DELETE FROM regional_monitor_hourly_summaries WHERE hour >= $1 AND hour < $2";
+
+/// Recomputes the hourly summaries of `[from, to)`, inside a transaction that holds the lock of
+/// their day.
+async fn recompute_hours(conn: &mut PgConnection, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(DELETE_HOURS).bind(from).bind(to).execute(&mut *conn).await?;
+    let hours = RECOMPUTE_HOURS.replace("{columns}", HOUR_COLUMNS).replace("{totals}", &hour_totals("r"));
+    sqlx::query(&hours).bind(from).bind(to).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Rebuilds the hourly summaries of every hour marked as holding rows written around them (the
+/// existing app's inserts; see migration `20261207100001`), each day's under its lock, and
+/// unmarks them; hours the prune horizon reached are only unmarked (reports read their days from
+/// the daily summaries). `db maintain` and `summaries refresh` run it. Returns the hours rebuilt.
+pub async fn refresh_stale_hours(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let first =
+        pruned_before(pool).await?.map(|p| first_whole_day(p).and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    if let Some(first) = first {
+        sqlx::query("DELETE FROM hourly_summaries_stale WHERE hour < $1").bind(first).execute(pool).await?;
+    }
+    let hours: Vec<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT hour FROM hourly_summaries_stale ORDER BY hour").fetch_all(pool).await?;
+    for hour in &hours {
+        let mut tx = pool.begin().await?;
+        lock_day(&mut tx, hour.date_naive()).await?;
+        // A new statement, a new snapshot: it sees every row whose writer held the lock.
+        recompute_hours(&mut tx, *hour, *hour + chrono::Duration::hours(1)).await?;
+        tx.commit().await?;
+    }
+    Ok(hours.len() as u64)
+}
 
 /// From when the hourly summaries hold every result (`None`: always); see migration
 /// `20261207100001`. Reports read the hours before it from results.
@@ -265,9 +300,8 @@ async fn recompute_day(pool: &PgPool, day: NaiveDate) -> Result<u64, sqlx::Error
     lock_day(&mut tx, day).await?;
     // A new statement, a new snapshot: it sees every writer that held the lock.
     let rows = sqlx::query(&recompute_day_sql()).bind(day).execute(&mut *tx).await?.rows_affected();
-    sqlx::query(DELETE_HOURS).bind(day).execute(&mut *tx).await?;
-    let hours = RECOMPUTE_HOURS.replace("{columns}", HOUR_COLUMNS).replace("{totals}", &hour_totals("r"));
-    sqlx::query(&hours).bind(day).execute(&mut *tx).await?;
+    let from = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    recompute_hours(&mut tx, from, from + chrono::Duration::days(1)).await?;
     tx.commit().await?;
     Ok(rows)
 }

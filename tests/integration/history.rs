@@ -414,7 +414,8 @@ fn hourly_rows(db: &TestDb) -> String {
         "SELECT string_agg(concat_ws(' ', monitor_id, hour, region_code, total_checks, successful_checks,
                 round(response_time_sum::numeric, 6), response_time_count, round(dns_time_sum::numeric, 6),
                 dns_time_count, round(tcp_time_sum::numeric, 6), tcp_time_count, round(tls_time_sum::numeric, 6),
-                tls_time_count, round(first_byte_time_sum::numeric, 6), first_byte_time_count), E'\\n'
+                tls_time_count, round(first_byte_time_sum::numeric, 6), first_byte_time_count,
+                response_histogram::text), E'\\n'
                 ORDER BY monitor_id, hour, region_code)
          FROM regional_monitor_hourly_summaries",
     )
@@ -439,6 +440,43 @@ fn checks(monitor: Uuid, now: DateTime<Utc>, count: i64, every: i64, down: i64, 
             })
         })
         .collect()
+}
+
+/// p50, p95 and p99 of the successful checks' response times in `[since, until]` per region, as
+/// percentile_cont computes them over the results.
+fn exact_percentiles(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<(String, [f64; 3])> {
+    let rows: Vec<(String, f64, f64, f64)> = block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let rows = sqlx::query_as(
+            "SELECT execution_region, percentile_cont(0.5) WITHIN GROUP (ORDER BY total_time),
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY total_time),
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY total_time)
+             FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 AND is_up GROUP BY 1 ORDER BY 1",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows
+    });
+    rows.into_iter().map(|(region, a, b, c)| (region, [a, b, c])).collect()
+}
+
+/// The report's percentiles are the results' within the histograms' documented error.
+#[track_caller]
+fn assert_percentiles_close(report: &geoctl::report::Report, exact: &[(String, [f64; 3])]) {
+    let regions = &report.monitors[0].regions;
+    assert_eq!(regions.len(), exact.len());
+    for (r, (region, want)) in regions.iter().zip(exact) {
+        assert_eq!(&r.stats.region, region);
+        let got = [r.stats.p50_ms, r.stats.p95_ms, r.stats.p99_ms].map(Option::unwrap);
+        for (g, w) in got.iter().zip(want) {
+            let error = (g - w).abs() / w;
+            assert!(error <= geoctl::results::histogram::MAX_RELATIVE_ERROR, "{region}: {got:?} vs {want:?}");
+        }
+    }
 }
 
 #[track_caller]
@@ -546,6 +584,7 @@ fn a_day_reads_whole_hours_from_their_summaries_and_counts_as_the_results_do() {
         assert_same(&got, &figures);
         assert_eq!(got_hours, hours);
         assert!(got.iter().all(|f| f.6.is_some()), "TLS averaged over the hours too");
+        assert_percentiles_close(&report, &exact_percentiles(&db, since, until));
     }
     // Six hours or less: results alone.
     let (_, _, report) = from_report(&db, now - Duration::hours(6), now);
@@ -577,4 +616,55 @@ fn hours_recorded_before_the_hourly_summaries_existed_are_read_from_results_unti
     let (got, _, report) = from_report(&db, since, now);
     assert_same(&got, &figures);
     assert!(report.summarized_since.unwrap() - since < Duration::hours(1));
+}
+
+#[test]
+fn rows_written_around_geoctl_are_counted_at_once_and_summarised_by_maintain() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let now = Utc::now();
+    // Every 10 minutes for 20 hours from two regions through geoctl: no hour is marked.
+    write(&db, &checks(id, now, 20 * 6, 10, 9, false));
+    assert_eq!(db.count("hourly_summaries_stale"), 0);
+    let summarised = hourly_rows(&db);
+
+    // The existing app's INSERT into an hour geoctl summarised, by a role of its own with no
+    // right on geoctl's summary tables: a slow success and a failure, no run key.
+    let role = format!("geoctl_app_{}", Uuid::new_v4().simple());
+    db.exec(&format!(
+        "CREATE ROLE {role}; GRANT INSERT ON monitor_results TO {role};
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
+    ));
+    let at = (now - Duration::hours(5)).to_rfc3339();
+    db.exec(&format!(
+        "SET ROLE {role};
+         INSERT INTO monitor_results (monitor_id, checked_at, status, is_up, execution_region, total_time)
+         VALUES ('{id}', '{at}', 'up', true, 'us-east', 900), ('{id}', '{at}', 'down', false, 'us-east', NULL);
+         RESET ROLE"
+    ));
+    db.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+    assert_eq!(db.count("hourly_summaries_stale"), 1);
+    assert_eq!(hourly_rows(&db), summarised, "nothing of those rows reached the summaries");
+
+    // A day's report counts them at once: their hour is read from results.
+    let since = now - Duration::hours(24);
+    let (figures, hours) = from_results(&db, since, now, 3_600);
+    let (got, got_hours, report) = from_report(&db, since, now);
+    assert!(report.summarized_since.is_some(), "the other hours from their summaries");
+    assert_same(&got, &figures);
+    assert_eq!(got_hours, hours);
+    assert_percentiles_close(&report, &exact_percentiles(&db, since, now));
+
+    // db maintain rebuilds that hour from its results and unmarks it; the report reads it from
+    // its summary now and still counts them.
+    let run = db.geoctl(&["db", "maintain"]).success();
+    assert!(run.stderr.contains("1 hour(s)"), "{}", run.stderr);
+    assert_eq!(db.count("hourly_summaries_stale"), 0);
+    let rebuilt = hourly_rows(&db);
+    assert_ne!(rebuilt, summarised);
+    db.geoctl(&["summaries", "rebuild"]).success();
+    assert_eq!(hourly_rows(&db), rebuilt, "the hour as a rebuild of every day has it");
+    let (got, got_hours, _) = from_report(&db, since, now);
+    assert_same(&got, &figures);
+    assert_eq!(got_hours, hours);
 }

@@ -8,8 +8,7 @@ const HOSTILE: &str = "<script>alert(1)</script>";
 /// `web` from eu-west (4 of 5 up: 10, 20, 30, 40 ms, one failure at 500 ms;
 /// DNS on the successful checks only, TLS never) and from us-east (100 and
 /// 200 ms, DNS never); the hostile-named one from ap-south. Rows outside the
-/// window or without a region must not count. Rows inserted by hand have no summaries, so the
-/// reports here look back 6 hours, which read results alone (exactly).
+/// window or without a region must not count.
 fn seeded() -> TestDb {
     let db = TestDb::migrated();
     let create = |name: &str, kind: &str, target: &str, regions: &str| -> String {
@@ -79,7 +78,7 @@ fn assert_close(value: &Value, expected: f64) {
 #[test]
 fn json_has_exact_stats_null_phases_and_a_series_per_region() {
     let db = seeded();
-    let report = db.geoctl(&["report", "--since", "6h", "-o", "json"]).success().json();
+    let report = db.geoctl(&["report", "--since", "24h", "-o", "json"]).success().json();
     assert!(report["since"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().is_ok());
     assert_eq!(report["monitors"].as_array().unwrap().len(), 2);
 
@@ -117,16 +116,16 @@ fn json_has_exact_stats_null_phases_and_a_series_per_region() {
     assert!(failed[0]["avg_ms"].is_null(), "a bucket whose only check failed has no response time");
 
     // One monitor by name, in YAML too.
-    let only = db.geoctl(&["report", "--since", "6h", "--monitor", "web", "-o", "json"]).success().json();
+    let only = db.geoctl(&["report", "--monitor", "web", "-o", "json"]).success().json();
     assert_eq!(only["monitors"].as_array().unwrap().len(), 1);
-    let yaml = db.geoctl(&["report", "--since", "6h", "--monitor", "web", "-o", "yaml"]).success();
+    let yaml = db.geoctl(&["report", "--monitor", "web", "-o", "yaml"]).success();
     assert!(yaml.stdout.contains("p50_ms: 25"), "{}", yaml.stdout);
 }
 
 #[test]
 fn table_shows_each_region_a_dash_for_unmeasured_phases_and_a_chart() {
     let db = seeded();
-    let run = db.geoctl(&["report", "--since", "6h"]).success();
+    let run = db.geoctl(&["report"]).success();
     let out = &run.stdout;
     assert!(!out.contains('\x1b'), "no colour when stdout is not a terminal");
     let eu = out.lines().find(|l| l.contains("web") && l.contains("eu-west")).unwrap_or_else(|| panic!("{out}"));
@@ -147,7 +146,7 @@ fn table_shows_each_region_a_dash_for_unmeasured_phases_and_a_chart() {
 fn html_page_is_self_contained_escapes_names_and_goes_with_json() {
     let db = seeded();
     std::fs::create_dir(db.dir().join("out")).unwrap();
-    let run = db.geoctl(&["report", "--since", "6h", "--html", "out/report.html", "-o", "json"]).success();
+    let run = db.geoctl(&["report", "--html", "out/report.html", "-o", "json"]).success();
     assert_eq!(run.json()["monitors"].as_array().unwrap().len(), 2, "JSON still goes to stdout");
     assert!(run.stderr.contains("wrote the HTML report to") && run.stderr.contains("report.html"), "{}", run.stderr);
 
@@ -181,7 +180,7 @@ fn html_page_is_self_contained_escapes_names_and_goes_with_json() {
     }
 
     // Writing again replaces the page whole.
-    db.geoctl(&["report", "--since", "6h", "--monitor", "web", "--html", "out/report.html"]).success();
+    db.geoctl(&["report", "--monitor", "web", "--html", "out/report.html"]).success();
     let page = std::fs::read_to_string(db.dir().join("out/report.html")).unwrap();
     assert!(!page.contains("alert(1)") && page.contains("eu-west"));
 }
@@ -211,6 +210,6 @@ fn no_results_in_the_window_is_an_empty_report_with_a_note() {
     let page = std::fs::read_to_string(db.dir().join("empty.html")).unwrap();
     assert!(page.contains("No results in this window") && page.contains("quiet"));
 
-    let table = db.geoctl(&["report", "--since", "6h"]).success();
+    let table = db.geoctl(&["report"]).success();
     assert!(!table.stdout.contains("Average response time"), "no charts without data:\n{}", table.stdout);
 }
