@@ -94,6 +94,26 @@ BEGIN
 END
 $$;
 
+-- Where each hour's checks landed: checks per monitor, region, UTC hour and place (country, city,
+-- network; NULL where the GeoIP databases did not say, a place of its own so the shares add up), and
+-- the histogram of their traced routes' hop counts (element i counts routes of i - 1 hops), kept by
+-- the same statement and recomputed with the hourly summaries, so a report of a day reads where its
+-- checks landed from these rows instead of every metrics row.
+CREATE TABLE IF NOT EXISTS regional_monitor_hourly_landings (
+    monitor_id   uuid NOT NULL,
+    hour         timestamptz NOT NULL CHECK (hour = date_trunc('hour', hour, 'UTC')),
+    region_code  text NOT NULL,
+    country_code text,
+    city         text,
+    asn          bigint,
+    isp          text,
+    checks       bigint NOT NULL CHECK (checks > 0),
+    hop_counts   integer[],
+    UNIQUE NULLS NOT DISTINCT (monitor_id, hour, region_code, country_code, city, asn, isp)
+);
+CREATE INDEX IF NOT EXISTS regional_monitor_hourly_landings_hour_brin
+    ON regional_monitor_hourly_landings USING brin (hour);
+
 -- Hours that hold results no geoctl writer added to their summaries: the existing app inserts
 -- into monitor_results directly, and nothing of it reaches the running totals. A trigger marks such a row's hour here; reports read a marked hour from results
 -- (exact), and `geoctl db maintain` / `summaries refresh` rebuild its summaries and unmark it.

@@ -276,11 +276,10 @@ for line in sys.stdin:
           FROM regional_monitor_hourly_summaries
           WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')
             AND response_histogram IS NOT NULL"
-        echo; echo "# report --since 1d: where the day's checks landed, read from every result (report::landings)"
-        history_psql "$url" -c "$e SELECT monitor_id, region_code, country_code, city, asn, isp, count(*)
-          FROM regional_performance_metrics
-          WHERE monitor_id = ANY($ids) AND (checked_at >= now() - interval '1 day' AND checked_at < now())
-          GROUP BY 1, 2, 3, 4, 5, 6"
+        echo; echo "# report --since 1d: where the whole hours' checks landed (report::landings)"
+        history_psql "$url" -c "$e SELECT monitor_id, region_code, country_code, city, asn, isp, checks, hop_counts
+          FROM regional_monitor_hourly_landings
+          WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')"
         echo; echo "# report --since 1d: the whole hours after it (results::query::summed_hours)"
         history_psql "$url" -c "$e SELECT monitor_id, region_code, sum(total_checks), sum(response_time_sum)
           FROM regional_monitor_hourly_summaries

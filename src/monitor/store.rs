@@ -422,6 +422,7 @@ impl<'a> MonitorStore<'a> {
         for table in [
             "regional_monitor_summaries",
             "regional_monitor_hourly_summaries",
+            "regional_monitor_hourly_landings",
             "regional_performance_metrics",
             "monitor_results",
             "monitor_regions",

@@ -37,8 +37,8 @@ pub struct Report {
     /// response, DNS and connect averages (and TLS and first byte over the hours) and the series
     /// come from the summaries. Percentiles then come from the response-time histograms of the
     /// hours and of the results at the edges (within `histogram::MAX_RELATIVE_ERROR`, 4.9 %),
-    /// and cover the window less its whole days; where checks landed is read from the results
-    /// of the whole window when it has no whole days, else of what is outside them. See [`plan`].
+    /// and cover the window less its whole days; where checks landed and the median hop count
+    /// (exact) too, from the hours' landing counts and the edges' metrics rows. See [`plan`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summarized_since: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,38 +86,72 @@ pub struct Landing {
     pub share: f64,
 }
 
-/// Where each region's checks landed and its median hop count over the results of `spans`.
+/// Where each region's checks landed and its median hop count: over the metrics rows of `raw`, and
+/// the hourly landing counts of the whole hours in `hours`, added up.
 async fn landings(
     pool: &PgPool,
     ids: &[Uuid],
-    spans: &[Span],
+    raw: &[Span],
+    hours: &[Span],
 ) -> Result<(Vec<Landing>, Vec<(Uuid, String, Option<f64>)>), sqlx::Error> {
-    if spans.is_empty() {
+    if raw.is_empty() && hours.is_empty() {
         return Ok((Vec::new(), Vec::new()));
+    }
+    // Parameters: $1 the monitors, then the raw spans' ends, then the hours'.
+    let hours_from = 2 + 2 * raw.len();
+    let mut parts = Vec::new();
+    let mut hop_parts = Vec::new();
+    if !raw.is_empty() {
+        let spans = query::spans_sql("checked_at", raw, 2);
+        parts.push(format!(
+            "SELECT monitor_id, region_code, country_code::text AS country_code, city, asn, isp, count(*) AS checks
+             FROM regional_performance_metrics WHERE monitor_id = ANY($1) AND {spans}
+             GROUP BY 1, 2, 3, 4, 5, 6"
+        ));
+        hop_parts.push(format!(
+            "SELECT monitor_id, region_code AS region,
+                    geoctl_histogram(array_agg(hop_count) FILTER (WHERE hop_count >= 0)) AS counts
+             FROM regional_performance_metrics WHERE monitor_id = ANY($1) AND {spans}
+             GROUP BY 1, 2"
+        ));
+    }
+    if !hours.is_empty() {
+        let spans = query::spans_sql("hour", hours, hours_from);
+        parts.push(format!(
+            "SELECT monitor_id, region_code, country_code, city, asn, isp, checks
+             FROM regional_monitor_hourly_landings WHERE monitor_id = ANY($1) AND {spans}"
+        ));
+        hop_parts.push(format!(
+            "SELECT monitor_id, region_code AS region, hop_counts AS counts
+             FROM regional_monitor_hourly_landings WHERE monitor_id = ANY($1) AND {spans}"
+        ));
     }
     let landed = format!(
         "SELECT * FROM (
-            SELECT monitor_id, region_code AS region, country_code::text AS country, city, asn, isp,
-                count(*) AS checks,
-                (100.0 * count(*) / sum(count(*)) OVER (PARTITION BY monitor_id, region_code))::float8 AS share
-            FROM regional_performance_metrics
-            WHERE monitor_id = ANY($1) AND {}
+            SELECT monitor_id, region_code AS region, country_code AS country, city, asn, isp,
+                sum(checks)::int8 AS checks,
+                (100.0 * sum(checks) / sum(sum(checks)) OVER (PARTITION BY monitor_id, region_code))::float8 AS share
+            FROM ({}) u
             GROUP BY monitor_id, region_code, country_code, city, asn, isp) l
          WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
          ORDER BY monitor_id, region, checks DESC, country, city, asn",
-        query::spans_sql("checked_at", spans, 2)
+        parts.join(" UNION ALL ")
     );
-    let landed = query::bind_spans(sqlx::query_as(&landed).bind(ids), spans).fetch_all(pool).await?;
-    let hops = format!(
-        "SELECT monitor_id, region_code,
-            percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count) FILTER (WHERE hop_count IS NOT NULL)
-         FROM regional_performance_metrics
-         WHERE monitor_id = ANY($1) AND {}
-         GROUP BY monitor_id, region_code",
-        query::spans_sql("checked_at", spans, 2)
-    );
-    let hops = query::bind_spans(sqlx::query_as(&hops).bind(ids), spans).fetch_all(pool).await?;
-    Ok((landed, hops))
+    let landed =
+        query::bind_spans(query::bind_spans(sqlx::query_as(&landed).bind(ids), raw), hours).fetch_all(pool).await?;
+    let hops = format!("SELECT * FROM ({}) h WHERE counts IS NOT NULL", hop_parts.join(" UNION ALL "));
+    let hops: Vec<query::Histogram> =
+        query::bind_spans(query::bind_spans(sqlx::query_as(&hops).bind(ids), raw), hours).fetch_all(pool).await?;
+    let mut added: HashMap<(Uuid, String), Vec<i64>> = HashMap::new();
+    for h in hops {
+        crate::results::histogram::add(added.entry((h.monitor_id, h.region)).or_default(), &h.counts);
+    }
+    // percentile_cont's median of the hop counts, exactly: a hop count is its own bucket.
+    let medians = added
+        .into_iter()
+        .map(|((m, r), counts)| (m, r, crate::results::histogram::percentile_by(&counts, 0.5, |i| i as f64)))
+        .collect();
+    Ok((landed, medians))
 }
 
 /// One time bucket of one region. `avg_ms` is the average response time of
@@ -435,11 +469,9 @@ pub async fn build(
     let ends = plan.hours.iter().map(|h| h.to).chain(plan.days.map(|(_, to)| midnight(to)));
     report.summarized_since = starts.min().map(|s| s.max(since));
     report.summarized_until = ends.max().map(|e| e.min(until));
-    // Where checks landed has no summary: over a window without whole days it is read from every
-    // result of the window (exact, as the statistics are within the histograms' error), beside
-    // days from the edges outside them.
-    let landing_spans = if plan.days.is_none() { vec![Span { from: since, to: end }] } else { plan.raw.clone() };
-    let (landed, hops) = landings(pool, &ids, &landing_spans).await?;
+    // Where checks landed, exactly, over the window less its whole days: the hours' landing counts
+    // and the edges' metrics rows.
+    let (landed, hops) = landings(pool, &ids, &plan.raw, &plan.hours).await?;
     for region in report.monitors.iter_mut().flat_map(|m| m.regions.iter_mut()) {
         let key = (region.stats.monitor_id, region.stats.region.as_str());
         region.landed = landed.iter().filter(|l| (l.monitor_id, l.region.as_str()) == key).cloned().collect();

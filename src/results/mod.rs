@@ -324,7 +324,7 @@ WITH locked AS MATERIALIZED (
     ON CONFLICT DO NOTHING
     RETURNING monitor_id, execution_region, checked_at, run_key, is_up, total_time, network_latency,
               dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, region_specific_metrics
-), metrics AS (
+), landed AS (
     INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, resolved_ip, http_version,
         status_code, response_size, tls_cert_expires_at, cdn_provider, cdn_cache_status, cdn_edge_location,
         dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, total_time, run_key,
@@ -334,6 +334,9 @@ WITH locked AS MATERIALIZED (
     FROM input i
     WHERE i.run_key IS NULL OR (i.copy = 1 AND i.run_key IN (SELECT f.run_key FROM fresh f WHERE f.run_key IS NOT NULL))
     ON CONFLICT DO NOTHING
+    RETURNING monitor_id, region_code, checked_at, country_code, city, asn, isp, hop_count
+), landings AS (
+    {add_landed}
 ), totals AS (
     {add_fresh}
 ), hours AS (
@@ -351,6 +354,7 @@ async fn insert(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sql
             .replace("{lock_days}", &summary::lock_days_shared_sql("$4::timestamptz[]"))
             .replace("{add_fresh}", &summary::add_fresh_sql())
             .replace("{add_fresh_hours}", &summary::add_fresh_hours_sql())
+            .replace("{add_landed}", &summary::add_landed_sql())
             .replace("{distance}", &crate::geo::distance_sql("p.lat", "p.lon"))
     });
     let fact =

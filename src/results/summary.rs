@@ -193,12 +193,44 @@ WHERE r.checked_at >= $1 AND r.checked_at < $2
   AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL AND r.monitor_id IS NOT NULL
 GROUP BY 1, 2, 3";
 
+/// The landing columns after the key, over the metrics rows aliased `m`.
+const LANDED: &str = "count(*), geoctl_histogram(array_agg(m.hop_count) FILTER (WHERE m.hop_count >= 0))";
+
+/// The upsert that adds the metrics rows of `landed` (a CTE of inserted
+/// `regional_performance_metrics` rows) to their hours' landing counts.
+pub fn add_landed_sql() -> String {
+    format!(
+        "INSERT INTO regional_monitor_hourly_landings AS s ({LANDING_COLUMNS})
+        SELECT m.monitor_id, date_trunc('hour', m.checked_at, 'UTC'), m.region_code, m.country_code, m.city, m.asn,
+               m.isp, {LANDED}
+        FROM landed m
+        WHERE m.region_code IS NOT NULL AND m.monitor_id IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        -- Rows locked in key order by every writer: two batches sharing keys never deadlock.
+        ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (monitor_id, hour, region_code, country_code, city, asn, isp) DO UPDATE SET
+            checks = s.checks + EXCLUDED.checks, hop_counts = geoctl_histogram_add(s.hop_counts, EXCLUDED.hop_counts)"
+    )
+}
+
+const LANDING_COLUMNS: &str = "monitor_id, hour, region_code, country_code, city, asn, isp, checks, hop_counts";
+
+/// Every landing count of the hours `[$1, $2)`, recomputed from their metrics rows.
+const RECOMPUTE_LANDINGS: &str = "
+INSERT INTO regional_monitor_hourly_landings ({columns})
+SELECT m.monitor_id, date_trunc('hour', m.checked_at, 'UTC'), m.region_code, m.country_code, m.city, m.asn, m.isp,
+       {landed}
+FROM regional_performance_metrics m
+WHERE m.checked_at >= $1 AND m.checked_at < $2 AND m.region_code IS NOT NULL AND m.monitor_id IS NOT NULL
+GROUP BY 1, 2, 3, 4, 5, 6, 7";
+
 /// The hourly summaries of the hours `[$1, $2)`, before they are recomputed (the hours of a
 /// monitor or region without results any more must go too), and the marks of rows no summary
 /// counted in them ([`refresh_stale_hours`]): the recompute counts those rows. The hour's BRIN
 /// index finds them.
 const DELETE_HOURS: &str = "
-WITH unmarked AS (DELETE FROM hourly_summaries_stale WHERE hour >= $1 AND hour < $2)
+WITH unmarked AS (DELETE FROM hourly_summaries_stale WHERE hour >= $1 AND hour < $2),
+landings AS (DELETE FROM regional_monitor_hourly_landings WHERE hour >= $1 AND hour < $2)
 DELETE FROM regional_monitor_hourly_summaries WHERE hour >= $1 AND hour < $2";
 
 /// Recomputes the hourly summaries of `[from, to)`, inside a transaction that holds the lock of
@@ -207,6 +239,8 @@ async fn recompute_hours(conn: &mut PgConnection, from: DateTime<Utc>, to: DateT
     sqlx::query(DELETE_HOURS).bind(from).bind(to).execute(&mut *conn).await?;
     let hours = RECOMPUTE_HOURS.replace("{columns}", HOUR_COLUMNS).replace("{totals}", &hour_totals("r"));
     sqlx::query(&hours).bind(from).bind(to).execute(&mut *conn).await?;
+    let landings = RECOMPUTE_LANDINGS.replace("{columns}", LANDING_COLUMNS).replace("{landed}", LANDED);
+    sqlx::query(&landings).bind(from).bind(to).execute(&mut *conn).await?;
     Ok(())
 }
 

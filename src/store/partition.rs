@@ -404,11 +404,14 @@ pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bo
             .fetch_one(pool)
             .await?
     } else {
-        sqlx::query("DELETE FROM regional_monitor_hourly_summaries WHERE hour < $1")
-            .bind(first_whole)
-            .execute(pool)
-            .await?
-            .rows_affected() as i64
+        sqlx::query(
+            "WITH landings AS (DELETE FROM regional_monitor_hourly_landings WHERE hour < $1) \
+             DELETE FROM regional_monitor_hourly_summaries WHERE hour < $1",
+        )
+        .bind(first_whole)
+        .execute(pool)
+        .await?
+        .rows_affected() as i64
     };
     for table in TABLES {
         let parts = partitions(pool, table).await?;

@@ -430,6 +430,16 @@ fn checks(monitor: Uuid, now: DateTime<Utc>, count: i64, every: i64, down: i64, 
             ["us-east", "eu-west"].map(|region| NewResult {
                 dns_ms: (n % 2 == 0).then_some(1.0 + (n % 5) as f64),
                 tls_ms: (tls && n % 3 == 0).then_some(4.0 + (n % 4) as f64),
+                // Two places, and every sixth check located nowhere; a route traced three times in four.
+                target: (n % 6 != 0).then(|| geoctl::geo::TargetFacts {
+                    country: Some(["DE", "US"][(n % 2) as usize].into()),
+                    city: (n % 2 == 0).then(|| "Berlin".into()),
+                    latitude: None,
+                    longitude: None,
+                    asn: Some(64_500 + (n % 2) as u32),
+                    org: Some("Example Net".into()),
+                }),
+                hop_count: (n % 4 != 0).then_some(6 + (n % 7) as i32),
                 ..crate::results::result(
                     monitor,
                     region,
@@ -462,6 +472,62 @@ fn exact_percentiles(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) ->
         rows
     });
     rows.into_iter().map(|(region, a, b, c)| (region, [a, b, c])).collect()
+}
+
+/// Per region: where its checks landed (place, checks, share rounded to 0.01 %) and the median
+/// hop count, as percentile_cont and a count over the metrics rows of `[since, until]` give them.
+type Landed = Vec<(String, Option<String>, Option<String>, Option<i64>, Option<String>, i64, String)>;
+
+fn landed_from_metrics(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Landed, Vec<(String, f64)>) {
+    block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let landed = sqlx::query_as(
+            "SELECT * FROM (
+                SELECT region_code, country_code::text AS country, city, asn, isp, count(*),
+                       round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY region_code), 2)::text
+                FROM regional_performance_metrics WHERE checked_at >= $1 AND checked_at <= $2
+                GROUP BY 1, 2, 3, 4, 5) l
+             WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
+             ORDER BY 1, 6 DESC, 2, 3, 4",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let hops = sqlx::query_as(
+            "SELECT region_code, percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count)
+             FROM regional_performance_metrics WHERE checked_at >= $1 AND checked_at <= $2 AND hop_count IS NOT NULL
+             GROUP BY 1 ORDER BY 1",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        (landed, hops)
+    })
+}
+
+/// The report's landings and median hop counts are exactly the metrics rows'.
+#[track_caller]
+fn assert_landed(report: &geoctl::report::Report, (landed, hops): (Landed, Vec<(String, f64)>)) {
+    let regions = &report.monitors[0].regions;
+    let got: Landed = regions
+        .iter()
+        .flat_map(|r| {
+            r.landed.iter().map(|l| {
+                let share = format!("{:.2}", l.share);
+                (r.stats.region.clone(), l.country.clone(), l.city.clone(), l.asn, l.isp.clone(), l.checks, share)
+            })
+        })
+        .collect();
+    assert!(!landed.is_empty());
+    assert_eq!(got, landed);
+    let got: Vec<(String, f64)> =
+        regions.iter().map(|r| (r.stats.region.clone(), r.median_hop_count.unwrap())).collect();
+    assert_eq!(got, hops);
 }
 
 /// The report's percentiles are the results' within the histograms' documented error.
@@ -585,6 +651,7 @@ fn a_day_reads_whole_hours_from_their_summaries_and_counts_as_the_results_do() {
         assert_eq!(got_hours, hours);
         assert!(got.iter().all(|f| f.6.is_some()), "TLS averaged over the hours too");
         assert_percentiles_close(&report, &exact_percentiles(&db, since, until));
+        assert_landed(&report, landed_from_metrics(&db, since, until));
     }
     // Six hours or less: results alone.
     let (_, _, report) = from_report(&db, now - Duration::hours(6), now);
