@@ -452,25 +452,31 @@ fn checks(monitor: Uuid, now: DateTime<Utc>, count: i64, every: i64, down: i64, 
         .collect()
 }
 
+/// The rows `sql` gives with `$1` = `since` and `$2` = `until`.
+fn window_rows<T>(db: &TestDb, sql: &str, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let rows = sqlx::query_as(sql).bind(since).bind(until).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    })
+}
+
 /// p50, p95 and p99 of the successful checks' response times in `[since, until]` per region, as
 /// percentile_cont computes them over the results.
 fn exact_percentiles(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<(String, [f64; 3])> {
-    let rows: Vec<(String, f64, f64, f64)> = block_on(async {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let rows = sqlx::query_as(
-            "SELECT execution_region, percentile_cont(0.5) WITHIN GROUP (ORDER BY total_time),
-                    percentile_cont(0.95) WITHIN GROUP (ORDER BY total_time),
-                    percentile_cont(0.99) WITHIN GROUP (ORDER BY total_time)
-             FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 AND is_up GROUP BY 1 ORDER BY 1",
-        )
-        .bind(since)
-        .bind(until)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-        rows
-    });
+    let rows: Vec<(String, f64, f64, f64)> = window_rows(
+        db,
+        "SELECT execution_region, percentile_cont(0.5) WITHIN GROUP (ORDER BY total_time),
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY total_time),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY total_time)
+         FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 AND is_up GROUP BY 1 ORDER BY 1",
+        since,
+        until,
+    );
     rows.into_iter().map(|(region, a, b, c)| (region, [a, b, c])).collect()
 }
 
@@ -479,35 +485,27 @@ fn exact_percentiles(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) ->
 type Landed = Vec<(String, Option<String>, Option<String>, Option<i64>, Option<String>, i64, String)>;
 
 fn landed_from_metrics(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Landed, Vec<(String, f64)>) {
-    block_on(async {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let landed = sqlx::query_as(
-            "SELECT * FROM (
-                SELECT region_code, country_code::text AS country, city, asn, isp, count(*),
-                       round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY region_code), 2)::text
-                FROM regional_performance_metrics WHERE checked_at >= $1 AND checked_at <= $2
-                GROUP BY 1, 2, 3, 4, 5) l
-             WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
-             ORDER BY 1, 6 DESC, 2, 3, 4",
-        )
-        .bind(since)
-        .bind(until)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        let hops = sqlx::query_as(
-            "SELECT region_code, percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count)
-             FROM regional_performance_metrics WHERE checked_at >= $1 AND checked_at <= $2 AND hop_count IS NOT NULL
-             GROUP BY 1 ORDER BY 1",
-        )
-        .bind(since)
-        .bind(until)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-        (landed, hops)
-    })
+    let landed = window_rows(
+        db,
+        "SELECT * FROM (
+            SELECT region_code, country_code::text AS country, city, asn, isp, count(*),
+                   round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY region_code), 2)::text
+            FROM regional_performance_metrics WHERE checked_at >= $1 AND checked_at <= $2
+            GROUP BY 1, 2, 3, 4, 5) l
+         WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
+         ORDER BY 1, 6 DESC, 2, 3, 4",
+        since,
+        until,
+    );
+    let hops = window_rows(
+        db,
+        "SELECT region_code, percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count)
+         FROM regional_performance_metrics WHERE checked_at >= $1 AND checked_at <= $2 AND hop_count IS NOT NULL
+         GROUP BY 1 ORDER BY 1",
+        since,
+        until,
+    );
+    (landed, hops)
 }
 
 /// The report's landings and median hop counts are exactly the metrics rows'.
