@@ -2,7 +2,7 @@
 #
 # Months of results, both layouts side by side in one run on one private PostgreSQL (or the
 # server DATABASE_URL names; it creates and drops databases geoctl_bench_plain/_days):
-#   plain  today's layout before partitioning (the migrations before 20261206100001)
+#   plain  today's layout before partitioning (every migration but 20261206100001)
 #   days   partitioned by day (geoctl db migrate, days made by geoctl db maintain)
 # Each gets the same generated history with COPY (history_generate below): BENCH_HISTORY_MONITORS
 # (1000) monitors x 3 regions x 1 check a minute over BENCH_HISTORY_DAYS (14) days up to now,
@@ -11,7 +11,9 @@
 # much of it fits (the full size needs about 70 GB). Then, each layout: `monitor status`, `report --since 1d` and `--since 7d`, `monitor results
 # NAME --since 1h` (seconds, the geoctl binary), `results::record` at batches of 500
 # (results/s, benches/history.rs), and a prune of the oldest day (seconds, WAL written, size of
-# both tables after); last, `db migrate` turning the plain layout's full tables into partitioned
+# both tables after; with 3 days of history or more, each statement's duration in
+# target/bench/history-prune-<layout>.txt); `report` also with every hour read from results (as
+# before the hourly summaries); last, `db migrate` turning the plain layout's full tables into partitioned
 # ones. EXPLAIN of the heaviest reads on the day layout goes to target/bench/history-explain.txt;
 # figures to stdout and target/bench/history.json. Debug build unless BENCH_RELEASE=1.
 
@@ -21,7 +23,8 @@ history_psql() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERR
 history_time() {
   local start end
   start=$(date +%s.%N)
-  "$@" >/dev/null
+  # A command that fails has no time: the run stops here (the assignment of `$(…)` fails).
+  "$@" >/dev/null || { echo "bench history: failed: $*" >&2; return 1; }
   end=$(date +%s.%N)
   python3 -c "print(round($end - $start, 3))"
 }
@@ -204,48 +207,83 @@ for line in sys.stdin:
     fig[$layout.report_1d_s]=$(history_time "$bin" report --since 1d -o json)
     fig[$layout.report_7d_s]=$(history_time "$bin" report --since 7d -o json)
     fig[$layout.results_1h_s]=$(history_time "$bin" monitor results m1 --since 1h -o json)
+    # The same reports with every hour read from results, as before the hourly summaries: a
+    # coverage that begins after now (see migration 20261207100001), restored afterwards.
+    local coverage
+    coverage=$(history_psql "$url" -c "SELECT COALESCE(complete_from::text, 'NULL') FROM hourly_summaries_coverage")
+    history_psql "$url" -c "UPDATE hourly_summaries_coverage SET complete_from = date_trunc('hour', now(), 'UTC') + interval '2 hours'"
+    fig[$layout.report_1d_results_s]=$(history_time "$bin" report --since 1d -o json)
+    fig[$layout.report_7d_results_s]=$(history_time "$bin" report --since 7d -o json)
+    history_psql "$url" -c "UPDATE hourly_summaries_coverage SET complete_from = $( [ "$coverage" = NULL ] && echo NULL || echo "'$coverage'")"
     fig[$layout.record_per_s]=$(GEOCTL_BENCH_DATABASE_URL=$url BENCH_MONITORS=$monitors "$bench" \
       | python3 -c 'import json, sys; print(round(json.load(sys.stdin)["results_per_s"]))')
 
     # The oldest day: a cutoff at the start of the day after it, as a duration from now
     # (rounded down: the cutoff falls just after that midnight, never before it).
-    local older wal0 wal1
-    older=$(history_psql "$url" -c "SELECT floor(extract(epoch FROM now() - ('$start'::timestamptz + interval '1 day')))::bigint")
-    wal0=$(history_psql "$url" -c "SELECT pg_current_wal_lsn()")
-    fig[$layout.prune_s]=$(history_time "$bin" db prune --older-than "${older}s" --yes -o json)
-    wal1=$(history_psql "$url" -c "SELECT pg_current_wal_lsn()")
-    fig[$layout.prune_wal_bytes]=$(history_psql "$url" -c "SELECT pg_wal_lsn_diff('$wal1', '$wal0')::bigint")
-    fig[$layout.size_after_bytes]=$(( $(history_size "$url" monitor_results) + $(history_size "$url" regional_performance_metrics) ))
+    # Only with 3 days or more: with fewer, the oldest day's cutoff falls inside the summaries'
+    # safety window (prune refuses it), and the day after it, trimmed, would be the one written to.
+    local older wal0 wal1 log_from
+    if [ "$days" -ge 3 ]; then
+      older=$(history_psql "$url" -c "SELECT floor(extract(epoch FROM now() - ('$start'::timestamptz + interval '1 day')))::bigint")
+      wal0=$(history_psql "$url" -c "SELECT pg_current_wal_lsn()")
+      # Every statement of the prune with its duration, from the server's log (a private server's).
+      history_psql "$admin" -c "ALTER DATABASE geoctl_bench_$layout SET log_min_duration_statement = 0"
+      log_from=$( [ -f "$work/pg/server.log" ] && wc -l <"$work/pg/server.log" || echo 0)
+      fig[$layout.prune_s]=$(history_time "$bin" db prune --older-than "${older}s" --yes -o json)
+      history_psql "$admin" -c "ALTER DATABASE geoctl_bench_$layout RESET log_min_duration_statement"
+      [ -f "$work/pg/server.log" ] \
+        && tail -n +"$((log_from + 1))" "$work/pg/server.log" | grep -E 'duration: [0-9.]+ ms' >"$out/history-prune-$layout.txt" || true
+      wal1=$(history_psql "$url" -c "SELECT pg_current_wal_lsn()")
+      fig[$layout.prune_wal_bytes]=$(history_psql "$url" -c "SELECT pg_wal_lsn_diff('$wal1', '$wal0')::bigint")
+      fig[$layout.size_after_bytes]=$(( $(history_size "$url" monitor_results) + $(history_size "$url" regional_performance_metrics) ))
+    else
+      log "$layout: $days day(s) of history: no prune figure (it needs 3 days or more)"
+    fi
 
     if [ "$layout" = days ]; then
       # The statements of the heaviest reads as geoctl sends them, with the bounds it computes.
-      local e="EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)" ids="ARRAY(SELECT id FROM monitors)"
-      local head="checked_at >= now() - interval '7 days' AND checked_at < date_trunc('day', now() - interval '6 days', 'UTC')"
+      local e="EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)" ids="ARRAY(SELECT id FROM monitors)"
+      local head="checked_at >= now() - interval '7 days' AND checked_at < date_trunc('hour', now() - interval '7 days', 'UTC') + interval '1 hour'"
       {
         echo "# monitor results m1 --since 1h (results::query::recent)"
         history_psql "$url" -c "$e SELECT r.checked_at, r.is_up, r.total_time FROM monitor_results r
           WHERE r.monitor_id = md5('m1')::uuid AND r.checked_at >= now() - interval '1 hour'
             AND r.checked_at <= now() + interval '1 hour'
           ORDER BY r.checked_at DESC LIMIT 50"
-        echo; echo "# report --since 7d: statistics over the partial first day (results::query::region_stats)"
-        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, count(*),
-                 percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)
+        # results::histogram::counts_sql("r"), as geoctl sends it.
+        local hist="geoctl_histogram(array_agg(CASE WHEN r.total_time < 0.1 THEN 0 ELSE least(149, 1 + floor(ln(r.total_time / 0.1) / ln(1.1))::int) END) FILTER (WHERE r.is_up AND r.total_time IS NOT NULL))"
+        echo; echo "# report --since 7d: the partial first hour's histograms (results::query::raw_histograms)"
+        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, $hist
           FROM monitor_results r
-          WHERE r.monitor_id = ANY($ids) AND ($head) AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+          WHERE r.monitor_id = ANY($ids) AND ($head) AND r.execution_region IS NOT NULL
           GROUP BY 1, 2"
-        echo; echo "# report --since 7d: the whole days after it (results::query::day_summaries)"
+        echo; echo "# report --since 7d: the whole days after it (results::query::summed_days)"
         history_psql "$url" -c "$e SELECT monitor_id, region_code, day, total_checks FROM regional_monitor_summaries
           WHERE monitor_id = ANY($ids) AND day >= (now() AT TIME ZONE 'UTC')::date - 6
             AND day < (now() AT TIME ZONE 'UTC')::date + 1"
-        echo; echo "# report --since 7d: where the partial first day's checks landed (report::landings)"
+        echo; echo "# report --since 7d: where the partial first hour's checks landed (report::landings)"
         history_psql "$url" -c "$e SELECT monitor_id, region_code, country_code, count(*) FROM regional_performance_metrics
           WHERE monitor_id = ANY($ids) AND ($head) GROUP BY 1, 2, 3"
-        echo; echo "# report --since 1d: a day or less is read from results (results::query::region_stats)"
-        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, count(*),
-                 percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)
+        local first_hour="date_trunc('hour', now() - interval '1 day', 'UTC') + interval '1 hour'"
+        echo; echo "# report --since 1d: the partial first hour's histograms (results::query::raw_histograms)"
+        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, $hist
           FROM monitor_results r
-          WHERE r.monitor_id = ANY($ids) AND (r.checked_at >= now() - interval '1 day' AND r.checked_at < now())
-            AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+          WHERE r.monitor_id = ANY($ids) AND (r.checked_at >= now() - interval '1 day' AND r.checked_at < $first_hour)
+            AND r.execution_region IS NOT NULL
+          GROUP BY 1, 2"
+        echo; echo "# report --since 1d: the whole hours' histograms (results::query::hour_histograms)"
+        history_psql "$url" -c "$e SELECT monitor_id, region_code, response_histogram
+          FROM regional_monitor_hourly_summaries
+          WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')
+            AND response_histogram IS NOT NULL"
+        echo; echo "# report --since 1d: where the whole hours' checks landed (report::landings)"
+        history_psql "$url" -c "$e SELECT monitor_id, region_code, country_code, city, asn, isp, checks, hop_counts
+          FROM regional_monitor_hourly_landings
+          WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')"
+        echo; echo "# report --since 1d: the whole hours after it (results::query::summed_hours)"
+        history_psql "$url" -c "$e SELECT monitor_id, region_code, sum(total_checks), sum(response_time_sum)
+          FROM regional_monitor_hourly_summaries
+          WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')
           GROUP BY 1, 2"
         echo; echo "# monitor status: each region's latest result (results::status::statuses)"
         history_psql "$url" -c "$e SELECT mr.monitor_id, mr.region_code, l.checked_at FROM monitor_regions mr
@@ -281,10 +319,15 @@ p, q = d["layouts"]["plain"], d["layouts"]["days"]
 print(f'{d["monitors"]} monitors x 3 regions x 1/min x {d["days"]} days: {int(q["rows"]):,} results and as many metrics rows ({d["build"]} build)')
 print(f'{"":28} {"plain":>12} {"by day":>12}')
 rows = [("prune oldest day (s)", "prune_s"), ("  WAL written (MB)", "prune_wal_bytes"), ("  tables after (MB)", "size_after_bytes"),
-        ("monitor status (s)", "status_s"), ("report --since 1d (s)", "report_1d_s"), ("report --since 7d (s)", "report_7d_s"),
+        ("monitor status (s)", "status_s"), ("report --since 1d (s)", "report_1d_s"),
+        ("  every hour from results (s)", "report_1d_results_s"), ("report --since 7d (s)", "report_7d_s"),
+        ("  every hour from results (s)", "report_7d_results_s"),
         ("monitor results --since 1h", "results_1h_s"), ("record, batches of 500 (/s)", "record_per_s"),
         ("load with COPY (s)", "load_s"), ("summaries rebuild (s)", "summaries_s")]
 for label, key in rows:
+    if key not in p or key not in q:
+        print(f"{label:28} {'-':>12} {'-':>12}")
+        continue
     a, b = p[key], q[key]
     if key.endswith("bytes"):
         a, b = a / 1e6, b / 1e6

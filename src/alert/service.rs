@@ -170,7 +170,7 @@ fn deliver(pool: PgPool, notifier: Arc<Notifier>, wake: Arc<tokio::sync::Notify>
     })
 }
 
-/// `db maintain`'s partitions for the next week, from the leader, so an installation without a
+/// `db maintain`'s partitions for the next week and its hourly summaries, from the leader, so an installation without a
 /// cron job for it keeps them too.
 async fn maintain_partitions(pool: &PgPool) {
     let today = chrono::Utc::now().date_naive();
@@ -178,6 +178,12 @@ async fn maintain_partitions(pool: &PgPool) {
         Ok(created) if !created.is_empty() => tracing::info!(created = created.len(), "result partitions created"),
         Ok(_) => {}
         Err(e) => tracing::warn!("could not create the next days' result partitions: {e}"),
+    }
+    // As `db maintain` does: the hours holding the existing app's rows get their summaries.
+    match crate::results::summary::refresh_stale_hours(pool).await {
+        Ok(n) if n > 0 => tracing::info!(hours = n, "hourly summaries rebuilt for rows written around them"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not rebuild the hourly summaries of hours with unsummarised rows: {e}"),
     }
 }
 

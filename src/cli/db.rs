@@ -24,7 +24,8 @@ enum Command {
     /// Show which migrations are applied and which are pending
     Status,
     /// Create the day partitions of results and metrics for the next days, and move rows the
-    /// default partition caught into theirs (safe to run again; run it daily, e.g. from cron)
+    /// default partition caught into theirs, and rebuild the hourly summaries of hours holding
+    /// rows written without geoctl (safe to run again; run it hourly or daily, e.g. from cron)
     Maintain {
         /// Days ahead to have partitions for, today not counted
         #[arg(long, default_value_t = partition::AHEAD_DAYS, value_parser = clap::value_parser!(u32).range(1..=366))]
@@ -144,6 +145,7 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
                     "regional_performance_metrics".to_string(),
                     report.regional_performance_metrics.to_string(),
                 ]);
+                table.add_row(["regional_monitor_hourly_summaries".to_string(), report.hourly_summaries.to_string()]);
                 for name in &report.dropped_partitions {
                     table
                         .add_row([name.clone(), if dry_run { "whole (would drop)" } else { "whole (dropped)" }.into()]);
@@ -154,6 +156,10 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
         Command::Maintain { days } => {
             let created = partition::maintain(&pool, chrono::Utc::now().date_naive(), days).await?;
             let moved: u64 = created.iter().map(|c| c.moved_rows).sum();
+            let rebuilt = crate::results::summary::refresh_stale_hours(&pool).await?;
+            if rebuilt > 0 {
+                note(format!("rebuilt the hourly summaries of {rebuilt} hour(s) holding rows written without geoctl"));
+            }
             match created.len() {
                 0 => note(format!("every day up to {days} day(s) ahead has its partitions; nothing to do")),
                 n => note(format!("created {n} partition(s); moved {moved} row(s) out of the default partitions")),

@@ -90,9 +90,14 @@ fn explain_gaps(report: &Report) {
         }
     }
     if let (Some(from), Some(to)) = (report.summarized_since, report.summarized_until) {
+        let detail = if report.bucket_seconds >= 86_400 {
+            "daily and hourly summaries (a bucket per day): percentiles (within 5 %), TLS, first byte and where \
+             checks landed leave out the whole days"
+        } else {
+            "hourly summaries (a bucket per hour): percentiles are read from their histograms, within 5 %"
+        };
         note(format!(
-            "{} to {} read from the daily summaries (a bucket per day): percentiles, TLS, first byte and \
-             where checks landed cover only the results outside it",
+            "{} to {} read from the {detail}",
             from.format("%Y-%m-%d %H:%M UTC"),
             to.format("%Y-%m-%d %H:%M UTC")
         ));

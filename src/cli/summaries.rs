@@ -57,6 +57,10 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
         }
         Command::Refresh => {
             let days = summary::finalize(&pool, Utc::now().date_naive()).await?;
+            let hours = summary::refresh_stale_hours(&pool).await?;
+            if hours > 0 {
+                note(format!("rebuilt the hourly summaries of {hours} hour(s) holding rows written without geoctl"));
+            }
             note(match days.len() {
                 0 => "every closed day's summaries are exact; unchanged".to_string(),
                 n => format!("recomputed {n} closed day(s) with exact percentiles"),

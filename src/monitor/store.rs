@@ -419,9 +419,14 @@ impl<'a> MonitorStore<'a> {
         lock_monitors(&mut tx).await?;
         let id = resolve(&mut tx, &monitor.id.to_string()).await?;
         let monitor = load(&mut tx, id).await?;
-        for table in
-            ["regional_monitor_summaries", "regional_performance_metrics", "monitor_results", "monitor_regions"]
-        {
+        for table in [
+            "regional_monitor_summaries",
+            "regional_monitor_hourly_summaries",
+            "regional_monitor_hourly_landings",
+            "regional_performance_metrics",
+            "monitor_results",
+            "monitor_regions",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = $1")).bind(id).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM monitors WHERE id = $1").bind(id).execute(&mut *tx).await?;

@@ -546,6 +546,8 @@ mod tests {
             response_count: 1,
             dns_count: 1,
             connect_count: 1,
+            tls_count: 0,
+            first_byte_count: 1,
         };
         let landing = super::super::Landing {
             monitor_id: id,

@@ -30,11 +30,15 @@ pub struct Report {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
     pub bucket_seconds: i64,
-    /// Set when whole UTC days of the window were read from the daily summaries (a window longer
-    /// than a day, or one reaching before the prune horizon): from `summarized_since` to `summarized_until`, checks, uptime,
-    /// the response, DNS and connect averages and the series (a bucket per day) come from the
-    /// summaries; percentiles, the TLS and first-byte averages and where checks landed cover
-    /// only the results outside that span. See [`plan`].
+    /// Set when part of the window was read from summaries: whole UTC days from the daily ones (a
+    /// window longer than a day, or one reaching before the prune horizon; a bucket per day),
+    /// whole hours from the hourly ones (a window longer than six hours; a bucket per hour, or
+    /// per day beside days). From `summarized_since` to `summarized_until`, checks, uptime, the
+    /// response, DNS and connect averages (and TLS and first byte over the hours) and the series
+    /// come from the summaries. Percentiles then come from the response-time histograms of the
+    /// hours and of the results at the edges (within `histogram::MAX_RELATIVE_ERROR`, 4.9 %),
+    /// and cover the window less its whole days; where checks landed and the median hop count
+    /// (exact) too, from the hours' landing counts and the edges' metrics rows. See [`plan`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summarized_since: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,65 +86,72 @@ pub struct Landing {
     pub share: f64,
 }
 
-/// A row of [`landings`]: one place of one region, or (`whole`) the region's every check.
-#[derive(sqlx::FromRow)]
-struct LandingRow {
-    monitor_id: Uuid,
-    region: String,
-    country: Option<String>,
-    city: Option<String>,
-    asn: Option<i64>,
-    isp: Option<String>,
-    checks: i64,
-    median_hops: Option<f64>,
-    whole: bool,
-}
-
-/// Where each region's checks landed and its median hop count over the results of `spans`.
-/// One scan of the metrics for both: the region's own group (its checks, for the shares, and its
-/// median route) and its places are two grouping sets of the same rows, one sort serving both.
+/// Where each region's checks landed and its median hop count: over the metrics rows of `raw`, and
+/// the hourly landing counts of the whole hours in `hours`, added up.
 async fn landings(
     pool: &PgPool,
     ids: &[Uuid],
-    spans: &[Span],
+    raw: &[Span],
+    hours: &[Span],
 ) -> Result<(Vec<Landing>, Vec<(Uuid, String, Option<f64>)>), sqlx::Error> {
-    if spans.is_empty() {
+    if raw.is_empty() && hours.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let sql = format!(
-        "SELECT monitor_id, region_code AS region, country_code::text AS country, city, asn, isp,
-            count(*) AS checks,
-            percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count) FILTER (WHERE hop_count IS NOT NULL)
-                AS median_hops,
-            GROUPING(country_code, city, asn, isp) <> 0 AS whole
-         FROM regional_performance_metrics
-         WHERE monitor_id = ANY($1) AND {}
-         GROUP BY GROUPING SETS ((monitor_id, region_code), (monitor_id, region_code, country_code, city, asn, isp))
-         ORDER BY monitor_id, region, whole DESC, checks DESC, country, city, asn",
-        query::spans_sql("checked_at", spans, 2)
-    );
-    let rows: Vec<LandingRow> = query::bind_spans(sqlx::query_as(&sql).bind(ids), spans).fetch_all(pool).await?;
-    let (mut landed, mut hops) = (Vec::new(), Vec::new());
-    // Each region's own row comes first, before its places.
-    let mut region_checks = 0;
-    for row in rows {
-        if row.whole {
-            region_checks = row.checks;
-            hops.push((row.monitor_id, row.region, row.median_hops));
-        } else if row.country.is_some() || row.city.is_some() || row.asn.is_some() || row.isp.is_some() {
-            landed.push(Landing {
-                monitor_id: row.monitor_id,
-                region: row.region,
-                country: row.country,
-                city: row.city,
-                asn: row.asn,
-                isp: row.isp,
-                checks: row.checks,
-                share: 100.0 * row.checks as f64 / region_checks.max(1) as f64,
-            });
-        }
+    // Parameters: $1 the monitors, then the raw spans' ends, then the hours'.
+    let hours_from = 2 + 2 * raw.len();
+    let mut parts = Vec::new();
+    let mut hop_parts = Vec::new();
+    if !raw.is_empty() {
+        let spans = query::spans_sql("checked_at", raw, 2);
+        parts.push(format!(
+            "SELECT monitor_id, region_code, country_code::text AS country_code, city, asn, isp, count(*) AS checks
+             FROM regional_performance_metrics WHERE monitor_id = ANY($1) AND {spans}
+             GROUP BY 1, 2, 3, 4, 5, 6"
+        ));
+        hop_parts.push(format!(
+            "SELECT monitor_id, region_code AS region,
+                    geoctl_histogram(array_agg(hop_count) FILTER (WHERE hop_count >= 0)) AS counts
+             FROM regional_performance_metrics WHERE monitor_id = ANY($1) AND {spans}
+             GROUP BY 1, 2"
+        ));
     }
-    Ok((landed, hops))
+    if !hours.is_empty() {
+        let spans = query::spans_sql("hour", hours, hours_from);
+        parts.push(format!(
+            "SELECT monitor_id, region_code, country_code, city, asn, isp, checks
+             FROM regional_monitor_hourly_landings WHERE monitor_id = ANY($1) AND {spans}"
+        ));
+        hop_parts.push(format!(
+            "SELECT monitor_id, region_code AS region, hop_counts AS counts
+             FROM regional_monitor_hourly_landings WHERE monitor_id = ANY($1) AND {spans}"
+        ));
+    }
+    let landed = format!(
+        "SELECT * FROM (
+            SELECT monitor_id, region_code AS region, country_code AS country, city, asn, isp,
+                sum(checks)::int8 AS checks,
+                (100.0 * sum(checks) / sum(sum(checks)) OVER (PARTITION BY monitor_id, region_code))::float8 AS share
+            FROM ({}) u
+            GROUP BY monitor_id, region_code, country_code, city, asn, isp) l
+         WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
+         ORDER BY monitor_id, region, checks DESC, country, city, asn",
+        parts.join(" UNION ALL ")
+    );
+    let landed =
+        query::bind_spans(query::bind_spans(sqlx::query_as(&landed).bind(ids), raw), hours).fetch_all(pool).await?;
+    let hops = format!("SELECT * FROM ({}) h WHERE counts IS NOT NULL", hop_parts.join(" UNION ALL "));
+    let hops: Vec<query::Histogram> =
+        query::bind_spans(query::bind_spans(sqlx::query_as(&hops).bind(ids), raw), hours).fetch_all(pool).await?;
+    let mut added: HashMap<(Uuid, String), Vec<i64>> = HashMap::new();
+    for h in hops {
+        crate::results::histogram::add(added.entry((h.monitor_id, h.region)).or_default(), &h.counts);
+    }
+    // percentile_cont's median of the hop counts, exactly: a hop count is its own bucket.
+    let medians = added
+        .into_iter()
+        .map(|((m, r), counts)| (m, r, crate::results::histogram::percentile_by(&counts, 0.5, |i| i as f64)))
+        .collect();
+    Ok((landed, medians))
 }
 
 /// One time bucket of one region. `avg_ms` is the average response time of
@@ -252,31 +263,71 @@ fn midnight(day: NaiveDate) -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
 }
 
+/// The bucket of a report that reads hourly summaries and no daily ones.
+const HOUR_SECONDS: i64 = 3_600;
+
+/// Windows up to this long are read from results alone: percentiles over all of the window, and
+/// about [`BUCKETS`] buckets shorter than an hour. Longer ones read whole hours from the hourly
+/// summaries.
+const RESULTS_ONLY_UP_TO: chrono::Duration = chrono::Duration::hours(6);
+
 /// Where a report reads each part of its window from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// Results read row by row: the partial days at the window's edges (at most two spans).
+    /// Results read row by row: the partial hours at the window's edges, and any hour before the
+    /// hourly summaries begin (see migration `20261207100001`).
     pub raw: Vec<Span>,
+    /// Whole hours read from their hourly summaries (at most two spans, one each side of the days).
+    pub hours: Vec<Span>,
     /// Days `[from, until)` read from their daily summaries.
     pub days: Option<(NaiveDate, NaiveDate)>,
 }
 
-/// Splits the window `[since, end)` into the days its daily summaries answer and the results
-/// read row by row. A window longer than a day reads from summaries each day it covers whole,
-/// and its last day when no result of that day comes after `end` (`last_day_ends_at_end`: the
-/// day's running totals are then exactly the window's part of it, as in a report up to now);
-/// any window reads the days before `pruned_first` (the first whole day after the prune
-/// horizon) from their summaries, all that is left of them. The rest (the partial day at the
-/// start, and the last one when later results exist) is read from results: about a day at most
-/// however long the window. A window of a day or less (the default 24 hours) is read from
-/// results alone, as exact as ever: its percentiles cover all of it and its chart keeps buckets
-/// shorter than a day.
+/// Whether results were checked after a window's end, within the UTC day and the hour it ends in:
+/// if not, that day's (hour's) running totals are exactly the window's part of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Later {
+    pub in_day: bool,
+    pub in_hour: bool,
+}
+
+/// Splits the window `[since, end)` into days read from their daily summaries, hours read from
+/// their hourly summaries, and the results read row by row.
+///
+/// Days: a window longer than a day reads from summaries each day it covers whole, and its last
+/// day when no result of that day comes after `end` (as in a report up to now); any window reads
+/// the days before `pruned_first` (the first whole day after the prune horizon) from their
+/// summaries, all that is left of them. Hours: what is left of a window longer than
+/// [`RESULTS_ONLY_UP_TO`] is read from hourly summaries for each hour it covers whole from
+/// `hours_from` on (`None`: they hold every hour), and its last hour when no result of that hour
+/// comes after `end`. The rest, the partial hours at the edges, is read from results: at most two
+/// hours however long the window. A shorter window is read from results alone, as exact as ever.
 pub fn plan(
     since: DateTime<Utc>,
     end: DateTime<Utc>,
     pruned_first: Option<NaiveDate>,
-    last_day_ends_at_end: bool,
+    hours_from: Option<DateTime<Utc>>,
+    later: Later,
 ) -> Plan {
+    let (raw, days) = plan_days(since, end, pruned_first, !later.in_day);
+    let mut plan = Plan { raw: Vec::new(), hours: Vec::new(), days };
+    if end - chrono::Duration::microseconds(1) - since <= RESULTS_ONLY_UP_TO {
+        plan.raw = raw;
+        return plan;
+    }
+    for span in raw {
+        split_hours(span, hours_from, span.to == end && !later.in_hour, &mut plan);
+    }
+    plan
+}
+
+/// The days part of [`plan`]: the spans left to read otherwise, and the days.
+fn plan_days(
+    since: DateTime<Utc>,
+    end: DateTime<Utc>,
+    pruned_first: Option<NaiveDate>,
+    last_day_ends_at_end: bool,
+) -> (Vec<Span>, Option<(NaiveDate, NaiveDate)>) {
     let first_day = since.date_naive();
     let from = if midnight(first_day) == since { first_day } else { first_day.succ_opt().expect("a day after") };
     let last = end - chrono::Duration::microseconds(1);
@@ -293,7 +344,7 @@ pub fn plan(
         until = until.max(pruned_first.min(last.date_naive().succ_opt().expect("a day after")));
     }
     if from >= until {
-        return Plan { raw: vec![Span { from: since, to: end }], days: None };
+        return (vec![Span { from: since, to: end }], None);
     }
     let mut raw = Vec::new();
     if since < midnight(from) {
@@ -302,76 +353,162 @@ pub fn plan(
     if midnight(until) < end {
         raw.push(Span { from: midnight(until), to: end });
     }
-    Plan { raw, days: Some((from, until)) }
+    (raw, Some((from, until)))
 }
 
-/// Whether any of `ids` has a result checked from `end` to the end of its day.
-async fn later_results_that_day(pool: &PgPool, ids: &[Uuid], end: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-    let day_end = midnight((end - chrono::Duration::microseconds(1)).date_naive() + chrono::Days::new(1));
-    if day_end <= end {
-        return Ok(false);
+fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_opt(t.timestamp().div_euclid(HOUR_SECONDS) * HOUR_SECONDS, 0).unwrap()
+}
+
+fn hour_ceil(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = hour_floor(t);
+    if floor == t {
+        t
+    } else {
+        floor + chrono::Duration::seconds(HOUR_SECONDS)
     }
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM monitor_results
-                        WHERE monitor_id = ANY($1) AND checked_at >= $2 AND checked_at < $3)",
+}
+
+/// Reads the whole hours of `span` from `hours_from` on from their summaries (and the hour it
+/// ends in, when `whole_last_hour`), the rest from results.
+fn split_hours(span: Span, hours_from: Option<DateTime<Utc>>, whole_last_hour: bool, plan: &mut Plan) {
+    let from = hour_ceil(hours_from.map_or(span.from, |h| h.max(span.from)));
+    let to = if whole_last_hour { hour_ceil(span.to) } else { hour_floor(span.to) };
+    if from >= to {
+        plan.raw.push(span);
+        return;
+    }
+    if span.from < from {
+        plan.raw.push(Span { from: span.from, to: from });
+    }
+    plan.hours.push(Span { from, to });
+    if to < span.to {
+        plan.raw.push(Span { from: to, to: span.to });
+    }
+}
+
+/// Whether any of `ids` has a result checked from `end` to the end of its day, and of its hour.
+async fn later_results(pool: &PgPool, ids: &[Uuid], end: DateTime<Utc>) -> Result<Later, sqlx::Error> {
+    let last = end - chrono::Duration::microseconds(1);
+    let day_end = midnight(last.date_naive() + chrono::Days::new(1));
+    let hour_end = hour_floor(last) + chrono::Duration::seconds(HOUR_SECONDS);
+    let first: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT min(checked_at) FROM monitor_results WHERE monitor_id = ANY($1) AND checked_at >= $2 AND checked_at < $3",
     )
     .bind(ids)
     .bind(end)
     .bind(day_end)
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok(Later { in_day: first.is_some(), in_hour: first.is_some_and(|t| t < hour_end) })
 }
 
-/// Where a report over `[since, until]` of `ids` reads each part of its window from (see
-/// [`plan`]), and its bucket size.
-async fn read_plan(
+/// What [`build`] and [`stats`] read: the plan of the window, its bucket size, each region's
+/// statistics and, when asked, the series.
+struct Read {
+    plan: Plan,
+    bucket_seconds: i64,
+    stats: Vec<RegionStats>,
+    points: Vec<SeriesPoint>,
+}
+
+/// Reads the statistics (and with `series` the series) of `ids` over `[since, until]`: whole days
+/// from their daily summaries, whole hours from their hourly summaries and the partial edges
+/// from results (see [`plan`]). Once the plan and its hours are known, the queries are
+/// independent and run side by side, each on a connection of its own.
+async fn read(
     pool: &PgPool,
     ids: &[Uuid],
     since: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<(Plan, i64), sqlx::Error> {
+    series: bool,
+) -> Result<Read, sqlx::Error> {
     // The window inclusive of `until`, as a half-open range at the database's precision.
     let end = until + chrono::Duration::microseconds(1);
-    // A window of a day or less reads its last day from results whatever comes after it (see
-    // [`plan`]): no need to ask.
-    let short = end - since <= chrono::Duration::days(1) + chrono::Duration::microseconds(1);
-    let (pruned, later) = tokio::try_join!(summary::pruned_before(pool), async {
-        if short {
-            Ok(false)
-        } else {
-            later_results_that_day(pool, ids, end).await
-        }
-    })?;
-    let plan = plan(since, end, pruned.map(summary::first_whole_day), !later);
-    let bucket_seconds = if plan.days.is_some() { DAY_SECONDS } else { bucket_seconds(since, until) };
-    Ok((plan, bucket_seconds))
-}
-
-/// The daily summaries of the plan's days, if it has any.
-async fn planned_days(pool: &PgPool, ids: &[Uuid], plan: &Plan) -> Result<Vec<query::DaySummary>, sqlx::Error> {
-    match plan.days {
-        Some((from, to)) => query::day_summaries(pool, ids, from, to).await,
-        None => Ok(Vec::new()),
+    let (pruned, hours_from, later) = tokio::try_join!(
+        summary::pruned_before(pool),
+        summary::hours_complete_from(pool),
+        later_results(pool, ids, end),
+    )?;
+    let mut plan = plan(since, end, pruned.map(summary::first_whole_day), hours_from, later);
+    if !plan.hours.is_empty() {
+        let stale: Vec<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT hour FROM hourly_summaries_stale WHERE hour >= $1 AND hour < $2 ORDER BY hour")
+                .bind(hour_floor(since))
+                .bind(end)
+                .fetch_all(pool)
+                .await?;
+        read_from_results(&mut plan, &stale);
     }
+    // The hours first, in the summaries' grain: when they hold nothing for these monitors (say,
+    // every row was written around geoctl), the report is the one results alone give, with
+    // buckets of minutes and exact percentiles.
+    let grain = if plan.days.is_some() { DAY_SECONDS } else { HOUR_SECONDS };
+    let (mut summed, mut histograms) = tokio::try_join!(
+        query::summed_hours(pool, ids, &plan.hours, since, grain),
+        query::hour_histograms(pool, ids, &plan.hours),
+    )?;
+    if summed.is_empty() {
+        plan.hours.clear();
+        histograms.clear();
+    }
+    let bucket_seconds = match (&plan.days, plan.hours.is_empty()) {
+        (Some(_), _) => DAY_SECONDS,
+        (None, false) => HOUR_SECONDS,
+        (None, true) => bucket_seconds(since, until),
+    };
+    // No successful check counted in the hours read from summaries (none read, or none with a
+    // response time): percentile_cont over the results read, exact. Else the hours' histograms
+    // added to the edges', within histogram::MAX_RELATIVE_ERROR, without sorting every time.
+    let exact = histograms.is_empty();
+    let (mut stats, mut points, days, raw_histograms) = tokio::try_join!(
+        query::region_stats(pool, ids, &plan.raw, exact),
+        async {
+            match series {
+                true => query::series(pool, ids, &plan.raw, bucket_seconds).await,
+                false => Ok(Vec::new()),
+            }
+        },
+        async {
+            match plan.days {
+                Some(days) => query::summed_days(pool, ids, days, since, bucket_seconds).await,
+                None => Ok(Vec::new()),
+            }
+        },
+        async {
+            match exact {
+                true => Ok(Vec::new()),
+                false => query::raw_histograms(pool, ids, &plan.raw).await,
+            }
+        },
+    )?;
+    summed.extend(days);
+    merge_summaries(&mut stats, &mut points, summed);
+    if !exact {
+        histograms.extend(raw_histograms);
+        percentiles_from_histograms(&mut stats, histograms);
+    }
+    if !series {
+        // The merge also made points of the summaries' buckets; nobody asked for them.
+        points.clear();
+    }
+    Ok(Read { plan, bucket_seconds, stats, points })
 }
 
-/// The part of `[since, until]` the plan reads from daily summaries.
+/// The part of `[since, until]` a plan reads from summaries, daily or hourly.
 fn summarized(
     plan: &Plan,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-    match plan.days {
-        Some((from, to)) => (Some(midnight(from).max(since)), Some(midnight(to).min(until))),
-        None => (None, None),
-    }
+    let starts = plan.hours.iter().map(|h| h.from).chain(plan.days.map(|(from, _)| midnight(from)));
+    let ends = plan.hours.iter().map(|h| h.to).chain(plan.days.map(|(_, to)| midnight(to)));
+    (starts.min().map(|s| s.max(since)), ends.max().map(|e| e.min(until)))
 }
 
-/// Reads the statistics and series of `monitors` over `[since, until]`: whole days from their
-/// daily summaries and the partial edges from results (see [`plan`]), so a report over weeks
-/// reads about as many rows as one over a day. A report that reads summaries has a bucket per
-/// UTC day, the summaries' grain. Its queries are independent once the plan is known, so they
-/// run side by side, each on a connection of its own.
+/// Reads the statistics and series of `monitors` over `[since, until]` ([`read`]) and where
+/// their checks landed. A report that reads daily summaries has a bucket per UTC day, one that
+/// reads hourly ones a bucket per hour: the summaries' grains.
 pub async fn build(
     pool: &PgPool,
     monitors: &[Monitor],
@@ -379,14 +516,10 @@ pub async fn build(
     until: DateTime<Utc>,
 ) -> Result<Report, sqlx::Error> {
     let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
-    let (plan, bucket_seconds) = read_plan(pool, &ids, since, until).await?;
-    let (mut stats, mut points, days, (landed, hops)) = tokio::try_join!(
-        query::region_stats(pool, &ids, &plan.raw),
-        query::series(pool, &ids, &plan.raw, bucket_seconds),
-        planned_days(pool, &ids, &plan),
-        landings(pool, &ids, &plan.raw),
-    )?;
-    merge_summaries(&mut stats, &mut points, days, since, bucket_seconds);
+    let Read { plan, bucket_seconds, stats, points } = read(pool, &ids, since, until, true).await?;
+    // Where checks landed, exactly, over the window less its whole days: the hours' landing counts
+    // and the edges' metrics rows.
+    let (landed, hops) = landings(pool, &ids, &plan.raw, &plan.hours).await?;
     let mut report = assemble(monitors, stats, points, since, until, bucket_seconds);
     (report.summarized_since, report.summarized_until) = summarized(&plan, since, until);
     for region in report.monitors.iter_mut().flat_map(|m| m.regions.iter_mut()) {
@@ -409,92 +542,136 @@ pub struct Stats {
 }
 
 /// The statistics of [`build`] without its series and landings, for a page that shows only
-/// figures (the dashboard's region cards over every monitor): the same plan and merge, two
-/// queries fewer, and no scan of the metrics.
+/// figures (the dashboard's region cards over every monitor): the same plan and merge, and no
+/// scan of the metrics.
 pub async fn stats(
     pool: &PgPool,
     ids: &[Uuid],
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Stats, sqlx::Error> {
-    let (plan, bucket_seconds) = read_plan(pool, ids, since, until).await?;
-    let (mut regions, days) =
-        tokio::try_join!(query::region_stats(pool, ids, &plan.raw), planned_days(pool, ids, &plan))?;
-    // The series the merge also fills is not wanted here.
-    merge_summaries(&mut regions, &mut Vec::new(), days, since, bucket_seconds);
+    let Read { plan, stats, .. } = read(pool, ids, since, until, false).await?;
     let (summarized_since, summarized_until) = summarized(&plan, since, until);
-    Ok(Stats { summarized_since, summarized_until, regions })
+    Ok(Stats { summarized_since, summarized_until, regions: stats })
 }
 
-/// A weighted average of two, either absent.
-fn weighted(a: Option<f64>, a_n: i64, b: Option<f64>, b_n: i64) -> Option<f64> {
-    match (a.filter(|_| a_n > 0), b.filter(|_| b_n > 0)) {
-        (Some(a), Some(b)) => Some((a * a_n as f64 + b * b_n as f64) / (a_n + b_n) as f64),
-        (a, b) => a.or(b),
+/// Moves the hours in `stale` (sorted; hours holding rows no summary counted, see migration
+/// `20261207100001`) out of the plan's hours into the spans read from results.
+fn read_from_results(plan: &mut Plan, stale: &[DateTime<Utc>]) {
+    let hour = chrono::Duration::seconds(HOUR_SECONDS);
+    let mut hours = Vec::new();
+    for span in std::mem::take(&mut plan.hours) {
+        let mut from = span.from;
+        for &h in stale.iter().filter(|h| span.from <= **h && **h < span.to) {
+            if from < h {
+                hours.push(Span { from, to: h });
+            }
+            plan.raw.push(Span { from: h, to: h + hour });
+            from = h + hour;
+        }
+        if from < span.to {
+            hours.push(Span { from, to: span.to });
+        }
+    }
+    plan.hours = hours;
+    // Adjacent spans as one: fewer ranges for the planner to prune partitions by.
+    plan.raw.sort_by_key(|s| s.from);
+    let mut raw: Vec<Span> = Vec::with_capacity(plan.raw.len());
+    for span in plan.raw.drain(..) {
+        match raw.last_mut() {
+            Some(last) if last.to == span.from => last.to = span.to,
+            _ => raw.push(span),
+        }
+    }
+    plan.raw = raw;
+}
+
+/// Sets each region's percentiles from its histograms (the hours' and the edges') added up.
+fn percentiles_from_histograms(stats: &mut [RegionStats], histograms: Vec<query::Histogram>) {
+    let mut added: HashMap<(Uuid, String), Vec<i64>> = HashMap::new();
+    for h in histograms {
+        crate::results::histogram::add(added.entry((h.monitor_id, h.region)).or_default(), &h.counts);
+    }
+    for s in stats {
+        let counts = added.get(&(s.monitor_id, s.region.clone())).map_or(&[][..], |c| c.as_slice());
+        let p = |q| crate::results::histogram::percentile(counts, q);
+        (s.p50_ms, s.p95_ms, s.p99_ms) = (p(0.50), p(0.95), p(0.99));
     }
 }
 
-/// Adds daily summaries to the statistics and series read from results.
-fn merge_summaries(
-    stats: &mut Vec<RegionStats>,
-    points: &mut Vec<SeriesPoint>,
-    days: Vec<query::DaySummary>,
-    since: DateTime<Utc>,
-    bucket_seconds: i64,
-) {
-    for d in days {
-        let position = stats.iter().position(|s| s.monitor_id == d.monitor_id && s.region == d.region);
-        let s = match position {
-            Some(i) => &mut stats[i],
-            None => {
-                stats.push(RegionStats {
-                    monitor_id: d.monitor_id,
-                    region: d.region.clone(),
-                    checks: 0,
-                    successful: 0,
-                    uptime_percentage: None,
-                    p50_ms: None,
-                    p95_ms: None,
-                    p99_ms: None,
-                    avg_ms: None,
-                    avg_dns_ms: None,
-                    avg_connect_ms: None,
-                    avg_tls_ms: None,
-                    avg_first_byte_ms: None,
-                    response_count: 0,
-                    dns_count: 0,
-                    connect_count: 0,
-                });
-                stats.last_mut().expect("just pushed")
-            }
-        };
+/// Adds `count` values summing to `sum` to `mean`, an average over `n` values.
+fn add_mean(mean: &mut Option<f64>, n: &mut i64, sum: Option<f64>, count: i64) {
+    let Some(sum) = sum.filter(|_| count > 0) else { return };
+    *mean = Some(match *mean {
+        Some(m) if *n > 0 => (m * *n as f64 + sum) / (*n + count) as f64,
+        _ => sum / count as f64,
+    });
+    *n += count;
+}
+
+/// Adds summaries (added up per bucket) to the statistics and series read from results.
+fn merge_summaries(stats: &mut Vec<RegionStats>, points: &mut Vec<SeriesPoint>, summed: Vec<query::Summed>) {
+    let mut stat_at: HashMap<(Uuid, String), usize> =
+        stats.iter().enumerate().map(|(i, s)| ((s.monitor_id, s.region.clone()), i)).collect();
+    let mut point_at: HashMap<(Uuid, String, DateTime<Utc>), usize> =
+        points.iter().enumerate().map(|(i, p)| ((p.monitor_id, p.region.clone(), p.bucket), i)).collect();
+    for d in summed {
+        let i = *stat_at.entry((d.monitor_id, d.region.clone())).or_insert_with(|| {
+            stats.push(RegionStats {
+                monitor_id: d.monitor_id,
+                region: d.region.clone(),
+                checks: 0,
+                successful: 0,
+                uptime_percentage: None,
+                p50_ms: None,
+                p95_ms: None,
+                p99_ms: None,
+                avg_ms: None,
+                avg_dns_ms: None,
+                avg_connect_ms: None,
+                avg_tls_ms: None,
+                avg_first_byte_ms: None,
+                response_count: 0,
+                dns_count: 0,
+                connect_count: 0,
+                tls_count: 0,
+                first_byte_count: 0,
+            });
+            stats.len() - 1
+        });
+        let s = &mut stats[i];
         s.checks += d.checks;
         s.successful += d.successful;
         s.uptime_percentage = (s.checks > 0).then(|| 100.0 * s.successful as f64 / s.checks as f64);
-        s.avg_ms = weighted(s.avg_ms, s.response_count, d.avg_ms, d.response_count);
-        s.response_count += d.response_count;
-        s.avg_dns_ms = weighted(s.avg_dns_ms, s.dns_count, d.avg_dns_ms, d.dns_count);
-        s.dns_count += d.dns_count;
-        s.avg_connect_ms = weighted(s.avg_connect_ms, s.connect_count, d.avg_connect_ms, d.connect_count);
-        s.connect_count += d.connect_count;
+        add_mean(&mut s.avg_ms, &mut s.response_count, d.response_sum, d.response_count);
+        add_mean(&mut s.avg_dns_ms, &mut s.dns_count, d.dns_sum, d.dns_count);
+        add_mean(&mut s.avg_connect_ms, &mut s.connect_count, d.connect_sum, d.connect_count);
+        add_mean(&mut s.avg_tls_ms, &mut s.tls_count, d.tls_sum, d.tls_count);
+        add_mean(&mut s.avg_first_byte_ms, &mut s.first_byte_count, d.first_byte_sum, d.first_byte_count);
 
-        let start = d.day.and_hms_opt(0, 0, 0).expect("midnight").and_utc().max(since);
-        let bucket = start.timestamp().div_euclid(bucket_seconds) * bucket_seconds;
-        let bucket = Utc.timestamp_opt(bucket, 0).unwrap();
-        match points.iter_mut().find(|p| p.monitor_id == d.monitor_id && p.region == d.region && p.bucket == bucket) {
-            Some(p) => {
-                p.avg_ms = weighted(p.avg_ms, p.successful, d.avg_ms, d.successful);
+        let key = (d.monitor_id, d.region, d.bucket);
+        match point_at.get(&key) {
+            Some(&j) => {
+                let p = &mut points[j];
+                // A bucket's average from results is over its successful checks.
+                let mut n = p.successful;
+                add_mean(&mut p.avg_ms, &mut n, d.response_sum, d.response_count);
                 p.checks += d.checks;
                 p.successful += d.successful;
             }
-            None => points.push(SeriesPoint {
-                monitor_id: d.monitor_id,
-                region: d.region,
-                bucket,
-                checks: d.checks,
-                successful: d.successful,
-                avg_ms: d.avg_ms,
-            }),
+            None => {
+                let mut avg_ms = None;
+                add_mean(&mut avg_ms, &mut 0, d.response_sum, d.response_count);
+                points.push(SeriesPoint {
+                    monitor_id: key.0,
+                    region: key.1.clone(),
+                    bucket: key.2,
+                    checks: d.checks,
+                    successful: d.successful,
+                    avg_ms,
+                });
+                point_at.insert(key, points.len() - 1);
+            }
         }
     }
     stats.sort_by(|a, b| (a.monitor_id, &a.region).cmp(&(b.monitor_id, &b.region)));
@@ -575,13 +752,111 @@ mod tests {
         Span { from: at(from), to: at(to) }
     }
 
+    /// The days part of the plan alone.
+    fn day_plan(since: DateTime<Utc>, end: DateTime<Utc>, pruned_first: Option<NaiveDate>, whole_last: bool) -> Plan {
+        let (raw, days) = plan_days(since, end, pruned_first, whole_last);
+        Plan { raw, hours: Vec::new(), days }
+    }
+
+    const NONE_LATER: Later = Later { in_day: false, in_hour: false };
+
+    #[test]
+    fn a_day_up_to_now_reads_whole_hours_from_summaries_and_only_the_partial_first_one_from_results() {
+        let (since, end) = (at("2026-03-01T12:34:56Z"), at("2026-03-02T12:34:56.000001Z"));
+        let p = plan(since, end, None, None, NONE_LATER);
+        assert_eq!(p.days, None);
+        assert_eq!(p.hours, [span("2026-03-01T13:00:00Z", "2026-03-02T13:00:00Z")]);
+        assert_eq!(p.raw, [span("2026-03-01T12:34:56Z", "2026-03-01T13:00:00Z")]);
+        // Results after the end in its hour: that hour's part is read from results.
+        let p = plan(since, end, None, None, Later { in_day: true, in_hour: true });
+        assert_eq!(p.hours, [span("2026-03-01T13:00:00Z", "2026-03-02T12:00:00Z")]);
+        assert_eq!(
+            p.raw,
+            [
+                span("2026-03-01T12:34:56Z", "2026-03-01T13:00:00Z"),
+                span("2026-03-02T12:00:00Z", "2026-03-02T12:34:56.000001Z")
+            ]
+        );
+        // Later results that day but not that hour: the last hour still whole.
+        let p = plan(since, end, None, None, Later { in_day: true, in_hour: false });
+        assert_eq!(p.hours, [span("2026-03-01T13:00:00Z", "2026-03-02T13:00:00Z")]);
+    }
+
+    #[test]
+    fn hours_before_the_hourly_summaries_begin_and_short_windows_are_read_from_results() {
+        let (since, end) = (at("2026-03-01T12:34:56Z"), at("2026-03-02T12:00:00Z"));
+        let p = plan(since, end, None, Some(at("2026-03-01T20:00:00Z")), NONE_LATER);
+        assert_eq!(p.hours, [span("2026-03-01T20:00:00Z", "2026-03-02T12:00:00Z")]);
+        assert_eq!(p.raw, [span("2026-03-01T12:34:56Z", "2026-03-01T20:00:00Z")]);
+        // Hourly summaries that begin after the window: results alone.
+        let p = plan(since, end, None, Some(at("2026-03-02T12:30:00Z")), NONE_LATER);
+        assert_eq!((p.hours, p.raw), (vec![], vec![Span { from: since, to: end }]));
+        // Six hours or less: results alone, exact percentiles and buckets under an hour.
+        let p = plan(at("2026-03-01T06:10:00Z"), at("2026-03-01T12:10:00Z"), None, None, NONE_LATER);
+        assert_eq!((p.hours, p.raw), (vec![], vec![span("2026-03-01T06:10:00Z", "2026-03-01T12:10:00Z")]));
+    }
+
+    #[test]
+    fn marked_hours_move_from_the_summaries_to_results_joined_to_their_neighbours() {
+        let mut p = plan(at("2026-03-01T12:34:56Z"), at("2026-03-02T12:00:00Z"), None, None, NONE_LATER);
+        read_from_results(
+            &mut p,
+            &[at("2026-03-01T13:00:00Z"), at("2026-03-01T20:00:00Z"), at("2026-03-03T01:00:00Z")],
+        );
+        assert_eq!(
+            p.hours,
+            [
+                span("2026-03-01T14:00:00Z", "2026-03-01T20:00:00Z"),
+                span("2026-03-01T21:00:00Z", "2026-03-02T12:00:00Z")
+            ]
+        );
+        assert_eq!(
+            p.raw,
+            [
+                span("2026-03-01T12:34:56Z", "2026-03-01T14:00:00Z"),
+                span("2026-03-01T20:00:00Z", "2026-03-01T21:00:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_week_reads_days_and_the_partial_first_day_by_the_hour() {
+        let p = plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, None, NONE_LATER);
+        assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-09"))));
+        assert_eq!(p.hours, [span("2026-03-01T22:00:00Z", "2026-03-02T00:00:00Z")]);
+        assert_eq!(p.raw, [span("2026-03-01T21:30:00Z", "2026-03-01T22:00:00Z")]);
+        // The last day with later results: its whole hours too, then the partial one.
+        let p = plan(
+            at("2026-03-01T21:30:00Z"),
+            at("2026-03-08T21:30:00Z"),
+            None,
+            None,
+            Later { in_day: true, in_hour: true },
+        );
+        assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-08"))));
+        assert_eq!(
+            p.hours,
+            [
+                span("2026-03-01T22:00:00Z", "2026-03-02T00:00:00Z"),
+                span("2026-03-08T00:00:00Z", "2026-03-08T21:00:00Z")
+            ]
+        );
+        assert_eq!(
+            p.raw,
+            [
+                span("2026-03-01T21:30:00Z", "2026-03-01T22:00:00Z"),
+                span("2026-03-08T21:00:00Z", "2026-03-08T21:30:00Z")
+            ]
+        );
+    }
+
     #[test]
     fn a_week_up_to_now_reads_its_first_partial_day_from_results_and_the_rest_from_summaries() {
-        let p = plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, true);
+        let p = day_plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, true);
         assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-09"))));
         assert_eq!(p.raw, [span("2026-03-01T21:30:00Z", "2026-03-02T00:00:00Z")]);
         // Results after the window's end on its last day: that day is read from results too.
-        let p = plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, false);
+        let p = day_plan(at("2026-03-01T21:30:00Z"), at("2026-03-08T21:30:00Z"), None, false);
         assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-08"))));
         assert_eq!(
             p.raw,
@@ -594,16 +869,16 @@ mod tests {
 
     #[test]
     fn windows_on_midnights_need_no_results_and_short_ones_no_summaries() {
-        let p = plan(at("2026-03-01T00:00:00Z"), at("2026-03-03T00:00:00Z"), None, false);
+        let p = day_plan(at("2026-03-01T00:00:00Z"), at("2026-03-03T00:00:00Z"), None, false);
         assert_eq!((p.days, p.raw), (Some((day("2026-03-01"), day("2026-03-03"))), vec![]));
         // Under a day, across midnight: results alone, whatever the last day holds.
-        let p = plan(at("2026-03-01T22:00:00Z"), at("2026-03-02T01:00:00Z"), None, true);
+        let p = day_plan(at("2026-03-01T22:00:00Z"), at("2026-03-02T01:00:00Z"), None, true);
         assert_eq!((p.days, p.raw), (None, vec![span("2026-03-01T22:00:00Z", "2026-03-02T01:00:00Z")]));
         // A day exactly (the default report), across midnight: results alone.
-        let p = plan(at("2026-03-01T06:00:00Z"), at("2026-03-02T06:00:00.000001Z"), None, true);
+        let p = day_plan(at("2026-03-01T06:00:00Z"), at("2026-03-02T06:00:00.000001Z"), None, true);
         assert_eq!((p.days, p.raw), (None, vec![span("2026-03-01T06:00:00Z", "2026-03-02T06:00:00.000001Z")]));
         // A bit more: the last day from its running totals.
-        let p = plan(at("2026-03-01T05:00:00Z"), at("2026-03-02T06:00:00Z"), None, true);
+        let p = day_plan(at("2026-03-01T05:00:00Z"), at("2026-03-02T06:00:00Z"), None, true);
         assert_eq!(p.days, Some((day("2026-03-02"), day("2026-03-03"))));
         assert_eq!(p.raw, [span("2026-03-01T05:00:00Z", "2026-03-02T00:00:00Z")]);
     }
@@ -611,17 +886,14 @@ mod tests {
     #[test]
     fn days_before_the_prune_horizon_come_from_summaries_even_in_a_short_window() {
         // The horizon cut into Mar 3: its summary and the days before are all that is left.
-        let p = plan(at("2026-03-01T12:00:00Z"), at("2026-03-10T12:00:00Z"), Some(day("2026-03-04")), false);
+        let p = day_plan(at("2026-03-01T12:00:00Z"), at("2026-03-10T12:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, Some((day("2026-03-01"), day("2026-03-10"))));
         assert_eq!(p.raw, [span("2026-03-10T00:00:00Z", "2026-03-10T12:00:00Z")]);
-        let p = plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), false);
+        let p = day_plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, Some((day("2026-03-03"), day("2026-03-04"))));
         assert_eq!(p.raw, [span("2026-03-04T00:00:00Z", "2026-03-04T06:00:00Z")]);
-        // Nor does what follows a short window matter (`read_plan` does not ask for it).
-        let later = plan(at("2026-03-03T12:00:00Z"), at("2026-03-04T06:00:00Z"), Some(day("2026-03-04")), true);
-        assert_eq!(later, p);
         // A horizon before the window changes nothing.
-        let p = plan(at("2026-03-05T12:00:00Z"), at("2026-03-05T18:00:00Z"), Some(day("2026-03-04")), false);
+        let p = day_plan(at("2026-03-05T12:00:00Z"), at("2026-03-05T18:00:00Z"), Some(day("2026-03-04")), false);
         assert_eq!(p.days, None);
     }
 

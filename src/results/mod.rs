@@ -1,6 +1,7 @@
 //! Results: what a region measured, written in batches, and the per-region
-//! daily summaries kept correct as results arrive.
+//! daily and hourly summaries kept correct as results arrive.
 
+pub mod histogram;
 pub mod query;
 pub mod run;
 pub mod status;
@@ -208,7 +209,7 @@ impl NewResult {
 
 /// Writes a batch of results in one statement, so one round trip whatever its size: the
 /// statement takes the shared lock of each day the batch writes into, inserts into both tables
-/// from `unnest(…)` arrays and adds the new results to their daily summaries' running totals,
+/// from `unnest(…)` arrays and adds the new results to their daily and hourly summaries' running totals,
 /// all in the implicit transaction of that one statement (all of it commits, or none). Its cost
 /// depends on the batch, never on how many results the day already holds.
 ///
@@ -272,6 +273,11 @@ pub async fn recording_connection(pool: &PgPool) -> Result<PgConnection, sqlx::E
 const INSERT: &str = "
 WITH locked AS MATERIALIZED (
     {lock_days}
+), summarised AS MATERIALIZED (
+    -- Until this statement's implicit transaction ends: the rows it inserts are added to their
+    -- summaries here, so the trigger for rows written around them (migration 20261207100001)
+    -- leaves their hours unmarked.
+    SELECT set_config('geoctl.summarised', 'on', true) AS done
 ), parsed AS (
     SELECT u.*, row_number() OVER (PARTITION BY u.run_key ORDER BY u.ord) AS copy
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::text[], $7::int[],
@@ -284,8 +290,8 @@ WITH locked AS MATERIALIZED (
                               dns, connect, tls, first_byte, latency, error_kind, error_message, details, metrics,
                               run_key, ip, http_version, status_code, size, cert, cdn, cache, edge, country, isp,
                               city, asn, lat, lon, hop_count, route, steps, screenshot, ord)
-    -- No row reaches an INSERT before every day lock is held.
-    WHERE (SELECT days FROM locked) IS NOT NULL
+    -- No row reaches an INSERT before every day lock is held (and the setting above is made).
+    WHERE (SELECT days FROM locked) IS NOT NULL AND (SELECT done FROM summarised) IS NOT NULL
 ), input AS (
     -- The target's region: the active region nearest to its coordinates.
     SELECT p.*, COALESCE(p.given_target_region, (
@@ -317,8 +323,8 @@ WITH locked AS MATERIALIZED (
     -- The arbiters are the unique indexes of the partition each row lands in: its day's run key.
     ON CONFLICT DO NOTHING
     RETURNING monitor_id, execution_region, checked_at, run_key, is_up, total_time, network_latency,
-              dns_resolution_time, tcp_connect_time, region_specific_metrics
-), metrics AS (
+              dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, region_specific_metrics
+), landed AS (
     INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, resolved_ip, http_version,
         status_code, response_size, tls_cert_expires_at, cdn_provider, cdn_cache_status, cdn_edge_location,
         dns_resolution_time, tcp_connect_time, tls_handshake_time, first_byte_time, total_time, run_key,
@@ -328,8 +334,13 @@ WITH locked AS MATERIALIZED (
     FROM input i
     WHERE i.run_key IS NULL OR (i.copy = 1 AND i.run_key IN (SELECT f.run_key FROM fresh f WHERE f.run_key IS NOT NULL))
     ON CONFLICT DO NOTHING
+    RETURNING monitor_id, region_code, checked_at, country_code, city, asn, isp, hop_count
+), landings AS (
+    {add_landed}
 ), totals AS (
     {add_fresh}
+), hours AS (
+    {add_fresh_hours}
 )
 SELECT count(*) FROM fresh";
 
@@ -342,6 +353,8 @@ async fn insert(conn: &mut PgConnection, batch: &[NewResult]) -> Result<u64, sql
         INSERT
             .replace("{lock_days}", &summary::lock_days_shared_sql("$4::timestamptz[]"))
             .replace("{add_fresh}", &summary::add_fresh_sql())
+            .replace("{add_fresh_hours}", &summary::add_fresh_hours_sql())
+            .replace("{add_landed}", &summary::add_landed_sql())
             .replace("{distance}", &crate::geo::distance_sql("p.lat", "p.lon"))
     });
     let fact =

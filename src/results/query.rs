@@ -143,30 +143,91 @@ pub struct RegionStats {
     pub dns_count: i64,
     #[serde(skip)]
     pub connect_count: i64,
+    #[serde(skip)]
+    pub tls_count: i64,
+    #[serde(skip)]
+    pub first_byte_count: i64,
 }
 
-/// The statistics of `monitors` over the results checked in `spans` (none: nothing to read).
-pub async fn region_stats(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<RegionStats>, sqlx::Error> {
+/// The statistics of `monitors` over the results checked in `spans` (none: nothing to read); with
+/// exact percentiles when `percentiles`, else none (the caller reads them from histograms, without
+/// the sort of every time they cost).
+pub async fn region_stats(
+    pool: &PgPool,
+    monitors: &[Uuid],
+    spans: &[Span],
+    percentiles: bool,
+) -> Result<Vec<RegionStats>, sqlx::Error> {
     if spans.is_empty() {
         return Ok(Vec::new());
     }
+    let p = |q: &str| {
+        if percentiles {
+            format!("percentile_cont({q}) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)")
+        } else {
+            "NULL::float8".to_string()
+        }
+    };
     let sql = format!(
         "SELECT r.monitor_id, r.execution_region AS region, count(*) AS checks,
                 count(*) FILTER (WHERE r.is_up) AS successful,
                 (100.0 * count(*) FILTER (WHERE r.is_up) / count(*))::float8 AS uptime_percentage,
-                percentile_cont(0.50) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p50_ms,
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p95_ms,
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up) AS p99_ms,
+                {} AS p50_ms, {} AS p95_ms, {} AS p99_ms,
                 avg(r.total_time) FILTER (WHERE r.is_up) AS avg_ms,
                 avg(r.dns_resolution_time) AS avg_dns_ms, avg(r.tcp_connect_time) AS avg_connect_ms,
                 avg(r.tls_handshake_time) AS avg_tls_ms, avg(r.first_byte_time) AS avg_first_byte_ms,
                 count(r.total_time) FILTER (WHERE r.is_up) AS response_count,
-                count(r.dns_resolution_time) AS dns_count, count(r.tcp_connect_time) AS connect_count
+                count(r.dns_resolution_time) AS dns_count, count(r.tcp_connect_time) AS connect_count,
+                count(r.tls_handshake_time) AS tls_count, count(r.first_byte_time) AS first_byte_count
          FROM monitor_results r
          WHERE r.monitor_id = ANY($1) AND {} AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
          GROUP BY r.monitor_id, r.execution_region
          ORDER BY r.monitor_id, r.execution_region",
+        p("0.50"),
+        p("0.95"),
+        p("0.99"),
         spans_sql("r.checked_at", spans, 2)
+    );
+    bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
+}
+
+/// One region's response-time histogram (see [`super::histogram`]) over part of a window.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Histogram {
+    pub monitor_id: Uuid,
+    pub region: String,
+    pub counts: Vec<i32>,
+}
+
+/// The response-time histograms of `monitors` per region over the results checked in `spans`.
+pub async fn raw_histograms(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<Histogram>, sqlx::Error> {
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT * FROM (
+            SELECT r.monitor_id, r.execution_region AS region, {} AS counts
+            FROM monitor_results r
+            WHERE r.monitor_id = ANY($1) AND {} AND r.execution_region IS NOT NULL
+            GROUP BY 1, 2) h
+         WHERE counts IS NOT NULL",
+        super::histogram::counts_sql("r"),
+        spans_sql("r.checked_at", spans, 2)
+    );
+    bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
+}
+
+/// The response-time histograms of `monitors`' hourly summaries of the whole hours in `spans`,
+/// one per hour, for the caller to add up.
+pub async fn hour_histograms(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<Histogram>, sqlx::Error> {
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT monitor_id, region_code AS region, response_histogram AS counts
+         FROM regional_monitor_hourly_summaries
+         WHERE monitor_id = ANY($1) AND {} AND response_histogram IS NOT NULL",
+        spans_sql("hour", spans, 2)
     );
     bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
 }
@@ -217,7 +278,104 @@ pub async fn series(
     bind_spans(sqlx::query_as(&sql).bind(monitors).bind(bucket_seconds as f64), spans).fetch_all(pool).await
 }
 
-/// One day's summary of one monitor in one region, as the report merges it.
+/// Summaries of one monitor in one region added up over one report bucket: counts, and each
+/// average as the sum and count of the values measured (`None`: none measured, or a grain that
+/// does not keep it: daily summaries have no TLS or first-byte times).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Summed {
+    pub monitor_id: Uuid,
+    pub region: String,
+    pub bucket: DateTime<Utc>,
+    pub checks: i64,
+    pub successful: i64,
+    pub response_sum: Option<f64>,
+    pub response_count: i64,
+    pub dns_sum: Option<f64>,
+    pub dns_count: i64,
+    pub connect_sum: Option<f64>,
+    pub connect_count: i64,
+    pub tls_sum: Option<f64>,
+    pub tls_count: i64,
+    pub first_byte_sum: Option<f64>,
+    pub first_byte_count: i64,
+}
+
+/// The report bucket of `start`: the `bucket_seconds` bucket since the epoch holding it, or
+/// holding `$2` (the window's start) for a summary that began before it (the day the window
+/// starts in, read whole because the prune horizon cut into it).
+fn bucket_of(start: &str) -> String {
+    format!("to_timestamp(floor(extract(epoch FROM greatest({start}, $2)) / $3) * $3)")
+}
+
+/// The daily summaries of `monitors` for the days `from..until` (until excluded), added up per
+/// `bucket_seconds` bucket from `since`.
+pub async fn summed_days(
+    pool: &PgPool,
+    monitors: &[Uuid],
+    (from, until): (chrono::NaiveDate, chrono::NaiveDate),
+    since: DateTime<Utc>,
+    bucket_seconds: i64,
+) -> Result<Vec<Summed>, sqlx::Error> {
+    // Rows written before running totals existed have averages and no counts: a measured average
+    // is over the successful checks (response) or all checks (phases).
+    let sql = format!(
+        "SELECT monitor_id, region_code AS region, {} AS bucket,
+                sum(total_checks)::int8 AS checks, sum(successful_checks)::int8 AS successful,
+                sum(COALESCE(response_time_sum, avg_response_time * COALESCE(response_time_count, successful_checks)))
+                    AS response_sum,
+                sum(CASE WHEN avg_response_time IS NULL THEN 0 ELSE COALESCE(response_time_count, successful_checks) END)::int8
+                    AS response_count,
+                sum(COALESCE(dns_time_sum, avg_dns_time * COALESCE(dns_time_count, total_checks))) AS dns_sum,
+                sum(CASE WHEN avg_dns_time IS NULL THEN 0 ELSE COALESCE(dns_time_count, total_checks) END)::int8 AS dns_count,
+                sum(COALESCE(tcp_time_sum, avg_tcp_time * COALESCE(tcp_time_count, total_checks))) AS connect_sum,
+                sum(CASE WHEN avg_tcp_time IS NULL THEN 0 ELSE COALESCE(tcp_time_count, total_checks) END)::int8
+                    AS connect_count,
+                NULL::float8 AS tls_sum, 0::int8 AS tls_count, NULL::float8 AS first_byte_sum, 0::int8 AS first_byte_count
+         FROM regional_monitor_summaries
+         WHERE monitor_id = ANY($1) AND day >= $4 AND day < $5
+         GROUP BY 1, 2, 3",
+        bucket_of("(day::timestamp AT TIME ZONE 'UTC')")
+    );
+    sqlx::query_as(&sql)
+        .bind(monitors)
+        .bind(since)
+        .bind(bucket_seconds as f64)
+        .bind(from)
+        .bind(until)
+        .fetch_all(pool)
+        .await
+}
+
+/// The hourly summaries of `monitors` for the whole hours in `spans`, added up per
+/// `bucket_seconds` bucket from `since`.
+pub async fn summed_hours(
+    pool: &PgPool,
+    monitors: &[Uuid],
+    spans: &[Span],
+    since: DateTime<Utc>,
+    bucket_seconds: i64,
+) -> Result<Vec<Summed>, sqlx::Error> {
+    if spans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT monitor_id, region_code AS region, {} AS bucket,
+                sum(total_checks)::int8 AS checks, sum(successful_checks)::int8 AS successful,
+                sum(response_time_sum) AS response_sum, sum(response_time_count)::int8 AS response_count,
+                sum(dns_time_sum) AS dns_sum, sum(dns_time_count)::int8 AS dns_count,
+                sum(tcp_time_sum) AS connect_sum, sum(tcp_time_count)::int8 AS connect_count,
+                sum(tls_time_sum) AS tls_sum, sum(tls_time_count)::int8 AS tls_count,
+                sum(first_byte_time_sum) AS first_byte_sum, sum(first_byte_time_count)::int8 AS first_byte_count
+         FROM regional_monitor_hourly_summaries
+         WHERE monitor_id = ANY($1) AND {}
+         GROUP BY 1, 2, 3",
+        bucket_of("hour"),
+        spans_sql("hour", spans, 4)
+    );
+    bind_spans(sqlx::query_as(&sql).bind(monitors).bind(since).bind(bucket_seconds as f64), spans).fetch_all(pool).await
+}
+
+/// One day's summary of one monitor in one region, as the status pages read it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DaySummary {
     pub monitor_id: Uuid,

@@ -17,6 +17,12 @@
 //! Days before the prune horizon (`db prune` records it in `results_retention`)
 //! lost some or all of their results: their summaries are all that is left, so
 //! nothing recomputes them.
+//!
+//! `regional_monitor_hourly_summaries` holds the same counts and sums per UTC hour (no
+//! percentiles, which cannot be added up), so a report of a day reads hours instead of every
+//! result. The same statement keeps them as running totals, under the same day lock; a
+//! recompute of a day rebuilds its hours too; `db prune` deletes the hours of the days it cut
+//! into or dropped, which reports read from their daily summaries.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -77,6 +83,17 @@ fn merge_sets(column: &str) -> String {
     format!("(SELECT array_agg(DISTINCT v ORDER BY v) FROM unnest(s.{column} || EXCLUDED.{column}) v)")
 }
 
+/// The rows of `fresh` a summary counts, grouped by the summary's key (its first three columns).
+const FRESH_BY_KEY: &str = "FROM fresh f
+        WHERE f.execution_region IS NOT NULL AND f.is_up IS NOT NULL
+        GROUP BY 1, 2, 3
+        -- Rows locked in key order by every writer: two batches sharing keys never deadlock.
+        ORDER BY 1, 2, 3";
+
+/// A running total's checks plus a batch's.
+const ADD_CHECKS: &str = "total_checks = s.total_checks + EXCLUDED.total_checks, \
+    successful_checks = s.successful_checks + EXCLUDED.successful_checks";
+
 /// The upsert that adds the results of `fresh` (a CTE of inserted
 /// `monitor_results` rows) to their days' running totals.
 pub fn add_fresh_sql() -> String {
@@ -98,14 +115,9 @@ pub fn add_fresh_sql() -> String {
             sum(f.network_latency), count(f.network_latency), sum(f.dns_resolution_time),
             count(f.dns_resolution_time), sum(f.tcp_connect_time), count(f.tcp_connect_time), false, now(),
             {}, {}
-        FROM fresh f
-        WHERE f.execution_region IS NOT NULL AND f.is_up IS NOT NULL
-        GROUP BY 1, 2, 3
-        -- Rows locked in key order by every writer: two batches sharing keys never deadlock.
-        ORDER BY 1, 2, 3
+        {FRESH_BY_KEY}
         ON CONFLICT (monitor_id, region_code, day) DO UPDATE SET
-            total_checks = s.total_checks + EXCLUDED.total_checks,
-            successful_checks = s.successful_checks + EXCLUDED.successful_checks,
+            {ADD_CHECKS},
             failed_checks = s.failed_checks + EXCLUDED.failed_checks,
             uptime_percentage = 100.0 * (s.successful_checks + EXCLUDED.successful_checks)
                 / (s.total_checks + EXCLUDED.total_checks),
@@ -136,6 +148,130 @@ pub fn add_fresh_sql() -> String {
         add("tcp_time_sum"),
         add("tcp_time_count"),
     )
+}
+
+/// The columns of an hourly summary after its key, over the results aliased `alias`, in the
+/// order [`add_fresh_hours_sql`] and [`RECOMPUTE_HOURS`] insert them.
+fn hour_totals(alias: &str) -> String {
+    let a = alias;
+    format!(
+        "count(*), count(*) FILTER (WHERE {a}.is_up), sum({a}.total_time) FILTER (WHERE {a}.is_up), \
+         count({a}.total_time) FILTER (WHERE {a}.is_up), sum({a}.dns_resolution_time), count({a}.dns_resolution_time), \
+         sum({a}.tcp_connect_time), count({a}.tcp_connect_time), sum({a}.tls_handshake_time), \
+         count({a}.tls_handshake_time), sum({a}.first_byte_time), count({a}.first_byte_time), {}",
+        super::histogram::counts_sql(a)
+    )
+}
+
+const HOUR_COLUMNS: &str = "monitor_id, hour, region_code, total_checks, successful_checks, response_time_sum, \
+    response_time_count, dns_time_sum, dns_time_count, tcp_time_sum, tcp_time_count, tls_time_sum, tls_time_count, \
+    first_byte_time_sum, first_byte_time_count, response_histogram";
+
+/// The upsert that adds the results of `fresh` (a CTE of inserted `monitor_results` rows) to
+/// their hours' running totals; [`add_fresh_sql`]'s twin, under the same day locks.
+pub fn add_fresh_hours_sql() -> String {
+    let sums = ["response_time", "dns_time", "tcp_time", "tls_time", "first_byte_time"]
+        .map(|c| format!("{}, {c}_count = s.{c}_count + EXCLUDED.{c}_count", add(&format!("{c}_sum"))))
+        .join(", ");
+    format!(
+        "INSERT INTO regional_monitor_hourly_summaries AS s ({HOUR_COLUMNS})
+        SELECT f.monitor_id, date_trunc('hour', f.checked_at, 'UTC'), f.execution_region, {}
+        {FRESH_BY_KEY}
+        ON CONFLICT (monitor_id, hour, region_code) DO UPDATE SET {ADD_CHECKS}, {sums},
+            response_histogram = geoctl_histogram_add(s.response_histogram, EXCLUDED.response_histogram)",
+        hour_totals("f")
+    )
+}
+
+/// Every hourly summary of the hours `[$1, $2)`, recomputed from their results (after
+/// [`DELETE_HOURS`]).
+const RECOMPUTE_HOURS: &str = "
+INSERT INTO regional_monitor_hourly_summaries ({columns})
+SELECT r.monitor_id, date_trunc('hour', r.checked_at, 'UTC'), r.execution_region, {totals}
+FROM monitor_results r
+WHERE r.checked_at >= $1 AND r.checked_at < $2
+  AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL AND r.monitor_id IS NOT NULL
+GROUP BY 1, 2, 3";
+
+/// The landing columns after the key, over the metrics rows aliased `m`.
+const LANDED: &str = "count(*), geoctl_histogram(array_agg(m.hop_count) FILTER (WHERE m.hop_count >= 0))";
+
+/// The upsert that adds the metrics rows of `landed` (a CTE of inserted
+/// `regional_performance_metrics` rows) to their hours' landing counts.
+pub fn add_landed_sql() -> String {
+    format!(
+        "INSERT INTO regional_monitor_hourly_landings AS s ({LANDING_COLUMNS})
+        SELECT m.monitor_id, date_trunc('hour', m.checked_at, 'UTC'), m.region_code, m.country_code, m.city, m.asn,
+               m.isp, {LANDED}
+        FROM landed m
+        WHERE m.region_code IS NOT NULL AND m.monitor_id IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        -- Rows locked in key order by every writer: two batches sharing keys never deadlock.
+        ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (monitor_id, hour, region_code, country_code, city, asn, isp) DO UPDATE SET
+            checks = s.checks + EXCLUDED.checks, hop_counts = geoctl_histogram_add(s.hop_counts, EXCLUDED.hop_counts)"
+    )
+}
+
+const LANDING_COLUMNS: &str = "monitor_id, hour, region_code, country_code, city, asn, isp, checks, hop_counts";
+
+/// Every landing count of the hours `[$1, $2)`, recomputed from their metrics rows.
+const RECOMPUTE_LANDINGS: &str = "
+INSERT INTO regional_monitor_hourly_landings ({columns})
+SELECT m.monitor_id, date_trunc('hour', m.checked_at, 'UTC'), m.region_code, m.country_code, m.city, m.asn, m.isp,
+       {landed}
+FROM regional_performance_metrics m
+WHERE m.checked_at >= $1 AND m.checked_at < $2 AND m.region_code IS NOT NULL AND m.monitor_id IS NOT NULL
+GROUP BY 1, 2, 3, 4, 5, 6, 7";
+
+/// The hourly summaries of the hours `[$1, $2)`, before they are recomputed (the hours of a
+/// monitor or region without results any more must go too), and the marks of rows no summary
+/// counted in them ([`refresh_stale_hours`]): the recompute counts those rows. The hour's BRIN
+/// index finds them.
+const DELETE_HOURS: &str = "
+WITH unmarked AS (DELETE FROM hourly_summaries_stale WHERE hour >= $1 AND hour < $2),
+landings AS (DELETE FROM regional_monitor_hourly_landings WHERE hour >= $1 AND hour < $2)
+DELETE FROM regional_monitor_hourly_summaries WHERE hour >= $1 AND hour < $2";
+
+/// Recomputes the hourly summaries of `[from, to)`, inside a transaction that holds the lock of
+/// their day.
+async fn recompute_hours(conn: &mut PgConnection, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(DELETE_HOURS).bind(from).bind(to).execute(&mut *conn).await?;
+    let hours = RECOMPUTE_HOURS.replace("{columns}", HOUR_COLUMNS).replace("{totals}", &hour_totals("r"));
+    sqlx::query(&hours).bind(from).bind(to).execute(&mut *conn).await?;
+    let landings = RECOMPUTE_LANDINGS.replace("{columns}", LANDING_COLUMNS).replace("{landed}", LANDED);
+    sqlx::query(&landings).bind(from).bind(to).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Rebuilds the hourly summaries of every hour marked as holding rows written around them (the
+/// existing app's inserts; see migration `20261207100001`), each day's under its lock, and
+/// unmarks them; hours the prune horizon reached are only unmarked (reports read their days from
+/// the daily summaries). `db maintain` and `summaries refresh` run it. Returns the hours rebuilt.
+pub async fn refresh_stale_hours(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let first =
+        pruned_before(pool).await?.map(|p| first_whole_day(p).and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    if let Some(first) = first {
+        sqlx::query("DELETE FROM hourly_summaries_stale WHERE hour < $1").bind(first).execute(pool).await?;
+    }
+    let hours: Vec<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT hour FROM hourly_summaries_stale ORDER BY hour").fetch_all(pool).await?;
+    for hour in &hours {
+        let mut tx = pool.begin().await?;
+        lock_day(&mut tx, hour.date_naive()).await?;
+        // A new statement, a new snapshot: it sees every row whose writer held the lock.
+        recompute_hours(&mut tx, *hour, *hour + chrono::Duration::hours(1)).await?;
+        tx.commit().await?;
+    }
+    Ok(hours.len() as u64)
+}
+
+/// From when the hourly summaries hold every result (`None`: always); see migration
+/// `20261207100001`. Reports read the hours before it from results.
+pub async fn hours_complete_from(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let from: Option<Option<DateTime<Utc>>> =
+        sqlx::query_scalar("SELECT complete_from FROM hourly_summaries_coverage").fetch_optional(pool).await?;
+    Ok(from.flatten())
 }
 
 /// Every summary of one day, recomputed exactly from its results.
@@ -191,12 +327,15 @@ fn recompute_day_sql() -> String {
         .replace("{isps}", &distinct_set("r", "isp", false))
 }
 
-/// Recomputes every summary of one day in a transaction of its own; returns the rows written.
+/// Recomputes every summary of one day, daily and hourly, in a transaction of its own; returns
+/// the daily rows written.
 async fn recompute_day(pool: &PgPool, day: NaiveDate) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     lock_day(&mut tx, day).await?;
     // A new statement, a new snapshot: it sees every writer that held the lock.
     let rows = sqlx::query(&recompute_day_sql()).bind(day).execute(&mut *tx).await?.rows_affected();
+    let from = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    recompute_hours(&mut tx, from, from + chrono::Duration::days(1)).await?;
     tx.commit().await?;
     Ok(rows)
 }
@@ -271,7 +410,10 @@ pub async fn rebuild(pool: &PgPool, day: Option<NaiveDate>) -> Result<Rebuilt, R
             .bind(Utc::now() + super::query::CLOCK_SLACK)
             .fetch_one(pool)
             .await?;
-            let (Some(lo), Some(hi)) = range else { return Ok(out) };
+            let (Some(lo), Some(hi)) = range else {
+                hours_complete(pool).await?;
+                return Ok(out);
+            };
             let mut days = Vec::new();
             let mut d = lo.date_naive();
             while d <= hi.date_naive() {
@@ -290,11 +432,21 @@ pub async fn rebuild(pool: &PgPool, day: Option<NaiveDate>) -> Result<Rebuilt, R
             days
         }
     };
+    let every_day = day.is_none();
     for day in days {
         out.summaries += recompute_day(pool, day).await?;
         out.days += 1;
     }
+    if every_day {
+        hours_complete(pool).await?;
+    }
     Ok(out)
+}
+
+/// Every day with results has just had its hours recomputed (the days before the prune horizon
+/// are read from their daily summaries): the hourly summaries are complete.
+async fn hours_complete(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE hourly_summaries_coverage SET complete_from = NULL").execute(pool).await.map(|_| ())
 }
 
 /// Gives closed days (before `today`) whose running totals have no exact

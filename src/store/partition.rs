@@ -323,6 +323,9 @@ pub struct PruneReport {
     pub regional_performance_metrics: i64,
     /// Whole days detached and dropped (or that would be).
     pub dropped_partitions: Vec<String>,
+    /// Hourly summaries of the days the cutoff reaches into: reports read those days from their
+    /// daily summaries.
+    pub hourly_summaries: i64,
     pub dry_run: bool,
 }
 
@@ -354,7 +357,9 @@ impl crate::error::Coded for PruneError {
 /// detached and dropped (milliseconds, no WAL for its rows, no bloat left behind); the partition
 /// the cutoff falls in (a day, or the partition of the past) and the default partition are
 /// trimmed `batch` rows per short transaction. Daily summaries are kept, and the cutoff is
-/// recorded first in `results_retention`, which tells the summaries which days lost results.
+/// recorded first in `results_retention`, which tells the summaries which days lost results;
+/// the hourly summaries of those days are deleted (a day's worth is one statement: 24 rows per
+/// monitor and region).
 pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bool) -> Result<PruneReport, PruneError> {
     // Days already cut into by an earlier prune are left as they are by the summaries; only the
     // days this prune would newly cut into must be settled.
@@ -387,7 +392,26 @@ pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bo
         monitor_results: 0,
         regional_performance_metrics: 0,
         dropped_partitions: Vec::new(),
+        hourly_summaries: 0,
         dry_run,
+    };
+    // Up to the first day left whole, as `report::plan` reads it; the hour's BRIN index finds them.
+    let first_whole =
+        crate::results::summary::first_whole_day(cutoff).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    report.hourly_summaries = if dry_run {
+        sqlx::query_scalar("SELECT count(*) FROM regional_monitor_hourly_summaries WHERE hour < $1")
+            .bind(first_whole)
+            .fetch_one(pool)
+            .await?
+    } else {
+        sqlx::query(
+            "WITH landings AS (DELETE FROM regional_monitor_hourly_landings WHERE hour < $1) \
+             DELETE FROM regional_monitor_hourly_summaries WHERE hour < $1",
+        )
+        .bind(first_whole)
+        .execute(pool)
+        .await?
+        .rows_affected() as i64
     };
     for table in TABLES {
         let parts = partitions(pool, table).await?;

@@ -166,7 +166,15 @@ fn geoctls_own_database_keeps_its_results_and_one_result_per_run() {
     let id: Uuid = db.scalar("SELECT id FROM monitors WHERE name = 'web'").parse().unwrap();
     let at = Utc::now() - Duration::hours(2);
     let key = format!("{id}:us-east:{}", at.timestamp_millis());
-    assert_eq!(write(&db, &[result(id, at, Some(key.clone())), result(id, at, None)]), 2);
+    // Rows as that geoctl wrote them (today's `record` also keeps hourly summaries, which this
+    // schema has not yet).
+    let stamp = at.to_rfc3339();
+    db.exec(&format!(
+        "INSERT INTO monitor_results (monitor_id, execution_region, checked_at, status, is_up, total_time, run_key)
+         VALUES ('{id}', 'us-east', '{stamp}', 'up', true, 10, '{key}'), ('{id}', 'us-east', '{stamp}', 'up', true, 10, NULL);
+         INSERT INTO regional_performance_metrics (monitor_id, region_code, checked_at, total_time, run_key)
+         VALUES ('{id}', 'us-east', '{stamp}', 10, '{key}'), ('{id}', 'us-east', '{stamp}', 10, NULL)"
+    ));
 
     db.geoctl(&["db", "migrate"]).success();
     assert_partitioned(&db);
@@ -339,16 +347,20 @@ fn deleting_a_monitor_takes_only_its_own_rows_from_every_day() {
     assert_eq!(db.count("regional_performance_metrics"), 2);
 }
 
-/// Per region: checks, successful ones, and the response, DNS and connect averages.
-type Figures = Vec<(String, i64, i64, Option<f64>, Option<f64>, Option<f64>)>;
+/// Per region: checks, successful ones, and the response, DNS, connect and TLS averages.
+type Figures = Vec<(String, i64, i64, Option<f64>, Option<f64>, Option<f64>, Option<f64>)>;
 
-/// What the results say about `[since, until]`: the figures, and the checks of each region and day.
-fn from_results(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Figures, Vec<(String, NaiveDate, i64)>) {
+/// Checks per region and report bucket (its start).
+type Buckets = Vec<(String, DateTime<Utc>, i64)>;
+
+/// What the results say about `[since, until]`: the figures, and the checks of each region and
+/// `bucket`-second bucket.
+fn from_results(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>, bucket: i64) -> (Figures, Buckets) {
     block_on(async {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
         let figures = sqlx::query_as(
             "SELECT execution_region, count(*), count(*) FILTER (WHERE is_up), avg(total_time) FILTER (WHERE is_up),
-                    avg(dns_resolution_time), avg(tcp_connect_time)
+                    avg(dns_resolution_time), avg(tcp_connect_time), avg(tls_handshake_time)
              FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 GROUP BY 1 ORDER BY 1",
         )
         .bind(since)
@@ -356,53 +368,179 @@ fn from_results(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Fig
         .fetch_all(&pool)
         .await
         .unwrap();
-        let days = sqlx::query_as(
-            "SELECT execution_region, (checked_at AT TIME ZONE 'UTC')::date, count(*)
+        let buckets = sqlx::query_as(
+            "SELECT execution_region, to_timestamp(floor(extract(epoch FROM checked_at) / $3) * $3), count(*)
              FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(since)
         .bind(until)
+        .bind(bucket as f64)
         .fetch_all(&pool)
         .await
         .unwrap();
         pool.close().await;
-        (figures, days)
+        (figures, buckets)
     })
 }
 
-/// `report::build` over `[since, until]`: its figures, its checks per region and day (its
-/// buckets are days), and whether it read daily summaries.
-fn from_report(
-    db: &TestDb,
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> (Figures, Vec<(String, NaiveDate, i64)>, bool) {
+/// `report::build` over `[since, until]`: its figures, its checks per region and bucket, and the
+/// report itself.
+fn from_report(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Figures, Buckets, geoctl::report::Report) {
     block_on(async {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
         let placement = geoctl::monitor::Placement { geo_distribution: false, default_region: None };
         let monitors = geoctl::monitor::MonitorStore::new(&pool, placement).list().await.unwrap();
         let report = geoctl::report::build(&pool, &monitors, since, until).await.unwrap();
         pool.close().await;
-        assert_eq!(report.bucket_seconds, 86_400, "a bucket per day");
         let regions = &report.monitors[0].regions;
         let figures = regions
             .iter()
             .map(|r| {
                 let s = &r.stats;
-                (s.region.clone(), s.checks, s.successful, s.avg_ms, s.avg_dns_ms, s.avg_connect_ms)
+                (s.region.clone(), s.checks, s.successful, s.avg_ms, s.avg_dns_ms, s.avg_connect_ms, s.avg_tls_ms)
             })
             .collect();
-        let days = regions
+        let buckets = regions
             .iter()
-            .flat_map(|r| {
-                r.series
-                    .iter()
-                    .filter(|b| b.checks > 0)
-                    .map(|b| (r.stats.region.clone(), b.start.date_naive(), b.checks))
-            })
+            .flat_map(|r| r.series.iter().filter(|b| b.checks > 0).map(|b| (r.stats.region.clone(), b.start, b.checks)))
             .collect();
-        (figures, days, report.summarized_since.is_some())
+        (figures, buckets, report)
     })
+}
+
+/// The hourly summaries, one line per row.
+fn hourly_rows(db: &TestDb) -> String {
+    db.scalar(
+        "SELECT string_agg(concat_ws(' ', monitor_id, hour, region_code, total_checks, successful_checks,
+                round(response_time_sum::numeric, 6), response_time_count, round(dns_time_sum::numeric, 6),
+                dns_time_count, round(tcp_time_sum::numeric, 6), tcp_time_count, round(tls_time_sum::numeric, 6),
+                tls_time_count, round(first_byte_time_sum::numeric, 6), first_byte_time_count,
+                response_histogram::text), E'\\n'
+                ORDER BY monitor_id, hour, region_code)
+         FROM regional_monitor_hourly_summaries",
+    )
+}
+
+/// `count` checks of `monitor` from us-east and eu-west, every `every` minutes back from 3 minutes
+/// before `now`: one in `down` down, DNS measured every other time and, with `tls`, TLS every
+/// third (daily summaries keep no TLS times).
+fn checks(monitor: Uuid, now: DateTime<Utc>, count: i64, every: i64, down: i64, tls: bool) -> Vec<NewResult> {
+    (0..count)
+        .flat_map(|n| {
+            ["us-east", "eu-west"].map(|region| NewResult {
+                dns_ms: (n % 2 == 0).then_some(1.0 + (n % 5) as f64),
+                tls_ms: (tls && n % 3 == 0).then_some(4.0 + (n % 4) as f64),
+                // Two places, and every sixth check located nowhere; a route traced three times in four.
+                target: (n % 6 != 0).then(|| geoctl::geo::TargetFacts {
+                    country: Some(["DE", "US"][(n % 2) as usize].into()),
+                    city: (n % 2 == 0).then(|| "Berlin".into()),
+                    latitude: None,
+                    longitude: None,
+                    asn: Some(64_500 + (n % 2) as u32),
+                    org: Some("Example Net".into()),
+                }),
+                hop_count: (n % 4 != 0).then_some(6 + (n % 7) as i32),
+                ..crate::results::result(
+                    monitor,
+                    region,
+                    now - Duration::minutes(3 + every * n),
+                    n % down != 0,
+                    10.0 + (n % 13) as f64,
+                )
+            })
+        })
+        .collect()
+}
+
+/// The rows `sql` gives with `$1` = `since` and `$2` = `until`.
+fn window_rows<T>(db: &TestDb, sql: &str, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    block_on(async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let rows = sqlx::query_as(sql).bind(since).bind(until).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    })
+}
+
+/// p50, p95 and p99 of the successful checks' response times in `[since, until]` per region, as
+/// percentile_cont computes them over the results.
+fn exact_percentiles(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<(String, [f64; 3])> {
+    let rows: Vec<(String, f64, f64, f64)> = window_rows(
+        db,
+        "SELECT execution_region, percentile_cont(0.5) WITHIN GROUP (ORDER BY total_time),
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY total_time),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY total_time)
+         FROM monitor_results WHERE checked_at >= $1 AND checked_at <= $2 AND is_up GROUP BY 1 ORDER BY 1",
+        since,
+        until,
+    );
+    rows.into_iter().map(|(region, a, b, c)| (region, [a, b, c])).collect()
+}
+
+/// Per region: where its checks landed (place, checks, share rounded to 0.01 %) and the median
+/// hop count, as percentile_cont and a count over the metrics rows of `[since, until]` give them.
+type Landed = Vec<(String, Option<String>, Option<String>, Option<i64>, Option<String>, i64, String)>;
+
+fn landed_from_metrics(db: &TestDb, since: DateTime<Utc>, until: DateTime<Utc>) -> (Landed, Vec<(String, f64)>) {
+    let landed = window_rows(
+        db,
+        "SELECT * FROM (
+            SELECT region_code, country_code::text AS country, city, asn, isp, count(*),
+                   round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY region_code), 2)::text
+            FROM regional_performance_metrics WHERE checked_at >= $1 AND checked_at <= $2
+            GROUP BY 1, 2, 3, 4, 5) l
+         WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
+         ORDER BY 1, 6 DESC, 2, 3, 4",
+        since,
+        until,
+    );
+    let hops = window_rows(
+        db,
+        "SELECT region_code, percentile_cont(0.5) WITHIN GROUP (ORDER BY hop_count)
+         FROM regional_performance_metrics WHERE checked_at >= $1 AND checked_at <= $2 AND hop_count IS NOT NULL
+         GROUP BY 1 ORDER BY 1",
+        since,
+        until,
+    );
+    (landed, hops)
+}
+
+/// The report's landings and median hop counts are exactly the metrics rows'.
+#[track_caller]
+fn assert_landed(report: &geoctl::report::Report, (landed, hops): (Landed, Vec<(String, f64)>)) {
+    let regions = &report.monitors[0].regions;
+    let got: Landed = regions
+        .iter()
+        .flat_map(|r| {
+            r.landed.iter().map(|l| {
+                let share = format!("{:.2}", l.share);
+                (r.stats.region.clone(), l.country.clone(), l.city.clone(), l.asn, l.isp.clone(), l.checks, share)
+            })
+        })
+        .collect();
+    assert!(!landed.is_empty());
+    assert_eq!(got, landed);
+    let got: Vec<(String, f64)> =
+        regions.iter().map(|r| (r.stats.region.clone(), r.median_hop_count.unwrap())).collect();
+    assert_eq!(got, hops);
+}
+
+/// The report's percentiles are the results' within the histograms' documented error.
+#[track_caller]
+fn assert_percentiles_close(report: &geoctl::report::Report, exact: &[(String, [f64; 3])]) {
+    let regions = &report.monitors[0].regions;
+    assert_eq!(regions.len(), exact.len());
+    for (r, (region, want)) in regions.iter().zip(exact) {
+        assert_eq!(&r.stats.region, region);
+        let got = [r.stats.p50_ms, r.stats.p95_ms, r.stats.p99_ms].map(Option::unwrap);
+        for (g, w) in got.iter().zip(want) {
+            let error = (g - w).abs() / w;
+            assert!(error <= geoctl::results::histogram::MAX_RELATIVE_ERROR, "{region}: {got:?} vs {want:?}");
+        }
+    }
 }
 
 #[track_caller]
@@ -414,7 +552,11 @@ fn assert_same(report: &Figures, results: &Figures) {
     assert_eq!(report.len(), results.len(), "{report:?} vs {results:?}");
     for (r, e) in report.iter().zip(results) {
         assert!(
-            (&r.0, r.1, r.2) == (&e.0, e.1, e.2) && close(r.3, e.3) && close(r.4, e.4) && close(r.5, e.5),
+            (&r.0, r.1, r.2) == (&e.0, e.1, e.2)
+                && close(r.3, e.3)
+                && close(r.4, e.4)
+                && close(r.5, e.5)
+                && close(r.6, e.6),
             "report {r:?}, results {e:?}"
         );
     }
@@ -427,21 +569,8 @@ fn reports_over_days_read_summaries_and_count_as_the_results_do_even_across_a_pr
     let today = Utc::now().date_naive();
     partitioned_since(&db, today - Duration::days(13));
     let now = Utc::now();
-    // Every 90 minutes for 12 days from two regions; one in seven down, DNS measured every other time.
-    let batch: Vec<NewResult> = (0..12 * 16)
-        .flat_map(|n: i64| {
-            ["us-east", "eu-west"].map(|region| NewResult {
-                dns_ms: (n % 2 == 0).then_some(1.0 + (n % 5) as f64),
-                ..crate::results::result(
-                    id,
-                    region,
-                    now - Duration::minutes(7 + 90 * n),
-                    n % 7 != 0,
-                    10.0 + (n % 13) as f64,
-                )
-            })
-        })
-        .collect();
+    // Every 90 minutes for 12 days from two regions; one in seven down, no TLS.
+    let batch = checks(id, now, 12 * 16, 90, 7, false);
     assert_eq!(write(&db, &batch), 384);
     db.geoctl(&["db", "maintain"]).success();
     db.geoctl(&["summaries", "refresh"]).success();
@@ -453,21 +582,154 @@ fn reports_over_days_read_summaries_and_count_as_the_results_do_even_across_a_pr
         [(midnight(today - Duration::days(8)), now), (now - Duration::hours(4 * 24 + 5), now - Duration::hours(1))];
     let mut expected = Vec::new();
     for (since, until) in windows {
-        let (figures, days) = from_results(&db, since, until);
-        let (got, got_days, summarized) = from_report(&db, since, until);
-        assert!(summarized, "a window over days reads their summaries");
+        let (figures, days) = from_results(&db, since, until, 86_400);
+        let (got, got_days, report) = from_report(&db, since, until);
+        assert_eq!(report.bucket_seconds, 86_400, "a bucket per day");
+        assert!(report.summarized_since.is_some(), "a window over days reads their summaries");
         assert_same(&got, &figures);
         assert_eq!(got_days, days);
         expected.push((figures, days));
     }
+    let hours_before = hourly_rows(&db);
 
     // 6 days: the second window (from 4 days 5 hours back) then starts after the horizon's day at
     // any time of day; with 5, from 00:00 to 05:00 UTC it started inside the partly pruned day.
-    db.geoctl(&["db", "prune", "--older-than", "6d", "--yes"]).success();
+    let pruned = db.geoctl(&["db", "prune", "--older-than", "6d", "--yes", "-o", "json"]).success().json();
     assert!(db.count("monitor_results") < 384);
+    // The hours of the days the horizon reached into are gone (those days are read from their
+    // daily summaries); the hours after it are left as they were.
+    let first_whole = "(SELECT date_trunc('day', max(pruned_before), 'UTC') + interval '1 day' FROM results_retention)";
+    assert_eq!(
+        db.scalar(&format!("SELECT count(*) FROM regional_monitor_hourly_summaries WHERE hour < {first_whole}")),
+        "0"
+    );
+    let kept = hourly_rows(&db);
+    assert!(!kept.is_empty() && hours_before.ends_with(&kept), "the hours after the horizon are kept");
+    assert_eq!(
+        pruned["hourly_summaries"].as_u64().unwrap() as usize,
+        hours_before.lines().count() - kept.lines().count()
+    );
     for ((since, until), (figures, days)) in windows.into_iter().zip(expected) {
         let (got, got_days, _) = from_report(&db, since, until);
         assert_same(&got, &figures);
         assert_eq!(got_days, days, "the same checks per day, pruned days from their summaries");
     }
+    // A rebuild after the prune recomputes only the days left whole, their hours as they were.
+    db.geoctl(&["summaries", "rebuild"]).success();
+    assert_eq!(hourly_rows(&db), kept);
+}
+
+#[test]
+fn a_day_reads_whole_hours_from_their_summaries_and_counts_as_the_results_do() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let now = Utc::now();
+    // Every 7 minutes for 30 hours from two regions; one in nine down, TLS too.
+    let batch = checks(id, now, 30 * 60 / 7, 7, 9, true);
+    let written = write(&db, &batch[..200]) + write(&db, &batch[200..]);
+    assert_eq!(written as usize, batch.len());
+    // The running totals the writes kept are what a recompute from the results gives.
+    let running = hourly_rows(&db);
+    assert!(running.lines().count() >= 2 * 30, "{running}");
+    db.geoctl(&["summaries", "rebuild"]).success();
+    assert_eq!(hourly_rows(&db), running);
+
+    // Up to now (its last hour whole from its running totals, the partial first hour from
+    // results); and one ending inside an hour with later results, whose part is read from results.
+    let windows =
+        [(now - Duration::hours(24), now), (now - Duration::minutes(20 * 60 + 13), now - Duration::minutes(77))];
+    for (since, until) in windows {
+        let (figures, hours) = from_results(&db, since, until, 3_600);
+        let (got, got_hours, report) = from_report(&db, since, until);
+        assert_eq!(report.bucket_seconds, 3_600, "a bucket per hour");
+        let (from, to) = (report.summarized_since.unwrap(), report.summarized_until.unwrap());
+        assert!(since < from && from - since < Duration::hours(1), "the partial first hour from results: {from}");
+        assert!(to <= until && until - to < Duration::hours(1), "{to}");
+        assert_same(&got, &figures);
+        assert_eq!(got_hours, hours);
+        assert!(got.iter().all(|f| f.6.is_some()), "TLS averaged over the hours too");
+        assert_percentiles_close(&report, &exact_percentiles(&db, since, until));
+        assert_landed(&report, landed_from_metrics(&db, since, until));
+    }
+    // Six hours or less: results alone.
+    let (_, _, report) = from_report(&db, now - Duration::hours(6), now);
+    assert_eq!(report.summarized_since, None);
+}
+
+#[test]
+fn hours_recorded_before_the_hourly_summaries_existed_are_read_from_results_until_a_rebuild() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let now = Utc::now();
+    let batch: Vec<NewResult> = (0..20 * 6)
+        .map(|n: i64| crate::results::result(id, "us-east", now - Duration::minutes(5 + 10 * n), true, 10.0 + n as f64))
+        .collect();
+    write(&db, &batch);
+    // As a database migrated three hours ago with results in it: no hours before then.
+    let coverage = "date_trunc('hour', now(), 'UTC') - interval '3 hours'";
+    db.exec(&format!("DELETE FROM regional_monitor_hourly_summaries WHERE hour < {coverage}"));
+    db.exec(&format!("UPDATE hourly_summaries_coverage SET complete_from = {coverage}"));
+    let since = now - Duration::hours(20);
+    let (figures, _) = from_results(&db, since, now, 3_600);
+    let (got, _, report) = from_report(&db, since, now);
+    assert_same(&got, &figures);
+    let (from, _) = (report.summarized_since.unwrap(), report.summarized_until.unwrap());
+    let covered = now - from;
+    assert!(covered >= Duration::hours(3) && covered <= Duration::hours(4), "the hours before from results: {from}");
+    db.geoctl(&["summaries", "rebuild"]).success();
+    assert_eq!(db.scalar("SELECT count(*) FROM hourly_summaries_coverage WHERE complete_from IS NULL"), "1");
+    let (got, _, report) = from_report(&db, since, now);
+    assert_same(&got, &figures);
+    assert!(report.summarized_since.unwrap() - since < Duration::hours(1));
+}
+
+#[test]
+fn rows_written_around_geoctl_are_counted_at_once_and_summarised_by_maintain() {
+    let db = TestDb::migrated();
+    let id = monitor(&db);
+    let now = Utc::now();
+    // Every 10 minutes for 20 hours from two regions through geoctl: no hour is marked.
+    write(&db, &checks(id, now, 20 * 6, 10, 9, false));
+    assert_eq!(db.count("hourly_summaries_stale"), 0);
+    let summarised = hourly_rows(&db);
+
+    // The existing app's INSERT into an hour geoctl summarised, by a role of its own with no
+    // right on geoctl's summary tables: a slow success and a failure, no run key.
+    let role = format!("geoctl_app_{}", Uuid::new_v4().simple());
+    db.exec(&format!(
+        "CREATE ROLE {role}; GRANT INSERT ON monitor_results TO {role};
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
+    ));
+    let at = (now - Duration::hours(5)).to_rfc3339();
+    db.exec(&format!(
+        "SET ROLE {role};
+         INSERT INTO monitor_results (monitor_id, checked_at, status, is_up, execution_region, total_time)
+         VALUES ('{id}', '{at}', 'up', true, 'us-east', 900), ('{id}', '{at}', 'down', false, 'us-east', NULL);
+         RESET ROLE"
+    ));
+    db.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+    assert_eq!(db.count("hourly_summaries_stale"), 1);
+    assert_eq!(hourly_rows(&db), summarised, "nothing of those rows reached the summaries");
+
+    // A day's report counts them at once: their hour is read from results.
+    let since = now - Duration::hours(24);
+    let (figures, hours) = from_results(&db, since, now, 3_600);
+    let (got, got_hours, report) = from_report(&db, since, now);
+    assert!(report.summarized_since.is_some(), "the other hours from their summaries");
+    assert_same(&got, &figures);
+    assert_eq!(got_hours, hours);
+    assert_percentiles_close(&report, &exact_percentiles(&db, since, now));
+
+    // db maintain rebuilds that hour from its results and unmarks it; the report reads it from
+    // its summary now and still counts them.
+    let run = db.geoctl(&["db", "maintain"]).success();
+    assert!(run.stderr.contains("1 hour(s)"), "{}", run.stderr);
+    assert_eq!(db.count("hourly_summaries_stale"), 0);
+    let rebuilt = hourly_rows(&db);
+    assert_ne!(rebuilt, summarised);
+    db.geoctl(&["summaries", "rebuild"]).success();
+    assert_eq!(hourly_rows(&db), rebuilt, "the hour as a rebuild of every day has it");
+    let (got, got_hours, _) = from_report(&db, since, now);
+    assert_same(&got, &figures);
+    assert_eq!(got_hours, hours);
 }

@@ -127,7 +127,10 @@ fn an_index_left_invalid_by_an_interrupted_build_is_noticed_and_rebuilt() {
     assert!(status.stderr.contains("INVALID") && status.stderr.contains("geoctl db migrate"), "{}", status.stderr);
     let migrate = db.geoctl(&["db", "migrate", "-o", "json"]).success();
     assert!(migrate.stderr.contains("built again"), "{}", migrate.stderr);
-    assert_eq!(migrate.json()["applied"], serde_json::json!([20261129002005i64, 20261206100001i64, 20261207000001i64]));
+    assert_eq!(
+        migrate.json()["applied"],
+        serde_json::json!([20261129002005i64, 20261206100001i64, 20261207000001i64, 20261207100001i64])
+    );
     assert_eq!(index_state(&db, "monitor_results_monitor_checked_idx"), "t,f");
 
     // An applied migration's index found invalid is built again too, in place on the
