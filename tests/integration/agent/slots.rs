@@ -77,3 +77,43 @@ fn jobs_waiting_for_their_results_lend_their_check_slot_up_to_a_bound() {
         assert_eq!(rows_with_key(&db.url, &run_key_of(monitor, job)), 1, "completed job {job} has one result");
     }
 }
+
+/// A job whose result is stored within `LEND_AFTER` keeps its check slot: the worker's concurrency
+/// does not move, so the job's completion takes the next job in the same Redis call. A longer wait
+/// lends the slot (the worker may take one job more) until the result is stored, and the job then
+/// keeps its place until the worker reports it completed.
+#[test]
+fn a_job_lends_its_check_slot_only_once_its_result_has_waited_lend_after() {
+    use geoctl::agent::slots::{Slots, LEND_AFTER};
+    let redis = Redis::start();
+    block_on(async {
+        let processor =
+            |_job: bullmq::Job, _cancel: bullmq::worker::CancellationToken| async { Ok(serde_json::Value::Null) };
+        let options = bullmq::WorkerOptions::new()
+            .connection(bullmq::options::RedisConnectionOptions::new().url(redis.url(0)))
+            .concurrency(1);
+        let worker = std::sync::Arc::new(bullmq::Worker::with_options("slots", processor, options).await.unwrap());
+        let slots = Slots::new(1, 4);
+        slots.attach(&worker);
+
+        let slot = slots.check().await;
+        slots.wait_stored("stored-at-once", slot, async {}).await;
+        assert_eq!(worker.concurrency(), 1, "a result stored at once: the slot was never lent");
+
+        let slot = slots.check().await;
+        let (stored, store) = tokio::sync::oneshot::channel::<()>();
+        let waiting = slots.wait_stored("stored-late", slot, store);
+        let watch = async {
+            tokio::time::sleep(LEND_AFTER * 2).await;
+            let lent = worker.concurrency();
+            stored.send(()).unwrap();
+            lent
+        };
+        let (_, lent) = tokio::join!(waiting, watch);
+        assert_eq!(lent, 2, "a result waiting past LEND_AFTER: its slot lent, one job more may be taken");
+        assert_eq!(worker.concurrency(), 2, "stored: the job keeps its place until the worker completes it");
+        slots.finished("stored-late");
+        assert_eq!(worker.concurrency(), 1, "completed: back to the check slots");
+        worker.close(1000).await.unwrap();
+    });
+}
