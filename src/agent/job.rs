@@ -196,12 +196,8 @@ impl Runner {
         result.run_key = Some(run_key(monitor.id, &self.region, &job.id));
         self.metrics.observe_probe(&monitor.name, &result);
         let up = result.up;
-        let stored = self.recorder.record(result);
-        let stored = match self.slots.as_ref().zip(slot) {
-            Some((slots, slot)) => slots.wait_stored(&job.id, slot, stored).await,
-            None => stored.await,
-        };
-        stored.map_err(|reason| JobError::NotStored { monitor: monitor.id, reason })?;
+        let _lease = self.slots.as_ref().zip(slot).map(|(slots, slot)| slots.lend(&job.id, slot));
+        self.recorder.record(result).await.map_err(|reason| JobError::NotStored { monitor: monitor.id, reason })?;
         Ok(if up { Outcome::Up } else { Outcome::Down })
     }
 

@@ -29,9 +29,8 @@ use crate::results::{self, NewResult};
 /// Most results written in one batch.
 pub const MAX_BATCH: usize = 500;
 /// A batch smaller than this waits up to [`LINGER`] for more results before it is written: one
-/// statement's fixed cost is most of a small batch's (the linger is shorter than
-/// [`super::slots::LEND_AFTER`]: a job waiting for it keeps its check slot, and takes the next job
-/// in the call that completes it).
+/// statement's fixed cost is most of a small batch's (jobs lend their check slot while they wait,
+/// see [`super::slots`], so waiting costs the queue nothing but latency).
 pub const LINGER_FILL: usize = 32;
 /// The longest a result waits for others to share its batch.
 pub const LINGER: Duration = Duration::from_millis(2);

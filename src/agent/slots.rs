@@ -3,21 +3,12 @@
 //!
 //! A job is acknowledged only once its result is durable (its batch committed,
 //! or fsynced to the spool), so a crash never loses an acknowledged run. That
-//! wait belongs to the recorder, not to the check: once a job has waited
-//! [`LEND_AFTER`] for its batch, it lends its check slot to the worker, which
-//! may take one more job in its place. The worker's own concurrency is raised
-//! by one for each job waiting and lowered when the job gives its slot back, so
-//! a new job is taken only when a check slot is free: jobs do not queue inside
-//! an agent behind busy checks, where another agent of the region could have
-//! run them.
-//!
-//! A job does not lend at once because a lent slot costs a Redis call: the
-//! worker fills it with a fetch of its own (BullMQ's `moveToActive`), and the
-//! lender, when it ends, finds the slot taken and completes without taking the
-//! next job. A job whose batch commits within the ordinary linger and commit
-//! keeps its slot and, completing, takes the next job in the same call (below):
-//! one script per job, as BullMQ's own worker makes. Lending is for waits longer
-//! than that (a slow or absent database), where a held slot would idle.
+//! wait belongs to the recorder, not to the check: while a job waits for its
+//! batch, it lends its check slot to the worker, which may take one more job
+//! in its place. The worker's own concurrency is raised by one for each job
+//! waiting and lowered when the job gives its slot back, so a new job is taken
+//! only when a check slot is free: jobs do not queue inside an agent behind busy
+//! checks, where another agent of the region could have run them.
 //!
 //! At most `most_waiting` jobs wait at once; beyond that a job keeps
 //! its slot while it waits, which slows taking new jobs down to the pace at
@@ -33,7 +24,6 @@
 //! `--concurrency` checks run at once.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -42,11 +32,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// How long a finished job may keep its place without the worker reporting
 /// it completed (a completion that failed reports no job): then it gives it up.
 const FINISHING_AT_MOST: Duration = Duration::from_secs(2);
-
-/// How long a job waits for its result to be stored before it lends its check slot: the
-/// recorder's linger ([`super::recorder::LINGER`]) and a batch's ordinary commit (~1-3 ms on a
-/// loaded machine), so that only a wait beyond an ordinary batch lends (see the module's doc).
-pub const LEND_AFTER: Duration = Duration::from_millis(5);
 
 /// The check slots of one worker.
 pub struct Slots {
@@ -77,7 +62,7 @@ pub struct CheckSlot {
 
 /// A lent check slot, given back when dropped (when the job ends).
 #[must_use = "the slot is given back when the lease is dropped"]
-struct Lease {
+pub struct Lease {
     /// The slot, when it was not lent (the bound on waiting jobs was reached).
     kept: Option<CheckSlot>,
     lent: Option<(Arc<Slots>, String)>,
@@ -107,23 +92,9 @@ impl Slots {
         CheckSlot { _permit: self.permits.clone().acquire_owned().await.expect("check slots are never closed") }
     }
 
-    /// Waits for `stored` (the job's result being stored) in the job's check slot, lent to the
-    /// worker once the wait has lasted [`LEND_AFTER`]. The slot is free again when this returns,
-    /// before the worker completes the job.
-    pub async fn wait_stored<T>(self: &Arc<Self>, job_id: &str, slot: CheckSlot, stored: impl Future<Output = T>) -> T {
-        let mut stored = std::pin::pin!(stored);
-        match tokio::time::timeout(LEND_AFTER, &mut stored).await {
-            Ok(done) => done,
-            Err(_) => {
-                let _lease = self.lend(job_id, slot);
-                stored.await
-            }
-        }
-    }
-
     /// Lends the calling job's check slot to the worker while the job waits
     /// for its result to be stored.
-    fn lend(self: &Arc<Self>, job_id: &str, slot: CheckSlot) -> Lease {
+    pub fn lend(self: &Arc<Self>, job_id: &str, slot: CheckSlot) -> Lease {
         let Some(worker) = self.worker() else { return Lease { kept: Some(slot), lent: None } };
         let mut state = self.lock();
         if state.waiting >= self.most_waiting {
