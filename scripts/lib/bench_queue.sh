@@ -17,8 +17,8 @@
 # BENCH_JOBS (5000), BENCH_SCALE_MONITORS (10000), BENCH_SCALE_MINUTES (5) and
 # BENCH_PROFILE (release) change the sizes and the build; BENCH_QUEUE_PARTS
 # (overhead,e2e,scale) picks the parts. BENCH_AGENT_BASELINE=PATH adds an
-# overhead row for another geoctl binary (e.g. one built from an earlier
-# commit), measured in the same run.
+# overhead row and an end-to-end run for another geoctl binary (e.g. one built
+# from an earlier commit), measured in the same run.
 #
 # `scripts/bench queue --cost` runs none of those parts but the cost of one no-op
 # job at concurrency 32 (bench_queue_cost below): BENCH_COST_JOBS (2000) per
@@ -258,7 +258,7 @@ cpu_json() {
 
 bench_queue_e2e() {
   log "part 2: end to end, real HTTP checks"
-  local http_port port pid cpu0 cpu1 rate monitors=() i
+  local http_port monitors=() i worker
   http_port=$(free_port)
   bq_start "$_bq_work/http.log" "$PROBE_BENCH" serve-http --listen "127.0.0.1:$http_port" --lifetime-secs 900
   for i in $(seq 1 20); do
@@ -267,12 +267,29 @@ bench_queue_e2e() {
   done
   local list
   list=$(IFS=,; echo "${monitors[*]}")
+  printf '\n2. End to end: HTTP checks run and recorded by one agent (concurrency 32), local server\n'
+  local workers=(agent)
+  [ -z "${BENCH_AGENT_BASELINE:-}" ] || workers+=(baseline)
+  for worker in "${workers[@]}"; do
+    e2e_run "$worker" "$list" "${monitors[@]}"
+  done
+}
+
+# e2e_run WORKER LIST MONITOR…: one end-to-end run of the agent (or the BENCH_AGENT_BASELINE one).
+e2e_run() {
+  local worker=$1 list=$2 port pid cpu0 cpu1 rate
+  shift 2
+  # `fill` starts job ids at 1 again: an earlier run's run keys would make this run's writes duplicates.
+  psql_q "TRUNCATE monitor_results, regional_performance_metrics, regional_monitor_summaries"
   "$QUEUE_BENCH" fill --redis "$REDIS_URL" --queue monitor-eu-west --jobs "$BENCH_JOBS" --monitors "$list" 2>/dev/null
   port=$(free_port)
+  local bin=$GEOCTL_BIN
+  [ "$worker" = agent ] || GEOCTL_BIN=$BENCH_AGENT_BASELINE
   # shellcheck disable=SC2046
-  bq_start "$_bq_work/agent-e2e.log" $(agent_cmd 32 eu-west "$port")
+  bq_start "$_bq_work/$worker-e2e.log" $(agent_cmd 32 eu-west "$port")
   pid=$BQ_PID
   wait_ready "$port"
+  GEOCTL_BIN=$bin
   cpu0=$(cpu_of "$pid")
   rate=$("$QUEUE_BENCH" release --redis "$REDIS_URL" --queue monitor-eu-west --jobs "$BENCH_JOBS" \
     | sed -n 's/.*"jobs_per_s":\([0-9.]*\).*/\1/p' | awk '{ printf "%.0f", $1 }')
@@ -280,11 +297,10 @@ bench_queue_e2e() {
   local rss recorded
   rss=$(rss_of "$pid")
   bq_stop "$pid"
-  recorded=$(psql_q "SELECT count(*) FROM monitor_results WHERE monitor_id IN ($(printf "'%s'," "${monitors[@]}" | sed 's/,$//'))")
-  printf '\n2. End to end: HTTP checks run and recorded by one agent (concurrency 32), local server\n'
-  printf '   %s checks/s; agent CPU %s s for %s checks; peak RSS %s MiB; %s results recorded\n' \
+  recorded=$(psql_q "SELECT count(*) FROM monitor_results WHERE monitor_id IN ($(printf "'%s'," "$@" | sed 's/,$//'))")
+  printf '   %-9s %s checks/s; agent CPU %s s for %s checks; peak RSS %s MiB; %s results recorded\n' "$worker" \
     "$rate" "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "$BENCH_JOBS" "$rss" "$recorded"
-  printf '{"part":"e2e","checks_per_s":%s,"cpu_s":%s,"rss_mib":%s,"recorded":%s}\n' "${rate:-null}" \
+  printf '{"part":"e2e","worker":"%s","checks_per_s":%s,"cpu_s":%s,"rss_mib":%s,"recorded":%s}\n' "$worker" "${rate:-null}" \
     "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "${rss:-null}" "${recorded:-null}" >>"$BQ_JSON"
 }
 

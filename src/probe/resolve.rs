@@ -267,13 +267,17 @@ fn stub_question(host: &str, opts: &ProbeOptions) -> Option<(Name, stub::Upstrea
     if !bare.contains('.') {
         return None;
     }
-    let lower = bare.to_ascii_lowercase();
+    // Names are mostly written in lower case already: a copy only when one is not.
+    let lower = match bare.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => std::borrow::Cow::Owned(bare.to_ascii_lowercase()),
+        false => std::borrow::Cow::Borrowed(bare),
+    };
     if lower == "localhost" || lower.ends_with(".localhost") {
         return None;
     }
     // The hosts file is the system's even when the nameserver is not.
     let conf = system_conf().ok();
-    if conf.as_ref().is_some_and(|c| c.hosts.contains(&lower)) {
+    if conf.as_ref().is_some_and(|c| c.hosts.contains(lower.as_ref())) {
         return None;
     }
     let servers = match opts.nameserver {

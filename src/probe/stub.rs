@@ -10,8 +10,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCode};
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+use hickory_resolver::proto::rr::{DNSClass, Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
@@ -97,16 +97,58 @@ async fn ask(name: &Name, kind: RecordType, upstream: &Upstream) -> Result<Vec<I
     Err(last)
 }
 
+/// One question as asked: what an answer must match.
+struct Question<'a> {
+    id: u16,
+    name: &'a Name,
+    kind: RecordType,
+}
+
+impl Question<'_> {
+    /// The query on the wire (RFC 1035 §4.1): a header asking for recursion, the question (class
+    /// IN) and an EDNS(0) OPT record offering [`UDP_PAYLOAD`] (RFC 6891). Written by hand: it is
+    /// fixed but for the id, the name and the type, and hickory's general encoder (name compression
+    /// table, record machinery) cost a check more than the rest of the question.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12 + 1 + self.name.len() + 4 + 11);
+        out.extend_from_slice(&self.id.to_be_bytes());
+        // QR 0 (a query), opcode 0, RD 1; then one question, no answer or authority record, one
+        // additional record (the OPT).
+        out.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
+        for label in self.name.iter() {
+            // `Name` holds labels of at most 63 bytes.
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+        }
+        out.push(0);
+        out.extend_from_slice(&u16::from(self.kind).to_be_bytes());
+        out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+        // OPT: the root name, its type, the payload size in the class field, then extended rcode,
+        // version and flags all 0 (no DNSSEC), and no options.
+        out.push(0);
+        out.extend_from_slice(&u16::from(RecordType::OPT).to_be_bytes());
+        out.extend_from_slice(&UDP_PAYLOAD.to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        out
+    }
+
+    /// Whether `m` is the answer to this question: same id, a response, same question.
+    fn answered_by(&self, m: &Message) -> bool {
+        m.metadata.id == self.id
+            && m.metadata.message_type == MessageType::Response
+            && match m.queries.first() {
+                Some(a) => a.query_type() == self.kind && a.name().eq_ignore_root_case(self.name),
+                // A server error may come without the question.
+                None => m.metadata.response_code != ResponseCode::NoError,
+            }
+    }
+}
+
 /// Sends one question to `server` and returns its answer (over TCP when the UDP one was truncated).
 async fn exchange(server: SocketAddr, name: &Name, kind: RecordType, timeout: Duration) -> Result<Message, StubError> {
     let deadline = Instant::now() + timeout;
-    let mut question = Message::query();
-    question.metadata.recursion_desired = true;
-    question.add_query(Query::query(name.clone(), kind));
-    let mut edns = Edns::new();
-    edns.set_max_payload(UDP_PAYLOAD);
-    question.set_edns(edns);
-    let bytes = question.to_vec().map_err(|e| StubError::Failed(format!("cannot encode the query: {e}")))?;
+    let question = Question { id: rand::random(), name, kind };
+    let bytes = question.encode();
 
     let local: SocketAddr = match server {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -125,7 +167,7 @@ async fn exchange(server: SocketAddr, name: &Name, kind: RecordType, timeout: Du
         // Anything that is not the answer to this question (a late answer to an earlier one on a
         // reused port, a spoofing attempt) is ignored; the deadline bounds the wait.
         match Message::from_vec(&buf[..n]) {
-            Ok(m) if answers(&m, &question) => break m,
+            Ok(m) if question.answered_by(&m) => break m,
             _ => continue,
         }
     };
@@ -136,7 +178,7 @@ async fn exchange(server: SocketAddr, name: &Name, kind: RecordType, timeout: Du
 }
 
 /// The question again over TCP (RFC 7766), for an answer too large for UDP.
-async fn over_tcp(server: SocketAddr, query: &[u8], question: &Message) -> Result<Message, StubError> {
+async fn over_tcp(server: SocketAddr, query: &[u8], question: &Question<'_>) -> Result<Message, StubError> {
     let io = |e: std::io::Error| StubError::Failed(format!("querying {server} over TCP: {e}"));
     let mut stream = TcpStream::connect(server).await.map_err(io)?;
     let len = u16::try_from(query.len()).map_err(|_| StubError::Failed("query too long".into()))?;
@@ -148,22 +190,10 @@ async fn over_tcp(server: SocketAddr, query: &[u8], question: &Message) -> Resul
     let mut buf = vec![0u8; usize::from(len)];
     stream.read_exact(&mut buf).await.map_err(io)?;
     match Message::from_vec(&buf) {
-        Ok(m) if answers(&m, question) => Ok(m),
+        Ok(m) if question.answered_by(&m) => Ok(m),
         Ok(_) => Err(StubError::Failed(format!("{server} answered another question over TCP"))),
         Err(e) => Err(StubError::Failed(format!("malformed answer from {server}: {e}"))),
     }
-}
-
-/// Whether `m` is the answer to `question`: same id, a response, same question.
-fn answers(m: &Message, question: &Message) -> bool {
-    m.metadata.id == question.metadata.id
-        && m.metadata.message_type == MessageType::Response
-        && match (m.queries.first(), question.queries.first()) {
-            (Some(a), Some(q)) => a.query_type() == q.query_type() && a.name().eq_ignore_root_case(q.name()),
-            // A server error may come without the question.
-            (None, _) => m.metadata.response_code != ResponseCode::NoError,
-            _ => false,
-        }
 }
 
 /// The addresses of `kind` the answer gives for `name`, following its CNAME chain.
@@ -215,6 +245,47 @@ mod tests {
         m.add_answer(Record::from_rdata(name("other.example."), 60, RData::A(A(Ipv4Addr::new(192, 0, 2, 9)))));
         assert_eq!(addresses(&m, &name("www.example.com."), RecordType::A), vec![IpAddr::from([192, 0, 2, 7])]);
         assert!(addresses(&m, &name("www.example.com."), RecordType::AAAA).is_empty());
+    }
+
+    /// The hand-written query is the one hickory's encoder writes for the same question.
+    #[test]
+    fn the_query_is_hickorys_to_the_byte() {
+        use hickory_resolver::proto::op::{Edns, Query};
+        for (host, kind) in [("example.com.", RecordType::A), ("a-b.c.example.org.", RecordType::AAAA)] {
+            let name = name(host);
+            let question = Question { id: 0xbeef, name: &name, kind };
+            let mut m = Message::query();
+            m.metadata.id = 0xbeef;
+            m.metadata.recursion_desired = true;
+            m.add_query(Query::query(name.clone(), kind));
+            let mut edns = Edns::new();
+            edns.set_max_payload(UDP_PAYLOAD);
+            m.set_edns(edns);
+            assert_eq!(question.encode(), m.to_vec().unwrap(), "{host} {kind}");
+        }
+    }
+
+    /// An answer matches its question by id, direction, type and name.
+    #[test]
+    fn only_the_answer_to_the_question_is_taken() {
+        use hickory_resolver::proto::op::{OpCode, Query};
+        let asked = name("www.example.com.");
+        let question = Question { id: 7, name: &asked, kind: RecordType::A };
+        let answer = |id: u16, host: &str, kind: RecordType| {
+            let mut m = Message::response(id, OpCode::Query);
+            m.add_query(Query::query(name(host), kind));
+            m
+        };
+        assert!(question.answered_by(&answer(7, "www.example.com", RecordType::A)), "with or without the root");
+        assert!(!question.answered_by(&answer(8, "www.example.com.", RecordType::A)));
+        assert!(!question.answered_by(&answer(7, "www.example.org.", RecordType::A)));
+        assert!(!question.answered_by(&answer(7, "www.example.com.", RecordType::AAAA)));
+        let mut query = answer(7, "www.example.com.", RecordType::A);
+        query.metadata.message_type = MessageType::Query;
+        assert!(!question.answered_by(&query));
+        let mut refused = Message::response(7, OpCode::Query);
+        refused.metadata.response_code = ResponseCode::Refused;
+        assert!(question.answered_by(&refused), "a server error may come without the question");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The request of one hop: method, target, default and user headers, auth, body.
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http_body_util::Full;
 use url::{Position, Url};
 
@@ -64,48 +64,43 @@ pub(crate) fn build(
     let method = http::Method::from_bytes(method.as_bytes())
         .map_err(|_| invalid_spec(format!("invalid HTTP method `{method}`")))?;
     let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-    let mut host = url.host_str().unwrap_or_default().to_string();
-    if let Some(p) = url.port() {
-        host = format!("{host}:{p}");
-    }
+    // The host and the port when not the scheme's default, as the URL writes them.
+    let host = &url[Position::BeforeHost..Position::AfterPort];
     let user_host = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim().to_string());
     let path = &url[Position::BeforePath..Position::AfterQuery];
     let path = if path.is_empty() { "/" } else { path };
     let uri = match wire {
         Wire::Http1 => path.to_string(),
-        Wire::Http2 => format!("{}://{}{path}", url.scheme(), user_host.as_deref().unwrap_or(&host)),
+        Wire::Http2 => format!("{}://{}{path}", url.scheme(), user_host.as_deref().unwrap_or(host)),
     };
     let mut builder = http::Request::builder()
         .method(method.clone())
         .uri(uri.as_str())
         .version(if wire == Wire::Http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 });
     let map = builder.headers_mut().ok_or_else(|| invalid_spec(format!("invalid request target `{uri}`")))?;
-    let mut push = |name: &str, value: &str| -> Result<(), Failure> {
-        let n = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| invalid_spec(format!("invalid header name `{name}`")))?;
-        let v =
-            HeaderValue::from_str(value).map_err(|_| invalid_spec(format!("header `{name}` has an invalid value")))?;
-        map.append(n, v);
-        Ok(())
+    // The headers every check sends are names and values known at compile time: appended as they
+    // are, not parsed and checked again for every check. Only what comes from the monitor is.
+    let value = |name: &str, value: &str| {
+        HeaderValue::from_str(value).map_err(|_| invalid_spec(format!("header `{name}` has an invalid value")))
     };
     if wire == Wire::Http1 && user_host.is_none() {
-        push("Host", &host)?;
+        map.append(header::HOST, value("Host", host)?);
     }
     if !has("user-agent") {
-        push("User-Agent", USER_AGENT)?;
+        map.append(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     }
     if !has("accept") {
-        push("Accept", "*/*")?;
+        map.append(header::ACCEPT, HeaderValue::from_static("*/*"));
     }
     if !has("accept-encoding") {
-        push("Accept-Encoding", ACCEPT_ENCODING)?;
+        map.append(header::ACCEPT_ENCODING, HeaderValue::from_static(ACCEPT_ENCODING));
     }
     if !has("authorization") || !matches!(auth, Auth::None) {
-        if let Some(value) = authorization(url, auth) {
-            if value.contains(['\r', '\n']) {
+        if let Some(credentials) = authorization(url, auth) {
+            if credentials.contains(['\r', '\n']) {
                 return Err(invalid_spec("the credentials contain a line break"));
             }
-            push("Authorization", &value)?;
+            map.append(header::AUTHORIZATION, value("Authorization", &credentials)?);
         }
     }
     for (n, v) in headers {
@@ -113,14 +108,16 @@ pub(crate) fn build(
         if managed || (wire == Wire::Http2 && n.eq_ignore_ascii_case("host")) {
             continue; // set by the probe (or by the framing)
         }
-        push(n, v)?;
+        let name =
+            HeaderName::from_bytes(n.as_bytes()).map_err(|_| invalid_spec(format!("invalid header name `{n}`")))?;
+        map.append(name, value(n, v)?);
     }
     if wire == Wire::Http1 {
-        push("Connection", "close")?;
+        map.append(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let needs_len = body.is_some() || [http::Method::POST, http::Method::PUT, http::Method::PATCH].contains(&method);
     if needs_len {
-        push("Content-Length", &body.map_or(0, <[u8]>::len).to_string())?;
+        map.append(header::CONTENT_LENGTH, HeaderValue::from(body.map_or(0, <[u8]>::len)));
     }
     let body = Full::new(body.map(Bytes::copy_from_slice).unwrap_or_default());
     builder.body(body).map_err(|e| invalid_spec(format!("invalid request: {e}")))
@@ -163,6 +160,17 @@ mod tests {
         assert_eq!(h["accept-encoding"], ACCEPT_ENCODING);
         assert!(build(&url, "GET", &[("X".into(), "a\r\nb".into())], None, &Auth::None, Wire::Http1).is_err());
         assert!(build(&url, "G T", &[], None, &Auth::None, Wire::Http1).is_err());
+
+        // The Host header: the port only when not the scheme's default, an IPv6 address bracketed.
+        for (url, host) in [
+            ("https://example.com:443/", "example.com"),
+            ("http://[::1]:8080/", "[::1]:8080"),
+            ("http://[::1]/", "[::1]"),
+        ] {
+            let req = build(&Url::parse(url).unwrap(), "GET", &[], None, &Auth::None, Wire::Http1).unwrap();
+            assert_eq!(req.headers()["host"], host, "{url}");
+            assert!(req.headers().get("content-length").is_none(), "a GET without a body has no length");
+        }
 
         let h2 = build(&url, "GET", &[], None, &Auth::None, Wire::Http2).unwrap();
         assert_eq!(h2.uri(), "http://example.com:8080/a?b=1");
