@@ -471,6 +471,25 @@ fn a_manual_resolve_resets_a_running_leaders_streaks_so_a_later_failure_opens_a_
     assert_eq!(db.scalar("SELECT string_agg(kind, ',' ORDER BY id) FROM incident_events"), "opened,resolved,opened");
 }
 
+/// A running leader judges again only the monitors whose results moved; a monitor edited by hand
+/// moved none, and is still judged under its new rule at once.
+#[test]
+fn a_running_leader_judges_an_edited_monitor_under_its_new_rule_without_a_new_result() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let m = monitor(&db, "api", &["--down-when", "any"]);
+    let leader = Alerter::start(&db);
+    wait_until("the alerter to lead", Duration::from_secs(10), || leader.leads());
+    results(&db, &m, &[3, 2], &["eu-west", "ap-south"], &["us-east"]);
+    wait_until("the leader to open the incident", Duration::from_secs(10), || count(&db, "incidents") == 1);
+    db.geoctl(&["monitor", "update", "api", "--down-when", "all"]).success();
+    // One region failing of three no longer makes it down under `all`.
+    wait_until("the leader to resolve it under the new rule", Duration::from_secs(10), || {
+        count(&db, "incidents WHERE resolved_at IS NOT NULL") == 1
+    });
+    assert_eq!(db.scalar("SELECT string_agg(kind, ',' ORDER BY id) FROM incident_events"), "opened,resolved");
+}
+
 /// The leader dies while a receiver holds its request: the standby delivers that notification
 /// (again, under the same idempotency key, once the claim's lease ends) and everything after it.
 #[test]
