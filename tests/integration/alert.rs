@@ -104,6 +104,9 @@ fn a_target_failing_in_two_of_three_regions_opens_one_incident_with_one_notifica
     assert_eq!(status[0]["open_incidents"][0]["cause"], "down");
     let open = db.geoctl(&["incident", "list", "--open", "-o", "json"]).success().json();
     assert_eq!(open.as_array().unwrap().len(), 1);
+    // The same incident as receivers get it (webhook body v1): its monitor by id, name and target.
+    assert_eq!(open[0]["monitor"], serde_json::json!({"id": m, "name": "shop", "target": "127.0.0.1:9"}));
+    assert_eq!(status[0]["open_incidents"][0]["monitor"], open[0]["monitor"]);
     let report = db.geoctl(&["report", "--monitor", "shop", "-o", "json"]).success();
     assert_eq!(report.json()["open_incidents"][0]["summary"], open[0]["summary"]);
     assert!(report.stderr.contains("open incident"), "{}", report.stderr);
