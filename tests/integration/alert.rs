@@ -199,6 +199,47 @@ fn a_region_with_no_live_agent_is_a_region_incident_until_one_beats_again() {
     assert_eq!(count(&db, "incidents WHERE resolved_at IS NULL"), 0);
 }
 
+/// A running leader asks first about the agents it last found live, and scans a region's
+/// heartbeats only when none of them beats: an agent replaced by another is no incident, the
+/// last one gone is one, and a new one resolves it.
+#[test]
+fn a_running_leader_follows_agents_that_come_and_go() {
+    let db = TestDb::migrated();
+    let redis = TestRedis::new();
+    let env = [
+        ("REDIS_URL_US_EAST", redis.url.as_str()),
+        ("REDIS_URL_EU_WEST", redis.url.as_str()),
+        ("REDIS_URL_AP_SOUTH", redis.url.as_str()),
+    ];
+    let beat = |region: &str, agent: &str| {
+        let key = format!("geoctl:agents:{region}:{agent}");
+        redis.cmd::<()>(&["HSET", &key, "id", agent, "host", "test", "version", "0", "started_at", "now"]);
+        redis.cmd::<()>(&["EXPIRE", &key, "60"]);
+    };
+    let gone = |region: &str, agent: &str| redis.cmd::<()>(&["DEL", &format!("geoctl:agents:{region}:{agent}")]);
+    for region in ["us-east", "eu-west", "ap-south"] {
+        beat(region, "agent-1");
+    }
+    channel(&db, "hook");
+    let leader = Alerter::start_with(&db, &env);
+    wait_until("the alerter to lead", Duration::from_secs(10), || leader.leads());
+    std::thread::sleep(Duration::from_secs(1));
+    // eu-west's agent is replaced: the one the leader knows is gone, another beats.
+    beat("eu-west", "agent-2");
+    gone("eu-west", "agent-1");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(count(&db, "incidents"), 0, "a replaced agent is no region incident");
+    gone("eu-west", "agent-2");
+    wait_until("the leader to open a no-agent incident", Duration::from_secs(10), || {
+        count(&db, "incidents WHERE cause = 'no_agent' AND region_code = 'eu-west'") == 1
+    });
+    beat("eu-west", "agent-3");
+    wait_until("the leader to resolve it", Duration::from_secs(10), || {
+        count(&db, "incidents WHERE resolved_at IS NOT NULL") == 1
+    });
+    assert_eq!(count(&db, "incidents"), 1);
+}
+
 #[test]
 fn flapping_is_said_once_and_the_changes_after_it_are_recorded_but_not_sent() {
     let db = TestDb::migrated();
@@ -369,6 +410,10 @@ struct Alerter {
 
 impl Alerter {
     fn start(db: &TestDb) -> Self {
+        Self::start_with(db, &[])
+    }
+
+    fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_geoctl"))
             .args(["alerter"])
             .current_dir(db.dir())
@@ -379,6 +424,7 @@ impl Alerter {
             .env("ALERT_INTERVAL", "200ms")
             .env("ALERT_DEFAULT_CHANNELS", "hook")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
