@@ -170,21 +170,29 @@ fn a_region_seeing_everything_down_that_others_see_up_is_one_region_incident_and
     assert_eq!(count(&db, "incidents"), 1);
 }
 
+/// The alerter's environment for regions that share one Redis (heartbeats carry the region in
+/// their key).
+fn shared_redis(redis: &TestRedis) -> [(&'static str, &str); 3] {
+    [
+        ("REDIS_URL_US_EAST", redis.url.as_str()),
+        ("REDIS_URL_EU_WEST", redis.url.as_str()),
+        ("REDIS_URL_AP_SOUTH", redis.url.as_str()),
+    ]
+}
+
+/// An agent's heartbeat in `region`, as the agent writes it.
+fn beat(redis: &TestRedis, region: &str, agent: &str) {
+    let key = format!("geoctl:agents:{region}:{agent}");
+    redis.cmd::<()>(&["HSET", &key, "id", agent, "host", "test", "version", "0", "started_at", "now"]);
+    redis.cmd::<()>(&["EXPIRE", &key, "60"]);
+}
+
 #[test]
 fn a_region_with_no_live_agent_is_a_region_incident_until_one_beats_again() {
     let db = TestDb::migrated();
     let redis = TestRedis::new();
-    // The regions share one Redis; heartbeats carry the region in their key.
-    let env = [
-        ("REDIS_URL_US_EAST", redis.url.as_str()),
-        ("REDIS_URL_EU_WEST", redis.url.as_str()),
-        ("REDIS_URL_AP_SOUTH", redis.url.as_str()),
-    ];
-    let beat = |region: &str| {
-        let key = format!("geoctl:agents:{region}:agent-1");
-        redis.cmd::<()>(&["HSET", &key, "id", "agent-1", "host", "test", "version", "0", "started_at", "now"]);
-        redis.cmd::<()>(&["EXPIRE", &key, "60"]);
-    };
+    let env = shared_redis(&redis);
+    let beat = |region: &str| beat(&redis, region, "agent-1");
     beat("us-east");
     beat("ap-south");
     let report = once(&db, &env);
@@ -206,16 +214,8 @@ fn a_region_with_no_live_agent_is_a_region_incident_until_one_beats_again() {
 fn a_running_leader_follows_agents_that_come_and_go() {
     let db = TestDb::migrated();
     let redis = TestRedis::new();
-    let env = [
-        ("REDIS_URL_US_EAST", redis.url.as_str()),
-        ("REDIS_URL_EU_WEST", redis.url.as_str()),
-        ("REDIS_URL_AP_SOUTH", redis.url.as_str()),
-    ];
-    let beat = |region: &str, agent: &str| {
-        let key = format!("geoctl:agents:{region}:{agent}");
-        redis.cmd::<()>(&["HSET", &key, "id", agent, "host", "test", "version", "0", "started_at", "now"]);
-        redis.cmd::<()>(&["EXPIRE", &key, "60"]);
-    };
+    let env = shared_redis(&redis);
+    let beat = |region: &str, agent: &str| beat(&redis, region, agent);
     let gone = |region: &str, agent: &str| redis.cmd::<()>(&["DEL", &format!("geoctl:agents:{region}:{agent}")]);
     for region in ["us-east", "eu-west", "ap-south"] {
         beat(region, "agent-1");
