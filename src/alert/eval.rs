@@ -96,6 +96,19 @@ pub struct Flap {
 pub struct Memory {
     pub tracks: HashMap<(Uuid, String), Track>,
     pub flaps: HashMap<Uuid, Flap>,
+    /// What the last evaluation of this memory saw, so the next judges again only the monitors
+    /// whose verdict may have moved since. `None` (state just read from the database, monitors
+    /// read again) judges every monitor.
+    pub judged: Option<Judged>,
+}
+
+/// The inputs of the last evaluation that move every monitor's verdict at once: when it ran
+/// (a region's results go stale with time alone) and which regions it left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub at: DateTime<Utc>,
+    pub no_agent: BTreeSet<String>,
+    pub impaired: BTreeSet<String>,
 }
 
 /// A monitor as the evaluator needs it.
@@ -228,7 +241,8 @@ pub fn evaluate(memory: &mut Memory, tick: &Tick) -> Outcome {
     let mut out = Outcome::default();
     let no_agent: HashSet<&str> =
         tick.liveness.iter().filter(|(_, l)| **l == Liveness::NoAgent).map(|(r, _)| r.as_str()).collect();
-    count_results(memory, tick, &no_agent, &mut out);
+    let index: HashMap<Uuid, &MonitorView> = tick.monitors.iter().map(|m| (m.id, m)).collect();
+    count_results(memory, tick, &index, &no_agent, &mut out);
     let known = |m: &MonitorView, r: &RegionView| -> Option<&Track> {
         if no_agent.contains(r.code.as_str()) {
             return None;
@@ -240,9 +254,18 @@ pub fn evaluate(memory: &mut Memory, tick: &Tick) -> Outcome {
 
     agents(tick, &mut out);
     let impaired = impairment(tick, &known, &mut out);
+    let judged = Judged {
+        at: tick.now,
+        no_agent: no_agent.iter().map(|r| r.to_string()).collect(),
+        impaired: impaired.iter().cloned().collect(),
+    };
+    let to_judge = moved_since(memory, tick, &index, &judged, &out);
 
     let mut resolved: HashSet<i64> = HashSet::new();
     for m in tick.monitors {
+        if to_judge.as_ref().is_some_and(|ids| !ids.contains(&m.id)) {
+            continue;
+        }
         let excluded = |r: &RegionView| impaired.contains(r.code.as_str());
         let mut down_regions = Vec::new();
         let mut slow_regions = Vec::new();
@@ -332,7 +355,44 @@ pub fn evaluate(memory: &mut Memory, tick: &Tick) -> Outcome {
         }
     }
     held_back(memory, tick, &resolved, &mut out);
+    memory.judged = Some(judged);
     out
+}
+
+/// The monitors whose verdict may differ from the last evaluation's (`None`: all of them).
+/// Rule 4 judges only these: a monitor none of whose inputs moved has the verdict it had, and
+/// the last evaluation already opened or resolved its incidents for it. Its inputs are its
+/// tracks, which move with its new results (and their freshness), the regions left out (no
+/// agent, impaired), its settings and the open incidents. The last two change between ticks
+/// only by hand or through another alerter, and the store then reads the monitors or the
+/// state again, which forgets [`Memory::judged`]. Freshness is the one input time moves alone:
+/// a track known at the last evaluation and stale now puts its monitor back.
+///
+/// What time moves for the other rules (agents, impairment, flapping calming down, maintenance
+/// windows ending, monitors no longer evaluated) is decided over every region, flap and open
+/// incident each tick, as before.
+fn moved_since(
+    memory: &Memory,
+    tick: &Tick,
+    index: &HashMap<Uuid, &MonitorView>,
+    now: &Judged,
+    out: &Outcome,
+) -> Option<HashSet<Uuid>> {
+    let last = memory.judged.as_ref()?;
+    if last.at > now.at || last.no_agent != now.no_agent || last.impaired != now.impaired {
+        return None;
+    }
+    let mut moved: HashSet<Uuid> = tick.results.keys().map(|(id, _)| *id).collect();
+    moved.extend(out.changed_tracks.iter().map(|(id, _)| *id));
+    for ((id, code), track) in &memory.tracks {
+        let (Some(checked), Some(m)) = (track.last_checked_at, index.get(id)) else { continue };
+        let Some(r) = m.regions.iter().find(|r| &r.code == code) else { continue };
+        let fresh = fresh_for(r.interval_seconds);
+        if last.at - checked <= fresh && now.at - checked > fresh {
+            moved.insert(*id);
+        }
+    }
+    Some(moved)
 }
 
 /// A monitor paused, deleted from every region or left with no enabled
@@ -359,11 +419,17 @@ fn no_longer_evaluated(tick: &Tick, out: &mut Outcome) {
 /// Rule 1: each new result moves its (monitor, region) streaks. In a region
 /// with no agent every streak starts again: what it said before is unknown
 /// now, and when agents return it takes a new `confirm` streak to fail there.
-fn count_results(memory: &mut Memory, tick: &Tick, no_agent: &HashSet<&str>, out: &mut Outcome) {
-    for m in tick.monitors {
-        for r in &m.regions {
-            let key = (m.id, r.code.clone());
-            if no_agent.contains(r.code.as_str()) {
+fn count_results(
+    memory: &mut Memory,
+    tick: &Tick,
+    index: &HashMap<Uuid, &MonitorView>,
+    no_agent: &HashSet<&str>,
+    out: &mut Outcome,
+) {
+    if !no_agent.is_empty() {
+        for m in tick.monitors {
+            for r in m.regions.iter().filter(|r| no_agent.contains(r.code.as_str())) {
+                let key = (m.id, r.code.clone());
                 if let Some(track) = memory.tracks.get_mut(&key) {
                     if track.down != Streak::default() || track.slow != Streak::default() {
                         track.down = Streak::default();
@@ -371,30 +437,36 @@ fn count_results(memory: &mut Memory, tick: &Tick, no_agent: &HashSet<&str>, out
                         out.changed_tracks.insert(key);
                     }
                 }
+            }
+        }
+    }
+    // Only the pairs with new results, not every monitor in every region: most have none.
+    for (key, results) in tick.results {
+        if no_agent.contains(key.1.as_str()) {
+            continue;
+        }
+        let Some(m) = index.get(&key.0) else { continue };
+        let Some(r) = m.regions.iter().find(|r| r.code == key.1) else { continue };
+        let track = memory.tracks.entry(key.clone()).or_default();
+        let before = (track.down, track.slow, track.last_error.clone());
+        for o in results {
+            if track.last_checked_at.is_some_and(|t| o.checked_at <= t) {
                 continue;
             }
-            let Some(results) = tick.results.get(&key) else { continue };
-            let track = memory.tracks.entry(key.clone()).or_default();
-            let before = (track.down, track.slow, track.last_error.clone());
-            for o in results {
-                if track.last_checked_at.is_some_and(|t| o.checked_at <= t) {
-                    continue;
-                }
-                track.down.observe(!o.up, m.confirm, m.recover);
-                if o.up {
-                    let slow = o.total_ms.is_some_and(|t| t > f64::from(r.critical_ms));
-                    track.slow.observe(slow, m.confirm, m.recover);
-                } else {
-                    track.last_error.clone_from(&o.error);
-                }
-                track.last_checked_at = Some(o.checked_at);
+            track.down.observe(!o.up, m.confirm, m.recover);
+            if o.up {
+                let slow = o.total_ms.is_some_and(|t| t > f64::from(r.critical_ms));
+                track.slow.observe(slow, m.confirm, m.recover);
+            } else {
+                track.last_error.clone_from(&o.error);
             }
-            // A result that moved nothing but the newest time is not a change: replaying it from
-            // the state before gives the same state, so the store need not write it (see
-            // `store`'s `Evaluator` for how the newest time is kept fresh enough).
-            if (track.down, track.slow, track.last_error.clone()) != before {
-                out.changed_tracks.insert(key);
-            }
+            track.last_checked_at = Some(o.checked_at);
+        }
+        // A result that moved nothing but the newest time is not a change: replaying it from
+        // the state before gives the same state, so the store need not write it (see
+        // `store`'s `Evaluator` for how the newest time is kept fresh enough).
+        if (track.down, track.slow, track.last_error.clone()) != before {
+            out.changed_tracks.insert(key.clone());
         }
     }
 }

@@ -54,6 +54,8 @@ struct World {
     next_id: i64,
     /// Every transition so far, and whether its notifications would go out.
     log: Vec<Transition>,
+    /// Judge every monitor each tick, as a leader that just read the state does.
+    judge_all: bool,
 }
 
 impl World {
@@ -67,6 +69,7 @@ impl World {
             maintenance: Maintenance::default(),
             next_id: 1,
             log: Vec::new(),
+            judge_all: false,
         }
     }
 
@@ -74,6 +77,9 @@ impl World {
         let mut by_key: HashMap<(Uuid, String), Vec<Observation>> = HashMap::new();
         for (m, region, o) in results {
             by_key.entry((Uuid::from_u128(m), region.to_string())).or_default().push(o);
+        }
+        if self.judge_all {
+            self.memory.judged = None;
         }
         let outcome = evaluate(
             &mut self.memory,
@@ -422,4 +428,162 @@ fn only_results_that_move_a_streak_are_changes_and_replaying_the_others_from_the
     // A failure with another error is a change: the incident that opens later names it.
     let other = Observation { error: Some("refused".into()), ..down(150) };
     assert_eq!(changed(&mut memory, &monitors, 150, vec![(1, "us-east", other)]), BTreeSet::from([us]));
+}
+
+// What time alone moves, with no new result: each case still fires although the evaluator
+// judges only the monitors whose inputs moved since its last evaluation.
+
+#[test]
+fn a_region_going_stale_moves_the_verdict_without_a_new_result() {
+    let mut w = World::new(vec![monitor(1, DownRule::Majority)]);
+    let failing = |at| vec![(1, "us-east", down(at)), (1, "eu-west", down(at)), (1, "ap-south", up(at))];
+    w.tick(0, failing(0));
+    assert_eq!(opened(&w.tick(30, failing(30))).len(), 1);
+    // us-east and eu-west stop reporting; ap-south goes on seeing it up a while longer.
+    w.tick(200, vec![(1, "ap-south", up(200))]);
+    assert!(w.tick(300, vec![]).is_empty(), "everything is still fresh");
+    // No result at all in this tick: us-east and eu-west went stale (300 s), ap-south is the
+    // only region known, and it sees the target up.
+    let tr = w.tick(331, vec![]);
+    assert!(matches!(&tr[..], [Transition::Resolve(r)] if r.cause == Cause::Down), "{tr:?}");
+}
+
+#[test]
+fn a_region_losing_its_agents_moves_the_verdict_without_a_new_result() {
+    let mut w = World::new(vec![monitor(1, DownRule::Any), monitor(2, DownRule::Any)]);
+    w.liveness = REGIONS.iter().map(|r| (r.to_string(), Liveness::Live)).collect();
+    w.tick(0, vec![(1, "eu-west", down(0)), (1, "us-east", up(0)), (2, "us-east", up(0))]);
+    assert_eq!(opened(&w.tick(30, vec![(1, "eu-west", down(30))])).len(), 1);
+    assert!(w.tick(40, vec![(2, "us-east", up(40))]).is_empty());
+    // eu-west's heartbeats lapse: its results are unknown, so monitor 1 is no longer down.
+    w.liveness.insert("eu-west".into(), Liveness::NoAgent);
+    let tr = w.tick(50, vec![]);
+    assert!(tr.iter().any(|t| matches!(t, Transition::Resolve(r) if r.cause == Cause::Down)), "{tr:?}");
+    assert!(w.is_open(Cause::NoAgent, Subject::Region("eu-west".into())));
+}
+
+#[test]
+fn an_impaired_region_going_stale_moves_the_verdicts_without_a_new_result() {
+    let (mut w, results) = impaired_world();
+    w.settings.region_impaired_ratio = 0.5;
+    w.tick(0, results(0, true));
+    w.tick(30, results(30, true));
+    assert!(w.is_open(Cause::RegionImpaired, Subject::Region("eu-west".into())));
+    // Only us-east goes on reporting, all up: eu-west's failures and ap-south's passes go stale.
+    let us_east = |at| (1..=12u128).map(|n| (n, "us-east", up(at))).collect::<Vec<_>>();
+    w.tick(200, us_east(200));
+    let tr = w.tick(331, vec![]);
+    // Nothing is judged in two regions any more: the region incident resolves, and no
+    // monitor incident opens for eu-west's stale failures.
+    assert!(matches!(&tr[..], [Transition::Resolve(r)] if r.cause == Cause::RegionImpaired), "{tr:?}");
+    assert!(opened(&w.log).iter().all(|o| o.cause == Cause::RegionImpaired));
+}
+
+#[test]
+fn a_window_ending_fires_without_a_new_result() {
+    let mut w = World::new(vec![monitor(1, DownRule::Any)]);
+    w.maintenance.monitors.insert(Uuid::from_u128(1));
+    w.tick(0, vec![(1, "us-east", down(0))]);
+    assert!(opened(&w.tick(30, vec![(1, "us-east", down(30))]))[0].muted);
+    assert!(w.tick(40, vec![]).is_empty());
+    w.maintenance = Maintenance::default();
+    let tr = w.tick(50, vec![]);
+    assert!(matches!(&tr[..], [Transition::Firing { reason, .. }] if reason.contains("maintenance")), "{tr:?}");
+}
+
+#[test]
+fn a_monitor_whose_inputs_did_not_move_is_not_judged_until_what_was_judged_is_forgotten() {
+    let mut w = World::new(vec![monitor(1, DownRule::Any)]);
+    w.tick(0, vec![(1, "us-east", down(0)), (1, "eu-west", up(0))]);
+    assert_eq!(opened(&w.tick(30, vec![(1, "us-east", down(30))])).len(), 1);
+    // Its rule changes; nothing the evaluator watches moved, so it is not judged again...
+    w.monitors[0].rule = DownRule::All;
+    assert!(w.tick(40, vec![]).is_empty());
+    // ...until the store, having read the monitors again, forgets what was judged.
+    w.memory.judged = None;
+    let tr = w.tick(50, vec![]);
+    assert!(matches!(&tr[..], [Transition::Resolve(r)] if r.cause == Cause::Down), "{tr:?}");
+}
+
+/// A small deterministic generator (xorshift), so the property below runs the same each time.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn judging_only_the_monitors_whose_inputs_moved_decides_what_judging_all_of_them_decides() {
+    for seed in 1..=20u64 {
+        let rules = [DownRule::Any, DownRule::Majority, DownRule::All, DownRule::AtLeast(2)];
+        let monitors: Vec<MonitorView> = (1..=16u128)
+            .map(|n| {
+                let mut m = monitor(n, rules[n as usize % rules.len()]);
+                m.confirm = 1 + (n % 2) as u32;
+                m.recover = 1 + (n % 3 == 0) as u32;
+                for r in &mut m.regions {
+                    r.interval_seconds = if n % 4 == 0 { 200 } else { 30 };
+                }
+                m
+            })
+            .collect();
+        let mut sparse = World::new(monitors.clone());
+        let mut full = World::new(monitors);
+        full.judge_all = true;
+        for w in [&mut sparse, &mut full] {
+            w.settings.region_impaired_min = 4;
+            w.settings.flap_changes = 3;
+        }
+        let mut dice = Dice(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut at = 0;
+        for step in 0..300 {
+            at += [5, 30, 30, 60, 200, 400][dice.below(6) as usize];
+            // Some steps one region sees most things down; some steps nothing reports at all.
+            let broken = REGIONS[dice.below(3) as usize];
+            let broken = if dice.below(4) == 0 { Some(broken) } else { None };
+            let quiet = dice.below(3) == 0;
+            let mut batch: Batch = Vec::new();
+            for n in 1..=16u128 {
+                for r in REGIONS {
+                    if quiet || dice.below(3) == 0 {
+                        continue;
+                    }
+                    let target_down = n % 5 == (at / 600 % 5) as u128;
+                    let o = match (Some(r) == broken && dice.below(5) != 0, target_down, dice.below(8)) {
+                        (true, _, _) | (_, true, _) => down(at),
+                        (_, _, 0) => slow(at),
+                        _ => up(at),
+                    };
+                    batch.push((n, r, o));
+                }
+            }
+            if dice.below(10) == 0 {
+                let r = REGIONS[dice.below(3) as usize].to_string();
+                let liveness = [None, Some(Liveness::Live), Some(Liveness::NoAgent)][dice.below(3) as usize];
+                for w in [&mut sparse, &mut full] {
+                    match liveness {
+                        Some(l) => w.liveness.insert(r.clone(), l),
+                        None => w.liveness.remove(&r),
+                    };
+                }
+            }
+            if dice.below(10) == 0 {
+                let id = Uuid::from_u128(1 + u128::from(dice.below(16)));
+                for w in [&mut sparse, &mut full] {
+                    if !w.maintenance.monitors.remove(&id) {
+                        w.maintenance.monitors.insert(id);
+                    }
+                }
+            }
+            let a = sparse.tick(at, batch.clone());
+            let b = full.tick(at, batch);
+            assert_eq!(a, b, "seed {seed}, step {step} at {at} s");
+        }
+        assert!(full.log.len() > 20, "seed {seed}: the run moved too little to prove anything ({})", full.log.len());
+    }
 }

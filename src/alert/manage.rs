@@ -19,20 +19,14 @@ use crate::store::Change;
 // The row type is part of a monitor's status (`results::status`, below alerting); alerting
 // writes and reads the rows.
 pub use crate::results::status::Incident;
+use crate::results::status::INCIDENT_COLUMNS;
 
-impl Incident {
-    fn subject(&self) -> Subject {
-        match (&self.monitor_id, &self.region_code) {
-            (Some(id), _) => Subject::Monitor(*id),
-            (None, code) => Subject::Region(code.clone().unwrap_or_default()),
-        }
+fn subject(incident: &Incident) -> Subject {
+    match (&incident.monitor, &incident.region) {
+        (Some(m), _) => Subject::Monitor(m.id),
+        (None, code) => Subject::Region(code.clone().unwrap_or_default()),
     }
 }
-
-const INCIDENT_COLUMNS: &str =
-    "i.id, i.kind, i.cause, i.severity, i.monitor_id, m.name::text AS monitor, i.region_code, \
-    i.summary, i.regions, i.first_error, i.in_maintenance, i.opened_at, i.acknowledged_at, i.acknowledged_by, \
-    i.resolved_at, i.resolved_by";
 
 /// The newest incidents first; `open` keeps the unresolved ones; `monitor` keeps one monitor's.
 pub async fn list(pool: &PgPool, open: bool, monitor: Option<Uuid>, limit: i64) -> Result<Vec<Incident>, AlertError> {
@@ -135,7 +129,7 @@ pub async fn show(pool: &PgPool, id: i64) -> Result<Detail, AlertError> {
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-    let results = match incident.monitor_id {
+    let results = match incident.monitor_id() {
         Some(monitor) => {
             let from = incident.opened_at - AROUND;
             let to = incident.resolved_at.map_or_else(Utc::now, |r| r + AROUND);
@@ -199,7 +193,7 @@ pub async fn resolve(pool: &PgPool, settings: &Settings, id: i64, by: &str) -> R
         .bind(by)
         .execute(&mut *tx)
         .await?;
-    if let Some(monitor) = incident.monitor_id {
+    if let Some(monitor) = incident.monitor_id() {
         let reset = if incident.cause == "latency" {
             "UPDATE alert_region_state SET slow = false, slow_toward = 0 WHERE monitor_id = $1"
         } else {
@@ -227,8 +221,8 @@ async fn announce(
     kind: &'static str,
     detail: Value,
 ) -> Result<(), AlertError> {
-    let subject = incident.subject();
-    let monitors = incident.monitor_id.map(|m| vec![m]);
+    let subject = subject(incident);
+    let monitors = incident.monitor_id().map(|m| vec![m]);
     let routing = Routing::load(conn, settings, monitors.as_deref()).await?;
     let mut writes = Writes::default();
     writes.event(IncidentRef::Stored(incident.id), kind, detail, routing.channels(&subject), incident.in_maintenance);

@@ -31,11 +31,14 @@ pub struct Heartbeats {
     config: crate::config::Settings,
     queues: HashMap<String, RegionQueue>,
     retry_at: HashMap<String, Instant>,
+    /// Per region, the agents last found live: asked about first, so a tick scans a region's
+    /// keys only when none of them beats any more.
+    seen: HashMap<String, Vec<String>>,
 }
 
 impl Heartbeats {
     pub fn new(config: &crate::config::Settings) -> Self {
-        Heartbeats { config: config.clone(), queues: HashMap::new(), retry_at: HashMap::new() }
+        Heartbeats { config: config.clone(), queues: HashMap::new(), retry_at: HashMap::new(), seen: HashMap::new() }
     }
 
     /// What each active region's heartbeats say. A region with no Redis
@@ -66,16 +69,19 @@ impl Heartbeats {
                 Err(_) => self.unreachable(code, "no answer in time"),
             }
         }
-        let asks = regions.iter().filter_map(|code| self.queues.get(code)).map(|queue| async move {
-            (queue.region.clone(), tokio::time::timeout(ASK_BUDGET, heartbeat::live(queue)).await)
+        let asks = regions.iter().filter_map(|code| self.queues.get(code)).map(|queue| {
+            let seen = self.seen.get(&queue.region).cloned().unwrap_or_default();
+            async move { (queue.region.clone(), tokio::time::timeout(ASK_BUDGET, live_agents(queue, &seen)).await) }
         });
         let mut liveness = HashMap::new();
         for (code, agents) in futures::future::join_all(asks).await {
             match agents {
                 Ok(Ok(agents)) if agents.is_empty() => {
+                    self.seen.remove(&code);
                     liveness.insert(code, Liveness::NoAgent);
                 }
-                Ok(Ok(_)) => {
+                Ok(Ok(agents)) => {
+                    self.seen.insert(code.clone(), agents);
                     liveness.insert(code, Liveness::Live);
                 }
                 Ok(Err(e)) => self.unreachable(code, &e.to_string()),
@@ -87,9 +93,21 @@ impl Heartbeats {
 
     fn unreachable(&mut self, code: String, why: &str) {
         tracing::warn!(region = %code, "cannot read the region's heartbeats ({why}); judging its results alone");
+        self.seen.remove(&code);
         self.queues.remove(&code);
         self.retry_at.insert(code, Instant::now() + RECONNECT_AFTER);
     }
+}
+
+/// The ids of a region's live agents: those of `seen` that still beat, else (none does, or none
+/// was seen) whatever a scan of the region's heartbeats finds. A region with any live agent is
+/// all the alerter needs to know, so it scans only to find the first or to call the region dead.
+async fn live_agents(queue: &RegionQueue, seen: &[String]) -> Result<Vec<String>, crate::queue::QueueError> {
+    let still = heartbeat::still_live(queue, seen).await?;
+    if !still.is_empty() {
+        return Ok(still);
+    }
+    Ok(heartbeat::live(queue).await?.into_iter().map(|h| h.id).collect())
 }
 
 /// One tick: heartbeats, then evaluation. Delivery of the outbox it wrote is

@@ -399,6 +399,9 @@ pub struct MonitorWatch {
 ///   (their transaction id at or after that snapshot's xmin): the rows of the overlap that were
 ///   already counted stay on the server. What is sent is still checked against each track's
 ///   newest counted result, so a row sent twice is counted once.
+/// - **Verdicts** are judged again only for the monitors whose inputs moved since the last tick
+///   (see `eval`'s [`Memory::judged`]); reading the monitors again forgets what was judged, as
+///   a monitor's rule or regions may have changed with no new result.
 /// - **Writes** are the tracks whose streaks or error moved, plus those whose stored newest time
 ///   fell a third of their freshness behind (see [`Evaluator::due_for_saving`]). A track whose
 ///   results changed nothing is otherwise not written: replaying those results from the stored
@@ -441,18 +444,18 @@ impl Evaluator {
     /// newest time is a third of their freshness old, so that a leader taking over from the
     /// database judges every region that has a fresh result as known.
     fn due_for_saving(monitors: &[MonitorView], held: &Held) -> Vec<(Uuid, String)> {
+        let index: HashMap<Uuid, &MonitorView> = monitors.iter().map(|m| (m.id, m)).collect();
         let mut due = Vec::new();
-        for m in monitors {
-            for r in &m.regions {
-                let key = (m.id, r.code.clone());
-                let Some(newest) = held.memory.tracks.get(&key).and_then(|t| t.last_checked_at) else { continue };
-                let stale = match held.saved.get(&key).copied().flatten() {
-                    Some(saved) => newest - saved >= fresh_for(r.interval_seconds) / 3,
-                    None => true,
-                };
-                if stale {
-                    due.push(key);
-                }
+        // Over the tracks held rather than every monitor's regions: no key is built to look one up.
+        for (key, track) in &held.memory.tracks {
+            let Some(newest) = track.last_checked_at else { continue };
+            let Some(r) = index.get(&key.0).and_then(|m| m.regions.iter().find(|r| r.code == key.1)) else { continue };
+            let stale = match held.saved.get(key).copied().flatten() {
+                Some(saved) => newest - saved >= fresh_for(r.interval_seconds) / 3,
+                None => true,
+            };
+            if stale {
+                due.push(key.clone());
             }
         }
         due
@@ -497,7 +500,8 @@ impl Evaluator {
             sqlx::query_scalar("SELECT evaluated_at FROM alert_cursor").fetch_optional(&mut *tx).await?;
         // Another alerter ticked since this one: carry on from what it committed.
         let held = held.filter(|h| Some(h.evaluated_at) == cursor);
-        if self.monitors_stale() {
+        let reread = self.monitors_stale();
+        if reread {
             self.monitors = Some((load_monitors(&mut tx, settings).await?, std::time::Instant::now()));
         }
         let monitors = &self.monitors.as_ref().expect("read above").0;
@@ -519,6 +523,10 @@ impl Evaluator {
                 (Held { memory, saved, evaluated_at: now, xmin }, since, None)
             }
         };
+        if reread {
+            // A monitor's rule, confirm or regions may have changed: judge every monitor again.
+            held.memory.judged = None;
+        }
 
         // No upper bound: a row checked "after now" by an agent's clock is counted now, as the
         // next tick would not ask for it again. The lower bound keeps the read to today's (and
@@ -760,7 +768,7 @@ async fn load_memory(
             .fetch_all(conn)
             .await?;
     let flaps = flaps.into_iter().map(|(id, changes, flapping)| (id, Flap { changes, flapping })).collect();
-    let memory = Memory { tracks, flaps };
+    let memory = Memory { tracks, flaps, judged: None };
     let saved = memory.tracks.iter().map(|(key, t)| (key.clone(), t.last_checked_at)).collect();
     Ok((memory, saved))
 }

@@ -113,7 +113,7 @@ fn say(ctx: &Context, incident: &Incident, change: Change, verb: &str) -> crate:
 fn incident_table(p: &crate::cli::output::Printer, incidents: &[Incident]) -> comfy_table::Table {
     let mut t = p.table(["ID", "STATE", "SEVERITY", "SUBJECT", "SUMMARY", "OPENED", "RESOLVED", "NOTE"]);
     for i in incidents {
-        let subject = i.monitor.clone().or_else(|| i.region_code.clone()).unwrap_or_default();
+        let subject = i.monitor.as_ref().and_then(|m| m.name.clone()).or_else(|| i.region.clone()).unwrap_or_default();
         let mut notes = Vec::new();
         if i.in_maintenance {
             notes.push("in maintenance".to_string());

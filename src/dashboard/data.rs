@@ -285,7 +285,7 @@ impl Source {
         let mut states = statuses(&self.pool, &monitors, Utc::now()).await?;
         let open = manage::list(&self.pool, true, None, 1000).await?;
         for state in &mut states {
-            state.open_incidents = open.iter().filter(|i| i.monitor_id == Some(state.monitor_id)).cloned().collect();
+            state.open_incidents = open.iter().filter(|i| i.monitor_id() == Some(state.monitor_id)).cloned().collect();
         }
         let backlogs = futures::future::join_all(regions.iter().map(|r| self.backlog(&r.code))).await;
         Ok(Present { regions, backlogs, catalogue: monitors, monitors: states, open })
@@ -433,7 +433,7 @@ fn card(
         slowest_p95_monitor: slowest.map(|(_, m)| m),
         open_incidents: open
             .iter()
-            .filter(|i| i.monitor_id.is_none() && i.region_code.as_deref() == Some(region.code.as_str()))
+            .filter(|i| i.monitor.is_none() && i.region.as_deref() == Some(region.code.as_str()))
             .cloned()
             .collect(),
     }

@@ -236,7 +236,7 @@ pub async fn public(pool: &PgPool, slug: &str, now: DateTime<Utc>) -> Result<Pub
                 days,
                 open_incidents: open
                     .iter()
-                    .filter(|i| i.monitor_id == Some(m.id))
+                    .filter(|i| i.monitor_id() == Some(m.id))
                     .map(|i| PublicIncident {
                         cause: i.cause.clone(),
                         severity: i.severity.clone(),

@@ -6,36 +6,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// The monitor an incident is about.
-#[derive(Debug, Clone, Serialize)]
-pub struct MonitorRef {
-    pub id: Uuid,
-    pub name: Option<String>,
-    pub target: Option<String>,
-}
+use crate::results::status::INCIDENT_COLUMNS;
 
-/// An incident as receivers see it (webhook body v1, templates).
-#[derive(Debug, Clone, Serialize)]
-pub struct Incident {
-    pub id: i64,
-    /// `monitor` or `region`.
-    pub kind: String,
-    /// `down`, `latency`, `region_impaired` or `no_agent`.
-    pub cause: String,
-    /// `critical` or `warning`.
-    pub severity: String,
-    pub monitor: Option<MonitorRef>,
-    pub region: Option<String>,
-    pub summary: String,
-    pub regions: Vec<String>,
-    pub first_error: Option<String>,
-    pub in_maintenance: bool,
-    pub opened_at: DateTime<Utc>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    pub acknowledged_by: Option<String>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub resolved_by: Option<String>,
-}
+pub use crate::results::status::{Incident, MonitorRef};
 
 /// One event of an incident.
 #[derive(Debug, Clone, Serialize)]
@@ -99,35 +72,21 @@ struct Row {
     event_kind: String,
     event_at: DateTime<Utc>,
     detail: serde_json::Value,
-    incident_id: i64,
-    incident_kind: String,
-    cause: String,
-    severity: String,
-    monitor_id: Option<Uuid>,
-    monitor_name: Option<String>,
-    monitor_target: Option<String>,
-    region_code: Option<String>,
-    summary: String,
-    regions: Vec<String>,
-    first_error: Option<String>,
-    in_maintenance: bool,
-    opened_at: DateTime<Utc>,
-    acknowledged_at: Option<DateTime<Utc>>,
-    acknowledged_by: Option<String>,
-    resolved_at: Option<DateTime<Utc>>,
-    resolved_by: Option<String>,
+    #[sqlx(flatten)]
+    incident: Incident,
 }
 
-const SELECT: &str =
-    "SELECT n.id AS notification_id, n.channel_id, n.idempotency_key, e.id AS event_id, e.kind AS event_kind,
-        e.at AS event_at, e.detail, i.id AS incident_id, i.kind AS incident_kind, i.cause, i.severity,
-        i.monitor_id, m.name AS monitor_name, m.target AS monitor_target, i.region_code, i.summary, i.regions,
-        i.first_error, i.in_maintenance, i.opened_at, i.acknowledged_at, i.acknowledged_by, i.resolved_at,
-        i.resolved_by
-    FROM notifications n
-    JOIN incident_events e ON e.id = n.event_id
-    JOIN incidents i ON i.id = e.incident_id
-    LEFT JOIN monitors m ON m.id = i.monitor_id";
+/// The outbox rows with their events and incidents; callers add the filter.
+fn select() -> String {
+    format!(
+        "SELECT n.id AS notification_id, n.channel_id, n.idempotency_key, e.id AS event_id, e.kind AS event_kind,
+            e.at AS event_at, e.detail, {INCIDENT_COLUMNS}
+         FROM notifications n
+         JOIN incident_events e ON e.id = n.event_id
+         JOIN incidents i ON i.id = e.incident_id
+         LEFT JOIN monitors m ON m.id = i.monitor_id"
+    )
+}
 
 /// An outbox row with what it is about.
 #[derive(Debug, Clone)]
@@ -139,7 +98,8 @@ pub struct Loaded {
 
 /// The given outbox rows with their notices.
 pub async fn load(pool: &PgPool, ids: &[i64]) -> Result<Vec<Loaded>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} WHERE n.id = ANY($1)")).bind(ids).fetch_all(pool).await?;
+    let rows: Vec<Row> =
+        sqlx::query_as(&format!("{} WHERE n.id = ANY($1)", select())).bind(ids).fetch_all(pool).await?;
     Ok(rows.into_iter().map(loaded).collect())
 }
 
@@ -147,8 +107,9 @@ pub async fn load(pool: &PgPool, ids: &[i64]) -> Result<Vec<Loaded>, sqlx::Error
 /// Alertmanager must be told again while the incident lasts.
 pub async fn open_delivered(pool: &PgPool, kind: &str) -> Result<Vec<Loaded>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "{SELECT} JOIN alert_channels c ON c.id = n.channel_id
-         WHERE c.kind = $1 AND e.kind = 'opened' AND n.state = 'delivered' AND i.resolved_at IS NULL"
+        "{} JOIN alert_channels c ON c.id = n.channel_id
+         WHERE c.kind = $1 AND e.kind = 'opened' AND n.state = 'delivered' AND i.resolved_at IS NULL",
+        select()
     ))
     .bind(kind)
     .fetch_all(pool)
@@ -164,22 +125,6 @@ fn notice(r: Row) -> Notice {
     Notice {
         idempotency_key: r.idempotency_key,
         event: Event { id: r.event_id, kind: r.event_kind, at: r.event_at, detail: r.detail },
-        incident: Incident {
-            id: r.incident_id,
-            kind: r.incident_kind,
-            cause: r.cause,
-            severity: r.severity,
-            monitor: r.monitor_id.map(|id| MonitorRef { id, name: r.monitor_name, target: r.monitor_target }),
-            region: r.region_code,
-            summary: r.summary,
-            regions: r.regions,
-            first_error: r.first_error,
-            in_maintenance: r.in_maintenance,
-            opened_at: r.opened_at,
-            acknowledged_at: r.acknowledged_at,
-            acknowledged_by: r.acknowledged_by,
-            resolved_at: r.resolved_at,
-            resolved_by: r.resolved_by,
-        },
+        incident: r.incident,
     }
 }

@@ -60,18 +60,30 @@ pub struct MonitorStatus {
     pub open_incidents: Vec<Incident>,
 }
 
-/// An incident as operators see it: a monitor's status lists its open ones. Alerting
-/// (`alert::manage`) opens, reads and resolves them; the type is here so status needs
+/// The monitor an incident is about: its name, and its target as shown (a password masked).
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorRef {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub target: Option<String>,
+}
+
+/// An incident: one row of `incidents` with its monitor. Operators see it (`incident list`,
+/// a monitor's status, `report`) and receivers get it (the webhook body v1, the notification
+/// templates) as the same value. Alerting (`alert::manage`, the alerter) opens, reads and
+/// resolves them, and `notify` sends them; the type is here, below both, so status needs
 /// nothing above it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Incident {
     pub id: i64,
+    /// `monitor` or `region`.
     pub kind: String,
+    /// `down`, `latency`, `region_impaired` or `no_agent`.
     pub cause: String,
+    /// `critical` or `warning`.
     pub severity: String,
-    pub monitor_id: Option<Uuid>,
-    pub monitor: Option<String>,
-    pub region_code: Option<String>,
+    pub monitor: Option<MonitorRef>,
+    pub region: Option<String>,
     pub summary: String,
     pub regions: Vec<String>,
     pub first_error: Option<String>,
@@ -83,6 +95,44 @@ pub struct Incident {
     pub resolved_by: Option<String>,
 }
 
+/// The columns [`Incident`] is read from, for a query over `incidents i LEFT JOIN monitors m
+/// ON m.id = i.monitor_id`.
+pub const INCIDENT_COLUMNS: &str = "i.id, i.kind, i.cause, i.severity, i.monitor_id, m.name::text AS monitor_name, \
+    m.target AS monitor_target, i.region_code, i.summary, i.regions, i.first_error, i.in_maintenance, i.opened_at, \
+    i.acknowledged_at, i.acknowledged_by, i.resolved_at, i.resolved_by";
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for Incident {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        let monitor = match row.try_get::<Option<Uuid>, _>("monitor_id")? {
+            Some(id) => Some(MonitorRef {
+                id,
+                name: row.try_get("monitor_name")?,
+                // A target may carry a password (`https://user:pass@host`); no incident shows it.
+                target: row.try_get::<Option<String>, _>("monitor_target")?.map(|t| crate::probe::display_url(&t)),
+            }),
+            None => None,
+        };
+        Ok(Incident {
+            id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            cause: row.try_get("cause")?,
+            severity: row.try_get("severity")?,
+            monitor,
+            region: row.try_get("region_code")?,
+            summary: row.try_get("summary")?,
+            regions: row.try_get("regions")?,
+            first_error: row.try_get("first_error")?,
+            in_maintenance: row.try_get("in_maintenance")?,
+            opened_at: row.try_get("opened_at")?,
+            acknowledged_at: row.try_get("acknowledged_at")?,
+            acknowledged_by: row.try_get("acknowledged_by")?,
+            resolved_at: row.try_get("resolved_at")?,
+            resolved_by: row.try_get("resolved_by")?,
+        })
+    }
+}
+
 impl Incident {
     pub fn state(&self) -> &'static str {
         match (self.resolved_at, self.acknowledged_at) {
@@ -90,6 +140,11 @@ impl Incident {
             (None, Some(_)) => "acknowledged",
             (None, None) => "open",
         }
+    }
+
+    /// The monitor it is about, if it is a monitor's.
+    pub fn monitor_id(&self) -> Option<Uuid> {
+        self.monitor.as_ref().map(|m| m.id)
     }
 }
 

@@ -104,6 +104,9 @@ fn a_target_failing_in_two_of_three_regions_opens_one_incident_with_one_notifica
     assert_eq!(status[0]["open_incidents"][0]["cause"], "down");
     let open = db.geoctl(&["incident", "list", "--open", "-o", "json"]).success().json();
     assert_eq!(open.as_array().unwrap().len(), 1);
+    // The same incident as receivers get it (webhook body v1): its monitor by id, name and target.
+    assert_eq!(open[0]["monitor"], serde_json::json!({"id": m, "name": "shop", "target": "127.0.0.1:9"}));
+    assert_eq!(status[0]["open_incidents"][0]["monitor"], open[0]["monitor"]);
     let report = db.geoctl(&["report", "--monitor", "shop", "-o", "json"]).success();
     assert_eq!(report.json()["open_incidents"][0]["summary"], open[0]["summary"]);
     assert!(report.stderr.contains("open incident"), "{}", report.stderr);
@@ -167,21 +170,29 @@ fn a_region_seeing_everything_down_that_others_see_up_is_one_region_incident_and
     assert_eq!(count(&db, "incidents"), 1);
 }
 
+/// The alerter's environment for regions that share one Redis (heartbeats carry the region in
+/// their key).
+fn shared_redis(redis: &TestRedis) -> [(&'static str, &str); 3] {
+    [
+        ("REDIS_URL_US_EAST", redis.url.as_str()),
+        ("REDIS_URL_EU_WEST", redis.url.as_str()),
+        ("REDIS_URL_AP_SOUTH", redis.url.as_str()),
+    ]
+}
+
+/// An agent's heartbeat in `region`, as the agent writes it.
+fn beat(redis: &TestRedis, region: &str, agent: &str) {
+    let key = format!("geoctl:agents:{region}:{agent}");
+    redis.cmd::<()>(&["HSET", &key, "id", agent, "host", "test", "version", "0", "started_at", "now"]);
+    redis.cmd::<()>(&["EXPIRE", &key, "60"]);
+}
+
 #[test]
 fn a_region_with_no_live_agent_is_a_region_incident_until_one_beats_again() {
     let db = TestDb::migrated();
     let redis = TestRedis::new();
-    // The regions share one Redis; heartbeats carry the region in their key.
-    let env = [
-        ("REDIS_URL_US_EAST", redis.url.as_str()),
-        ("REDIS_URL_EU_WEST", redis.url.as_str()),
-        ("REDIS_URL_AP_SOUTH", redis.url.as_str()),
-    ];
-    let beat = |region: &str| {
-        let key = format!("geoctl:agents:{region}:agent-1");
-        redis.cmd::<()>(&["HSET", &key, "id", "agent-1", "host", "test", "version", "0", "started_at", "now"]);
-        redis.cmd::<()>(&["EXPIRE", &key, "60"]);
-    };
+    let env = shared_redis(&redis);
+    let beat = |region: &str| beat(&redis, region, "agent-1");
     beat("us-east");
     beat("ap-south");
     let report = once(&db, &env);
@@ -194,6 +205,39 @@ fn a_region_with_no_live_agent_is_a_region_incident_until_one_beats_again() {
     beat("eu-west");
     assert_eq!(once(&db, &env)["resolved"], 1);
     assert_eq!(count(&db, "incidents WHERE resolved_at IS NULL"), 0);
+}
+
+/// A running leader asks first about the agents it last found live, and scans a region's
+/// heartbeats only when none of them beats: an agent replaced by another is no incident, the
+/// last one gone is one, and a new one resolves it.
+#[test]
+fn a_running_leader_follows_agents_that_come_and_go() {
+    let db = TestDb::migrated();
+    let redis = TestRedis::new();
+    let env = shared_redis(&redis);
+    let beat = |region: &str, agent: &str| beat(&redis, region, agent);
+    let gone = |region: &str, agent: &str| redis.cmd::<()>(&["DEL", &format!("geoctl:agents:{region}:{agent}")]);
+    for region in ["us-east", "eu-west", "ap-south"] {
+        beat(region, "agent-1");
+    }
+    channel(&db, "hook");
+    let leader = Alerter::start_with(&db, &env);
+    wait_until("the alerter to lead", Duration::from_secs(10), || leader.leads());
+    std::thread::sleep(Duration::from_secs(1));
+    // eu-west's agent is replaced: the one the leader knows is gone, another beats.
+    beat("eu-west", "agent-2");
+    gone("eu-west", "agent-1");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(count(&db, "incidents"), 0, "a replaced agent is no region incident");
+    gone("eu-west", "agent-2");
+    wait_until("the leader to open a no-agent incident", Duration::from_secs(10), || {
+        count(&db, "incidents WHERE cause = 'no_agent' AND region_code = 'eu-west'") == 1
+    });
+    beat("eu-west", "agent-3");
+    wait_until("the leader to resolve it", Duration::from_secs(10), || {
+        count(&db, "incidents WHERE resolved_at IS NOT NULL") == 1
+    });
+    assert_eq!(count(&db, "incidents"), 1);
 }
 
 #[test]
@@ -366,6 +410,10 @@ struct Alerter {
 
 impl Alerter {
     fn start(db: &TestDb) -> Self {
+        Self::start_with(db, &[])
+    }
+
+    fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_geoctl"))
             .args(["alerter"])
             .current_dir(db.dir())
@@ -376,6 +424,7 @@ impl Alerter {
             .env("ALERT_INTERVAL", "200ms")
             .env("ALERT_DEFAULT_CHANNELS", "hook")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -469,6 +518,25 @@ fn a_manual_resolve_resets_a_running_leaders_streaks_so_a_later_failure_opens_a_
     });
     assert_eq!(count(&db, "incidents"), 2);
     assert_eq!(db.scalar("SELECT string_agg(kind, ',' ORDER BY id) FROM incident_events"), "opened,resolved,opened");
+}
+
+/// A running leader judges again only the monitors whose results moved; a monitor edited by hand
+/// moved none, and is still judged under its new rule at once.
+#[test]
+fn a_running_leader_judges_an_edited_monitor_under_its_new_rule_without_a_new_result() {
+    let db = TestDb::migrated();
+    channel(&db, "hook");
+    let m = monitor(&db, "api", &["--down-when", "any"]);
+    let leader = Alerter::start(&db);
+    wait_until("the alerter to lead", Duration::from_secs(10), || leader.leads());
+    results(&db, &m, &[3, 2], &["eu-west", "ap-south"], &["us-east"]);
+    wait_until("the leader to open the incident", Duration::from_secs(10), || count(&db, "incidents") == 1);
+    db.geoctl(&["monitor", "update", "api", "--down-when", "all"]).success();
+    // One region failing of three no longer makes it down under `all`.
+    wait_until("the leader to resolve it under the new rule", Duration::from_secs(10), || {
+        count(&db, "incidents WHERE resolved_at IS NOT NULL") == 1
+    });
+    assert_eq!(db.scalar("SELECT string_agg(kind, ',' ORDER BY id) FROM incident_events"), "opened,resolved");
 }
 
 /// The leader dies while a receiver holds its request: the standby delivers that notification

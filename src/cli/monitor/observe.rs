@@ -121,7 +121,7 @@ pub async fn status(ctx: &Context, pool: &PgPool, store: &MonitorStore<'_>, args
     let mut statuses = status::statuses(pool, &monitors, now).await?;
     let ids: Vec<uuid::Uuid> = monitors.iter().map(|m| m.id).collect();
     for incident in crate::alert::manage::open_for(pool, &ids).await? {
-        if let Some(s) = statuses.iter_mut().find(|s| Some(s.monitor_id) == incident.monitor_id) {
+        if let Some(s) = statuses.iter_mut().find(|s| Some(s.monitor_id) == incident.monitor_id()) {
             s.open_incidents.push(incident);
         }
     }

@@ -58,6 +58,8 @@ fn webhook_slack_and_pagerduty_get_what_their_receivers_check() {
         &["pager", "--type", "pagerduty", "--url", &pd_url, "--secret-file", &secret_file(&db, "p", ROUTING_KEY)],
     );
     let incident = open_incident(&db, "api", &["ops", "chat", "pager"]);
+    // A target with a password: receivers see it masked, as every other view of a monitor shows it.
+    db.exec("UPDATE monitors SET target = 'https://ops:hunter2@api.example.com/health' WHERE name = 'api'");
 
     let pool = pool(&rt, &db);
     let notifier = Notifier::new(options()).unwrap();
@@ -83,6 +85,8 @@ fn webhook_slack_and_pagerduty_get_what_their_receivers_check() {
     assert_eq!(body["event"]["kind"], "opened");
     assert_eq!(body["incident"]["id"], incident);
     assert_eq!(body["incident"]["monitor"]["name"], "api");
+    assert_eq!(body["incident"]["monitor"]["target"], "https://ops:****@api.example.com/health");
+    assert!(!got[0].body.contains("hunter2"), "the target's password reached the receiver: {}", got[0].body);
     assert_eq!(body["incident"]["regions"], serde_json::json!(["eu-west", "us-east"]));
     assert!(body["title"].as_str().unwrap().contains("api is down"), "{body}");
 
@@ -105,7 +109,7 @@ fn webhook_slack_and_pagerduty_get_what_their_receivers_check() {
     assert_eq!(body["dedup_key"], dedup.as_str());
     let payload = &body["payload"];
     assert!(payload["summary"].as_str().is_some_and(|s| !s.is_empty() && s.len() <= 1024), "{payload}");
-    assert_eq!(payload["source"], "https://api.example.com/health");
+    assert_eq!(payload["source"], "https://ops:****@api.example.com/health");
     assert!(["critical", "error", "warning", "info"].contains(&payload["severity"].as_str().unwrap()));
     chrono::DateTime::parse_from_rfc3339(payload["timestamp"].as_str().unwrap()).expect("ISO 8601 timestamp");
 
