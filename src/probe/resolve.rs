@@ -38,7 +38,7 @@ pub struct Resolved {
 /// Resolution failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
-    #[error("resolving `{host}` timed out")]
+    #[error("resolving `{host}` timed out after {} ms", elapsed.as_millis())]
     Timeout { host: String, elapsed: Duration },
     #[error("resolving `{host}` failed: {message}")]
     Failed { host: String, message: String, elapsed: Duration },
@@ -64,13 +64,14 @@ impl ResolveError {
         }
     }
 
-    /// Time spent before the failure, if a lookup was attempted.
+    /// How long the lookup took to get its (failing) answer, the DNS phase of a check that
+    /// failed there. A lookup that timed out got no answer and measured nothing: its phase is
+    /// absent, as it is when the check's own timeout ends the lookup first (whichever of the two
+    /// timers fires first must not change what the result says).
     pub fn elapsed(&self) -> Option<Duration> {
         match self {
-            ResolveError::Timeout { elapsed, .. }
-            | ResolveError::Failed { elapsed, .. }
-            | ResolveError::NoAddress { elapsed, .. } => Some(*elapsed),
-            ResolveError::Config(_) => None,
+            ResolveError::Failed { elapsed, .. } | ResolveError::NoAddress { elapsed, .. } => Some(*elapsed),
+            ResolveError::Timeout { .. } | ResolveError::Config(_) => None,
         }
     }
 }
