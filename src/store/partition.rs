@@ -396,8 +396,7 @@ pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bo
         dry_run,
     };
     // Up to the first day left whole, as `report::plan` reads it; the hour's BRIN index finds them.
-    let first_whole =
-        crate::results::summary::first_whole_day(cutoff).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let first_whole = first_whole_day(cutoff).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
     report.hourly_summaries = if dry_run {
         sqlx::query_scalar("SELECT count(*) FROM regional_monitor_hourly_summaries WHERE hour < $1")
             .bind(first_whole)
