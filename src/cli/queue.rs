@@ -162,15 +162,17 @@ async fn regions(pool: &sqlx::PgPool, scope: &Scope) -> crate::error::Result<Vec
     }
 }
 
-/// Whether `queue status` shows a region's browser queue: when the region has a browser service
-/// configured, or the queue has schedulers, jobs or agents (one started by hand with `--browser`).
+/// Whether `queue status` shows a region's browser queue: what [`crate::stack::browser_lane_in_use`]
+/// decides (a browser service configured, or schedulers, jobs or the paused flag), read from the
+/// counts the status already holds, and also when live agents work on it (one started by hand
+/// with `--browser`).
 fn browser_lane_in_use(ctx: &Context, entry: &RegionStatus) -> bool {
-    let configured = crate::stack::StackSettings::resolve(&ctx.settings, &entry.region)
-        .is_ok_and(|stack| stack.browser_replicas > 0);
+    let configured = crate::stack::has_browser_service(&ctx.settings, &entry.region);
     let used = entry.state.as_ref().is_some_and(|s| {
         let c = &s.counts;
         s.schedulers > 0
             || s.live_agents > 0
+            || s.is_paused
             || [c.waiting, c.active, c.delayed, c.prioritized, c.completed, c.failed, c.paused].iter().any(|n| *n > 0)
     });
     configured || used
@@ -305,12 +307,10 @@ struct Outcome {
     error: Option<String>,
 }
 
-/// The queues of a region an action covers: the plain one, and the browser one when the region
-/// has a browser service configured or the queue is in use in Redis.
+/// The queues of a region an action covers: the plain one, and the browser one when
+/// [`crate::stack::browser_lane_in_use`] says it is part of the region.
 async fn lanes_of(ctx: &Context, plain: &RegionQueue) -> Result<Vec<RegionQueue>, QueueError> {
-    let configured = crate::stack::StackSettings::resolve(&ctx.settings, &plain.region)
-        .is_ok_and(|stack| stack.browser_replicas > 0);
-    if configured || control::in_use(plain, Lane::Browser).await? {
+    if crate::stack::browser_lane_in_use(&ctx.settings, plain).await? {
         Ok(vec![plain.clone(), plain.lane(Lane::Browser).await?])
     } else {
         Ok(vec![plain.clone()])

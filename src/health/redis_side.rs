@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::queue::{control, status};
+use crate::queue::status;
 use crate::queue::{Lane, QueueError, RedisEndpoint, RegionQueue};
 
 /// The region's BullMQ queue (`bull:monitor-<code>:…`).
@@ -35,12 +35,10 @@ pub async fn queue(queue: &RegionQueue) -> Result<QueueCounts, QueueError> {
     })
 }
 
-/// The region's browser queue, read through `plain` (its Redis), when the region has a browser
-/// service configured or the queue is in use ([`control::in_use`]); `None` otherwise.
+/// The region's browser queue, read through `plain` (its Redis), when
+/// [`crate::stack::browser_lane_in_use`] says it is part of the region; `None` otherwise.
 pub async fn browser_queue(settings: &Settings, plain: &RegionQueue) -> Result<Option<QueueCounts>, QueueError> {
-    let configured =
-        crate::stack::StackSettings::resolve(settings, &plain.region).is_ok_and(|stack| stack.browser_replicas > 0);
-    if !configured && !control::in_use(plain, Lane::Browser).await? {
+    if !crate::stack::browser_lane_in_use(settings, plain).await? {
         return Ok(None);
     }
     let browser = plain.lane(Lane::Browser).await?;

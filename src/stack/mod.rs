@@ -19,6 +19,25 @@ use serde::Serialize;
 use crate::config::{env_suffix, Secret, Settings};
 use crate::region::Region;
 
+/// Whether the region's stack runs a browser service (`regions.<code>.stack.browser_replicas` > 0).
+/// A stack section that does not resolve counts as none: the commands that deploy it say why.
+pub fn has_browser_service(settings: &Settings, code: &str) -> bool {
+    StackSettings::resolve(settings, code).is_ok_and(|stack| stack.browser_replicas > 0)
+}
+
+/// Whether a region's browser queue is part of it, for the commands that read or act on its
+/// queues (`queue pause` and the other actions, `health`): when its stack runs a browser service,
+/// or the queue is in use in the Redis `plain` talks to ([`crate::queue::control::in_use`], which
+/// writes nothing). `queue status` decides the same from the counts it has already read, and also
+/// shows a browser queue that only has live agents.
+pub async fn browser_lane_in_use(
+    settings: &Settings,
+    plain: &crate::queue::RegionQueue,
+) -> Result<bool, crate::queue::QueueError> {
+    Ok(has_browser_service(settings, &plain.region)
+        || crate::queue::control::in_use(plain, crate::queue::Lane::Browser).await?)
+}
+
 /// The template every stack is rendered from unless `--templates DIR` or
 /// `stack.templates` names another directory holding a `stack.yml.tera`.
 pub const TEMPLATE_NAME: &str = "stack.yml.tera";

@@ -508,9 +508,7 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
 async fn browser_regions(ctx: &Context, regions: &[String]) -> crate::error::Result<()> {
     use crate::queue::heartbeat::{browser_support, BrowserSupport};
     for region in regions {
-        let configured =
-            crate::stack::StackSettings::resolve(&ctx.settings, region).is_ok_and(|stack| stack.browser_replicas > 0);
-        if configured {
+        if crate::stack::has_browser_service(&ctx.settings, region) {
             continue;
         }
         if browser_support(&ctx.settings, region).await == BrowserSupport::Yes {
