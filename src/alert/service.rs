@@ -34,11 +34,22 @@ pub struct Heartbeats {
     /// Per region, the agents last found live: asked about first, so a tick scans a region's
     /// keys only when none of them beats any more.
     seen: HashMap<String, Vec<String>>,
+    /// Per region, when its freshest agent last beat, as far as this alerter has seen. A region
+    /// whose agents are all gone is called agentless only once that is [`heartbeat::TTL`] ago
+    /// (three beats), as if their heartbeats had expired: an agent stopped cleanly removes its
+    /// heartbeat, and a rolling update (stop-first) must not open and resolve an incident.
+    last_beat: HashMap<String, Instant>,
 }
 
 impl Heartbeats {
     pub fn new(config: &crate::config::Settings) -> Self {
-        Heartbeats { config: config.clone(), queues: HashMap::new(), retry_at: HashMap::new(), seen: HashMap::new() }
+        Heartbeats {
+            config: config.clone(),
+            queues: HashMap::new(),
+            retry_at: HashMap::new(),
+            seen: HashMap::new(),
+            last_beat: HashMap::new(),
+        }
     }
 
     /// What each active region's heartbeats say. A region with no Redis
@@ -78,10 +89,14 @@ impl Heartbeats {
             match agents {
                 Ok(Ok(agents)) if agents.is_empty() => {
                     self.seen.remove(&code);
-                    liveness.insert(code, Liveness::NoAgent);
+                    if let Some(l) = absent(self.last_beat.get(&code).copied(), now) {
+                        liveness.insert(code, l);
+                    }
                 }
                 Ok(Ok(agents)) => {
-                    self.seen.insert(code.clone(), agents);
+                    let freshest = agents.iter().map(|(_, age)| *age).min().unwrap_or_default();
+                    self.last_beat.insert(code.clone(), now.checked_sub(freshest).unwrap_or(now));
+                    self.seen.insert(code.clone(), agents.into_iter().map(|(id, _)| id).collect());
                     liveness.insert(code, Liveness::Live);
                 }
                 Ok(Err(e)) => self.unreachable(code, &e.to_string()),
@@ -99,15 +114,31 @@ impl Heartbeats {
     }
 }
 
-/// The ids of a region's live agents: those of `seen` that still beat, else (none does, or none
-/// was seen) whatever a scan of the region's heartbeats finds. A region with any live agent is
-/// all the alerter needs to know, so it scans only to find the first or to call the region dead.
-async fn live_agents(queue: &RegionQueue, seen: &[String]) -> Result<Vec<String>, crate::queue::QueueError> {
+/// What a region with no live agent is, given when this alerter last saw one of its agents beat:
+/// agentless once that is [`heartbeat::TTL`] ago or was never seen (an alerter starting beside a
+/// dead region says so at once); until then nothing (left out, like a region not read), so
+/// the agent a rolling update starts has the time an expiring heartbeat would have given it.
+fn absent(last_beat: Option<Instant>, now: Instant) -> Option<Liveness> {
+    match last_beat {
+        Some(at) if now.saturating_duration_since(at) < heartbeat::TTL => None,
+        _ => Some(Liveness::NoAgent),
+    }
+}
+
+/// The live agents of a region, each with how long ago it last beat: those of `seen` that still
+/// beat, else (none does, or none was seen) those a scan of the region's heartbeats finds. A
+/// region with any live agent is all the alerter needs to know, so it scans only to find the
+/// first or to call the region dead.
+async fn live_agents(
+    queue: &RegionQueue,
+    seen: &[String],
+) -> Result<Vec<(String, Duration)>, crate::queue::QueueError> {
     let still = heartbeat::still_live(queue, seen).await?;
     if !still.is_empty() {
         return Ok(still);
     }
-    Ok(heartbeat::live(queue).await?.into_iter().map(|h| h.id).collect())
+    let found: Vec<String> = heartbeat::live(queue).await?.into_iter().map(|h| h.id).collect();
+    heartbeat::still_live(queue, &found).await
 }
 
 /// One tick: heartbeats, then evaluation. Delivery of the outbox it wrote is
@@ -292,5 +323,21 @@ pub async fn run(
                 Err(e) => tracing::warn!("tick failed, retrying at the next: {e}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_without_agents_is_agentless_only_a_heartbeat_lifetime_after_the_last_beat() {
+        let now = Instant::now();
+        let ago = |secs: u64| now.checked_sub(Duration::from_secs(secs));
+        assert_eq!(absent(None, now), Some(Liveness::NoAgent), "never seen beating: agentless at once");
+        assert_eq!(absent(ago(1), now), None, "just stopped (a rolling update): not judged yet");
+        assert_eq!(absent(ago(heartbeat::TTL.as_secs() - 1), now), None);
+        assert_eq!(absent(ago(heartbeat::TTL.as_secs()), now), Some(Liveness::NoAgent));
+        assert_eq!(absent(ago(600), now), Some(Liveness::NoAgent));
     }
 }

@@ -116,21 +116,31 @@ pub async fn live(queue: &RegionQueue) -> Result<Vec<Heartbeat>, QueueError> {
     Ok(agents)
 }
 
-/// Which of these agents still have a heartbeat, in one round trip. A caller that already
-/// knows live agents asks about them rather than [`live`]'s scan, which walks every key of the
-/// region's Redis (one per queued job besides the heartbeats: tens of round trips at 10,000
-/// monitors).
-pub async fn still_live(queue: &RegionQueue, ids: &[String]) -> Result<Vec<String>, QueueError> {
+/// Which of these agents still have a heartbeat, with how long ago each last beat (from what is
+/// left of its TTL), in one round trip. A caller that already knows live agents asks about them
+/// rather than [`live`]'s scan, which walks every key of the region's Redis (one per queued job
+/// besides the heartbeats: tens of round trips at 10,000 monitors).
+pub async fn still_live(queue: &RegionQueue, ids: &[String]) -> Result<Vec<(String, Duration)>, QueueError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
     for id in ids {
-        pipe.exists(key(&queue.region, id));
+        pipe.pttl(key(&queue.region, id));
     }
     let mut conn = queue.connection();
-    let found: Vec<bool> = queue.redis("checking agent heartbeats", pipe.query_async(&mut conn)).await?;
-    Ok(ids.iter().zip(found).filter(|(_, live)| *live).map(|(id, _)| id.clone()).collect())
+    let left: Vec<i64> = queue.redis("checking agent heartbeats", pipe.query_async(&mut conn)).await?;
+    Ok(ids
+        .iter()
+        .zip(left)
+        .filter_map(|(id, ms)| match ms {
+            // No such key: gone (expired, or removed on a clean shutdown).
+            -2 => None,
+            // A key without a TTL, which no agent writes: taken as fresh.
+            -1 => Some((id.clone(), Duration::ZERO)),
+            ms => Some((id.clone(), TTL.saturating_sub(Duration::from_millis(ms.max(0) as u64)))),
+        })
+        .collect())
 }
 
 /// Whether a region can run browser steps, as its live agents say.

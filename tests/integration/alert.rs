@@ -229,10 +229,17 @@ fn a_running_leader_follows_agents_that_come_and_go() {
     gone("eu-west", "agent-1");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(count(&db, "incidents"), 0, "a replaced agent is no region incident");
+    // The last agent stops cleanly (its heartbeat removed, as a rolling update's stop-first does):
+    // the region is given the heartbeat's lifetime (30 s since its last beat) for another to
+    // start, and only then is it without an agent.
     gone("eu-west", "agent-2");
-    wait_until("the leader to open a no-agent incident", Duration::from_secs(10), || {
+    let stopped = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count(&db, "incidents"), 0, "an agent just stopped is no region incident yet");
+    wait_until("the leader to open a no-agent incident", Duration::from_secs(45), || {
         count(&db, "incidents WHERE cause = 'no_agent' AND region_code = 'eu-west'") == 1
     });
+    assert!(stopped.elapsed() >= Duration::from_secs(25), "opened {:?} after the stop", stopped.elapsed());
     beat("eu-west", "agent-3");
     wait_until("the leader to resolve it", Duration::from_secs(10), || {
         count(&db, "incidents WHERE resolved_at IS NOT NULL") == 1
