@@ -165,6 +165,16 @@ pub struct StackSection {
     pub dashboard: Option<bool>,
     /// The port the dashboard service is published on.
     pub dashboard_port: Option<u16>,
+    /// Route the dashboard through the Swarm's Traefik instead of publishing a port: the host
+    /// name its router matches (`Host(...)`).
+    pub dashboard_host: Option<String>,
+    /// The external overlay network the dashboard shares with Traefik [default: traefik-public].
+    pub traefik_network: Option<String>,
+    /// Traefik's entry point for the dashboard's router [default: websecure].
+    pub traefik_entrypoint: Option<String>,
+    /// Traefik's certificate resolver for the router [default: letsencrypt]; empty: none (TLS
+    /// from Traefik's default certificate or its own configuration).
+    pub traefik_certresolver: Option<String>,
     pub templates: Option<PathBuf>,
     /// Replicas of the `browser` service (agents with Chromium on the region's browser queue); 0: none.
     pub browser_replicas: Option<u32>,

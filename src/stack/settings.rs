@@ -18,6 +18,19 @@ const DEFAULT_BROWSER_MEMORY: &str = "768M";
 const DEFAULT_BROWSER_CPUS: &str = "1";
 const DEFAULT_BROWSER_SHM: &str = "256M";
 
+/// The dashboard service behind a Traefik that watches the Swarm (its swarm provider, as the
+/// seed's `traefik:v3` runs): the service's labels name the router and the port, and the service
+/// joins the external overlay network Traefik is on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Traefik {
+    /// The host name of the router's rule.
+    pub host: String,
+    pub network: String,
+    pub entrypoint: String,
+    /// `None`: no `tls.certresolver` label.
+    pub certresolver: Option<String>,
+}
+
 /// Everything the templates may use about a region's stack, resolved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StackSettings {
@@ -40,7 +53,10 @@ pub struct StackSettings {
     pub alerter: bool,
     /// A `geoctl dashboard` service, published on `dashboard_port`; off unless asked for.
     pub dashboard: bool,
+    /// Where the dashboard is published through the routing mesh; not with `traefik`.
     pub dashboard_port: u16,
+    /// The dashboard behind the Swarm's Traefik (labels, the shared network, no published port).
+    pub traefik: Option<Traefik>,
     /// Replicas of the `browser` service; 0 (the default) renders none.
     pub browser_replicas: u32,
     pub browser_image: String,
@@ -81,6 +97,13 @@ impl StackSettings {
             alerter: pick!(alerter).unwrap_or(false),
             dashboard: pick!(dashboard).unwrap_or(false),
             dashboard_port: pick!(dashboard_port).unwrap_or(8080),
+            traefik: pick!(dashboard_host).map(|host| Traefik {
+                host,
+                network: pick!(traefik_network).unwrap_or_else(|| "traefik-public".into()),
+                entrypoint: pick!(traefik_entrypoint).unwrap_or_else(|| "websecure".into()),
+                certresolver: Some(pick!(traefik_certresolver).unwrap_or_else(|| "letsencrypt".into()))
+                    .filter(|r| !r.is_empty()),
+            }),
             templates: pick!(templates),
             browser_replicas: pick!(browser_replicas).unwrap_or(0),
             browser_image: pick!(browser_image).unwrap_or_else(|| DEFAULT_BROWSER_IMAGE.to_string()),
@@ -113,6 +136,25 @@ impl StackSettings {
         }
         if self.dashboard_port == 0 {
             return bad("dashboard_port", "0 is not a port; use 1 to 65535".into());
+        }
+        if let Some(t) = &self.traefik {
+            // Each value lands inside a label Traefik parses (`Host(`…`)`, a network name): a
+            // backtick, space or comma there would change the rule, not just name a host.
+            if !valid_host(&t.host) {
+                return bad("dashboard_host", format!("`{}` is not a host name; use e.g. status.example.com", t.host));
+            }
+            if !valid_network(&t.network) {
+                return bad("traefik_network", format!("`{}` is not a Docker network name", t.network));
+            }
+            let names = [
+                ("traefik_entrypoint", Some(t.entrypoint.as_str())),
+                ("traefik_certresolver", t.certresolver.as_deref()),
+            ];
+            for (key, value) in names {
+                if let Some(v) = value.filter(|v| !valid_name(v)) {
+                    return bad(key, format!("`{v}` is not a Traefik name; use letters, digits, '-' and '_'"));
+                }
+            }
         }
         if self.browser_replicas > 1000 {
             return bad("browser_replicas", format!("{} is out of range; use 0 to 1000", self.browser_replicas));
@@ -161,6 +203,24 @@ impl StackSettings {
         }
         Ok(self)
     }
+}
+
+/// A DNS host name: dot-separated labels of letters, digits and inner hyphens.
+fn valid_host(host: &str) -> bool {
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A Docker network name: a letter or digit, then letters, digits, '_', '.' and '-'.
+fn valid_network(name: &str) -> bool {
+    name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn valid_name(name: &str) -> bool {

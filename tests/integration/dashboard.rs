@@ -510,4 +510,43 @@ fn the_stack_runs_a_dashboard_only_when_asked_and_only_with_credentials() {
     assert!(out.status.success(), "docker stack config: {}", String::from_utf8_lossy(&out.stderr));
     let config = String::from_utf8_lossy(&out.stdout);
     assert!(config.contains("published: \"9080\"") || config.contains("published: 9080"), "{config}");
+
+    // Behind the Swarm's Traefik: labels for its router, its network, and no published port.
+    let traefik = "dashboard:\n  token_file: token\nstack:\n  dashboard: true\n  dashboard_host: status.example.com\n";
+    render(traefik).success();
+    let routed = std::fs::read_to_string(&file).unwrap();
+    let dashboard = &routed[routed.find("  dashboard:").unwrap()..routed.find("\nnetworks:").unwrap()];
+    for label in [
+        "traefik.enable: \"true\"",
+        "traefik.http.routers.geoctl-us-east-dashboard.rule: \"Host(`status.example.com`)\"",
+        "traefik.http.routers.geoctl-us-east-dashboard.entrypoints: websecure",
+        "traefik.http.routers.geoctl-us-east-dashboard.tls.certresolver: letsencrypt",
+        "traefik.http.services.geoctl-us-east-dashboard.loadbalancer.server.port: \"8080\"",
+        "traefik.swarm.network: traefik-public",
+    ] {
+        assert!(dashboard.contains(label), "{label}:\n{dashboard}");
+    }
+    assert!(!dashboard.contains("published:"), "no port published behind Traefik:\n{dashboard}");
+    let out = Command::new("docker").args(["stack", "config", "-c", file.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "docker stack config: {}", String::from_utf8_lossy(&out.stderr));
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(config.contains("name: traefik-public") && config.contains("external: true"), "{config}");
+    // No certificate resolver when the operator's Traefik has its own TLS.
+    render(&format!("{traefik}  traefik_certresolver: \"\"\n  traefik_network: edge\n")).success();
+    let routed = std::fs::read_to_string(&file).unwrap();
+    assert!(!routed.contains("certresolver") && routed.contains("traefik.swarm.network: edge"), "{routed}");
+
+    // A value that would change Traefik's rule rather than name a host is refused, nothing written.
+    for (key, value) in [
+        ("dashboard_host", "\"a`) || Host(`evil.example\""),
+        ("dashboard_host", "\"status example.com\""),
+        ("traefik_network", "\"net;rm\""),
+        ("traefik_entrypoint", "\"web secure\""),
+    ] {
+        let config = format!("dashboard:\n  token_file: token\nstack:\n  dashboard: true\n  dashboard_host: ok.example.com\n  {key}: {value}\n");
+        let config =
+            if key == "dashboard_host" { config.replacen("  dashboard_host: ok.example.com\n", "", 1) } else { config };
+        render(&config).usage_error(&[key]);
+        assert!(!file.exists(), "nothing written for {key}: {value}");
+    }
 }
