@@ -140,7 +140,7 @@ impl StackSettings {
         if let Some(t) = &self.traefik {
             // Each value lands inside a label Traefik parses (`Host(`…`)`, a network name): a
             // backtick, space or comma there would change the rule, not just name a host.
-            if !valid_host(&t.host) {
+            if crate::probe::check_hostname(&t.host, false).is_err() {
                 return bad("dashboard_host", format!("`{}` is not a host name; use e.g. status.example.com", t.host));
             }
             if !valid_network(&t.network) {
@@ -203,17 +203,6 @@ impl StackSettings {
         }
         Ok(self)
     }
-}
-
-/// A DNS host name: dot-separated labels of letters, digits and inner hyphens.
-fn valid_host(host: &str) -> bool {
-    host.len() <= 253
-        && host.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 /// A Docker network name: a letter or digit, then letters, digits, '_', '.' and '-'.
