@@ -56,7 +56,9 @@ impl Printer {
         value: &T,
         table: impl FnOnce(&Printer) -> Vec<Table>,
     ) -> crate::error::Result<()> {
-        let mut out = std::io::stdout().lock();
+        // Buffered: stdout flushes at every newline, and a pretty JSON answer has one per field
+        // (a day's report: half a million lines, as many write calls).
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
         match self.format {
             Format::Json => {
                 serde_json::to_writer_pretty(&mut out, value)?;
@@ -78,6 +80,7 @@ impl Printer {
                 }
             }
         }
+        out.flush()?;
         Ok(())
     }
 

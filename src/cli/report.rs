@@ -192,7 +192,7 @@ fn paint(p: &Printer, sgr: &str, text: &str) -> String {
 /// A sparkline per region, under the table: one cell per bucket, `·` where
 /// nothing was checked, and a `×` line under buckets with failed checks.
 fn print_charts(p: &Printer, report: &Report) -> crate::error::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let minutes = report.bucket_seconds as f64 / 60.0;
     writeln!(
         out,
@@ -203,6 +203,7 @@ fn print_charts(p: &Printer, report: &Report) -> crate::error::Result<()> {
     for monitor in report.monitors.iter().filter(|m| !m.regions.is_empty()) {
         write_monitor_charts(&mut out, p, monitor)?;
     }
+    out.flush()?;
     Ok(())
 }
 
