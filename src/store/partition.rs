@@ -358,8 +358,8 @@ impl crate::error::Coded for PruneError {
 /// the cutoff falls in (a day, or the partition of the past) and the default partition are
 /// trimmed `batch` rows per short transaction. Daily summaries are kept, and the cutoff is
 /// recorded first in `results_retention`, which tells the summaries which days lost results;
-/// the hourly summaries of those days are deleted (a day's worth is one statement: 24 rows per
-/// monitor and region).
+/// the hourly summaries of those days are deleted (a day's worth is one statement per table: 24
+/// rows per monitor and region). The three parts (the hours, each table's days) go side by side.
 pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bool) -> Result<PruneReport, PruneError> {
     // Days already cut into by an earlier prune are left as they are by the summaries; only the
     // days this prune would newly cut into must be settled.
@@ -387,63 +387,79 @@ pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bo
         .execute(pool)
         .await?;
     }
-    let mut report = PruneReport {
-        cutoff,
-        monitor_results: 0,
-        regional_performance_metrics: 0,
-        dropped_partitions: Vec::new(),
-        hourly_summaries: 0,
-        dry_run,
-    };
     // Up to the first day left whole, as `report::plan` reads it; the hour's BRIN index finds them.
+    // The hourly summaries and each table's days are independent: they go side by side, each on a
+    // connection of its own, so the prune takes as long as its slowest part rather than all of them
+    // (dropping a day's files, trimming the boundary day, deleting a day's hours).
     let first_whole = first_whole_day(cutoff).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-    report.hourly_summaries = if dry_run {
-        sqlx::query_scalar("SELECT count(*) FROM regional_monitor_hourly_summaries WHERE hour < $1")
-            .bind(first_whole)
+    let (hourly_summaries, (results, mut dropped), (metrics, dropped_metrics)) = tokio::try_join!(
+        prune_hours(pool, first_whole, dry_run),
+        prune_table(pool, TABLES[0], cutoff, batch, dry_run),
+        prune_table(pool, TABLES[1], cutoff, batch, dry_run),
+    )?;
+    dropped.extend(dropped_metrics);
+    Ok(PruneReport {
+        cutoff,
+        monitor_results: results,
+        regional_performance_metrics: metrics,
+        dropped_partitions: dropped,
+        hourly_summaries,
+        dry_run,
+    })
+}
+
+/// Deletes (or counts) the hourly summaries and landing counts of the hours before `until`;
+/// returns how many hourly summaries. The two tables' deletes go side by side.
+async fn prune_hours(pool: &PgPool, until: DateTime<Utc>, dry_run: bool) -> Result<i64, PruneError> {
+    if dry_run {
+        return Ok(sqlx::query_scalar("SELECT count(*) FROM regional_monitor_hourly_summaries WHERE hour < $1")
+            .bind(until)
             .fetch_one(pool)
-            .await?
-    } else {
-        sqlx::query(
-            "WITH landings AS (DELETE FROM regional_monitor_hourly_landings WHERE hour < $1) \
-             DELETE FROM regional_monitor_hourly_summaries WHERE hour < $1",
-        )
-        .bind(first_whole)
-        .execute(pool)
-        .await?
-        .rows_affected() as i64
-    };
-    for table in TABLES {
-        let parts = partitions(pool, table).await?;
-        // Not partitioned (yet): the table itself is trimmed.
-        let mut trimmed: Vec<String> = if parts.is_empty() { vec![table.to_string()] } else { Vec::new() };
-        for part in parts {
-            if !part.is_default && part.to.is_some_and(|to| to <= cutoff) {
-                if !dry_run {
-                    ddl(
-                        pool,
-                        &[
-                            format!("ALTER TABLE {table} DETACH PARTITION {}", part.name),
-                            format!("DROP TABLE {}", part.name),
-                        ],
-                    )
-                    .await?;
-                }
-                report.dropped_partitions.push(part.name);
-            } else if part.is_default || part.from.is_none_or(|from| from < cutoff) {
-                trimmed.push(part.name);
+            .await?);
+    }
+    let delete = |sql: &'static str| sqlx::query(sql).bind(until).execute(pool);
+    let (summaries, _) = tokio::try_join!(
+        delete("DELETE FROM regional_monitor_hourly_summaries WHERE hour < $1"),
+        delete("DELETE FROM regional_monitor_hourly_landings WHERE hour < $1"),
+    )?;
+    Ok(summaries.rows_affected() as i64)
+}
+
+/// One per-result table's part of [`prune`]: its days wholly before `cutoff` detached and dropped,
+/// the rest before it deleted row by row. Returns the rows deleted and the partitions dropped.
+async fn prune_table(
+    pool: &PgPool,
+    table: &str,
+    cutoff: DateTime<Utc>,
+    batch: i64,
+    dry_run: bool,
+) -> Result<(i64, Vec<String>), PruneError> {
+    let parts = partitions(pool, table).await?;
+    // Not partitioned (yet): the table itself is trimmed.
+    let mut trimmed: Vec<String> = if parts.is_empty() { vec![table.to_string()] } else { Vec::new() };
+    let mut dropped = Vec::new();
+    for part in parts {
+        if !part.is_default && part.to.is_some_and(|to| to <= cutoff) {
+            if !dry_run {
+                ddl(
+                    pool,
+                    &[
+                        format!("ALTER TABLE {table} DETACH PARTITION {}", part.name),
+                        format!("DROP TABLE {}", part.name),
+                    ],
+                )
+                .await?;
             }
-        }
-        let mut count = 0;
-        for part in trimmed {
-            count += delete_before(pool, &part, cutoff, batch, dry_run).await?;
-        }
-        if table == "monitor_results" {
-            report.monitor_results = count;
-        } else {
-            report.regional_performance_metrics = count;
+            dropped.push(part.name);
+        } else if part.is_default || part.from.is_none_or(|from| from < cutoff) {
+            trimmed.push(part.name);
         }
     }
-    Ok(report)
+    let mut count = 0;
+    for part in trimmed {
+        count += delete_before(pool, &part, cutoff, batch, dry_run).await?;
+    }
+    Ok((count, dropped))
 }
 
 /// Deletes (or counts) the rows of one table or partition checked before `cutoff`, `batch` rows
