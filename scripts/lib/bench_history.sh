@@ -252,10 +252,10 @@ for line in sys.stdin:
           ORDER BY r.checked_at DESC LIMIT 50"
         # results::histogram::counts_sql("r"), as geoctl sends it.
         local hist="geoctl_histogram(array_agg(CASE WHEN r.total_time < 0.1 THEN 0 ELSE least(149, 1 + floor(ln(r.total_time / 0.1) / ln(1.1))::int) END) FILTER (WHERE r.is_up AND r.total_time IS NOT NULL))"
-        echo; echo "# report --since 7d: the partial first hour's histograms (results::query::raw_histograms)"
-        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, $hist
+        echo; echo "# report --since 7d: the partial first hour's figures and histograms (results::query::summed, Grain::Results)"
+        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, count(*), sum(r.total_time) FILTER (WHERE r.is_up), $hist
           FROM monitor_results r
-          WHERE r.monitor_id = ANY($ids) AND ($head) AND r.execution_region IS NOT NULL
+          WHERE r.monitor_id = ANY($ids) AND ($head) AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
           GROUP BY 1, 2"
         echo; echo "# report --since 7d: the whole days after it (results::query::summed_days)"
         history_psql "$url" -c "$e SELECT monitor_id, region_code, day, total_checks FROM regional_monitor_summaries
@@ -265,26 +265,22 @@ for line in sys.stdin:
         history_psql "$url" -c "$e SELECT monitor_id, region_code, country_code, count(*) FROM regional_performance_metrics
           WHERE monitor_id = ANY($ids) AND ($head) GROUP BY 1, 2, 3"
         local first_hour="date_trunc('hour', now() - interval '1 day', 'UTC') + interval '1 hour'"
-        echo; echo "# report --since 1d: the partial first hour's histograms (results::query::raw_histograms)"
-        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, $hist
+        echo; echo "# report --since 1d: the partial first hour's figures and histograms (results::query::summed, Grain::Results)"
+        history_psql "$url" -c "$e SELECT r.monitor_id, r.execution_region, count(*), sum(r.total_time) FILTER (WHERE r.is_up), $hist
           FROM monitor_results r
           WHERE r.monitor_id = ANY($ids) AND (r.checked_at >= now() - interval '1 day' AND r.checked_at < $first_hour)
-            AND r.execution_region IS NOT NULL
+            AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
           GROUP BY 1, 2"
-        echo; echo "# report --since 1d: the whole hours' histograms (results::query::hour_histograms)"
-        history_psql "$url" -c "$e SELECT monitor_id, region_code, response_histogram
-          FROM regional_monitor_hourly_summaries
-          WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')
-            AND response_histogram IS NOT NULL"
-        echo; echo "# report --since 1d: where the whole hours' checks landed (report::landings)"
-        history_psql "$url" -c "$e SELECT monitor_id, region_code, country_code, city, asn, isp, checks, hop_counts
+        echo; echo "# report --since 1d: where the whole hours' checks landed, and their hop counts (report::landings)"
+        history_psql "$url" -c "$e SELECT monitor_id, region_code, country_code, city, asn, isp, sum(checks),
+            geoctl_histogram_sum(hop_counts)
           FROM regional_monitor_hourly_landings
-          WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')"
-        echo; echo "# report --since 1d: the whole hours after it (results::query::summed_hours)"
-        history_psql "$url" -c "$e SELECT monitor_id, region_code, sum(total_checks), sum(response_time_sum)
-          FROM regional_monitor_hourly_summaries
           WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')
-          GROUP BY 1, 2"
+          GROUP BY 1, 2, 3, 4, 5, 6"
+        echo; echo "# report --since 1d: the whole hours after it, with their histograms (results::query::summed, Grain::Hours)"
+        history_psql "$url" -c "$e SELECT monitor_id, region_code, hour, total_checks, response_time_sum, response_histogram
+          FROM regional_monitor_hourly_summaries
+          WHERE monitor_id = ANY($ids) AND (hour >= $first_hour AND hour < date_trunc('hour', now(), 'UTC') + interval '1 hour')"
         echo; echo "# monitor status: each region's latest result (results::status::statuses)"
         history_psql "$url" -c "$e SELECT mr.monitor_id, mr.region_code, l.checked_at FROM monitor_regions mr
           LEFT JOIN LATERAL (SELECT checked_at FROM monitor_results r

@@ -86,8 +86,17 @@ pub struct Landing {
     pub share: f64,
 }
 
+/// One place a region's checks landed, with the histogram of their routes' hop counts, as
+/// [`landings`] reads it: unlocated checks are a place too, whose share and hops count.
+#[derive(sqlx::FromRow)]
+struct Place {
+    #[sqlx(flatten)]
+    landing: Landing,
+    hops: Option<crate::results::histogram::Counts>,
+}
+
 /// Where each region's checks landed and its median hop count: over the metrics rows of `raw`, and
-/// the hourly landing counts of the whole hours in `hours`, added up.
+/// the hourly landing counts of the whole hours in `hours`, added up, in one pass over each.
 async fn landings(
     pool: &PgPool,
     ids: &[Uuid],
@@ -100,51 +109,48 @@ async fn landings(
     // Parameters: $1 the monitors, then the raw spans' ends, then the hours'.
     let hours_from = 2 + 2 * raw.len();
     let mut parts = Vec::new();
-    let mut hop_parts = Vec::new();
     if !raw.is_empty() {
         let spans = query::spans_sql("checked_at", raw, 2);
         parts.push(format!(
-            "SELECT monitor_id, region_code, country_code::text AS country_code, city, asn, isp, count(*) AS checks
-             FROM regional_performance_metrics WHERE monitor_id = ANY($1) AND {spans}
-             GROUP BY 1, 2, 3, 4, 5, 6"
-        ));
-        hop_parts.push(format!(
-            "SELECT monitor_id, region_code AS region,
+            "SELECT monitor_id, region_code, country_code::text AS country_code, city, asn, isp, count(*) AS checks,
                     geoctl_histogram(array_agg(hop_count) FILTER (WHERE hop_count >= 0)) AS counts
              FROM regional_performance_metrics WHERE monitor_id = ANY($1) AND {spans}
-             GROUP BY 1, 2"
+             GROUP BY 1, 2, 3, 4, 5, 6"
         ));
     }
     if !hours.is_empty() {
         let spans = query::spans_sql("hour", hours, hours_from);
         parts.push(format!(
-            "SELECT monitor_id, region_code, country_code, city, asn, isp, checks
-             FROM regional_monitor_hourly_landings WHERE monitor_id = ANY($1) AND {spans}"
-        ));
-        hop_parts.push(format!(
-            "SELECT monitor_id, region_code AS region, hop_counts AS counts
+            "SELECT monitor_id, region_code, country_code, city, asn, isp, checks, hop_counts AS counts
              FROM regional_monitor_hourly_landings WHERE monitor_id = ANY($1) AND {spans}"
         ));
     }
-    let landed = format!(
-        "SELECT * FROM (
-            SELECT monitor_id, region_code AS region, country_code AS country, city, asn, isp,
-                sum(checks)::int8 AS checks,
-                (100.0 * sum(checks) / sum(sum(checks)) OVER (PARTITION BY monitor_id, region_code))::float8 AS share
-            FROM ({}) u
-            GROUP BY monitor_id, region_code, country_code, city, asn, isp) l
-         WHERE country IS NOT NULL OR city IS NOT NULL OR asn IS NOT NULL OR isp IS NOT NULL
+    let places = format!(
+        "SELECT monitor_id, region_code AS region, country_code AS country, city, asn, isp,
+            sum(checks)::int8 AS checks,
+            (100.0 * sum(checks) / sum(sum(checks)) OVER (PARTITION BY monitor_id, region_code))::float8 AS share,
+            geoctl_histogram_sum(counts) AS hops
+         FROM ({}) u
+         GROUP BY monitor_id, region_code, country_code, city, asn, isp
          ORDER BY monitor_id, region, checks DESC, country, city, asn",
         parts.join(" UNION ALL ")
     );
-    let landed =
-        query::bind_spans(query::bind_spans(sqlx::query_as(&landed).bind(ids), raw), hours).fetch_all(pool).await?;
-    let hops = format!("SELECT * FROM ({}) h WHERE counts IS NOT NULL", hop_parts.join(" UNION ALL "));
-    let hops: Vec<query::Histogram> =
-        query::bind_spans(query::bind_spans(sqlx::query_as(&hops).bind(ids), raw), hours).fetch_all(pool).await?;
+    let places: Vec<Place> =
+        query::bind_spans(query::bind_spans(sqlx::query_as(&places).bind(ids), raw), hours).fetch_all(pool).await?;
     let mut added: HashMap<(Uuid, String), Vec<i64>> = HashMap::new();
-    for h in hops {
-        crate::results::histogram::add(added.entry((h.monitor_id, h.region)).or_default(), &h.counts);
+    let mut landed = Vec::with_capacity(places.len());
+    for Place { landing, hops } in places {
+        if let Some(hops) = hops {
+            crate::results::histogram::add(
+                added.entry((landing.monitor_id, landing.region.clone())).or_default(),
+                &hops.0,
+            );
+        }
+        let l = &landing;
+        // Checks no GeoIP database located count in the shares, and are not a place to show.
+        if l.country.is_some() || l.city.is_some() || l.asn.is_some() || l.isp.is_some() {
+            landed.push(landing);
+        }
     }
     // percentile_cont's median of the hop counts, exactly: a hop count is its own bucket.
     let medians = added
@@ -412,19 +418,10 @@ struct Read {
     points: Vec<SeriesPoint>,
 }
 
-/// Reads the statistics (and with `series` the series) of `ids` over `[since, until]`: whole days
-/// from their daily summaries, whole hours from their hourly summaries and the partial edges
-/// from results (see [`plan`]). Once the plan and its hours are known, the queries are
-/// independent and run side by side, each on a connection of its own.
-async fn read(
-    pool: &PgPool,
-    ids: &[Uuid],
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-    series: bool,
-) -> Result<Read, sqlx::Error> {
-    // The window inclusive of `until`, as a half-open range at the database's precision.
-    let end = until + chrono::Duration::microseconds(1);
+/// Where [`read`] reads each part of `[since, end)` from for `ids` (see [`plan`]): the prune
+/// horizon, where the hourly summaries begin, whether results come after `end`, and the hours
+/// marked stale, which move to the results.
+async fn plan_for(pool: &PgPool, ids: &[Uuid], since: DateTime<Utc>, end: DateTime<Utc>) -> Result<Plan, sqlx::Error> {
     let (pruned, hours_from, later) = tokio::try_join!(
         summary::pruned_before(pool),
         summary::hours_complete_from(pool),
@@ -440,52 +437,81 @@ async fn read(
                 .await?;
         read_from_results(&mut plan, &stale);
     }
-    // The hours first, in the summaries' grain: when they hold nothing for these monitors (say,
-    // every row was written around geoctl), the report is the one results alone give, with
-    // buckets of minutes and exact percentiles.
+    Ok(plan)
+}
+
+/// Reads the statistics (and with `series` the series) of `ids` over `[since, until]` as `plan`
+/// ([`plan_for`]) says: whole days from their daily summaries, whole hours from their hourly
+/// summaries and the partial edges from results. The reads are independent and run side by
+/// side, each on a connection of its own.
+///
+/// With hours to read, each source is read once, in the same shape (counts, sums and a
+/// histogram per monitor, region and bucket: [`query::Summed`]), and added up here: the
+/// percentiles come from the histograms, within `histogram::MAX_RELATIVE_ERROR`, without sorting
+/// every time. Without (a window of six hours or less), or when the hours counted no successful
+/// check, the results are read row by row, with exact percentiles (`percentile_cont`) and
+/// buckets of minutes.
+async fn read(
+    pool: &PgPool,
+    ids: &[Uuid],
+    mut plan: Plan,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    series: bool,
+) -> Result<Read, sqlx::Error> {
+    // The summaries' grain: a bucket per day beside days, else per hour.
     let grain = if plan.days.is_some() { DAY_SECONDS } else { HOUR_SECONDS };
-    let (mut summed, mut histograms) = tokio::try_join!(
-        query::summed_hours(pool, ids, &plan.hours, since, grain),
-        query::hour_histograms(pool, ids, &plan.hours),
-    )?;
+    let days = async {
+        match plan.days {
+            Some(days) => query::summed_days(pool, ids, days, since, DAY_SECONDS).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (mut summed, edges, days) = if plan.hours.is_empty() {
+        (Vec::new(), None, days.await?)
+    } else {
+        tokio::try_join!(
+            query::summed(pool, query::Grain::Hours, ids, &plan.hours, since, grain),
+            async { query::summed(pool, query::Grain::Results, ids, &plan.raw, since, grain).await.map(Some) },
+            days,
+        )?
+    };
+    // The hours hold nothing for these monitors (say, every row was written around geoctl): the
+    // report is the one results alone give, with buckets of minutes and exact percentiles.
     if summed.is_empty() {
         plan.hours.clear();
-        histograms.clear();
     }
     let bucket_seconds = match (&plan.days, plan.hours.is_empty()) {
         (Some(_), _) => DAY_SECONDS,
         (None, false) => HOUR_SECONDS,
         (None, true) => bucket_seconds(since, until),
     };
-    // No successful check counted in the hours read from summaries (none read, or none with a
-    // response time): percentile_cont over the results read, exact. Else the hours' histograms
-    // added to the edges', within histogram::MAX_RELATIVE_ERROR, without sorting every time.
-    let exact = histograms.is_empty();
-    let (mut stats, mut points, days, raw_histograms) = tokio::try_join!(
-        query::region_stats(pool, ids, &plan.raw, exact),
-        async {
+    let from_histograms = summed.iter().any(|s| s.histogram.is_some());
+    let (mut stats, mut points) = match edges {
+        Some(edges) if from_histograms => {
+            summed.extend(edges);
+            (Vec::new(), Vec::new())
+        }
+        _ => tokio::try_join!(query::region_stats(pool, ids, &plan.raw), async {
             match series {
                 true => query::series(pool, ids, &plan.raw, bucket_seconds).await,
                 false => Ok(Vec::new()),
             }
-        },
-        async {
-            match plan.days {
-                Some(days) => query::summed_days(pool, ids, days, since, bucket_seconds).await,
-                None => Ok(Vec::new()),
-            }
-        },
-        async {
-            match exact {
-                true => Ok(Vec::new()),
-                false => query::raw_histograms(pool, ids, &plan.raw).await,
-            }
-        },
-    )?;
+        })?,
+    };
     summed.extend(days);
+    let histograms: Vec<query::Histogram> = summed
+        .iter_mut()
+        .filter_map(|s| {
+            s.histogram.take().map(|c| query::Histogram {
+                monitor_id: s.monitor_id,
+                region: s.region.clone(),
+                counts: c.0,
+            })
+        })
+        .collect();
     merge_summaries(&mut stats, &mut points, summed);
-    if !exact {
-        histograms.extend(raw_histograms);
+    if from_histograms {
         percentiles_from_histograms(&mut stats, histograms);
     }
     if !series {
@@ -516,10 +542,13 @@ pub async fn build(
     until: DateTime<Utc>,
 ) -> Result<Report, sqlx::Error> {
     let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
-    let Read { plan, bucket_seconds, stats, points } = read(pool, &ids, since, until, true).await?;
+    let plan = plan_for(pool, &ids, since, until + chrono::Duration::microseconds(1)).await?;
     // Where checks landed, exactly, over the window less its whole days: the hours' landing counts
-    // and the edges' metrics rows.
-    let (landed, hops) = landings(pool, &ids, &plan.raw, &plan.hours).await?;
+    // and the edges' metrics rows, read beside the figures.
+    let (Read { plan, bucket_seconds, stats, points }, (landed, hops)) = tokio::try_join!(
+        read(pool, &ids, plan.clone(), since, until, true),
+        landings(pool, &ids, &plan.raw, &plan.hours),
+    )?;
     let mut report = assemble(monitors, stats, points, since, until, bucket_seconds);
     (report.summarized_since, report.summarized_until) = summarized(&plan, since, until);
     for region in report.monitors.iter_mut().flat_map(|m| m.regions.iter_mut()) {
@@ -550,7 +579,8 @@ pub async fn stats(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Stats, sqlx::Error> {
-    let Read { plan, stats, .. } = read(pool, ids, since, until, false).await?;
+    let plan = plan_for(pool, ids, since, until + chrono::Duration::microseconds(1)).await?;
+    let Read { plan, stats, .. } = read(pool, ids, plan, since, until, false).await?;
     let (summarized_since, summarized_until) = summarized(&plan, since, until);
     Ok(Stats { summarized_since, summarized_until, regions: stats })
 }

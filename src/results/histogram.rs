@@ -86,6 +86,60 @@ pub fn percentile_by(counts: &[i64], q: f64, value: impl Fn(usize) -> f64) -> Op
     Some(a + (b - a) * (rank - lo as f64))
 }
 
+/// A histogram's counts as read from PostgreSQL (`integer[]`). Decoded straight from the binary
+/// array format: a day's report reads tens of thousands of them, and sqlx's element-by-element
+/// `Vec<i32>` decoding was a quarter of its CPU time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts(pub Vec<i32>);
+
+impl sqlx::Type<sqlx::Postgres> for Counts {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <Vec<i32> as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <Vec<i32> as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Counts {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        if value.format() == sqlx::postgres::PgValueFormat::Text {
+            return <Vec<i32> as sqlx::Decode<sqlx::Postgres>>::decode(value).map(Counts);
+        }
+        decode_int4_array(value.as_bytes()?).map(Counts)
+    }
+}
+
+/// PostgreSQL's binary `int4[]`: dimensions, a has-nulls flag, the element type, each
+/// dimension's length and lower bound, then each element as its length and big-endian value.
+fn decode_int4_array(bytes: &[u8]) -> Result<Vec<i32>, sqlx::error::BoxDynError> {
+    let mut at = 0;
+    let mut next = || -> Result<i32, sqlx::error::BoxDynError> {
+        let word = bytes.get(at..at + 4).ok_or("integer[]: the value ends early")?;
+        at += 4;
+        Ok(i32::from_be_bytes(word.try_into().expect("four bytes")))
+    };
+    let dimensions = next()?;
+    let _has_nulls = next()?;
+    let _element_type = next()?;
+    match dimensions {
+        0 => return Ok(Vec::new()),
+        1 => {}
+        n => return Err(format!("integer[]: {n} dimensions, expected one").into()),
+    }
+    let len = usize::try_from(next()?).map_err(|_| "integer[]: a negative length")?;
+    let _lower_bound = next()?;
+    let mut counts = Vec::with_capacity(len);
+    for _ in 0..len {
+        if next()? != 4 {
+            return Err("integer[]: an element that is NULL or not four bytes".into());
+        }
+        counts.push(next()?);
+    }
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +184,21 @@ mod tests {
         add(&mut sum, &[1, 2]);
         add(&mut sum, &[0, 1, 0, 4]);
         assert_eq!(sum, [1, 3, 0, 4]);
+    }
+
+    #[test]
+    fn binary_integer_arrays_decode_as_postgresql_sends_them() {
+        // '{0,3,70000}'::int4[] in the binary format, and '{}'.
+        let mut bytes = Vec::new();
+        for word in [1i32, 0, 23, 3, 1, 4, 0, 4, 3, 4, 70_000] {
+            bytes.extend(word.to_be_bytes());
+        }
+        assert_eq!(decode_int4_array(&bytes).unwrap(), vec![0, 3, 70_000]);
+        let empty: Vec<u8> = [0i32, 0, 23].iter().flat_map(|w| w.to_be_bytes()).collect();
+        assert_eq!(decode_int4_array(&empty).unwrap(), Vec::<i32>::new());
+        assert!(decode_int4_array(&bytes[..bytes.len() - 2]).is_err(), "a value cut short");
+        let mut with_null = bytes.clone();
+        with_null[28..32].copy_from_slice(&(-1i32).to_be_bytes());
+        assert!(decode_int4_array(&with_null).is_err(), "a NULL count");
     }
 }

@@ -149,25 +149,13 @@ pub struct RegionStats {
     pub first_byte_count: i64,
 }
 
-/// The statistics of `monitors` over the results checked in `spans` (none: nothing to read); with
-/// exact percentiles when `percentiles`, else none (the caller reads them from histograms, without
-/// the sort of every time they cost).
-pub async fn region_stats(
-    pool: &PgPool,
-    monitors: &[Uuid],
-    spans: &[Span],
-    percentiles: bool,
-) -> Result<Vec<RegionStats>, sqlx::Error> {
+/// The statistics of `monitors` over the results checked in `spans` (none: nothing to read), with
+/// exact percentiles.
+pub async fn region_stats(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<RegionStats>, sqlx::Error> {
     if spans.is_empty() {
         return Ok(Vec::new());
     }
-    let p = |q: &str| {
-        if percentiles {
-            format!("percentile_cont({q}) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)")
-        } else {
-            "NULL::float8".to_string()
-        }
-    };
+    let p = |q: &str| format!("percentile_cont({q}) WITHIN GROUP (ORDER BY r.total_time) FILTER (WHERE r.is_up)");
     let sql = format!(
         "SELECT r.monitor_id, r.execution_region AS region, count(*) AS checks,
                 count(*) FILTER (WHERE r.is_up) AS successful,
@@ -197,39 +185,6 @@ pub struct Histogram {
     pub monitor_id: Uuid,
     pub region: String,
     pub counts: Vec<i32>,
-}
-
-/// The response-time histograms of `monitors` per region over the results checked in `spans`.
-pub async fn raw_histograms(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<Histogram>, sqlx::Error> {
-    if spans.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT * FROM (
-            SELECT r.monitor_id, r.execution_region AS region, {} AS counts
-            FROM monitor_results r
-            WHERE r.monitor_id = ANY($1) AND {} AND r.execution_region IS NOT NULL
-            GROUP BY 1, 2) h
-         WHERE counts IS NOT NULL",
-        super::histogram::counts_sql("r"),
-        spans_sql("r.checked_at", spans, 2)
-    );
-    bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
-}
-
-/// The response-time histograms of `monitors`' hourly summaries of the whole hours in `spans`,
-/// one per hour, for the caller to add up.
-pub async fn hour_histograms(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> Result<Vec<Histogram>, sqlx::Error> {
-    if spans.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT monitor_id, region_code AS region, response_histogram AS counts
-         FROM regional_monitor_hourly_summaries
-         WHERE monitor_id = ANY($1) AND {} AND response_histogram IS NOT NULL",
-        spans_sql("hour", spans, 2)
-    );
-    bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
 }
 
 /// Binds each span's two ends, in the order [`spans_sql`] numbers them.
@@ -298,6 +253,9 @@ pub struct Summed {
     pub tls_count: i64,
     pub first_byte_sum: Option<f64>,
     pub first_byte_count: i64,
+    /// The response-time histogram of its successful checks (see [`super::histogram`]); `None`:
+    /// none, or a grain that does not keep one (daily summaries).
+    pub histogram: Option<super::histogram::Counts>,
 }
 
 /// The report bucket of `start`: the `bucket_seconds` bucket since the epoch holding it, or
@@ -330,7 +288,8 @@ pub async fn summed_days(
                 sum(COALESCE(tcp_time_sum, avg_tcp_time * COALESCE(tcp_time_count, total_checks))) AS connect_sum,
                 sum(CASE WHEN avg_tcp_time IS NULL THEN 0 ELSE COALESCE(tcp_time_count, total_checks) END)::int8
                     AS connect_count,
-                NULL::float8 AS tls_sum, 0::int8 AS tls_count, NULL::float8 AS first_byte_sum, 0::int8 AS first_byte_count
+                NULL::float8 AS tls_sum, 0::int8 AS tls_count, NULL::float8 AS first_byte_sum, 0::int8 AS first_byte_count,
+                NULL::int4[] AS histogram
          FROM regional_monitor_summaries
          WHERE monitor_id = ANY($1) AND day >= $4 AND day < $5
          GROUP BY 1, 2, 3",
@@ -346,10 +305,22 @@ pub async fn summed_days(
         .await
 }
 
-/// The hourly summaries of `monitors` for the whole hours in `spans`, added up per
-/// `bucket_seconds` bucket from `since`.
-pub async fn summed_hours(
+/// Where [`summed`] reads a window's part from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    /// The hourly summaries of its whole hours, one row per hour (with its histogram), for the
+    /// caller to add up: one pass over the hours gives the series, the figures and the percentiles.
+    Hours,
+    /// The results themselves, added up here per bucket as the hourly summaries would hold them,
+    /// with their histograms: the partial hours at a window's edges, in one pass.
+    Results,
+}
+
+/// The figures of `monitors` over `spans` read at `grain`, each row in its `bucket_seconds`
+/// bucket from `since`.
+pub async fn summed(
     pool: &PgPool,
+    grain: Grain,
     monitors: &[Uuid],
     spans: &[Span],
     since: DateTime<Utc>,
@@ -358,20 +329,39 @@ pub async fn summed_hours(
     if spans.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT monitor_id, region_code AS region, {} AS bucket,
-                sum(total_checks)::int8 AS checks, sum(successful_checks)::int8 AS successful,
-                sum(response_time_sum) AS response_sum, sum(response_time_count)::int8 AS response_count,
-                sum(dns_time_sum) AS dns_sum, sum(dns_time_count)::int8 AS dns_count,
-                sum(tcp_time_sum) AS connect_sum, sum(tcp_time_count)::int8 AS connect_count,
-                sum(tls_time_sum) AS tls_sum, sum(tls_time_count)::int8 AS tls_count,
-                sum(first_byte_time_sum) AS first_byte_sum, sum(first_byte_time_count)::int8 AS first_byte_count
-         FROM regional_monitor_hourly_summaries
-         WHERE monitor_id = ANY($1) AND {}
-         GROUP BY 1, 2, 3",
-        bucket_of("hour"),
-        spans_sql("hour", spans, 4)
-    );
+    let sql = match grain {
+        Grain::Hours => format!(
+            "SELECT monitor_id, region_code AS region, {} AS bucket,
+                    total_checks AS checks, successful_checks AS successful,
+                    response_time_sum AS response_sum, response_time_count AS response_count,
+                    dns_time_sum AS dns_sum, dns_time_count AS dns_count,
+                    tcp_time_sum AS connect_sum, tcp_time_count AS connect_count,
+                    tls_time_sum AS tls_sum, tls_time_count AS tls_count,
+                    first_byte_time_sum AS first_byte_sum, first_byte_time_count AS first_byte_count,
+                    response_histogram AS histogram
+             FROM regional_monitor_hourly_summaries
+             WHERE monitor_id = ANY($1) AND {}",
+            bucket_of("hour"),
+            spans_sql("hour", spans, 4)
+        ),
+        Grain::Results => format!(
+            "SELECT r.monitor_id, r.execution_region AS region, {} AS bucket,
+                    count(*) AS checks, count(*) FILTER (WHERE r.is_up) AS successful,
+                    sum(r.total_time) FILTER (WHERE r.is_up) AS response_sum,
+                    count(r.total_time) FILTER (WHERE r.is_up) AS response_count,
+                    sum(r.dns_resolution_time) AS dns_sum, count(r.dns_resolution_time) AS dns_count,
+                    sum(r.tcp_connect_time) AS connect_sum, count(r.tcp_connect_time) AS connect_count,
+                    sum(r.tls_handshake_time) AS tls_sum, count(r.tls_handshake_time) AS tls_count,
+                    sum(r.first_byte_time) AS first_byte_sum, count(r.first_byte_time) AS first_byte_count,
+                    {} AS histogram
+             FROM monitor_results r
+             WHERE r.monitor_id = ANY($1) AND {} AND r.execution_region IS NOT NULL AND r.is_up IS NOT NULL
+             GROUP BY 1, 2, 3",
+            bucket_of("r.checked_at"),
+            super::histogram::counts_sql("r"),
+            spans_sql("r.checked_at", spans, 4)
+        ),
+    };
     bind_spans(sqlx::query_as(&sql).bind(monitors).bind(since).bind(bucket_seconds as f64), spans).fetch_all(pool).await
 }
 
