@@ -53,8 +53,13 @@ fn row(monitor_id: Uuid, region: &str, n: usize) -> NewResult {
 /// summaries too, so both layouts write the same): every embedded migration but the
 /// partitioning, so a later `db migrate` applies only that.
 async fn plain_layout(url: &str) -> anyhow::Result<()> {
-    let earlier: Vec<_> =
-        geoctl::store::MIGRATOR.iter().filter(|m| m.version != geoctl::store::partition::MIGRATION).cloned().collect();
+    let earlier: Vec<_> = geoctl::store::MIGRATOR
+        .iter()
+        .filter(|m| {
+            ![geoctl::store::partition::MIGRATION, geoctl::store::partition::HOURLY_MIGRATION].contains(&m.version)
+        })
+        .cloned()
+        .collect();
     // `Migrator`'s fields are public for `migrate!` and exempt from semver; sqlx is pinned.
     let migrator =
         sqlx::migrate::Migrator { migrations: std::borrow::Cow::Owned(earlier), ..sqlx::migrate::Migrator::DEFAULT };

@@ -2,7 +2,7 @@
 #
 # Months of results, both layouts side by side in one run on one private PostgreSQL (or the
 # server DATABASE_URL names; it creates and drops databases geoctl_bench_plain/_days):
-#   plain  today's layout before partitioning (every migration but 20261206100001)
+#   plain  today's layout before partitioning (every migration but 20261206100001 and 20261207300001)
 #   days   partitioned by day (geoctl db migrate, days made by geoctl db maintain)
 # Each gets the same generated history with COPY (history_generate below): BENCH_HISTORY_MONITORS
 # (1000) monitors x 3 regions x 1 check a minute over BENCH_HISTORY_DAYS (14) days up to now,
@@ -10,9 +10,10 @@
 # a history that would leave less than BENCH_HISTORY_KEEP_FREE_GB (12) free exits 2 and says how
 # much of it fits (the full size needs about 70 GB). Then, each layout: `monitor status`, `report --since 1d` and `--since 7d`, `monitor results
 # NAME --since 1h` (seconds, the geoctl binary), `results::record` at batches of 500
-# (results/s, benches/history.rs), and a prune of the oldest day (seconds, WAL written, size of
-# both tables after; with 3 days of history or more, each statement's duration in
-# target/bench/history-prune-<layout>.txt); `report` also with every hour read from results (as
+# (results/s, benches/history.rs), a prune of the oldest day with `db prune --before` (seconds,
+# WAL written, size of both tables after; with 3 days of history or more, each statement's
+# duration in target/bench/history-prune-<layout>.txt) and of the next one with `--older-than`
+# (with 4 days or more; its cutoff falls just inside the day after, trimmed row by row); `report` also with every hour read from results (as
 # before the hourly summaries); last, `db migrate` turning the plain layout's full tables into partitioned
 # ones. EXPLAIN of the heaviest reads on the day layout goes to target/bench/history-explain.txt;
 # figures to stdout and target/bench/history.json. Debug build unless BENCH_RELEASE=1.
@@ -100,10 +101,11 @@ history_monitors() {
 
 # history_partition_days URL START DAYS GEOCTL: on a migrated database, the history's days as
 # partitions, as if partitioned before it began: the partition of the past ends where it starts,
-# a row per day in the default partition makes `db maintain` create each day, and goes again.
+# a row per day in the default partition makes `db maintain` create each day (the hourly tables'
+# with the results'), and goes again.
 history_partition_days() {
   local url=$1 start=$2 days=$3 bin=$4 t
-  for t in monitor_results regional_performance_metrics; do
+  for t in monitor_results regional_performance_metrics regional_monitor_hourly_summaries regional_monitor_hourly_landings; do
     history_psql "$url" -c "ALTER TABLE $t DETACH PARTITION ${t}_past" \
       -c "ALTER TABLE $t ATTACH PARTITION ${t}_past FOR VALUES FROM (MINVALUE) TO ('$start')"
   done
@@ -186,7 +188,8 @@ for line in sys.stdin:
       # geoctl works only on a schema it has migrated whole: the partitioning is recorded as
       # applied (and unrecorded before `db migrate` below), the tables stay as they were.
       history_psql "$url" -c "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-        VALUES (20261206100001, 'bench: the plain tables, read as if partitioned', true, '\\x00', 0)"
+        SELECT v, 'bench: the plain tables, read as if partitioned', true, '\\x00', 0
+        FROM unnest(ARRAY[20261206100001, 20261207300001]) v"
     else
       DATABASE_URL=$url "$bin" db migrate >/dev/null
       history_partition_days "$url" "$start" "$days" "$bin"
@@ -218,24 +221,29 @@ for line in sys.stdin:
     fig[$layout.record_per_s]=$(GEOCTL_BENCH_DATABASE_URL=$url BENCH_MONITORS=$monitors "$bench" \
       | python3 -c 'import json, sys; print(round(json.load(sys.stdin)["results_per_s"]))')
 
-    # The oldest day: a cutoff at the start of the day after it, as a duration from now
-    # (rounded down: the cutoff falls just after that midnight, never before it).
+    # The oldest day: `db prune --before` the day after it.
     # Only with 3 days or more: with fewer, the oldest day's cutoff falls inside the summaries'
     # safety window (prune refuses it), and the day after it, trimmed, would be the one written to.
     local older wal0 wal1 log_from
     if [ "$days" -ge 3 ]; then
-      older=$(history_psql "$url" -c "SELECT floor(extract(epoch FROM now() - ('$start'::timestamptz + interval '1 day')))::bigint")
+      older=$(history_psql "$url" -c "SELECT ('$start'::timestamptz AT TIME ZONE 'UTC')::date + 1")
       wal0=$(history_psql "$url" -c "SELECT pg_current_wal_lsn()")
       # Every statement of the prune with its duration, from the server's log (a private server's).
       history_psql "$admin" -c "ALTER DATABASE geoctl_bench_$layout SET log_min_duration_statement = 0"
       log_from=$( [ -f "$work/pg/server.log" ] && wc -l <"$work/pg/server.log" || echo 0)
-      fig[$layout.prune_s]=$(history_time "$bin" db prune --older-than "${older}s" --yes -o json)
+      fig[$layout.prune_s]=$(history_time "$bin" db prune --before "$older" --yes -o json)
       history_psql "$admin" -c "ALTER DATABASE geoctl_bench_$layout RESET log_min_duration_statement"
       [ -f "$work/pg/server.log" ] \
         && tail -n +"$((log_from + 1))" "$work/pg/server.log" | grep -E 'duration: [0-9.]+ ms' >"$out/history-prune-$layout.txt" || true
       wal1=$(history_psql "$url" -c "SELECT pg_current_wal_lsn()")
       fig[$layout.prune_wal_bytes]=$(history_psql "$url" -c "SELECT pg_wal_lsn_diff('$wal1', '$wal0')::bigint")
       fig[$layout.size_after_bytes]=$(( $(history_size "$url" monitor_results) + $(history_size "$url" regional_performance_metrics) ))
+      # The next day as cron prunes by a retention period: the cutoff falls just after its end
+      # (rounded down to the second), so the first rows of the day after are deleted row by row.
+      if [ "$days" -ge 4 ]; then
+        older=$(history_psql "$url" -c "SELECT floor(extract(epoch FROM now() - ('$start'::timestamptz + interval '2 days')))::bigint")
+        fig[$layout.prune_older_s]=$(history_time "$bin" db prune --older-than "${older}s" --yes -o json)
+      fi
     else
       log "$layout: $days day(s) of history: no prune figure (it needs 3 days or more)"
     fi
@@ -291,7 +299,7 @@ for line in sys.stdin:
       } >"$out/history-explain.txt"
     else
       # The plain layout's tables, full, turned into partitioned ones by `db migrate`.
-      history_psql "$url" -c "DELETE FROM _sqlx_migrations WHERE version = 20261206100001"
+      history_psql "$url" -c "DELETE FROM _sqlx_migrations WHERE version IN (20261206100001, 20261207300001)"
       fig[plain.migrate_s]=$(history_time "$bin" db migrate)
     fi
     unset DATABASE_URL
@@ -315,6 +323,7 @@ p, q = d["layouts"]["plain"], d["layouts"]["days"]
 print(f'{d["monitors"]} monitors x 3 regions x 1/min x {d["days"]} days: {int(q["rows"]):,} results and as many metrics rows ({d["build"]} build)')
 print(f'{"":28} {"plain":>12} {"by day":>12}')
 rows = [("prune oldest day (s)", "prune_s"), ("  WAL written (MB)", "prune_wal_bytes"), ("  tables after (MB)", "size_after_bytes"),
+        ("prune next, --older-than (s)", "prune_older_s"),
         ("monitor status (s)", "status_s"), ("report --since 1d (s)", "report_1d_s"),
         ("  every hour from results (s)", "report_1d_results_s"), ("report --since 7d (s)", "report_7d_s"),
         ("  every hour from results (s)", "report_7d_results_s"),

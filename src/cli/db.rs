@@ -23,9 +23,10 @@ enum Command {
     },
     /// Show which migrations are applied and which are pending
     Status,
-    /// Create the day partitions of results and metrics for the next days, and move rows the
-    /// default partition caught into theirs, and rebuild the hourly summaries of hours holding
-    /// rows written without geoctl (safe to run again; run it hourly or daily, e.g. from cron)
+    /// Create the day partitions of results, metrics and their hourly summaries for the next
+    /// days, and move rows the default partitions caught into theirs, and rebuild the hourly
+    /// summaries of hours holding rows written without geoctl (safe to run again; run it hourly
+    /// or daily, e.g. from cron)
     Maintain {
         /// Days ahead to have partitions for, today not counted
         #[arg(long, default_value_t = partition::AHEAD_DAYS, value_parser = clap::value_parser!(u32).range(1..=366))]
@@ -35,8 +36,18 @@ enum Command {
     /// the cutoff falls in is trimmed row by row (daily summaries are kept)
     Prune {
         /// Keep this much history, e.g. 90d
-        #[arg(long, value_parser = parse_retention)]
-        older_than: std::time::Duration,
+        #[arg(
+            long,
+            value_parser = parse_retention,
+            allow_hyphen_values = true,
+            required_unless_present = "before",
+            conflicts_with = "before"
+        )]
+        older_than: Option<std::time::Duration>,
+        /// Delete the days before this one (YYYY-MM-DD, from 00:00 UTC): whole days only, none
+        /// trimmed row by row
+        #[arg(long, value_parser = parse_before, value_name = "DATE")]
+        before: Option<chrono::NaiveDate>,
         /// Rows deleted per transaction
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         batch: i64,
@@ -69,6 +80,19 @@ fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
             Ok(())
         }
     })
+}
+
+fn parse_before(text: &str) -> Result<chrono::NaiveDate, String> {
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("`{text}` is not a date like 2026-09-01 ({e})"))?;
+    let latest = (chrono::Utc::now() - chrono::Duration::days(MIN_RETENTION_DAYS as i64)).date_naive();
+    if day > latest {
+        return Err(format!(
+            "{day} is within the last {MIN_RETENTION_DAYS}d; the daily summaries need the results of today and \
+             yesterday, so the latest day to prune before is {latest}"
+        ));
+    }
+    Ok(day)
 }
 
 #[derive(Serialize)]
@@ -123,9 +147,15 @@ pub async fn run(ctx: &Context, args: Args) -> crate::error::Result<()> {
                 vec![table]
             })
         }
-        Command::Prune { older_than, batch, yes, dry_run } => {
-            let cutoff = chrono::Utc::now()
-                - chrono::Duration::from_std(older_than).expect("retention is at most MAX_RETENTION_DAYS");
+        Command::Prune { older_than, before, batch, yes, dry_run } => {
+            let cutoff = match (older_than, before) {
+                (Some(keep), _) => {
+                    chrono::Utc::now()
+                        - chrono::Duration::from_std(keep).expect("retention is at most MAX_RETENTION_DAYS")
+                }
+                (None, Some(day)) => day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
+                (None, None) => unreachable!("clap requires --older-than or --before"),
+            };
             if !dry_run {
                 ctx.confirm(&format!("Delete results checked before {}?", cutoff.format("%Y-%m-%d %H:%M UTC")), yes)?;
             }

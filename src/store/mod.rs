@@ -282,14 +282,12 @@ async fn migrate_locked(pool: &PgPool) -> Result<Migrated, StoreError> {
         }
         rebuilt.push(index.name);
     }
-    let partitioned = before.contains(&partition::MIGRATION);
-    if !partitioned {
-        partition::prepare(pool, chrono::Utc::now()).await?;
-    }
+    let unpartitioned = partition::pending(&before);
+    partition::prepare(pool, chrono::Utc::now(), &unpartitioned).await?;
     if let Err(e) = run_pending(pool).await {
-        if !partitioned {
+        if !unpartitioned.is_empty() {
             // The error that stopped the migrations is the one to report; this one only logs.
-            if let Err(cleanup) = partition::unprepare(pool).await {
+            if let Err(cleanup) = partition::unprepare(pool, &unpartitioned).await {
                 tracing::warn!("could not drop the past partitions' CHECK constraints: {cleanup}");
             }
         }

@@ -1,7 +1,9 @@
-//! Results and metrics partitioned by UTC day on `checked_at`: partitions made
-//! ahead, rows moved out of the default partition, whole days dropped by
-//! retention. The layout and the run-key rule are described in
-//! `migrations/20261206100001_results_partitioned_by_day.sql`.
+//! Results and metrics partitioned by UTC day on `checked_at`, and their hourly
+//! summaries and landing counts on `hour`: partitions made ahead, rows moved out
+//! of the default partition, whole days dropped by retention. The layout and the
+//! run-key rule are described in
+//! `migrations/20261206100001_results_partitioned_by_day.sql`, the hours' in
+//! `migrations/20261207300001_hourly_partitioned_by_day.sql`.
 //!
 //! Every DDL here runs in a short transaction that waits at most
 //! [`LOCK_TIMEOUT`] for its locks (writers queue behind a waiting lock, so a
@@ -12,11 +14,35 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
-/// The per-result tables, partitioned by day.
+/// The per-result tables, partitioned by day on `checked_at`.
 pub const TABLES: [&str; 2] = ["monitor_results", "regional_performance_metrics"];
 
 /// The migration that partitions them.
 pub const MIGRATION: i64 = 20261206100001;
+
+/// The per-hour tables kept from them, partitioned by day on `hour`.
+pub const HOURLY: [&str; 2] = ["regional_monitor_hourly_summaries", "regional_monitor_hourly_landings"];
+
+/// The migration that partitions those.
+pub const HOURLY_MIGRATION: i64 = 20261207300001;
+
+/// Every table partitioned by day, with the migration that partitions it.
+pub const ALL: [(&str, i64); 4] =
+    [(TABLES[0], MIGRATION), (TABLES[1], MIGRATION), (HOURLY[0], HOURLY_MIGRATION), (HOURLY[1], HOURLY_MIGRATION)];
+
+/// The column `table` is partitioned on.
+fn key(table: &str) -> &'static str {
+    if HOURLY.contains(&table) {
+        "hour"
+    } else {
+        "checked_at"
+    }
+}
+
+/// The tables whose partitioning is not among the `applied` migrations yet.
+pub fn pending(applied: &[i64]) -> Vec<&'static str> {
+    ALL.iter().filter(|(_, m)| !applied.contains(m)).map(|(t, _)| *t).collect()
+}
 
 /// The longest a DDL statement here waits for a lock before giving up and trying again.
 const LOCK_TIMEOUT: &str = "1s";
@@ -30,15 +56,15 @@ pub enum PartitionError {
     #[error(
         "cannot create partition {partition} of {table}: {message}. The role `{role}` needs to own {table} \
          (`ALTER TABLE {table} OWNER TO {role};`, as its owner) and CREATE on schema {schema} \
-         (`GRANT CREATE ON SCHEMA {schema} TO {role};`); until then results for {day} land in {table}_default"
+         (`GRANT CREATE ON SCHEMA {schema} TO {role};`); until then rows for {day} land in {table}_default"
     )]
     Permission { table: String, partition: String, day: NaiveDate, role: String, schema: String, message: String },
     #[error(
-        "{table} has rows without checked_at or checked after {bound}, so it cannot become the partition of the \
-         past: give them a checked_at (`UPDATE {table} SET checked_at = … WHERE checked_at IS NULL`) and run \
-         `geoctl db migrate` again"
+        "{table} has rows without {column} or with {column} at or after {bound}, so it cannot become the \
+         partition of the past: correct or delete them (`SELECT * FROM {table} WHERE {column} IS NULL OR \
+         {column} >= {bound}`) and run `geoctl db migrate` again"
     )]
-    PastOutOfBound { table: String, bound: String },
+    PastOutOfBound { table: String, column: String, bound: String },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -140,19 +166,21 @@ fn past_bound(now: DateTime<Utc>) -> DateTime<Utc> {
     day_start(now.date_naive() + Duration::days(2))
 }
 
-/// Before [`MIGRATION`] runs: proves each table that is still a plain heap holds only rows
-/// before the partition of the past's bound, with a `CHECK … NOT VALID` (a catalog change
-/// under a brief lock) then `VALIDATE` (a scan under a lock writers pass), each in its own
-/// transaction, so the migration's `ATTACH PARTITION` skips the scan. A table that is not
-/// there yet needs nothing: the migration attaches it empty.
-pub async fn prepare(pool: &PgPool, now: DateTime<Utc>) -> Result<(), PartitionError> {
+/// Before the migrations that partition `tables` run: proves each of them that is still a plain
+/// heap holds only rows before the partition of the past's bound, with a `CHECK … NOT VALID` (a
+/// catalog change under a brief lock) then `VALIDATE` (a scan under a lock writers pass), each in
+/// its own transaction, so the migration's `ATTACH PARTITION` skips the scan. A table that is
+/// not there yet needs nothing: the migration attaches it empty.
+pub async fn prepare(pool: &PgPool, now: DateTime<Utc>, tables: &[&str]) -> Result<(), PartitionError> {
     let bound = literal(past_bound(now));
-    for table in TABLES {
+    for &table in tables {
+        let column = key(table);
         let heap: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-                            WHERE c.oid = to_regclass($1) AND c.relkind = 'r' AND a.attname = 'checked_at')",
+                            WHERE c.oid = to_regclass($1) AND c.relkind = 'r' AND a.attname = $2)",
         )
         .bind(table)
+        .bind(column)
         .fetch_one(pool)
         .await?;
         if !heap {
@@ -166,7 +194,7 @@ pub async fn prepare(pool: &PgPool, now: DateTime<Utc>) -> Result<(), PartitionE
                 format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}"),
                 format!(
                     "ALTER TABLE {table} ADD CONSTRAINT {check} \
-                     CHECK (checked_at IS NOT NULL AND checked_at < {bound}) NOT VALID"
+                     CHECK ({column} IS NOT NULL AND {column} < {bound}) NOT VALID"
                 ),
             ],
         )
@@ -175,7 +203,7 @@ pub async fn prepare(pool: &PgPool, now: DateTime<Utc>) -> Result<(), PartitionE
             // Left in place, it would refuse the existing app's writes after the bound.
             ddl(pool, &[format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}")]).await?;
             if e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "23514") {
-                return Err(PartitionError::PastOutOfBound { table: table.into(), bound });
+                return Err(PartitionError::PastOutOfBound { table: table.into(), column: column.into(), bound });
             }
             return Err(e.into());
         }
@@ -184,8 +212,8 @@ pub async fn prepare(pool: &PgPool, now: DateTime<Utc>) -> Result<(), PartitionE
 }
 
 /// Takes away what [`prepare`] added when the migration did not run after all.
-pub async fn unprepare(pool: &PgPool) -> Result<(), sqlx::Error> {
-    for table in TABLES {
+pub async fn unprepare(pool: &PgPool, tables: &[&str]) -> Result<(), sqlx::Error> {
+    for table in tables {
         let heap: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_class WHERE oid = to_regclass($1) AND relkind = 'r')")
                 .bind(table)
@@ -208,17 +236,21 @@ pub struct Created {
     pub moved_rows: u64,
 }
 
-/// Makes sure both tables have a partition for each day from `today` to `today + ahead_days`,
-/// and for each day the default partition holds rows of (moving them in). Idempotent: a day
-/// already covered is left alone. Tables not partitioned yet (migration pending) are skipped.
+/// Makes sure each table partitioned by day has a partition for each day from `today` to
+/// `today + ahead_days`, for each day its default partition holds rows of (moving them in), and,
+/// for the hourly tables, for each day the results have one (so a day's hours are dropped with
+/// its results, and a rebuilt day's hours land in their day). Idempotent: a day already covered
+/// is left alone. Tables not partitioned yet (migration pending) are skipped.
 pub async fn maintain(pool: &PgPool, today: NaiveDate, ahead_days: u32) -> Result<Vec<Created>, PartitionError> {
     let mut created = Vec::new();
-    for table in TABLES {
+    let mut results_days = Vec::new();
+    for (table, _) in ALL {
         let parts = partitions(pool, table).await?;
         let Some(default) = parts.iter().find(|p| p.is_default) else { continue };
+        let column = key(table);
         let first = format!("{table}_p{}", today.format("%Y%m%d"));
         let stray: Vec<NaiveDate> = match sqlx::query_scalar(&format!(
-            "SELECT DISTINCT (checked_at AT TIME ZONE 'UTC')::date FROM {} WHERE checked_at IS NOT NULL",
+            "SELECT DISTINCT ({column} AT TIME ZONE 'UTC')::date FROM {} WHERE {column} IS NOT NULL",
             default.name
         ))
         .fetch_all(pool)
@@ -229,6 +261,12 @@ pub async fn maintain(pool: &PgPool, today: NaiveDate, ahead_days: u32) -> Resul
         };
         let mut days: Vec<NaiveDate> = (0..=i64::from(ahead_days)).map(|n| today + Duration::days(n)).collect();
         days.extend(stray);
+        if TABLES.contains(&table) {
+            // A day partition's range is exactly its day.
+            results_days.extend(parts.iter().filter(|p| !p.is_default && p.from.is_some()).filter_map(|p| p.from));
+        } else {
+            days.extend(results_days.iter().map(|from| from.date_naive()));
+        }
         days.sort();
         days.dedup();
         for day in days {
@@ -238,7 +276,12 @@ pub async fn maintain(pool: &PgPool, today: NaiveDate, ahead_days: u32) -> Resul
             }
             let partition = format!("{table}_p{}", day.format("%Y%m%d"));
             match create_day(pool, table, &default.name, &partition, from, to).await {
-                Ok(moved_rows) => created.push(Created { table: table.into(), partition, day, moved_rows }),
+                Ok(moved_rows) => {
+                    if TABLES.contains(&table) {
+                        results_days.push(from);
+                    }
+                    created.push(Created { table: table.into(), partition, day, moved_rows })
+                }
                 Err(e) => return Err(refused(pool, e, table, &partition, day).await),
             }
         }
@@ -267,7 +310,9 @@ async fn refused(pool: &PgPool, e: sqlx::Error, table: &str, partition: &str, da
 /// One day's partition, built beside the table and attached, which locks the table only in
 /// SHARE UPDATE EXCLUSIVE mode (writers pass; `CREATE TABLE … PARTITION OF` would stop them).
 /// The default partition is locked against writes first, so none of the day's rows arrives there
-/// between the move and the attach, which checks the default holds none.
+/// between the move and the attach, which checks the default holds none. A per-result table's
+/// day gets its own unique run key; the hourly tables' keys include the hour, and the attach
+/// builds them on the day from the partitioned table's.
 async fn create_day(
     pool: &PgPool,
     table: &str,
@@ -277,11 +322,18 @@ async fn create_day(
     to: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
     let (from, to) = (literal(from), literal(to));
-    let range = format!("checked_at >= {from} AND checked_at < {to}");
+    let column = key(table);
+    let range = format!("{column} >= {from} AND {column} < {to}");
+    let run_key = if TABLES.contains(&table) {
+        format!("CREATE UNIQUE INDEX {partition}_run_key_key ON {partition} (run_key) WHERE run_key IS NOT NULL")
+    } else {
+        "SELECT".to_string()
+    };
     let affected = ddl(
         pool,
         &[
-            format!("CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS)"),
+            // Its CHECKs too: a partition must have the partitioned table's.
+            format!("CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
             // Proves the bound to the attach, so it does not scan the moved rows.
             format!("ALTER TABLE {partition} ADD CONSTRAINT {partition}_bound CHECK ({range})"),
             format!("LOCK TABLE {default} IN EXCLUSIVE MODE"),
@@ -289,7 +341,7 @@ async fn create_day(
                 "WITH moved AS (DELETE FROM {default} WHERE {range} RETURNING *) \
                  INSERT INTO {partition} SELECT * FROM moved"
             ),
-            format!("CREATE UNIQUE INDEX {partition}_run_key_key ON {partition} (run_key) WHERE run_key IS NOT NULL"),
+            run_key,
             format!("ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM ({from}) TO ({to})"),
             format!("ALTER TABLE {partition} DROP CONSTRAINT {partition}_bound"),
         ],
@@ -323,8 +375,9 @@ pub struct PruneReport {
     pub regional_performance_metrics: i64,
     /// Whole days detached and dropped (or that would be).
     pub dropped_partitions: Vec<String>,
-    /// Hourly summaries of the days the cutoff reaches into: reports read those days from their
-    /// daily summaries.
+    /// Hourly summaries of the days the cutoff reaches into deleted row by row (from the
+    /// partition of the past and the default one; their days are dropped whole): reports read
+    /// those days from their daily summaries.
     pub hourly_summaries: i64,
     pub dry_run: bool,
 }
@@ -358,8 +411,8 @@ impl crate::error::Coded for PruneError {
 /// the cutoff falls in (a day, or the partition of the past) and the default partition are
 /// trimmed `batch` rows per short transaction. Daily summaries are kept, and the cutoff is
 /// recorded first in `results_retention`, which tells the summaries which days lost results;
-/// the hourly summaries of those days are deleted (a day's worth is one statement per table: 24
-/// rows per monitor and region). The three parts (the hours, each table's days) go side by side.
+/// the hourly summaries and landing counts of every day the cutoff reaches into go, their days
+/// dropped whole the same way.
 pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bool) -> Result<PruneReport, PruneError> {
     // Days already cut into by an earlier prune are left as they are by the summaries; only the
     // days this prune would newly cut into must be settled.
@@ -387,17 +440,17 @@ pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bo
         .execute(pool)
         .await?;
     }
-    // Up to the first day left whole, as `report::plan` reads it; the hour's BRIN index finds them.
-    // The hourly summaries and each table's days are independent: they go side by side, each on a
-    // connection of its own, so the prune takes as long as its slowest part rather than all of them
-    // (dropping a day's files, trimming the boundary day, deleting a day's hours).
+    // The hours go up to the first day left whole, as `report::plan` reads them: their days
+    // are dropped whole. The four tables are independent: they go side by side, each on a
+    // connection of its own, so the prune takes as long as its slowest part.
     let first_whole = first_whole_day(cutoff).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-    let (hourly_summaries, (results, mut dropped), (metrics, dropped_metrics)) = tokio::try_join!(
-        prune_hours(pool, first_whole, dry_run),
+    let ((results, mut dropped), (metrics, d1), (hourly_summaries, d2), (_, d3)) = tokio::try_join!(
         prune_table(pool, TABLES[0], cutoff, batch, dry_run),
         prune_table(pool, TABLES[1], cutoff, batch, dry_run),
+        prune_table(pool, HOURLY[0], first_whole, batch, dry_run),
+        prune_table(pool, HOURLY[1], first_whole, batch, dry_run),
     )?;
-    dropped.extend(dropped_metrics);
+    dropped.extend(d1.into_iter().chain(d2).chain(d3));
     Ok(PruneReport {
         cutoff,
         monitor_results: results,
@@ -408,25 +461,8 @@ pub async fn prune(pool: &PgPool, cutoff: DateTime<Utc>, batch: i64, dry_run: bo
     })
 }
 
-/// Deletes (or counts) the hourly summaries and landing counts of the hours before `until`;
-/// returns how many hourly summaries. The two tables' deletes go side by side.
-async fn prune_hours(pool: &PgPool, until: DateTime<Utc>, dry_run: bool) -> Result<i64, PruneError> {
-    if dry_run {
-        return Ok(sqlx::query_scalar("SELECT count(*) FROM regional_monitor_hourly_summaries WHERE hour < $1")
-            .bind(until)
-            .fetch_one(pool)
-            .await?);
-    }
-    let delete = |sql: &'static str| sqlx::query(sql).bind(until).execute(pool);
-    let (summaries, _) = tokio::try_join!(
-        delete("DELETE FROM regional_monitor_hourly_summaries WHERE hour < $1"),
-        delete("DELETE FROM regional_monitor_hourly_landings WHERE hour < $1"),
-    )?;
-    Ok(summaries.rows_affected() as i64)
-}
-
-/// One per-result table's part of [`prune`]: its days wholly before `cutoff` detached and dropped,
-/// the rest before it deleted row by row. Returns the rows deleted and the partitions dropped.
+/// One table's part of [`prune`]: its days wholly before `cutoff` detached and dropped, the rest
+/// before it deleted row by row. Returns the rows deleted and the partitions dropped.
 async fn prune_table(
     pool: &PgPool,
     table: &str,
@@ -457,22 +493,23 @@ async fn prune_table(
     }
     let mut count = 0;
     for part in trimmed {
-        count += delete_before(pool, &part, cutoff, batch, dry_run).await?;
+        count += delete_before(pool, &part, key(table), cutoff, batch, dry_run).await?;
     }
     Ok((count, dropped))
 }
 
-/// Deletes (or counts) the rows of one table or partition checked before `cutoff`, `batch` rows
-/// per statement, each its own transaction, so writers keep going meanwhile.
+/// Deletes (or counts) the rows of one table or partition whose `column` is before `cutoff`,
+/// `batch` rows per statement, each its own transaction, so writers keep going meanwhile.
 async fn delete_before(
     pool: &PgPool,
     table: &str,
+    column: &str,
     cutoff: DateTime<Utc>,
     batch: i64,
     dry_run: bool,
 ) -> Result<i64, sqlx::Error> {
     if dry_run {
-        return sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE checked_at < $1"))
+        return sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE {column} < $1"))
             .bind(cutoff)
             .fetch_one(pool)
             .await;
@@ -480,7 +517,7 @@ async fn delete_before(
     let mut count = 0;
     loop {
         let deleted = sqlx::query(&format!(
-            "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE checked_at < $1 LIMIT $2))"
+            "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2))"
         ))
         .bind(cutoff)
         .bind(batch)

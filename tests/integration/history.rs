@@ -1,7 +1,8 @@
-//! Results and metrics partitioned by day (issue 24): the three databases geoctl starts from,
-//! partitions made ahead, a write into a day without one, retention by whole days.
+//! Results and metrics partitioned by day (issue 24), and their hourly summaries and landing
+//! counts: the three databases geoctl starts from, partitions made ahead, a write into a day
+//! without one, retention by whole days.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use geoctl::results::{record, NewResult};
 use uuid::Uuid;
 
@@ -9,6 +10,9 @@ use crate::db::{LEGACY, LEGACY_RESULTS};
 use crate::support::{block_on, TestDb};
 
 const TABLES: [&str; 2] = ["monitor_results", "regional_performance_metrics"];
+const HOURLY: [&str; 2] = ["regional_monitor_hourly_summaries", "regional_monitor_hourly_landings"];
+/// Every table partitioned by day, in the order `db maintain` goes through them.
+const ALL: [&str; 4] = [TABLES[0], TABLES[1], HOURLY[0], HOURLY[1]];
 
 fn day_name(table: &str, day: NaiveDate) -> String {
     format!("{table}_p{}", day.format("%Y%m%d"))
@@ -41,7 +45,7 @@ fn result(monitor: Uuid, at: chrono::DateTime<Utc>, run_key: Option<String>) -> 
 /// History as if partitioned on `start`: the partition of the past ends then, and the days
 /// after it get their own partitions from `db maintain` once they hold results.
 fn partitioned_since(db: &TestDb, start: NaiveDate) {
-    for table in TABLES {
+    for table in ALL {
         db.exec(&format!(
             "ALTER TABLE {table} DETACH PARTITION {table}_past;
              ALTER TABLE {table} ATTACH PARTITION {table}_past FOR VALUES FROM (MINVALUE) TO ('{start} 00:00:00+00')"
@@ -58,11 +62,11 @@ fn write(db: &TestDb, batch: &[NewResult]) -> u64 {
     })
 }
 
-/// Both tables partitioned: the partition of the past, the default one, and a partition for
+/// Every table partitioned: the partition of the past, the default one, and a partition for
 /// each day from the past's bound (the day after tomorrow) to a week ahead.
 fn assert_partitioned(db: &TestDb) {
     let today = Utc::now().date_naive();
-    for table in TABLES {
+    for table in ALL {
         assert_eq!(db.scalar(&format!("SELECT relkind FROM pg_class WHERE oid = '{table}'::regclass")), "p");
         let parts = partitions(db, table);
         assert!(parts.contains(&format!("{table}_past")), "{parts:?}");
@@ -86,6 +90,19 @@ fn assert_partitioned(db: &TestDb) {
         db.scalar("SELECT count(*) FROM pg_partition_tree('monitor_results_monitor_checked_idx') WHERE level = 1"),
         db.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'monitor_results'::regclass")
     );
+    // The hours' keys (what the writers' upserts arbitrate on) and BRIN indexes are on every day.
+    for table in HOURLY {
+        let key: String = db.scalar(&format!(
+            "SELECT conindid::regclass::text FROM pg_constraint WHERE conrelid = '{table}'::regclass AND contype IN ('p', 'u')"
+        ));
+        for index in [key, format!("{table}_hour_brin")] {
+            assert_eq!(
+                db.scalar(&format!("SELECT count(*) FROM pg_partition_tree('{index}') WHERE level = 1")),
+                db.scalar(&format!("SELECT count(*) FROM pg_inherits WHERE inhparent = '{table}'::regclass")),
+                "{index}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -101,7 +118,7 @@ fn an_empty_database_is_partitioned_with_days_made_ahead_and_maintain_is_idempot
     let more = db.geoctl(&["db", "maintain", "--days", "9", "-o", "json"]).success().json();
     let made: Vec<&str> = more.as_array().unwrap().iter().map(|c| c["partition"].as_str().unwrap()).collect();
     let mut expected = Vec::new();
-    for table in TABLES {
+    for table in ALL {
         for n in 8..=9 {
             expected.push(day_name(table, today + Duration::days(n)));
         }
@@ -188,6 +205,58 @@ fn geoctls_own_database_keeps_its_results_and_one_result_per_run() {
     assert!(status.to_string().contains("us-east"), "{status}");
 }
 
+/// The migration that partitions the hourly summaries and landing counts by day.
+const HOURLY_PARTITIONING: i64 = 20261207300001;
+
+#[test]
+fn geoctls_hours_become_the_past_and_writes_keep_adding_to_them() {
+    let db = TestDb::migrated_before(HOURLY_PARTITIONING);
+    assert_eq!(
+        db.scalar("SELECT relkind FROM pg_class WHERE oid = 'regional_monitor_hourly_summaries'::regclass"),
+        "r"
+    );
+    db.exec(
+        "INSERT INTO monitors (name, type, target) VALUES ('web', 'http', 'https://example.com');
+         INSERT INTO monitor_regions (monitor_id, region_code) SELECT id, 'us-east' FROM monitors",
+    );
+    let id: Uuid = db.scalar("SELECT id FROM monitors WHERE name = 'web'").parse().unwrap();
+    // The hour's first result, written by the geoctl of before (the same statement: the hourly
+    // tables are there, plain).
+    let hour = Utc::now().duration_trunc(chrono::TimeDelta::hours(1)).unwrap() - Duration::hours(1);
+    let at = hour + Duration::minutes(1);
+    assert_eq!(write(&db, &[result(id, at, None)]), 1);
+    let before =
+        db.scalar("SELECT string_agg(hour || ' ' || total_checks, ',') FROM regional_monitor_hourly_summaries");
+
+    db.geoctl(&["db", "migrate"]).success();
+    assert_partitioned(&db);
+    assert_eq!(
+        db.scalar("SELECT string_agg(hour || ' ' || total_checks, ',') FROM regional_monitor_hourly_summaries"),
+        before
+    );
+    for table in HOURLY {
+        assert_eq!(where_is(&db, table, "true"), format!("{table}_past"));
+        assert_eq!(db.scalar(&format!("SELECT count(*) FROM pg_constraint WHERE conname = '{table}_past_bound'")), "0");
+    }
+    // The hour's next result adds to the same row (the upsert finds it in the past), and a
+    // later day's hour lands in its own day.
+    let later = at + Duration::days(3);
+    assert_eq!(write(&db, &[result(id, at + Duration::seconds(30), None), result(id, later, None)]), 2);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT total_checks FROM regional_monitor_hourly_summaries WHERE hour = '{}'",
+            hour.to_rfc3339()
+        )),
+        "2"
+    );
+    assert_eq!(
+        where_is(&db, "regional_monitor_hourly_summaries", "hour > now() + interval '1 day'"),
+        day_name("regional_monitor_hourly_summaries", later.date_naive())
+    );
+    let report = db.geoctl(&["report", "--since", "1d", "-o", "json"]).success().json();
+    assert_eq!(report["monitors"][0]["regions"][0]["checks"], 2, "{report}");
+}
+
 #[test]
 fn a_write_for_a_day_without_a_partition_lands_in_default_and_maintain_moves_it() {
     let db = TestDb::migrated();
@@ -206,8 +275,8 @@ fn a_write_for_a_day_without_a_partition_lands_in_default_and_maintain_moves_it(
         .map(|c| (c["partition"].as_str().unwrap().to_string(), c["moved_rows"].as_u64().unwrap()))
         .collect();
     let day = far.date_naive();
-    assert_eq!(moved, TABLES.map(|t| (day_name(t, day), 1)).to_vec());
-    for table in TABLES {
+    assert_eq!(moved, ALL.map(|t| (day_name(t, day), 1)).to_vec());
+    for table in ALL {
         assert_eq!(where_is(&db, table, "true"), day_name(table, day));
         assert_eq!(db.count(&format!("{table}_default")), 0);
     }
@@ -266,24 +335,29 @@ fn prune_drops_whole_days_keeps_summaries_and_reports_read_across_the_boundary()
     assert_eq!(checks(&db), 39);
 
     let dry = db.geoctl(&["db", "prune", "--older-than", "30d", "--dry-run", "-o", "json"]).success().json();
-    assert_eq!(dry["dropped_partitions"].as_array().unwrap().len(), 20, "{dry}");
+    assert_eq!(dry["dropped_partitions"].as_array().unwrap().len(), 42, "{dry}");
     assert_eq!(db.count("monitor_results"), 39);
 
     let done = db.geoctl(&["db", "prune", "--older-than", "30d", "--yes", "-o", "json"]).success().json();
-    // Days 31..39 ago and the past, whole, in each table; the result 30 days ago row by row.
+    // Days 31..39 ago and the past, whole, in each table; the result 30 days ago row by row. The
+    // hours go up to the first whole day: the day of 30 days ago too, whole.
     let dropped: Vec<&str> =
         done["dropped_partitions"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-    assert_eq!(dropped.len(), 20, "{dropped:?}");
-    for table in TABLES {
+    assert_eq!(dropped.len(), 42, "{dropped:?}");
+    for table in ALL {
         assert!(dropped.contains(&format!("{table}_past").as_str()));
-        for n in 31..=39 {
-            assert!(dropped.contains(&day_name(table, (now - Duration::days(n)).date_naive()).as_str()), "{n}");
+        let first = if HOURLY.contains(&table) { 30 } else { 31 };
+        for n in first..=39 {
+            assert!(dropped.contains(&day_name(table, (now - Duration::days(n)).date_naive()).as_str()), "{table} {n}");
         }
     }
     assert_eq!(done["monitor_results"], 1);
     assert_eq!(done["regional_performance_metrics"], 1);
+    assert_eq!(done["hourly_summaries"], 0, "no hour deleted row by row");
     assert_eq!(db.count("monitor_results"), 29);
     assert_eq!(db.count("regional_performance_metrics"), 29);
+    assert_eq!(db.count("regional_monitor_hourly_summaries"), 29);
+    assert_eq!(db.count("regional_monitor_hourly_landings"), 29);
     assert_eq!(db.count("regional_monitor_summaries"), 39, "summaries are kept");
     assert_ne!(db.scalar("SELECT min(pruned_before) FROM results_retention"), "");
     // The report reads the pruned days from their summaries: the same checks as before.
@@ -294,6 +368,28 @@ fn prune_drops_whole_days_keeps_summaries_and_reports_read_across_the_boundary()
     let again = db.geoctl(&["db", "prune", "--older-than", "30d", "--yes", "-o", "json"]).success().json();
     assert_eq!(again["dropped_partitions"].as_array().unwrap().len(), 0);
     assert_eq!(again["monitor_results"], 1, "the stray row in the default partition, row by row");
+
+    // By date: whole days only, none trimmed. Refused inside the safety window, malformed, or
+    // next to --older-than, with nothing dropped.
+    let parts_before = partitions(&db, "monitor_results");
+    let yesterday = (Utc::now() - Duration::days(1)).date_naive().to_string();
+    db.geoctl(&["db", "prune", "--before", &yesterday, "--yes"]).usage_error(&["within the last 2d"]);
+    db.geoctl(&["db", "prune", "--before", "20261301", "--yes"]).usage_error(&["not a date"]);
+    db.geoctl(&["db", "prune", "--before", "2026-01-01", "--older-than", "30d", "--yes"]).usage_error(&["--before"]);
+    db.geoctl(&["db", "prune", "--yes"]).usage_error(&["--older-than"]);
+    assert_eq!(partitions(&db, "monitor_results"), parts_before);
+    let day = (now - Duration::days(20)).date_naive();
+    let by_date = db.geoctl(&["db", "prune", "--before", &day.to_string(), "--yes", "-o", "json"]).success().json();
+    assert_eq!(by_date["monitor_results"], 0, "{by_date}");
+    assert_eq!(by_date["hourly_summaries"], 0, "{by_date}");
+    let dropped: Vec<&str> =
+        by_date["dropped_partitions"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    // Days 21..29 ago in every table, and the results' day of 30 days ago, trimmed last time.
+    assert_eq!(dropped.len(), 38, "{dropped:?}");
+    assert!(dropped.contains(&day_name("monitor_results", (now - Duration::days(30)).date_naive()).as_str()));
+    assert!(!dropped.contains(&day_name("monitor_results", day).as_str()));
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM monitor_results WHERE checked_at < '{day}'")), "0");
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM monitor_results WHERE checked_at >= '{day}'")), "21");
 }
 
 #[test]
@@ -605,10 +701,13 @@ fn reports_over_days_read_summaries_and_count_as_the_results_do_even_across_a_pr
     );
     let kept = hourly_rows(&db);
     assert!(!kept.is_empty() && hours_before.ends_with(&kept), "the hours after the horizon are kept");
-    assert_eq!(
-        pruned["hourly_summaries"].as_u64().unwrap() as usize,
-        hours_before.lines().count() - kept.lines().count()
-    );
+    // Dropped with their days, none deleted row by row.
+    assert_eq!(pruned["hourly_summaries"], 0, "{pruned}");
+    let dropped = pruned["dropped_partitions"].to_string();
+    for table in HOURLY {
+        let day = day_name(table, today - Duration::days(6));
+        assert!(dropped.contains(&day), "{day} not in {dropped}");
+    }
     for ((since, until), (figures, days)) in windows.into_iter().zip(expected) {
         let (got, got_days, _) = from_report(&db, since, until);
         assert_same(&got, &figures);
