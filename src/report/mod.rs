@@ -418,10 +418,18 @@ struct Read {
     points: Vec<SeriesPoint>,
 }
 
-/// Where [`read`] reads each part of `[since, end)` from for `ids` (see [`plan`]): the prune
-/// horizon, where the hourly summaries begin, whether results come after `end`, and the hours
+/// Where [`read`] reads each part of `[since, until]` from for `ids` (see [`plan`]): the prune
+/// horizon, where the hourly summaries begin, whether results come after it, and the hours
 /// marked stale, which move to the results.
-async fn plan_for(pool: &PgPool, ids: &[Uuid], since: DateTime<Utc>, end: DateTime<Utc>) -> Result<Plan, sqlx::Error> {
+async fn plan_for(
+    pool: &PgPool,
+    ids: &[Uuid],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Plan, sqlx::Error> {
+    // Inclusive of `until`, at the database's precision (microseconds): the plan's spans end
+    // before `end`.
+    let end = until + chrono::Duration::microseconds(1);
     let (pruned, hours_from, later) = tokio::try_join!(
         summary::pruned_before(pool),
         summary::hours_complete_from(pool),
@@ -500,19 +508,20 @@ async fn read(
         })?,
     };
     summed.extend(days);
-    let histograms: Vec<query::Histogram> = summed
-        .iter_mut()
-        .filter_map(|s| {
-            s.histogram.take().map(|c| query::Histogram {
-                monitor_id: s.monitor_id,
-                region: s.region.clone(),
-                counts: c.0,
-            })
-        })
-        .collect();
+    // Each region's histograms added up, taken out before the merge consumes the rows.
+    let mut histograms: HashMap<Uuid, HashMap<String, Vec<i64>>> = HashMap::new();
+    for s in summed.iter_mut() {
+        let Some(counts) = s.histogram.take() else { continue };
+        let regions = histograms.entry(s.monitor_id).or_default();
+        if !regions.contains_key(&s.region) {
+            regions.insert(s.region.clone(), Vec::new());
+        }
+        let added = regions.get_mut(&s.region).expect("inserted above");
+        crate::results::histogram::add(added, &counts.0);
+    }
     merge_summaries(&mut stats, &mut points, summed);
     if from_histograms {
-        percentiles_from_histograms(&mut stats, histograms);
+        percentiles_from_histograms(&mut stats, &histograms);
     }
     if !series {
         // The merge also made points of the summaries' buckets; nobody asked for them.
@@ -542,7 +551,7 @@ pub async fn build(
     until: DateTime<Utc>,
 ) -> Result<Report, sqlx::Error> {
     let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
-    let plan = plan_for(pool, &ids, since, until + chrono::Duration::microseconds(1)).await?;
+    let plan = plan_for(pool, &ids, since, until).await?;
     // Where checks landed, exactly, over the window less its whole days: the hours' landing counts
     // and the edges' metrics rows, read beside the figures.
     let (Read { plan, bucket_seconds, stats, points }, (landed, hops)) = tokio::try_join!(
@@ -579,7 +588,7 @@ pub async fn stats(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Stats, sqlx::Error> {
-    let plan = plan_for(pool, ids, since, until + chrono::Duration::microseconds(1)).await?;
+    let plan = plan_for(pool, ids, since, until).await?;
     let Read { plan, stats, .. } = read(pool, ids, plan, since, until, false).await?;
     let (summarized_since, summarized_until) = summarized(&plan, since, until);
     Ok(Stats { summarized_since, summarized_until, regions: stats })
@@ -616,14 +625,11 @@ fn read_from_results(plan: &mut Plan, stale: &[DateTime<Utc>]) {
     plan.raw = raw;
 }
 
-/// Sets each region's percentiles from its histograms (the hours' and the edges') added up.
-fn percentiles_from_histograms(stats: &mut [RegionStats], histograms: Vec<query::Histogram>) {
-    let mut added: HashMap<(Uuid, String), Vec<i64>> = HashMap::new();
-    for h in histograms {
-        crate::results::histogram::add(added.entry((h.monitor_id, h.region)).or_default(), &h.counts);
-    }
+/// Sets each region's percentiles from its histograms (the hours' and the edges') added up,
+/// by monitor, then region.
+fn percentiles_from_histograms(stats: &mut [RegionStats], added: &HashMap<Uuid, HashMap<String, Vec<i64>>>) {
     for s in stats {
-        let counts = added.get(&(s.monitor_id, s.region.clone())).map_or(&[][..], |c| c.as_slice());
+        let counts = added.get(&s.monitor_id).and_then(|r| r.get(&s.region)).map_or(&[][..], |c| c.as_slice());
         let p = |q| crate::results::histogram::percentile(counts, q);
         (s.p50_ms, s.p95_ms, s.p99_ms) = (p(0.50), p(0.95), p(0.99));
     }

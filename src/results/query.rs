@@ -179,14 +179,6 @@ pub async fn region_stats(pool: &PgPool, monitors: &[Uuid], spans: &[Span]) -> R
     bind_spans(sqlx::query_as(&sql).bind(monitors), spans).fetch_all(pool).await
 }
 
-/// One region's response-time histogram (see [`super::histogram`]) over part of a window.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Histogram {
-    pub monitor_id: Uuid,
-    pub region: String,
-    pub counts: Vec<i32>,
-}
-
 /// Binds each span's two ends, in the order [`spans_sql`] numbers them.
 pub(crate) fn bind_spans<'q, O>(
     mut query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
