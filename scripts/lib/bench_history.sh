@@ -222,8 +222,8 @@ for line in sys.stdin:
       | python3 -c 'import json, sys; print(round(json.load(sys.stdin)["results_per_s"]))')
 
     # The oldest day: `db prune --before` the day after it.
-    # Only with 3 days or more: with fewer, the oldest day's cutoff falls inside the summaries'
-    # safety window (prune refuses it), and the day after it, trimmed, would be the one written to.
+    # Only with 3 days or more: with fewer, the oldest day's end falls inside the summaries'
+    # safety window (prune refuses it).
     local older wal0 wal1 log_from
     if [ "$days" -ge 3 ]; then
       older=$(history_psql "$url" -c "SELECT ('$start'::timestamptz AT TIME ZONE 'UTC')::date + 1")

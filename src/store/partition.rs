@@ -324,30 +324,27 @@ async fn create_day(
     let (from, to) = (literal(from), literal(to));
     let column = key(table);
     let range = format!("{column} >= {from} AND {column} < {to}");
-    let run_key = if TABLES.contains(&table) {
-        format!("CREATE UNIQUE INDEX {partition}_run_key_key ON {partition} (run_key) WHERE run_key IS NOT NULL")
-    } else {
-        "SELECT".to_string()
-    };
-    let affected = ddl(
-        pool,
-        &[
-            // Its CHECKs too: a partition must have the partitioned table's.
-            format!("CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
-            // Proves the bound to the attach, so it does not scan the moved rows.
-            format!("ALTER TABLE {partition} ADD CONSTRAINT {partition}_bound CHECK ({range})"),
-            format!("LOCK TABLE {default} IN EXCLUSIVE MODE"),
-            format!(
-                "WITH moved AS (DELETE FROM {default} WHERE {range} RETURNING *) \
-                 INSERT INTO {partition} SELECT * FROM moved"
-            ),
-            run_key,
-            format!("ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM ({from}) TO ({to})"),
-            format!("ALTER TABLE {partition} DROP CONSTRAINT {partition}_bound"),
-        ],
-    )
-    .await?;
-    Ok(affected[3])
+    let mut statements = vec![
+        // Its CHECKs too: a partition must have the partitioned table's.
+        format!("CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
+        // Proves the bound to the attach, so it does not scan the moved rows.
+        format!("ALTER TABLE {partition} ADD CONSTRAINT {partition}_bound CHECK ({range})"),
+        format!("LOCK TABLE {default} IN EXCLUSIVE MODE"),
+        format!(
+            "WITH moved AS (DELETE FROM {default} WHERE {range} RETURNING *) \
+             INSERT INTO {partition} SELECT * FROM moved"
+        ),
+    ];
+    const MOVED: usize = 3;
+    if TABLES.contains(&table) {
+        statements.push(format!(
+            "CREATE UNIQUE INDEX {partition}_run_key_key ON {partition} (run_key) WHERE run_key IS NOT NULL"
+        ));
+    }
+    statements.push(format!("ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM ({from}) TO ({to})"));
+    statements.push(format!("ALTER TABLE {partition} DROP CONSTRAINT {partition}_bound"));
+    let affected = ddl(pool, &statements).await?;
+    Ok(affected[MOVED])
 }
 
 /// Results checked before this time may have been deleted by [`prune`] (it records the cutoff in
